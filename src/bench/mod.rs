@@ -1,0 +1,73 @@
+//! Benchmarks and the kill -9 harness; figures are printed by `polewatch bench …`, never asserted on
+//! time in unit tests.
+
+pub mod crash;
+pub mod store;
+
+use crate::store::{Candidate, NewRead, Plate};
+
+/// A synthetic read whose content follows from `seq`, so a checker can tell a damaged copy.
+pub fn synthetic_read(seq: u64, captured_at_ms: i64, crop_bytes: usize) -> NewRead {
+    let plate = Plate::new(&format!("T{seq:07}")).unwrap_or_else(|_| unreachable_plate());
+    NewRead {
+        camera_id: format!("cam{}", seq % 4),
+        captured_at_ms,
+        plate,
+        confidence: 0.9,
+        char_confidences: vec![0.9; 8],
+        candidates: vec![Candidate { text: format!("T{seq:07}"), confidence: 0.9 }],
+        bbox: [100, 200, 180, 45],
+        region: Some("us".into()),
+        frame_seq: seq,
+        crop_jpeg: (crop_bytes > 0).then(|| synthetic_crop(seq, crop_bytes)),
+        frame_jpeg: None,
+    }
+}
+
+fn unreachable_plate() -> Plate {
+    // `T` + 7+ digits is always a valid plate; keep a fallback instead of a panic path.
+    Plate::new("T0").expect("constant plate is valid")
+}
+
+/// Deterministic bytes standing in for a JPEG crop.
+pub fn synthetic_crop(seq: u64, len: usize) -> Vec<u8> {
+    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Prints the figures, and with `json` a last line holding them as one JSON object.
+pub fn print_figures(figures: &[(String, f64, &str)], json: bool) {
+    for (name, value, unit) in figures {
+        println!("{name:<44} {value:>14.2} {unit}");
+    }
+    if json {
+        let obj: serde_json::Map<String, serde_json::Value> =
+            figures.iter().map(|(n, v, _)| (n.clone(), serde_json::json!((v * 100.0).round() / 100.0))).collect();
+        println!("{}", serde_json::Value::Object(obj));
+    }
+}
+
+/// A scratch directory removed on drop.
+pub struct ScratchDir(pub std::path::PathBuf);
+
+impl ScratchDir {
+    pub fn new(under: Option<&std::path::Path>, tag: &str) -> std::io::Result<ScratchDir> {
+        let base = under.map(|p| p.to_path_buf()).unwrap_or_else(std::env::temp_dir);
+        let p = base.join(format!("polewatch-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));
+        std::fs::create_dir_all(&p)?;
+        Ok(ScratchDir(p))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

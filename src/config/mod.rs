@@ -1,0 +1,144 @@
+//! Configuration: one TOML schema (`schema`), read from the main file plus `conf.d/*.toml` (`load`),
+//! checked for values serde cannot judge (`validate`) and for exposed secrets (`secrets`).
+//! Every error names the file, line and key path.
+
+mod load;
+mod schema;
+mod secrets;
+mod validate;
+
+pub use schema::*;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PATH: &str = "/etc/polewatch/polewatch.toml";
+
+/// One thing wrong (or worth a warning) in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// Key path such as `cameras[1].latency_ms`; empty for file-level problems.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}", list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn list(ps: &[Problem]) -> String {
+    ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Invalid(ps) => ps,
+            ConfigError::Read { .. } => &[],
+        }
+    }
+}
+
+/// A configuration that parsed and validated, with what was read and what deserves a warning.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub files: Vec<PathBuf>,
+    pub warnings: Vec<Problem>,
+}
+
+/// The drop-in files that belong to a main config file: `<dir>/conf.d/*.toml`, in name order.
+pub fn drop_ins(main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let dir = main.parent().unwrap_or(Path::new(".")).join("conf.d");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(ConfigError::Read { path: dir, source }),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| ConfigError::Read { path: dir.clone(), source })?;
+        let p = entry.path();
+        if p.extension().is_some_and(|x| x == "toml") && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Loads `main` and its drop-ins.
+pub fn load(main: &Path) -> Result<Loaded, ConfigError> {
+    let mut files = vec![main.to_path_buf()];
+    files.extend(drop_ins(main)?);
+    let mut texts = Vec::with_capacity(files.len());
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|source| ConfigError::Read { path: f.clone(), source })?;
+        texts.push((f.clone(), text));
+    }
+    let refs: Vec<(&Path, &str)> = texts.iter().map(|(p, t)| (p.as_path(), t.as_str())).collect();
+    load_texts(&refs)
+}
+
+/// Loads configuration from texts already read (in order: main file first).
+pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
+    let mut merged = load::Merged::default();
+    let mut problems = Vec::new();
+    for (path, text) in texts {
+        if let Err(p) = merged.add(path, text) {
+            problems.push(p);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    let root = serde_json::Value::Object(std::mem::take(&mut merged.root));
+    let config: Config = match serde_path_to_error::deserialize(root) {
+        Ok(c) => c,
+        Err(e) => {
+            let path = e.path().to_string();
+            let (key, message) = describe_serde_error(&path, &e.inner().to_string());
+            return Err(ConfigError::Invalid(vec![merged.problem(&key, message)]));
+        }
+    };
+    let problems: Vec<Problem> =
+        validate::validate(&config).into_iter().map(|(key, msg)| merged.problem(&key, msg)).collect();
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    let warnings = secrets::check(&config, &merged);
+    Ok(Loaded { config, files: merged.files, warnings })
+}
+
+/// serde_path_to_error stops at the table holding an unknown key; put the key itself into the path
+/// so that the line is the key's own.
+fn describe_serde_error(path: &str, message: &str) -> (String, String) {
+    let path = if path == "." { String::new() } else { path.to_string() };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some(end) = rest.find('`') {
+            let field = &rest[..end];
+            let key = if path.is_empty() { field.to_string() } else if path.ends_with(field) { path.clone() } else { format!("{path}.{field}") };
+            return (key, format!("unknown key `{field}`{}", &rest[end + 1..]));
+        }
+    }
+    (path, message.to_string())
+}

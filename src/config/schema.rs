@@ -1,0 +1,509 @@
+//! The TOML schema of the whole product as far as it is known today.
+//!
+//! Every struct denies unknown keys so a typo is an error, never a silently ignored setting.
+//! No `#[serde(flatten)]` here: it disables `deny_unknown_fields`.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub site: Site,
+    #[serde(default)]
+    pub cameras: Vec<Camera>,
+    #[serde(default)]
+    pub recognizer: Recognizer,
+    #[serde(default)]
+    pub store: Store,
+    #[serde(default)]
+    pub hotlists: Hotlists,
+    #[serde(default)]
+    pub mqtt: Mqtt,
+    #[serde(default)]
+    pub api: Api,
+    #[serde(default)]
+    pub logging: Logging,
+    #[serde(default)]
+    pub service: Service,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// Short id of the site (a pole, a junction); part of MQTT topics.
+    pub site_id: String,
+    /// Id of this box at the site; part of MQTT topics.
+    pub device_id: String,
+    /// Agency that owns the data (custodian), shown in policy and exports.
+    #[serde(default)]
+    pub organisation: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Udp,
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Decoder {
+    /// Hardware decoder when its element exists, else libav.
+    #[default]
+    Auto,
+    Software,
+    Nvv4l2,
+    V4l2,
+    Vaapi,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Camera {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// `rtsp://…`, `rtsps://…` or `file://…`.
+    pub url: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub transport: Transport,
+    #[serde(default = "default_latency_ms")]
+    pub latency_ms: u32,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File holding `username:password` on one line (preferred over inline secrets).
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    #[serde(default)]
+    pub decoder: Decoder,
+    /// Frames analysed per second (eFPS), independent of the camera's frame rate.
+    #[serde(default = "default_analysis_fps")]
+    pub analysis_fps: f64,
+    #[serde(default)]
+    pub motion_gate: bool,
+    /// Region of interest polygon in frame pixels, `[[x, y], …]`; empty means the whole frame.
+    #[serde(default)]
+    pub roi: Vec<[u32; 2]>,
+    #[serde(default = "default_min_plate_px")]
+    pub min_plate_width_px: u32,
+    #[serde(default = "default_max_plate_px")]
+    pub max_plate_width_px: u32,
+    #[serde(default)]
+    pub rotate_deg: f64,
+    /// Plate region hint for format rules (`us-ca`, `eu-de`, `br`, …); empty means any.
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub store_full_frames: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    pub path: PathBuf,
+    /// Hex sha256 of the file; a mismatch is a start-up error.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DnnBackend {
+    #[default]
+    Cpu,
+    Cuda,
+    Openvino,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlateFormat {
+    pub region: String,
+    /// `@` a letter, `#` a digit, `*` either; e.g. `@@@####`.
+    pub patterns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recognizer {
+    #[serde(default)]
+    pub detector: Option<ModelFile>,
+    #[serde(default)]
+    pub ocr: Option<ModelFile>,
+    /// OpenCV worker threads; 0 lets OpenCV decide.
+    #[serde(default)]
+    pub threads: u32,
+    #[serde(default)]
+    pub backend: DnnBackend,
+    #[serde(default = "default_detect_confidence")]
+    pub detect_confidence: f64,
+    #[serde(default = "default_min_read_confidence")]
+    pub min_read_confidence: f64,
+    #[serde(default = "default_top_n")]
+    pub top_n: u32,
+    #[serde(default)]
+    pub formats: Vec<PlateFormat>,
+}
+
+impl Default for Recognizer {
+    fn default() -> Self {
+        Recognizer {
+            detector: None,
+            ocr: None,
+            threads: 0,
+            backend: DnnBackend::Cpu,
+            detect_confidence: default_detect_confidence(),
+            min_read_confidence: default_min_read_confidence(),
+            top_n: default_top_n(),
+            formats: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    pub path: PathBuf,
+    /// sled page cache; sled's own default (1 GiB) is far too much for a 4 GB board.
+    #[serde(default = "default_cache_mb")]
+    pub cache_capacity_mb: u64,
+    /// Most reads made durable by one flush (group commit: reads queued while a flush runs share the next).
+    #[serde(default = "default_commit_batch")]
+    pub commit_batch: usize,
+    #[serde(default)]
+    pub store_full_frames: bool,
+    #[serde(default = "default_high_watermark")]
+    pub disk_high_watermark_pct: u8,
+    #[serde(default = "default_full_watermark")]
+    pub disk_full_watermark_pct: u8,
+    /// AES-256-GCM key for data at rest (mode 0600, outside the store).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            path: PathBuf::from("/var/lib/polewatch/store"),
+            cache_capacity_mb: default_cache_mb(),
+            commit_batch: default_commit_batch(),
+            store_full_frames: false,
+            disk_high_watermark_pct: default_high_watermark(),
+            disk_full_watermark_pct: default_full_watermark(),
+            key_file: None,
+            retention: Retention::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Reads younger than this are never purged (policy: at least one year).
+    #[serde(default = "default_min_days")]
+    pub min_days: u32,
+    /// Reads older than this are purged unless held as evidence.
+    #[serde(default = "default_max_days")]
+    pub max_days: u32,
+    #[serde(default = "default_sweep_interval_s")]
+    pub sweep_interval_s: u64,
+    /// Reads deleted per batch; small so a sweep never stalls ingest.
+    #[serde(default = "default_purge_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_pause_ms")]
+    pub batch_pause_ms: u64,
+    /// The clock is distrusted when it is this far ahead of the newest stored read.
+    #[serde(default = "default_max_clock_lead_days")]
+    pub max_clock_lead_days: u32,
+    /// The clock is distrusted when it is behind the newest stored read by more than this.
+    #[serde(default = "default_max_clock_lag_s")]
+    pub max_clock_lag_s: u64,
+    /// Refuse to purge while the kernel reports the clock unsynchronised (NTP/PTP).
+    #[serde(default = "yes")]
+    pub require_clock_sync: bool,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            min_days: default_min_days(),
+            max_days: default_max_days(),
+            sweep_interval_s: default_sweep_interval_s(),
+            batch_size: default_purge_batch(),
+            batch_pause_ms: default_pause_ms(),
+            max_clock_lead_days: default_max_clock_lead_days(),
+            max_clock_lag_s: default_max_clock_lag_s(),
+            require_clock_sync: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hotlists {
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    /// Days of stored reads checked when an entry is added.
+    #[serde(default = "default_retro_days")]
+    pub retroactive_days: u32,
+    #[serde(default = "yes")]
+    pub alert_on_first_confident_read: bool,
+}
+
+impl Default for Hotlists {
+    fn default() -> Self {
+        Hotlists { files: Vec::new(), retroactive_days: default_retro_days(), alert_on_first_confident_read: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mqtt {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Lab use only: no TLS. Logged loudly at start.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
+    #[serde(default = "default_keepalive_s")]
+    pub keepalive_s: u16,
+    #[serde(default = "default_reads_batch_max")]
+    pub reads_batch_max: usize,
+    #[serde(default = "default_reads_batch_age_ms")]
+    pub reads_batch_max_age_ms: u64,
+    #[serde(default = "default_max_packet_kib")]
+    pub max_packet_kib: u32,
+}
+
+impl Default for Mqtt {
+    fn default() -> Self {
+        Mqtt {
+            enabled: false,
+            host: String::new(),
+            port: default_mqtt_port(),
+            client_id: None,
+            topic_prefix: default_topic_prefix(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            username: None,
+            password: None,
+            password_file: None,
+            insecure_plaintext: false,
+            keepalive_s: default_keepalive_s(),
+            reads_batch_max: default_reads_batch_max(),
+            reads_batch_max_age_ms: default_reads_batch_age_ms(),
+            max_packet_kib: default_max_packet_kib(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    #[serde(default = "default_idle_minutes")]
+    pub session_idle_minutes: u32,
+    #[serde(default = "default_absolute_hours")]
+    pub session_absolute_hours: u32,
+    /// Purposes a user may give for a search (policy: searches need a purpose and case number).
+    #[serde(default = "default_purposes")]
+    pub search_purposes: Vec<String>,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            enabled: false,
+            listen: default_listen(),
+            tls_cert: None,
+            tls_key: None,
+            session_idle_minutes: default_idle_minutes(),
+            session_absolute_hours: default_absolute_hours(),
+            search_purposes: default_purposes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    /// Debug is the only level at which plate text is logged.
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    /// The journal when started by systemd, else stderr.
+    #[default]
+    Auto,
+    Journal,
+    Stderr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    #[serde(default)]
+    pub level: LogLevel,
+    #[serde(default)]
+    pub target: LogTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// How often the supervisor writes a one-line status summary to the log (0: never).
+    #[serde(default = "default_status_log_s")]
+    pub status_log_interval_s: u64,
+    /// Seconds a component may take to stop on SIGTERM before it is abandoned.
+    #[serde(default = "default_stop_timeout_s")]
+    pub stop_timeout_s: u64,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Service { status_log_interval_s: default_status_log_s(), stop_timeout_s: default_stop_timeout_s() }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_latency_ms() -> u32 {
+    200
+}
+fn default_analysis_fps() -> f64 {
+    8.0
+}
+fn default_min_plate_px() -> u32 {
+    60
+}
+fn default_max_plate_px() -> u32 {
+    600
+}
+fn default_detect_confidence() -> f64 {
+    0.35
+}
+fn default_min_read_confidence() -> f64 {
+    0.5
+}
+fn default_top_n() -> u32 {
+    5
+}
+fn default_cache_mb() -> u64 {
+    64
+}
+fn default_commit_batch() -> usize {
+    256
+}
+fn default_high_watermark() -> u8 {
+    85
+}
+fn default_full_watermark() -> u8 {
+    95
+}
+pub(crate) fn default_min_days() -> u32 {
+    365
+}
+fn default_max_days() -> u32 {
+    365
+}
+fn default_sweep_interval_s() -> u64 {
+    3600
+}
+fn default_purge_batch() -> usize {
+    500
+}
+fn default_pause_ms() -> u64 {
+    50
+}
+fn default_max_clock_lead_days() -> u32 {
+    30
+}
+fn default_max_clock_lag_s() -> u64 {
+    300
+}
+fn default_retro_days() -> u32 {
+    14
+}
+fn default_mqtt_port() -> u16 {
+    8883
+}
+fn default_topic_prefix() -> String {
+    "polewatch".to_string()
+}
+fn default_keepalive_s() -> u16 {
+    30
+}
+fn default_reads_batch_max() -> usize {
+    100
+}
+fn default_reads_batch_age_ms() -> u64 {
+    2000
+}
+fn default_max_packet_kib() -> u32 {
+    1024
+}
+fn default_listen() -> String {
+    "127.0.0.1:8443".to_string()
+}
+fn default_idle_minutes() -> u32 {
+    30
+}
+fn default_absolute_hours() -> u32 {
+    12
+}
+fn default_purposes() -> Vec<String> {
+    ["criminal investigation", "missing person", "stolen vehicle", "amber alert", "audit"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+fn default_status_log_s() -> u64 {
+    300
+}
+fn default_stop_timeout_s() -> u64 {
+    10
+}

@@ -1,0 +1,191 @@
+//! Checks serde cannot make: ranges, cross-field rules and required-when-enabled settings.
+//! Returns (key path, message) pairs; the caller adds file and line.
+
+use super::schema::*;
+use std::collections::HashSet;
+
+type Issues = Vec<(String, String)>;
+
+fn push(out: &mut Issues, key: impl Into<String>, msg: impl Into<String>) {
+    out.push((key.into(), msg.into()));
+}
+
+fn range<T: PartialOrd + std::fmt::Display + Copy>(out: &mut Issues, key: &str, v: T, lo: T, hi: T) {
+    if v < lo || v > hi {
+        push(out, key, format!("{v} is out of range {lo}..={hi}"));
+    }
+}
+
+/// Ids that end up in MQTT topics and file names.
+fn id_ok(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+pub fn validate(c: &Config) -> Issues {
+    let mut out = Issues::new();
+    site(&mut out, &c.site);
+    cameras(&mut out, &c.cameras);
+    recognizer(&mut out, &c.recognizer);
+    store(&mut out, &c.store);
+    mqtt(&mut out, &c.mqtt);
+    api(&mut out, &c.api);
+    range(&mut out, "hotlists.retroactive_days", c.hotlists.retroactive_days, 0, 3650);
+    range(&mut out, "service.stop_timeout_s", c.service.stop_timeout_s, 1, 300);
+    out
+}
+
+fn site(out: &mut Issues, s: &Site) {
+    for (k, v) in [("site.site_id", &s.site_id), ("site.device_id", &s.device_id)] {
+        if !id_ok(v) {
+            push(out, k, "must be 1-64 characters of A-Z a-z 0-9 - _ . (it is part of MQTT topics)");
+        }
+    }
+}
+
+fn cameras(out: &mut Issues, cams: &[Camera]) {
+    let mut seen = HashSet::new();
+    for (i, c) in cams.iter().enumerate() {
+        let k = |f: &str| format!("cameras[{i}].{f}");
+        if !id_ok(&c.id) {
+            push(out, k("id"), "must be 1-64 characters of A-Z a-z 0-9 - _ .");
+        } else if !seen.insert(c.id.as_str()) {
+            push(out, k("id"), format!("duplicate camera id `{}`", c.id));
+        }
+        let scheme = c.url.split("://").next().unwrap_or("");
+        if !c.url.contains("://") || !matches!(scheme, "rtsp" | "rtsps" | "file" | "http" | "https") {
+            push(out, k("url"), "must start with rtsp://, rtsps://, http(s):// or file://");
+        }
+        if c.url.contains('@') && scheme.starts_with("rtsp") {
+            push(out, k("url"), "put credentials in username/password or credentials_file, not in the URL");
+        }
+        range(out, &k("latency_ms"), c.latency_ms, 0, 10_000);
+        if !(c.analysis_fps > 0.0 && c.analysis_fps <= 60.0) {
+            push(out, k("analysis_fps"), format!("{} is out of range (0, 60]", c.analysis_fps));
+        }
+        range(out, &k("min_plate_width_px"), c.min_plate_width_px, 8, 4000);
+        range(out, &k("max_plate_width_px"), c.max_plate_width_px, 8, 8000);
+        if c.min_plate_width_px >= c.max_plate_width_px {
+            push(out, k("max_plate_width_px"), "must be larger than min_plate_width_px");
+        }
+        if !c.roi.is_empty() && c.roi.len() < 3 {
+            push(out, k("roi"), "a region of interest needs at least 3 points (or none for the whole frame)");
+        }
+        if !(-180.0..=180.0).contains(&c.rotate_deg) {
+            push(out, k("rotate_deg"), format!("{} is out of range -180..=180", c.rotate_deg));
+        }
+        if c.credentials_file.is_some() && (c.username.is_some() || c.password.is_some()) {
+            push(out, k("credentials_file"), "give either credentials_file or username/password, not both");
+        }
+        if c.password.is_some() && c.username.is_none() {
+            push(out, k("password"), "a password needs a username");
+        }
+    }
+}
+
+fn sha256_ok(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn recognizer(out: &mut Issues, r: &Recognizer) {
+    for (name, m) in [("detector", &r.detector), ("ocr", &r.ocr)] {
+        if let Some(m) = m {
+            if !sha256_ok(&m.sha256) {
+                push(out, format!("recognizer.{name}.sha256"), "must be 64 hex digits");
+            }
+        }
+    }
+    range(out, "recognizer.threads", r.threads, 0, 256);
+    if !(r.detect_confidence > 0.0 && r.detect_confidence < 1.0) {
+        push(out, "recognizer.detect_confidence", format!("{} is out of range (0, 1)", r.detect_confidence));
+    }
+    if !(0.0..=1.0).contains(&r.min_read_confidence) {
+        push(out, "recognizer.min_read_confidence", format!("{} is out of range 0..=1", r.min_read_confidence));
+    }
+    range(out, "recognizer.top_n", r.top_n, 1, 20);
+    for (i, f) in r.formats.iter().enumerate() {
+        if f.region.is_empty() {
+            push(out, format!("recognizer.formats[{i}].region"), "must not be empty");
+        }
+        if f.patterns.is_empty() {
+            push(out, format!("recognizer.formats[{i}].patterns"), "needs at least one pattern");
+        }
+        for (j, p) in f.patterns.iter().enumerate() {
+            if p.is_empty() || p.len() > 12 || !p.bytes().all(|b| matches!(b, b'@' | b'#' | b'*') || b.is_ascii_uppercase() || b.is_ascii_digit()) {
+                push(
+                    out,
+                    format!("recognizer.formats[{i}].patterns[{j}]"),
+                    "patterns are 1-12 of @ (letter), # (digit), * (either) or a fixed A-Z/0-9",
+                );
+            }
+        }
+    }
+}
+
+fn store(out: &mut Issues, s: &Store) {
+    if s.path.as_os_str().is_empty() {
+        push(out, "store.path", "must not be empty");
+    }
+    range(out, "store.cache_capacity_mb", s.cache_capacity_mb, 8, 65_536);
+    range(out, "store.commit_batch", s.commit_batch, 1, 100_000);
+    range(out, "store.disk_high_watermark_pct", s.disk_high_watermark_pct, 50, 99);
+    range(out, "store.disk_full_watermark_pct", s.disk_full_watermark_pct, 50, 99);
+    if s.disk_high_watermark_pct >= s.disk_full_watermark_pct {
+        push(out, "store.disk_full_watermark_pct", "must be above disk_high_watermark_pct");
+    }
+    let r = &s.retention;
+    range(out, "store.retention.min_days", r.min_days, 1, 36_500);
+    range(out, "store.retention.max_days", r.max_days, 1, 36_500);
+    if r.max_days < r.min_days {
+        push(out, "store.retention.max_days", format!("must be at least min_days ({})", r.min_days));
+    }
+    range(out, "store.retention.sweep_interval_s", r.sweep_interval_s, 10, 7 * 86_400);
+    range(out, "store.retention.batch_size", r.batch_size, 1, 100_000);
+    range(out, "store.retention.batch_pause_ms", r.batch_pause_ms, 0, 60_000);
+    range(out, "store.retention.max_clock_lead_days", r.max_clock_lead_days, 1, 3650);
+    range(out, "store.retention.max_clock_lag_s", r.max_clock_lag_s, 0, 86_400);
+}
+
+fn mqtt(out: &mut Issues, m: &Mqtt) {
+    if m.topic_prefix.is_empty() || m.topic_prefix.contains(['+', '#']) || m.topic_prefix.ends_with('/') {
+        push(out, "mqtt.topic_prefix", "must be non-empty, without + or #, and not end with /");
+    }
+    range(out, "mqtt.keepalive_s", m.keepalive_s, 5, 3600);
+    range(out, "mqtt.reads_batch_max", m.reads_batch_max, 1, 10_000);
+    range(out, "mqtt.reads_batch_max_age_ms", m.reads_batch_max_age_ms, 10, 3_600_000);
+    range(out, "mqtt.max_packet_kib", m.max_packet_kib, 16, 262_144);
+    if m.client_cert.is_some() != m.client_key.is_some() {
+        push(out, "mqtt.client_key", "client_cert and client_key go together");
+    }
+    if m.password.is_some() && m.password_file.is_some() {
+        push(out, "mqtt.password_file", "give either password or password_file, not both");
+    }
+    if !m.enabled {
+        return;
+    }
+    if m.host.is_empty() {
+        push(out, "mqtt.host", "is required when mqtt.enabled = true");
+    }
+    if m.port == 0 {
+        push(out, "mqtt.port", "must not be 0");
+    }
+    if !m.insecure_plaintext && m.ca_file.is_none() {
+        push(out, "mqtt.ca_file", "is required for TLS (set insecure_plaintext = true only in a lab)");
+    }
+    if m.insecure_plaintext && (m.password.is_some() || m.password_file.is_some()) {
+        push(out, "mqtt.insecure_plaintext", "refusing to send a password without TLS");
+    }
+}
+
+fn api(out: &mut Issues, a: &Api) {
+    if a.listen.parse::<std::net::SocketAddr>().is_err() {
+        push(out, "api.listen", format!("`{}` is not an address:port", a.listen));
+    }
+    range(out, "api.session_idle_minutes", a.session_idle_minutes, 1, 30);
+    range(out, "api.session_absolute_hours", a.session_absolute_hours, 1, 24);
+    if a.search_purposes.is_empty() || a.search_purposes.iter().any(|p| p.trim().is_empty()) {
+        push(out, "api.search_purposes", "needs at least one non-empty purpose");
+    }
+    if a.enabled && (a.tls_cert.is_none() || a.tls_key.is_none()) {
+        push(out, "api.tls_cert", "the API serves HTTPS only: tls_cert and tls_key are required");
+    }
+}

@@ -1,0 +1,5 @@
+//! Running as a service: logging, systemd notification, the supervisor.
+
+pub mod logging;
+pub mod notify;
+pub mod supervisor;

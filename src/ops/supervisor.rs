@@ -1,0 +1,203 @@
+//! `polewatch run`: start-up order, the supervisor loop (watchdog, status, retention sweeps), reload on
+//! SIGHUP and clean shutdown on SIGTERM/SIGINT.
+
+use crate::clock::SystemClock;
+use crate::config::{self, Config, Loaded};
+use crate::ops::{logging, notify};
+use crate::retention::Policy;
+use crate::store::sweeper::{self, SweepOutcome, SweepReport, SweepSettings};
+use crate::store::{OpenOutcome, Store, StoreOptions};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinHandle;
+
+/// What the supervisor knows, for STATUS= and the status log line.
+#[derive(Default)]
+struct Health {
+    store_note: Option<String>,
+    last_sweep: Option<SweepReport>,
+    sweep_error: Option<String>,
+}
+
+impl Health {
+    fn summary(&self, cfg: &Config) -> String {
+        let cams = cfg.cameras.iter().filter(|c| c.enabled).count();
+        let sweep = match (&self.sweep_error, &self.last_sweep) {
+            (Some(e), _) => format!("last purge failed: {e}"),
+            (None, Some(r)) => match &r.outcome {
+                SweepOutcome::Refused(why) => format!("purge refused: {why}"),
+                _ => format!("last purge: {} deleted, {} held", r.purged, r.held_kept),
+            },
+            (None, None) => "no purge yet".to_string(),
+        };
+        let store = self.store_note.clone().unwrap_or_else(|| "store ok".into());
+        format!("{store}; {cams} camera(s) configured; {sweep}")
+    }
+}
+
+struct Shared {
+    config: Mutex<Config>,
+    health: Mutex<Health>,
+    stop: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not take the supervisor down with a poisoned lock.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
+    for w in &loaded.warnings {
+        log::warn!("config: {w}");
+    }
+    let cfg = loaded.config;
+    let opts = StoreOptions::from_config(&cfg.store);
+    let (store, outcome) = tokio::task::spawn_blocking(move || Store::open(&opts))
+        .await
+        .context("store open task failed")?
+        .with_context(|| format!("cannot open the store at {}", cfg.store.path.display()))?;
+    let store = Arc::new(store);
+    let mut health = Health::default();
+    match &outcome {
+        OpenOutcome::Created => log::info!(store = store.path().display().to_string().as_str(); "created a new store"),
+        OpenOutcome::Opened => log::info!(store = store.path().display().to_string().as_str(); "store opened"),
+        OpenOutcome::RecoveredFromCorruption { moved_to, cause } => {
+            // Already logged at error level by the store; keep it visible in STATUS= until restart.
+            health.store_note = Some(format!("ALERT: corrupt store moved to {} ({cause}); new store in use", moved_to.display()));
+        }
+    }
+    if cfg.cameras.iter().any(|c| c.enabled) {
+        log::warn!("cameras are configured but this build has no camera ingest yet; they are not started");
+    }
+    let shared = Arc::new(Shared { config: Mutex::new(cfg), health: Mutex::new(health), stop: AtomicBool::new(false) });
+    let summary = lock(&shared.health).summary(&lock(&shared.config));
+    notify::ready(&summary);
+    log::info!("polewatch {} running: {summary}", env!("CARGO_PKG_VERSION"));
+
+    let sweeper = spawn_sweeper(store.clone(), shared.clone());
+    let outcome = supervise(&config_path, &shared, &sweeper).await;
+
+    notify::stopping();
+    shared.stop.store(true, Ordering::Relaxed);
+    let stop_timeout = Duration::from_secs(lock(&shared.config).service.stop_timeout_s);
+    if tokio::time::timeout(stop_timeout, sweeper).await.is_err() {
+        log::warn!("retention sweeper did not stop within {stop_timeout:?}; abandoning it");
+    }
+    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+    match flushed {
+        Ok(Ok(())) => log::info!("store flushed; polewatch stopped"),
+        Ok(Err(e)) => log::error!("final store flush failed: {e}"),
+        Err(e) => log::error!("final store flush task failed: {e}"),
+    }
+    outcome
+}
+
+async fn supervise(config_path: &std::path::Path, shared: &Arc<Shared>, sweeper: &JoinHandle<()>) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
+    let wd_period = notify::watchdog_period().map(|p| p / 2).unwrap_or(Duration::from_secs(3600));
+    let mut watchdog = tokio::time::interval(wd_period);
+    let status_every = lock(&shared.config).service.status_log_interval_s;
+    let mut status_tick = tokio::time::interval(Duration::from_secs(if status_every == 0 { 86_400 } else { status_every }));
+    status_tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { log::info!("SIGTERM: shutting down"); return Ok(()); }
+            _ = int.recv() => { log::info!("SIGINT: shutting down"); return Ok(()); }
+            _ = hup.recv() => reload(config_path, shared),
+            _ = watchdog.tick() => {
+                // Only a healthy supervisor pets the watchdog; a dead component lets systemd restart us.
+                if sweeper.is_finished() {
+                    log::error!("retention sweeper task has died; withholding watchdog ping");
+                } else {
+                    notify::watchdog();
+                    let summary = lock(&shared.health).summary(&lock(&shared.config));
+                    notify::status(&summary);
+                }
+            }
+            _ = status_tick.tick() => {
+                if status_every > 0 {
+                    let summary = lock(&shared.health).summary(&lock(&shared.config));
+                    log::info!("status: {summary}");
+                }
+            }
+        }
+    }
+}
+
+/// Re-reads the configuration; applies what can change at run time, keeps the old one on error.
+fn reload(config_path: &std::path::Path, shared: &Shared) {
+    notify::reloading();
+    match config::load(config_path) {
+        Ok(new) => {
+            for w in &new.warnings {
+                log::warn!("config: {w}");
+            }
+            let mut cur = lock(&shared.config);
+            if new.config.store.path != cur.store.path || new.config.store.cache_capacity_mb != cur.store.cache_capacity_mb {
+                log::warn!("store.path and store.cache_capacity_mb change only on restart; keeping the running values");
+            }
+            logging::set_level(new.config.logging.level);
+            let mut next = new.config;
+            next.store.path = cur.store.path.clone();
+            next.store.cache_capacity_mb = cur.store.cache_capacity_mb;
+            *cur = next;
+            log::info!(files = new.files.len(); "configuration reloaded");
+        }
+        Err(e) => log::error!("configuration reload failed, keeping the running configuration:\n{e}"),
+    }
+    let summary = lock(&shared.health).summary(&lock(&shared.config));
+    notify::ready(&summary);
+}
+
+fn spawn_sweeper(store: Arc<Store>, shared: Arc<Shared>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        // First sweep soon after start so a box that was off past a cutoff catches up.
+        let mut wait = Duration::from_secs(5);
+        loop {
+            let step = Duration::from_millis(200);
+            let mut waited = Duration::ZERO;
+            while waited < wait {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                tokio::time::sleep(step).await;
+                waited += step;
+            }
+            let (policy, settings, interval) = {
+                let c = lock(&shared.config);
+                let r = &c.store.retention;
+                (
+                    Policy::from(r),
+                    SweepSettings { batch_size: r.batch_size, batch_pause: Duration::from_millis(r.batch_pause_ms) },
+                    Duration::from_secs(r.sweep_interval_s),
+                )
+            };
+            let (st, sh) = (store.clone(), shared.clone());
+            let result =
+                tokio::task::spawn_blocking(move || sweeper::sweep(&st, &policy, &SystemClock, settings, &sh.stop)).await;
+            let mut h = lock(&shared.health);
+            match result {
+                Ok(Ok(report)) => {
+                    h.last_sweep = Some(report);
+                    h.sweep_error = None;
+                }
+                Ok(Err(e)) => {
+                    log::error!("retention sweep failed: {e}");
+                    h.sweep_error = Some(e.to_string());
+                }
+                Err(e) => {
+                    log::error!("retention sweep task failed: {e}");
+                    h.sweep_error = Some(e.to_string());
+                }
+            }
+            drop(h);
+            wait = interval;
+        }
+    })
+}

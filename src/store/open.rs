@@ -1,0 +1,120 @@
+//! Opening the sled database: lock and corruption handling, schema version.
+
+use super::{Result, StoreError, StoreOptions, Trees, SCHEMA_VERSION};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenOutcome {
+    Created,
+    Opened,
+    /// The old store could not be opened as it was corrupt; it was moved to `moved_to` untouched.
+    RecoveredFromCorruption { moved_to: PathBuf, cause: String },
+}
+
+enum Failure {
+    Corrupt(String),
+    Other(StoreError),
+}
+
+fn try_open(opts: &StoreOptions) -> std::result::Result<sled::Db, Failure> {
+    let cfg = sled::Config::new()
+        .path(&opts.path)
+        .cache_capacity(opts.cache_capacity_bytes)
+        .mode(sled::Mode::LowSpace)
+        .flush_every_ms(Some(1000));
+    // sled panics on some damaged files instead of returning an error; such a store is corrupt too.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open())) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Corruption { at, bt: _ })) => Err(Failure::Corrupt(format!("sled reports corruption at {at:?}"))),
+        Ok(Err(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
+            Err(Failure::Other(StoreError::Locked { path: opts.path.clone() }))
+        }
+        Ok(Err(sled::Error::Io(e))) => Err(Failure::Other(StoreError::Io { path: opts.path.clone(), source: e })),
+        Ok(Err(e @ sled::Error::ReportableBug(_))) => Err(Failure::Corrupt(e.to_string())),
+        Ok(Err(e)) => Err(Failure::Other(StoreError::Db(e))),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Failure::Corrupt(format!("sled panicked while opening: {msg}")))
+        }
+    }
+}
+
+fn trees(db: sled::Db) -> Result<Trees> {
+    Ok(Trees {
+        reads: db.open_tree("reads")?,
+        images: db.open_tree("images")?,
+        plate_idx: db.open_tree("plate_idx")?,
+        plate_rev_idx: db.open_tree("plate_rev_idx")?,
+        holds: db.open_tree("holds")?,
+        meta: db.open_tree("meta")?,
+        db,
+    })
+}
+
+/// Reads or writes the schema version; refuses a store written by a newer polewatch.
+fn check_schema(t: &Trees, path: &Path) -> Result<()> {
+    match t.meta.get("schema_version")? {
+        Some(v) if v.len() == 4 => {
+            let found = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
+            }
+            Ok(())
+        }
+        Some(_) => Err(StoreError::Decode { key: "meta/schema_version".into(), reason: "not 4 bytes".into() }),
+        None => {
+            t.meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            t.meta.insert("created_at_ms", &jiff::Timestamp::now().as_millisecond().to_be_bytes())?;
+            t.db.flush()?;
+            Ok(())
+        }
+    }
+}
+
+fn aside_path(path: &Path) -> PathBuf {
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "store".into());
+    let mut candidate = path.with_file_name(format!("{name}.corrupt-{stamp}"));
+    let mut n = 1;
+    while candidate.exists() {
+        candidate = path.with_file_name(format!("{name}.corrupt-{stamp}-{n}"));
+        n += 1;
+    }
+    candidate
+}
+
+pub(super) fn open(opts: &StoreOptions) -> Result<(Trees, OpenOutcome)> {
+    let existed = opts.path.join("conf").exists() || opts.path.join("db").exists();
+    if let Some(parent) = opts.path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: parent.to_path_buf(), source })?;
+    }
+    let outcome;
+    let db = match try_open(opts) {
+        Ok(db) => {
+            outcome = if existed { OpenOutcome::Opened } else { OpenOutcome::Created };
+            db
+        }
+        Err(Failure::Other(e)) => return Err(e),
+        Err(Failure::Corrupt(cause)) => {
+            let moved_to = aside_path(&opts.path);
+            std::fs::rename(&opts.path, &moved_to).map_err(|source| StoreError::Io { path: opts.path.clone(), source })?;
+            log::error!(
+                store = opts.path.display().to_string().as_str(), moved_to = moved_to.display().to_string().as_str();
+                "store is corrupt ({cause}); moved it aside untouched and started a new one"
+            );
+            let db = try_open(opts).map_err(|f| match f {
+                Failure::Other(e) => e,
+                Failure::Corrupt(cause) => StoreError::Corrupt { path: opts.path.clone(), cause },
+            })?;
+            outcome = OpenOutcome::RecoveredFromCorruption { moved_to, cause };
+            db
+        }
+    };
+    let t = trees(db)?;
+    check_schema(&t, &opts.path)?;
+    Ok((t, outcome))
+}
