@@ -170,6 +170,7 @@ impl Default for Recognizer {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Store {
+    #[serde(default = "default_store_path")]
     pub path: PathBuf,
     /// sled page cache; sled's own default (1 GiB) is far too much for a 4 GB board.
     #[serde(default = "default_cache_mb")]
@@ -193,7 +194,7 @@ pub struct Store {
 impl Default for Store {
     fn default() -> Self {
         Store {
-            path: PathBuf::from("/var/lib/polewatch/store"),
+            path: default_store_path(),
             cache_capacity_mb: default_cache_mb(),
             commit_batch: default_commit_batch(),
             store_full_frames: false,
@@ -431,6 +432,9 @@ fn default_min_read_confidence() -> f64 {
 }
 fn default_top_n() -> u32 {
     5
+}
+fn default_store_path() -> PathBuf {
+    PathBuf::from("/var/lib/polewatch/store")
 }
 fn default_cache_mb() -> u64 {
     64

@@ -216,7 +216,7 @@ mod tests {
         let b = ReadId::new(1_700_000_000_124);
         assert_eq!(a.millis(), 1_700_000_000_123);
         assert!(a.as_bytes() < b.as_bytes());
-        assert!(&first_key_at(1_700_000_000_124)[..] <= &b.as_bytes()[..]);
-        assert!(&first_key_at(1_700_000_000_124)[..] > &a.as_bytes()[..]);
+        assert!(first_key_at(1_700_000_000_124)[..] <= b.as_bytes()[..]);
+        assert!(first_key_at(1_700_000_000_124)[..] > a.as_bytes()[..]);
     }
 }

@@ -1,0 +1,189 @@
+//! Configuration: the shipped files are valid, and every kind of error names file, line and key.
+
+use polewatch::config::{self, ConfigError, Problem};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MINIMAL: &str = "[site]\nsite_id = \"s1\"\ndevice_id = \"d1\"\n";
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+fn problems(dir: &Path, text: &str) -> Vec<Problem> {
+    let p = write(dir, "polewatch.toml", text);
+    match config::load(&p) {
+        Err(ConfigError::Invalid(ps)) => ps,
+        other => panic!("expected invalid config, got {other:?}"),
+    }
+}
+
+fn one(dir: &Path, text: &str) -> Problem {
+    let ps = problems(dir, text);
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    ps.into_iter().next().unwrap()
+}
+
+#[test]
+fn shipped_configs_are_valid_and_complete() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let full = config::load(&root.join("config/polewatch.toml")).expect("config/polewatch.toml is valid");
+    assert_eq!(full.config.site.site_id, "main-st-north");
+    assert_eq!(full.config.cameras.len(), 1);
+    assert_eq!(full.config.cameras[0].latency_ms, 200);
+    assert_eq!(full.config.store.retention.min_days, 365);
+    let demo = config::load(&root.join("config/demo.toml")).expect("config/demo.toml is valid");
+    assert!(!demo.config.store.retention.require_clock_sync);
+}
+
+#[test]
+fn defaults_fill_a_minimal_file() {
+    let d = tempfile::tempdir().unwrap();
+    let c = config::load(&write(d.path(), "polewatch.toml", MINIMAL)).unwrap().config;
+    assert_eq!(c.store.path, PathBuf::from("/var/lib/polewatch/store"));
+    assert_eq!(c.store.cache_capacity_mb, 64);
+    assert_eq!(c.store.retention.min_days, 365);
+    assert!(c.store.retention.max_days >= c.store.retention.min_days);
+    assert!(c.store.retention.require_clock_sync);
+    assert_eq!(c.mqtt.port, 8883);
+    assert!(!c.mqtt.insecure_plaintext);
+    assert_eq!(c.api.session_idle_minutes, 30);
+    assert!(c.cameras.is_empty());
+}
+
+#[test]
+fn unknown_key_names_file_line_and_path() {
+    let d = tempfile::tempdir().unwrap();
+    let p = one(d.path(), &format!("{MINIMAL}\n[store]\npath = \"/x\"\ncache_mb = 5\n"));
+    assert_eq!(p.file, d.path().join("polewatch.toml"));
+    assert_eq!(p.line, Some(7));
+    assert_eq!(p.key, "store.cache_mb");
+    assert!(p.message.contains("unknown key `cache_mb`"), "{}", p.message);
+    assert!(p.to_string().starts_with(&format!("{}:7: store.cache_mb: ", d.path().join("polewatch.toml").display())));
+}
+
+#[test]
+fn unknown_top_level_table_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    let p = one(d.path(), &format!("{MINIMAL}[stroe]\npath = \"/x\"\n"));
+    assert_eq!((p.key.as_str(), p.line), ("stroe", Some(4)));
+}
+
+#[test]
+fn wrong_type_names_key_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let p = one(d.path(), &format!("{MINIMAL}[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/s\"\nlatency_ms = \"fast\"\n"));
+    assert_eq!((p.key.as_str(), p.line), ("cameras[0].latency_ms", Some(7)));
+    assert!(p.message.contains("invalid type"), "{}", p.message);
+}
+
+#[test]
+fn bad_enum_value_names_key() {
+    let d = tempfile::tempdir().unwrap();
+    let p = one(d.path(), &format!("{MINIMAL}[logging]\nlevel = \"loud\"\n"));
+    assert_eq!((p.key.as_str(), p.line), ("logging.level", Some(5)));
+    assert!(p.message.contains("unknown variant"), "{}", p.message);
+}
+
+#[test]
+fn missing_required_key_points_at_its_table() {
+    let d = tempfile::tempdir().unwrap();
+    let p = one(d.path(), "# comment\n[site]\nsite_id = \"s\"\n");
+    assert_eq!((p.key.as_str(), p.line), ("site", Some(2)));
+    assert!(p.message.contains("missing field `device_id`"), "{}", p.message);
+}
+
+#[test]
+fn out_of_range_values_are_all_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let ps = problems(
+        d.path(),
+        &format!("{MINIMAL}[store]\ncache_capacity_mb = 2\n[store.retention]\nmin_days = 365\nmax_days = 30\n[api]\nsession_idle_minutes = 90\n"),
+    );
+    let keys: Vec<(&str, Option<usize>)> = ps.iter().map(|p| (p.key.as_str(), p.line)).collect();
+    assert_eq!(
+        keys,
+        vec![("store.cache_capacity_mb", Some(5)), ("store.retention.max_days", Some(8)), ("api.session_idle_minutes", Some(10))]
+    );
+}
+
+#[test]
+fn syntax_error_names_line() {
+    let d = tempfile::tempdir().unwrap();
+    let p = one(d.path(), &format!("{MINIMAL}[store\npath = 1\n"));
+    assert_eq!(p.line, Some(4));
+    assert!(p.message.starts_with("TOML syntax"), "{}", p.message);
+}
+
+#[test]
+fn mqtt_needs_tls_unless_explicitly_insecure() {
+    let d = tempfile::tempdir().unwrap();
+    let p = one(d.path(), &format!("{MINIMAL}[mqtt]\nenabled = true\nhost = \"broker\"\n"));
+    assert_eq!((p.key.as_str(), p.line), ("mqtt.ca_file", Some(4)));
+    let p = one(d.path(), &format!("{MINIMAL}[mqtt]\nenabled = true\nhost = \"b\"\ninsecure_plaintext = true\npassword = \"x\"\n"));
+    assert_eq!(p.key, "mqtt.insecure_plaintext");
+}
+
+#[test]
+fn drop_ins_merge_append_cameras_and_errors_name_the_drop_in() {
+    let d = tempfile::tempdir().unwrap();
+    let main = write(d.path(), "polewatch.toml", &format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"file:///v.mp4\"\n[store]\npath = \"/s\"\n"));
+    write(d.path(), "conf.d/20-b.toml", "[[cameras]]\nid = \"b\"\nurl = \"rtsp://h/b\"\n\n[store]\ncache_capacity_mb = 16\n");
+    write(d.path(), "conf.d/10-a.toml", "[logging]\nlevel = \"debug\"\n");
+    write(d.path(), "conf.d/ignored.txt", "not toml");
+    let l = config::load(&main).unwrap();
+    assert_eq!(l.files, vec![main.clone(), d.path().join("conf.d/10-a.toml"), d.path().join("conf.d/20-b.toml")]);
+    let ids: Vec<&str> = l.config.cameras.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(l.config.store.path, PathBuf::from("/s"));
+    assert_eq!(l.config.store.cache_capacity_mb, 16);
+
+    write(d.path(), "conf.d/30-dup.toml", "[[cameras]]\nid = \"a\"\nurl = \"rtsp://h/c\"\n");
+    let ps = match config::load(&main) {
+        Err(ConfigError::Invalid(ps)) => ps,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].file, d.path().join("conf.d/30-dup.toml"));
+    assert_eq!((ps[0].key.as_str(), ps[0].line), ("cameras[2].id", Some(2)));
+}
+
+#[test]
+fn readable_secrets_draw_warnings() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "polewatch.toml", &format!("{MINIMAL}[mqtt]\nusername = \"u\"\npassword = \"pw\"\n"));
+    assert!(config::load(&p).unwrap().warnings.is_empty(), "0600 file holding a secret is fine");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let w = config::load(&p).unwrap().warnings;
+    assert_eq!(w.len(), 1);
+    assert_eq!((w[0].key.as_str(), w[0].line), ("mqtt.password", Some(6)));
+
+    let key = write(d.path(), "store.key", "k");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let p = write(d.path(), "polewatch.toml", &format!("{MINIMAL}[store]\nkey_file = \"{}\"\n", key.display()));
+    let w = config::load(&p).unwrap().warnings;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].key, "store.key_file");
+    assert!(w[0].message.contains("640"), "{}", w[0].message);
+}
+
+#[test]
+fn check_config_command_exit_codes() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_polewatch");
+    let good = write(d.path(), "good/polewatch.toml", MINIMAL);
+    let out = Command::new(exe).args(["check-config", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = write(d.path(), "bad/polewatch.toml", &format!("{MINIMAL}[service]\nstop_timeout_s = 0\n"));
+    let out = Command::new(exe).args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:5: service.stop_timeout_s: 0 is out of range", bad.display())), "{err}");
+    let out = Command::new(exe).args(["check-config", "--config"]).arg(d.path().join("none.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -1,0 +1,186 @@
+//! The sled store on a real temp dir: round trip, search, holds, reopen, corruption, locking.
+
+use polewatch::bench::synthetic_read;
+use polewatch::store::*;
+use std::path::Path;
+
+fn open(dir: &Path) -> (Store, OpenOutcome) {
+    Store::open(&StoreOptions::at(dir.join("store"))).expect("store opens")
+}
+
+fn read(plate: &str, at_ms: i64) -> NewRead {
+    let mut r = synthetic_read(1, at_ms, 0);
+    r.plate = Plate::new(plate).unwrap();
+    r
+}
+
+const T0: i64 = 1_790_000_000_000;
+
+#[test]
+fn round_trip_with_images_survives_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, outcome) = open(d.path());
+    assert_eq!(outcome, OpenOutcome::Created);
+    let mut r = synthetic_read(42, T0, 3000);
+    r.frame_jpeg = Some(vec![0xFF, 0xD8, 1, 2, 3]);
+    r.candidates.push(Candidate { text: "T0000O42".into(), confidence: 0.2 });
+    let id = s.put_read(r.clone()).unwrap();
+    assert_eq!(id.millis(), T0);
+    s.close().unwrap();
+
+    let (s, outcome) = open(d.path());
+    assert_eq!(outcome, OpenOutcome::Opened);
+    let got = s.get_read(id).unwrap().expect("read is there after reopen");
+    assert_eq!(got.plate, r.plate);
+    assert_eq!(got.camera_id, r.camera_id);
+    assert_eq!(got.captured_at_ms, T0);
+    assert_eq!(got.candidates, r.candidates);
+    assert_eq!(got.char_confidences, r.char_confidences);
+    assert_eq!(got.bbox, r.bbox);
+    assert_eq!(got.frame_seq, 42);
+    assert!(got.has_crop && got.has_frame);
+    assert_eq!(s.image(id, ImageKind::Crop).unwrap(), r.crop_jpeg);
+    assert_eq!(s.image(id, ImageKind::Frame).unwrap(), r.frame_jpeg);
+    assert_eq!(s.newest_read_ms().unwrap(), Some(T0));
+    assert_eq!(s.get_read(ReadId::new(T0)).unwrap(), None);
+}
+
+#[test]
+fn invalid_reads_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, _) = open(d.path());
+    let mut r = read("ABC123", T0);
+    r.camera_id.clear();
+    assert!(matches!(s.put_read(r), Err(StoreError::InvalidRead(_))));
+    assert!(matches!(s.put_read(read("ABC123", -1)), Err(StoreError::InvalidRead(_))));
+    // a batch with one bad read stores nothing
+    assert!(s.put_reads(vec![read("AAA111", T0), read("AAA112", -5)]).is_err());
+    assert_eq!(s.count_reads(), 0);
+}
+
+#[test]
+fn exact_prefix_suffix_and_wildcard_search() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, _) = open(d.path());
+    let plates = ["7ABC123", "7ABD999", "ABC1234", "XBC1234", "ABC1299", "ABC12", "ZZZ1234", "7ABC123"];
+    let ids = s.put_reads(plates.iter().enumerate().map(|(i, p)| read(p, T0 + i as i64)).collect()).unwrap();
+    let find = |p: &str| -> Vec<String> {
+        s.search(&PlatePattern::parse(p).unwrap(), 100).unwrap().into_iter().map(|r| r.plate.expose().to_string()).collect()
+    };
+    assert_eq!(find("7ABC123"), ["7ABC123", "7ABC123"]);
+    assert_eq!(find("7abc-123"), ["7ABC123", "7ABC123"]);
+    assert!(find("7ABC12").is_empty(), "exact search must not match a longer plate's prefix");
+    assert_eq!(find("7AB*"), ["7ABC123", "7ABD999", "7ABC123"]);
+    assert_eq!(find("?BC1234"), ["XBC1234", "ABC1234"]);
+    assert_eq!(find("ABC12??"), ["ABC1299", "ABC1234"]);
+    assert_eq!(find("*1234"), ["ZZZ1234", "XBC1234", "ABC1234"]);
+    assert_eq!(find("*BC12*"), ["7ABC123", "ABC12", "ABC1299", "XBC1234", "ABC1234", "7ABC123"]);
+    assert_eq!(find("*").len(), plates.len());
+    // newest first, and limited
+    let two = s.search(&PlatePattern::parse("7ABC123").unwrap(), 1).unwrap();
+    assert_eq!(two.len(), 1);
+    assert_eq!(two[0].id, ids[7]);
+}
+
+#[test]
+fn holds_are_recorded_released_and_validated() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, _) = open(d.path());
+    let id = s.put_read(read("HELD1", T0)).unwrap();
+    let req = HoldRequest { placed_by: "det. smith".into(), case_number: "2026-000123".into(), reason: "homicide evidence".into(), expires_at_ms: None };
+    let h = s.place_hold(id, req.clone(), T0 + 10).unwrap();
+    assert_eq!((h.placed_by.as_str(), h.case_number.as_str(), h.placed_at_ms), ("det. smith", "2026-000123", T0 + 10));
+    let h2 = s.place_hold(id, HoldRequest { expires_at_ms: Some(T0 + 1_000_000), ..req.clone() }, T0 + 20).unwrap();
+    assert_eq!(s.holds_for(id).unwrap().len(), 2);
+
+    let missing = ReadId::new(T0 + 5);
+    assert!(matches!(s.place_hold(missing, req.clone(), T0), Err(StoreError::ReadNotFound(_))));
+    let no_case = HoldRequest { case_number: " ".into(), ..req.clone() };
+    assert!(matches!(s.place_hold(id, no_case, T0), Err(StoreError::InvalidHold(_))));
+    let past = HoldRequest { expires_at_ms: Some(T0), ..req };
+    assert!(matches!(s.place_hold(id, past, T0 + 1), Err(StoreError::InvalidHold(_))));
+
+    let rel = s.release_hold(id, h.id, "sgt. jones", "case closed", T0 + 30).unwrap();
+    assert_eq!(rel.released.as_ref().map(|r| r.by.as_str()), Some("sgt. jones"));
+    assert!(matches!(s.release_hold(id, h.id, "x", "y", T0 + 40), Err(StoreError::HoldAlreadyReleased(_))));
+    assert!(matches!(s.release_hold(id, uuid::Uuid::nil(), "x", "y", T0), Err(StoreError::HoldNotFound { .. })));
+    s.close().unwrap();
+
+    let (s, _) = open(d.path());
+    let holds = s.holds_for(id).unwrap();
+    assert_eq!(holds.len(), 2);
+    assert!(holds.iter().any(|x| x.id == h.id && x.released.is_some()));
+    assert!(holds.iter().any(|x| x.id == h2.id && x.released.is_none()));
+    assert_eq!(s.all_holds().unwrap().len(), 2);
+}
+
+#[test]
+fn a_second_process_cannot_open_a_store_in_use() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, _) = open(d.path());
+    s.put_read(read("LOCK1", T0)).unwrap();
+    // sled's lock is an flock on the directory: a second process is refused (same process would share).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch"))
+        .args(["debug", "write-reads", "--store"])
+        .arg(d.path().join("store"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(s.get_read(ReadId::new(T0)).is_ok());
+}
+
+#[test]
+fn a_corrupt_store_is_moved_aside_untouched_and_replaced() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, _) = open(d.path());
+    s.put_read(read("OLD1", T0)).unwrap();
+    s.close().unwrap();
+    let conf = d.path().join("store/conf");
+    let garbage = b"this is not a sled config file\0\x01\x02".to_vec();
+    std::fs::write(&conf, &garbage).unwrap();
+
+    let (s, outcome) = open(d.path());
+    let OpenOutcome::RecoveredFromCorruption { moved_to, cause } = outcome else { panic!("expected recovery, got {outcome:?}") };
+    assert!(!cause.is_empty());
+    assert!(moved_to.file_name().unwrap().to_string_lossy().starts_with("store.corrupt-"));
+    assert_eq!(std::fs::read(moved_to.join("conf")).unwrap(), garbage, "the old store is kept byte for byte");
+    assert!(moved_to.join("db").exists());
+    assert_eq!(s.count_reads(), 0);
+    s.put_read(read("NEW1", T0)).unwrap();
+}
+
+#[test]
+fn a_store_from_a_newer_polewatch_is_refused_not_touched() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(d.path().join("store")).unwrap();
+        db.open_tree("meta").unwrap().insert("schema_version", &99u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    match Store::open(&StoreOptions::at(d.path().join("store"))) {
+        Err(StoreError::NewerSchema { found: 99, supported, .. }) => assert_eq!(supported, SCHEMA_VERSION),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a newer store must not be opened"),
+    }
+}
+
+#[test]
+fn concurrent_writers_all_land() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, _) = open(d.path());
+    let s = std::sync::Arc::new(s);
+    let handles: Vec<_> = (0..8)
+        .map(|w| {
+            let s = s.clone();
+            std::thread::spawn(move || (0..50).map(|i| s.put_read(synthetic_read(w * 1000 + i, T0 + (w * 1000 + i) as i64, 100)).unwrap()).collect::<Vec<_>>())
+        })
+        .collect();
+    let ids: Vec<ReadId> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert_eq!(ids.len(), 400);
+    for id in &ids {
+        assert!(s.get_read(*id).unwrap().is_some());
+    }
+    assert_eq!(s.count_reads(), 400);
+}
