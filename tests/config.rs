@@ -154,6 +154,18 @@ fn drop_ins_merge_append_cameras_and_errors_name_the_drop_in() {
 }
 
 #[test]
+fn files_the_config_uses_must_exist() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = write(d.path(), "ca.pem", "-----BEGIN CERTIFICATE-----");
+    let p = one(d.path(), &format!("{MINIMAL}[mqtt]\nenabled = true\nhost = \"b\"\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"/nonexistent/k\"\n", ca.display(), ca.display()));
+    assert_eq!((p.key.as_str(), p.line), ("mqtt.client_key", Some(9)));
+    assert!(p.message.contains("/nonexistent/k does not exist"), "{}", p.message);
+    // Not in use: not checked.
+    let p = write(d.path(), "polewatch.toml", &format!("{MINIMAL}[mqtt]\nenabled = false\nca_file = \"/nonexistent/ca\"\n"));
+    assert!(config::load(&p).is_ok());
+}
+
+#[test]
 fn readable_secrets_draw_warnings() {
     let d = tempfile::tempdir().unwrap();
     let p = write(d.path(), "polewatch.toml", &format!("{MINIMAL}[mqtt]\nusername = \"u\"\npassword = \"pw\"\n"));

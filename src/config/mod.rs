@@ -1,10 +1,11 @@
 //! Configuration: one TOML schema (`schema`), read from the main file plus `conf.d/*.toml` (`load`),
-//! checked for values serde cannot judge (`validate`) and for exposed secrets (`secrets`).
+//! checked for values serde cannot judge (`validate`), for files it names that are missing and for
+//! exposed secrets (`files`).
 //! Every error names the file, line and key path.
 
+mod files;
 mod load;
 mod schema;
-mod secrets;
 mod validate;
 
 pub use schema::*;
@@ -120,12 +121,13 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
             return Err(ConfigError::Invalid(vec![merged.problem(&key, message)]));
         }
     };
-    let problems: Vec<Problem> =
+    let mut problems: Vec<Problem> =
         validate::validate(&config).into_iter().map(|(key, msg)| merged.problem(&key, msg)).collect();
+    problems.extend(files::missing(&config, &merged));
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
-    let warnings = secrets::check(&config, &merged);
+    let warnings = files::secrets(&config, &merged);
     Ok(Loaded { config, files: merged.files, warnings })
 }
 

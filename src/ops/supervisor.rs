@@ -157,8 +157,8 @@ fn reload(config_path: &std::path::Path, shared: &Shared) {
 
 fn spawn_sweeper(store: Arc<Store>, shared: Arc<Shared>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        // First sweep soon after start so a box that was off past a cutoff catches up.
-        let mut wait = Duration::from_secs(5);
+        // First sweep at start, so a box that was off past a cutoff catches up at once.
+        let mut wait = Duration::ZERO;
         loop {
             let step = Duration::from_millis(200);
             let mut waited = Duration::ZERO;
@@ -196,7 +196,9 @@ fn spawn_sweeper(store: Arc<Store>, shared: Arc<Shared>) -> JoinHandle<()> {
                     h.sweep_error = Some(e.to_string());
                 }
             }
+            let summary = h.summary(&lock(&shared.config));
             drop(h);
+            notify::status(&summary);
             wait = interval;
         }
     })

@@ -1,0 +1,147 @@
+//! `polewatch run` as systemd runs it: notify socket, READY/STATUS/WATCHDOG, a retention sweep at
+//! start, reload on SIGHUP (bad config keeps the old one), clean stop on SIGTERM.
+
+use polewatch::bench::synthetic_read;
+use polewatch::retention::DAY_MS;
+use polewatch::store::{HoldRequest, Store, StoreOptions};
+use std::io::Read;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Notifications(UnixDatagram);
+
+impl Notifications {
+    /// Waits for a datagram containing `needle`; returns it.
+    fn wait_for(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        let mut buf = [0u8; 4096];
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            self.0.set_read_timeout(Some(deadline - Instant::now())).unwrap();
+            match self.0.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                    if msg.contains(needle) {
+                        return msg;
+                    }
+                    seen.push(msg);
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no notification with {needle:?} within {within:?}; saw {seen:?}");
+    }
+}
+
+fn config(dir: &Path, level: &str) -> String {
+    format!(
+        "[site]\nsite_id = \"t\"\ndevice_id = \"d\"\n[store]\npath = \"{}\"\n[store.retention]\nmin_days = 365\nmax_days = 365\nrequire_clock_sync = false\n[logging]\nlevel = \"{level}\"\ntarget = \"stderr\"\n",
+        dir.join("store").display()
+    )
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: sending a signal to our own child.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
+}
+
+#[test]
+fn runs_under_a_notify_socket_sweeps_reloads_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    let (expired, held, fresh) = {
+        let (s, _) = Store::open(&StoreOptions::at(dir.path().join("store"))).unwrap();
+        let expired = s.put_read(synthetic_read(1, now - 400 * DAY_MS, 100)).unwrap();
+        let held = s.put_read(synthetic_read(2, now - 400 * DAY_MS + 1, 100)).unwrap();
+        let req = HoldRequest { placed_by: "det. a".into(), case_number: "C-1".into(), reason: "evidence".into(), expires_at_ms: None };
+        s.place_hold(held, req, now).unwrap();
+        let fresh = s.put_read(synthetic_read(3, now - 1000, 100)).unwrap();
+        s.close().unwrap();
+        (expired, held, fresh)
+    };
+    let cfg = dir.path().join("polewatch.toml");
+    std::fs::write(&cfg, config(dir.path(), "info")).unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let notes = Notifications(UnixDatagram::bind(&sock_path).unwrap());
+
+    // systemd sets WATCHDOG_PID to the service's pid; `exec` keeps the shell's pid for polewatch.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_polewatch"))
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let log_w = log.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            log_w.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+
+    let ready = notes.wait_for("READY=1", Duration::from_secs(20));
+    assert!(ready.contains("STATUS="), "{ready}");
+    notes.wait_for("WATCHDOG=1", Duration::from_secs(5));
+    let status = notes.wait_for("last purge: 1 deleted, 1 held", Duration::from_secs(20));
+    assert!(status.contains("STATUS=store ok"), "{status}");
+
+    // A reload with a broken file keeps the daemon up on the old configuration.
+    std::fs::write(&cfg, "[site]\nsite_id = \"t\"\n").unwrap();
+    signal(child.id(), libc::SIGHUP);
+    notes.wait_for("RELOADING=1", Duration::from_secs(5));
+    notes.wait_for("READY=1", Duration::from_secs(5));
+    std::fs::write(&cfg, config(dir.path(), "debug")).unwrap();
+    signal(child.id(), libc::SIGHUP);
+    notes.wait_for("RELOADING=1", Duration::from_secs(5));
+    notes.wait_for("READY=1", Duration::from_secs(5));
+    notes.wait_for("WATCHDOG=1", Duration::from_secs(5));
+
+    signal(child.id(), libc::SIGTERM);
+    notes.wait_for("STOPPING=1", Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reader.join().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("reload failed, keeping the running configuration"), "{log}");
+    assert!(log.contains("missing field `device_id`"), "{log}");
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(log.contains("store flushed; polewatch stopped"), "{log}");
+    assert!(!log.contains("T0000001") && !log.contains("T0000002"), "plate text must not reach the log at info level");
+
+    let (s, _) = Store::open(&StoreOptions::at(dir.path().join("store"))).unwrap();
+    assert!(s.get_read(expired).unwrap().is_none(), "expired read was not purged");
+    assert!(s.get_read(held).unwrap().is_some(), "held read was purged");
+    assert!(s.get_read(fresh).unwrap().is_some(), "fresh read was purged");
+}
+
+#[test]
+fn run_refuses_an_invalid_config_before_touching_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("polewatch.toml");
+    std::fs::write(&cfg, format!("{}[store.retention]\nmax_days = 1\n", config(dir.path(), "info").replace("[store.retention]\nmin_days = 365\nmax_days = 365\nrequire_clock_sync = false\n", ""))).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["run", "--config"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("store.retention.max_days: must be at least min_days"), "{err}");
+    assert!(!dir.path().join("store").exists());
+}
