@@ -83,7 +83,7 @@ fn age(p: Policy) -> impl Strategy<Value = i64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn sweeps_keep_exactly_what_policy_requires(
@@ -167,4 +167,18 @@ fn a_sweep_stops_when_asked_and_resumes_later() {
     let done = sweep(&store, &p, &clock, settings, &AtomicBool::new(false)).unwrap();
     assert_eq!((done.outcome, done.purged, done.batches), (SweepOutcome::Completed, 50, 11));
     assert_eq!(store.count_reads(), 1);
+}
+
+/// Found by the property test: purging the newest read must not make the clock look far ahead
+/// half-way through a sweep.
+#[test]
+fn purging_the_newest_read_does_not_stop_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&StoreOptions::at(dir.path().join("s"))).unwrap();
+    let p = Policy { min_days: 26, max_days: 45, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 300_000, require_clock_sync: false };
+    store.put_read(synthetic_read(0, NOW0 - 100 * DAY_MS, 0)).unwrap();
+    store.put_read(synthetic_read(1, NOW0 - 50 * DAY_MS, 0)).unwrap();
+    let clock = TestClock { now: NOW0, synced: None };
+    let r = sweep(&store, &p, &clock, SweepSettings { batch_size: 1, batch_pause: Duration::ZERO }, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 2));
 }

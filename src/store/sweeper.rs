@@ -87,7 +87,7 @@ impl Store {
 }
 
 /// Runs one sweep to the end of the expired range (or until `stop`). The clock is checked before every
-/// batch, so a clock that jumps during a sweep stops it.
+/// batch against the newest read at the start, so a clock that jumps during a sweep stops it.
 pub fn sweep(store: &Store, policy: &Policy, clock: &dyn Clock, s: SweepSettings, stop: &AtomicBool) -> Result<SweepReport> {
     let started = Instant::now();
     let mut report = SweepReport {
@@ -99,13 +99,16 @@ pub fn sweep(store: &Store, policy: &Policy, clock: &dyn Clock, s: SweepSettings
         elapsed: Duration::ZERO,
     };
     let mut after = None;
+    // The newest read as the sweep starts is the reference: purging may remove it, which must not make
+    // the clock look wrong half-way through.
+    let newest = store.newest_read_ms()?;
     loop {
         if stop.load(Ordering::Relaxed) {
             report.outcome = SweepOutcome::Stopped;
             break;
         }
         let now = clock.now_ms();
-        if let Err(why) = check_clock(now, store.newest_read_ms()?, clock.synchronised(), policy) {
+        if let Err(why) = check_clock(now, newest, clock.synchronised(), policy) {
             report.outcome = SweepOutcome::Refused(why);
             break;
         }
