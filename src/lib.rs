@@ -9,3 +9,4 @@ pub mod config;
 pub mod ops;
 pub mod retention;
 pub mod store;
+pub mod uplink;

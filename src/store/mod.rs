@@ -15,11 +15,13 @@
 mod commit;
 pub mod model;
 mod open;
+pub mod outbox;
 pub mod pattern;
 pub mod sweeper;
 
 pub use model::*;
 pub use open::OpenOutcome;
+pub use outbox::{AlertRecord, Decision, Lane, OutboxKey, OutboxMessage, Verification};
 pub use pattern::{PatternError, PlatePattern};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -49,6 +51,8 @@ pub enum StoreError {
     InvalidHold(String),
     #[error("hold {hold} on read {read} not found")]
     HoldNotFound { read: ReadId, hold: uuid::Uuid },
+    #[error("invalid alert: {0}")]
+    InvalidAlert(String),
     #[error("hold {0} was already released")]
     HoldAlreadyReleased(uuid::Uuid),
     #[error("store {} is corrupt and could not be replaced: {cause}", path.display())]
@@ -66,15 +70,22 @@ pub struct StoreOptions {
     pub path: PathBuf,
     pub cache_capacity_bytes: u64,
     pub commit_batch: usize,
+    /// Queue every stored read for the uplink (in the read's own transaction).
+    pub queue_for_upload: bool,
 }
 
 impl StoreOptions {
     pub fn from_config(c: &crate::config::Store) -> StoreOptions {
-        StoreOptions { path: c.path.clone(), cache_capacity_bytes: c.cache_capacity_mb * 1024 * 1024, commit_batch: c.commit_batch }
+        StoreOptions {
+            path: c.path.clone(),
+            cache_capacity_bytes: c.cache_capacity_mb * 1024 * 1024,
+            commit_batch: c.commit_batch,
+            queue_for_upload: false,
+        }
     }
 
     pub fn at(path: impl Into<PathBuf>) -> StoreOptions {
-        StoreOptions { path: path.into(), cache_capacity_bytes: 64 * 1024 * 1024, commit_batch: 256 }
+        StoreOptions { path: path.into(), cache_capacity_bytes: 64 * 1024 * 1024, commit_batch: 256, queue_for_upload: false }
     }
 }
 
@@ -87,10 +98,14 @@ pub(crate) struct Trees {
     pub plate_rev_idx: sled::Tree,
     pub holds: sled::Tree,
     pub meta: sled::Tree,
+    pub outbox: sled::Tree,
+    pub upload_queue: sled::Tree,
+    pub alerts: sled::Tree,
 }
 
 pub struct Store {
     path: PathBuf,
+    queue_for_upload: bool,
     trees: Trees,
     committer: commit::Committer,
 }
@@ -136,6 +151,8 @@ pub(crate) struct Prepared {
     plate: Vec<u8>,
     crop: Option<Vec<u8>>,
     frame: Option<Vec<u8>>,
+    /// Upload queue position, when reads are queued for the uplink.
+    queue_seq: Option<u64>,
 }
 
 impl Store {
@@ -144,14 +161,14 @@ impl Store {
     pub fn open(opts: &StoreOptions) -> Result<(Store, OpenOutcome)> {
         let (trees, outcome) = open::open(opts)?;
         let committer = commit::Committer::start(trees.clone(), opts.commit_batch.max(1));
-        Ok((Store { path: opts.path.clone(), trees, committer }, outcome))
+        Ok((Store { path: opts.path.clone(), queue_for_upload: opts.queue_for_upload, trees, committer }, outcome))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn prepare(r: NewRead) -> Result<Prepared> {
+    fn prepare(&self, r: NewRead) -> Result<Prepared> {
         if r.camera_id.is_empty() {
             return Err(StoreError::InvalidRead("camera_id is empty".into()));
         }
@@ -174,12 +191,13 @@ impl Store {
             has_frame: r.frame_jpeg.is_some(),
         };
         let record = serde_json::to_vec(&stored).map_err(|e| StoreError::InvalidRead(e.to_string()))?;
-        Ok(Prepared { id, record, plate: stored.plate.expose().as_bytes().to_vec(), crop: r.crop_jpeg, frame: r.frame_jpeg })
+        let queue_seq = if self.queue_for_upload { Some(self.trees.db.generate_id()?) } else { None };
+        Ok(Prepared { id, record, plate: stored.plate.expose().as_bytes().to_vec(), crop: r.crop_jpeg, frame: r.frame_jpeg, queue_seq })
     }
 
     /// Stores one read; returns once it is durable on disk.
     pub fn put_read(&self, r: NewRead) -> Result<ReadId> {
-        let p = Self::prepare(r)?;
+        let p = self.prepare(r)?;
         let id = p.id;
         self.committer.commit(vec![p])?;
         Ok(id)
@@ -187,15 +205,15 @@ impl Store {
 
     /// Stores reads atomically as one batch; returns once all are durable.
     pub fn put_reads(&self, reads: Vec<NewRead>) -> Result<Vec<ReadId>> {
-        let prepared = reads.into_iter().map(Self::prepare).collect::<Result<Vec<_>>>()?;
+        let prepared = reads.into_iter().map(|r| self.prepare(r)).collect::<Result<Vec<_>>>()?;
         let ids = prepared.iter().map(|p| p.id).collect();
         self.committer.commit(prepared)?;
         Ok(ids)
     }
 
     pub(crate) fn write_prepared(t: &Trees, batch: &[Prepared]) -> Result<()> {
-        (&t.reads, &t.images, &t.plate_idx, &t.plate_rev_idx)
-            .transaction(|(reads, images, idx, rev)| {
+        (&t.reads, &t.images, &t.plate_idx, &t.plate_rev_idx, &t.upload_queue)
+            .transaction(|(reads, images, idx, rev, queue)| {
                 for p in batch {
                     reads.insert(&p.id.as_bytes()[..], p.record.as_slice())?;
                     if let Some(c) = &p.crop {
@@ -206,6 +224,9 @@ impl Store {
                     }
                     idx.insert(index_key(&p.plate, &p.id), &[][..])?;
                     rev.insert(index_key(&reversed(&p.plate), &p.id), &[][..])?;
+                    if let Some(seq) = p.queue_seq {
+                        queue.insert(&seq.to_be_bytes()[..], &p.id.as_bytes()[..])?;
+                    }
                 }
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })

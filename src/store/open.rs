@@ -51,6 +51,9 @@ fn trees(db: sled::Db) -> Result<Trees> {
         plate_rev_idx: db.open_tree("plate_rev_idx")?,
         holds: db.open_tree("holds")?,
         meta: db.open_tree("meta")?,
+        outbox: db.open_tree("outbox")?,
+        upload_queue: db.open_tree("upload_queue")?,
+        alerts: db.open_tree("alerts")?,
         db,
     })
 }

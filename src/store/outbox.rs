@@ -1,0 +1,226 @@
+//! What the uplink still has to deliver, kept durably so nothing is lost across restarts and outages:
+//! - `outbox`: lane byte ++ sequence (u64 BE) → payload. Alerts (lane 0) sort before anything else.
+//! - `upload_queue`: sequence (u64 BE) → ReadId for stored reads not yet acknowledged by the broker;
+//!   filled in the same transaction that stores the read, so a stored read is always on its way up. Keyed
+//!   by arrival, not capture time, so a sender's cursor never skips a late-arriving older read.
+//! - `alerts`: alert id → [`AlertRecord`] with its verification state.
+//!
+//! Entries leave only when the broker acknowledged them (PUBACK), matched by the caller.
+
+use super::{decode, tx_err, ReadId, Result, Store, StoreError, StoredRead};
+use serde::{Deserialize, Serialize};
+use sled::transaction::ConflictableTransactionError;
+use sled::Transactional;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Lane {
+    Alerts = 0,
+    Other = 1,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxKey(pub [u8; 9]);
+
+impl OutboxKey {
+    fn new(lane: Lane, seq: u64) -> OutboxKey {
+        let mut k = [0u8; 9];
+        k[0] = lane as u8;
+        k[1..].copy_from_slice(&seq.to_be_bytes());
+        OutboxKey(k)
+    }
+
+    pub fn seq(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[1..]);
+        u64::from_be_bytes(b)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub key: OutboxKey,
+    /// Topic suffix under the device prefix, e.g. `alerts`.
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    topic: String,
+    #[serde(with = "b64")]
+    payload: Vec<u8>,
+}
+
+mod b64 {
+    use base64::Engine;
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s: String = serde::Deserialize::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Verified,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub decision: Decision,
+    pub by: String,
+    pub at_ms: i64,
+    pub note: String,
+}
+
+/// A hotlist hit as the box keeps it. `detail` is the alert payload sent up (entry, list, match).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub id: uuid::Uuid,
+    pub read_id: ReadId,
+    pub raised_at_ms: i64,
+    pub detail: serde_json::Value,
+    pub verification: Option<Verification>,
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Decode { key: "outbox".into(), reason: e.to_string() })
+}
+
+impl Store {
+    /// Records an alert and queues its message in one transaction; durable on return.
+    pub fn raise_alert(&self, alert: &AlertRecord, topic: &str, payload: Vec<u8>) -> Result<OutboxKey> {
+        let key = OutboxKey::new(Lane::Alerts, self.trees.db.generate_id()?);
+        let record = encode(alert)?;
+        let msg = encode(&Stored { topic: topic.to_string(), payload })?;
+        (&self.trees.alerts, &self.trees.outbox)
+            .transaction(|(alerts, outbox)| {
+                alerts.insert(alert.id.as_bytes(), record.as_slice())?;
+                outbox.insert(&key.0[..], msg.as_slice())?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(tx_err)?;
+        self.trees.db.flush()?;
+        Ok(key)
+    }
+
+    /// Queues a message for the broker; durable on return.
+    pub fn enqueue(&self, lane: Lane, topic: &str, payload: Vec<u8>) -> Result<OutboxKey> {
+        let key = OutboxKey::new(lane, self.trees.db.generate_id()?);
+        self.trees.outbox.insert(key.0, encode(&Stored { topic: topic.to_string(), payload })?)?;
+        self.trees.db.flush()?;
+        Ok(key)
+    }
+
+    /// Oldest queued messages, alerts first, starting after `after`.
+    pub fn outbox_peek(&self, after: Option<&OutboxKey>, limit: usize) -> Result<Vec<OutboxMessage>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = after.map_or(Unbounded, |k| Excluded(k.0.to_vec()));
+        let mut out = Vec::new();
+        for e in self.trees.outbox.range((start, Unbounded)).take(limit) {
+            let (k, v) = e?;
+            let key: [u8; 9] = k.as_ref().try_into().map_err(|_| StoreError::Decode { key: super::hex(&k), reason: "outbox key is not 9 bytes".into() })?;
+            let s: Stored = decode(&k, &v)?;
+            out.push(OutboxMessage { key: OutboxKey(key), topic: s.topic, payload: s.payload });
+        }
+        Ok(out)
+    }
+
+    pub fn outbox_remove(&self, key: &OutboxKey) -> Result<()> {
+        self.trees.outbox.remove(key.0)?;
+        Ok(())
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.trees.outbox.len()
+    }
+
+    /// Oldest reads waiting for upload, after `after` (a queue key from an earlier peek).
+    pub fn upload_queue_peek(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, StoredRead)>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = after.map_or(Unbounded, |k| Excluded(k.to_be_bytes().to_vec()));
+        let mut out = Vec::new();
+        for e in self.trees.upload_queue.range((start, Unbounded)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = e?;
+            let (Ok(seq), Ok(id)) = (<[u8; 8]>::try_from(k.as_ref()), <[u8; 16]>::try_from(v.as_ref())) else {
+                return Err(StoreError::Decode { key: super::hex(&k), reason: "malformed upload queue entry".into() });
+            };
+            match self.get_read(ReadId::from_bytes(id))? {
+                Some(r) => out.push((u64::from_be_bytes(seq), r)),
+                // Purged before it could be sent (an outage longer than retention): nothing left to send.
+                None => {
+                    self.trees.upload_queue.remove(&k)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Queue entries the broker acknowledged; they leave the queue.
+    pub fn upload_queue_remove(&self, seqs: &[u64]) -> Result<()> {
+        let mut b = sled::Batch::default();
+        for s in seqs {
+            b.remove(&s.to_be_bytes()[..]);
+        }
+        self.trees.upload_queue.apply_batch(b)?;
+        Ok(())
+    }
+
+    /// O(n): for status and tests.
+    pub fn upload_queue_len(&self) -> usize {
+        self.trees.upload_queue.len()
+    }
+
+    /// Drops the oldest `n` entries of the upload queue (the reads stay stored); returns how many went.
+    pub fn upload_queue_drop_oldest(&self, n: usize) -> Result<usize> {
+        let mut b = sled::Batch::default();
+        let mut dropped = 0;
+        for e in self.trees.upload_queue.iter().take(n) {
+            b.remove(e?.0);
+            dropped += 1;
+        }
+        self.trees.upload_queue.apply_batch(b)?;
+        self.trees.db.flush()?;
+        Ok(dropped)
+    }
+
+    pub fn alert(&self, id: uuid::Uuid) -> Result<Option<AlertRecord>> {
+        match self.trees.alerts.get(id.as_bytes())? {
+            Some(v) => Ok(Some(decode(id.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the verification of an alert (unverified → verified or rejected, once); durable on return.
+    pub fn verify_alert(&self, id: uuid::Uuid, v: Verification) -> Result<AlertRecord> {
+        if v.by.trim().is_empty() {
+            return Err(StoreError::InvalidAlert("a verification needs the name of who made it".into()));
+        }
+        let rec = self
+            .trees
+            .alerts
+            .transaction(|alerts| {
+                let Some(raw) = alerts.get(id.as_bytes())? else {
+                    return Err(ConflictableTransactionError::Abort(StoreError::InvalidAlert(format!("alert {id} not found"))));
+                };
+                let mut rec: AlertRecord = decode(id.as_bytes(), &raw).map_err(ConflictableTransactionError::Abort)?;
+                if rec.verification.is_some() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::InvalidAlert(format!("alert {id} was already decided"))));
+                }
+                rec.verification = Some(v.clone());
+                alerts.insert(id.as_bytes(), encode(&rec).map_err(ConflictableTransactionError::Abort)?)?;
+                Ok(rec)
+            })
+            .map_err(tx_err)?;
+        self.trees.db.flush()?;
+        Ok(rec)
+    }
+}

@@ -1,0 +1,176 @@
+//! Versioned JSON payloads sent to and received from the central server. Each has a JSON Schema in
+//! `config/schemas/` with an example; tests check both against these types.
+
+use crate::store::{Candidate, StoredRead};
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| format!("{t:.3}")).unwrap_or_default()
+}
+
+/// One read as sent up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadV1 {
+    /// Stable id (the store's); the server drops duplicates by it.
+    pub id: String,
+    pub camera_id: String,
+    pub captured_at: String,
+    pub plate: String,
+    pub confidence: f32,
+    pub char_confidences: Vec<f32>,
+    pub candidates: Vec<Candidate>,
+    pub bbox: [u32; 4],
+    pub region: Option<String>,
+    pub frame_seq: u64,
+}
+
+impl From<&StoredRead> for ReadV1 {
+    fn from(r: &StoredRead) -> ReadV1 {
+        ReadV1 {
+            id: r.id.to_string(),
+            camera_id: r.camera_id.clone(),
+            captured_at: rfc3339(r.captured_at_ms),
+            plate: r.plate.expose().to_string(),
+            confidence: r.confidence,
+            char_confidences: r.char_confidences.clone(),
+            candidates: r.candidates.clone(),
+            bbox: r.bbox,
+            region: r.region.clone(),
+            frame_seq: r.frame_seq,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadsBatchV1 {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub site: String,
+    pub device: String,
+    pub sent_at: String,
+    pub reads: Vec<ReadV1>,
+}
+
+impl ReadsBatchV1 {
+    pub fn new(site: &str, device: &str, now_ms: i64, reads: &[StoredRead]) -> ReadsBatchV1 {
+        ReadsBatchV1 {
+            v: VERSION,
+            kind: "reads".into(),
+            site: site.into(),
+            device: device.into(),
+            sent_at: rfc3339(now_ms),
+            reads: reads.iter().map(ReadV1::from).collect(),
+        }
+    }
+}
+
+/// The hotlist entry that was hit, as far as the alert needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HitV1 {
+    pub list: String,
+    pub entry: String,
+    pub category: String,
+    pub priority: u8,
+    pub source: String,
+    /// exact | wildcard | candidate | confusion
+    pub match_kind: String,
+    pub score: f32,
+    pub matched_text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertV1 {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Stable id; the server drops duplicates by it.
+    pub id: String,
+    pub site: String,
+    pub device: String,
+    pub raised_at: String,
+    /// A hit must be confirmed (e.g. against the state system) before anyone acts on it.
+    pub verification_required: bool,
+    pub retroactive: bool,
+    pub read: ReadV1,
+    pub hit: HitV1,
+    /// Plate crop, JPEG, base64.
+    pub crop_jpeg_base64: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusV1 {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub site: String,
+    pub device: String,
+    /// online | offline
+    pub state: String,
+    pub at: String,
+    pub version: String,
+}
+
+impl StatusV1 {
+    pub fn new(site: &str, device: &str, state: &str, now_ms: i64) -> StatusV1 {
+        StatusV1 {
+            v: VERSION,
+            kind: "status".into(),
+            site: site.into(),
+            device: device.into(),
+            state: state.into(),
+            at: rfc3339(now_ms),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthV1 {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub site: String,
+    pub device: String,
+    pub at: String,
+    pub outbox_messages: u64,
+    pub reads_waiting: u64,
+    pub store_bytes: u64,
+    pub summary: String,
+}
+
+/// Inbound command envelope on `…/cmd/<name>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandV1 {
+    pub v: u32,
+    /// Echoed in the ack so the server can pair them.
+    pub id: String,
+    /// Who on the server side sent it (operator or system), for the audit log.
+    pub by: String,
+    pub body: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AckV1 {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub command: String,
+    pub id: Option<String>,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub result: Option<serde_json::Value>,
+}
+
+impl AckV1 {
+    pub fn new(command: &str, id: Option<String>, result: Result<serde_json::Value, String>) -> AckV1 {
+        let (ok, error, result) = match result {
+            Ok(v) => (true, None, Some(v)),
+            Err(e) => (false, Some(e), None),
+        };
+        AckV1 { v: VERSION, kind: "ack".into(), command: command.into(), id, ok, error, result }
+    }
+}

@@ -1,0 +1,350 @@
+//! The MQTT session: drains the durable outbox (alerts first, then batched reads), deletes entries only
+//! on their PUBACK, answers inbound commands, and reconnects with backoff and jitter.
+//!
+//! rumqttc's `publish()` returns when queued, and a broker that lost the session drops unacknowledged
+//! publishes; so each connection gets a fresh client, packet ids are matched here (publishes leave in
+//! request order, so `Outgoing::Publish(pkid)` events pair with our FIFO of requests), and whatever
+//! was not acknowledged when a connection ends is sent again from sled on the next.
+
+use super::payload::{AckV1, CommandV1, HealthV1, ReadsBatchV1, StatusV1};
+use super::topics::Topics;
+use crate::store::{OutboxKey, Store};
+use backon::BackoffBuilder;
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, Transport};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Notify};
+
+#[derive(Clone)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub keepalive: Duration,
+    /// None only when the configuration explicitly asks for plaintext (lab use).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub topics: Topics,
+    pub site: String,
+    pub device: String,
+    pub reads_batch_max: usize,
+    pub reads_batch_max_age: Duration,
+    pub max_packet_bytes: usize,
+    pub max_inflight: usize,
+    pub health_interval: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+/// Handles an inbound command (`…/cmd/<name>`); the result goes back on `…/ack`.
+pub trait CommandHandler: Send + Sync + 'static {
+    fn handle(&self, name: &str, cmd: &CommandV1) -> Result<serde_json::Value, String>;
+}
+
+/// Counters for status, health and metrics.
+#[derive(Default)]
+pub struct Stats {
+    pub connected: AtomicBool,
+    pub connects: AtomicU64,
+    pub outbox_acked: AtomicU64,
+    pub reads_acked: AtomicU64,
+    pub commands: AtomicU64,
+    pub dropped_oversized: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+enum Pending {
+    Outbox(OutboxKey),
+    Reads(Vec<u64>),
+    Untracked,
+}
+
+/// Per-connection state: what was published and not yet acknowledged.
+#[derive(Default)]
+struct Conn {
+    fifo: VecDeque<Pending>,
+    by_pkid: HashMap<u16, Pending>,
+    outbox_cursor: Option<OutboxKey>,
+    reads_cursor: Option<u64>,
+    tracked: usize,
+    partial_batch_since: Option<Instant>,
+}
+
+impl Conn {
+    fn publish(&mut self, client: &AsyncClient, topic: String, qos: QoS, retain: bool, payload: Vec<u8>, p: Pending) -> Result<(), ConnError> {
+        client.try_publish(topic, qos, retain, payload).map_err(|e| ConnError::Mqtt(e.to_string()))?;
+        if !matches!(p, Pending::Untracked) {
+            self.tracked += 1;
+        }
+        self.fifo.push_back(p);
+        Ok(())
+    }
+}
+
+pub struct Uplink {
+    settings: Settings,
+    store: Arc<Store>,
+    wake: Arc<Notify>,
+    stats: Arc<Stats>,
+    handler: Arc<dyn CommandHandler>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("{0}")]
+    Mqtt(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl Uplink {
+    pub fn new(settings: Settings, store: Arc<Store>, handler: Arc<dyn CommandHandler>) -> Uplink {
+        Uplink { settings, store, wake: Arc::new(Notify::new()), stats: Arc::new(Stats::default()), handler }
+    }
+
+    /// Notify after queueing something so it goes out at once.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    fn options(&self) -> MqttOptions {
+        let s = &self.settings;
+        let mut o = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+        o.set_keep_alive(s.keepalive)
+            .set_clean_session(true)
+            .set_max_packet_size(s.max_packet_bytes, s.max_packet_bytes)
+            .set_inflight((s.max_inflight * 2).clamp(10, u16::MAX as usize) as u16);
+        let offline = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "offline", now_ms())).unwrap_or_default();
+        o.set_last_will(LastWill::new(s.topics.status(), offline, QoS::AtLeastOnce, true));
+        if let Some(tls) = &s.tls {
+            o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.clone())));
+        }
+        if let Some(u) = &s.username {
+            o.set_credentials(u.clone(), s.password.clone().unwrap_or_default());
+        }
+        o
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = self.backoff();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let (client, eventloop) = AsyncClient::new(self.options(), self.settings.max_inflight * 4 + 16);
+            let connected_before = self.stats.connects.load(Ordering::Relaxed);
+            let result = self.connection(&client, eventloop, &mut shutdown).await;
+            self.stats.connected.store(false, Ordering::Relaxed);
+            match result {
+                Ok(()) => {
+                    let _ = client.try_disconnect();
+                    return;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    log::warn!(broker = self.settings.host.as_str(); "MQTT connection lost or refused: {msg}");
+                    if let Ok(mut l) = self.stats.last_error.lock() {
+                        *l = Some(msg);
+                    }
+                }
+            }
+            if self.stats.connects.load(Ordering::Relaxed) > connected_before {
+                backoff = self.backoff();
+            }
+            let delay = backoff.next().unwrap_or(self.settings.backoff_max);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.settings.backoff_min)
+            .with_max_delay(self.settings.backoff_max)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    async fn connection(&self, client: &AsyncClient, mut ev: EventLoop, shutdown: &mut watch::Receiver<bool>) -> Result<(), ConnError> {
+        let mut conn = Conn::default();
+        let mut online = false;
+        let (ack_tx, mut ack_rx) = mpsc::channel::<(String, AckV1)>(64);
+        let mut health = tokio::time::interval(self.settings.health_interval);
+        let mut batch_timer = tokio::time::interval(Duration::from_millis(100).min(self.settings.reads_batch_max_age));
+        loop {
+            tokio::select! {
+                event = ev.poll() => {
+                    let event = event.map_err(|e| ConnError::Mqtt(e.to_string()))?;
+                    match event {
+                        Event::Incoming(Packet::ConnAck(_)) => {
+                            online = true;
+                            self.stats.connected.store(true, Ordering::Relaxed);
+                            self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                            log::info!(broker = self.settings.host.as_str(); "MQTT connected");
+                            let s = &self.settings;
+                            let status = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "online", now_ms())).unwrap_or_default();
+                            conn.publish(client, s.topics.status(), QoS::AtLeastOnce, true, status, Pending::Untracked)?;
+                            client.try_subscribe(s.topics.commands(), QoS::AtLeastOnce).map_err(|e| ConnError::Mqtt(e.to_string()))?;
+                            self.fill(client, &mut conn)?;
+                        }
+                        Event::Outgoing(Outgoing::Publish(pkid)) => {
+                            if let Some(p) = conn.fifo.pop_front() {
+                                if pkid != 0 {
+                                    conn.by_pkid.insert(pkid, p);
+                                }
+                            }
+                        }
+                        Event::Incoming(Packet::PubAck(ack)) => {
+                            if let Some(p) = conn.by_pkid.remove(&ack.pkid) {
+                                self.acknowledged(&mut conn, p)?;
+                            }
+                            self.fill(client, &mut conn)?;
+                        }
+                        Event::Incoming(Packet::Publish(p)) => self.inbound(&p.topic, &p.payload, &ack_tx),
+                        _ => {}
+                    }
+                }
+                Some((cmd, ack)) = ack_rx.recv() => {
+                    let payload = serde_json::to_vec(&ack).unwrap_or_default();
+                    log::info!(command = cmd.as_str(), ok = ack.ok; "command answered");
+                    conn.publish(client, self.settings.topics.ack(), QoS::AtLeastOnce, false, payload, Pending::Untracked)?;
+                }
+                _ = self.wake.notified(), if online => self.fill(client, &mut conn)?,
+                _ = batch_timer.tick(), if online => self.fill(client, &mut conn)?,
+                _ = health.tick(), if online => {
+                    let payload = serde_json::to_vec(&self.health()).unwrap_or_default();
+                    conn.publish(client, self.settings.topics.health(), QoS::AtMostOnce, false, payload, Pending::Untracked)?;
+                }
+                _ = shutdown.changed() => {
+                    // Best effort: tell the server we leave; the retained status replaces the LWT.
+                    let s = &self.settings;
+                    if online {
+                        let status = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "offline", now_ms())).unwrap_or_default();
+                        let _ = client.try_publish(s.topics.status(), QoS::AtMostOnce, true, status);
+                        let _ = tokio::time::timeout(Duration::from_millis(500), async { while ev.poll().await.is_ok() { if conn.fifo.is_empty() { break; } } }).await;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+
+    fn acknowledged(&self, conn: &mut Conn, p: Pending) -> Result<(), ConnError> {
+        match p {
+            Pending::Outbox(key) => {
+                self.store.outbox_remove(&key)?;
+                self.stats.outbox_acked.fetch_add(1, Ordering::Relaxed);
+                conn.tracked -= 1;
+            }
+            Pending::Reads(seqs) => {
+                self.store.upload_queue_remove(&seqs)?;
+                self.stats.reads_acked.fetch_add(seqs.len() as u64, Ordering::Relaxed);
+                conn.tracked -= 1;
+            }
+            Pending::Untracked => {}
+        }
+        Ok(())
+    }
+
+    /// Publishes what is waiting, alerts and other outbox messages before reads, up to the in-flight window.
+    fn fill(&self, client: &AsyncClient, conn: &mut Conn) -> Result<(), ConnError> {
+        let s = &self.settings;
+        while conn.tracked < s.max_inflight {
+            if let Some(m) = self.store.outbox_peek(conn.outbox_cursor.as_ref(), 1)?.into_iter().next() {
+                conn.outbox_cursor = Some(m.key.clone());
+                if m.payload.len() + m.topic.len() + 64 > s.max_packet_bytes {
+                    // It can never be sent and would block everything behind it.
+                    log::error!(seq = m.key.seq(), bytes = m.payload.len(); "outbox message larger than mqtt.max_packet_kib; dropped");
+                    self.stats.dropped_oversized.fetch_add(1, Ordering::Relaxed);
+                    self.store.outbox_remove(&m.key)?;
+                    continue;
+                }
+                conn.publish(client, s.topics.topic(&m.topic), QoS::AtLeastOnce, false, m.payload, Pending::Outbox(m.key))?;
+                continue;
+            }
+            let batch = self.store.upload_queue_peek(conn.reads_cursor, s.reads_batch_max)?;
+            if batch.is_empty() {
+                conn.partial_batch_since = None;
+                break;
+            }
+            if batch.len() < s.reads_batch_max {
+                let since = *conn.partial_batch_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < s.reads_batch_max_age {
+                    break;
+                }
+            }
+            conn.partial_batch_since = None;
+            let mut take = batch.len();
+            let payload = loop {
+                let reads: Vec<_> = batch[..take].iter().map(|(_, r)| r.clone()).collect();
+                let p = serde_json::to_vec(&ReadsBatchV1::new(&s.site, &s.device, now_ms(), &reads)).unwrap_or_default();
+                if p.len() + 256 <= s.max_packet_bytes || take == 1 {
+                    break p;
+                }
+                take = take.div_ceil(2);
+            };
+            let seqs: Vec<u64> = batch[..take].iter().map(|(q, _)| *q).collect();
+            conn.reads_cursor = seqs.last().copied();
+            conn.publish(client, s.topics.reads(), QoS::AtLeastOnce, false, payload, Pending::Reads(seqs))?;
+        }
+        Ok(())
+    }
+
+    fn inbound(&self, topic: &str, payload: &[u8], acks: &mpsc::Sender<(String, AckV1)>) {
+        let Some(name) = self.settings.topics.command_of(topic) else { return };
+        let name = name.to_string();
+        self.stats.commands.fetch_add(1, Ordering::Relaxed);
+        let parsed: Result<CommandV1, String> = serde_json::from_slice(payload).map_err(|e| format!("malformed command: {e}"));
+        let parsed = parsed.and_then(|c| if c.v == 1 { Ok(c) } else { Err(format!("unsupported command version {}", c.v)) });
+        let handler = self.handler.clone();
+        let acks = acks.clone();
+        log::info!(command = name.as_str(), bytes = payload.len(); "command received");
+        // Handlers touch the store and may scan reads: keep them off the event loop.
+        tokio::task::spawn_blocking(move || {
+            let (id, result) = match parsed {
+                Ok(cmd) => (Some(cmd.id.clone()), handler.handle(&name, &cmd)),
+                Err(e) => (None, Err(e)),
+            };
+            if let Err(e) = &result {
+                log::warn!(command = name.as_str(); "command refused: {e}");
+            }
+            let _ = acks.blocking_send((name.clone(), AckV1::new(&name, id, result)));
+        });
+    }
+
+    fn health(&self) -> HealthV1 {
+        let s = &self.settings;
+        HealthV1 {
+            v: super::payload::VERSION,
+            kind: "health".into(),
+            site: s.site.clone(),
+            device: s.device.clone(),
+            at: jiff::Timestamp::from_millisecond(now_ms()).map(|t| format!("{t:.3}")).unwrap_or_default(),
+            outbox_messages: self.store.outbox_len() as u64,
+            reads_waiting: self.store.upload_queue_len() as u64,
+            store_bytes: self.store.size_on_disk().unwrap_or(0),
+            summary: format!(
+                "{} outbox messages and {} reads acknowledged since start",
+                self.stats.outbox_acked.load(Ordering::Relaxed),
+                self.stats.reads_acked.load(Ordering::Relaxed)
+            ),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

@@ -1,0 +1,386 @@
+//! The MQTT uplink against a real mosquitto with TLS on 127.0.0.1: mTLS, certificate failures,
+//! alerts before batched reads, large alerts, outage and restart without loss, inbound commands.
+
+mod support;
+
+use polewatch::bench::synthetic_read;
+use polewatch::store::{AlertRecord, Lane, Store, StoreOptions};
+use polewatch::uplink::payload::{AlertV1, CommandV1, HitV1, ReadV1};
+use polewatch::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{free_port, pki, Broker, Pki};
+use tokio::sync::watch;
+
+type Inbox = Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>;
+
+struct Echo;
+
+impl CommandHandler for Echo {
+    fn handle(&self, name: &str, cmd: &CommandV1) -> Result<serde_json::Value, String> {
+        match name {
+            "echo" => Ok(serde_json::json!({ "by": cmd.by, "body": cmd.body })),
+            other => Err(format!("unknown command `{other}`")),
+        }
+    }
+}
+
+fn settings(pki: &Pki, host: &str, port: u16) -> Settings {
+    tls::install_crypto_provider();
+    Settings {
+        host: host.into(),
+        port,
+        client_id: format!("pole-{}", fastrand::u32(..)),
+        keepalive: Duration::from_secs(5),
+        tls: Some(tls::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key))).unwrap()),
+        username: None,
+        password: None,
+        topics: Topics::new("polewatch", "site1", "pole-01"),
+        site: "site1".into(),
+        device: "pole-01".into(),
+        reads_batch_max: 100,
+        reads_batch_max_age: Duration::from_millis(200),
+        max_packet_bytes: 1024 * 1024,
+        max_inflight: 8,
+        health_interval: Duration::from_secs(3600),
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(500),
+    }
+}
+
+/// A subscriber on `polewatch/#`, with its own client certificate.
+async fn subscriber(pki: &Pki, port: u16) -> (AsyncClient, Inbox) {
+    let mut o = MqttOptions::new(format!("server-{}", fastrand::u32(..)), "127.0.0.1", port);
+    o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+        tls::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key))).unwrap(),
+    )));
+    o.set_max_packet_size(4 << 20, 4 << 20);
+    o.set_clean_session(true);
+    let (client, mut ev) = AsyncClient::new(o, 100);
+    client.subscribe("polewatch/#", QoS::AtLeastOnce).await.unwrap();
+    let inbox: Inbox = Arc::default();
+    let (tx, mut subscribed) = tokio::sync::mpsc::channel(1);
+    let sink = inbox.clone();
+    tokio::spawn(async move {
+        loop {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = tx.send(()).await;
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain)),
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), subscribed.recv()).await.expect("subscribed");
+    (client, inbox)
+}
+
+fn open_store(dir: &Path) -> Arc<Store> {
+    let mut o = StoreOptions::at(dir.join("store"));
+    o.queue_for_upload = true;
+    Arc::new(Store::open(&o).unwrap().0)
+}
+
+fn alert(store: &Store, n: u64, crop_len: usize) -> uuid::Uuid {
+    let read_id = store.put_read(synthetic_read(900_000 + n, 1_790_000_000_000 + n as i64, crop_len)).unwrap();
+    let read = store.get_read(read_id).unwrap().unwrap();
+    let id = uuid::Uuid::now_v7();
+    let crop = store.image(read_id, polewatch::store::ImageKind::Crop).unwrap();
+    use base64::Engine;
+    let payload = AlertV1 {
+        v: 1,
+        kind: "alert".into(),
+        id: id.to_string(),
+        site: "site1".into(),
+        device: "pole-01".into(),
+        raised_at: "2026-11-29T13:45:01.200Z".into(),
+        verification_required: true,
+        retroactive: false,
+        read: ReadV1::from(&read),
+        hit: HitV1 {
+            list: "stolen".into(),
+            entry: read.plate.expose().into(),
+            category: "stolen vehicle".into(),
+            priority: 1,
+            source: "test".into(),
+            match_kind: "exact".into(),
+            score: 1.0,
+            matched_text: read.plate.expose().into(),
+        },
+        crop_jpeg_base64: crop.map(|c| base64::engine::general_purpose::STANDARD.encode(c)),
+    };
+    let rec = AlertRecord { id, read_id, raised_at_ms: 0, detail: serde_json::to_value(&payload.hit).unwrap(), verification: None };
+    store.raise_alert(&rec, "alerts", serde_json::to_vec(&payload).unwrap()).unwrap();
+    id
+}
+
+async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("config/schemas/{name}.v1.schema.json"));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    jsonschema::validator_for(&s).unwrap()
+}
+
+fn assert_valid(v: &jsonschema::Validator, doc: &[u8]) {
+    let j: serde_json::Value = serde_json::from_slice(doc).unwrap();
+    let errors: Vec<String> = v.iter_errors(&j).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+fn read_ids(inbox: &Inbox) -> Vec<String> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/reads"))
+        .flat_map(|(_, p, _)| {
+            let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+            v["reads"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn published_schemas_accept_their_examples_and_our_types() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas");
+    for name in ["reads", "alert", "status", "health", "ack", "command"] {
+        let example = std::fs::read(root.join(format!("examples/{name}.v1.json"))).unwrap();
+        assert_valid(&schema(name), &example);
+        // The example is what our types read and write.
+        let roundtrip = match name {
+            "reads" => serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::ReadsBatchV1>(&example).unwrap()),
+            "alert" => serde_json::to_vec(&serde_json::from_slice::<AlertV1>(&example).unwrap()),
+            "status" => serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::StatusV1>(&example).unwrap()),
+            "health" => serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::HealthV1>(&example).unwrap()),
+            "ack" => serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::AckV1>(&example).unwrap()),
+            _ => serde_json::to_vec(&serde_json::from_slice::<CommandV1>(&example).unwrap()),
+        }
+        .unwrap();
+        assert_valid(&schema(name), &roundtrip);
+    }
+    // A schema that accepts anything would make the checks above worthless.
+    assert!(!schema("alert").is_valid(&serde_json::json!({"v": 1, "type": "alert", "verification_required": false})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_delivers_alerts_first_then_batched_reads_and_removes_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "a", &["127.0.0.1"], false);
+    let broker = Broker::start(&pki, free_port());
+    let (_sub, inbox) = subscriber(&pki, broker.port).await;
+    let store = open_store(dir.path());
+    let reads: Vec<_> = (0..250).map(|i| synthetic_read(i, 1_790_000_000_000 + i as i64, 3000)).collect();
+    let stored: HashSet<String> = store.put_reads(reads).unwrap().iter().map(|id| id.to_string()).collect();
+    let big_alert = alert(&store, 1, 20_000);
+
+    let uplink = Uplink::new(settings(&pki, "127.0.0.1", broker.port), store.clone(), Arc::new(Echo));
+    let stats = uplink.stats();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(uplink.run(stop_rx));
+
+    wait_until("all reads", Duration::from_secs(20), || read_ids(&inbox).len() >= 251).await;
+    wait_until("queues drained", Duration::from_secs(10), || store.outbox_len() == 0 && store.upload_queue_len() == 0).await;
+    let msgs = inbox.lock().unwrap().clone();
+    let topics: Vec<&str> = msgs.iter().map(|(t, _, _)| t.rsplit('/').next().unwrap()).collect();
+    let first_alert = topics.iter().position(|t| *t == "alerts").expect("alert delivered");
+    let first_reads = topics.iter().position(|t| *t == "reads").unwrap();
+    assert!(first_alert < first_reads, "alerts go before reads: {topics:?}");
+    let alert_msg = &msgs[first_alert].1;
+    assert!(alert_msg.len() > 10 * 1024, "alert with its crop is {} bytes", alert_msg.len());
+    assert_valid(&schema("alert"), alert_msg);
+    let a: AlertV1 = serde_json::from_slice(alert_msg).unwrap();
+    assert_eq!(a.id, big_alert.to_string());
+    assert!(a.verification_required);
+
+    let batches: Vec<&Vec<u8>> = msgs.iter().filter(|(t, _, _)| t.ends_with("/reads")).map(|(_, p, _)| p).collect();
+    for b in &batches {
+        assert_valid(&schema("reads"), b);
+    }
+    assert_eq!(batches.len(), 3, "250 reads + 1 alert read in batches of at most 100");
+    let got: HashSet<String> = read_ids(&inbox).into_iter().collect();
+    assert!(stored.is_subset(&got));
+    let status = msgs.iter().find(|(t, _, _)| t.ends_with("/status")).expect("status published");
+    assert!(String::from_utf8_lossy(&status.1).contains(r#""state":"online""#));
+    assert_valid(&schema("status"), &status.1);
+    assert_eq!(stats.reads_acked.load(Ordering::Relaxed), 251);
+    assert_eq!(stats.outbox_acked.load(Ordering::Relaxed), 1);
+
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+}
+
+async fn refused(settings: Settings, store: Arc<Store>) -> String {
+    let uplink = Uplink::new(settings, store, Arc::new(Echo));
+    let stats = uplink.stats();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(uplink.run(stop_rx));
+    wait_until("a connection error", Duration::from_secs(10), || stats.last_error.lock().unwrap().is_some()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stats.connects.load(Ordering::Relaxed), 0, "must never connect");
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    let e = stats.last_error.lock().unwrap().clone().unwrap();
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_certificates_fail_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = pki(&dir.path().join("good"), "good", &["127.0.0.1"], false);
+    let other = pki(&dir.path().join("other"), "other", &["127.0.0.1"], false);
+    let store = open_store(dir.path());
+    let broker = Broker::start(&good, free_port());
+
+    // A broker whose certificate comes from a CA we do not trust.
+    let mut s = settings(&good, "127.0.0.1", broker.port);
+    s.tls = Some(tls::client_config(&other.ca, Some((&good.client_cert, &good.client_key))).unwrap());
+    let e = refused(s, store.clone()).await;
+    assert!(e.contains("UnknownIssuer") || e.contains("unknown issuer"), "{e}");
+
+    // The right CA, but the certificate names 127.0.0.1 and we connect to localhost.
+    let e = refused(settings(&good, "localhost", broker.port), store.clone()).await;
+    assert!(e.contains("NotValidForName") || e.contains("not valid for name"), "{e}");
+
+    // An expired server certificate.
+    let expired = pki(&dir.path().join("expired"), "expired", &["127.0.0.1"], true);
+    let old_broker = Broker::start(&expired, free_port());
+    let e = refused(settings(&expired, "127.0.0.1", old_broker.port), store.clone()).await;
+    assert!(e.contains("Expired") || e.contains("expired"), "{e}");
+
+    // Without a client certificate the broker refuses us (mTLS required).
+    let mut s = settings(&good, "127.0.0.1", broker.port);
+    s.tls = Some(tls::client_config(&good.ca, None).unwrap());
+    let e = refused(s, store).await;
+    assert!(!e.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_outage_and_restart_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "o", &["127.0.0.1"], false);
+    let port = free_port();
+    let mut broker = Broker::start(&pki, port);
+    let (_sub, inbox) = subscriber(&pki, port).await;
+    let mut expected: HashSet<String> = HashSet::new();
+    let mut alerts: HashSet<String> = HashSet::new();
+    {
+        let store = open_store(dir.path());
+        let uplink = Uplink::new(settings(&pki, "127.0.0.1", port), store.clone(), Arc::new(Echo));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(uplink.run(stop_rx));
+        for id in store.put_reads((0..50).map(|i| synthetic_read(i, 1_790_000_000_000 + i as i64, 100)).collect()).unwrap() {
+            expected.insert(id.to_string());
+        }
+        wait_until("first reads", Duration::from_secs(20), || read_ids(&inbox).len() >= 50).await;
+
+        broker.stop();
+        for chunk in 0..20u64 {
+            let reads = (0..100).map(|i| synthetic_read(1000 + chunk * 100 + i, 1_790_000_100_000 + (chunk * 100 + i) as i64, 100));
+            for id in store.put_reads(reads.collect()).unwrap() {
+                expected.insert(id.to_string());
+            }
+            alerts.insert(alert(&store, chunk, 500).to_string());
+        }
+        // The process goes away during the outage, as in a power cut of the uplink's state.
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    }
+    // Alert reads are reads too.
+    let store = open_store(dir.path());
+    assert_eq!(store.outbox_len(), 20);
+    for (_, r) in store.upload_queue_peek(None, 10_000).unwrap() {
+        expected.insert(r.id.to_string());
+    }
+    let (_sub2, inbox2) = {
+        broker.restart();
+        subscriber(&pki, port).await
+    };
+    let uplink = Uplink::new(settings(&pki, "127.0.0.1", port), store.clone(), Arc::new(Echo));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(uplink.run(stop_rx));
+    wait_until("backlog drained", Duration::from_secs(60), || store.outbox_len() == 0 && store.upload_queue_len() == 0).await;
+    wait_until("backlog received", Duration::from_secs(10), || {
+        let got: HashSet<String> = read_ids(&inbox).into_iter().chain(read_ids(&inbox2)).collect();
+        expected.is_subset(&got)
+    })
+    .await;
+    let msgs = inbox2.lock().unwrap().clone();
+    let got_alerts: HashSet<String> = msgs
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/alerts"))
+        .map(|(_, p, _)| serde_json::from_slice::<AlertV1>(p).unwrap().id)
+        .collect();
+    assert_eq!(got_alerts, alerts, "every alert arrives after the outage");
+    let last_alert = msgs.iter().rposition(|(t, _, _)| t.ends_with("/alerts")).unwrap();
+    let first_reads = msgs.iter().position(|(t, _, _)| t.ends_with("/reads")).unwrap();
+    assert!(last_alert < first_reads, "the alerts go before the backlog of reads");
+    assert_eq!(expected.len(), 2070);
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_answered_on_the_ack_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "c", &["127.0.0.1"], false);
+    let broker = Broker::start(&pki, free_port());
+    let (sub, inbox) = subscriber(&pki, broker.port).await;
+    let store = open_store(dir.path());
+    let uplink = Uplink::new(settings(&pki, "127.0.0.1", broker.port), store, Arc::new(Echo));
+    let stats = uplink.stats();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(uplink.run(stop_rx));
+    wait_until("connected", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // the uplink's subscription
+    let base = "polewatch/site1/pole-01/cmd";
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, r#"{"v":1,"id":"c-1","by":"ops","body":{"x":1}}"#).await.unwrap();
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, "not json").await.unwrap();
+    sub.publish(format!("{base}/nosuch"), QoS::AtLeastOnce, false, r#"{"v":1,"id":"c-3","by":"ops","body":{}}"#).await.unwrap();
+    wait_until("three acks", Duration::from_secs(10), || inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).count() >= 3).await;
+    let acks: Vec<serde_json::Value> =
+        inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).map(|(_, p, _)| serde_json::from_slice(p).unwrap()).collect();
+    for a in &acks {
+        assert_valid(&schema("ack"), &serde_json::to_vec(a).unwrap());
+    }
+    let by_id = |id: Option<&str>| acks.iter().find(|a| a["id"].as_str() == id).unwrap_or_else(|| panic!("no ack for {id:?}: {acks:?}"));
+    assert_eq!(by_id(Some("c-1"))["ok"], true);
+    assert_eq!(by_id(Some("c-1"))["result"]["body"]["x"], 1);
+    assert_eq!(by_id(None)["ok"], false);
+    assert!(by_id(None)["error"].as_str().unwrap().contains("malformed command"));
+    assert_eq!(by_id(Some("c-3"))["error"], "unknown command `nosuch`");
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+}
+
+#[test]
+fn store_queues_each_read_for_upload_in_its_own_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let ids = store.put_reads((0..5).map(|i| synthetic_read(i, 1_790_000_000_000 + i as i64, 0)).collect()).unwrap();
+    let queued = store.upload_queue_peek(None, 100).unwrap();
+    assert_eq!(queued.iter().map(|(_, r)| r.id).collect::<Vec<_>>(), ids);
+    let after = store.upload_queue_peek(Some(queued[1].0), 100).unwrap();
+    assert_eq!(after.len(), 3);
+    store.upload_queue_remove(&[queued[0].0]).unwrap();
+    assert_eq!(store.upload_queue_len(), 4);
+    let key = store.enqueue(Lane::Other, "health", b"{}".to_vec()).unwrap();
+    let a = alert(&store, 1, 10);
+    assert!(store.alert(a).unwrap().is_some());
+    let peek = store.outbox_peek(None, 10).unwrap();
+    assert_eq!(peek.len(), 2);
+    assert_eq!(peek[0].topic, "alerts", "alerts sort before other messages");
+    assert_eq!(peek[1].key, key);
+}
