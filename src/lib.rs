@@ -3,6 +3,7 @@
 //! Pure logic (`config` validation, `retention`, `store::pattern`) is kept apart from I/O (`store`,
 //! `ops`) and tested without it.
 
+pub mod alert;
 pub mod bench;
 pub mod clock;
 pub mod config;

@@ -4,8 +4,8 @@
 mod support;
 
 use polewatch::bench::synthetic_read;
-use polewatch::store::{AlertRecord, Lane, Store, StoreOptions};
-use polewatch::uplink::payload::{AlertV1, CommandV1, HitV1, ReadV1};
+use polewatch::store::{Lane, Store, StoreOptions};
+use polewatch::uplink::payload::{AlertV1, CommandV1, HitV1};
 use polewatch::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use std::collections::HashSet;
@@ -90,34 +90,17 @@ fn open_store(dir: &Path) -> Arc<Store> {
 fn alert(store: &Store, n: u64, crop_len: usize) -> uuid::Uuid {
     let read_id = store.put_read(synthetic_read(900_000 + n, 1_790_000_000_000 + n as i64, crop_len)).unwrap();
     let read = store.get_read(read_id).unwrap().unwrap();
-    let id = uuid::Uuid::now_v7();
-    let crop = store.image(read_id, polewatch::store::ImageKind::Crop).unwrap();
-    use base64::Engine;
-    let payload = AlertV1 {
-        v: 1,
-        kind: "alert".into(),
-        id: id.to_string(),
-        site: "site1".into(),
-        device: "pole-01".into(),
-        raised_at: "2026-11-29T13:45:01.200Z".into(),
-        verification_required: true,
-        retroactive: false,
-        read: ReadV1::from(&read),
-        hit: HitV1 {
-            list: "stolen".into(),
-            entry: read.plate.expose().into(),
-            category: "stolen vehicle".into(),
-            priority: 1,
-            source: "test".into(),
-            match_kind: "exact".into(),
-            score: 1.0,
-            matched_text: read.plate.expose().into(),
-        },
-        crop_jpeg_base64: crop.map(|c| base64::engine::general_purpose::STANDARD.encode(c)),
+    let hit = HitV1 {
+        list: "stolen".into(),
+        entry: read.plate.expose().into(),
+        category: "stolen vehicle".into(),
+        priority: 1,
+        source: "test".into(),
+        match_kind: "exact".into(),
+        score: 1.0,
+        matched_text: read.plate.expose().into(),
     };
-    let rec = AlertRecord { id, read_id, raised_at_ms: 0, detail: serde_json::to_value(&payload.hit).unwrap(), verification: None };
-    store.raise_alert(&rec, "alerts", serde_json::to_vec(&payload).unwrap()).unwrap();
-    id
+    polewatch::alert::raise(store, "site1", "pole-01", &read, hit, false, 1 << 20).unwrap().id
 }
 
 async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {

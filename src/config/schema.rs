@@ -302,6 +302,10 @@ pub struct Mqtt {
     pub reads_batch_max_age_ms: u64,
     #[serde(default = "default_max_packet_kib")]
     pub max_packet_kib: u32,
+    /// Reads waiting for upload beyond which the oldest leave the upload queue (they stay stored).
+    /// A warning goes out at 90%.
+    #[serde(default = "default_max_queued_reads")]
+    pub max_queued_reads: u64,
 }
 
 impl Default for Mqtt {
@@ -323,6 +327,7 @@ impl Default for Mqtt {
             reads_batch_max: default_reads_batch_max(),
             reads_batch_max_age_ms: default_reads_batch_age_ms(),
             max_packet_kib: default_max_packet_kib(),
+            max_queued_reads: default_max_queued_reads(),
         }
     }
 }
@@ -489,6 +494,9 @@ fn default_reads_batch_age_ms() -> u64 {
 }
 fn default_max_packet_kib() -> u32 {
     1024
+}
+fn default_max_queued_reads() -> u64 {
+    2_000_000
 }
 fn default_listen() -> String {
     "127.0.0.1:8443".to_string()

@@ -153,6 +153,7 @@ fn mqtt(out: &mut Issues, m: &Mqtt) {
     range(out, "mqtt.reads_batch_max", m.reads_batch_max, 1, 10_000);
     range(out, "mqtt.reads_batch_max_age_ms", m.reads_batch_max_age_ms, 10, 3_600_000);
     range(out, "mqtt.max_packet_kib", m.max_packet_kib, 16, 262_144);
+    range(out, "mqtt.max_queued_reads", m.max_queued_reads, 1000, 100_000_000);
     if m.client_cert.is_some() != m.client_key.is_some() {
         push(out, "mqtt.client_key", "client_cert and client_key go together");
     }

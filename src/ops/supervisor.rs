@@ -43,6 +43,7 @@ struct Shared {
     config: Mutex<Config>,
     health: Mutex<Health>,
     stop: AtomicBool,
+    uplink: Mutex<Option<Arc<crate::uplink::Stats>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -55,7 +56,15 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         log::warn!("config: {w}");
     }
     let cfg = loaded.config;
-    let opts = StoreOptions::from_config(&cfg.store);
+    let mut opts = StoreOptions::from_config(&cfg.store);
+    opts.queue_for_upload = cfg.mqtt.enabled;
+    // Certificates are checked before anything starts: a bad one fails loudly, at once.
+    let uplink_settings = if cfg.mqtt.enabled {
+        crate::uplink::tls::install_crypto_provider();
+        Some(crate::uplink::Settings::from_config(&cfg).context("cannot set up the MQTT uplink")?)
+    } else {
+        None
+    };
     let (store, outcome) = tokio::task::spawn_blocking(move || Store::open(&opts))
         .await
         .context("store open task failed")?
@@ -73,16 +82,29 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     if cfg.cameras.iter().any(|c| c.enabled) {
         log::warn!("cameras are configured but this build has no camera ingest yet; they are not started");
     }
-    let shared = Arc::new(Shared { config: Mutex::new(cfg), health: Mutex::new(health), stop: AtomicBool::new(false) });
+    let shared = Arc::new(Shared { config: Mutex::new(cfg), health: Mutex::new(health), stop: AtomicBool::new(false), uplink: Mutex::new(None) });
     let summary = lock(&shared.health).summary(&lock(&shared.config));
     notify::ready(&summary);
     log::info!("polewatch {} running: {summary}", env!("CARGO_PKG_VERSION"));
 
     let sweeper = spawn_sweeper(store.clone(), shared.clone());
-    let outcome = supervise(&config_path, &shared, &sweeper).await;
+    let (uplink_stop, uplink_stop_rx) = tokio::sync::watch::channel(false);
+    let uplink = uplink_settings.map(|settings| {
+        let handler = Arc::new(crate::ops::commands::DaemonCommands { store: store.clone() });
+        let u = crate::uplink::Uplink::new(settings, store.clone(), handler);
+        *lock(&shared.uplink) = Some(u.stats());
+        tokio::spawn(u.run(uplink_stop_rx))
+    });
+    let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store).await;
 
     notify::stopping();
     shared.stop.store(true, Ordering::Relaxed);
+    let _ = uplink_stop.send(true);
+    if let Some(u) = uplink {
+        if tokio::time::timeout(Duration::from_secs(5), u).await.is_err() {
+            log::warn!("MQTT uplink did not stop within 5 s; abandoning it");
+        }
+    }
     let stop_timeout = Duration::from_secs(lock(&shared.config).service.stop_timeout_s);
     if tokio::time::timeout(stop_timeout, sweeper).await.is_err() {
         log::warn!("retention sweeper did not stop within {stop_timeout:?}; abandoning it");
@@ -96,7 +118,13 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     outcome
 }
 
-async fn supervise(config_path: &std::path::Path, shared: &Arc<Shared>, sweeper: &JoinHandle<()>) -> anyhow::Result<()> {
+async fn supervise(
+    config_path: &std::path::Path,
+    shared: &Arc<Shared>,
+    sweeper: &JoinHandle<()>,
+    uplink: Option<&JoinHandle<()>>,
+    store: &Arc<Store>,
+) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
@@ -114,19 +142,57 @@ async fn supervise(config_path: &std::path::Path, shared: &Arc<Shared>, sweeper:
                 // Only a healthy supervisor pets the watchdog; a dead component lets systemd restart us.
                 if sweeper.is_finished() {
                     log::error!("retention sweeper task has died; withholding watchdog ping");
+                } else if uplink.is_some_and(|u| u.is_finished()) {
+                    log::error!("MQTT uplink task has died; withholding watchdog ping");
                 } else {
                     notify::watchdog();
-                    let summary = lock(&shared.health).summary(&lock(&shared.config));
+                    let summary = status_line(shared);
                     notify::status(&summary);
                 }
             }
             _ = status_tick.tick() => {
                 if status_every > 0 {
-                    let summary = lock(&shared.health).summary(&lock(&shared.config));
-                    log::info!("status: {summary}");
+                    log::info!("status: {}", status_line(shared));
+                }
+                if uplink.is_some() {
+                    bound_upload_queue(store, lock(&shared.config).mqtt.max_queued_reads).await;
                 }
             }
         }
+    }
+}
+
+fn status_line(shared: &Shared) -> String {
+    let mut s = lock(&shared.health).summary(&lock(&shared.config));
+    if let Some(u) = lock(&shared.uplink).as_ref() {
+        let connected = u.connected.load(Ordering::Relaxed);
+        s.push_str(if connected { "; mqtt connected" } else { "; mqtt NOT connected" });
+    }
+    s
+}
+
+/// Keeps the upload queue within its bound: warns at 90%, then drops the oldest entries (the reads stay
+/// stored on the box and can still be exported).
+async fn bound_upload_queue(store: &Arc<Store>, max: u64) {
+    let st = store.clone();
+    let result = tokio::task::spawn_blocking(move || -> crate::store::Result<(u64, usize)> {
+        // The O(1) span is an upper bound; count exactly only when it says we may be near the bound.
+        if st.upload_queue_span()? < max * 9 / 10 {
+            return Ok((0, 0));
+        }
+        let len = st.upload_queue_len() as u64;
+        let dropped = if len > max { st.upload_queue_drop_oldest((len - max) as usize)? } else { 0 };
+        Ok((len, dropped))
+    })
+    .await;
+    match result {
+        Ok(Ok((len, dropped))) if dropped > 0 => {
+            log::error!(dropped = dropped as u64, waiting = len, max = max; "upload queue full: the oldest {dropped} reads will not be sent (they stay stored)")
+        }
+        Ok(Ok((len, _))) if len >= max * 9 / 10 => log::warn!(waiting = len, max = max; "upload queue at {}% of its bound", len * 100 / max),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => log::error!("upload queue check failed: {e}"),
+        Err(e) => log::error!("upload queue check task failed: {e}"),
     }
 }
 
@@ -142,10 +208,14 @@ fn reload(config_path: &std::path::Path, shared: &Shared) {
             if new.config.store.path != cur.store.path || new.config.store.cache_capacity_mb != cur.store.cache_capacity_mb {
                 log::warn!("store.path and store.cache_capacity_mb change only on restart; keeping the running values");
             }
+            if new.config.mqtt != cur.mqtt {
+                log::warn!("[mqtt] changes take effect on restart; keeping the running connection");
+            }
             logging::set_level(new.config.logging.level);
             let mut next = new.config;
             next.store.path = cur.store.path.clone();
             next.store.cache_capacity_mb = cur.store.cache_capacity_mb;
+            next.mqtt = cur.mqtt.clone();
             *cur = next;
             log::info!(files = new.files.len(); "configuration reloaded");
         }

@@ -174,6 +174,15 @@ impl Store {
         Ok(())
     }
 
+    /// Upper bound of the reads waiting, in O(1): acknowledged entries leave mostly from the front.
+    pub fn upload_queue_span(&self) -> Result<u64> {
+        let seq = |k: &[u8]| <[u8; 8]>::try_from(k).map(u64::from_be_bytes).unwrap_or(0);
+        match (self.trees.upload_queue.first()?, self.trees.upload_queue.last()?) {
+            (Some((a, _)), Some((b, _))) => Ok(seq(&b).saturating_sub(seq(&a)) + 1),
+            _ => Ok(0),
+        }
+    }
+
     /// O(n): for status and tests.
     pub fn upload_queue_len(&self) -> usize {
         self.trees.upload_queue.len()

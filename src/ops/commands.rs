@@ -1,0 +1,84 @@
+//! Inbound commands from the central server (`…/cmd/<name>`), applied to the store. Each answer goes
+//! back on `…/ack`; every command is logged (and audited once the audit log exists).
+
+use crate::store::{Decision, HoldRequest, ReadId, Store, Verification};
+use crate::uplink::payload::CommandV1;
+use crate::uplink::CommandHandler;
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub struct DaemonCommands {
+    pub store: Arc<Store>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertDecision {
+    alert_id: uuid::Uuid,
+    decision: Decision,
+    #[serde(default)]
+    note: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaceHold {
+    read_id: uuid::Uuid,
+    case_number: String,
+    reason: String,
+    /// RFC 3339; absent: until released.
+    #[serde(default)]
+    expires_at: Option<jiff::Timestamp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseHold {
+    read_id: uuid::Uuid,
+    hold_id: uuid::Uuid,
+    reason: String,
+}
+
+fn body<T: serde::de::DeserializeOwned>(cmd: &CommandV1) -> Result<T, String> {
+    serde_json::from_value(cmd.body.clone()).map_err(|e| format!("invalid body: {e}"))
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl CommandHandler for DaemonCommands {
+    fn handle(&self, name: &str, cmd: &CommandV1) -> Result<serde_json::Value, String> {
+        if cmd.by.trim().is_empty() {
+            return Err("`by` must name who sent the command".into());
+        }
+        match name {
+            "alert" => {
+                let b: AlertDecision = body(cmd)?;
+                let v = Verification { decision: b.decision, by: cmd.by.clone(), at_ms: now_ms(), note: b.note };
+                let rec = self.store.verify_alert(b.alert_id, v).map_err(|e| e.to_string())?;
+                log::info!(alert = rec.id.to_string().as_str(), by = cmd.by.as_str(); "alert {:?} by command", b.decision);
+                Ok(serde_json::json!({ "alert": rec.id, "decision": b.decision }))
+            }
+            "hold" => {
+                let b: PlaceHold = body(cmd)?;
+                let req = HoldRequest {
+                    placed_by: cmd.by.clone(),
+                    case_number: b.case_number,
+                    reason: b.reason,
+                    expires_at_ms: b.expires_at.map(|t| t.as_millisecond()),
+                };
+                let h = self.store.place_hold(ReadId(b.read_id), req, now_ms()).map_err(|e| e.to_string())?;
+                log::info!(read = h.read_id.to_string().as_str(), case = h.case_number.as_str(), by = cmd.by.as_str(); "evidence hold placed by command");
+                Ok(serde_json::json!({ "hold_id": h.id, "read_id": h.read_id }))
+            }
+            "release_hold" => {
+                let b: ReleaseHold = body(cmd)?;
+                let h = self.store.release_hold(ReadId(b.read_id), b.hold_id, &cmd.by, &b.reason, now_ms()).map_err(|e| e.to_string())?;
+                log::info!(read = h.read_id.to_string().as_str(), by = cmd.by.as_str(); "evidence hold released by command");
+                Ok(serde_json::json!({ "hold_id": h.id, "released": true }))
+            }
+            other => Err(format!("unknown command `{other}`")),
+        }
+    }
+}

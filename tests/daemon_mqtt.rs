@@ -1,0 +1,177 @@
+//! The daemon with its MQTT uplink: a backlog built during a broker outage survives a SIGKILL of the
+//! daemon and is delivered, alerts first, once the broker is back; an alert is verified by command.
+
+mod support;
+
+use polewatch::bench::synthetic_read;
+use polewatch::store::{Decision, Store, StoreOptions};
+use polewatch::uplink::payload::HitV1;
+use polewatch::uplink::tls;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{free_port, pki, Broker, Pki};
+
+fn config(dir: &Path, pki: &Pki, port: u16) -> std::path::PathBuf {
+    let cfg = dir.join("polewatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[site]\nsite_id = \"site1\"\ndevice_id = \"pole-01\"\n\
+             [store]\npath = \"{}\"\n[store.retention]\nrequire_clock_sync = false\n\
+             [mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n\
+             reads_batch_max = 200\nreads_batch_max_age_ms = 200\nkeepalive_s = 5\n\
+             [logging]\ntarget = \"stderr\"\n",
+            dir.join("store").display(),
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn start(cfg: &Path, log: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_polewatch"))
+        .args(["run", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+type Inbox = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+async fn subscriber(pki: &Pki, port: u16) -> (AsyncClient, Inbox) {
+    tls::install_crypto_provider();
+    let mut o = MqttOptions::new("central", "127.0.0.1", port);
+    o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+        tls::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key))).unwrap(),
+    )));
+    o.set_max_packet_size(4 << 20, 4 << 20);
+    let (client, mut ev) = AsyncClient::new(o, 100);
+    client.subscribe("polewatch/#", QoS::AtLeastOnce).await.unwrap();
+    let inbox: Inbox = Arc::default();
+    let sink = inbox.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = tx.send(()).await;
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec())),
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap();
+    (client, inbox)
+}
+
+async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "d", &["127.0.0.1"], false);
+    let port = free_port();
+    let cfg = config(dir.path(), &pki, port);
+
+    // The backlog of an outage: 2,000 reads and 20 alerts stored while no broker answers.
+    let mut reads = HashSet::new();
+    let mut alerts = HashSet::new();
+    {
+        let mut o = StoreOptions::at(dir.path().join("store"));
+        o.queue_for_upload = true;
+        let (s, _) = Store::open(&o).unwrap();
+        for c in 0..20u64 {
+            let batch = (0..100).map(|i| synthetic_read(c * 100 + i, 1_790_000_000_000 + (c * 100 + i) as i64, 1500));
+            let ids = s.put_reads(batch.collect()).unwrap();
+            reads.extend(ids.iter().map(|id| id.to_string()));
+            let read = s.get_read(ids[0]).unwrap().unwrap();
+            let hit = HitV1 {
+                list: "stolen".into(),
+                entry: read.plate.expose().into(),
+                category: "stolen vehicle".into(),
+                priority: 1,
+                source: "test".into(),
+                match_kind: "exact".into(),
+                score: 1.0,
+                matched_text: read.plate.expose().into(),
+            };
+            alerts.insert(polewatch::alert::raise(&s, "site1", "pole-01", &read, hit, false, 1 << 20).unwrap().id.to_string());
+        }
+        s.close().unwrap();
+    }
+
+    // The daemon starts with the broker down, and is killed.
+    let mut d = start(&cfg, &dir.path().join("run1.log"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(d.try_wait().unwrap().is_none(), "daemon must keep running without a broker: {}", std::fs::read_to_string(dir.path().join("run1.log")).unwrap());
+    d.kill().unwrap();
+    d.wait().unwrap();
+
+    // The broker comes back, then the daemon.
+    let _broker = Broker::start(&pki, port);
+    let (central, inbox) = subscriber(&pki, port).await;
+    let mut d = start(&cfg, &dir.path().join("run2.log"));
+    let got_reads = || -> HashSet<String> {
+        inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t.ends_with("/reads"))
+            .flat_map(|(_, p)| {
+                let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+                v["reads"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    wait_until("the whole backlog", Duration::from_secs(60), || reads.is_subset(&got_reads())).await;
+    let msgs = inbox.lock().unwrap().clone();
+    let got_alerts: HashSet<String> = msgs
+        .iter()
+        .filter(|(t, _)| t.ends_with("/alerts"))
+        .map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got_alerts, alerts);
+    let last_alert = msgs.iter().rposition(|(t, _)| t.ends_with("/alerts")).unwrap();
+    let first_reads = msgs.iter().position(|(t, _)| t.ends_with("/reads")).unwrap();
+    assert!(last_alert < first_reads, "alerts before the backlog of reads");
+
+    // The central server verifies one alert.
+    let alert_id = alerts.iter().next().unwrap().clone();
+    let cmd = serde_json::json!({"v": 1, "id": "cmd-7", "by": "dispatcher 14", "body": {"alert_id": alert_id, "decision": "verified", "note": "confirmed with state system"}});
+    central.publish("polewatch/site1/pole-01/cmd/alert", QoS::AtLeastOnce, false, serde_json::to_vec(&cmd).unwrap()).await.unwrap();
+    wait_until("the ack", Duration::from_secs(10), || inbox.lock().unwrap().iter().any(|(t, p)| t.ends_with("/ack") && String::from_utf8_lossy(p).contains("cmd-7"))).await;
+    let ack = inbox.lock().unwrap().iter().find(|(t, _)| t.ends_with("/ack")).unwrap().1.clone();
+    let ack: serde_json::Value = serde_json::from_slice(&ack).unwrap();
+    assert_eq!(ack["ok"], true, "{ack}");
+
+    // SIGTERM: clean stop; the verification is in the store.
+    unsafe { libc::kill(d.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while d.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "daemon did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (s, _) = Store::open(&StoreOptions::at(dir.path().join("store"))).unwrap();
+    let rec = s.alert(alert_id.parse().unwrap()).unwrap().unwrap();
+    let v = rec.verification.unwrap();
+    assert_eq!((v.decision, v.by.as_str(), v.note.as_str()), (Decision::Verified, "dispatcher 14", "confirmed with state system"));
+    assert_eq!(s.outbox_len(), 0);
+    assert_eq!(s.upload_queue_len(), 0);
+}
