@@ -155,7 +155,8 @@ async fn supervise(
                     log::info!("status: {}", status_line(shared));
                 }
                 if uplink.is_some() {
-                    bound_upload_queue(store, lock(&shared.config).mqtt.max_queued_reads).await;
+                    let max = lock(&shared.config).mqtt.max_queued_reads;
+                    bound_upload_queue(store, max).await;
                 }
             }
         }
