@@ -1,12 +1,13 @@
 //! polewatch: edge daemon for pole-mounted licence-plate-reader cameras.
 //!
-//! Pure logic (`config` validation, `retention`, `store::pattern`) is kept apart from I/O (`store`,
-//! `ops`) and tested without it.
+//! Pure logic (`config` validation, `retention`, `store::pattern`, `hotlist`) is kept apart from I/O
+//! (`store`, `ops`) and tested without it.
 
 pub mod alert;
 pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod hotlist;
 pub mod ops;
 pub mod retention;
 pub mod store;
