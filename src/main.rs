@@ -104,6 +104,18 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
+            let now = jiff::Timestamp::now().as_millisecond();
+            let mut bad = false;
+            for f in &loaded.config.hotlists.files {
+                if let Err(e) = polewatch::hotlist::load_file(f, now) {
+                    eprintln!("{e}");
+                    bad = true;
+                }
+            }
+            if bad {
+                eprintln!("configuration invalid: a hotlist is rejected");
+                return ExitCode::FAILURE;
+            }
             let files: Vec<String> = loaded.files.iter().map(|f| f.display().to_string()).collect();
             println!(
                 "configuration OK: {} (site {}, device {}, {} camera(s))",

@@ -24,7 +24,7 @@ fn config(dir: &Path, pki: &Pki, port: u16) -> std::path::PathBuf {
              [store]\npath = \"{}\"\n[store.retention]\nrequire_clock_sync = false\n\
              [mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n\
              reads_batch_max = 200\nreads_batch_max_age_ms = 200\nkeepalive_s = 5\n\
-             [logging]\ntarget = \"stderr\"\n",
+             [hotlists]\nretroactive_days = 3650\n[logging]\ntarget = \"stderr\"\n",
             dir.join("store").display(),
             pki.ca.display(),
             pki.client_cert.display(),
@@ -160,6 +160,25 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     let ack = inbox.lock().unwrap().iter().find(|(t, _)| t.ends_with("/ack")).unwrap().1.clone();
     let ack: serde_json::Value = serde_json::from_slice(&ack).unwrap();
     assert_eq!(ack["ok"], true, "{ack}");
+
+    // A pushed hotlist: a malformed one is refused whole, a good one finds a stored read retroactively.
+    let bad = serde_json::json!({"v": 1, "id": "cmd-8", "by": "ops", "body": {"name": "state", "csv": "plate,region,category,priority,source,expiry,notes\nT0000042,,stolen,0,x,,\n"}});
+    central.publish("polewatch/site1/pole-01/cmd/hotlist", QoS::AtLeastOnce, false, serde_json::to_vec(&bad).unwrap()).await.unwrap();
+    let good = serde_json::json!({"v": 1, "id": "cmd-9", "by": "ops", "body": {"name": "state", "csv": "plate,region,category,priority,source,expiry,notes\nT0000042,,stolen,1,x,,\n"}});
+    central.publish("polewatch/site1/pole-01/cmd/hotlist", QoS::AtLeastOnce, false, serde_json::to_vec(&good).unwrap()).await.unwrap();
+    let ack_of = |id: &str| -> Option<serde_json::Value> {
+        inbox.lock().unwrap().iter().filter(|(t, _)| t.ends_with("/ack")).map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).unwrap()).find(|a| a["id"] == id)
+    };
+    wait_until("hotlist acks", Duration::from_secs(10), || ack_of("cmd-8").is_some() && ack_of("cmd-9").is_some()).await;
+    let bad_ack = ack_of("cmd-8").unwrap();
+    assert_eq!(bad_ack["ok"], false);
+    assert!(bad_ack["error"].as_str().unwrap().contains("line 2"), "{bad_ack}");
+    let good_ack = ack_of("cmd-9").unwrap();
+    assert_eq!(good_ack["result"]["retroactive_alerts"], 1, "{good_ack}");
+    wait_until("the retroactive alert", Duration::from_secs(10), || {
+        inbox.lock().unwrap().iter().any(|(t, p)| t.ends_with("/alerts") && String::from_utf8_lossy(p).contains(r#""retroactive":true"#))
+    })
+    .await;
 
     // SIGTERM: clean stop; the verification is in the store.
     unsafe { libc::kill(d.id() as libc::pid_t, libc::SIGTERM) };

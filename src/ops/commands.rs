@@ -9,6 +9,19 @@ use std::sync::Arc;
 
 pub struct DaemonCommands {
     pub store: Arc<Store>,
+    pub hotlists: Arc<crate::ops::hotlists::Hotlists>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotlistPush {
+    name: String,
+    /// The whole list as CSV (header plate,region,category,priority,source,expiry,notes).
+    #[serde(default)]
+    csv: Option<String>,
+    /// Remove the pushed list of this name instead.
+    #[serde(default)]
+    remove: bool,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +90,22 @@ impl CommandHandler for DaemonCommands {
                 let h = self.store.release_hold(ReadId(b.read_id), b.hold_id, &cmd.by, &b.reason, now_ms()).map_err(|e| e.to_string())?;
                 log::info!(read = h.read_id.to_string().as_str(), by = cmd.by.as_str(); "evidence hold released by command");
                 Ok(serde_json::json!({ "hold_id": h.id, "released": true }))
+            }
+            "hotlist" => {
+                let b: HotlistPush = body(cmd)?;
+                match (b.remove, b.csv) {
+                    (true, None) => {
+                        let existed = self.hotlists.remove(&b.name).map_err(|e| e.to_string())?;
+                        log::info!(list = b.name.as_str(), by = cmd.by.as_str(); "pushed hotlist removed by command");
+                        Ok(serde_json::json!({ "list": b.name, "removed": existed }))
+                    }
+                    (false, Some(csv)) => {
+                        let (entries, retro) = self.hotlists.push(&b.name, &csv, &cmd.by).map_err(|e| e.to_string())?;
+                        log::info!(list = b.name.as_str(), entries = entries as u64, retroactive_alerts = retro as u64, by = cmd.by.as_str(); "hotlist pushed by command");
+                        Ok(serde_json::json!({ "list": b.name, "entries": entries, "retroactive_alerts": retro }))
+                    }
+                    _ => Err("give either `csv` or `remove: true`".into()),
+                }
             }
             other => Err(format!("unknown command `{other}`")),
         }

@@ -44,6 +44,7 @@ struct Shared {
     health: Mutex<Health>,
     stop: AtomicBool,
     uplink: Mutex<Option<Arc<crate::uplink::Stats>>>,
+    hotlists: Arc<crate::ops::hotlists::Hotlists>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -79,10 +80,28 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             health.store_note = Some(format!("ALERT: corrupt store moved to {} ({cause}); new store in use", moved_to.display()));
         }
     }
+    let target = crate::ops::hotlists::AlertTarget {
+        site: cfg.site.site_id.clone(),
+        device: cfg.site.device_id.clone(),
+        max_packet_bytes: cfg.mqtt.max_packet_kib as usize * 1024,
+    };
+    let (st, files, days) = (store.clone(), cfg.hotlists.files.clone(), cfg.hotlists.retroactive_days);
+    let hotlists = Arc::new(
+        tokio::task::spawn_blocking(move || crate::ops::hotlists::Hotlists::load(st, &files, days, target))
+            .await
+            .context("hotlist load task failed")?
+            .context("cannot load the hotlists")?,
+    );
     if cfg.cameras.iter().any(|c| c.enabled) {
         log::warn!("cameras are configured but this build has no camera ingest yet; they are not started");
     }
-    let shared = Arc::new(Shared { config: Mutex::new(cfg), health: Mutex::new(health), stop: AtomicBool::new(false), uplink: Mutex::new(None) });
+    let shared = Arc::new(Shared {
+        config: Mutex::new(cfg),
+        health: Mutex::new(health),
+        stop: AtomicBool::new(false),
+        uplink: Mutex::new(None),
+        hotlists: hotlists.clone(),
+    });
     let summary = lock(&shared.health).summary(&lock(&shared.config));
     notify::ready(&summary);
     log::info!("polewatch {} running: {summary}", env!("CARGO_PKG_VERSION"));
@@ -90,7 +109,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     let sweeper = spawn_sweeper(store.clone(), shared.clone());
     let (uplink_stop, uplink_stop_rx) = tokio::sync::watch::channel(false);
     let uplink = uplink_settings.map(|settings| {
-        let handler = Arc::new(crate::ops::commands::DaemonCommands { store: store.clone() });
+        let handler = Arc::new(crate::ops::commands::DaemonCommands { store: store.clone(), hotlists: hotlists.clone() });
         let u = crate::uplink::Uplink::new(settings, store.clone(), handler);
         *lock(&shared.uplink) = Some(u.stats());
         tokio::spawn(u.run(uplink_stop_rx))
@@ -213,6 +232,9 @@ fn reload(config_path: &std::path::Path, shared: &Shared) {
                 log::warn!("[mqtt] changes take effect on restart; keeping the running connection");
             }
             logging::set_level(new.config.logging.level);
+            if let Err(e) = shared.hotlists.reload_files(&new.config.hotlists.files) {
+                log::error!("hotlist reload failed, keeping the lists in force:\n{e}");
+            }
             let mut next = new.config;
             next.store.path = cur.store.path.clone();
             next.store.cache_capacity_mb = cur.store.cache_capacity_mb;

@@ -17,12 +17,14 @@ pub mod model;
 mod open;
 pub mod outbox;
 pub mod pattern;
+mod pushed;
 pub mod sweeper;
 
 pub use model::*;
 pub use open::OpenOutcome;
 pub use outbox::{AlertRecord, Decision, Lane, OutboxKey, OutboxMessage, Verification};
 pub use pattern::{PatternError, PlatePattern};
+pub use pushed::PushedList;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -101,6 +103,7 @@ pub(crate) struct Trees {
     pub outbox: sled::Tree,
     pub upload_queue: sled::Tree,
     pub alerts: sled::Tree,
+    pub hotlists: sled::Tree,
 }
 
 pub struct Store {

@@ -54,6 +54,7 @@ fn trees(db: sled::Db) -> Result<Trees> {
         outbox: db.open_tree("outbox")?,
         upload_queue: db.open_tree("upload_queue")?,
         alerts: db.open_tree("alerts")?,
+        hotlists: db.open_tree("hotlists")?,
         db,
     })
 }

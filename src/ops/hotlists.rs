@@ -1,0 +1,185 @@
+//! The hotlists in force: files named in the configuration plus lists pushed over MQTT (kept in the
+//! store), matched against every vehicle read. A list with any problem is rejected whole and the
+//! lists already in force stay; entries added by a push are checked against the reads of the last
+//! `retroactive_days` days.
+
+use crate::hotlist::{self, Hit, Hotlist, HotlistError, MatchKind, MatchedText, Matcher};
+use crate::store::{AlertRecord, PushedList, Store, StoreError, StoredRead};
+use crate::uplink::payload::HitV1;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+/// Pushed lists are named apart from files so a push can never replace a file's list.
+const PUSHED_PREFIX: &str = "mqtt:";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HotlistsError {
+    #[error(transparent)]
+    List(#[from] HotlistError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a pushed hotlist needs a name of 1-64 characters of A-Z a-z 0-9 - _ .")]
+    BadName,
+}
+
+/// Where alerts go and how big they may be.
+#[derive(Debug, Clone)]
+pub struct AlertTarget {
+    pub site: String,
+    pub device: String,
+    pub max_packet_bytes: usize,
+}
+
+pub struct Hotlists {
+    store: Arc<Store>,
+    matcher: RwLock<Arc<Matcher>>,
+    files: RwLock<Vec<Hotlist>>,
+    retro_days: u32,
+    target: AlertTarget,
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn load_files(paths: &[PathBuf]) -> Result<Vec<Hotlist>, HotlistError> {
+    let now = now_ms();
+    paths.iter().map(|p| hotlist::load_file(p, now)).collect()
+}
+
+fn hit_payload(hit: &Hit<'_>, read: &StoredRead) -> HitV1 {
+    let matched_text = match hit.matched {
+        MatchedText::Best => read.plate.expose().to_string(),
+        MatchedText::Candidate(i) => read.candidates.get(i).map(|c| c.text.clone()).unwrap_or_default(),
+    };
+    HitV1 {
+        list: hit.list.to_string(),
+        entry: hit.entry.pattern.expose().to_string(),
+        category: hit.entry.category.clone(),
+        priority: hit.entry.priority,
+        source: hit.entry.source.clone(),
+        match_kind: match hit.kind {
+            MatchKind::Exact => "exact",
+            MatchKind::Wildcard => "wildcard",
+            MatchKind::Candidate => "candidate",
+            MatchKind::Confusion => "confusion",
+        }
+        .to_string(),
+        score: hit.score,
+        matched_text,
+    }
+}
+
+fn matches<'m>(m: &'m Matcher, read: &StoredRead, now: i64) -> Vec<Hit<'m>> {
+    let candidates: Vec<(String, f32)> = read.candidates.iter().map(|c| (c.text.clone(), c.confidence)).collect();
+    m.match_read(read.plate.expose(), &candidates, read.region.as_deref(), now)
+}
+
+impl Hotlists {
+    /// Loads the files and the pushed lists; a bad file is an error (as in `check-config`).
+    pub fn load(store: Arc<Store>, files: &[PathBuf], retro_days: u32, target: AlertTarget) -> Result<Hotlists, HotlistsError> {
+        let files = load_files(files)?;
+        let h = Hotlists { store, matcher: RwLock::new(Arc::new(Matcher::new(Vec::new()))), files: RwLock::new(files), retro_days, target };
+        h.rebuild()?;
+        Ok(h)
+    }
+
+    fn rebuild(&self) -> Result<(), HotlistsError> {
+        let mut lists = self.files.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let now = now_ms();
+        for p in self.store.pushed_lists()? {
+            // Stored lists were valid when pushed; one that no longer parses (a newer polewatch's rules)
+            // is logged and left out rather than taking every list down.
+            match hotlist::parse_csv(&format!("{PUSHED_PREFIX}{}", p.name), &p.csv, p.pushed_at_ms) {
+                Ok(l) => lists.push(l),
+                Err(e) => log::error!("stored hotlist no longer parses, left out: {e}"),
+            }
+        }
+        let m = Matcher::new(lists);
+        log::info!(lists = m.lists().len() as u64, entries = m.len() as u64, at_ms = now; "hotlists in force");
+        *self.matcher.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
+        Ok(())
+    }
+
+    pub fn matcher(&self) -> Arc<Matcher> {
+        self.matcher.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// SIGHUP: re-reads the files; on any error the lists in force stay.
+    pub fn reload_files(&self, paths: &[PathBuf]) -> Result<(), HotlistsError> {
+        let files = load_files(paths)?;
+        *self.files.write().unwrap_or_else(|p| p.into_inner()) = files;
+        self.rebuild()
+    }
+
+    /// Matches a stored read and raises an alert for every entry hit (its strongest kind only).
+    pub fn check_read(&self, read: &StoredRead, retroactive: bool) -> Result<Vec<AlertRecord>, StoreError> {
+        let m = self.matcher();
+        self.raise(&m, read, retroactive)
+    }
+
+    fn raise(&self, m: &Matcher, read: &StoredRead, retroactive: bool) -> Result<Vec<AlertRecord>, StoreError> {
+        let t = &self.target;
+        matches(m, read, now_ms())
+            .iter()
+            .map(|h| crate::alert::raise(&self.store, &t.site, &t.device, read, hit_payload(h, read), retroactive, t.max_packet_bytes))
+            .collect()
+    }
+
+    /// A list pushed by the central server: rejected whole on any problem; else stored, put in force,
+    /// and its new entries checked against recent reads. Returns (entries, retroactive alerts).
+    pub fn push(&self, name: &str, csv: &str, by: &str) -> Result<(usize, usize), HotlistsError> {
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(HotlistsError::BadName);
+        }
+        let now = now_ms();
+        let full = format!("{PUSHED_PREFIX}{name}");
+        let list = hotlist::parse_csv(&full, csv, now)?;
+        let old: HashSet<(String, Option<String>)> = self
+            .matcher()
+            .lists()
+            .iter()
+            .filter(|l| l.name == full)
+            .flat_map(|l| l.entries.iter().map(|e| (e.pattern.expose().to_string(), e.region.clone())))
+            .collect();
+        let added: Vec<_> = list.entries.iter().filter(|e| !old.contains(&(e.pattern.expose().to_string(), e.region.clone()))).cloned().collect();
+        let entries = list.entries.len();
+        self.store.put_pushed_list(&PushedList { name: name.to_string(), csv: csv.to_string(), pushed_by: by.to_string(), pushed_at_ms: now })?;
+        self.rebuild()?;
+        let retro = self.retroactive(Hotlist { name: full, entries: added, loaded_at_ms: now }, now)?;
+        Ok((entries, retro))
+    }
+
+    /// Removes a pushed list; returns whether it existed.
+    pub fn remove(&self, name: &str) -> Result<bool, HotlistsError> {
+        let existed = self.store.remove_pushed_list(name)?;
+        self.rebuild()?;
+        Ok(existed)
+    }
+
+    /// Checks reads of the last `retroactive_days` days against just these (new) entries.
+    fn retroactive(&self, added: Hotlist, now: i64) -> Result<usize, HotlistsError> {
+        if added.entries.is_empty() || self.retro_days == 0 {
+            return Ok(0);
+        }
+        let m = Matcher::new(vec![added]);
+        let mut raised = 0;
+        let mut failure = None;
+        self.store.for_each_read_since(now - self.retro_days as i64 * crate::retention::DAY_MS, |read| match self.raise(&m, &read, true) {
+            Ok(a) => {
+                raised += a.len();
+                true
+            }
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+        log::info!(alerts = raised as u64, days = self.retro_days; "retroactive hotlist check done");
+        Ok(raised)
+    }
+}
