@@ -51,6 +51,24 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Vehicle read → alert PUBACK latency and backlog drain through a local mosquitto with TLS.
+    Uplink {
+        #[arg(long, default_value_t = 200)]
+        alerts: usize,
+        #[arg(long, default_value_t = 10_000)]
+        backlog: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hotlist matching time per read against a large synthetic list.
+    Hotlist {
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+        #[arg(long, default_value_t = 20_000)]
+        reads: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Kill -9 a writing child many times and count acknowledged reads lost.
     Crash {
         #[arg(long, default_value_t = 200)]
@@ -149,6 +167,11 @@ fn bench_cmd(what: BenchCmd) -> anyhow::Result<()> {
     match what {
         BenchCmd::Store { insert_reads, purge_sizes, dir, json } => {
             bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json })
+        }
+        BenchCmd::Uplink { alerts, backlog, json } => bench::uplink::run(&bench::uplink::Options { alerts, backlog, json }),
+        BenchCmd::Hotlist { entries, reads, json } => {
+            bench::print_figures(&polewatch::hotlist::bench::bench(entries, reads), json);
+            Ok(())
         }
         BenchCmd::Crash { cycles, max_delay_ms, dir, json } => {
             let scratch = bench::ScratchDir::new(dir.as_deref(), "bench-crash")?;

@@ -2,7 +2,9 @@
 //! time in unit tests.
 
 pub mod crash;
+pub mod rig;
 pub mod store;
+pub mod uplink;
 
 use crate::store::{Candidate, NewRead, Plate};
 
