@@ -251,6 +251,29 @@ async fn bad_certificates_fail_loudly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_and_password_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "p", &["127.0.0.1"], false);
+    let broker = Broker::start_with_password(&pki, free_port(), "pole-01", "correct horse battery");
+    let store = open_store(dir.path());
+    let mut s = settings(&pki, "127.0.0.1", broker.port);
+    s.tls = Some(tls::client_config(&pki.ca, None).unwrap());
+    s.username = Some("pole-01".into());
+    s.password = Some("wrong".into());
+    let e = refused(s.clone(), store.clone()).await;
+    assert!(e.to_lowercase().contains("refused") || e.contains("NotAuthorized") || e.contains("BadUserNamePassword"), "{e}");
+
+    s.password = Some("correct horse battery".into());
+    let uplink = Uplink::new(s, store, Arc::new(Echo));
+    let stats = uplink.stats();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(uplink.run(stop_rx));
+    wait_until("connected with the password", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await;
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_and_restart_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path(), "o", &["127.0.0.1"], false);

@@ -75,12 +75,26 @@ pub struct Broker {
 impl Broker {
     /// TLS listener on 127.0.0.1:`port` requiring a client certificate from the PKI's CA.
     pub fn start(pki: &Pki, port: u16) -> Result<Broker> {
+        Broker::start_with(pki, port, "allow_anonymous true\nrequire_certificate true\n")
+    }
+
+    /// TLS without client certificates; only `user` with `password` may connect.
+    pub fn start_with_password(pki: &Pki, port: u16, user: &str, password: &str) -> Result<Broker> {
+        let file = pki.dir.join(format!("passwd-{port}"));
+        let status = Command::new("mosquitto_passwd").arg("-b").arg("-c").arg(&file).arg(user).arg(password).status()?;
+        if !status.success() {
+            return Err(anyhow!("mosquitto_passwd failed: {status}"));
+        }
+        Broker::start_with(pki, port, &format!("allow_anonymous false\nrequire_certificate false\npassword_file {}\n", file.display()))
+    }
+
+    fn start_with(pki: &Pki, port: u16, auth: &str) -> Result<Broker> {
         let conf = pki.dir.join(format!("mosquitto-{port}.conf"));
         std::fs::write(
             &conf,
             format!(
-                "user root\npersistence false\nallow_anonymous true\nlog_dest stderr\nlog_type error\n\
-                 listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n\
+                "user root\npersistence false\nlog_dest stderr\nlog_type error\nper_listener_settings true\n\
+                 listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n{auth}\
                  tls_version tlsv1.2\nmax_packet_size 4194304\n",
                 pki.ca.display(),
                 pki.server_cert.display(),

@@ -153,11 +153,11 @@ pub fn bench(entries: usize, reads: usize) -> Vec<(String, f64, &'static str)> {
     let at = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
     let mean = micros.iter().sum::<f64>() / micros.len() as f64;
     vec![
-        (format!("hotlist index build, {entries} entries"), build_ms, "ms"),
-        (format!("hotlist match per read p50, {entries} entries"), at(0.5), "µs"),
-        (format!("hotlist match per read p99, {entries} entries"), at(0.99), "µs"),
-        (format!("hotlist match per read mean, {entries} entries"), mean, "µs"),
-        ("hotlist hits per read (mean)".to_string(), hits as f64 / reads.len() as f64, "hits"),
+        (format!("hotlist_index_build_{entries}_entries_ms"), build_ms, "ms"),
+        (format!("hotlist_match_{entries}_entries_p50_us"), at(0.5), "µs"),
+        (format!("hotlist_match_{entries}_entries_p99_us"), at(0.99), "µs"),
+        (format!("hotlist_match_{entries}_entries_mean_us"), mean, "µs"),
+        ("hotlist_hits_per_read_mean".to_string(), hits as f64 / reads.len() as f64, "hits"),
     ]
 }
 

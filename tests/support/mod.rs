@@ -18,6 +18,9 @@ impl Broker {
     pub fn start(pki: &Pki, port: u16) -> Broker {
         Broker(RigBroker::start(pki, port).expect("mosquitto starts"))
     }
+    pub fn start_with_password(pki: &Pki, port: u16, user: &str, password: &str) -> Broker {
+        Broker(RigBroker::start_with_password(pki, port, user, password).expect("mosquitto starts"))
+    }
     pub fn restart(&mut self) {
         self.0.restart().expect("mosquitto restarts")
     }
