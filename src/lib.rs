@@ -3,8 +3,10 @@
 //! Pure logic (`config` validation, `retention`, `store::pattern`, `hotlist`) is kept apart from I/O
 //! (`store`, `ops`) and tested without it.
 
+pub mod access;
 pub mod alert;
 pub mod bench;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod hotlist;

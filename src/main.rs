@@ -21,6 +21,10 @@ enum Cmd {
     Run,
     /// Validate the configuration and exit; non-zero on any error.
     CheckConfig,
+    /// Manage users, offline on the store (the first admin is made here).
+    User(polewatch::cli::user::UserArgs),
+    /// Verify, show and checkpoint the audit log, offline on the store.
+    Audit(polewatch::cli::audit::AuditArgs),
     /// Print performance figures.
     Bench {
         #[command(subcommand)]
@@ -102,6 +106,8 @@ fn main() -> ExitCode {
         Cmd::Run => run(cli.config),
         Cmd::CheckConfig => return check_config(&cli.config),
         Cmd::Bench { what } => bench_cmd(what),
+        Cmd::User(args) => with_config(&cli.config, |c| polewatch::cli::user::run(c, args)),
+        Cmd::Audit(args) => with_config(&cli.config, |c| polewatch::cli::audit::run(c, args)),
         Cmd::Debug { what: DebugCmd::WriteReads { store, threads, seq_start } } => {
             bench::crash::write_forever(&store, threads, seq_start)
         }
@@ -114,6 +120,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn with_config(path: &std::path::Path, f: impl FnOnce(&config::Config) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let loaded = config::load(path).map_err(|e| anyhow::anyhow!("configuration invalid:\n{e}"))?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    f(&loaded.config)
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {

@@ -23,6 +23,8 @@ pub struct Config {
     #[serde(default)]
     pub api: Api,
     #[serde(default)]
+    pub access: Access,
+    #[serde(default)]
     pub logging: Logging,
     #[serde(default)]
     pub service: Service,
@@ -364,6 +366,76 @@ impl Default for Api {
             search_purposes: default_purposes(),
         }
     }
+}
+
+/// Access control, audit and release (the department's policy).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    /// HMAC key of the audit chain: kept outside the store so a copy of the store cannot be re-chained.
+    /// Created (0600) when missing and the audit log is empty; a missing key with a non-empty log stops
+    /// the start.
+    #[serde(default = "default_audit_key")]
+    pub audit_key_file: PathBuf,
+    /// ed25519 key that signs export bundles; created (0600) when missing.
+    #[serde(default = "default_device_key")]
+    pub device_key_file: PathBuf,
+    /// Training courses a user must hold, current, to log in or act.
+    #[serde(default = "default_courses")]
+    pub required_courses: Vec<String>,
+    #[serde(default = "default_lockout_failures")]
+    pub lockout_failures: u32,
+    #[serde(default = "default_lockout_window")]
+    pub lockout_window_minutes: u32,
+    /// Accounts unused this long are disabled.
+    #[serde(default = "default_unused_days")]
+    pub unused_account_days: u32,
+    /// Jurisdictions (e.g. state codes) of agencies data may be released to.
+    #[serde(default = "default_jurisdictions")]
+    pub allowed_jurisdictions: Vec<String>,
+    /// Custodian of records and the designee overseeing the ALPR operation (policy 471.3.1).
+    #[serde(default)]
+    pub custodian: String,
+    #[serde(default)]
+    pub designee: String,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access {
+            audit_key_file: default_audit_key(),
+            device_key_file: default_device_key(),
+            required_courses: default_courses(),
+            lockout_failures: default_lockout_failures(),
+            lockout_window_minutes: default_lockout_window(),
+            unused_account_days: default_unused_days(),
+            allowed_jurisdictions: default_jurisdictions(),
+            custodian: String::new(),
+            designee: String::new(),
+        }
+    }
+}
+
+fn default_audit_key() -> PathBuf {
+    PathBuf::from("/etc/polewatch/audit.key")
+}
+fn default_device_key() -> PathBuf {
+    PathBuf::from("/etc/polewatch/device.key")
+}
+fn default_courses() -> Vec<String> {
+    vec!["ALPR operator".to_string()]
+}
+fn default_lockout_failures() -> u32 {
+    5
+}
+fn default_lockout_window() -> u32 {
+    15
+}
+fn default_unused_days() -> u32 {
+    90
+}
+fn default_jurisdictions() -> Vec<String> {
+    vec!["CA".to_string()]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]

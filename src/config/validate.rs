@@ -29,6 +29,7 @@ pub fn validate(c: &Config) -> Issues {
     store(&mut out, &c.store);
     mqtt(&mut out, &c.mqtt);
     api(&mut out, &c.api);
+    access(&mut out, &c.access);
     range(&mut out, "hotlists.retroactive_days", c.hotlists.retroactive_days, 0, 3650);
     range(&mut out, "service.stop_timeout_s", c.service.stop_timeout_s, 1, 300);
     out
@@ -174,6 +175,21 @@ fn mqtt(out: &mut Issues, m: &Mqtt) {
     }
     if m.insecure_plaintext && (m.password.is_some() || m.password_file.is_some()) {
         push(out, "mqtt.insecure_plaintext", "refusing to send a password without TLS");
+    }
+}
+
+fn access(out: &mut Issues, a: &Access) {
+    if a.audit_key_file.as_os_str().is_empty() {
+        push(out, "access.audit_key_file", "must not be empty");
+    }
+    if a.required_courses.iter().any(|c| c.trim().is_empty()) {
+        push(out, "access.required_courses", "course names must not be empty");
+    }
+    range(out, "access.lockout_failures", a.lockout_failures, 1, 5);
+    range(out, "access.lockout_window_minutes", a.lockout_window_minutes, 15, 1440);
+    range(out, "access.unused_account_days", a.unused_account_days, 1, 90);
+    if a.allowed_jurisdictions.iter().any(|j| j.trim().is_empty()) {
+        push(out, "access.allowed_jurisdictions", "jurisdictions must not be empty");
     }
 }
 

@@ -104,6 +104,12 @@ pub(crate) struct Trees {
     pub upload_queue: sled::Tree,
     pub alerts: sled::Tree,
     pub hotlists: sled::Tree,
+    /// Append-only audit log (access::audit); never touched by retention.
+    pub audit: sled::Tree,
+    /// Users (access::users).
+    pub users: sled::Tree,
+    /// Release requests (access::release).
+    pub releases: sled::Tree,
 }
 
 pub struct Store {

@@ -55,6 +55,9 @@ fn trees(db: sled::Db) -> Result<Trees> {
         upload_queue: db.open_tree("upload_queue")?,
         alerts: db.open_tree("alerts")?,
         hotlists: db.open_tree("hotlists")?,
+        audit: db.open_tree("audit")?,
+        users: db.open_tree("users")?,
+        releases: db.open_tree("releases")?,
         db,
     })
 }

@@ -1,0 +1,91 @@
+//! Access control and accountability (product R-AC1…R-AC4; the department's ALPR policy 471.4–471.8):
+//! users with roles and training, sessions, the tamper-evident audit log, release requests.
+//!
+//! - [`roles`]: who may do what: one table.
+//! - [`audit`]: append-only, hash-chained, MACed audit log (its own sled tree, never purged by retention).
+//! - [`users`]: users, argon2id passwords, training, lockout, sessions.
+//!
+//! Everything that touches stored reads goes through an [`AuditSink`] first: if the entry cannot be
+//! written, the access does not happen.
+
+pub mod audit;
+pub mod roles;
+pub mod users;
+
+use serde::{Deserialize, Serialize};
+
+pub use roles::{Permission, Role};
+
+/// What happened, for the audit log. Names are stable: they are what auditors filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Login,
+    LoginFailed,
+    Logout,
+    Search,
+    ViewRead,
+    ViewImage,
+    Export,
+    HoldPlaced,
+    HoldReleased,
+    AlertVerified,
+    AlertRejected,
+    HotlistChanged,
+    UserAdded,
+    UserChanged,
+    UserLocked,
+    UserUnlocked,
+    TrainingRecorded,
+    PasswordChanged,
+    ConfigReloaded,
+    RetentionPurge,
+    ReleaseRequested,
+    ReleaseDecided,
+    AuditViewed,
+    AuditCheckpoint,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// Refused by policy (no permission, no training, locked, missing purpose…).
+    Denied,
+    Error,
+}
+
+/// One audit entry as a caller gives it; the log adds sequence number, time and chain fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NewAuditEntry {
+    /// Username, or `system` / `central:<by>` for the daemon itself and the central server.
+    pub user: String,
+    pub organisation: String,
+    /// Source address (`127.0.0.1:51234`), `cli`, `mqtt` or `daemon`.
+    pub source: String,
+    pub action: Option<Action>,
+    /// What was acted on: a read id, a user name, a list name, a release request id…
+    pub object: String,
+    /// The plate or partial plate searched, exactly as given.
+    pub query: String,
+    pub purpose: String,
+    pub case_number: String,
+    pub result_count: Option<u64>,
+    pub outcome: Option<Outcome>,
+    /// Why it was denied or failed; never holds a password.
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log write failed: {0}")]
+    Write(String),
+    #[error("audit key: {0}")]
+    Key(String),
+}
+
+/// Where audit entries go. A failure to record must stop the access being recorded.
+pub trait AuditSink: Send + Sync {
+    /// Appends the entry durably; returns its sequence number.
+    fn record(&self, entry: NewAuditEntry) -> Result<u64, AuditError>;
+}
