@@ -4,11 +4,15 @@
 //! - [`roles`]: who may do what: one table.
 //! - [`audit`]: append-only, hash-chained, MACed audit log (its own sled tree, never purged by retention).
 //! - [`users`]: users, argon2id passwords, training, lockout, sessions.
+//! - [`release`]: release requests (471.7); [`export`]: signed bundles; [`policy`]: the posted policy.
 //!
 //! Everything that touches stored reads goes through an [`AuditSink`] first: if the entry cannot be
 //! written, the access does not happen.
 
 pub mod audit;
+pub mod export;
+pub mod policy;
+pub mod release;
 pub mod roles;
 pub mod users;
 

@@ -18,6 +18,7 @@ mod open;
 pub mod outbox;
 pub mod pattern;
 mod pushed;
+mod releases;
 pub mod sweeper;
 
 pub use model::*;
