@@ -202,7 +202,7 @@ fn api(out: &mut Issues, a: &Api) {
     if a.search_purposes.is_empty() || a.search_purposes.iter().any(|p| p.trim().is_empty()) {
         push(out, "api.search_purposes", "needs at least one non-empty purpose");
     }
-    if a.enabled && (a.tls_cert.is_none() || a.tls_key.is_none()) {
-        push(out, "api.tls_cert", "the API serves HTTPS only: tls_cert and tls_key are required");
+    if a.tls_cert.is_some() != a.tls_key.is_some() {
+        push(out, "api.tls_key", "tls_cert and tls_key go together (leave both out for a generated self-signed pair)");
     }
 }
