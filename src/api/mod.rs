@@ -1,0 +1,45 @@
+//! The local HTTPS API and web console (axum over rustls, the same ring provider as MQTT). Every route
+//! but `/policy` needs a session; every access to stored data is audited before it is answered, and
+//! an audit failure refuses the access.
+
+mod routes;
+pub mod tls;
+
+use crate::access::export::DeviceKey;
+use crate::access::service::UserService;
+use crate::access::AuditSink;
+use crate::config::Config;
+use crate::store::Store;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the route handlers share.
+pub struct ApiState {
+    pub store: Arc<Store>,
+    pub users: Arc<UserService>,
+    pub audit: Arc<dyn AuditSink>,
+    pub audit_log: Arc<crate::access::audit::AuditLog>,
+    pub config: Config,
+    pub device_key: DeviceKey,
+    /// Where export bundles are written.
+    pub export_dir: PathBuf,
+}
+
+pub fn router(state: Arc<ApiState>) -> axum::Router {
+    routes::router(state)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    state: Arc<ApiState>,
+    addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    handle: axum_server::Handle<SocketAddr>,
+) -> std::io::Result<()> {
+    let app = router(state);
+    axum_server::bind_rustls(addr, axum_server::tls_rustls::RustlsConfig::from_config(tls))
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+}
