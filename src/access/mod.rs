@@ -3,13 +3,16 @@
 //!
 //! - [`roles`]: who may do what: one table.
 //! - [`audit`]: append-only, hash-chained, MACed audit log (its own sled tree, never purged by retention).
-//! - [`users`]: users, argon2id passwords, training, lockout, sessions.
+//! - [`users`]: users, training, lockout, inactivity (pure rules).
+//! - [`password`]: password rules and argon2id hashing; [`session`]: console sessions in memory.
 //!
 //! Everything that touches stored reads goes through an [`AuditSink`] first: if the entry cannot be
 //! written, the access does not happen.
 
 pub mod audit;
+pub mod password;
 pub mod roles;
+pub mod session;
 pub mod users;
 
 use serde::{Deserialize, Serialize};
