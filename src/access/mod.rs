@@ -5,6 +5,7 @@
 //! - [`audit`]: append-only, hash-chained, MACed audit log (its own sled tree, never purged by retention).
 //! - [`users`]: users, training, lockout, inactivity (pure rules).
 //! - [`password`]: password rules and argon2id hashing; [`session`]: console sessions in memory.
+//! - [`service`]: [`service::UserService`], the user rules on the store, every change audited.
 //!
 //! Everything that touches stored reads goes through an [`AuditSink`] first: if the entry cannot be
 //! written, the access does not happen.
@@ -12,6 +13,7 @@
 pub mod audit;
 pub mod password;
 pub mod roles;
+pub mod service;
 pub mod session;
 pub mod users;
 
