@@ -73,6 +73,13 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Time of one argon2id password hash and one login verification, with the parameters in use.
+    Login {
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Kill -9 a writing child many times and count acknowledged reads lost.
     Crash {
         #[arg(long, default_value_t = 200)]
@@ -185,6 +192,10 @@ fn bench_cmd(what: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Uplink { alerts, backlog, json } => bench::uplink::run(&bench::uplink::Options { alerts, backlog, json }),
         BenchCmd::Hotlist { entries, reads, json } => {
             bench::print_figures(&polewatch::hotlist::bench::bench(entries, reads), json);
+            Ok(())
+        }
+        BenchCmd::Login { rounds, json } => {
+            bench::print_figures(&polewatch::access::password::bench(rounds), json);
             Ok(())
         }
         BenchCmd::Crash { cycles, max_delay_ms, dir, json } => {

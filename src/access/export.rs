@@ -45,7 +45,7 @@ impl DeviceKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut seed = [0u8; 32];
-                getrandom::fill(&mut seed).map_err(|e| ExportError::Key { path: path.into(), reason: e.to_string() })?;
+                getrandom::getrandom(&mut seed).map_err(|e| ExportError::Key { path: path.into(), reason: e.to_string() })?;
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(io(dir))?;
                 }

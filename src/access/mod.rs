@@ -3,7 +3,9 @@
 //!
 //! - [`roles`]: who may do what: one table.
 //! - [`audit`]: append-only, hash-chained, MACed audit log (its own sled tree, never purged by retention).
-//! - [`users`]: users, argon2id passwords, training, lockout, sessions.
+//! - [`users`]: users, training, lockout, inactivity (pure rules).
+//! - [`password`]: password rules and argon2id hashing; [`session`]: console sessions in memory.
+//! - [`service`]: [`service::UserService`], the user rules on the store, every change audited.
 //! - [`release`]: release requests (471.7); [`export`]: signed bundles; [`policy`]: the posted policy.
 //!
 //! Everything that touches stored reads goes through an [`AuditSink`] first: if the entry cannot be
@@ -11,9 +13,12 @@
 
 pub mod audit;
 pub mod export;
+pub mod password;
 pub mod policy;
 pub mod release;
 pub mod roles;
+pub mod service;
+pub mod session;
 pub mod users;
 
 use serde::{Deserialize, Serialize};

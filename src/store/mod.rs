@@ -7,6 +7,7 @@
 //! - `plate_rev_idx`: reversed plate ++ 0x00 ++ ReadId → () (suffix search: `*1234`, `?BC1234`)
 //! - `holds`: ReadId → JSON list of the read's [`Hold`]s (one key per read, so holds and purges conflict)
 //! - `meta`: schema version and creation time
+//! - `users`: username → JSON [`crate::access::users::User`] (`users.rs`)
 //!
 //! A read is written to all trees in one transaction and acknowledged only after a flush (group
 //! commit in [`commit`]), so a crash never leaves a half-written read and never loses an
@@ -20,6 +21,7 @@ pub mod pattern;
 mod pushed;
 mod releases;
 pub mod sweeper;
+mod users;
 
 pub use model::*;
 pub use open::OpenOutcome;
