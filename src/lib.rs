@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod alert;
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod clock;

@@ -80,6 +80,13 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Durable audit appends (one and four writers) and the time to verify a large audit log.
+    Audit {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Kill -9 a writing child many times and count acknowledged reads lost.
     Crash {
         #[arg(long, default_value_t = 200)]
@@ -198,6 +205,7 @@ fn bench_cmd(what: BenchCmd) -> anyhow::Result<()> {
             bench::print_figures(&polewatch::access::password::bench(rounds), json);
             Ok(())
         }
+        BenchCmd::Audit { entries, json } => bench::audit::run(&bench::audit::Options { entries, json, ..Default::default() }),
         BenchCmd::Crash { cycles, max_delay_ms, dir, json } => {
             let scratch = bench::ScratchDir::new(dir.as_deref(), "bench-crash")?;
             let exe = std::env::current_exe().context("cannot find my own executable")?;

@@ -1,9 +1,11 @@
 //! `polewatch run` as systemd runs it: notify socket, READY/STATUS/WATCHDOG, a retention sweep at
 //! start, reload on SIGHUP (bad config keeps the old one), clean stop on SIGTERM.
 
+use polewatch::access::audit::{decode_record, AuditLog};
+use polewatch::access::Action;
 use polewatch::bench::synthetic_read;
 use polewatch::retention::DAY_MS;
-use polewatch::store::{HoldRequest, Store, StoreOptions};
+use polewatch::store::{AuditRecord, HoldRequest, Store, StoreOptions};
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -38,8 +40,9 @@ impl Notifications {
 
 fn config(dir: &Path, level: &str) -> String {
     format!(
-        "[site]\nsite_id = \"t\"\ndevice_id = \"d\"\n[store]\npath = \"{}\"\n[store.retention]\nmin_days = 365\nmax_days = 365\nrequire_clock_sync = false\n[logging]\nlevel = \"{level}\"\ntarget = \"stderr\"\n",
-        dir.join("store").display()
+        "[site]\nsite_id = \"t\"\ndevice_id = \"d\"\n[store]\npath = \"{}\"\n[store.retention]\nmin_days = 365\nmax_days = 365\nrequire_clock_sync = false\n[access]\naudit_key_file = \"{}\"\n[logging]\nlevel = \"{level}\"\ntarget = \"stderr\"\n",
+        dir.join("store").display(),
+        dir.join("keys/audit.key").display()
     )
 }
 
@@ -132,6 +135,13 @@ fn runs_under_a_notify_socket_sweeps_reloads_and_stops_cleanly() {
     assert!(s.get_read(expired).unwrap().is_none(), "expired read was not purged");
     assert!(s.get_read(held).unwrap().is_some(), "held read was purged");
     assert!(s.get_read(fresh).unwrap().is_some(), "fresh read was purged");
+
+    // The purge is in the audit log, chained under the key the daemon created.
+    let log = AuditLog::open(Arc::new(s), &dir.path().join("keys/audit.key")).unwrap();
+    assert!(log.verify(None).unwrap().entries >= 1);
+    let first = log.store().audit_record(1).unwrap().unwrap();
+    let first = decode_record(&AuditRecord { key_seq: Some(1), bytes: first }).unwrap();
+    assert_eq!((first.action, first.result_count, first.user.as_str()), (Action::RetentionPurge, Some(1), "system"));
 }
 
 #[test]

@@ -24,11 +24,12 @@ fn config(dir: &Path, pki: &Pki, port: u16) -> std::path::PathBuf {
              [store]\npath = \"{}\"\n[store.retention]\nrequire_clock_sync = false\n\
              [mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {port}\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n\
              reads_batch_max = 200\nreads_batch_max_age_ms = 200\nkeepalive_s = 5\n\
-             [hotlists]\nretroactive_days = 3650\n[logging]\ntarget = \"stderr\"\n",
+             [hotlists]\nretroactive_days = 3650\n[access]\naudit_key_file = \"{}\"\n[logging]\ntarget = \"stderr\"\n",
             dir.join("store").display(),
             pki.ca.display(),
             pki.client_cert.display(),
-            pki.client_key.display()
+            pki.client_key.display(),
+            dir.join("audit.key").display()
         ),
     )
     .unwrap();

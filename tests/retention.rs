@@ -118,7 +118,7 @@ proptest! {
             let newest = model.values().map(|(at, _)| *at).max();
             let trusted = check_clock(clock.now, newest, clock.synced, &p).is_ok();
             let before = store.count_reads();
-            let report = sweep(&store, &p, &clock, SweepSettings { batch_size: batch, batch_pause: Duration::ZERO }, &AtomicBool::new(false)).unwrap();
+            let report = sweep(&store, &p, &clock, SweepSettings { batch_size: batch, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None).unwrap();
             if !trusted {
                 prop_assert!(matches!(report.outcome, SweepOutcome::Refused(_)), "{:?}", report.outcome);
                 prop_assert_eq!(store.count_reads(), before, "nothing may be deleted on an untrusted clock");
@@ -161,10 +161,10 @@ fn a_sweep_stops_when_asked_and_resumes_later() {
     store.put_read(synthetic_read(99, NOW0, 0)).unwrap();
     let clock = TestClock { now: NOW0, synced: Some(true) };
     let settings = SweepSettings { batch_size: 5, batch_pause: Duration::ZERO };
-    let stopped = sweep(&store, &p, &clock, settings, &AtomicBool::new(true)).unwrap();
+    let stopped = sweep(&store, &p, &clock, settings, &AtomicBool::new(true), None).unwrap();
     assert_eq!(stopped.outcome, SweepOutcome::Stopped);
     assert_eq!(store.count_reads(), 51);
-    let done = sweep(&store, &p, &clock, settings, &AtomicBool::new(false)).unwrap();
+    let done = sweep(&store, &p, &clock, settings, &AtomicBool::new(false), None).unwrap();
     assert_eq!((done.outcome, done.purged, done.batches), (SweepOutcome::Completed, 50, 11));
     assert_eq!(store.count_reads(), 1);
 }
@@ -179,6 +179,6 @@ fn purging_the_newest_read_does_not_stop_the_sweep() {
     store.put_read(synthetic_read(0, NOW0 - 100 * DAY_MS, 0)).unwrap();
     store.put_read(synthetic_read(1, NOW0 - 50 * DAY_MS, 0)).unwrap();
     let clock = TestClock { now: NOW0, synced: None };
-    let r = sweep(&store, &p, &clock, SweepSettings { batch_size: 1, batch_pause: Duration::ZERO }, &AtomicBool::new(false)).unwrap();
+    let r = sweep(&store, &p, &clock, SweepSettings { batch_size: 1, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None).unwrap();
     assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 2));
 }

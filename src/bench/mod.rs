@@ -1,6 +1,7 @@
 //! Benchmarks and the kill -9 harness; figures are printed by `polewatch bench …`, never asserted on
 //! time in unit tests.
 
+pub mod audit;
 pub mod crash;
 pub mod rig;
 pub mod store;

@@ -141,7 +141,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         }
         let fill_s = fill.elapsed().as_secs_f64();
         let t = Instant::now();
-        let report = sweep(&store, &policy, &FixedClock(now), SweepSettings { batch_size: 500, batch_pause: Duration::ZERO }, &AtomicBool::new(false))?;
+        let report = sweep(&store, &policy, &FixedClock(now), SweepSettings { batch_size: 500, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None)?;
         let purge_s = t.elapsed().as_secs_f64();
         if report.outcome != SweepOutcome::Completed || report.purged as usize != expiring {
             anyhow::bail!("purge of {size} reads deleted {} instead of {expiring} ({:?})", report.purged, report.outcome);

@@ -1,8 +1,215 @@
-//! `polewatch audit …` (filled in by the audit log work).
+//! `polewatch audit …`: verify, show and checkpoint the audit log, offline on the store.
+
+use crate::access::audit::{decode_record, format_ms, parse_action, AuditEntry, AuditKey, AuditLog, Checkpoint, Filter, VerifyError};
+use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
+use crate::store::{OpenOutcome, Store, StoreOptions};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const OFFLINE: &str = "These are offline tools: they open the store at store.path, which only one process may do, \
+so stop the daemon first (systemctl stop polewatch). `show` and `checkpoint` are themselves recorded in the audit log.";
 
 #[derive(Debug, clap::Args)]
-pub struct AuditArgs {}
+#[command(after_help = OFFLINE)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCmd,
+}
 
-pub fn run(_cfg: &crate::config::Config, _args: AuditArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCmd {
+    /// Check every entry's chain link, hash and MAC; exit non-zero naming the first bad entry.
+    #[command(after_help = OFFLINE)]
+    Verify {
+        /// A checkpoint from `polewatch audit checkpoint`: also fail when its entry is missing or differs
+        /// (the only way to catch a log cut short together with its head pointer).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Print entries as JSON lines, oldest first. Viewing is recorded (action `audit_viewed`).
+    #[command(after_help = OFFLINE)]
+    Show {
+        /// Exact user name.
+        #[arg(long)]
+        user: Option<String>,
+        /// Action name, e.g. `search`, `retention_purge`.
+        #[arg(long, value_parser = parse_action)]
+        action: Option<Action>,
+        /// Entries at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<i64>,
+        /// Entries before this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
+        /// Plate or part of one searched (substring of the query terms, case ignored).
+        #[arg(long)]
+        query: Option<String>,
+        /// At most this many entries (the first ones matching).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Record a checkpoint entry and print the chain head as JSON {seq, hash, mac, at}. Keep it off the box
+    /// and give it to `verify --checkpoint` later.
+    #[command(after_help = OFFLINE)]
+    Checkpoint,
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    s.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|e| format!("not an RFC 3339 time: {e}"))
+}
+
+/// Who runs the tool: the sudo caller if any, else the login user.
+fn operator() -> String {
+    ["SUDO_USER", "USER"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| !u.trim().is_empty())
+        // SAFETY: getuid cannot fail.
+        .unwrap_or_else(|| format!("uid:{}", unsafe { libc::getuid() }))
+}
+
+fn open_store(cfg: &crate::config::Config) -> anyhow::Result<Arc<Store>> {
+    let path = &cfg.store.path;
+    // Never create a store just to look at it.
+    if !path.exists() {
+        anyhow::bail!("no store at {}", path.display());
+    }
+    let (store, outcome) = Store::open(&StoreOptions::from_config(&cfg.store)).with_context(|| format!("cannot open the store at {}", path.display()))?;
+    if let OpenOutcome::RecoveredFromCorruption { moved_to, cause } = outcome {
+        anyhow::bail!("the store was corrupt ({cause}) and was moved to {}; its audit log cannot be read", moved_to.display());
+    }
+    Ok(Arc::new(store))
+}
+
+pub fn run(cfg: &crate::config::Config, args: AuditArgs) -> anyhow::Result<()> {
+    let store = open_store(cfg)?;
+    let key_file = &cfg.access.audit_key_file;
+    match args.command {
+        AuditCmd::Verify { checkpoint } => {
+            let cp = match checkpoint {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+                    Some(Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?)
+                }
+                None => None,
+            };
+            // Verifying never creates a key: a missing one is an error.
+            let key = AuditKey::load(key_file)?;
+            verify(&AuditLog::new(store, key), cp)
+        }
+        AuditCmd::Show { user, action, since, until, query, limit } => {
+            let filter = Filter { user, action, since_ms: since, until_ms: until, query };
+            show(&open_log(store, key_file)?, cfg, &filter, limit)
+        }
+        AuditCmd::Checkpoint => checkpoint(&open_log(store, key_file)?, cfg),
+    }
+}
+
+fn open_log(store: Arc<Store>, key_file: &std::path::Path) -> anyhow::Result<AuditLog> {
+    let existed = key_file.exists();
+    let log = AuditLog::open(store, key_file)?;
+    if !existed {
+        eprintln!("created a new audit key at {}; back it up off the box", key_file.display());
+    }
+    Ok(log)
+}
+
+fn verify(log: &AuditLog, cp: Option<Checkpoint>) -> anyhow::Result<()> {
+    match log.verify(cp) {
+        Ok(r) => {
+            match &r.head {
+                Some(h) => println!(
+                    "audit log OK: {} entries; head seq {} at {} hash {}",
+                    r.entries,
+                    h.seq,
+                    h.at,
+                    crate::access::audit::hex::encode(&h.hash)
+                ),
+                None => println!("audit log OK: 0 entries"),
+            }
+            if let Some(seq) = r.checkpoint_seq {
+                println!("checkpoint at seq {seq} matches");
+            }
+            Ok(())
+        }
+        Err(VerifyError::Broken(b)) => anyhow::bail!("{b}"),
+        Err(e @ VerifyError::Store(_)) => Err(e.into()),
+    }
+}
+
+fn entry(cfg: &crate::config::Config, action: Action) -> NewAuditEntry {
+    NewAuditEntry {
+        user: operator(),
+        organisation: cfg.site.organisation.clone(),
+        source: "cli".into(),
+        action: Some(action),
+        object: "audit log".into(),
+        outcome: Some(Outcome::Ok),
+        ..NewAuditEntry::default()
+    }
+}
+
+/// One printed line: the entry with its time spelled out.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    at: String,
+    #[serde(flatten)]
+    entry: &'a AuditEntry,
+}
+
+fn show(log: &AuditLog, cfg: &crate::config::Config, filter: &Filter, limit: Option<usize>) -> anyhow::Result<()> {
+    let store = log.store();
+    // First find what will be shown, then record the viewing, then show: nothing is seen unrecorded.
+    let mut seqs = Vec::new();
+    let mut unreadable = 0u64;
+    for r in store.audit_records() {
+        if limit.is_some_and(|l| seqs.len() >= l) {
+            break;
+        }
+        match decode_record(&r?) {
+            Ok(e) if filter.matches(&e) => seqs.push(e.seq),
+            Ok(_) => {}
+            Err(_) => unreadable += 1,
+        }
+    }
+    let mut viewed = entry(cfg, Action::AuditViewed);
+    viewed.query = filter.query.clone().unwrap_or_default();
+    viewed.detail = match limit {
+        Some(l) => format!("{}; limit {l}", filter.describe()),
+        None => filter.describe(),
+    };
+    viewed.result_count = Some(seqs.len() as u64);
+    log.record(viewed)?;
+
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for seq in seqs {
+        let Some(bytes) = store.audit_record(seq)? else { continue };
+        if let Ok(e) = decode_record(&crate::store::AuditRecord { key_seq: Some(seq), bytes }) {
+            serde_json::to_writer(&mut out, &Line { at: format_ms(e.at_ms), entry: &e })?;
+            std::io::Write::write_all(&mut out, b"\n")?;
+        }
+    }
+    std::io::Write::flush(&mut out)?;
+    if unreadable > 0 {
+        eprintln!("warning: {unreadable} stored record(s) could not be read and are not shown; run `polewatch audit verify`");
+    }
+    Ok(())
+}
+
+fn checkpoint(log: &AuditLog, cfg: &crate::config::Config) -> anyhow::Result<()> {
+    // A checkpoint vouches for everything before it: never take one of a broken log.
+    match log.verify(None) {
+        Ok(_) => {}
+        Err(VerifyError::Broken(b)) => anyhow::bail!("{b}; no checkpoint taken"),
+        Err(e) => return Err(e.into()),
+    }
+    let mut e = entry(cfg, Action::AuditCheckpoint);
+    let head = log.store().audit_head_seq()?;
+    e.detail = format!("checkpoint of entries 1..={} and this one", head);
+    let seq = log.record(e)?;
+    let bytes = log.store().audit_record(seq)?.context("the checkpoint entry just written is missing")?;
+    let entry = decode_record(&crate::store::AuditRecord { key_seq: Some(seq), bytes }).map_err(|u| anyhow::anyhow!("{}", u.0))?;
+    println!("{}", serde_json::to_string(&Checkpoint::of(&entry))?);
+    Ok(())
 }

@@ -97,6 +97,8 @@ pub fn secrets(c: &Config, merged: &Merged) -> Vec<Problem> {
             files.push((k.to_string(), p));
         }
     }
+    // Whoever can read the audit key can re-chain an edited audit log.
+    files.push(("access.audit_key_file".into(), &c.access.audit_key_file));
     for (key, p) in files {
         if let Some(mode) = exposed(p) {
             let mut pr = merged.problem(&key, format!("{} has mode {mode:o}; others can read this secret, chmod 600 it", p.display()));

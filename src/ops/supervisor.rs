@@ -1,6 +1,8 @@
 //! `polewatch run`: start-up order, the supervisor loop (watchdog, status, retention sweeps), reload on
 //! SIGHUP and clean shutdown on SIGTERM/SIGINT.
 
+use crate::access::audit::AuditLog;
+use crate::access::AuditSink;
 use crate::clock::SystemClock;
 use crate::config::{self, Config, Loaded};
 use crate::ops::{logging, notify};
@@ -80,6 +82,14 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             health.store_note = Some(format!("ALERT: corrupt store moved to {} ({cause}); new store in use", moved_to.display()));
         }
     }
+    // Before anything can touch reads: every purge (and later every access) is audited.
+    let (st, key_file) = (store.clone(), cfg.access.audit_key_file.clone());
+    let audit = Arc::new(
+        tokio::task::spawn_blocking(move || AuditLog::open(st, &key_file))
+            .await
+            .context("audit log open task failed")?
+            .context("cannot open the audit log")?,
+    );
     let target = crate::ops::hotlists::AlertTarget {
         site: cfg.site.site_id.clone(),
         device: cfg.site.device_id.clone(),
@@ -106,7 +116,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     notify::ready(&summary);
     log::info!("polewatch {} running: {summary}", env!("CARGO_PKG_VERSION"));
 
-    let sweeper = spawn_sweeper(store.clone(), shared.clone());
+    let sweeper = spawn_sweeper(store.clone(), audit.clone(), shared.clone());
     let (uplink_stop, uplink_stop_rx) = tokio::sync::watch::channel(false);
     let uplink = uplink_settings.map(|settings| {
         let handler = Arc::new(crate::ops::commands::DaemonCommands { store: store.clone(), hotlists: hotlists.clone() });
@@ -248,7 +258,7 @@ fn reload(config_path: &std::path::Path, shared: &Shared) {
     notify::ready(&summary);
 }
 
-fn spawn_sweeper(store: Arc<Store>, shared: Arc<Shared>) -> JoinHandle<()> {
+fn spawn_sweeper(store: Arc<Store>, audit: Arc<AuditLog>, shared: Arc<Shared>) -> JoinHandle<()> {
     tokio::spawn(async move {
         // First sweep at start, so a box that was off past a cutoff catches up at once.
         let mut wait = Duration::ZERO;
@@ -271,9 +281,11 @@ fn spawn_sweeper(store: Arc<Store>, shared: Arc<Shared>) -> JoinHandle<()> {
                     Duration::from_secs(r.sweep_interval_s),
                 )
             };
-            let (st, sh) = (store.clone(), shared.clone());
-            let result =
-                tokio::task::spawn_blocking(move || sweeper::sweep(&st, &policy, &SystemClock, settings, &sh.stop)).await;
+            let (st, au, sh) = (store.clone(), audit.clone(), shared.clone());
+            let result = tokio::task::spawn_blocking(move || {
+                sweeper::sweep(&st, &policy, &SystemClock, settings, &sh.stop, Some(au.as_ref() as &dyn AuditSink))
+            })
+            .await;
             let mut h = lock(&shared.health);
             match result {
                 Ok(Ok(report)) => {

@@ -6,13 +6,15 @@
 //! - `plate_idx`: plate ++ 0x00 ++ ReadId → () (exact and prefix search)
 //! - `plate_rev_idx`: reversed plate ++ 0x00 ++ ReadId → () (suffix search: `*1234`, `?BC1234`)
 //! - `holds`: ReadId → JSON list of the read's [`Hold`]s (one key per read, so holds and purges conflict)
-//! - `meta`: schema version and creation time
+//! - `meta`: schema version and creation time, audit chain head pointer
 //! - `users`: username → JSON [`crate::access::users::User`] (`users.rs`)
+//! - `audit`: sequence number → audit entry, append-only ([`audit`]; never touched by retention)
 //!
 //! A read is written to all trees in one transaction and acknowledged only after a flush (group
 //! commit in [`commit`]), so a crash never leaves a half-written read and never loses an
 //! acknowledged one.
 
+pub mod audit;
 mod commit;
 pub mod model;
 mod open;
@@ -23,6 +25,7 @@ mod releases;
 pub mod sweeper;
 mod users;
 
+pub use audit::AuditRecord;
 pub use model::*;
 pub use open::OpenOutcome;
 pub use outbox::{AlertRecord, Decision, Lane, OutboxKey, OutboxMessage, Verification};
@@ -66,6 +69,9 @@ pub enum StoreError {
     Commit(String),
     #[error("the store is shut down")]
     Closed,
+    /// The audit log could not be written: damaged (head missing, entry in the way) or not recorded.
+    #[error("audit log: {0}")]
+    Audit(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -2,6 +2,7 @@
 //! refusing to run on an untrusted clock. The rules are in [`crate::retention`].
 
 use super::{holds_tx, image_key, index_key, reversed, ImageKind, ReadId, Result, Store, StoreError, StoredRead};
+use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::clock::Clock;
 use crate::retention::{check_clock, hold_binds, purge_cutoff_ms, ClockDistrust, Policy};
 use sled::transaction::ConflictableTransactionError;
@@ -88,7 +89,18 @@ impl Store {
 
 /// Runs one sweep to the end of the expired range (or until `stop`). The clock is checked before every
 /// batch against the newest read at the start, so a clock that jumps during a sweep stops it.
-pub fn sweep(store: &Store, policy: &Policy, clock: &dyn Clock, s: SweepSettings, stop: &AtomicBool) -> Result<SweepReport> {
+///
+/// The sweep, completed, stopped or refused, is recorded in `audit` at its end; if that fails the sweep
+/// returns the error (what was purged stays purged: deletion past retention is required, not an access
+/// to refuse, but it must not pass unnoticed).
+pub fn sweep(
+    store: &Store,
+    policy: &Policy,
+    clock: &dyn Clock,
+    s: SweepSettings,
+    stop: &AtomicBool,
+    audit: Option<&dyn AuditSink>,
+) -> Result<SweepReport> {
     let started = Instant::now();
     let mut report = SweepReport {
         outcome: SweepOutcome::Completed,
@@ -126,12 +138,12 @@ pub fn sweep(store: &Store, policy: &Policy, clock: &dyn Clock, s: SweepSettings
         }
     }
     report.elapsed = started.elapsed();
-    record_purge(&report);
+    record_purge(&report, audit)?;
     Ok(report)
 }
 
-/// The one place a purge is reported. The audit log (access control issue) records it here too.
-fn record_purge(r: &SweepReport) {
+/// The one place a purge is reported: the log, and the audit log.
+fn record_purge(r: &SweepReport, audit: Option<&dyn AuditSink>) -> Result<()> {
     let cutoff = jiff::Timestamp::from_millisecond(r.cutoff_ms).map(|t| t.to_string()).unwrap_or_default();
     match &r.outcome {
         SweepOutcome::Refused(why) => {
@@ -143,5 +155,28 @@ fn record_purge(r: &SweepReport) {
             "retention purge {}: {} read(s) deleted, {} kept under evidence hold",
             if r.outcome == SweepOutcome::Stopped { "stopped early" } else { "finished" }, r.purged, r.held_kept
         ),
+    }
+    match audit {
+        Some(sink) => sink.record(purge_entry(r, &cutoff)).map(|_| ()).map_err(|e| StoreError::Audit(format!("the purge was not recorded: {e}"))),
+        None => Ok(()),
+    }
+}
+
+fn purge_entry(r: &SweepReport, cutoff: &str) -> NewAuditEntry {
+    let counts = format!("{} deleted, {} kept under evidence hold, {} batch(es), cutoff {cutoff}", r.purged, r.held_kept, r.batches);
+    let (outcome, detail) = match &r.outcome {
+        SweepOutcome::Completed => (Outcome::Ok, format!("completed: {counts}")),
+        SweepOutcome::Stopped => (Outcome::Ok, format!("stopped early (shutdown): {counts}")),
+        SweepOutcome::Refused(why) => (Outcome::Denied, format!("refused: {why}; {counts}")),
+    };
+    NewAuditEntry {
+        user: "system".into(),
+        source: "daemon".into(),
+        action: Some(Action::RetentionPurge),
+        object: "reads".into(),
+        result_count: Some(r.purged),
+        outcome: Some(outcome),
+        detail,
+        ..NewAuditEntry::default()
     }
 }
