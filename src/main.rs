@@ -25,6 +25,11 @@ enum Cmd {
     User(polewatch::cli::user::UserArgs),
     /// Verify, show and checkpoint the audit log, offline on the store.
     Audit(polewatch::cli::audit::AuditArgs),
+    /// Print the usage and privacy policy this configuration enforces (Markdown, or HTML with --html).
+    Policy {
+        #[arg(long)]
+        html: bool,
+    },
     /// Print performance figures.
     Bench {
         #[command(subcommand)]
@@ -120,6 +125,11 @@ fn main() -> ExitCode {
         Cmd::Run => run(cli.config),
         Cmd::CheckConfig => return check_config(&cli.config),
         Cmd::Bench { what } => bench_cmd(what),
+        Cmd::Policy { html } => with_config(&cli.config, |c| {
+            let roles = polewatch::api::role_lines();
+            print!("{}", if html { polewatch::access::policy::html(c, &roles) } else { polewatch::access::policy::markdown(c, &roles) });
+            Ok(())
+        }),
         Cmd::User(args) => with_config(&cli.config, |c| polewatch::cli::user::run(c, args)),
         Cmd::Audit(args) => with_config(&cli.config, |c| polewatch::cli::audit::run(c, args)),
         Cmd::Debug { what: DebugCmd::WriteReads { store, threads, seq_start } } => {

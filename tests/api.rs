@@ -292,3 +292,48 @@ fn browser_logs_in_searches_opens_a_read_and_finds_the_audit_entry() {
     assert_eq!(search.purpose, "stolen vehicle");
     assert!(e.iter().any(|x| x.case_number == "CASE-77" && format!("{:?}", x.action).contains("ViewRead")));
 }
+
+#[test]
+fn the_daemon_serves_the_console_over_https_with_a_generated_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let cfg = dir.path().join("polewatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[site]\nsite_id = \"s1\"\ndevice_id = \"d1\"\n[store]\npath = \"{}\"\n[store.retention]\nrequire_clock_sync = false\n\
+             [api]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n[access]\naudit_key_file = \"{}\"\ndevice_key_file = \"{}\"\n[logging]\ntarget = \"stderr\"\n",
+            dir.path().join("state/store").display(),
+            dir.path().join("keys/audit.key").display(),
+            dir.path().join("keys/device.key").display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["run", "--config"]).arg(&cfg).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let cert = dir.path().join("state/api-cert.pem");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        assert!(std::time::Instant::now() < deadline, "console did not come up");
+        if cert.exists() {
+            let pem = std::fs::read(&cert).unwrap();
+            let certs: Vec<ureq::tls::Certificate<'static>> =
+                ureq::tls::parse_pem(&pem).filter_map(|i| match i.ok()? { ureq::tls::PemItem::Certificate(c) => Some(c), _ => None }).collect();
+            let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs))).build();
+            let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).http_status_as_error(false).build().into();
+            if let Ok(mut r) = agent.get(&format!("https://127.0.0.1:{port}/")).call() {
+                let login = agent.post(&format!("https://127.0.0.1:{port}/api/login")).send_json(json!({"username": "nobody", "password": "nothing-here"})).unwrap();
+                assert_eq!(login.status().as_u16(), 401);
+                break r.body_mut().read_to_string().unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(body.contains("polewatch console"));
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    // The failed login is in the audit log, which verifies.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["audit", "verify", "--config"]).arg(&cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["audit", "show", "--action", "login_failed", "--config"]).arg(&cfg).output().unwrap();
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("login_failed"), "{}", String::from_utf8_lossy(&shown.stdout));
+}

@@ -321,8 +321,18 @@ fn cli_adds_the_first_admin_lists_locks_and_unlocks() {
     let stdout = ok(&out);
     assert!(stdout.contains("added chief"), "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("user_added") && stderr.contains("ops-person"), "the stand-in audit sink logs: {stderr}");
     assert!(!stderr.contains(PW) && !stdout.contains(PW));
+    // The addition is in the hash-chained audit log, by the person running the command.
+    let shown = Command::new(env!("CARGO_BIN_EXE_polewatch"))
+        .arg("--config")
+        .arg(d.join("polewatch.toml"))
+        .args(["audit", "show", "--action", "user_added"])
+        .env("USER", "ops-person")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("ops-person") && shown.contains("chief"), "{shown}");
+    assert!(!shown.contains(PW));
 
     // A banned password is refused, with the reason and without the password.
     let out = cli(d, &["add", "op1", "--name", "O P", "--title", "Officer", "--role", "operator"], Some("Password1\n"));

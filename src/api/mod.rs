@@ -5,6 +5,8 @@
 mod routes;
 pub mod tls;
 
+pub use routes::role_lines;
+
 use crate::access::export::DeviceKey;
 use crate::access::service::UserService;
 use crate::access::AuditSink;

@@ -69,7 +69,8 @@ async fn console() -> impl IntoResponse {
     )
 }
 
-fn role_lines() -> Vec<crate::access::policy::RoleLine> {
+/// The role table as the policy states it.
+pub fn role_lines() -> Vec<crate::access::policy::RoleLine> {
     roles::PERMISSIONS
         .iter()
         .map(|(r, ps)| crate::access::policy::RoleLine { role: r.as_str().to_string(), permissions: ps.iter().map(|p| p.as_str().replace('_', " ")).collect() })

@@ -6,12 +6,11 @@
 
 use crate::access::service::{day, Actor, UserService};
 use crate::access::users::{self, AccessPolicy, NewUser, Training, User};
-use crate::access::{AuditError, AuditSink, NewAuditEntry, Role};
+use crate::access::{AuditSink, Role};
 use crate::config::Config;
 use crate::store::{OpenOutcome, Store, StoreError, StoreOptions};
 use anyhow::{bail, Context};
 use std::io::{BufRead, IsTerminal};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
@@ -64,25 +63,10 @@ pub enum UserCmd {
     List,
 }
 
-/// The audit sink the CLI records to.
-// TODO(merge): replace with access::audit::AuditLog (the hash-chained log in the store's `audit` tree,
-// keyed with `access.audit_key_file`); until then entries only go to the log.
-pub fn cli_audit_sink(_cfg: &Config, _store: &Arc<Store>) -> anyhow::Result<Arc<dyn AuditSink>> {
-    Ok(Arc::new(LogAuditSink::default()))
-}
-
-/// Writes each entry as one `log::info!` line. A stand-in until the audit log is merged.
-#[derive(Default)]
-struct LogAuditSink {
-    seq: AtomicU64,
-}
-
-impl AuditSink for LogAuditSink {
-    fn record(&self, entry: NewAuditEntry) -> Result<u64, AuditError> {
-        let line = serde_json::to_string(&entry).map_err(|e| AuditError::Write(e.to_string()))?;
-        log::info!(target: "polewatch::audit", "audit {line}");
-        Ok(self.seq.fetch_add(1, Ordering::Relaxed) + 1)
-    }
+/// The audit sink the CLI records to: the store's hash-chained audit log.
+pub fn cli_audit_sink(cfg: &Config, store: &Arc<Store>) -> anyhow::Result<Arc<dyn AuditSink>> {
+    let log = crate::access::audit::AuditLog::open(store.clone(), &cfg.access.audit_key_file).context("cannot open the audit log")?;
+    Ok(Arc::new(log))
 }
 
 /// Who runs the command: the person behind sudo if any.
@@ -135,13 +119,6 @@ fn read_password(username: &str) -> anyhow::Result<String> {
 }
 
 pub fn run(cfg: &Config, args: UserArgs) -> anyhow::Result<()> {
-    // TODO(merge): goes with the stand-in sink. Its lines go to stderr; nothing else is logged, so
-    // errors are not printed twice (main prints them). An already installed logger is fine.
-    let _ = env_logger::Builder::new()
-        .filter_level(log::LevelFilter::Off)
-        .filter_module("polewatch::audit", log::LevelFilter::Info)
-        .target(env_logger::Target::Stderr)
-        .try_init();
     let store = Arc::new(open_store(cfg)?);
     let audit = cli_audit_sink(cfg, &store)?;
     let service = UserService::new(store.clone(), AccessPolicy::from_config(&cfg.access, &cfg.api), audit);

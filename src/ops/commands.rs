@@ -4,12 +4,14 @@
 use crate::store::{Decision, HoldRequest, ReadId, Store, Verification};
 use crate::uplink::payload::CommandV1;
 use crate::uplink::CommandHandler;
+use crate::access::{Action, NewAuditEntry, Outcome};
 use serde::Deserialize;
 use std::sync::Arc;
 
 pub struct DaemonCommands {
     pub store: Arc<Store>,
     pub hotlists: Arc<crate::ops::hotlists::Hotlists>,
+    pub audit: Arc<dyn crate::access::AuditSink>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +67,33 @@ impl CommandHandler for DaemonCommands {
         if cmd.by.trim().is_empty() {
             return Err("`by` must name who sent the command".into());
         }
+        let action = match name {
+            "alert" => Action::AlertVerified,
+            "hold" => Action::HoldPlaced,
+            "release_hold" => Action::HoldReleased,
+            "hotlist" => Action::HotlistChanged,
+            other => return Err(format!("unknown command `{other}`")),
+        };
+        let result = self.apply(name, cmd);
+        // Recorded after the fact with its outcome; a command whose record cannot be written reports the
+        // failure to the server, which sends it again.
+        let entry = NewAuditEntry {
+            user: format!("central:{}", cmd.by),
+            source: "mqtt".into(),
+            action: Some(if name == "alert" && cmd.body.get("decision").and_then(|d| d.as_str()) == Some("rejected") { Action::AlertRejected } else { action }),
+            object: cmd.id.clone(),
+            case_number: cmd.body.get("case_number").and_then(|c| c.as_str()).unwrap_or_default().to_string(),
+            outcome: Some(if result.is_ok() { Outcome::Ok } else { Outcome::Denied }),
+            detail: result.as_ref().err().cloned().unwrap_or_default(),
+            ..Default::default()
+        };
+        self.audit.record(entry).map_err(|e| format!("applied, but the audit log failed: {e}"))?;
+        result
+    }
+}
+
+impl DaemonCommands {
+    fn apply(&self, name: &str, cmd: &CommandV1) -> Result<serde_json::Value, String> {
         match name {
             "alert" => {
                 let b: AlertDecision = body(cmd)?;

@@ -119,12 +119,18 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     let sweeper = spawn_sweeper(store.clone(), audit.clone(), shared.clone());
     let (uplink_stop, uplink_stop_rx) = tokio::sync::watch::channel(false);
     let uplink = uplink_settings.map(|settings| {
-        let handler = Arc::new(crate::ops::commands::DaemonCommands { store: store.clone(), hotlists: hotlists.clone() });
+        let handler = Arc::new(crate::ops::commands::DaemonCommands { store: store.clone(), hotlists: hotlists.clone(), audit: audit.clone() });
         let u = crate::uplink::Uplink::new(settings, store.clone(), handler);
         *lock(&shared.uplink) = Some(u.stats());
         tokio::spawn(u.run(uplink_stop_rx))
     });
-    let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store).await;
+    let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
+    let api = start_api(&lock(&shared.config).clone(), &store, &audit, api_handle.clone()).await?;
+    let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit).await;
+    api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
+    if let Some(a) = api {
+        let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
+    }
 
     notify::stopping();
     shared.stop.store(true, Ordering::Relaxed);
@@ -153,6 +159,8 @@ async fn supervise(
     sweeper: &JoinHandle<()>,
     uplink: Option<&JoinHandle<()>>,
     store: &Arc<Store>,
+    api: Option<&JoinHandle<()>>,
+    audit: &Arc<AuditLog>,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
@@ -166,13 +174,15 @@ async fn supervise(
         tokio::select! {
             _ = term.recv() => { log::info!("SIGTERM: shutting down"); return Ok(()); }
             _ = int.recv() => { log::info!("SIGINT: shutting down"); return Ok(()); }
-            _ = hup.recv() => reload(config_path, shared),
+            _ = hup.recv() => reload(config_path, shared, audit.as_ref()),
             _ = watchdog.tick() => {
                 // Only a healthy supervisor pets the watchdog; a dead component lets systemd restart us.
                 if sweeper.is_finished() {
                     log::error!("retention sweeper task has died; withholding watchdog ping");
                 } else if uplink.is_some_and(|u| u.is_finished()) {
                     log::error!("MQTT uplink task has died; withholding watchdog ping");
+                } else if api.is_some_and(|a| a.is_finished()) {
+                    log::error!("HTTPS API task has died; withholding watchdog ping");
                 } else {
                     notify::watchdog();
                     let summary = status_line(shared);
@@ -190,6 +200,48 @@ async fn supervise(
             }
         }
     }
+}
+
+/// Starts the HTTPS API and console when `[api] enabled`.
+async fn start_api(
+    cfg: &Config,
+    store: &Arc<Store>,
+    audit: &Arc<AuditLog>,
+    handle: axum_server::Handle<std::net::SocketAddr>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    if !cfg.api.enabled {
+        return Ok(None);
+    }
+    crate::uplink::tls::install_crypto_provider();
+    let addr: std::net::SocketAddr = cfg.api.listen.parse().context("api.listen")?;
+    let state_dir = cfg.store.path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("."));
+    let (cert, key) = match (&cfg.api.tls_cert, &cfg.api.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => {
+            let (c, k) = crate::api::tls::generated_paths(&state_dir);
+            crate::api::tls::ensure_self_signed(&c, &k, &[addr.ip().to_string(), "localhost".into()])?;
+            (c, k)
+        }
+    };
+    let tls = crate::api::tls::server_config(&cert, &key)?;
+    let policy = crate::access::users::AccessPolicy::from_config(&cfg.access, &cfg.api);
+    let users = Arc::new(crate::access::service::UserService::new(store.clone(), policy, audit.clone()));
+    let device_key = crate::access::export::DeviceKey::load_or_create(&cfg.access.device_key_file)?;
+    let state = Arc::new(crate::api::ApiState {
+        store: store.clone(),
+        users,
+        audit: audit.clone(),
+        audit_log: audit.clone(),
+        config: cfg.clone(),
+        device_key,
+        export_dir: state_dir.join("exports"),
+    });
+    log::info!(listen = cfg.api.listen.as_str(); "HTTPS console listening");
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = crate::api::serve(state, addr, tls, handle).await {
+            log::error!("HTTPS API stopped: {e}");
+        }
+    })))
 }
 
 fn status_line(shared: &Shared) -> String {
@@ -227,9 +279,24 @@ async fn bound_upload_queue(store: &Arc<Store>, max: u64) {
 }
 
 /// Re-reads the configuration; applies what can change at run time, keeps the old one on error.
-fn reload(config_path: &std::path::Path, shared: &Shared) {
+fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::access::AuditSink) {
     notify::reloading();
-    match config::load(config_path) {
+    let loaded = config::load(config_path);
+    let entry = crate::access::NewAuditEntry {
+        user: "system".into(),
+        source: "daemon".into(),
+        action: Some(crate::access::Action::ConfigReloaded),
+        object: config_path.display().to_string(),
+        outcome: Some(if loaded.is_ok() { crate::access::Outcome::Ok } else { crate::access::Outcome::Error }),
+        detail: loaded.as_ref().err().map(|e| e.to_string()).unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Err(e) = audit.record(entry) {
+        log::error!("configuration reload refused: the audit log cannot record it: {e}");
+        notify::ready(&status_line(shared));
+        return;
+    }
+    match loaded {
         Ok(new) => {
             for w in &new.warnings {
                 log::warn!("config: {w}");
