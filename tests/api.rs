@@ -337,3 +337,53 @@ fn the_daemon_serves_the_console_over_https_with_a_generated_certificate() {
     let shown = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["audit", "show", "--action", "login_failed", "--config"]).arg(&cfg).output().unwrap();
     assert!(String::from_utf8_lossy(&shown.stdout).contains("login_failed"), "{}", String::from_utf8_lossy(&shown.stdout));
 }
+
+/// Each remaining audited action through the API leaves exactly one entry, naming who, what and how it
+/// ended.
+#[test]
+fn every_other_action_leaves_exactly_one_audit_entry() {
+    let s = start();
+    let o = s.login("olive");
+    let sup = s.login("sam");
+    // An alert to decide on.
+    let read = s.store.search(&polewatch::store::PlatePattern::parse("8XY0001").unwrap(), 1).unwrap().remove(0);
+    let hit = polewatch::uplink::payload::HitV1 {
+        list: "l".into(),
+        entry: "8XY0001".into(),
+        category: "stolen".into(),
+        priority: 1,
+        source: "t".into(),
+        match_kind: "exact".into(),
+        score: 1.0,
+        matched_text: "8XY0001".into(),
+    };
+    let alert = polewatch::alert::raise(&s.store, "s1", "pole-01", &read, hit, false, 1 << 20).unwrap();
+    let (_, held) = s.post("/api/holds", Some(&o), json!({"read_id": read.id.to_string(), "case_number": "C-9", "reason": "evidence"}));
+    let req = json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A", "purpose": "robbery",
+        "case_number": "C-9", "scope": {"kind": "held_for_case", "case_number": "C-9"}});
+
+    let id = std::cell::RefCell::new(String::new());
+    type Step<'a> = (&'static str, Box<dyn Fn() -> u16 + 'a>);
+    let mut steps: Vec<Step> = Vec::new();
+    steps.push(("AlertVerified/Ok", Box::new(|| s.post(&format!("/api/alerts/{}/decision", alert.id), Some(&o), json!({"decision": "verified", "note": "state system"})).0)));
+    steps.push(("ReleaseRequested/Ok", Box::new(|| {
+        let (st, v) = s.post("/api/releases", Some(&o), req.clone());
+        *id.borrow_mut() = v["id"].as_str().unwrap_or_default().to_string();
+        st
+    })));
+    steps.push(("ReleaseDecided/Ok", Box::new(|| s.post(&format!("/api/releases/{}/decision", id.borrow()), Some(&sup), json!({"approved": true})).0)));
+    steps.push(("Export/Ok", Box::new(|| s.post(&format!("/api/releases/{}/export", id.borrow()), Some(&sup), json!({})).0)));
+    steps.push(("HoldReleased/Ok", Box::new(|| s.post("/api/holds/release", Some(&sup), json!({"read_id": read.id.to_string(), "hold_id": held["hold_id"], "reason": "case closed"})).0)));
+    steps.push(("Logout/Ok", Box::new(|| s.post("/api/logout", Some(&o), json!({})).0)));
+    for (expected, step) in steps {
+        let before = s.head();
+        let status = step();
+        let e = s.audit_since(before);
+        let got: Vec<String> = e.iter().map(|x| format!("{:?}/{:?}", x.action, x.outcome)).collect();
+        assert_eq!(got, [expected], "status {status}");
+        assert_eq!(status, 200, "{expected}");
+        assert!(!e[0].user.is_empty() && e[0].source.starts_with("127.0.0.1:"));
+    }
+    assert_eq!(s.get("/api/me", Some(&o)).0, 401, "logged out");
+    assert!(s.audit.verify(None).is_ok());
+}

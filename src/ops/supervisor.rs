@@ -125,7 +125,8 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         tokio::spawn(u.run(uplink_stop_rx))
     });
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
-    let api = start_api(&lock(&shared.config).clone(), &store, &audit, api_handle.clone()).await?;
+    let cfg_now = lock(&shared.config).clone();
+    let api = start_api(&cfg_now, &store, &audit, api_handle.clone()).await?;
     let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit).await;
     api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
     if let Some(a) = api {
