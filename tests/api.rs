@@ -69,6 +69,7 @@ fn start() -> Server {
         ("audrey", Role::Auditor, true),
         ("newbie", Role::Operator, false),
         ("lockme", Role::Operator, true),
+        ("adam", Role::Admin, true),
     ] {
         let nu = NewUser { username: name.into(), display_name: name.into(), organisation: "Auburn PD".into(), job_title: "Officer".into(), roles: vec![role] };
         users.add_user(&admin, nu, PW, t).unwrap();
@@ -386,4 +387,33 @@ fn every_other_action_leaves_exactly_one_audit_entry() {
     }
     assert_eq!(s.get("/api/me", Some(&o)).0, 401, "logged out");
     assert!(s.audit.verify(None).is_ok());
+}
+
+#[test]
+fn an_admin_manages_users_while_the_daemon_runs() {
+    let s = start();
+    let adm = s.login("adam");
+    let o = s.login("olive");
+    let new = json!({"username": "dana", "display_name": "Dana", "job_title": "Officer", "roles": ["operator"], "password": "kettle-marsh-ember"});
+    assert_eq!(s.post("/api/users", Some(&o), new.clone()).0, 403, "only admins manage users");
+    let weak = json!({"username": "weak", "display_name": "W", "job_title": "Officer", "roles": ["operator"], "password": "password1"});
+    let (st, v) = s.post("/api/users", Some(&adm), weak);
+    assert_eq!(st, 400, "{v}");
+    assert!(!v["error"].as_str().unwrap().contains("password1"));
+    assert_eq!(s.post("/api/users", Some(&adm), new).0, 200);
+    let (st, v) = s.post("/api/login", None, json!({"username": "dana", "password": "kettle-marsh-ember"}));
+    assert_eq!(st, 401, "no training yet: {v}");
+    let t = now();
+    let training = json!({"course": "ALPR operator", "completed": jiff::Timestamp::from_millisecond(t - DAY).unwrap().to_string(),
+                          "expires": jiff::Timestamp::from_millisecond(t + 30 * DAY).unwrap().to_string()});
+    assert_eq!(s.post("/api/users/dana/training", Some(&adm), training).0, 200);
+    assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "kettle-marsh-ember"})).0, 200);
+    assert_eq!(s.post("/api/users/dana/lock", Some(&adm), json!({"reason": "left the unit"})).0, 200);
+    assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "kettle-marsh-ember"})).0, 401);
+    assert_eq!(s.post("/api/users/dana/unlock", Some(&adm), json!({})).0, 200);
+    assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "kettle-marsh-ember"})).0, 200);
+    let changes = s.audit.latest(100, Some("adam"), None).unwrap();
+    let kinds: Vec<String> = changes.iter().rev().map(|e| format!("{:?}/{:?}", e.action, e.outcome)).collect();
+    assert!(kinds.contains(&"UserAdded/Ok".to_string()) && kinds.contains(&"TrainingRecorded/Ok".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"UserLocked/Ok".to_string()) && kinds.contains(&"UserUnlocked/Ok".to_string()), "{kinds:?}");
 }

@@ -58,7 +58,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/releases/{id}/decision", post(decide_release))
         .route("/api/releases/{id}/export", post(export_release))
         .route("/api/audit", get(audit_view))
-        .route("/api/users", get(list_users))
+        .route("/api/users", get(list_users).post(add_user))
+        .route("/api/users/{name}/training", post(user_training))
+        .route("/api/users/{name}/lock", post(user_lock))
+        .route("/api/users/{name}/unlock", post(user_unlock))
+        .route("/api/users/{name}/password", post(user_password))
         .with_state(state)
 }
 
@@ -442,4 +446,90 @@ async fn list_users(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
                          "roles": u.roles.iter().map(|r: &Role| r.as_str()).collect::<Vec<_>>(), "locked": u.locked.is_some(), "training": u.training}))
         .collect();
     Ok(Json(json!({ "users": out })))
+}
+
+/// An administrator acting on users; the user service audits each change (and refuses it when the audit
+/// log cannot record it).
+fn admin(s: &ApiState, headers: &HeaderMap, addr: SocketAddr, object: &str) -> Res<crate::access::service::Actor> {
+    let c = caller(s, headers, addr)?;
+    require(s, &c, Permission::ManageUsers, Action::UserChanged, object)?;
+    Ok(crate::access::service::Actor { user: c.user.username.clone(), organisation: c.user.organisation.clone(), source: c.source })
+}
+
+fn user_summary(u: &User) -> Value {
+    json!({"username": u.username, "roles": u.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "locked": u.locked.is_some(), "training": u.training})
+}
+
+#[derive(Deserialize)]
+struct AddUserBody {
+    username: String,
+    display_name: String,
+    #[serde(default)]
+    organisation: Option<String>,
+    job_title: String,
+    roles: Vec<Role>,
+    password: String,
+}
+
+async fn add_user(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<AddUserBody>) -> Res<Json<Value>> {
+    let by = admin(&s, &headers, addr, &b.username)?;
+    let new = crate::access::users::NewUser {
+        username: b.username,
+        display_name: b.display_name,
+        organisation: b.organisation.unwrap_or_else(|| by.organisation.clone()),
+        job_title: b.job_title,
+        roles: b.roles,
+    };
+    let st = s.clone();
+    let u = tokio::task::spawn_blocking(move || st.users.add_user(&by, new, &b.password, now_ms()))
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(user_error)?;
+    Ok(Json(user_summary(&u)))
+}
+
+#[derive(Deserialize)]
+struct TrainingBody {
+    course: String,
+    completed: jiff::Timestamp,
+    expires: jiff::Timestamp,
+}
+
+async fn user_training(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, Json(b): Json<TrainingBody>) -> Res<Json<Value>> {
+    let by = admin(&s, &headers, addr, &name)?;
+    let t = crate::access::users::Training { course: b.course, completed_ms: b.completed.as_millisecond(), expires_ms: b.expires.as_millisecond() };
+    let u = s.users.record_training(&by, &name, t, now_ms()).map_err(user_error)?;
+    Ok(Json(user_summary(&u)))
+}
+
+#[derive(Deserialize)]
+struct LockBody {
+    reason: String,
+}
+
+async fn user_lock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, Json(b): Json<LockBody>) -> Res<Json<Value>> {
+    let by = admin(&s, &headers, addr, &name)?;
+    let u = s.users.lock(&by, &name, &b.reason, now_ms()).map_err(user_error)?;
+    Ok(Json(user_summary(&u)))
+}
+
+async fn user_unlock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>) -> Res<Json<Value>> {
+    let by = admin(&s, &headers, addr, &name)?;
+    let u = s.users.unlock(&by, &name, now_ms()).map_err(user_error)?;
+    Ok(Json(user_summary(&u)))
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    password: String,
+}
+
+async fn user_password(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, Json(b): Json<PasswordBody>) -> Res<Json<Value>> {
+    let by = admin(&s, &headers, addr, &name)?;
+    let st = s.clone();
+    let u = tokio::task::spawn_blocking(move || st.users.set_password(&by, &name, &b.password, now_ms()))
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(user_error)?;
+    Ok(Json(user_summary(&u)))
 }
