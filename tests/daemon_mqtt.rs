@@ -6,13 +6,12 @@ mod support;
 use polewatch::bench::synthetic_read;
 use polewatch::store::{Decision, Store, StoreOptions};
 use polewatch::uplink::payload::HitV1;
-use polewatch::uplink::tls;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use rumqttc::QoS;
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::mqtt::{subscriber, wait_until};
 use support::{free_port, pki, Broker, Pki};
 
 fn config(dir: &Path, pki: &Pki, port: u16) -> std::path::PathBuf {
@@ -44,44 +43,6 @@ fn start(cfg: &Path, log: &Path) -> Child {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap()
-}
-
-type Inbox = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
-
-async fn subscriber(pki: &Pki, port: u16) -> (AsyncClient, Inbox) {
-    tls::install_crypto_provider();
-    let mut o = MqttOptions::new("central", "127.0.0.1", port);
-    o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
-        tls::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key))).unwrap(),
-    )));
-    o.set_max_packet_size(4 << 20, 4 << 20);
-    let (client, mut ev) = AsyncClient::new(o, 100);
-    client.subscribe("polewatch/#", QoS::AtLeastOnce).await.unwrap();
-    let inbox: Inbox = Arc::default();
-    let sink = inbox.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        loop {
-            match ev.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    let _ = tx.send(()).await;
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec())),
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap();
-    (client, inbox)
-}
-
-async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,8 +95,8 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(t, _)| t.ends_with("/reads"))
-            .flat_map(|(_, p)| {
+            .filter(|(t, _, _)| t.ends_with("/reads"))
+            .flat_map(|(_, p, _)| {
                 let v: serde_json::Value = serde_json::from_slice(p).unwrap();
                 v["reads"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
             })
@@ -145,20 +106,20 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     let msgs = inbox.lock().unwrap().clone();
     let got_alerts: HashSet<String> = msgs
         .iter()
-        .filter(|(t, _)| t.ends_with("/alerts"))
-        .map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).unwrap()["id"].as_str().unwrap().to_string())
+        .filter(|(t, _, _)| t.ends_with("/alerts"))
+        .map(|(_, p, _)| serde_json::from_slice::<serde_json::Value>(p).unwrap()["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(got_alerts, alerts);
-    let last_alert = msgs.iter().rposition(|(t, _)| t.ends_with("/alerts")).unwrap();
-    let first_reads = msgs.iter().position(|(t, _)| t.ends_with("/reads")).unwrap();
+    let last_alert = msgs.iter().rposition(|(t, _, _)| t.ends_with("/alerts")).unwrap();
+    let first_reads = msgs.iter().position(|(t, _, _)| t.ends_with("/reads")).unwrap();
     assert!(last_alert < first_reads, "alerts before the backlog of reads");
 
     // The central server verifies one alert.
     let alert_id = alerts.iter().next().unwrap().clone();
     let cmd = serde_json::json!({"v": 1, "id": "cmd-7", "by": "dispatcher 14", "body": {"alert_id": alert_id, "decision": "verified", "note": "confirmed with state system"}});
     central.publish("polewatch/site1/pole-01/cmd/alert", QoS::AtLeastOnce, false, serde_json::to_vec(&cmd).unwrap()).await.unwrap();
-    wait_until("the ack", Duration::from_secs(10), || inbox.lock().unwrap().iter().any(|(t, p)| t.ends_with("/ack") && String::from_utf8_lossy(p).contains("cmd-7"))).await;
-    let ack = inbox.lock().unwrap().iter().find(|(t, _)| t.ends_with("/ack")).unwrap().1.clone();
+    wait_until("the ack", Duration::from_secs(10), || inbox.lock().unwrap().iter().any(|(t, p, _)| t.ends_with("/ack") && String::from_utf8_lossy(p).contains("cmd-7"))).await;
+    let ack = inbox.lock().unwrap().iter().find(|(t, _, _)| t.ends_with("/ack")).unwrap().1.clone();
     let ack: serde_json::Value = serde_json::from_slice(&ack).unwrap();
     assert_eq!(ack["ok"], true, "{ack}");
 
@@ -168,7 +129,7 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     let good = serde_json::json!({"v": 1, "id": "cmd-9", "by": "ops", "body": {"name": "state", "csv": "plate,region,category,priority,source,expiry,notes\nT0000042,,stolen,1,x,,\n"}});
     central.publish("polewatch/site1/pole-01/cmd/hotlist", QoS::AtLeastOnce, false, serde_json::to_vec(&good).unwrap()).await.unwrap();
     let ack_of = |id: &str| -> Option<serde_json::Value> {
-        inbox.lock().unwrap().iter().filter(|(t, _)| t.ends_with("/ack")).map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).unwrap()).find(|a| a["id"] == id)
+        inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).map(|(_, p, _)| serde_json::from_slice::<serde_json::Value>(p).unwrap()).find(|a| a["id"] == id)
     };
     wait_until("hotlist acks", Duration::from_secs(10), || ack_of("cmd-8").is_some() && ack_of("cmd-9").is_some()).await;
     let bad_ack = ack_of("cmd-8").unwrap();
@@ -177,7 +138,7 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     let good_ack = ack_of("cmd-9").unwrap();
     assert_eq!(good_ack["result"]["retroactive_alerts"], 1, "{good_ack}");
     wait_until("the retroactive alert", Duration::from_secs(10), || {
-        inbox.lock().unwrap().iter().any(|(t, p)| t.ends_with("/alerts") && String::from_utf8_lossy(p).contains(r#""retroactive":true"#))
+        inbox.lock().unwrap().iter().any(|(t, p, _)| t.ends_with("/alerts") && String::from_utf8_lossy(p).contains(r#""retroactive":true"#))
     })
     .await;
 

@@ -7,16 +7,15 @@ use polewatch::bench::synthetic_read;
 use polewatch::store::{Lane, Store, StoreOptions};
 use polewatch::uplink::payload::{AlertV1, CommandV1, HitV1};
 use polewatch::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use rumqttc::QoS;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+use support::mqtt::{subscriber, wait_until, Inbox};
 use support::{free_port, pki, Broker, Pki};
 use tokio::sync::watch;
-
-type Inbox = Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>;
 
 struct Echo;
 
@@ -52,35 +51,6 @@ fn settings(pki: &Pki, host: &str, port: u16) -> Settings {
     }
 }
 
-/// A subscriber on `polewatch/#`, with its own client certificate.
-async fn subscriber(pki: &Pki, port: u16) -> (AsyncClient, Inbox) {
-    let mut o = MqttOptions::new(format!("server-{}", fastrand::u32(..)), "127.0.0.1", port);
-    o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
-        tls::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key))).unwrap(),
-    )));
-    o.set_max_packet_size(4 << 20, 4 << 20);
-    o.set_clean_session(true);
-    let (client, mut ev) = AsyncClient::new(o, 100);
-    client.subscribe("polewatch/#", QoS::AtLeastOnce).await.unwrap();
-    let inbox: Inbox = Arc::default();
-    let (tx, mut subscribed) = tokio::sync::mpsc::channel(1);
-    let sink = inbox.clone();
-    tokio::spawn(async move {
-        loop {
-            match ev.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    let _ = tx.send(()).await;
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain)),
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), subscribed.recv()).await.expect("subscribed");
-    (client, inbox)
-}
-
 fn open_store(dir: &Path) -> Arc<Store> {
     let mut o = StoreOptions::at(dir.join("store"));
     o.queue_for_upload = true;
@@ -101,14 +71,6 @@ fn alert(store: &Store, n: u64, crop_len: usize) -> uuid::Uuid {
         matched_text: read.plate.expose().into(),
     };
     polewatch::alert::raise(store, "site1", "pole-01", &read, hit, false, 1 << 20).unwrap().id
-}
-
-async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn schema(name: &str) -> jsonschema::Validator {

@@ -228,12 +228,8 @@ impl Uplink {
                     conn.publish(client, self.settings.topics.health(), QoS::AtMostOnce, false, payload, Pending::Untracked)?;
                 }
                 _ = shutdown.changed() => {
-                    // Best effort: tell the server we leave; the retained status replaces the LWT.
-                    let s = &self.settings;
                     if online {
-                        let status = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "offline", now_ms())).unwrap_or_default();
-                        let _ = client.try_publish(s.topics.status(), QoS::AtMostOnce, true, status);
-                        let _ = tokio::time::timeout(Duration::from_millis(500), async { while ev.poll().await.is_ok() { if conn.fifo.is_empty() { break; } } }).await;
+                        self.drain_on_shutdown(client, &mut ev, &mut conn).await;
                     }
                     return Ok(());
                 }
@@ -241,6 +237,45 @@ impl Uplink {
         }
     }
 
+    /// On shutdown: wait (briefly) for the PUBACKs of what is in flight, so a clean stop does not leave
+    /// delivered messages to be sent twice, then tell the server we leave; the retained status replaces
+    /// the last will.
+    async fn drain_on_shutdown(&self, client: &AsyncClient, ev: &mut EventLoop, conn: &mut Conn) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while conn.tracked > 0 {
+            match tokio::time::timeout_at(deadline, ev.poll()).await {
+                Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                    if let Some(p) = conn.fifo.pop_front() {
+                        if pkid != 0 {
+                            conn.by_pkid.insert(pkid, p);
+                        }
+                    }
+                }
+                Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
+                    if let Some(p) = conn.by_pkid.remove(&ack.pkid) {
+                        if let Err(e) = self.acknowledged(conn, p) {
+                            log::warn!("cannot record an acknowledgement while stopping: {e}");
+                            break;
+                        }
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        let s = &self.settings;
+        let status = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "offline", now_ms())).unwrap_or_default();
+        if client.try_publish(s.topics.status(), QoS::AtMostOnce, true, status).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_millis(300), async {
+                while let Ok(e) = ev.poll().await {
+                    if matches!(e, Event::Outgoing(Outgoing::Publish(_))) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
 
     fn acknowledged(&self, conn: &mut Conn, p: Pending) -> Result<(), ConnError> {
         match p {

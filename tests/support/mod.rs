@@ -1,6 +1,7 @@
 //! The library's MQTT rig with test-style error handling.
 #![allow(dead_code)]
 
+pub mod mqtt;
 pub mod webdriver;
 
 pub use polewatch::bench::rig::{Broker as RigBroker, Pki};

@@ -1,0 +1,47 @@
+//! The central server's side in tests: a subscriber on `polewatch/#` with its own client certificate.
+
+use polewatch::bench::rig::Pki;
+use polewatch::uplink::tls;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Messages received: topic, payload, retain flag.
+pub type Inbox = Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>;
+
+pub async fn subscriber(pki: &Pki, port: u16) -> (AsyncClient, Inbox) {
+    tls::install_crypto_provider();
+    let mut o = MqttOptions::new(format!("central-{}", fastrand::u32(..)), "127.0.0.1", port);
+    o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+        tls::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key))).expect("client TLS"),
+    )));
+    o.set_max_packet_size(4 << 20, 4 << 20);
+    o.set_clean_session(true);
+    let (client, mut ev) = AsyncClient::new(o, 100);
+    client.subscribe("polewatch/#", QoS::AtLeastOnce).await.expect("subscribe");
+    let inbox: Inbox = Arc::default();
+    let sink = inbox.clone();
+    let (tx, mut subscribed) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = tx.send(()).await;
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain)),
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), subscribed.recv()).await.expect("subscribed");
+    (client, inbox)
+}
+
+pub async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
