@@ -1,6 +1,6 @@
 //! polewatch: edge daemon for pole-mounted licence-plate-reader cameras.
 //!
-//! Pure logic (`config` validation, `retention`, `store::pattern`, `hotlist`) is kept apart from I/O
+//! Pure logic (`config` validation, `retention`, `store::pattern`, `hotlist`, `track`) is kept apart from I/O
 //! (`store`, `ops`) and tested without it.
 
 pub mod access;
@@ -14,4 +14,5 @@ pub mod hotlist;
 pub mod ops;
 pub mod retention;
 pub mod store;
+pub mod track;
 pub mod uplink;
