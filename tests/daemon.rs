@@ -155,3 +155,39 @@ fn run_refuses_an_invalid_config_before_touching_the_store() {
     assert!(err.contains("store.retention.max_days: must be at least min_days"), "{err}");
     assert!(!dir.path().join("store").exists());
 }
+
+#[test]
+fn camera_states_show_in_the_systemd_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("polewatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}[[cameras]]\nid = \"gate\"\nurl = \"file://{}\"\n",
+            config(dir.path(), "info"),
+            dir.path().join("missing.mkv").display()
+        ),
+    )
+    .unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let notes = Notifications(UnixDatagram::bind(&sock_path).unwrap());
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_polewatch"))
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = notes.wait_for("cameras: gate=backoff(not-found", Duration::from_secs(20));
+    assert!(status.contains("STATUS="), "{status}");
+    signal(child.id(), libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "daemon did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -47,6 +47,7 @@ struct Shared {
     stop: AtomicBool,
     uplink: Mutex<Option<Arc<crate::uplink::Stats>>>,
     hotlists: Arc<crate::ops::hotlists::Hotlists>,
+    cameras: Mutex<Vec<crate::ingest::Camera>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -102,16 +103,16 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             .context("hotlist load task failed")?
             .context("cannot load the hotlists")?,
     );
-    if cfg.cameras.iter().any(|c| c.enabled) {
-        log::warn!("cameras are configured but this build has no camera ingest yet; they are not started");
-    }
+    let (cameras, frames) = start_cameras(&cfg);
     let shared = Arc::new(Shared {
         config: Mutex::new(cfg),
         health: Mutex::new(health),
         stop: AtomicBool::new(false),
         uplink: Mutex::new(None),
         hotlists: hotlists.clone(),
+        cameras: Mutex::new(cameras),
     });
+    let frame_drain = spawn_frame_drain(frames, shared.clone());
     let summary = lock(&shared.health).summary(&lock(&shared.config));
     notify::ready(&summary);
     log::info!("polewatch {} running: {summary}", env!("CARGO_PKG_VERSION"));
@@ -141,6 +142,12 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             log::warn!("MQTT uplink did not stop within 5 s; abandoning it");
         }
     }
+    let cams = std::mem::take(&mut *lock(&shared.cameras));
+    let stopping = tokio::task::spawn_blocking(move || cams.into_iter().for_each(crate::ingest::Camera::stop));
+    if tokio::time::timeout(Duration::from_secs(10), stopping).await.is_err() {
+        log::warn!("cameras did not stop within 10 s; abandoning them");
+    }
+    let _ = frame_drain.join();
     let stop_timeout = Duration::from_secs(lock(&shared.config).service.stop_timeout_s);
     if tokio::time::timeout(stop_timeout, sweeper).await.is_err() {
         log::warn!("retention sweeper did not stop within {stop_timeout:?}; abandoning it");
@@ -245,8 +252,39 @@ async fn start_api(
     })))
 }
 
+/// One pipeline per enabled camera, all feeding one bounded queue. A camera whose credentials cannot be
+/// read is logged and left out; the others start.
+fn start_cameras(cfg: &Config) -> (Vec<crate::ingest::Camera>, Arc<crate::ingest::FrameQueue>) {
+    let enabled = cfg.cameras.iter().filter(|c| c.enabled).count();
+    let frames = Arc::new(crate::ingest::FrameQueue::new((enabled * 4).max(4)));
+    let mut cams = Vec::new();
+    for c in cfg.cameras.iter().filter(|c| c.enabled) {
+        match crate::ingest::Camera::spawn(c, frames.clone(), crate::ingest::camera::Timing::default()) {
+            Ok(cam) => cams.push(cam),
+            Err(e) => log::error!(camera = c.id.as_str(); "camera not started: {e}"),
+        }
+    }
+    (cams, frames)
+}
+
+/// Until the recognizer exists (its own issue), analysed frames are counted and released here so the
+/// queue keeps its newest frames.
+fn spawn_frame_drain(frames: Arc<crate::ingest::FrameQueue>, shared: Arc<Shared>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !shared.stop.load(Ordering::Relaxed) {
+            let _ = frames.pop(Duration::from_millis(200));
+        }
+    })
+}
+
 fn status_line(shared: &Shared) -> String {
     let mut s = lock(&shared.health).summary(&lock(&shared.config));
+    let cams = lock(&shared.cameras);
+    if !cams.is_empty() {
+        let states: Vec<String> = cams.iter().map(|c| format!("{}={}", c.id, c.state())).collect();
+        s.push_str(&format!("; cameras: {}", states.join(", ")));
+    }
+    drop(cams);
     if let Some(u) = lock(&shared.uplink).as_ref() {
         let connected = u.connected.load(Ordering::Relaxed);
         s.push_str(if connected { "; mqtt connected" } else { "; mqtt NOT connected" });

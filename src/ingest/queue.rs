@@ -1,0 +1,71 @@
+//! A bounded frame queue that drops the oldest frame when full: under load the recognizer works on the
+//! newest frames, and a slow recognizer never blocks a camera's streaming thread.
+
+use super::Frame;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+pub struct FrameQueue {
+    frames: Mutex<VecDeque<Frame>>,
+    ready: Condvar,
+    capacity: usize,
+    dropped: AtomicU64,
+}
+
+impl FrameQueue {
+    pub fn new(capacity: usize) -> FrameQueue {
+        FrameQueue { frames: Mutex::new(VecDeque::new()), ready: Condvar::new(), capacity: capacity.max(1), dropped: AtomicU64::new(0) }
+    }
+
+    pub fn push(&self, f: Frame) {
+        let mut q = self.frames.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= self.capacity {
+            q.pop_front();
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        q.push_back(f);
+        self.ready.notify_one();
+    }
+
+    /// The oldest frame, waiting up to `timeout`.
+    pub fn pop(&self, timeout: Duration) -> Option<Frame> {
+        let q = self.frames.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut q, _) = self.ready.wait_timeout_while(q, timeout, |q| q.is_empty()).unwrap_or_else(|p| p.into_inner());
+        q.pop_front()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u64) -> Frame {
+        Frame { camera: "c".into(), seq, captured_at_ms: 0, width: 1, height: 1, format: "GRAY8".into(), data: vec![0] }
+    }
+
+    #[test]
+    fn drops_the_oldest_and_counts() {
+        let q = FrameQueue::new(2);
+        for s in 0..5 {
+            q.push(frame(s));
+        }
+        assert_eq!(q.dropped(), 3);
+        assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(3));
+        assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(4));
+        assert!(q.pop(Duration::from_millis(10)).is_none());
+    }
+}

@@ -1,0 +1,84 @@
+//! What a camera is doing, for STATUS=, metrics and the log; and how GStreamer errors map onto it.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraState {
+    Connecting,
+    Streaming,
+    /// Waiting before the next attempt; `reason` is the last failure.
+    Backoff { attempt: u32, reason: Failure },
+    Disabled,
+}
+
+/// Why a camera is not streaming. Each kind gets its own rate-limited log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Failure {
+    FailedAuth,
+    NotFound,
+    Unreachable,
+    UnsupportedCodec,
+    /// No buffer within the stall timeout.
+    Stalled,
+    EndOfStream,
+    Other,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Failure::FailedAuth => "failed-auth",
+            Failure::NotFound => "not-found",
+            Failure::Unreachable => "unreachable",
+            Failure::UnsupportedCodec => "unsupported-codec",
+            Failure::Stalled => "stalled",
+            Failure::EndOfStream => "end-of-stream",
+            Failure::Other => "error",
+        })
+    }
+}
+
+impl fmt::Display for CameraState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CameraState::Connecting => f.write_str("connecting"),
+            CameraState::Streaming => f.write_str("streaming"),
+            CameraState::Backoff { attempt, reason } => write!(f, "backoff({reason}, attempt {attempt})"),
+            CameraState::Disabled => f.write_str("disabled"),
+        }
+    }
+}
+
+/// Classifies a GStreamer error from its message and debug text (rtspsrc reports RTSP status codes and
+/// socket errors there, not as distinct error codes).
+pub fn classify(message: &str, debug: &str) -> Failure {
+    let t = format!("{message} {debug}").to_ascii_lowercase();
+    if t.contains("401") || t.contains("unauthorized") || t.contains("authentication") {
+        Failure::FailedAuth
+    } else if t.contains("404") || t.contains("not found") || t.contains("no such file") || t.contains("does not exist") {
+        Failure::NotFound
+    } else if t.contains("could not connect") || t.contains("connection refused") || t.contains("timeout") || t.contains("timed out") || t.contains("unreachable") || t.contains("could not open resource") {
+        Failure::Unreachable
+    } else if t.contains("missing") && (t.contains("plugin") || t.contains("decoder") || t.contains("element")) || t.contains("not-negotiated") || t.contains("no suitable") {
+        Failure::UnsupportedCodec
+    } else {
+        Failure::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtsp_errors_map_to_states() {
+        assert_eq!(classify("Unauthorized", "gstrtspsrc.c(6795): Unauthorized (401)"), Failure::FailedAuth);
+        assert_eq!(classify("Not found", "Not Found (404)"), Failure::NotFound);
+        assert_eq!(classify("Could not open resource for reading and writing.", "Failed to connect. (Generic error)"), Failure::Unreachable);
+        assert_eq!(classify("Could not connect to server.", ""), Failure::Unreachable);
+        assert_eq!(classify("Your GStreamer installation is missing a plug-in.", ""), Failure::UnsupportedCodec);
+        assert_eq!(classify("Internal data stream error.", "streaming stopped, reason not-negotiated (-4)"), Failure::UnsupportedCodec);
+        assert_eq!(classify("Internal data stream error.", "reason error (-5)"), Failure::Other);
+        assert_eq!(CameraState::Backoff { attempt: 3, reason: Failure::NotFound }.to_string(), "backoff(not-found, attempt 3)");
+    }
+}
