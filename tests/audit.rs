@@ -77,7 +77,18 @@ fn broken(dir: &Path, cp: Option<Checkpoint>) -> Broken {
 
 /// Changes the sled trees directly, as someone with the store's files (but not the key) could.
 fn tamper(dir: &Path, f: impl FnOnce(&sled::Tree, &sled::Tree)) {
-    let db = sled::open(store_path(dir)).unwrap();
+    // sled lets go of its lock a moment after the store is closed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let db = loop {
+        match sled::open(store_path(dir)) {
+            Ok(db) => break db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot open the store to tamper with it: {e}"),
+        }
+    };
     f(&db.open_tree("audit").unwrap(), &db.open_tree("meta").unwrap());
     db.flush().unwrap();
 }

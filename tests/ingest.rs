@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "POLEWATCH_TEST_RTSP_PORT";
 
-/// Runs only as the server child: serves H.264 from videotestsrc on /cam until killed.
+/// Not a test: the RTSP server child process (run with `--ignored --exact`), serving H.264 from
+/// videotestsrc on /cam until killed.
 #[test]
+#[ignore = "helper process for the ingest tests, not a test"]
 fn rtsp_server_child() {
     let Ok(port) = std::env::var(CHILD_ENV) else { return };
     gst::init().unwrap();
@@ -49,7 +51,7 @@ impl Server {
     }
     fn restart(&mut self) {
         let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "rtsp_server_child", "--nocapture", "--test-threads=1"])
+            .args(["--ignored", "--exact", "rtsp_server_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, self.port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -59,7 +59,7 @@ pub fn classify(message: &str, debug: &str) -> Failure {
         Failure::NotFound
     } else if t.contains("could not connect") || t.contains("connection refused") || t.contains("timeout") || t.contains("timed out") || t.contains("unreachable") || t.contains("could not open resource") {
         Failure::Unreachable
-    } else if t.contains("missing") && (t.contains("plugin") || t.contains("decoder") || t.contains("element")) || t.contains("not-negotiated") || t.contains("no suitable") {
+    } else if t.contains("missing") && (t.contains("plugin") || t.contains("plug-in") || t.contains("decoder") || t.contains("element")) || t.contains("not-negotiated") || t.contains("no suitable") {
         Failure::UnsupportedCodec
     } else {
         Failure::Other

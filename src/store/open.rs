@@ -43,6 +43,21 @@ fn try_open(opts: &StoreOptions) -> std::result::Result<sled::Db, Failure> {
     }
 }
 
+/// sled releases its file lock from background threads a moment after the last handle is dropped, so a
+/// store closed and reopened in one process can find it still locked: wait a little before calling it
+/// taken. Another process holding it still gets `Locked`.
+fn try_open_waiting(opts: &StoreOptions) -> std::result::Result<sled::Db, Failure> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match try_open(opts) {
+            Err(Failure::Other(StoreError::Locked { .. })) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn trees(db: sled::Db) -> Result<Trees> {
     Ok(Trees {
         reads: db.open_tree("reads")?,
@@ -100,7 +115,7 @@ pub(super) fn open(opts: &StoreOptions) -> Result<(Trees, OpenOutcome)> {
         std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: parent.to_path_buf(), source })?;
     }
     let outcome;
-    let db = match try_open(opts) {
+    let db = match try_open_waiting(opts) {
         Ok(db) => {
             outcome = if existed { OpenOutcome::Opened } else { OpenOutcome::Created };
             db
