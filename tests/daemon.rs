@@ -46,6 +46,22 @@ fn config(dir: &Path, level: &str) -> String {
     )
 }
 
+/// Starts `polewatch run` as systemd would: notify socket, a watchdog, and `WATCHDOG_PID` naming the
+/// daemon (`exec` keeps the shell's pid for polewatch).
+fn spawn_daemon(cfg: &std::path::Path, sock: &std::path::Path, stderr: Stdio) -> std::process::Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_polewatch"))
+        .arg(cfg)
+        .env("NOTIFY_SOCKET", sock)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: sending a signal to our own child.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
@@ -70,18 +86,7 @@ fn runs_under_a_notify_socket_sweeps_reloads_and_stops_cleanly() {
     let sock_path = dir.path().join("notify.sock");
     let notes = Notifications(UnixDatagram::bind(&sock_path).unwrap());
 
-    // systemd sets WATCHDOG_PID to the service's pid; `exec` keeps the shell's pid for polewatch.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"")
-        .arg(env!("CARGO_BIN_EXE_polewatch"))
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_daemon(&cfg, &sock_path, Stdio::piped());
     let log = Arc::new(Mutex::new(String::new()));
     let mut stderr = child.stderr.take().unwrap();
     let log_w = log.clone();
@@ -171,17 +176,7 @@ fn camera_states_show_in_the_systemd_status() {
     .unwrap();
     let sock_path = dir.path().join("notify.sock");
     let notes = Notifications(UnixDatagram::bind(&sock_path).unwrap());
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"")
-        .arg(env!("CARGO_BIN_EXE_polewatch"))
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_daemon(&cfg, &sock_path, Stdio::null());
     let status = notes.wait_for("cameras: gate=backoff(not-found", Duration::from_secs(20));
     assert!(status.contains("STATUS="), "{status}");
     signal(child.id(), libc::SIGTERM);

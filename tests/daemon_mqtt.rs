@@ -5,13 +5,12 @@ mod support;
 
 use polewatch::bench::synthetic_read;
 use polewatch::store::{Decision, Store, StoreOptions};
-use polewatch::uplink::payload::HitV1;
 use rumqttc::QoS;
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::mqtt::{subscriber, wait_until};
+use support::mqtt::{exact_hit, read_ids, subscriber, wait_until};
 use support::{free_port, pki, Broker, Pki};
 
 fn config(dir: &Path, pki: &Pki, port: u16) -> std::path::PathBuf {
@@ -64,17 +63,7 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
             let ids = s.put_reads(batch.collect()).unwrap();
             reads.extend(ids.iter().map(|id| id.to_string()));
             let read = s.get_read(ids[0]).unwrap().unwrap();
-            let hit = HitV1 {
-                list: "stolen".into(),
-                entry: read.plate.expose().into(),
-                category: "stolen vehicle".into(),
-                priority: 1,
-                source: "test".into(),
-                match_kind: "exact".into(),
-                score: 1.0,
-                matched_text: read.plate.expose().into(),
-            };
-            alerts.insert(polewatch::alert::raise(&s, "site1", "pole-01", &read, hit, false, 1 << 20).unwrap().id.to_string());
+            alerts.insert(polewatch::alert::raise(&s, "site1", "pole-01", &read, exact_hit(read.plate.expose()), false, 1 << 20).unwrap().id.to_string());
         }
         s.close().unwrap();
     }
@@ -90,18 +79,7 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     let _broker = Broker::start(&pki, port);
     let (central, inbox) = subscriber(&pki, port).await;
     let mut d = start(&cfg, &dir.path().join("run2.log"));
-    let got_reads = || -> HashSet<String> {
-        inbox
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(t, _, _)| t.ends_with("/reads"))
-            .flat_map(|(_, p, _)| {
-                let v: serde_json::Value = serde_json::from_slice(p).unwrap();
-                v["reads"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
-            })
-            .collect()
-    };
+    let got_reads = || -> HashSet<String> { read_ids(&inbox).into_iter().collect() };
     wait_until("the whole backlog", Duration::from_secs(60), || reads.is_subset(&got_reads())).await;
     let msgs = inbox.lock().unwrap().clone();
     let got_alerts: HashSet<String> = msgs

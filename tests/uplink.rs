@@ -5,7 +5,7 @@ mod support;
 
 use polewatch::bench::synthetic_read;
 use polewatch::store::{Lane, Store, StoreOptions};
-use polewatch::uplink::payload::{AlertV1, CommandV1, HitV1};
+use polewatch::uplink::payload::{AlertV1, CommandV1};
 use polewatch::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
 use rumqttc::QoS;
 use std::collections::HashSet;
@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use support::mqtt::{subscriber, wait_until, Inbox};
+use support::mqtt::{exact_hit, read_ids, subscriber, wait_until};
 use support::{free_port, pki, Broker, Pki};
 use tokio::sync::watch;
 
@@ -60,17 +60,7 @@ fn open_store(dir: &Path) -> Arc<Store> {
 fn alert(store: &Store, n: u64, crop_len: usize) -> uuid::Uuid {
     let read_id = store.put_read(synthetic_read(900_000 + n, 1_790_000_000_000 + n as i64, crop_len)).unwrap();
     let read = store.get_read(read_id).unwrap().unwrap();
-    let hit = HitV1 {
-        list: "stolen".into(),
-        entry: read.plate.expose().into(),
-        category: "stolen vehicle".into(),
-        priority: 1,
-        source: "test".into(),
-        match_kind: "exact".into(),
-        score: 1.0,
-        matched_text: read.plate.expose().into(),
-    };
-    polewatch::alert::raise(store, "site1", "pole-01", &read, hit, false, 1 << 20).unwrap().id
+    polewatch::alert::raise(store, "site1", "pole-01", &read, exact_hit(read.plate.expose()), false, 1 << 20).unwrap().id
 }
 
 fn schema(name: &str) -> jsonschema::Validator {
@@ -83,19 +73,6 @@ fn assert_valid(v: &jsonschema::Validator, doc: &[u8]) {
     let j: serde_json::Value = serde_json::from_slice(doc).unwrap();
     let errors: Vec<String> = v.iter_errors(&j).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
-}
-
-fn read_ids(inbox: &Inbox) -> Vec<String> {
-    inbox
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(t, _, _)| t.ends_with("/reads"))
-        .flat_map(|(_, p, _)| {
-            let v: serde_json::Value = serde_json::from_slice(p).unwrap();
-            v["reads"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 #[test]

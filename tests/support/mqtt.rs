@@ -45,3 +45,31 @@ pub async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> boo
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Ids of every read received in `reads` batches.
+pub fn read_ids(inbox: &Inbox) -> Vec<String> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/reads"))
+        .flat_map(|(_, p, _)| {
+            let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+            v["reads"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// An exact hit on a read's own plate, for alerts in tests.
+pub fn exact_hit(plate: &str) -> polewatch::uplink::payload::HitV1 {
+    polewatch::uplink::payload::HitV1 {
+        list: "stolen".into(),
+        entry: plate.into(),
+        category: "stolen vehicle".into(),
+        priority: 1,
+        source: "test".into(),
+        match_kind: "exact".into(),
+        score: 1.0,
+        matched_text: plate.into(),
+    }
+}
