@@ -25,3 +25,20 @@ impl Clock for SystemClock {
         Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
     }
 }
+
+/// A clock that says what it is told: for benchmarks and tests of time-dependent rules.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock {
+    pub now: i64,
+    pub synced: Option<bool>,
+}
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.now
+    }
+
+    fn synchronised(&self) -> Option<bool> {
+        self.synced
+    }
+}

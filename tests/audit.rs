@@ -6,7 +6,7 @@
 use polewatch::access::audit::{decode_record, encode, seal, AuditEntry, AuditKey, AuditLog, Broken, BrokenReason, Checkpoint, KeyError, VerifyError, VerifyReport, GENESIS};
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use polewatch::bench::synthetic_read;
-use polewatch::clock::Clock;
+use polewatch::clock::FixedClock;
 use polewatch::retention::{Policy, DAY_MS};
 use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};
 use polewatch::store::{AuditRecord, HoldRequest, Store, StoreOptions};
@@ -359,20 +359,6 @@ fn the_key_is_created_only_for_an_empty_log_and_must_match() {
     assert!(AuditLog::open(store, &key_file).is_ok());
 }
 
-struct TestClock {
-    now: i64,
-    synced: Option<bool>,
-}
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.now
-    }
-    fn synchronised(&self) -> Option<bool> {
-        self.synced
-    }
-}
-
 #[test]
 fn purges_are_audited_and_never_touch_the_audit_log() {
     const NOW: i64 = 1_800_000_000_000;
@@ -393,7 +379,7 @@ fn purges_are_audited_and_never_touch_the_audit_log() {
     let settings = SweepSettings { batch_size: 7, batch_pause: Duration::ZERO };
 
     // Without a sink nothing is recorded and the log is untouched.
-    let unsynced = TestClock { now: NOW, synced: Some(false) };
+    let unsynced = FixedClock { now: NOW, synced: Some(false) };
     let r = sweep(&store, &p, &unsynced, settings, &AtomicBool::new(false), None).unwrap();
     assert!(matches!(r.outcome, SweepOutcome::Refused(_)));
     assert_eq!(store.audit_records().map(Result::unwrap).collect::<Vec<_>>(), before);
@@ -403,7 +389,7 @@ fn purges_are_audited_and_never_touch_the_audit_log() {
     assert!(matches!(r.outcome, SweepOutcome::Refused(_)));
 
     // A completed purge, with its counts.
-    let clock = TestClock { now: NOW, synced: Some(true) };
+    let clock = FixedClock { now: NOW, synced: Some(true) };
     let r = sweep(&store, &p, &clock, settings, &AtomicBool::new(false), Some(&log)).unwrap();
     assert_eq!((r.outcome, r.purged, r.held_kept), (SweepOutcome::Completed, 30, 1));
     assert_eq!(store.count_reads(), 2);
@@ -558,7 +544,7 @@ fn a_purge_that_cannot_be_recorded_is_an_error_not_silence() {
     let log = AuditLog::new(store.clone(), key());
     store.put_reads((0..5).map(|i| synthetic_read(i, NOW - 20 * DAY_MS + i as i64, 0)).collect()).unwrap();
     let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: false };
-    let clock = TestClock { now: NOW, synced: None };
+    let clock = FixedClock { now: NOW, synced: None };
     let settings = SweepSettings { batch_size: 10, batch_pause: Duration::ZERO };
     let err = sweep(&store, &p, &clock, settings, &AtomicBool::new(false), Some(&log)).unwrap_err();
     assert!(err.to_string().contains("the purge was not recorded"), "{err}");

@@ -2,7 +2,7 @@
 //! holds exactly what the policy says it must.
 
 use polewatch::bench::synthetic_read;
-use polewatch::clock::Clock;
+use polewatch::clock::FixedClock;
 use polewatch::retention::{check_clock, Policy, DAY_MS};
 use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};
 use polewatch::store::{HoldRequest, ReadId, Store, StoreOptions};
@@ -10,20 +10,6 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-
-struct TestClock {
-    now: i64,
-    synced: Option<bool>,
-}
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.now
-    }
-    fn synchronised(&self) -> Option<bool> {
-        self.synced
-    }
-}
 
 const NOW0: i64 = 1_800_000_000_000;
 
@@ -111,7 +97,7 @@ proptest! {
             };
             model.insert(id, (at, binding));
         }
-        let mut clock = TestClock { now: NOW0, synced: Some(true) };
+        let mut clock = FixedClock { now: NOW0, synced: Some(true) };
         for s in &steps {
             clock.now += s.advance_ms;
             clock.synced = s.synced;
@@ -159,7 +145,7 @@ fn a_sweep_stops_when_asked_and_resumes_later() {
     let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: true };
     store.put_reads((0..50).map(|i| synthetic_read(i, NOW0 - 20 * DAY_MS + i as i64, 0)).collect()).unwrap();
     store.put_read(synthetic_read(99, NOW0, 0)).unwrap();
-    let clock = TestClock { now: NOW0, synced: Some(true) };
+    let clock = FixedClock { now: NOW0, synced: Some(true) };
     let settings = SweepSettings { batch_size: 5, batch_pause: Duration::ZERO };
     let stopped = sweep(&store, &p, &clock, settings, &AtomicBool::new(true), None).unwrap();
     assert_eq!(stopped.outcome, SweepOutcome::Stopped);
@@ -178,7 +164,7 @@ fn purging_the_newest_read_does_not_stop_the_sweep() {
     let p = Policy { min_days: 26, max_days: 45, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 300_000, require_clock_sync: false };
     store.put_read(synthetic_read(0, NOW0 - 100 * DAY_MS, 0)).unwrap();
     store.put_read(synthetic_read(1, NOW0 - 50 * DAY_MS, 0)).unwrap();
-    let clock = TestClock { now: NOW0, synced: None };
+    let clock = FixedClock { now: NOW0, synced: None };
     let r = sweep(&store, &p, &clock, SweepSettings { batch_size: 1, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None).unwrap();
     assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 2));
 }

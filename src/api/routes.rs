@@ -196,7 +196,7 @@ struct Why {
     case_number: String,
 }
 
-fn check_why(s: &ApiState, c: &Caller, why: &Why, base: NewAuditEntry) -> Res<()> {
+fn check_why(s: &ApiState, why: &Why, base: NewAuditEntry) -> Res<()> {
     let problem = if !s.config.api.search_purposes.iter().any(|p| p == &why.purpose) {
         Some(format!("a purpose from the configured list is required ({})", s.config.api.search_purposes.join(", ")))
     } else if why.case_number.trim().is_empty() {
@@ -208,7 +208,6 @@ fn check_why(s: &ApiState, c: &Caller, why: &Why, base: NewAuditEntry) -> Res<()
         None => Ok(()),
         Some(p) => {
             audit(s, NewAuditEntry { outcome: Some(Outcome::Denied), detail: p.clone(), purpose: why.purpose.clone(), case_number: why.case_number.clone(), ..base })?;
-            let _ = c;
             Err(err(StatusCode::BAD_REQUEST, p))
         }
     }
@@ -233,7 +232,7 @@ async fn search(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::Search, Action::Search, "")?;
     let base = NewAuditEntry { query: q.plate.clone(), ..c.entry(Action::Search) };
-    check_why(&s, &c, &Why { purpose: q.purpose.clone(), case_number: q.case_number.clone() }, base.clone())?;
+    check_why(&s, &Why { purpose: q.purpose.clone(), case_number: q.case_number.clone() }, base.clone())?;
     let pattern = match PlatePattern::parse(&q.plate) {
         Ok(p) => p,
         Err(e) => {
@@ -266,7 +265,7 @@ async fn read_detail(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connec
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewRead, Action::ViewRead, &id)?;
     let base = NewAuditEntry { object: id.clone(), ..c.entry(Action::ViewRead) };
-    check_why(&s, &c, &why, base.clone())?;
+    check_why(&s, &why, base.clone())?;
     let rid = parse_id(&id)?;
     let read = s.store.get_read(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     audit(&s, NewAuditEntry { outcome: Some(if read.is_some() { Outcome::Ok } else { Outcome::Error }), result_count: Some(read.is_some() as u64), purpose: why.purpose, case_number: why.case_number, ..base })?;
@@ -282,7 +281,7 @@ async fn read_crop(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectI
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewImage, Action::ViewImage, &id)?;
     let base = NewAuditEntry { object: id.clone(), ..c.entry(Action::ViewImage) };
-    check_why(&s, &c, &why, base.clone())?;
+    check_why(&s, &why, base.clone())?;
     let img = s.store.image(parse_id(&id)?, ImageKind::Crop).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     audit(&s, NewAuditEntry { outcome: Some(if img.is_some() { Outcome::Ok } else { Outcome::Error }), result_count: Some(img.is_some() as u64), purpose: why.purpose, case_number: why.case_number, ..base })?;
     let img = img.ok_or_else(|| err(StatusCode::NOT_FOUND, "no crop for this read"))?;

@@ -1,7 +1,7 @@
 //! `polewatch bench store`: durable insert rate, bytes on disk per read, purge time against store size.
 
 use crate::bench::{print_figures, synthetic_read, ScratchDir};
-use crate::clock::Clock;
+use crate::clock::FixedClock;
 use crate::retention::{Policy, DAY_MS};
 use crate::store::sweeper::{sweep, SweepOutcome, SweepSettings};
 use crate::store::{Store, StoreOptions};
@@ -16,17 +16,6 @@ pub struct Options {
     pub purge_sizes: Vec<usize>,
     pub dir: Option<std::path::PathBuf>,
     pub json: bool,
-}
-
-struct FixedClock(i64);
-
-impl Clock for FixedClock {
-    fn now_ms(&self) -> i64 {
-        self.0
-    }
-    fn synchronised(&self) -> Option<bool> {
-        Some(true)
-    }
 }
 
 /// Bytes the files under `dir` occupy on disk (allocated blocks, not apparent length).
@@ -141,7 +130,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         }
         let fill_s = fill.elapsed().as_secs_f64();
         let t = Instant::now();
-        let report = sweep(&store, &policy, &FixedClock(now), SweepSettings { batch_size: 500, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None)?;
+        let report = sweep(&store, &policy, &FixedClock { now, synced: Some(true) }, SweepSettings { batch_size: 500, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None)?;
         let purge_s = t.elapsed().as_secs_f64();
         if report.outcome != SweepOutcome::Completed || report.purged as usize != expiring {
             anyhow::bail!("purge of {size} reads deleted {} instead of {expiring} ({:?})", report.purged, report.outcome);
