@@ -13,6 +13,7 @@ pub mod config;
 pub mod hotlist;
 pub mod ingest;
 pub mod ops;
+pub mod recognize;
 pub mod retention;
 pub mod store;
 pub mod track;

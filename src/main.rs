@@ -30,6 +30,15 @@ enum Cmd {
         #[arg(long)]
         html: bool,
     },
+    /// Find and read the plates in images; prints one JSON object per image.
+    Recognize {
+        /// Images (JPEG, PNG, …).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// A model set file (`[detector]`, `[ocr]`); default: the configuration's `[recognizer]`.
+        #[arg(long)]
+        models: Option<PathBuf>,
+    },
     /// Print performance figures.
     Bench {
         #[command(subcommand)]
@@ -92,6 +101,35 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Detection, OCR-only and end-to-end accuracy on a labelled set, per group and overall.
+    Accuracy {
+        /// Labelled set: `<group>/<image>.jpg` with `<image>.txt` (file, x, y, w, h, plate per line).
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Model set file to measure; default: the configuration's `[recognizer]`.
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// A second model set file, run on the same images in the same process, shown side by side.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// OpenCV threads (1: per-core figures; 0: OpenCV decides).
+        #[arg(long, default_value_t = 1)]
+        threads: u32,
+        /// Only the first N images.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Frames per second per core on rendered 1080p frames: detector alone, and with OCR on every plate.
+    Recognize {
+        #[arg(long)]
+        models: Option<PathBuf>,
+        #[arg(long, default_value_t = 30)]
+        frames: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Kill -9 a writing child many times and count acknowledged reads lost.
     Crash {
         #[arg(long, default_value_t = 200)]
@@ -108,6 +146,21 @@ enum BenchCmd {
 
 #[derive(Subcommand)]
 enum DebugCmd {
+    /// Render the start-up check scene (src/recognize/smoke/scene.jpg) and print its plate box.
+    RenderSmoke {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Render a plate image.
+    RenderPlate {
+        text: String,
+        #[arg(long, default_value = "us")]
+        style: String,
+        #[arg(long, default_value_t = 64)]
+        height: i32,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write synthetic reads until killed, printing `stored <id> <seq>` for each durable one.
     WriteReads {
         #[arg(long)]
@@ -124,7 +177,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Run => run(cli.config),
         Cmd::CheckConfig => return check_config(&cli.config),
-        Cmd::Bench { what } => bench_cmd(what),
+        Cmd::Bench { what } => bench_cmd(what, &cli.config),
+        Cmd::Recognize { images, models } => return recognize_images(&images, models.as_deref(), &cli.config),
         Cmd::Policy { html } => with_config(&cli.config, |c| {
             let roles = polewatch::api::role_lines();
             print!("{}", if html { polewatch::access::policy::html(c, &roles) } else { polewatch::access::policy::markdown(c, &roles) });
@@ -135,6 +189,8 @@ fn main() -> ExitCode {
         Cmd::Debug { what: DebugCmd::WriteReads { store, threads, seq_start } } => {
             bench::crash::write_forever(&store, threads, seq_start)
         }
+        Cmd::Debug { what: DebugCmd::RenderSmoke { out } } => render_smoke(&out),
+        Cmd::Debug { what: DebugCmd::RenderPlate { text, style, height, out } } => render_plate(&text, &style, height, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -201,8 +257,95 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     rt.block_on(ops::supervisor::run(path, loaded))
 }
 
-fn bench_cmd(what: BenchCmd) -> anyhow::Result<()> {
+/// The model set named by `--models`, or the configuration's `[recognizer]` models.
+fn model_set(models: Option<&std::path::Path>, config_path: &std::path::Path) -> anyhow::Result<config::ModelSet> {
+    if let Some(m) = models {
+        return config::load_model_set(m).map_err(|e| anyhow::anyhow!("model set invalid:\n{e}"));
+    }
+    let loaded = config::load(config_path).map_err(|e| anyhow::anyhow!("configuration invalid (or pass --models):\n{e}"))?;
+    let r = loaded.config.recognizer;
+    Ok(config::ModelSet { name: "config".into(), detector: r.detector, ocr: r.ocr })
+}
+
+fn recognize_images(images: &[PathBuf], models: Option<&std::path::Path>, config_path: &std::path::Path) -> ExitCode {
+    let rec = model_set(models, config_path).and_then(|set| {
+        let ocr = set.ocr.as_ref().context("no OCR model in the model set or [recognizer]")?;
+        let (formats, top_n, backend, conf, threads) = match models {
+            Some(_) => (Vec::new(), 5, config::DnnBackend::Cpu, 0.35, 0),
+            None => {
+                let c = config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?.config.recognizer;
+                (c.formats, c.top_n as usize, c.backend, c.detect_confidence as f32, c.threads)
+            }
+        };
+        if threads > 0 {
+            opencv::core::set_num_threads(threads as i32)?;
+        }
+        Ok(polewatch::recognize::Recognizer::new(set.detector.as_ref(), ocr, backend, conf, &formats, top_n)?.checked()?)
+    });
+    let mut rec = match rec {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("polewatch: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    for path in images {
+        let t = std::time::Instant::now();
+        let result = std::fs::read(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| Ok(polewatch::recognize::decode_image(&b)?))
+            .and_then(|m| {
+                let size = (opencv::prelude::MatTraitConst::cols(&m), opencv::prelude::MatTraitConst::rows(&m));
+                Ok((size, rec.recognize(&m, &polewatch::recognize::View::default())?))
+            });
+        let line = match result {
+            Ok(((w, h), r)) => serde_json::json!({
+                "image": path.display().to_string(), "width": w, "height": h, "reads": r.reads,
+                "detect_ms": r.detect_ms, "ocr_ms": r.ocr_ms, "total_ms": t.elapsed().as_secs_f64() * 1e3,
+            }),
+            Err(e) => {
+                failed = true;
+                serde_json::json!({ "image": path.display().to_string(), "error": format!("{e:#}") })
+            }
+        };
+        println!("{line}");
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn render_smoke(out: &std::path::Path) -> anyhow::Result<()> {
+    let (scene, r) = polewatch::recognize::render::smoke_scene()?;
+    opencv::imgcodecs::imwrite(out, &scene, &opencv::core::Vector::new())?;
+    println!("SMOKE_BOX = [{}, {}, {}, {}]", r.x, r.y, r.width, r.height);
+    Ok(())
+}
+
+fn render_plate(text: &str, style: &str, height: i32, out: &std::path::Path) -> anyhow::Result<()> {
+    use polewatch::recognize::render::PlateStyle;
+    let style = match style {
+        "us" => PlateStyle::Us,
+        "eu" => PlateStyle::Eu,
+        "br" => PlateStyle::Br,
+        other => anyhow::bail!("unknown plate style {other}: us, eu or br"),
+    };
+    let img = polewatch::recognize::render::plate(text, style, height)?;
+    opencv::imgcodecs::imwrite(out, &img, &opencv::core::Vector::new())?;
+    Ok(())
+}
+
+fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()> {
     match what {
+        BenchCmd::Accuracy { dataset, models, against, threads, limit, json } => {
+            let ours = model_set(models.as_deref(), config_path)?;
+            let theirs = against.map(|a| config::load_model_set(&a).map_err(|e| anyhow::anyhow!("--against model set invalid:\n{e}"))).transpose()?;
+            bench::accuracy::run(bench::accuracy::Options { dataset: &dataset, models: &ours, against: theirs.as_ref(), threads, limit, json })
+        }
+        BenchCmd::Recognize { models, frames, json } => bench::recognize::run(&model_set(models.as_deref(), config_path)?, frames, json),
         BenchCmd::Store { insert_reads, purge_sizes, dir, json } => {
             bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json })
         }

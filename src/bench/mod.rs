@@ -1,8 +1,10 @@
 //! Benchmarks and the kill -9 harness; figures are printed by `polewatch bench …`, never asserted on
 //! time in unit tests.
 
+pub mod accuracy;
 pub mod audit;
 pub mod crash;
+pub mod recognize;
 pub mod rig;
 pub mod store;
 pub mod uplink;

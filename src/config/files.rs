@@ -21,10 +21,11 @@ pub fn missing(c: &Config, merged: &Merged) -> Vec<Problem> {
             refs.push((format!("cameras[{i}].credentials_file"), p));
         }
     }
-    for (name, m) in [("detector", &c.recognizer.detector), ("ocr", &c.recognizer.ocr)] {
-        if let Some(m) = m {
-            refs.push((format!("recognizer.{name}.path"), &m.path));
-        }
+    if let Some(m) = &c.recognizer.detector {
+        refs.push(("recognizer.detector.path".into(), &m.path));
+    }
+    if let Some(m) = &c.recognizer.ocr {
+        refs.push(("recognizer.ocr.path".into(), &m.path));
     }
     if let Some(p) = &c.store.key_file {
         refs.push(("store.key_file".into(), p));

@@ -131,6 +131,35 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
     Ok(Loaded { config, files: merged.files, warnings })
 }
 
+/// Loads a model set file (a `[detector]` and/or an `[ocr]` table, as under `[recognizer]`). Relative
+/// model paths are taken from the file's own directory, so a set and its models can move together.
+pub fn load_model_set(path: &Path) -> Result<ModelSet, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let mut merged = load::Merged::default();
+    merged.add(path, &text).map_err(|p| ConfigError::Invalid(vec![p]))?;
+    let root = serde_json::Value::Object(std::mem::take(&mut merged.root));
+    let mut set: ModelSet = serde_path_to_error::deserialize(root).map_err(|e| {
+        let (key, message) = describe_serde_error(&e.path().to_string(), &e.inner().to_string());
+        ConfigError::Invalid(vec![merged.problem(&key, message)])
+    })?;
+    let problems: Vec<Problem> =
+        validate::model_set(&set).into_iter().map(|(key, msg)| merged.problem(&key, msg)).collect();
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    if let Some(d) = &mut set.detector {
+        d.path = base.join(&d.path);
+    }
+    if let Some(o) = &mut set.ocr {
+        o.path = base.join(&o.path);
+    }
+    if set.name.is_empty() {
+        set.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    }
+    Ok(set)
+}
+
 /// serde_path_to_error stops at the table holding an unknown key; put the key itself into the path
 /// so that the line is the key's own.
 fn describe_serde_error(path: &str, message: &str) -> (String, String) {

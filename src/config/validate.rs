@@ -88,12 +88,11 @@ fn sha256_ok(s: &str) -> bool {
 }
 
 fn recognizer(out: &mut Issues, r: &Recognizer) {
-    for (name, m) in [("detector", &r.detector), ("ocr", &r.ocr)] {
-        if let Some(m) = m {
-            if !sha256_ok(&m.sha256) {
-                push(out, format!("recognizer.{name}.sha256"), "must be 64 hex digits");
-            }
-        }
+    if let Some(d) = &r.detector {
+        detector_model(out, "recognizer.detector", d);
+    }
+    if let Some(o) = &r.ocr {
+        ocr_model(out, "recognizer.ocr", o);
     }
     range(out, "recognizer.threads", r.threads, 0, 256);
     if !(r.detect_confidence > 0.0 && r.detect_confidence < 1.0) {
@@ -118,6 +117,69 @@ fn recognizer(out: &mut Issues, r: &Recognizer) {
                     "patterns are 1-12 of @ (letter), # (digit), * (either) or a fixed A-Z/0-9",
                 );
             }
+        }
+    }
+}
+
+/// A model set file (`bench accuracy --against`): the same rules as the `[recognizer]` models.
+pub fn model_set(m: &ModelSet) -> Issues {
+    let mut out = Issues::new();
+    if let Some(d) = &m.detector {
+        detector_model(&mut out, "detector", d);
+    }
+    if let Some(o) = &m.ocr {
+        ocr_model(&mut out, "ocr", o);
+    }
+    out
+}
+
+fn detector_model(out: &mut Issues, at: &str, d: &DetectorModel) {
+    if !sha256_ok(&d.sha256) {
+        push(out, format!("{at}.sha256"), "must be 64 hex digits");
+    }
+    range(out, &format!("{at}.input_width"), d.input_width, 32, 4096);
+    range(out, &format!("{at}.input_height"), d.input_height, 32, 4096);
+    if !(d.scale > 0.0 && d.scale <= 1.0) {
+        push(out, format!("{at}.scale"), format!("{} is out of range (0, 1]", d.scale));
+    }
+    if !(d.nms_iou > 0.0 && d.nms_iou <= 1.0) {
+        push(out, format!("{at}.nms_iou"), format!("{} is out of range (0, 1]", d.nms_iou));
+    }
+    if !(d.cascade_scale_factor > 1.0 && d.cascade_scale_factor <= 2.0) {
+        push(out, format!("{at}.cascade_scale_factor"), format!("{} is out of range (1, 2]", d.cascade_scale_factor));
+    }
+    range(out, &format!("{at}.cascade_min_neighbors"), d.cascade_min_neighbors, 0, 50);
+}
+
+fn ocr_model(out: &mut Issues, at: &str, o: &OcrModel) {
+    if !sha256_ok(&o.sha256) {
+        push(out, format!("{at}.sha256"), "must be 64 hex digits");
+    }
+    range(out, &format!("{at}.input_width"), o.input_width, 8, 1024);
+    range(out, &format!("{at}.input_height"), o.input_height, 8, 1024);
+    if !(o.scale > 0.0 && o.scale <= 1.0) {
+        push(out, format!("{at}.scale"), format!("{} is out of range (0, 1]", o.scale));
+    }
+    for (k, v) in [("margin_x", o.margin_x), ("margin_y", o.margin_y)] {
+        if !(0.0..=0.5).contains(&v) {
+            push(out, format!("{at}.{k}"), format!("{v} is out of range 0..=0.5"));
+        }
+    }
+    let mut seen = HashSet::new();
+    if o.alphabet.is_empty() || !o.alphabet.chars().all(|c| c.is_ascii_graphic()) || !o.alphabet.chars().all(|c| seen.insert(c)) {
+        push(out, format!("{at}.alphabet"), "must be distinct printable ASCII characters");
+    }
+    match o.kind {
+        OcrKind::Slots => {
+            if o.pad_char.chars().count() != 1 || !o.alphabet.contains(o.pad_char.as_str()) {
+                push(out, format!("{at}.pad_char"), "must be one character of the alphabet");
+            }
+        }
+        OcrKind::Ctc => {
+            if o.blank as usize > o.alphabet.chars().count() {
+                push(out, format!("{at}.blank"), format!("{} is beyond the {} classes", o.blank, o.alphabet.chars().count() + 1));
+            }
+            range(out, &format!("{at}.beam_width"), o.beam_width, 1, 64);
         }
     }
 }

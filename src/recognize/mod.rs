@@ -1,0 +1,232 @@
+//! The recognizer: find plates in a frame and read them, with honest confidences.
+//!
+//! `detect` (ONNX network or cascade) → `prepare` (crop, deskew, contrast, resize) → `ocr` (slots or
+//! CTC network) → `decode` → `format` (region patterns rank candidates and fix confusions). Pure logic
+//! (`geometry`, `decode`, `format`, `metrics`) is tested without OpenCV; `render` draws the plates
+//! that tests, the start-up check and the demo use.
+
+pub mod dataset;
+pub mod decode;
+pub mod detect;
+pub mod format;
+pub mod geometry;
+pub mod metrics;
+pub mod model;
+pub mod ocr;
+pub mod prepare;
+pub mod render;
+mod smoke;
+
+pub use detect::{Detection, Detector};
+pub use format::{Candidate, Formats};
+pub use geometry::BoxF;
+pub use model::ModelError;
+pub use ocr::OcrNet;
+
+use crate::config::{self, DetectorModel, DnnBackend, OcrModel};
+use opencv::core::Mat;
+use opencv::prelude::*;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecognizeError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("the image is empty")]
+    EmptyImage,
+    #[error("the image has {0} channels; 1, 3 or 4 are supported")]
+    Channels(i32),
+    #[error("no OCR model is configured ([recognizer.ocr])")]
+    NoOcr,
+    #[error("OpenCV: {0}")]
+    Cv(#[from] opencv::Error),
+}
+
+/// One plate found and read in a frame.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PlateRead {
+    /// Plate box in frame pixels.
+    pub bbox: BoxF,
+    pub detection_score: f32,
+    /// Best reading (the first candidate).
+    pub text: String,
+    pub char_confidences: Vec<f32>,
+    pub confidence: f32,
+    /// The plate pattern the text fits, when formats are configured.
+    pub pattern: Option<String>,
+    /// Every reading kept, best first (the first is `text`).
+    pub candidates: Vec<Candidate>,
+}
+
+/// What a frame gave, and how long each stage took.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FrameResult {
+    pub reads: Vec<PlateRead>,
+    /// Boxes the detector found that passed the region, size and score filters.
+    pub detections: usize,
+    pub detect_ms: f64,
+    pub ocr_ms: f64,
+}
+
+/// The per-camera part: where plates may be, how big, and which region's formats apply.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub roi: Vec<[u32; 2]>,
+    pub min_plate_width_px: u32,
+    /// 0: no upper bound.
+    pub max_plate_width_px: u32,
+    pub region: String,
+}
+
+impl View {
+    pub fn from_camera(c: &config::Camera) -> View {
+        View { roi: c.roi.clone(), min_plate_width_px: c.min_plate_width_px, max_plate_width_px: c.max_plate_width_px, region: c.region.clone() }
+    }
+
+    /// Whether a detection counts for this camera: centre inside the region of interest, width
+    /// within the bounds.
+    pub fn admits(&self, b: &BoxF) -> bool {
+        let (cx, cy) = b.center();
+        geometry::in_polygon(&self.roi, cx, cy)
+            && b.w >= self.min_plate_width_px as f32
+            && (self.max_plate_width_px == 0 || b.w <= self.max_plate_width_px as f32)
+    }
+}
+
+pub struct Recognizer {
+    detector: Option<Box<dyn Detector>>,
+    ocr: OcrNet,
+    formats: Formats,
+    top_n: usize,
+}
+
+impl Recognizer {
+    /// The recognizer the `[recognizer]` section describes; each model is checked (checksum, load, a
+    /// read of the built-in plate image when `smoke_test` is on) before it is accepted.
+    pub fn from_config(r: &config::Recognizer) -> Result<Recognizer, RecognizeError> {
+        if r.threads > 0 {
+            opencv::core::set_num_threads(r.threads as i32)?;
+        }
+        let ocr = r.ocr.as_ref().ok_or(RecognizeError::NoOcr)?;
+        let rec = Recognizer::new(r.detector.as_ref(), ocr, r.backend, r.detect_confidence as f32, &r.formats, r.top_n as usize)?;
+        Ok(if r.smoke_test { rec.checked()? } else { rec })
+    }
+
+    pub fn new(
+        detector: Option<&DetectorModel>,
+        ocr: &OcrModel,
+        backend: DnnBackend,
+        detect_confidence: f32,
+        formats: &[config::PlateFormat],
+        top_n: usize,
+    ) -> Result<Recognizer, RecognizeError> {
+        let detector = detector.map(|d| detect::load(d, detect_confidence, backend)).transpose()?;
+        let ocr = OcrNet::load(ocr, backend)?;
+        Ok(Recognizer { detector, ocr, formats: Formats::new(formats), top_n: top_n.max(1) })
+    }
+
+    /// Runs the start-up check: OpenCV 4.6 can load a graph and compute garbage, so each model must
+    /// read (OCR) or find (detector) the plate of a built-in image the project rendered.
+    pub fn checked(mut self) -> Result<Recognizer, RecognizeError> {
+        smoke::check(&mut self)?;
+        Ok(self)
+    }
+
+    pub fn has_detector(&self) -> bool {
+        self.detector.is_some()
+    }
+
+    pub fn ocr(&mut self) -> &mut OcrNet {
+        &mut self.ocr
+    }
+
+    /// Plates found by the detector alone, after the view's filters.
+    pub fn detect(&mut self, frame: &Mat, view: &View) -> Result<Vec<Detection>, RecognizeError> {
+        let frame = bgr(frame)?;
+        match &mut self.detector {
+            Some(d) => Ok(d.detect(&frame)?.into_iter().filter(|d| view.admits(&d.bbox)).collect()),
+            None => Ok(vec![whole(&frame)]),
+        }
+    }
+
+    /// Finds and reads every plate in a frame (BGR, gray or BGRA). Without a detector the whole image
+    /// is taken as one plate.
+    pub fn recognize(&mut self, frame: &Mat, view: &View) -> Result<FrameResult, RecognizeError> {
+        let frame = bgr(frame)?;
+        let t0 = Instant::now();
+        let dets = match &mut self.detector {
+            Some(d) => d.detect(&frame)?.into_iter().filter(|d| view.admits(&d.bbox)).collect(),
+            None => vec![whole(&frame)],
+        };
+        let detect_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let t1 = Instant::now();
+        let mut reads = Vec::new();
+        for d in &dets {
+            if let Some(r) = self.read_at(&frame, d, &view.region)? {
+                reads.push(r);
+            }
+        }
+        Ok(FrameResult { reads, detections: dets.len(), detect_ms, ocr_ms: t1.elapsed().as_secs_f64() * 1e3 })
+    }
+
+    /// Reads the plate in a known box (OCR only, as on a dataset's labelled boxes).
+    pub fn read_box(&mut self, frame: &Mat, bbox: BoxF, region: &str) -> Result<Option<PlateRead>, RecognizeError> {
+        let frame = bgr(frame)?;
+        self.read_at(&frame, &Detection { bbox, score: 1.0 }, region)
+    }
+
+    fn read_at(&mut self, frame: &Mat, d: &Detection, region: &str) -> Result<Option<PlateRead>, RecognizeError> {
+        let readings = self.ocr.read_box(frame, d.bbox, self.top_n)?;
+        let candidates = self.formats.apply(region, &readings);
+        let Some(best) = candidates.first().cloned() else {
+            return Ok(None);
+        };
+        Ok(Some(PlateRead {
+            bbox: d.bbox,
+            detection_score: d.score,
+            text: best.text,
+            char_confidences: best.char_confidences,
+            confidence: best.confidence,
+            pattern: best.pattern,
+            candidates: candidates.into_iter().take(self.top_n).collect(),
+        }))
+    }
+}
+
+fn whole(frame: &Mat) -> Detection {
+    Detection { bbox: BoxF { x: 0.0, y: 0.0, w: frame.cols() as f32, h: frame.rows() as f32 }, score: 1.0 }
+}
+
+/// The frame as 8-bit BGR; an empty image is an error, not an empty result.
+pub fn bgr(frame: &Mat) -> Result<Mat, RecognizeError> {
+    if frame.empty() || frame.cols() < 2 || frame.rows() < 2 {
+        return Err(RecognizeError::EmptyImage);
+    }
+    let code = match frame.channels() {
+        3 => return Ok(frame.clone()),
+        1 => opencv::imgproc::COLOR_GRAY2BGR,
+        4 => opencv::imgproc::COLOR_BGRA2BGR,
+        n => return Err(RecognizeError::Channels(n)),
+    };
+    let mut out = Mat::default();
+    opencv::imgproc::cvt_color(frame, &mut out, code, 0)?;
+    Ok(out)
+}
+
+/// Decodes an encoded image (JPEG, PNG, …) into BGR.
+pub fn decode_image(bytes: &[u8]) -> Result<Mat, RecognizeError> {
+    let buf = opencv::core::Vector::<u8>::from_slice(bytes);
+    let m = opencv::imgcodecs::imdecode(&buf, opencv::imgcodecs::IMREAD_COLOR)?;
+    if m.empty() {
+        return Err(RecognizeError::EmptyImage);
+    }
+    Ok(m)
+}
+
+/// JPEG of an image (crops for the store).
+pub fn encode_jpeg(img: &Mat, quality: i32) -> Result<Vec<u8>, RecognizeError> {
+    let mut buf = opencv::core::Vector::<u8>::new();
+    let params = opencv::core::Vector::<i32>::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, quality]);
+    opencv::imgcodecs::imencode(".jpg", img, &mut buf, &params)?;
+    Ok(buf.to_vec())
+}

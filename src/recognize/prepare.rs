@@ -1,0 +1,129 @@
+//! From a detected box to the OCR network's input: crop with margin, optional deskew and contrast
+//! normalisation, then stretch or letterbox to the input size in the channel order and layout the
+//! network wants.
+
+use super::geometry::BoxF;
+use crate::config::{ColorOrder, OcrModel, ResizeMode, TensorLayout};
+use opencv::core::{self, Mat, Point2f, Rect, Scalar, Size, Vector};
+use opencv::prelude::*;
+use opencv::{dnn, imgproc};
+
+/// The box grown by the margins and clipped to the frame, as its own image.
+pub fn crop(frame: &Mat, bbox: BoxF, margin_x: f32, margin_y: f32) -> opencv::Result<Option<Mat>> {
+    let Some(b) = bbox.with_margin(margin_x, margin_y).clip(frame.cols() as f32, frame.rows() as f32) else {
+        return Ok(None);
+    };
+    let r = Rect::new(b.x.floor() as i32, b.y.floor() as i32, b.w.round().max(1.0) as i32, b.h.round().max(1.0) as i32);
+    let r = Rect::new(r.x, r.y, r.width.min(frame.cols() - r.x), r.height.min(frame.rows() - r.y));
+    if r.width < 2 || r.height < 2 {
+        return Ok(None);
+    }
+    Ok(Some(Mat::roi(frame, r)?.try_clone()?))
+}
+
+fn gray(img: &Mat) -> opencv::Result<Mat> {
+    if img.channels() == 1 {
+        return img.try_clone();
+    }
+    let mut g = Mat::default();
+    imgproc::cvt_color(img, &mut g, imgproc::COLOR_BGR2GRAY, 0)?;
+    Ok(g)
+}
+
+/// Angle (degrees) of the plate's long edges: the median of near-horizontal line segments found in
+/// the crop's edges. `None` when there are too few to trust.
+pub fn skew_degrees(crop: &Mat) -> opencv::Result<Option<f32>> {
+    let g = gray(crop)?;
+    let mut edges = Mat::default();
+    imgproc::canny(&g, &mut edges, 60.0, 180.0, 3, false)?;
+    let mut lines = Vector::<core::Vec4i>::new();
+    let min_len = (crop.cols() as f64 * 0.4).max(8.0);
+    imgproc::hough_lines_p(&edges, &mut lines, 1.0, std::f64::consts::PI / 180.0, 20, min_len, 4.0)?;
+    let mut angles: Vec<f32> = lines
+        .iter()
+        .map(|l| ((l[3] - l[1]) as f32).atan2((l[2] - l[0]) as f32).to_degrees())
+        .map(|a| if a > 90.0 { a - 180.0 } else if a < -90.0 { a + 180.0 } else { a })
+        .filter(|a| a.abs() <= 25.0)
+        .collect();
+    if angles.len() < 2 {
+        return Ok(None);
+    }
+    angles.sort_by(f32::total_cmp);
+    Ok(Some(angles[angles.len() / 2]))
+}
+
+/// The crop rotated so that its long edges are level; unchanged when the skew is small or unknown.
+pub fn deskew(crop: &Mat) -> opencv::Result<Mat> {
+    match skew_degrees(crop)? {
+        Some(a) if a.abs() >= 2.0 => {
+            let c = Point2f::new(crop.cols() as f32 / 2.0, crop.rows() as f32 / 2.0);
+            let m = imgproc::get_rotation_matrix_2d(c, a as f64, 1.0)?;
+            let mut out = Mat::default();
+            imgproc::warp_affine(crop, &mut out, &m, crop.size()?, imgproc::INTER_LINEAR, core::BORDER_REPLICATE, Scalar::default())?;
+            Ok(out)
+        }
+        _ => crop.try_clone(),
+    }
+}
+
+/// Local contrast stretch (CLAHE) of the luma: dark, low-contrast night and IR plates come out readable.
+pub fn normalize_contrast(crop: &Mat) -> opencv::Result<Mat> {
+    let mut clahe = imgproc::create_clahe(2.0, Size::new(4, 4))?;
+    if crop.channels() == 1 {
+        let mut out = Mat::default();
+        clahe.apply(crop, &mut out)?;
+        return Ok(out);
+    }
+    let mut ycc = Mat::default();
+    imgproc::cvt_color(crop, &mut ycc, imgproc::COLOR_BGR2YCrCb, 0)?;
+    let mut planes = Vector::<Mat>::new();
+    core::split(&ycc, &mut planes)?;
+    let mut y = Mat::default();
+    clahe.apply(&planes.get(0)?, &mut y)?;
+    planes.set(0, y)?;
+    let mut merged = Mat::default();
+    core::merge(&planes, &mut merged)?;
+    let mut out = Mat::default();
+    imgproc::cvt_color(&merged, &mut out, imgproc::COLOR_YCrCb2BGR, 0)?;
+    Ok(out)
+}
+
+/// The crop as the network's input tensor.
+pub fn to_input(crop: &Mat, spec: &OcrModel) -> opencv::Result<Mat> {
+    let (w, h) = (spec.input_width as i32, spec.input_height as i32);
+    let mut img = if spec.deskew { deskew(crop)? } else { crop.try_clone()? };
+    if spec.normalize_contrast {
+        img = normalize_contrast(&img)?;
+    }
+    let colored = match spec.color {
+        ColorOrder::Gray => gray(&img)?,
+        ColorOrder::Rgb if img.channels() == 3 => {
+            let mut c = Mat::default();
+            imgproc::cvt_color(&img, &mut c, imgproc::COLOR_BGR2RGB, 0)?;
+            c
+        }
+        _ if img.channels() == 1 => {
+            let mut c = Mat::default();
+            imgproc::cvt_color(&img, &mut c, imgproc::COLOR_GRAY2BGR, 0)?;
+            c
+        }
+        _ => img,
+    };
+    let sized = match spec.resize {
+        ResizeMode::Stretch => {
+            let mut s = Mat::default();
+            imgproc::resize(&colored, &mut s, Size::new(w, h), 0.0, 0.0, imgproc::INTER_LINEAR)?;
+            s
+        }
+        ResizeMode::Letterbox => super::detect::letterbox(&colored, w as u32, h as u32)?.0,
+    };
+    match spec.layout {
+        TensorLayout::Nchw => dnn::blob_from_image(&sized, spec.scale, Size::new(w, h), Scalar::default(), false, false, core::CV_32F),
+        TensorLayout::Nhwc => {
+            let mut f = Mat::default();
+            sized.convert_to(&mut f, core::CV_32F, spec.scale, 0.0)?;
+            let c = f.channels();
+            f.reshape_nd(1, &[1, h, w, c])?.try_clone()
+        }
+    }
+}

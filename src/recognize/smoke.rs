@@ -1,0 +1,43 @@
+//! The start-up check: a scene the project rendered (`polewatch debug render-smoke` made it with
+//! [`super::render::smoke_scene`]), embedded in the binary so that the check needs no font or file on
+//! the box. OpenCV 4.6 can load a graph and compute garbage; a model that cannot read this plate is
+//! refused.
+
+use super::{decode_image, geometry::BoxF, RecognizeError, Recognizer, View};
+use super::model::ModelError;
+
+pub const SCENE_JPG: &[u8] = include_bytes!("smoke/scene.jpg");
+pub const TEXT: &str = super::render::SMOKE_TEXT;
+
+/// The plate's box in the embedded scene.
+pub fn plate_box() -> BoxF {
+    let [x, y, w, h] = super::render::SMOKE_BOX;
+    BoxF { x: x as f32, y: y as f32, w: w as f32, h: h as f32 }
+}
+
+pub fn check(r: &mut Recognizer) -> Result<(), RecognizeError> {
+    let scene = decode_image(SCENE_JPG)?;
+    let truth = plate_box();
+    let ocr_path = r.ocr.spec().path.clone();
+    let read = r.read_box(&scene, truth, "")?;
+    let got = read.as_ref().map(|p| p.candidates.iter().map(|c| c.text.as_str()).collect::<Vec<_>>()).unwrap_or_default();
+    // The first candidate must be right; plate text here is synthetic, so naming it is harmless.
+    if got.first() != Some(&TEXT) {
+        return Err(ModelError::Smoke {
+            path: ocr_path,
+            message: format!("it read the built-in test plate {TEXT} as {got:?}: wrong input layout, size or alphabet?"),
+        }
+        .into());
+    }
+    if r.has_detector() {
+        let dets = r.detect(&scene, &View::default())?;
+        if !dets.iter().any(|d| d.bbox.iou(&truth) >= 0.5) {
+            return Err(ModelError::Smoke {
+                path: std::path::PathBuf::from("detector"),
+                message: format!("it did not find the plate of the built-in test scene ({} boxes, none on the plate)", dets.len()),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
