@@ -48,6 +48,7 @@ struct Shared {
     uplink: Mutex<Option<Arc<crate::uplink::Stats>>>,
     hotlists: Arc<crate::ops::hotlists::Hotlists>,
     cameras: Mutex<Vec<crate::ingest::Camera>>,
+    analysis: Arc<crate::ops::analyse::AnalyseStats>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -103,6 +104,25 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             .context("hotlist load task failed")?
             .context("cannot load the hotlists")?,
     );
+    // A model that is missing, altered or computes garbage stops start-up here, before READY.
+    let recognizer = match cfg.recognizer.ocr.is_some() {
+        true => {
+            let rc = cfg.recognizer.clone();
+            let r = tokio::task::spawn_blocking(move || crate::recognize::Recognizer::from_config(&rc))
+                .await
+                .context("recognizer load task failed")?
+                .context("cannot start the recognizer")?;
+            log::info!(detector = r.has_detector(); "recognizer loaded and checked");
+            Some(r)
+        }
+        false => {
+            if cfg.cameras.iter().any(|c| c.enabled) {
+                log::warn!("no OCR model configured ([recognizer.ocr]): camera frames are not analysed");
+            }
+            None
+        }
+    };
+    let analysis_settings = crate::ops::analyse::Settings::from_config(&cfg);
     let (cameras, frames) = start_cameras(&cfg);
     let shared = Arc::new(Shared {
         config: Mutex::new(cfg),
@@ -111,20 +131,24 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         uplink: Mutex::new(None),
         hotlists: hotlists.clone(),
         cameras: Mutex::new(cameras),
+        analysis: Arc::default(),
     });
-    let frame_drain = spawn_frame_drain(frames, shared.clone());
     let summary = lock(&shared.health).summary(&lock(&shared.config));
     notify::ready(&summary);
     log::info!("polewatch {} running: {summary}", env!("CARGO_PKG_VERSION"));
 
     let sweeper = spawn_sweeper(store.clone(), audit.clone(), shared.clone());
     let (uplink_stop, uplink_stop_rx) = tokio::sync::watch::channel(false);
+    let mut uplink_waker = None;
     let uplink = uplink_settings.map(|settings| {
         let handler = Arc::new(crate::ops::commands::DaemonCommands { store: store.clone(), hotlists: hotlists.clone(), audit: audit.clone() });
         let u = crate::uplink::Uplink::new(settings, store.clone(), handler);
         *lock(&shared.uplink) = Some(u.stats());
+        uplink_waker = Some(u.waker());
         tokio::spawn(u.run(uplink_stop_rx))
     });
+    let sink = Arc::new(crate::ops::reads::ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: uplink_waker });
+    let frame_drain = spawn_frame_analysis(recognizer, analysis_settings, frames, sink, shared.clone());
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
     let cfg_now = lock(&shared.config).clone();
     let api = start_api(&cfg_now, &store, &audit, api_handle.clone()).await?;
@@ -267,12 +291,23 @@ fn start_cameras(cfg: &Config) -> (Vec<crate::ingest::Camera>, Arc<crate::ingest
     (cams, frames)
 }
 
-/// Until the recognizer exists (its own issue), analysed frames are counted and released here so the
-/// queue keeps its newest frames.
-fn spawn_frame_drain(frames: Arc<crate::ingest::FrameQueue>, shared: Arc<Shared>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        while !shared.stop.load(Ordering::Relaxed) {
-            let _ = frames.pop(Duration::from_millis(200));
+/// Frames through the recognizer and tracker into the store; without an OCR model they are only
+/// released so that the queue keeps its newest frames.
+fn spawn_frame_analysis(
+    recognizer: Option<crate::recognize::Recognizer>,
+    settings: crate::ops::analyse::Settings,
+    frames: Arc<crate::ingest::FrameQueue>,
+    sink: Arc<crate::ops::reads::ReadSink>,
+    shared: Arc<Shared>,
+) -> std::thread::JoinHandle<()> {
+    let stats = shared.analysis.clone();
+    let stopping = move || shared.stop.load(Ordering::Relaxed);
+    std::thread::spawn(move || match recognizer {
+        Some(rec) => crate::ops::analyse::run(rec, settings, frames, sink, stats, stopping),
+        None => {
+            while !stopping() {
+                let _ = frames.pop(Duration::from_millis(200));
+            }
         }
     })
 }
@@ -285,6 +320,19 @@ fn status_line(shared: &Shared) -> String {
         s.push_str(&format!("; cameras: {}", states.join(", ")));
     }
     drop(cams);
+    let a = &shared.analysis;
+    let frames = a.frames.load(Ordering::Relaxed);
+    if frames > 0 {
+        s.push_str(&format!(
+            "; {} frames analysed, {} vehicle reads stored{}",
+            frames,
+            a.vehicle_reads.load(Ordering::Relaxed),
+            match a.store_errors.load(Ordering::Relaxed) {
+                0 => String::new(),
+                n => format!(", {n} NOT STORED"),
+            }
+        ));
+    }
     if let Some(u) = lock(&shared.uplink).as_ref() {
         let connected = u.connected.load(Ordering::Relaxed);
         s.push_str(if connected { "; mqtt connected" } else { "; mqtt NOT connected" });

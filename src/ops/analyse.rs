@@ -1,0 +1,250 @@
+//! The hand-off from cameras to the store: analysed frames are read by the recognizer, frame reads
+//! are grouped per vehicle by the tracker, and each vehicle read (with the crop of its best frame) goes
+//! to the [`ReadSink`]. One thread owns the recognizer (OpenCV networks are not shared between threads).
+
+use super::reads::ReadSink;
+use crate::config::Config;
+use crate::ingest::{Frame, FrameQueue};
+use crate::recognize::{PlateRead, Recognizer, View};
+use crate::store::Plate;
+use crate::track::{FrameRead, PlateCandidate, TrackEvent, TrackId, Tracker, TrackerConfig};
+use opencv::core::Mat;
+use opencv::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Counters for STATUS= and the benchmarks.
+#[derive(Debug, Default)]
+pub struct AnalyseStats {
+    pub frames: AtomicU64,
+    pub frames_failed: AtomicU64,
+    pub plates_read: AtomicU64,
+    pub vehicle_reads: AtomicU64,
+    pub store_errors: AtomicU64,
+    /// Sum of frame-to-stored-read latency (capture of the best frame to durable store), ms.
+    pub latency_ms_sum: AtomicU64,
+}
+
+/// What the thread needs from the configuration.
+#[derive(Clone)]
+pub struct Settings {
+    pub views: HashMap<String, View>,
+    pub min_read_confidence: f32,
+    pub early_alerts: bool,
+    pub tracker: TrackerConfig,
+    pub crop_quality: i32,
+}
+
+impl Settings {
+    pub fn from_config(cfg: &Config) -> Settings {
+        Settings {
+            views: cfg.cameras.iter().map(|c| (c.id.clone(), View::from_camera(c))).collect(),
+            min_read_confidence: cfg.recognizer.min_read_confidence as f32,
+            early_alerts: cfg.hotlists.alert_on_first_confident_read,
+            tracker: TrackerConfig::default(),
+            crop_quality: 90,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame format {0} is not supported")]
+    Format(String),
+    #[error("frame of {width}x{height} {format} has {got} bytes, expected {want}")]
+    Size { width: u32, height: u32, format: String, got: usize, want: usize },
+    #[error("OpenCV: {0}")]
+    Cv(#[from] opencv::Error),
+}
+
+/// The frame as an owned 8-bit BGR image (tightly packed raw video as GStreamer delivers it).
+pub fn frame_to_bgr(f: &Frame) -> Result<Mat, FrameError> {
+    use opencv::imgproc::*;
+    let (w, h) = (f.width as usize, f.height as usize);
+    let (rows, cols_bytes, typ, code): (usize, usize, i32, Option<i32>) = match f.format.as_str() {
+        "BGR" => (h, w * 3, opencv::core::CV_8UC3, None),
+        "RGB" => (h, w * 3, opencv::core::CV_8UC3, Some(COLOR_RGB2BGR)),
+        "BGRx" | "BGRA" => (h, w * 4, opencv::core::CV_8UC4, Some(COLOR_BGRA2BGR)),
+        "RGBx" | "RGBA" => (h, w * 4, opencv::core::CV_8UC4, Some(COLOR_RGBA2BGR)),
+        "GRAY8" => (h, w, opencv::core::CV_8UC1, Some(COLOR_GRAY2BGR)),
+        "I420" => (h * 3 / 2, w, opencv::core::CV_8UC1, Some(COLOR_YUV2BGR_I420)),
+        "YV12" => (h * 3 / 2, w, opencv::core::CV_8UC1, Some(COLOR_YUV2BGR_YV12)),
+        "NV12" => (h * 3 / 2, w, opencv::core::CV_8UC1, Some(COLOR_YUV2BGR_NV12)),
+        "NV21" => (h * 3 / 2, w, opencv::core::CV_8UC1, Some(COLOR_YUV2BGR_NV21)),
+        other => return Err(FrameError::Format(other.to_string())),
+    };
+    let want = rows * cols_bytes;
+    if f.data.len() != want || w < 2 || h < 2 {
+        return Err(FrameError::Size { width: f.width, height: f.height, format: f.format.clone(), got: f.data.len(), want });
+    }
+    let m = Mat::new_rows_cols_with_data(rows as i32, cols_bytes as i32, &f.data[..])?;
+    let m = m.reshape(typ_channels(typ) as i32, rows as i32)?;
+    match code {
+        None => Ok(m.try_clone()?),
+        Some(c) => {
+            let mut out = Mat::default();
+            cvt_color(&m, &mut out, c, 0)?;
+            Ok(out)
+        }
+    }
+}
+
+fn typ_channels(typ: i32) -> usize {
+    match typ {
+        t if t == opencv::core::CV_8UC3 => 3,
+        t if t == opencv::core::CV_8UC4 => 4,
+        _ => 1,
+    }
+}
+
+/// The frame reads of one frame, for the tracker: crops JPEG-encoded from the frame itself so that a
+/// vehicle read's crop comes from the same frame as its best reading.
+fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) -> Vec<FrameRead<Vec<u8>>> {
+    let mut out = Vec::new();
+    for r in reads {
+        if r.confidence < s.min_read_confidence {
+            continue;
+        }
+        let Ok(plate) = Plate::new(&r.text) else { continue };
+        let crop = crate::recognize::prepare::crop(img, r.bbox, 0.1, 0.2)
+            .ok()
+            .flatten()
+            .and_then(|c| crate::recognize::encode_jpeg(&c, s.crop_quality).ok())
+            .unwrap_or_default();
+        let candidates = r
+            .candidates
+            .iter()
+            .filter_map(|c| Plate::new(&c.text).ok().map(|p| PlateCandidate { plate: p, confidence: c.confidence }))
+            .collect();
+        out.push(FrameRead {
+            camera_id: frame.camera.to_string(),
+            frame_seq: frame.seq,
+            captured_at_ms: frame.captured_at_ms,
+            bbox: r.bbox.to_pixels(),
+            plate,
+            char_confidences: r.char_confidences,
+            confidence: r.confidence,
+            candidates,
+            region: None,
+            crop,
+        });
+    }
+    out
+}
+
+/// Stores the tracker's events: vehicle reads always; with `early_alerts`, an early read is stored (and
+/// alerted on) at once and stands for its pass, so the pass's closing read is not stored a second time.
+struct Events<'a> {
+    sink: &'a ReadSink,
+    stats: &'a AnalyseStats,
+    early_alerts: bool,
+    early_stored: HashSet<TrackId>,
+}
+
+impl Events<'_> {
+    fn handle(&mut self, events: Vec<TrackEvent<Vec<u8>>>) {
+        for e in events {
+            let (new_read, best_ms) = match e {
+                TrackEvent::Early(early) if self.early_alerts => {
+                    self.early_stored.insert(early.track_id);
+                    let crop = early.reading.best.crop.clone();
+                    let ms = early.reading.best.captured_at_ms;
+                    (early.into_new_read((!crop.is_empty()).then_some(crop)), ms)
+                }
+                TrackEvent::Early(_) => continue,
+                TrackEvent::Vehicle(v) => {
+                    if v.report == 0 && self.early_stored.remove(&v.track_id) {
+                        continue;
+                    }
+                    let crop = v.reading.best.crop.clone();
+                    let ms = v.reading.best.captured_at_ms;
+                    (v.into_new_read((!crop.is_empty()).then_some(crop)), ms)
+                }
+            };
+            match self.sink.accept(new_read) {
+                Ok((id, alerts)) => {
+                    self.stats.vehicle_reads.fetch_add(1, Ordering::Relaxed);
+                    let latency = (jiff::Timestamp::now().as_millisecond() - best_ms).max(0) as u64;
+                    self.stats.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
+                    log::info!(read = id.to_string().as_str(), alerts = alerts.len() as u64; "vehicle read stored");
+                }
+                Err(e) => {
+                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                    log::error!("vehicle read NOT stored: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Runs until `stop`: frames from the queue through the recognizer and tracker into the sink. Open
+/// tracks are flushed (reported) on stop, so a shutdown loses no pass already seen.
+pub fn run(mut rec: Recognizer, settings: Settings, frames: Arc<FrameQueue>, sink: Arc<ReadSink>, stats: Arc<AnalyseStats>, stop: impl Fn() -> bool) {
+    let mut tracker = match Tracker::new(settings.tracker.clone()) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("tracker settings invalid, frames are not analysed: {e}");
+            return;
+        }
+    };
+    let mut events = Events { sink: &sink, stats: &stats, early_alerts: settings.early_alerts, early_stored: HashSet::new() };
+    let default_view = View::default();
+    let mut last_error_log = std::time::Instant::now() - Duration::from_secs(60);
+    while !stop() {
+        let Some(frame) = frames.pop(Duration::from_millis(200)) else {
+            events.handle(tracker.tick(jiff::Timestamp::now().as_millisecond()));
+            continue;
+        };
+        stats.frames.fetch_add(1, Ordering::Relaxed);
+        let view = settings.views.get(&*frame.camera).unwrap_or(&default_view);
+        let result = frame_to_bgr(&frame).map_err(|e| e.to_string()).and_then(|img| {
+            rec.recognize(&img, view).map(|r| (img, r)).map_err(|e| e.to_string())
+        });
+        match result {
+            Ok((img, r)) => {
+                stats.plates_read.fetch_add(r.reads.len() as u64, Ordering::Relaxed);
+                let reads = frame_reads(&frame, &img, r.reads, &settings);
+                events.handle(tracker.push_frame(reads, frame.captured_at_ms));
+            }
+            Err(e) => {
+                stats.frames_failed.fetch_add(1, Ordering::Relaxed);
+                // One line per minute at most: a broken stream must not flood the journal.
+                if last_error_log.elapsed() >= Duration::from_secs(60) {
+                    last_error_log = std::time::Instant::now();
+                    log::warn!(camera = &*frame.camera; "frame not analysed: {e}");
+                }
+            }
+        }
+    }
+    events.handle(tracker.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(format: &str, w: u32, h: u32, data: Vec<u8>) -> Frame {
+        Frame { camera: "c".into(), seq: 0, captured_at_ms: 0, width: w, height: h, format: format.into(), data }
+    }
+
+    #[test]
+    fn raw_formats_become_bgr() {
+        let bgr = frame_to_bgr(&frame("BGR", 4, 2, (0..24).collect())).unwrap();
+        assert_eq!((bgr.cols(), bgr.rows(), bgr.channels()), (4, 2, 3));
+        assert_eq!(*bgr.at_2d::<opencv::core::Vec3b>(0, 1).unwrap(), opencv::core::Vec3b::from([3, 4, 5]));
+        let rgb = frame_to_bgr(&frame("RGB", 4, 2, (0..24).collect())).unwrap();
+        assert_eq!(*rgb.at_2d::<opencv::core::Vec3b>(0, 1).unwrap(), opencv::core::Vec3b::from([5, 4, 3]));
+        // Mid-grey I420 (Y=128, U=V=128) is grey in BGR.
+        let i420 = frame_to_bgr(&frame("I420", 4, 2, vec![128; 12])).unwrap();
+        let px = *i420.at_2d::<opencv::core::Vec3b>(1, 3).unwrap();
+        assert!(px.iter().all(|&v| (v as i32 - 128).abs() <= 2), "{px:?}");
+    }
+
+    #[test]
+    fn wrong_sizes_and_formats_are_errors() {
+        assert!(matches!(frame_to_bgr(&frame("BGR", 4, 2, vec![0; 23])), Err(FrameError::Size { .. })));
+        assert!(matches!(frame_to_bgr(&frame("Y444_12LE", 4, 2, vec![0; 24])), Err(FrameError::Format(_))));
+    }
+}
