@@ -8,17 +8,37 @@ use opencv::core::{self, Mat, Point2f, Rect, Scalar, Size, Vector};
 use opencv::prelude::*;
 use opencv::{dnn, imgproc};
 
-/// The box grown by the margins and clipped to the frame, as its own image.
+/// The box grown by the margins and clipped to the frame, as its own image. Rounding outwards (left and
+/// top edges floored, right and bottom ceiled) is the training pipeline's contract too.
 pub fn crop(frame: &Mat, bbox: BoxF, margin_x: f32, margin_y: f32) -> opencv::Result<Option<Mat>> {
-    let Some(b) = bbox.with_margin(margin_x, margin_y).clip(frame.cols() as f32, frame.rows() as f32) else {
+    let Some(r) = crop_rect(bbox, margin_x, margin_y, frame.cols(), frame.rows()) else {
         return Ok(None);
     };
-    let r = Rect::new(b.x.floor() as i32, b.y.floor() as i32, b.w.round().max(1.0) as i32, b.h.round().max(1.0) as i32);
-    let r = Rect::new(r.x, r.y, r.width.min(frame.cols() - r.x), r.height.min(frame.rows() - r.y));
-    if r.width < 2 || r.height < 2 {
-        return Ok(None);
-    }
     Ok(Some(Mat::roi(frame, r)?.try_clone()?))
+}
+
+/// The pixel rectangle [`crop`] takes; `None` when less than 2 × 2 pixels of it are in the frame.
+pub fn crop_rect(bbox: BoxF, margin_x: f32, margin_y: f32, cols: i32, rows: i32) -> Option<Rect> {
+    let m = bbox.with_margin(margin_x, margin_y);
+    let x0 = (m.x.floor() as i32).max(0);
+    let y0 = (m.y.floor() as i32).max(0);
+    let x1 = ((m.x + m.w).ceil() as i32).min(cols);
+    let y1 = ((m.y + m.h).ceil() as i32).min(rows);
+    (x1 - x0 >= 2 && y1 - y0 >= 2).then(|| Rect::new(x0, y0, x1 - x0, y1 - y0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_rect_rounds_outwards_and_clamps() {
+        let r = crop_rect(BoxF { x: 10.5, y: 20.0, w: 99.0, h: 49.0 }, 0.05, 0.10, 1000, 1000).unwrap();
+        // x0 = floor(10.5 - 4.95) = 5, x1 = ceil(10.5 + 99 + 4.95) = 115; y0 = floor(15.1) = 15, y1 = ceil(73.9) = 74.
+        assert_eq!(r, Rect::new(5, 15, 110, 59));
+        assert_eq!(crop_rect(BoxF { x: -20.0, y: 0.0, w: 50.0, h: 10.0 }, 0.0, 0.0, 100, 100), Some(Rect::new(0, 0, 30, 10)));
+        assert_eq!(crop_rect(BoxF { x: 99.5, y: 0.0, w: 5.0, h: 10.0 }, 0.0, 0.0, 100, 100), None);
+    }
 }
 
 fn gray(img: &Mat) -> opencv::Result<Mat> {
