@@ -151,6 +151,19 @@ enum DebugCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Render the demo video (H.264 in MP4).
+    DemoVideo {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1280)]
+        width: i32,
+        #[arg(long, default_value_t = 720)]
+        height: i32,
+        #[arg(long, default_value_t = 10)]
+        fps: i32,
+        #[arg(long, default_value_t = 16.0)]
+        seconds: f64,
+    },
     /// Render a plate image.
     RenderPlate {
         text: String,
@@ -190,6 +203,11 @@ fn main() -> ExitCode {
             bench::crash::write_forever(&store, threads, seq_start)
         }
         Cmd::Debug { what: DebugCmd::RenderSmoke { out } } => render_smoke(&out),
+        Cmd::Debug { what: DebugCmd::DemoVideo { out, width, height, fps, seconds } } => {
+            polewatch::demo::write_video(&out, width, height, fps, seconds).map_err(anyhow::Error::from).map(|n| {
+                println!("{} frames written to {}", n, out.display());
+            })
+        }
         Cmd::Debug { what: DebugCmd::RenderPlate { text, style, height, out } } => render_plate(&text, &style, height, &out),
     };
     match result {

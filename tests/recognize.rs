@@ -1,0 +1,218 @@
+//! The recognizer on plates and scenes the project renders, on real images from `../shared/data` when
+//! present, and its error paths. The shipped models are described by `models/polewatch.toml`.
+
+use opencv::core::{Mat, Rect, Scalar, Size};
+use opencv::prelude::*;
+use polewatch::config::{self, DetectorKind, DetectorModel, ModelSet};
+use polewatch::recognize::render::{self, PlateStyle};
+use polewatch::recognize::{BoxF, ModelError, RecognizeError, Recognizer, View};
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shipped() -> ModelSet {
+    config::load_model_set(&repo().join("models/polewatch.toml")).expect("models/polewatch.toml describes the shipped models")
+}
+
+fn recognizer(set: &ModelSet) -> Recognizer {
+    Recognizer::new(set.detector.as_ref(), set.ocr.as_ref().expect("an OCR model"), config::DnnBackend::Cpu, 0.35, &[], 5)
+        .expect("shipped models load")
+        .checked()
+        .expect("shipped models pass the start-up check")
+}
+
+fn sha256(p: &Path) -> String {
+    use sha2::Digest;
+    polewatch::recognize::model::hex(&sha2::Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+/// A plate of `text` on a plain background with room around it, and the plate's box.
+fn plate_on_card(text: &str, style: PlateStyle, height: i32) -> (Mat, BoxF) {
+    let p = render::plate(text, style, height).unwrap();
+    let (w, h) = (p.cols() + 40, p.rows() + 30);
+    let mut card = Mat::new_rows_cols_with_default(h, w, opencv::core::CV_8UC3, Scalar::all(70.0)).unwrap();
+    let r = Rect::new(20, 15, p.cols(), p.rows());
+    p.copy_to(&mut Mat::roi_mut(&mut card, r).unwrap()).unwrap();
+    (card, BoxF { x: 20.0, y: 15.0, w: p.cols() as f32, h: p.rows() as f32 })
+}
+
+#[test]
+fn shipped_ocr_reads_rendered_plates_of_each_style() {
+    let mut rec = recognizer(&shipped());
+    for (text, style, h) in [("7KQX214", PlateStyle::Us, 90), ("4TRM882", PlateStyle::Us, 48), ("MUC4821", PlateStyle::Eu, 50), ("BAC4F21", PlateStyle::Br, 64)] {
+        let (img, b) = plate_on_card(text, style, h);
+        let read = rec.read_box(&img, b, "").unwrap().expect("a reading");
+        assert_eq!(read.text, text, "style {style:?} height {h}");
+        assert_eq!(read.char_confidences.len(), text.len());
+        assert!(read.confidence > 0.0 && read.confidence <= 1.0);
+        assert_eq!(read.candidates[0].text, read.text);
+    }
+}
+
+#[test]
+fn shipped_detector_finds_and_reads_plates_in_a_rendered_1080p_scene() {
+    let mut rec = recognizer(&shipped());
+    let (scene, boxes) = polewatch::bench::recognize::scene_1080p(5).unwrap();
+    let r = rec.recognize(&scene, &View::default()).unwrap();
+    for (b, text) in boxes.iter().zip(["7KQX214", "BAC4F21", "MUC4821"]) {
+        let hit = r.reads.iter().find(|p| p.bbox.iou(b) >= 0.5);
+        let hit = hit.unwrap_or_else(|| panic!("no box on plate {text} at {b:?}; found {:?}", r.reads.iter().map(|p| p.bbox).collect::<Vec<_>>()));
+        assert_eq!(hit.text, text);
+    }
+    // A 4K frame of the same scene: the letterbox takes any size.
+    let mut big = Mat::default();
+    opencv::imgproc::resize(&scene, &mut big, Size::new(3840, 2160), 0.0, 0.0, opencv::imgproc::INTER_LINEAR).unwrap();
+    let r4k = rec.recognize(&big, &View::default()).unwrap();
+    let us = BoxF { x: boxes[0].x * 2.0, y: boxes[0].y * 2.0, w: boxes[0].w * 2.0, h: boxes[0].h * 2.0 };
+    assert!(r4k.reads.iter().any(|p| p.bbox.iou(&us) >= 0.5 && p.text == "7KQX214"), "4K: {:?}", r4k.reads.iter().map(|p| (&p.text, p.bbox)).collect::<Vec<_>>());
+    // The camera's view filters: a region of interest away from the plates, and a minimum width.
+    let left_only = View { roi: vec![[0, 0], [300, 0], [300, 1080], [0, 1080]], ..View::default() };
+    assert!(rec.recognize(&scene, &left_only).unwrap().reads.is_empty());
+    let wide_only = View { min_plate_width_px: 400, ..View::default() };
+    assert!(rec.recognize(&scene, &wide_only).unwrap().reads.is_empty());
+}
+
+#[test]
+fn grey_black_and_tiny_plate_frames_give_no_false_reads() {
+    let mut rec = recognizer(&shipped());
+    for v in [0.0, 128.0, 255.0] {
+        let f = Mat::new_rows_cols_with_default(1080, 1920, opencv::core::CV_8UC3, Scalar::all(v)).unwrap();
+        assert!(rec.recognize(&f, &View::default()).unwrap().reads.is_empty(), "uniform {v}");
+    }
+    // A plate 24 px wide in a 1080p road scene: below the camera's minimum width, never read.
+    let mut scene = render::road(1920, 1080, 3).unwrap();
+    let p = render::plate("8TINY21", PlateStyle::Us, 64).unwrap();
+    render::put_vehicle(&mut scene, &p, 900, 700, 24, 0.0, Scalar::new(60.0, 60.0, 60.0, 0.0)).unwrap();
+    let view = View { min_plate_width_px: 60, ..View::default() };
+    assert!(rec.recognize(&scene, &view).unwrap().reads.is_empty());
+}
+
+#[test]
+fn empty_image_and_undecodable_bytes_are_errors() {
+    let mut rec = recognizer(&shipped());
+    assert!(matches!(rec.recognize(&Mat::default(), &View::default()), Err(RecognizeError::EmptyImage)));
+    assert!(polewatch::recognize::decode_image(b"definitely not a JPEG").is_err());
+    assert!(polewatch::recognize::decode_image(b"").is_err());
+}
+
+#[test]
+fn wrong_checksum_missing_file_and_unreadable_model_are_clear_errors() {
+    let set = shipped();
+    let ocr = set.ocr.clone().unwrap();
+    let bad = config::OcrModel { sha256: "0".repeat(64), ..ocr.clone() };
+    let e = Recognizer::new(None, &bad, config::DnnBackend::Cpu, 0.3, &[], 1).err().expect("refused");
+    assert!(matches!(e, RecognizeError::Model(ModelError::Checksum { .. })), "{e}");
+    assert!(e.to_string().contains("plate-ocr.onnx") && e.to_string().contains(&ocr.sha256), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = config::OcrModel { path: dir.path().join("gone.onnx"), ..ocr.clone() };
+    let e = Recognizer::new(None, &missing, config::DnnBackend::Cpu, 0.3, &[], 1).err().expect("refused");
+    assert!(matches!(e, RecognizeError::Model(ModelError::Read { .. })) && e.to_string().contains("gone.onnx"), "{e}");
+
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, vec![0x08u8; 4096]).unwrap();
+    let unreadable = config::OcrModel { path: junk.clone(), sha256: sha256(&junk), ..ocr.clone() };
+    let e = Recognizer::new(None, &unreadable, config::DnnBackend::Cpu, 0.3, &[], 1).err().expect("refused");
+    assert!(matches!(e, RecognizeError::Model(ModelError::Load { .. })), "{e}");
+
+    // A detector network used as the OCR loads but cannot read: the start-up check refuses it.
+    let det = set.detector.clone().unwrap();
+    let wrong = config::OcrModel { path: det.path.clone(), sha256: det.sha256.clone(), ..ocr };
+    let e = match Recognizer::new(None, &wrong, config::DnnBackend::Cpu, 0.3, &[], 1) {
+        Ok(r) => r.checked().err().expect("start-up check refuses a detector as OCR"),
+        Err(e) => e,
+    };
+    assert!(matches!(e, RecognizeError::Model(ModelError::Smoke { .. } | ModelError::Shape { .. } | ModelError::Run { .. })), "{e}");
+}
+
+#[test]
+fn cascade_detector_from_opencv_data_finds_the_start_up_plate() {
+    let xml = Path::new("/usr/share/opencv4/haarcascades/haarcascade_russian_plate_number.xml");
+    assert!(xml.is_file(), "opencv-data is installed by scripts/install-deps");
+    let mut set = shipped();
+    set.detector = Some(DetectorModel {
+        path: xml.to_path_buf(),
+        sha256: sha256(xml),
+        kind: DetectorKind::Cascade,
+        ..set.detector.clone().unwrap()
+    });
+    // The start-up check demands that the cascade finds the built-in scene's plate and the OCR reads it.
+    let mut rec = recognizer(&set);
+    let (scene, r) = render::smoke_scene().unwrap();
+    let truth = BoxF { x: r.x as f32, y: r.y as f32, w: r.width as f32, h: r.height as f32 };
+    let found = rec.recognize(&scene, &View::default()).unwrap();
+    assert!(found.reads.iter().any(|p| p.bbox.iou(&truth) >= 0.5 && p.text == render::SMOKE_TEXT));
+}
+
+#[test]
+fn config_with_the_shipped_models_starts_and_reads() {
+    let text = std::fs::read_to_string(repo().join("config/polewatch.toml")).unwrap();
+    let loaded = config::load_texts(&[(Path::new("polewatch.toml"), &text)]);
+    // The default config points at the installed paths; here the repo's models stand in for them.
+    let mut r = match loaded {
+        Ok(l) => l.config.recognizer,
+        Err(e) => {
+            // Only the missing installed model files may be wrong here.
+            assert!(e.problems().iter().all(|p| p.key.starts_with("recognizer.") && p.message.contains("does not exist")), "{e}");
+            config::Recognizer::default()
+        }
+    };
+    let set = shipped();
+    r.detector = set.detector;
+    r.ocr = set.ocr;
+    let mut rec = Recognizer::from_config(&r).expect("the configured recognizer starts");
+    let (img, b) = plate_on_card("7KQX214", PlateStyle::Us, 80);
+    assert_eq!(rec.read_box(&img, b, "").unwrap().unwrap().text, "7KQX214");
+}
+
+/// Real labelled crops (MIT-licensed US set) read in place; skipped when `../shared/data` is absent.
+#[test]
+fn shipped_ocr_reads_real_virginia_plates() {
+    let dir = repo().join("../shared/data/us_virginia_mit");
+    if !dir.is_dir() {
+        eprintln!("skipped: {} is not here", dir.display());
+        return;
+    }
+    let mut rec = recognizer(&shipped());
+    let (mut right, mut total) = (0, 0);
+    for li in polewatch::recognize::dataset::read(&dir).unwrap() {
+        let img = opencv::imgcodecs::imread(&li.path, opencv::imgcodecs::IMREAD_COLOR).unwrap();
+        for p in li.plates.iter().filter(|p| p.text.is_some()) {
+            total += 1;
+            let read = rec.read_box(&img, p.bbox, "").unwrap();
+            right += usize::from(read.map(|r| r.text) == p.text);
+        }
+    }
+    assert!(total >= 5);
+    assert!(right * 10 >= total * 7, "read {right} of {total} real plates exactly");
+}
+
+#[test]
+fn recognize_cli_prints_one_json_object_per_image_and_fails_on_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (img, _) = plate_on_card("7KQX214", PlateStyle::Us, 80);
+    let scene_path = dir.path().join("scene.jpg");
+    let (scene, _) = polewatch::bench::recognize::scene_1080p(9).unwrap();
+    opencv::imgcodecs::imwrite(&scene_path, &scene, &opencv::core::Vector::new()).unwrap();
+    let card = dir.path().join("card.png");
+    opencv::imgcodecs::imwrite(&card, &img, &opencv::core::Vector::new()).unwrap();
+    let junk = dir.path().join("junk.jpg");
+    std::fs::write(&junk, b"no image").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch"))
+        .args(["recognize", "--models"])
+        .arg(repo().join("models/polewatch.toml"))
+        .arg(&scene_path)
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a bad image makes the exit status non-zero");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let texts: Vec<&str> = lines[0]["reads"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap()).collect();
+    assert!(texts.contains(&"7KQX214"), "{texts:?}");
+    assert!(lines[0]["reads"][0]["bbox"]["w"].as_f64().unwrap() > 0.0);
+    assert!(lines[0]["detect_ms"].as_f64().is_some() && lines[0]["reads"][0]["candidates"].is_array());
+    assert!(lines[1]["error"].as_str().unwrap().contains("empty"), "{}", lines[1]);
+}
