@@ -130,6 +130,21 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// N 1080p cameras over RTSP on loopback through decode, recognizer, tracker and store.
+    Pipeline {
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Camera counts to measure, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        cameras: Vec<usize>,
+        /// Measured seconds per run.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 10.0)]
+        analysis_fps: f64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Kill -9 a writing child many times and count acknowledged reads lost.
     Crash {
         #[arg(long, default_value_t = 200)]
@@ -363,6 +378,13 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
             let theirs = against.map(|a| config::load_model_set(&a).map_err(|e| anyhow::anyhow!("--against model set invalid:\n{e}"))).transpose()?;
             bench::accuracy::run(bench::accuracy::Options { dataset: &dataset, models: &ours, against: theirs.as_ref(), threads, limit, json })
         }
+        BenchCmd::Pipeline { models, cameras, seconds, analysis_fps, json } => bench::pipeline::run(bench::pipeline::Options {
+            models: model_set(models.as_deref(), config_path)?,
+            cameras,
+            seconds,
+            analysis_fps,
+            json,
+        }),
         BenchCmd::Recognize { models, frames, json } => bench::recognize::run(&model_set(models.as_deref(), config_path)?, frames, json),
         BenchCmd::Store { insert_reads, purge_sizes, dir, json } => {
             bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json })

@@ -4,6 +4,7 @@
 pub mod accuracy;
 pub mod audit;
 pub mod crash;
+pub mod pipeline;
 pub mod recognize;
 pub mod rig;
 pub mod store;

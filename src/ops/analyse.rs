@@ -25,7 +25,11 @@ pub struct AnalyseStats {
     pub store_errors: AtomicU64,
     /// Sum of frame-to-stored-read latency (capture of the best frame to durable store), ms.
     pub latency_ms_sum: AtomicU64,
+    /// The most recent latencies (at most [`LATENCY_KEPT`]), for percentiles.
+    pub latencies_ms: std::sync::Mutex<std::collections::VecDeque<u32>>,
 }
+
+pub const LATENCY_KEPT: usize = 10_000;
 
 /// What the thread needs from the configuration.
 #[derive(Clone)]
@@ -168,6 +172,12 @@ impl Events<'_> {
                     self.stats.vehicle_reads.fetch_add(1, Ordering::Relaxed);
                     let latency = (jiff::Timestamp::now().as_millisecond() - best_ms).max(0) as u64;
                     self.stats.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
+                    let mut kept = self.stats.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
+                    if kept.len() >= LATENCY_KEPT {
+                        kept.pop_front();
+                    }
+                    kept.push_back(latency.min(u32::MAX as u64) as u32);
+                    drop(kept);
                     log::info!(read = id.to_string().as_str(), alerts = alerts.len() as u64; "vehicle read stored");
                 }
                 Err(e) => {
