@@ -67,6 +67,11 @@ fn shipped_detector_finds_and_reads_plates_in_a_rendered_1080p_scene() {
     let r4k = rec.recognize(&big, &View::default()).unwrap();
     let us = BoxF { x: boxes[0].x * 2.0, y: boxes[0].y * 2.0, w: boxes[0].w * 2.0, h: boxes[0].h * 2.0 };
     assert!(r4k.reads.iter().any(|p| p.bbox.iou(&us) >= 0.5 && p.text == "7KQX214"), "4K: {:?}", r4k.reads.iter().map(|p| (&p.text, p.bbox)).collect::<Vec<_>>());
+    // A camera mounted at a 12° roll: the view's rotation levels the frame before detection.
+    let rolled = polewatch::recognize::rotated(&scene, 12.0).unwrap();
+    let level = View { rotate_deg: -12.0, ..View::default() };
+    let texts: Vec<String> = rec.recognize(&rolled, &level).unwrap().reads.into_iter().map(|r| r.text).collect();
+    assert!(texts.iter().any(|t| t == "7KQX214"), "{texts:?}");
     // The camera's view filters: a region of interest away from the plates, and a minimum width.
     let left_only = View { roi: vec![[0, 0], [300, 0], [300, 1080], [0, 1080]], ..View::default() };
     assert!(rec.recognize(&scene, &left_only).unwrap().reads.is_empty());

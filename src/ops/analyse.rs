@@ -201,6 +201,9 @@ pub fn run(mut rec: Recognizer, settings: Settings, frames: Arc<FrameQueue>, sin
     };
     let mut events = Events { sink: &sink, stats: &stats, early_alerts: settings.early_alerts, early_stored: HashSet::new() };
     let default_view = View::default();
+    // Frames are rotated here, once, so that crops and boxes share the rotated frame's pixels.
+    let views: HashMap<String, View> =
+        settings.views.iter().map(|(k, v)| (k.clone(), View { rotate_deg: 0.0, ..v.clone() })).collect();
     let mut last_error_log = std::time::Instant::now() - Duration::from_secs(60);
     while !stop() {
         let Some(frame) = frames.pop(Duration::from_millis(200)) else {
@@ -208,10 +211,12 @@ pub fn run(mut rec: Recognizer, settings: Settings, frames: Arc<FrameQueue>, sin
             continue;
         };
         stats.frames.fetch_add(1, Ordering::Relaxed);
-        let view = settings.views.get(&*frame.camera).unwrap_or(&default_view);
-        let result = frame_to_bgr(&frame).map_err(|e| e.to_string()).and_then(|img| {
-            rec.recognize(&img, view).map(|r| (img, r)).map_err(|e| e.to_string())
-        });
+        let view = views.get(&*frame.camera).unwrap_or(&default_view);
+        let rotate = settings.views.get(&*frame.camera).map_or(0.0, |v| v.rotate_deg);
+        let result = frame_to_bgr(&frame)
+            .map_err(|e| e.to_string())
+            .and_then(|img| crate::recognize::rotated(&img, rotate).map_err(|e| e.to_string()))
+            .and_then(|img| rec.recognize(&img, view).map(|r| (img, r)).map_err(|e| e.to_string()));
         match result {
             Ok((img, r)) => {
                 stats.plates_read.fetch_add(r.reads.len() as u64, Ordering::Relaxed);

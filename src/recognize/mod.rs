@@ -76,11 +76,20 @@ pub struct View {
     /// 0: no upper bound.
     pub max_plate_width_px: u32,
     pub region: String,
+    /// The frame is rotated by this (degrees, counter-clockwise) about its centre before detection, for
+    /// a camera mounted at a roll; boxes are in the rotated frame's pixels.
+    pub rotate_deg: f64,
 }
 
 impl View {
     pub fn from_camera(c: &config::Camera) -> View {
-        View { roi: c.roi.clone(), min_plate_width_px: c.min_plate_width_px, max_plate_width_px: c.max_plate_width_px, region: c.region.clone() }
+        View {
+            roi: c.roi.clone(),
+            min_plate_width_px: c.min_plate_width_px,
+            max_plate_width_px: c.max_plate_width_px,
+            region: c.region.clone(),
+            rotate_deg: c.rotate_deg,
+        }
     }
 
     /// Whether a detection counts for this camera: centre inside the region of interest, width
@@ -142,7 +151,7 @@ impl Recognizer {
 
     /// Plates found by the detector alone, after the view's filters.
     pub fn detect(&mut self, frame: &Mat, view: &View) -> Result<Vec<Detection>, RecognizeError> {
-        let frame = bgr(frame)?;
+        let frame = rotated(&bgr(frame)?, view.rotate_deg)?;
         match &mut self.detector {
             Some(d) => Ok(d.detect(&frame)?.into_iter().filter(|d| view.admits(&d.bbox)).collect()),
             None => Ok(vec![whole(&frame)]),
@@ -152,7 +161,7 @@ impl Recognizer {
     /// Finds and reads every plate in a frame (BGR, gray or BGRA). Without a detector the whole image
     /// is taken as one plate.
     pub fn recognize(&mut self, frame: &Mat, view: &View) -> Result<FrameResult, RecognizeError> {
-        let frame = bgr(frame)?;
+        let frame = rotated(&bgr(frame)?, view.rotate_deg)?;
         let t0 = Instant::now();
         let dets = match &mut self.detector {
             Some(d) => d.detect(&frame)?.into_iter().filter(|d| view.admits(&d.bbox)).collect(),
@@ -191,6 +200,26 @@ impl Recognizer {
             candidates: candidates.into_iter().take(self.top_n).collect(),
         }))
     }
+}
+
+/// The frame rotated about its centre (same size); unchanged for (near) zero.
+pub fn rotated(frame: &Mat, deg: f64) -> Result<Mat, RecognizeError> {
+    if deg.abs() < 0.01 {
+        return Ok(frame.clone());
+    }
+    let c = opencv::core::Point2f::new(frame.cols() as f32 / 2.0, frame.rows() as f32 / 2.0);
+    let m = opencv::imgproc::get_rotation_matrix_2d(c, deg, 1.0)?;
+    let mut out = Mat::default();
+    opencv::imgproc::warp_affine(
+        frame,
+        &mut out,
+        &m,
+        frame.size()?,
+        opencv::imgproc::INTER_LINEAR,
+        opencv::core::BORDER_CONSTANT,
+        opencv::core::Scalar::all(0.0),
+    )?;
+    Ok(out)
 }
 
 fn whole(frame: &Mat) -> Detection {
