@@ -14,8 +14,13 @@ deps:
 build: deps
 	$(CARGO) build --release --locked
 
-# Runs the daemon on the built-in demo configuration (no camera, broker or network needed). Ctrl-C stops it.
+# Runs the daemon on the built-in demo (no camera, broker or network needed): the demo video is rendered
+# by polewatch itself on first use, played as the demo camera, and every vehicle read is printed.
+# Ctrl-C stops it.
+DEMO_VIDEO ?= demo-state/demo.mp4
 run: build
+	@mkdir -p demo-state
+	@test -s $(DEMO_VIDEO) || ./target/release/polewatch demo-video --out $(DEMO_VIDEO)
 	./target/release/polewatch check-config --config $(DEMO_CONFIG)
 	./target/release/polewatch run --config $(DEMO_CONFIG)
 

@@ -39,6 +39,19 @@ enum Cmd {
         #[arg(long)]
         models: Option<PathBuf>,
     },
+    /// Render the demo video (H.264 in MP4): vehicles with rendered plates passing a pole camera.
+    DemoVideo {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1280)]
+        width: i32,
+        #[arg(long, default_value_t = 720)]
+        height: i32,
+        #[arg(long, default_value_t = 10)]
+        fps: i32,
+        #[arg(long, default_value_t = 16.0)]
+        seconds: f64,
+    },
     /// Print performance figures.
     Bench {
         #[command(subcommand)]
@@ -166,19 +179,6 @@ enum DebugCmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Render the demo video (H.264 in MP4).
-    DemoVideo {
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 1280)]
-        width: i32,
-        #[arg(long, default_value_t = 720)]
-        height: i32,
-        #[arg(long, default_value_t = 10)]
-        fps: i32,
-        #[arg(long, default_value_t = 16.0)]
-        seconds: f64,
-    },
     /// Render a plate image.
     RenderPlate {
         text: String,
@@ -218,7 +218,7 @@ fn main() -> ExitCode {
             bench::crash::write_forever(&store, threads, seq_start)
         }
         Cmd::Debug { what: DebugCmd::RenderSmoke { out } } => render_smoke(&out),
-        Cmd::Debug { what: DebugCmd::DemoVideo { out, width, height, fps, seconds } } => {
+        Cmd::DemoVideo { out, width, height, fps, seconds } => {
             polewatch::demo::write_video(&out, width, height, fps, seconds).map_err(anyhow::Error::from).map(|n| {
                 println!("{} frames written to {}", n, out.display());
             })

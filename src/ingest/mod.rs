@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod camera;
 pub mod queue;
 pub mod state;
+pub mod uri;
 
 pub use camera::{Camera, CameraStats};
 pub use queue::FrameQueue;
