@@ -49,6 +49,35 @@ impl fmt::Display for CameraState {
     }
 }
 
+impl Failure {
+    /// What an operator should look at, for the (rate-limited) log line.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            Failure::FailedAuth => "the camera refused the credentials (401): check username/password or credentials_file",
+            Failure::NotFound => "no stream at this URL (404 or no such file): check the path",
+            Failure::Unreachable => "cannot reach the camera: check its address, port, power and network",
+            Failure::UnsupportedCodec => "the stream's codec cannot be decoded here: check the camera's codec and the decoder setting",
+            Failure::Stalled => "the camera stopped sending frames",
+            Failure::EndOfStream => "the stream ended",
+            Failure::Other => "pipeline error (details at debug level)",
+        }
+    }
+}
+
+/// Classifies a GStreamer error: by its error code where the element sets a telling one (rtspsrc posts
+/// 401 as NOT_AUTHORIZED, 404 as NOT_FOUND, a refused connection as OPEN_READ_WRITE), else by its text.
+pub fn classify_error(err: &gstreamer::glib::Error, debug: &str) -> Failure {
+    use gstreamer::{CoreError, ResourceError, StreamError};
+    match (err.kind::<ResourceError>(), err.kind::<CoreError>(), err.kind::<StreamError>()) {
+        (Some(ResourceError::NotAuthorized), ..) => Failure::FailedAuth,
+        (Some(ResourceError::NotFound), ..) => Failure::NotFound,
+        (_, Some(CoreError::MissingPlugin), _) | (.., Some(StreamError::CodecNotFound | StreamError::WrongType | StreamError::TypeNotFound)) => {
+            Failure::UnsupportedCodec
+        }
+        _ => classify(err.message(), debug),
+    }
+}
+
 /// Classifies a GStreamer error from its message and debug text (rtspsrc reports RTSP status codes and
 /// socket errors there, not as distinct error codes).
 pub fn classify(message: &str, debug: &str) -> Failure {
@@ -79,6 +108,12 @@ mod tests {
         assert_eq!(classify("Your GStreamer installation is missing a plug-in.", ""), Failure::UnsupportedCodec);
         assert_eq!(classify("Internal data stream error.", "streaming stopped, reason not-negotiated (-4)"), Failure::UnsupportedCodec);
         assert_eq!(classify("Internal data stream error.", "reason error (-5)"), Failure::Other);
+        let auth = gstreamer::glib::Error::new(gstreamer::ResourceError::NotAuthorized, "Not authorized to access resource.");
+        assert_eq!(classify_error(&auth, ""), Failure::FailedAuth);
+        let codec = gstreamer::glib::Error::new(gstreamer::CoreError::MissingPlugin, "no decoder");
+        assert_eq!(classify_error(&codec, ""), Failure::UnsupportedCodec);
+        let refused = gstreamer::glib::Error::new(gstreamer::ResourceError::OpenReadWrite, "Could not open resource for reading and writing.");
+        assert_eq!(classify_error(&refused, ""), Failure::Unreachable);
         assert_eq!(CameraState::Backoff { attempt: 3, reason: Failure::NotFound }.to_string(), "backoff(not-found, attempt 3)");
     }
 }
