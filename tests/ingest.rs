@@ -22,7 +22,7 @@ const AUTH_ENV: &str = "POLEWATCH_TEST_RTSP_AUTH";
 const CYCLES_ENV: &str = "POLEWATCH_TEST_RESTART_CYCLES";
 
 /// Not a test: the RTSP server child process (run with `--ignored --exact`), serving 320×240 at 15 fps
-/// until killed: /cam H.264 (moving ball), /still H.264 (static bars), /h265, /mjpeg. With
+/// until killed: /cam H.264 (moving ball), /still H.264 (static colour bars), /h265, /mjpeg. With
 /// `POLEWATCH_TEST_RTSP_AUTH=user:password` every mount needs basic authentication.
 #[test]
 #[ignore = "helper process for the ingest tests, not a test"]
@@ -41,13 +41,13 @@ fn rtsp_server_child() {
         server.set_auth(Some(&auth));
         auth
     });
-    let src = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1";
+    let src = "videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=15/1";
     let mounts = server.mount_points().unwrap();
     for (path, launch) in [
         ("/cam", format!("( {src} ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtph264pay name=pay0 pt=96 )")),
         (
             "/still",
-            "( videotestsrc is-live=true pattern=smpte ! video/x-raw,width=320,height=240,framerate=15/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtph264pay name=pay0 pt=96 )".into(),
+            "( videotestsrc is-live=true pattern=smpte100 ! video/x-raw,format=I420,width=320,height=240,framerate=15/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtph264pay name=pay0 pt=96 )".into(),
         ),
         ("/h265", format!("( {src} ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtph265pay name=pay0 pt=96 )")),
         ("/mjpeg", format!("( {src} ! jpegenc quality=70 ! rtpjpegpay name=pay0 pt=26 )")),
@@ -406,3 +406,4 @@ fn reload_restarts_changed_cameras_and_leaves_the_others_streaming() {
     set.stop_all();
     assert!(set.states().is_empty());
 }
+

@@ -220,9 +220,12 @@ fn build(ctx: &Ctx, started: Instant, link_failure: &Arc<Mutex<Option<Failure>>>
     let c = &ctx.cfg;
     let rtp = c.url.starts_with("rtsp");
     let file = c.url.starts_with("file://");
-    // Files play at their own speed (sync); a live source is taken as it comes.
+    // A file plays at its own speed (sync) and waits for the converter; a live source never waits: the
+    // queue drops the oldest frame when conversion falls behind.
+    let leaky = if file { "no" } else { "downstream" };
     let tail = format!(
-        "queue name=tail max-size-buffers=2 leaky=downstream ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop=true sync={file}"
+        "queue name=tail max-size-buffers=2 leaky={leaky} ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop={} sync={file}",
+        !file
     );
     let desc = if rtp { format!("rtspsrc name=src {tail}") } else { format!("urisourcebin name=uri ! parsebin name=src {tail}") };
     let pipeline = gst::parse::launch(&desc).map_err(|e| e.to_string())?.downcast::<gst::Pipeline>().map_err(|_| "not a pipeline".to_string())?;
