@@ -37,6 +37,9 @@ fn shipped_configs_are_valid_and_complete() {
     assert_eq!(full.config.cameras.len(), 1);
     assert_eq!(full.config.cameras[0].latency_ms, 200);
     assert_eq!(full.config.store.retention.min_days, 365);
+    // The [tracker] values written out in the sample are the defaults.
+    assert_eq!(polewatch::track::TrackerConfig::from(&full.config.tracker), polewatch::track::TrackerConfig::default());
+    assert_eq!(full.config.cameras[0].decoder, "auto");
     let demo = config::load(&root.join("config/demo.toml")).expect("config/demo.toml is valid");
     assert!(!demo.config.store.retention.require_clock_sync);
 }

@@ -407,3 +407,24 @@ fn reload_restarts_changed_cameras_and_leaves_the_others_streaming() {
     assert!(set.states().is_empty());
 }
 
+
+#[test]
+fn a_silent_server_is_stalled_and_the_camera_resumes_when_it_speaks_again() {
+    let server = Server::start(free_port());
+    let pid = server.child.as_ref().unwrap().id() as libc::pid_t;
+    let cam = Camera::spawn(&camera("frozen", &server.url("/cam"), 5.0, ""), Arc::new(FrameQueue::new(4)), timing()).unwrap();
+    wait("streaming", Duration::from_secs(20), || cam.state() == CameraState::Streaming);
+    // SAFETY: signals to our own child process. SIGSTOP keeps its sockets open but sends nothing.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let stopped = Instant::now();
+    wait("stalled", Duration::from_secs(15), || matches!(cam.state(), CameraState::Backoff { reason: Failure::Stalled, .. }));
+    let noticed = stopped.elapsed();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let back = Instant::now();
+    wait("streaming again", Duration::from_secs(20), || cam.state() == CameraState::Streaming && cam.stats().connects.load(Ordering::Relaxed) >= 2);
+    eprintln!("stall noticed after {} ms, streaming again {} ms after the server resumed", noticed.as_millis(), back.elapsed().as_millis());
+    // Stall timeout 2 s in these tests, plus the 100 ms bus poll.
+    assert!(noticed < Duration::from_secs(4), "stall noticed after {noticed:?}");
+    assert!(back.elapsed() < Duration::from_secs(10));
+    cam.stop();
+}

@@ -8,7 +8,8 @@ use super::Problem;
 pub fn unknown_decoders(c: &Config, merged: &Merged) -> Vec<Problem> {
     let mut out = Vec::new();
     for (i, cam) in c.cameras.iter().enumerate() {
-        if matches!(cam.decoder.as_str(), "auto" | "software") {
+        // A malformed name is already reported by validate.
+        if matches!(cam.decoder.as_str(), "auto" | "software") || !super::validate::decoder_name_ok(&cam.decoder) {
             continue;
         }
         let key = format!("cameras[{i}].decoder");

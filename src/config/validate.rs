@@ -92,7 +92,7 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
 
 /// GStreamer element names: a letter, then letters, digits, `-` and `_`. Whether such an element is
 /// installed is checked in `config::elements`.
-fn decoder_name_ok(s: &str) -> bool {
+pub(super) fn decoder_name_ok(s: &str) -> bool {
     s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
