@@ -22,7 +22,8 @@ const AUTH_ENV: &str = "POLEWATCH_TEST_RTSP_AUTH";
 const CYCLES_ENV: &str = "POLEWATCH_TEST_RESTART_CYCLES";
 
 /// Not a test: the RTSP server child process (run with `--ignored --exact`), serving 320×240 at 15 fps
-/// until killed: /cam H.264 (moving ball), /still H.264 (static colour bars), /h265, /mjpeg. With
+/// until killed: /cam H.264 (moving ball), /still H.264 (static colour bars), /h265, /mjpeg, /mp4v
+/// (MPEG-4 part 2, which polewatch does not decode). With
 /// `POLEWATCH_TEST_RTSP_AUTH=user:password` every mount needs basic authentication.
 #[test]
 #[ignore = "helper process for the ingest tests, not a test"]
@@ -51,6 +52,7 @@ fn rtsp_server_child() {
         ),
         ("/h265", format!("( {src} ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtph265pay name=pay0 pt=96 )")),
         ("/mjpeg", format!("( {src} ! jpegenc quality=70 ! rtpjpegpay name=pay0 pt=26 )")),
+        ("/mp4v", format!("( {src} ! avenc_mpeg4 ! rtpmp4vpay name=pay0 pt=96 )")),
     ] {
         let factory = rtsp::RTSPMediaFactory::new();
         factory.set_launch(&launch);
@@ -343,12 +345,20 @@ fn h265_and_mjpeg_streams_decode() {
 }
 
 #[test]
-fn a_named_decoder_that_cannot_take_the_codec_is_unsupported_codec() {
+fn an_unknown_codec_or_a_decoder_that_cannot_take_it_is_unsupported_codec() {
     let server = Server::start(free_port());
     // An H.265 decoder for an H.264 stream: the chain cannot link.
-    let cam = Camera::spawn(&camera("mismatch", &server.url("/cam"), 5.0, "decoder = \"avdec_h265\""), Arc::new(FrameQueue::new(4)), timing()).unwrap();
-    wait("unsupported-codec", Duration::from_secs(20), || matches!(cam.state(), CameraState::Backoff { reason: Failure::UnsupportedCodec, .. }));
-    cam.stop();
+    let mismatch = Camera::spawn(&camera("mismatch", &server.url("/cam"), 5.0, "decoder = \"avdec_h265\""), Arc::new(FrameQueue::new(4)), timing()).unwrap();
+    let unsupported = |c: &Camera| matches!(c.state(), CameraState::Backoff { reason: Failure::UnsupportedCodec, .. });
+    wait("unsupported-codec (mismatched decoder)", Duration::from_secs(20), || unsupported(&mismatch));
+    if !skip("avenc_mpeg4") && !skip("rtpmp4vpay") {
+        let mp4v = Camera::spawn(&camera("mp4v", &server.url("/mp4v"), 5.0, ""), Arc::new(FrameQueue::new(4)), timing()).unwrap();
+        wait("unsupported-codec (MPEG-4)", Duration::from_secs(20), || unsupported(&mp4v));
+        assert!(mp4v.decoder().is_none());
+        mp4v.stop();
+    }
+    assert_eq!(mismatch.stats().frames_decoded.load(Ordering::Relaxed), 0);
+    mismatch.stop();
 }
 
 #[test]

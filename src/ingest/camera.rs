@@ -14,13 +14,13 @@ use super::backoff::delay;
 use super::decoder::{self, Chain, Codec};
 use super::motion::MotionGate;
 use super::sampler::Sampler;
-use super::state::{classify_error, CameraState, Failure};
+use super::state::{classify_error, CameraState, Failure, LogLimit};
 use super::{Frame, FrameQueue};
 use crate::config::{self, Transport};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -161,6 +161,9 @@ impl Drop for Camera {
     }
 }
 
+/// Why a connection ended, and the detail for the log line (an error message; never plate text).
+type Ended = (Failure, String);
+
 /// What the camera thread works with.
 struct Ctx {
     cfg: config::Camera,
@@ -182,28 +185,26 @@ fn run(ctx: Ctx) {
     let started = Instant::now();
     let mut attempt = 0u32;
     // One line per kind of failure per minute: a camera down for a week must not flood the journal.
-    let mut last_logged: HashMap<Failure, Instant> = HashMap::new();
+    let mut limit = LogLimit::new(Duration::from_secs(60));
     while !ctx.stop.load(Ordering::Relaxed) {
         set(&ctx.state, CameraState::Connecting);
         ctx.stats.last_buffer_ms.store(0, Ordering::Relaxed);
-        let link_failure: Arc<Mutex<Option<Failure>>> = Arc::default();
-        let failure = match build(&ctx, started, &link_failure) {
+        let link_failure: Arc<Mutex<Option<Ended>>> = Arc::default();
+        let ended = match build(&ctx, started, &link_failure) {
             Ok(pipeline) => {
                 let f = stream(&pipeline, &ctx, started, &link_failure, &mut attempt);
                 teardown(pipeline, ctx.timing.teardown, &ctx.id);
                 f
             }
-            Err(e) => {
-                log::error!(camera = ctx.id.as_ref(); "cannot build the pipeline: {e}");
-                Some(Failure::UnsupportedCodec)
-            }
+            Err(e) => Some((Failure::Other, format!("cannot build the pipeline: {e}"))),
         };
-        let Some(reason) = failure else { break };
+        let Some((reason, detail)) = ended else { break };
         set(&ctx.state, CameraState::Backoff { attempt, reason });
-        if last_logged.get(&reason).is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+        if limit.allow(reason, Instant::now()) {
             log::warn!(camera = ctx.id.as_ref(), state = reason.to_string().as_str(), attempt = attempt;
-                "camera not streaming ({reason}): {}; retrying in {:?}", reason.advice(), delay(attempt));
-            last_logged.insert(reason, Instant::now());
+                "camera not streaming ({reason}): {} [{detail}]; retrying in {:?}", reason.advice(), delay(attempt));
+        } else {
+            log::debug!(camera = ctx.id.as_ref(); "camera not streaming ({reason}): {detail}");
         }
         let wait = delay(attempt).mul_f64(ctx.timing.backoff_scale);
         attempt = attempt.saturating_add(1);
@@ -216,7 +217,7 @@ fn run(ctx: Ctx) {
 
 /// The pipeline up to the source and from the colour conversion on; the decoder chain between them is
 /// linked when the source announces its stream (see [`link_stream`]).
-fn build(ctx: &Ctx, started: Instant, link_failure: &Arc<Mutex<Option<Failure>>>) -> Result<gst::Pipeline, String> {
+fn build(ctx: &Ctx, started: Instant, link_failure: &Arc<Mutex<Option<Ended>>>) -> Result<gst::Pipeline, String> {
     let c = &ctx.cfg;
     let rtp = c.url.starts_with("rtsp");
     let file = c.url.starts_with("file://");
@@ -259,6 +260,23 @@ fn build(ctx: &Ctx, started: Instant, link_failure: &Arc<Mutex<Option<Failure>>>
         sampled: Arc::default(),
         started,
     };
+    if rtp {
+        // The SDP names each stream's codec before any media flows: set up video streams only, and stop
+        // at once on a codec we cannot decode rather than wait for frames that will never come.
+        let (failure, id) = (link_failure.clone(), ctx.id.clone());
+        src.connect("select-stream", false, move |args| {
+            let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
+            let s = caps.as_ref().and_then(|c| c.structure(0));
+            let video = s.is_some_and(|s| s.get::<&str>("media").is_ok_and(|m| m == "video"));
+            let enc = s.and_then(|s| s.get::<&str>("encoding-name").ok()).unwrap_or("?").to_string();
+            if video && Codec::from_rtp_encoding(&enc).is_none() {
+                let mut f = lock(&failure);
+                f.get_or_insert((Failure::UnsupportedCodec, format!("the camera sends {enc}; polewatch decodes H.264, H.265 and MJPEG")));
+            }
+            log::debug!(camera = id.as_ref(); "SDP stream: {enc} (video: {video})");
+            Some(video.to_value())
+        });
+    }
     let sampled = link.sampled.clone();
     src.connect_pad_added(move |_, pad| link.pad_added(pad));
     let sink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or("no appsink")?;
@@ -276,7 +294,7 @@ struct Link {
     chain: Arc<Mutex<Option<Chain>>>,
     /// One video stream per camera: later ones go to a fakesink.
     linked: Arc<AtomicBool>,
-    failure: Arc<Mutex<Option<Failure>>>,
+    failure: Arc<Mutex<Option<Ended>>>,
     stats: Arc<CameraStats>,
     sampler: Arc<Mutex<Sampler>>,
     /// (timestamp, seq) of sampled frames on their way to the appsink, which has only the timestamp.
@@ -303,16 +321,15 @@ impl Link {
             }
             return;
         }
+        // Failures here are logged by the camera thread, rate-limited.
         let Some(codec) = codec else {
-            log::error!(camera = self.id.as_ref(); "the camera sends {what}, which polewatch does not decode (H.264, H.265, MJPEG)");
-            *lock(&self.failure) = Some(Failure::UnsupportedCodec);
+            *lock(&self.failure) = Some((Failure::UnsupportedCodec, format!("the camera sends {what}; polewatch decodes H.264, H.265 and MJPEG")));
             return;
         };
         let chain = match decoder::choose(codec, &self.setting, self.rtp, &decoder::installed) {
             Ok(c) => c,
             Err(e) => {
-                log::error!(camera = self.id.as_ref(); "{e}");
-                *lock(&self.failure) = Some(Failure::UnsupportedCodec);
+                *lock(&self.failure) = Some((Failure::UnsupportedCodec, e.to_string()));
                 return;
             }
         };
@@ -321,10 +338,7 @@ impl Link {
                 log::info!(camera = self.id.as_ref(), decoder = chain.decoder.as_str(); "decoding {chain}");
                 *lock(&self.chain) = Some(chain);
             }
-            Err(e) => {
-                log::error!(camera = self.id.as_ref(); "cannot decode {chain}: {e}");
-                *lock(&self.failure) = Some(Failure::UnsupportedCodec);
-            }
+            Err(e) => *lock(&self.failure) = Some((Failure::UnsupportedCodec, format!("cannot decode {chain}: {e}"))),
         }
     }
 
@@ -431,20 +445,21 @@ fn tight_bgr(src: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
 }
 
 /// Plays the pipeline until it fails or `stop`; returns why it ended (None: asked to stop).
-fn stream(pipeline: &gst::Pipeline, ctx: &Ctx, started: Instant, link_failure: &Mutex<Option<Failure>>, attempt: &mut u32) -> Option<Failure> {
+fn stream(pipeline: &gst::Pipeline, ctx: &Ctx, started: Instant, link_failure: &Mutex<Option<Ended>>, attempt: &mut u32) -> Option<Ended> {
     let mono_ms = || started.elapsed().as_millis() as i64;
-    let Some(bus) = pipeline.bus() else { return Some(Failure::Other) };
+    let Some(bus) = pipeline.bus() else { return Some((Failure::Other, "pipeline without a bus".into())) };
     let error = |m: &gst::Message| match m.view() {
         gst::MessageView::Error(e) => {
             let debug = e.debug().map(|d| d.to_string()).unwrap_or_default();
             log::debug!(camera = ctx.id.as_ref(); "pipeline error: {} ({debug})", e.error());
-            Some(classify_error(&e.error(), &debug))
+            Some((classify_error(&e.error(), &debug), e.error().to_string()))
         }
         _ => None,
     };
     if pipeline.set_state(gst::State::Playing).is_err() {
         // A source that fails to start (missing file, bad device) posts why on the bus.
-        return Some(bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]).and_then(|m| error(&m)).unwrap_or(Failure::Other));
+        let why = bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]).and_then(|m| error(&m));
+        return Some(why.unwrap_or((Failure::Other, "the pipeline would not start".into())));
     }
     let t0 = Instant::now();
     let mut streaming = false;
@@ -455,7 +470,7 @@ fn stream(pipeline: &gst::Pipeline, ctx: &Ctx, started: Instant, link_failure: &
                 return Some(lock(link_failure).take().unwrap_or(f));
             }
             if let gst::MessageView::Eos(_) = msg.view() {
-                return Some(Failure::EndOfStream);
+                return Some((Failure::EndOfStream, "end of stream".into()));
             }
         }
         if let Some(f) = lock(link_failure).take() {
@@ -470,10 +485,10 @@ fn stream(pipeline: &gst::Pipeline, ctx: &Ctx, started: Instant, link_failure: &
             log::info!(camera = ctx.id.as_ref(); "camera streaming");
         }
         if streaming && mono_ms() - last > ctx.timing.stall.as_millis() as i64 {
-            return Some(Failure::Stalled);
+            return Some((Failure::Stalled, format!("no frame for {:?}", ctx.timing.stall)));
         }
         if !streaming && t0.elapsed() > ctx.timing.connect {
-            return Some(Failure::Unreachable);
+            return Some((Failure::Unreachable, format!("no frame within {:?} of connecting", ctx.timing.connect)));
         }
     }
     None

@@ -1,6 +1,8 @@
 //! What a camera is doing, for STATUS=, metrics and the log; and how GStreamer errors map onto it.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CameraState {
@@ -64,6 +66,28 @@ impl Failure {
     }
 }
 
+/// One log line per kind of failure per period: a camera down for a week, retrying every minute, must not
+/// flood the journal, while a new kind of failure is logged at once.
+pub struct LogLimit {
+    period: Duration,
+    last: HashMap<Failure, Instant>,
+}
+
+impl LogLimit {
+    pub fn new(period: Duration) -> LogLimit {
+        LogLimit { period, last: HashMap::new() }
+    }
+
+    /// Whether a line for `f` at `now` may be logged (and if so, counts it as logged).
+    pub fn allow(&mut self, f: Failure, now: Instant) -> bool {
+        let ok = self.last.get(&f).is_none_or(|t| now.duration_since(*t) >= self.period);
+        if ok {
+            self.last.insert(f, now);
+        }
+        ok
+    }
+}
+
 /// Classifies a GStreamer error: by its error code where the element sets a telling one (rtspsrc posts
 /// 401 as NOT_AUTHORIZED, 404 as NOT_FOUND, a refused connection as OPEN_READ_WRITE), else by its text.
 pub fn classify_error(err: &gstreamer::glib::Error, debug: &str) -> Failure {
@@ -98,6 +122,17 @@ pub fn classify(message: &str, debug: &str) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_of_failure_logs_once_per_period() {
+        let mut l = LogLimit::new(Duration::from_secs(60));
+        let t = Instant::now();
+        assert!(l.allow(Failure::FailedAuth, t));
+        assert!(!l.allow(Failure::FailedAuth, t + Duration::from_secs(59)));
+        assert!(l.allow(Failure::NotFound, t + Duration::from_secs(59)), "another kind is logged at once");
+        assert!(l.allow(Failure::FailedAuth, t + Duration::from_secs(60)));
+        assert!(!l.allow(Failure::FailedAuth, t + Duration::from_secs(61)));
+    }
 
     #[test]
     fn rtsp_errors_map_to_states() {
