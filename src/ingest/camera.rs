@@ -161,6 +161,9 @@ impl Drop for Camera {
     }
 }
 
+/// (timestamp, seq) of sampled frames on their way to the appsink, which has only the timestamp.
+type InFlight = Arc<Mutex<VecDeque<(Option<u64>, u64)>>>;
+
 /// Why a connection ended, and the detail for the log line (an error message; never plate text).
 type Ended = (Failure, String);
 
@@ -297,8 +300,7 @@ struct Link {
     failure: Arc<Mutex<Option<Ended>>>,
     stats: Arc<CameraStats>,
     sampler: Arc<Mutex<Sampler>>,
-    /// (timestamp, seq) of sampled frames on their way to the appsink, which has only the timestamp.
-    sampled: Arc<Mutex<VecDeque<(Option<u64>, u64)>>>,
+    sampled: InFlight,
     started: Instant,
 }
 
@@ -394,7 +396,7 @@ fn appsink_callbacks(
     id: Arc<str>,
     q: Arc<FrameQueue>,
     st: Arc<CameraStats>,
-    sampled: Arc<Mutex<VecDeque<(Option<u64>, u64)>>>,
+    sampled: InFlight,
     mut gate: Option<MotionGate>,
 ) -> gst_app::AppSinkCallbacks {
     gst_app::AppSinkCallbacks::builder()
@@ -405,7 +407,7 @@ fn appsink_callbacks(
             let seq = {
                 let mut s = lock(&sampled);
                 let at = s.iter().position(|(p, _)| *p == pts);
-                at.and_then(|i| s.drain(..=i).last()).map(|(_, seq)| seq).unwrap_or_else(|| st.frames_decoded.load(Ordering::Relaxed))
+                at.and_then(|i| s.drain(..=i).next_back()).map(|(_, seq)| seq).unwrap_or_else(|| st.frames_decoded.load(Ordering::Relaxed))
             };
             let Some(s0) = caps.structure(0) else { return Ok(gst::FlowSuccess::Ok) };
             let (Ok(w), Ok(h)) = (s0.get::<i32>("width"), s0.get::<i32>("height")) else { return Ok(gst::FlowSuccess::Ok) };
