@@ -130,7 +130,7 @@ impl Camera {
         &self.config
     }
 
-    /// The decoder chain of the current (or last) connection.
+    /// The decoder chain of the current connection, once the source announced its stream.
     pub fn decoder(&self) -> Option<Chain> {
         lock(&self.chain).clone()
     }
@@ -189,11 +189,14 @@ fn run(ctx: Ctx) {
     let mut attempt = 0u32;
     // One line per kind of failure per minute: a camera down for a week must not flood the journal.
     let mut limit = LogLimit::new(Duration::from_secs(60));
+    let mut setting = ctx.cfg.decoder.clone();
     while !ctx.stop.load(Ordering::Relaxed) {
         set(&ctx.state, CameraState::Connecting);
         ctx.stats.last_buffer_ms.store(0, Ordering::Relaxed);
+        let connects = ctx.stats.connects.load(Ordering::Relaxed);
+        *lock(&ctx.chain) = None;
         let link_failure: Arc<Mutex<Option<Ended>>> = Arc::default();
-        let ended = match build(&ctx, started, &link_failure) {
+        let ended = match build(&ctx, &setting, started, &link_failure) {
             Ok(pipeline) => {
                 let f = stream(&pipeline, &ctx, started, &link_failure, &mut attempt);
                 teardown(pipeline, ctx.timing.teardown, &ctx.id);
@@ -202,6 +205,11 @@ fn run(ctx: Ctx) {
             Err(e) => Some((Failure::Other, format!("cannot build the pipeline: {e}"))),
         };
         let Some((reason, detail)) = ended else { break };
+        let streamed = ctx.stats.connects.load(Ordering::Relaxed) > connects;
+        if let Some(next) = decoder::fallback(&setting, lock(&ctx.chain).as_ref(), reason, streamed) {
+            log::warn!(camera = ctx.id.as_ref(); "the hardware decoder failed before the first frame ({detail}); using the {next} decoder until restart");
+            setting = next.to_string();
+        }
         set(&ctx.state, CameraState::Backoff { attempt, reason });
         if limit.allow(reason, Instant::now()) {
             log::warn!(camera = ctx.id.as_ref(), state = reason.to_string().as_str(), attempt = attempt;
@@ -219,8 +227,8 @@ fn run(ctx: Ctx) {
 }
 
 /// The pipeline up to the source and from the colour conversion on; the decoder chain between them is
-/// linked when the source announces its stream (see [`link_stream`]).
-fn build(ctx: &Ctx, started: Instant, link_failure: &Arc<Mutex<Option<Ended>>>) -> Result<gst::Pipeline, String> {
+/// linked when the source announces its stream (see [`Link::pad_added`]).
+fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Option<Ended>>>) -> Result<gst::Pipeline, String> {
     let c = &ctx.cfg;
     let rtp = c.url.starts_with("rtsp");
     let file = c.url.starts_with("file://");
@@ -253,7 +261,7 @@ fn build(ctx: &Ctx, started: Instant, link_failure: &Arc<Mutex<Option<Ended>>>) 
     let link = Link {
         pipeline: pipeline.downgrade(),
         id: ctx.id.clone(),
-        setting: c.decoder.clone(),
+        setting: setting.to_string(),
         rtp,
         chain: ctx.chain.clone(),
         linked: Arc::new(AtomicBool::new(false)),

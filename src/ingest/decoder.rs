@@ -131,6 +131,14 @@ pub fn choose(codec: Codec, setting: &str, rtp: bool, installed: &dyn Fn(&str) -
     Ok(chain)
 }
 
+/// Under `auto`, a hardware decoder that fails before its first frame (device busy, firmware, a profile it
+/// cannot take) would fail the same way on every reconnect: the camera falls back to `software`.
+pub fn fallback(setting: &str, chain: Option<&Chain>, ended: super::Failure, streamed: bool) -> Option<&'static str> {
+    use super::Failure::{Other, UnsupportedCodec};
+    let hw = chain.is_some_and(|c| c.hardware);
+    (setting == "auto" && hw && !streamed && matches!(ended, UnsupportedCodec | Other)).then_some("software")
+}
+
 /// Whether `name` is an installed element that GStreamer classes as a decoder.
 pub fn is_decoder_element(name: &str) -> Result<bool, String> {
     gstreamer::init().map_err(|e| e.to_string())?;
@@ -182,6 +190,24 @@ mod tests {
         let e = choose(Codec::H265, "auto", true, &only(&["rtph265depay", "h265parse"])).unwrap_err();
         assert_eq!(e, ChoiceError::Missing { codec: Codec::H265, element: "avdec_h265".into() });
         assert_eq!(e.to_string(), "H.265 needs the GStreamer element `avdec_h265`, which is not installed");
+    }
+
+    #[test]
+    fn a_failing_hardware_decoder_falls_back_to_software_under_auto_only() {
+        use crate::ingest::Failure;
+        let all = |_: &str| true;
+        let hw = choose(Codec::H264, "auto", true, &all).unwrap();
+        assert!(hw.hardware);
+        assert_eq!(fallback("auto", Some(&hw), Failure::Other, false), Some("software"));
+        assert_eq!(fallback("auto", Some(&hw), Failure::UnsupportedCodec, false), Some("software"));
+        // It decoded before, or the camera went away: not the decoder's fault.
+        assert_eq!(fallback("auto", Some(&hw), Failure::Other, true), None);
+        assert_eq!(fallback("auto", Some(&hw), Failure::Unreachable, false), None);
+        // A decoder the operator named is kept; software has nothing to fall back to.
+        assert_eq!(fallback("nvv4l2decoder", Some(&hw), Failure::Other, false), None);
+        let sw = choose(Codec::H264, "software", true, &all).unwrap();
+        assert_eq!(fallback("auto", Some(&sw), Failure::Other, false), None);
+        assert_eq!(fallback("auto", None, Failure::Other, false), None);
     }
 
     #[test]
