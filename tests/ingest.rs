@@ -415,6 +415,8 @@ fn reload_restarts_changed_cameras_and_leaves_the_others_streaming() {
     assert_eq!(ids, ["a", "b", "d"]);
     set.stop_all();
     assert!(set.states().is_empty());
+    assert!(set.apply(&[a]).started.is_empty(), "a stopped set starts nothing");
+    assert!(set.states().is_empty());
 }
 
 

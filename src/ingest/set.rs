@@ -5,12 +5,15 @@
 use super::camera::{Camera, Timing};
 use super::{CameraState, FrameQueue};
 use crate::config;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub struct CameraSet {
     cameras: Mutex<Vec<Camera>>,
     /// One reload at a time (two quick SIGHUPs).
     reloading: Mutex<()>,
+    /// Set by [`CameraSet::stop_all`]: a reload still under way at shutdown starts nothing.
+    closed: AtomicBool,
     queue: Arc<FrameQueue>,
     timing: Timing,
 }
@@ -28,7 +31,7 @@ pub struct ReloadReport {
 
 impl CameraSet {
     pub fn new(queue: Arc<FrameQueue>, timing: Timing) -> CameraSet {
-        CameraSet { cameras: Mutex::new(Vec::new()), reloading: Mutex::new(()), queue, timing }
+        CameraSet { cameras: Mutex::new(Vec::new()), reloading: Mutex::new(()), closed: AtomicBool::new(false), queue, timing }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Camera>> {
@@ -67,6 +70,9 @@ impl CameraSet {
             let _ = s.join();
         }
         let mut cams = self.lock();
+        if self.closed.load(Ordering::SeqCst) {
+            return report;
+        }
         for w in wanted {
             if cams.iter().any(|c| c.id.as_ref() == w.id) {
                 continue;
@@ -98,8 +104,9 @@ impl CameraSet {
         self.lock().iter().find(|c| c.id.as_ref() == id).map(f)
     }
 
-    /// Stops every camera, all at once.
+    /// Stops every camera, all at once; later reloads start none.
     pub fn stop_all(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         let cams = std::mem::take(&mut *self.lock());
         cams.iter().for_each(Camera::request_stop);
         let stoppers: Vec<_> = cams.into_iter().map(|c| std::thread::spawn(move || c.stop())).collect();
