@@ -37,6 +37,9 @@ fn shipped_configs_are_valid_and_complete() {
     assert_eq!(full.config.cameras.len(), 1);
     assert_eq!(full.config.cameras[0].latency_ms, 200);
     assert_eq!(full.config.store.retention.min_days, 365);
+    // The [tracker] values written out in the sample are the defaults.
+    assert_eq!(polewatch::track::TrackerConfig::from(&full.config.tracker), polewatch::track::TrackerConfig::default());
+    assert_eq!(full.config.cameras[0].decoder, "auto");
     let demo = config::load(&root.join("config/demo.toml")).expect("config/demo.toml is valid");
     assert!(!demo.config.store.retention.require_clock_sync);
 }
@@ -198,4 +201,35 @@ fn check_config_command_exit_codes() {
     assert!(err.contains(&format!("{}:5: service.stop_timeout_s: 0 is out of range", bad.display())), "{err}");
     let out = Command::new(exe).args(["check-config", "--config"]).arg(d.path().join("none.toml")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn camera_decoder_must_be_an_installed_decoder_element() {
+    let d = tempfile::tempdir().unwrap();
+    let cam = |decoder: &str| format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"rtsp://192.0.2.1/s\"\ndecoder = \"{decoder}\"\n");
+    for ok in ["auto", "software", "avdec_h264", "jpegdec"] {
+        config::load(&write(d.path(), "polewatch.toml", &cam(ok))).unwrap_or_else(|e| panic!("decoder {ok}: {e}"));
+    }
+    let p = one(d.path(), &cam("nosuchdec"));
+    assert_eq!((p.line, p.key.as_str()), (Some(7), "cameras[0].decoder"));
+    assert!(p.message.contains("`nosuchdec` is not an installed GStreamer decoder element"), "{p}");
+    // An element that exists but does not decode.
+    assert_eq!(one(d.path(), &cam("videoconvert")).key, "cameras[0].decoder");
+    assert!(one(d.path(), &cam("avdec h264!")).message.contains("not auto, software or a GStreamer element name"));
+}
+
+#[test]
+fn tracker_table_maps_onto_the_tracker_and_bad_values_name_the_key() {
+    let d = tempfile::tempdir().unwrap();
+    let c = config::load(&write(d.path(), "polewatch.toml", &format!("{MINIMAL}[tracker]\ngap_ms = 2000\nmin_frames = 3\n"))).unwrap().config;
+    let t = polewatch::track::TrackerConfig::from(&c.tracker);
+    assert_eq!((t.gap_ms, t.min_frames), (2000, 3));
+    assert_eq!(t.max_gate_widths, polewatch::track::TrackerConfig::default().max_gate_widths);
+    let p = one(d.path(), &format!("{MINIMAL}[tracker]\ngap_ms = 1500\nmin_text_similarity = 1.5\n"));
+    assert_eq!((p.line, p.key.as_str()), (Some(6), "tracker.min_text_similarity"));
+    let p = one(d.path(), &format!("{MINIMAL}[tracker]\nmax_gate_widths = 0.5\n"));
+    assert_eq!((p.line, p.key.as_str()), (Some(5), "tracker.max_gate_widths"));
+    assert_eq!(one(d.path(), &format!("{MINIMAL}[tracker]\ngap = 1\n")).key, "tracker.gap");
+    let p = one(d.path(), &format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"file:///v.mkv\"\nmotion_threshold = 0\n"));
+    assert_eq!((p.line, p.key.as_str()), (Some(7), "cameras[0].motion_threshold"));
 }

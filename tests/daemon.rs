@@ -179,6 +179,19 @@ fn camera_states_show_in_the_systemd_status() {
     let mut child = spawn_daemon(&cfg, &sock_path, Stdio::null());
     let status = notes.wait_for("cameras: gate=backoff(not-found", Duration::from_secs(20));
     assert!(status.contains("STATUS="), "{status}");
+    // SIGHUP: an added camera starts, the unchanged one keeps running (its attempt count goes on, where a
+    // restart would begin again at 0); then a removed one goes.
+    notes.wait_for("cameras: gate=backoff(not-found, attempt 3)", Duration::from_secs(20));
+    let cam = |id: &str, file: &str| format!("[[cameras]]\nid = \"{id}\"\nurl = \"file://{}\"\n", dir.path().join(file).display());
+    let base = config(dir.path(), "info");
+    std::fs::write(&cfg, format!("{base}{}{}", cam("gate", "missing.mkv"), cam("lane2", "lane2.mkv"))).unwrap();
+    signal(child.id(), libc::SIGHUP);
+    let status = notes.wait_for(", lane2=backoff(not-found", Duration::from_secs(20));
+    let gate_attempt: u32 = status.split("gate=backoff(not-found, attempt ").nth(1).and_then(|r| r.split(')').next()).and_then(|n| n.parse().ok()).expect(&status);
+    assert!(gate_attempt >= 3, "gate was restarted: {status}");
+    std::fs::write(&cfg, format!("{base}{}", cam("lane2", "lane2.mkv"))).unwrap();
+    signal(child.id(), libc::SIGHUP);
+    notes.wait_for("cameras: lane2=backoff(not-found", Duration::from_secs(20));
     signal(child.id(), libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(15);
     while child.try_wait().unwrap().is_none() {

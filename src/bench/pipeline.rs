@@ -114,6 +114,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             access: Default::default(),
             logging: Default::default(),
             service: Default::default(),
+            tracker: Default::default(),
         };
         for i in 0..n {
             let cam: crate::config::Camera = serde_json::from_value(serde_json::json!({

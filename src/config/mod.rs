@@ -3,6 +3,7 @@
 //! exposed secrets (`files`).
 //! Every error names the file, line and key path.
 
+mod elements;
 mod files;
 mod load;
 mod schema;
@@ -124,6 +125,7 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
     let mut problems: Vec<Problem> =
         validate::validate(&config).into_iter().map(|(key, msg)| merged.problem(&key, msg)).collect();
     problems.extend(files::missing(&config, &merged));
+    problems.extend(elements::unknown_decoders(&config, &merged));
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }

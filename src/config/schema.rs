@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub access: Access,
     #[serde(default)]
+    pub tracker: Tracker,
+    #[serde(default)]
     pub logging: Logging,
     #[serde(default)]
     pub service: Service,
@@ -51,18 +53,6 @@ pub enum Transport {
     Auto,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Decoder {
-    /// Hardware decoder when its element exists, else libav.
-    #[default]
-    Auto,
-    Software,
-    Nvv4l2,
-    V4l2,
-    Vaapi,
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Camera {
@@ -84,13 +74,19 @@ pub struct Camera {
     /// File holding `username:password` on one line (preferred over inline secrets).
     #[serde(default)]
     pub credentials_file: Option<PathBuf>,
-    #[serde(default)]
-    pub decoder: Decoder,
+    /// `auto` (a hardware decoder whose element exists, else libav/jpegdec), `software`, or the name of
+    /// a GStreamer decoder element (`nvv4l2decoder`, `vaapih265dec`, …) used whatever the codec.
+    #[serde(default = "default_decoder")]
+    pub decoder: String,
     /// Frames analysed per second (eFPS), independent of the camera's frame rate.
     #[serde(default = "default_analysis_fps")]
     pub analysis_fps: f64,
+    /// Skip frames with no motion in the region of interest (see `ingest::motion`).
     #[serde(default)]
     pub motion_gate: bool,
+    /// Share of the region's cells (a coarse grey grid) that must change for a frame to count as motion.
+    #[serde(default = "default_motion_threshold")]
+    pub motion_threshold: f64,
     /// Region of interest polygon in frame pixels, `[[x, y], …]`; empty means the whole frame.
     #[serde(default)]
     pub roi: Vec<[u32; 2]>,
@@ -623,8 +619,46 @@ impl Default for Service {
     }
 }
 
+/// Multi-frame tracker settings; each maps onto the field of the same name in
+/// [`crate::track::TrackerConfig`], whose documentation explains it. A missing key keeps the default.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tracker {
+    pub gap_ms: i64,
+    pub position_gate_widths: f32,
+    pub gate_growth_widths_per_s: f32,
+    pub max_speed_widths_per_s: f32,
+    pub max_gate_widths: f32,
+    pub max_size_ratio: f32,
+    pub min_text_similarity: f32,
+    pub confusable_cost: f32,
+    pub max_tracks_per_camera: usize,
+    pub min_frames: u32,
+    pub min_confidence: f32,
+    pub max_candidates: usize,
+    pub early_confidence: f32,
+    pub early_min_frames: u32,
+    pub parked_after_ms: i64,
+    pub parked_motion_widths: f32,
+    pub parked_repeat_ms: i64,
+    pub approach_growth: f32,
+    pub min_travel_widths: f32,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker::from(&crate::track::TrackerConfig::default())
+    }
+}
+
 fn yes() -> bool {
     true
+}
+fn default_decoder() -> String {
+    "auto".to_string()
+}
+fn default_motion_threshold() -> f64 {
+    0.01
 }
 fn default_latency_ms() -> u32 {
     200

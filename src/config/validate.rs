@@ -30,6 +30,7 @@ pub fn validate(c: &Config) -> Issues {
     mqtt(&mut out, &c.mqtt);
     api(&mut out, &c.api);
     access(&mut out, &c.access);
+    tracker(&mut out, &c.tracker);
     range(&mut out, "hotlists.retroactive_days", c.hotlists.retroactive_days, 0, 3650);
     range(&mut out, "service.stop_timeout_s", c.service.stop_timeout_s, 1, 300);
     out
@@ -53,8 +54,9 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
             push(out, k("id"), format!("duplicate camera id `{}`", c.id));
         }
         let scheme = c.url.split("://").next().unwrap_or("");
-        if !c.url.contains("://") || !matches!(scheme, "rtsp" | "rtsps" | "file" | "http" | "https") {
-            push(out, k("url"), "must start with rtsp://, rtsps://, http(s):// or file://");
+        let relative_file = c.url.starts_with("file:") && !c.url.starts_with("file://") && c.url.len() > 5;
+        if !relative_file && (!c.url.contains("://") || !matches!(scheme, "rtsp" | "rtsps" | "file" | "http" | "https")) {
+            push(out, k("url"), "must start with rtsp://, rtsps://, http(s):// or file:// (or be file:PATH relative to the working directory)");
         }
         if c.url.contains('@') && scheme.starts_with("rtsp") {
             push(out, k("url"), "put credentials in username/password or credentials_file, not in the URL");
@@ -77,9 +79,28 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
         if c.credentials_file.is_some() && (c.username.is_some() || c.password.is_some()) {
             push(out, k("credentials_file"), "give either credentials_file or username/password, not both");
         }
+        if !decoder_name_ok(&c.decoder) {
+            push(out, k("decoder"), format!("`{}` is not auto, software or a GStreamer element name", c.decoder));
+        }
+        if !(c.motion_threshold > 0.0 && c.motion_threshold <= 1.0) {
+            push(out, k("motion_threshold"), format!("{} is out of range (0, 1]", c.motion_threshold));
+        }
         if c.password.is_some() && c.username.is_none() {
             push(out, k("password"), "a password needs a username");
         }
+    }
+}
+
+/// GStreamer element names: a letter, then letters, digits, `-` and `_`. Whether such an element is
+/// installed is checked in `config::elements`.
+pub(super) fn decoder_name_ok(s: &str) -> bool {
+    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The tracker checks its own settings (one rule set for TOML and code); its first complaint names the key.
+fn tracker(out: &mut Issues, t: &Tracker) {
+    if let Err(e) = crate::track::TrackerConfig::from(t).validate() {
+        push(out, format!("tracker.{}", e.key()), e.to_string());
     }
 }
 

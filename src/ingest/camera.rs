@@ -1,26 +1,41 @@
-//! One camera: its pipeline on its own thread, sampling, stall detection, teardown with a deadline and
-//! reconnection with backoff. A stalled or misconfigured camera blocks only its own thread.
+//! One camera: its pipeline on its own thread, the decoder chain linked once the source announces its
+//! codec, sampling, stall detection, teardown with a deadline and reconnection with backoff. A stalled or
+//! misconfigured camera blocks only its own thread.
+//!
+//! ```text
+//! rtsp://   rtspsrc ─(pad-added: RTP caps)─► depay ! parse ! decoder ┐
+//! other     urisourcebin ! parsebin ─(pad-added: elementary caps)─► decoder ┤
+//!             sampler (probe on the decoder's output: unsampled frames dropped here) ◄┘
+//!             ─► queue (leaky) ! videoconvert ! video/x-raw,format=BGR ! appsink (max-buffers=1, drop)
+//!             ─► motion gate (optional) ─► FrameQueue
+//! ```
 
 use super::backoff::delay;
-use super::state::{classify, CameraState, Failure};
+use super::decoder::{self, Chain, Codec};
+use super::motion::MotionGate;
+use super::sampler::Sampler;
+use super::state::{classify_error, CameraState, Failure, LogLimit};
 use super::{Frame, FrameQueue};
 use crate::config::{self, Transport};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Counters for status and metrics.
+/// Counters for status and metrics (since the camera started, across reconnections).
 #[derive(Default)]
 pub struct CameraStats {
     pub frames_decoded: AtomicU64,
+    /// Frames the sampler took and converted to BGR (the analysis rate).
     pub frames_sampled: AtomicU64,
+    /// Of the sampled frames, those the motion gate skipped; the rest went to the queue.
+    pub frames_gated: AtomicU64,
     pub connects: AtomicU64,
-    /// Monotonic ms (since the camera started) of the last buffer; 0 = none in this connection.
+    /// Monotonic ms (since the camera started) of the last decoded frame; 0 = none in this connection.
     last_buffer_ms: AtomicI64,
 }
 
@@ -45,8 +60,11 @@ impl Default for Timing {
 
 pub struct Camera {
     pub id: Arc<str>,
+    config: config::Camera,
+    creds: Option<(String, String)>,
     state: Arc<Mutex<CameraState>>,
     stats: Arc<CameraStats>,
+    chain: Arc<Mutex<Option<Chain>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -59,8 +77,9 @@ pub enum IngestError {
     Credentials { camera: String, path: String, reason: String },
 }
 
-/// The credentials of a camera: inline, or `user:password` on the first line of its credentials file.
-fn credentials(c: &config::Camera) -> Result<Option<(String, String)>, IngestError> {
+/// The credentials of a camera: inline, or `user:password` on the first line of its credentials file
+/// (read at each start, so a reload picks up a changed file).
+pub fn credentials(c: &config::Camera) -> Result<Option<(String, String)>, IngestError> {
     if let Some(p) = &c.credentials_file {
         let err = |reason: String| IngestError::Credentials { camera: c.id.clone(), path: p.display().to_string(), reason };
         let text = std::fs::read_to_string(p).map_err(|e| err(e.to_string()))?;
@@ -71,36 +90,8 @@ fn credentials(c: &config::Camera) -> Result<Option<(String, String)>, IngestErr
     Ok(c.username.clone().map(|u| (u, c.password.clone().unwrap_or_default())))
 }
 
-/// The pipeline of a camera. Decoding is left to decodebin, which picks the highest-ranked decoder present
-/// (hardware ones rank above libav where their plugins install them); the appsink takes the decoder's own
-/// raw format, so nothing is converted for frames that are not analysed.
-fn build(c: &config::Camera, creds: &Option<(String, String)>) -> Result<gst::Pipeline, String> {
-    let file = c.url.starts_with("file://");
-    let desc = if file {
-        "uridecodebin name=src ! queue max-size-buffers=2 ! appsink name=sink max-buffers=1 drop=true sync=true caps=video/x-raw".to_string()
-    } else {
-        "rtspsrc name=src ! decodebin ! queue max-size-buffers=2 leaky=downstream ! appsink name=sink max-buffers=1 drop=true sync=false caps=video/x-raw"
-            .to_string()
-    };
-    let pipeline = gst::parse::launch(&desc).map_err(|e| e.to_string())?.downcast::<gst::Pipeline>().map_err(|_| "not a pipeline".to_string())?;
-    let src = pipeline.by_name("src").ok_or("no source element")?;
-    if file {
-        src.set_property("uri", &c.url);
-    } else {
-        src.set_property("location", &c.url);
-        src.set_property("latency", c.latency_ms);
-        let protocols = match c.transport {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-            Transport::Auto => "tcp+udp+udp-mcast",
-        };
-        src.set_property_from_str("protocols", protocols);
-        if let Some((u, p)) = creds {
-            src.set_property("user-id", u);
-            src.set_property("user-pw", p);
-        }
-    }
-    Ok(pipeline)
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn now_ms() -> i64 {
@@ -115,27 +106,44 @@ impl Camera {
         let id: Arc<str> = c.id.as_str().into();
         let state = Arc::new(Mutex::new(if c.enabled { CameraState::Connecting } else { CameraState::Disabled }));
         let stats = Arc::new(CameraStats::default());
+        let chain = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = if c.enabled {
-            let (cfg, id2, st, stats2, stop2) = (c.clone(), id.clone(), state.clone(), stats.clone(), stop.clone());
-            Some(
-                std::thread::Builder::new()
-                    .name(format!("cam-{}", c.id))
-                    .spawn(move || run(cfg, creds, id2, queue, st, stats2, stop2, timing))
-                    .map_err(|e| IngestError::Init(e.to_string()))?,
-            )
+            let ctx = Ctx { cfg: c.clone(), creds: creds.clone(), id: id.clone(), queue, state: state.clone(), stats: stats.clone(), chain: chain.clone(), stop: stop.clone(), timing };
+            Some(std::thread::Builder::new().name(format!("cam-{}", c.id)).spawn(move || run(ctx)).map_err(|e| IngestError::Init(e.to_string()))?)
         } else {
             None
         };
-        Ok(Camera { id, state, stats, stop, thread })
+        Ok(Camera { id, config: c.clone(), creds, state, stats, chain, stop, thread })
     }
 
     pub fn state(&self) -> CameraState {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.state).clone()
     }
 
     pub fn stats(&self) -> &CameraStats {
         &self.stats
+    }
+
+    /// The settings this camera runs with.
+    pub fn config(&self) -> &config::Camera {
+        &self.config
+    }
+
+    /// The decoder chain of the current connection, once the source announced its stream.
+    pub fn decoder(&self) -> Option<Chain> {
+        lock(&self.chain).clone()
+    }
+
+    /// Whether this camera runs `c` as it stands now (same settings, same credentials): a reload leaves
+    /// such a camera streaming.
+    pub fn runs(&self, c: &config::Camera) -> bool {
+        self.config == *c && credentials(c).ok().as_ref() == Some(&self.creds)
+    }
+
+    /// Asks the thread to stop without waiting (see [`Camera::stop`]).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 
     /// Stops the thread (within the teardown deadline plus one backoff step).
@@ -153,135 +161,345 @@ impl Drop for Camera {
     }
 }
 
-fn set(state: &Mutex<CameraState>, s: CameraState) {
-    *state.lock().unwrap_or_else(|p| p.into_inner()) = s;
-}
+/// (timestamp, seq) of sampled frames on their way to the appsink, which has only the timestamp.
+type InFlight = Arc<Mutex<VecDeque<(Option<u64>, u64)>>>;
 
-#[allow(clippy::too_many_arguments)]
-fn run(
+/// Why a connection ended, and the detail for the log line (an error message; never plate text).
+type Ended = (Failure, String);
+
+/// What the camera thread works with.
+struct Ctx {
     cfg: config::Camera,
     creds: Option<(String, String)>,
     id: Arc<str>,
     queue: Arc<FrameQueue>,
     state: Arc<Mutex<CameraState>>,
     stats: Arc<CameraStats>,
+    chain: Arc<Mutex<Option<Chain>>>,
     stop: Arc<AtomicBool>,
     timing: Timing,
-) {
+}
+
+fn set(state: &Mutex<CameraState>, s: CameraState) {
+    *lock(state) = s;
+}
+
+fn run(ctx: Ctx) {
     let started = Instant::now();
-    let mono_ms = move || started.elapsed().as_millis() as i64;
-    let every = Duration::from_secs_f64(1.0 / cfg.analysis_fps.max(0.01));
     let mut attempt = 0u32;
     // One line per kind of failure per minute: a camera down for a week must not flood the journal.
-    let mut last_logged: HashMap<Failure, Instant> = HashMap::new();
-    while !stop.load(Ordering::Relaxed) {
-        set(&state, CameraState::Connecting);
-        stats.last_buffer_ms.store(0, Ordering::Relaxed);
-        let failure = match build(&cfg, &creds) {
+    let mut limit = LogLimit::new(Duration::from_secs(60));
+    let mut setting = ctx.cfg.decoder.clone();
+    while !ctx.stop.load(Ordering::Relaxed) {
+        set(&ctx.state, CameraState::Connecting);
+        ctx.stats.last_buffer_ms.store(0, Ordering::Relaxed);
+        let connects = ctx.stats.connects.load(Ordering::Relaxed);
+        *lock(&ctx.chain) = None;
+        let link_failure: Arc<Mutex<Option<Ended>>> = Arc::default();
+        let ended = match build(&ctx, &setting, started, &link_failure) {
             Ok(pipeline) => {
-                let f = stream(&pipeline, &id, &queue, &state, &stats, &stop, timing, every, &mono_ms, &mut attempt);
-                teardown(pipeline, timing.teardown, &id);
+                let f = stream(&pipeline, &ctx, started, &link_failure, &mut attempt);
+                teardown(pipeline, ctx.timing.teardown, &ctx.id);
                 f
             }
-            Err(e) => {
-                log::error!(camera = id.as_ref(); "cannot build the pipeline: {e}");
-                Some(Failure::UnsupportedCodec)
-            }
+            Err(e) => Some((Failure::Other, format!("cannot build the pipeline: {e}"))),
         };
-        let Some(reason) = failure else { break };
-        set(&state, CameraState::Backoff { attempt, reason });
-        if last_logged.get(&reason).is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-            log::warn!(camera = id.as_ref(), state = reason.to_string().as_str(), attempt = attempt; "camera not streaming ({reason}); retrying in {:?}", delay(attempt));
-            last_logged.insert(reason, Instant::now());
+        let Some((reason, detail)) = ended else { break };
+        let streamed = ctx.stats.connects.load(Ordering::Relaxed) > connects;
+        if let Some(next) = decoder::fallback(&setting, lock(&ctx.chain).as_ref(), reason, streamed) {
+            log::warn!(camera = ctx.id.as_ref(); "the hardware decoder failed before the first frame ({detail}); using the {next} decoder until restart");
+            setting = next.to_string();
         }
-        let wait = delay(attempt).mul_f64(timing.backoff_scale);
+        set(&ctx.state, CameraState::Backoff { attempt, reason });
+        if limit.allow(reason, Instant::now()) {
+            log::warn!(camera = ctx.id.as_ref(), state = reason.to_string().as_str(), attempt = attempt;
+                "camera not streaming ({reason}): {} [{detail}]; retrying in {:?}", reason.advice(), delay(attempt));
+        } else {
+            log::debug!(camera = ctx.id.as_ref(); "camera not streaming ({reason}): {detail}");
+        }
+        let wait = delay(attempt).mul_f64(ctx.timing.backoff_scale);
         attempt = attempt.saturating_add(1);
         let until = Instant::now() + wait;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        while Instant::now() < until && !ctx.stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20).min(wait));
         }
     }
 }
 
-/// Plays the pipeline until it fails or `stop`; returns why it ended (None: asked to stop).
-#[allow(clippy::too_many_arguments)]
-fn stream(
-    pipeline: &gst::Pipeline,
-    id: &Arc<str>,
-    queue: &Arc<FrameQueue>,
-    state: &Mutex<CameraState>,
-    stats: &Arc<CameraStats>,
-    stop: &AtomicBool,
-    timing: Timing,
-    every: Duration,
-    mono_ms: &dyn Fn() -> i64,
-    attempt: &mut u32,
-) -> Option<Failure> {
-    let Some(sink) = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()) else {
-        return Some(Failure::Other);
-    };
-    let (id2, q, st) = (id.clone(), queue.clone(), stats.clone());
-    let mono0 = mono_ms();
-    let start = Instant::now();
-    let last_sampled: Arc<Mutex<Option<Instant>>> = Arc::default();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let seq = st.frames_decoded.fetch_add(1, Ordering::Relaxed);
-                st.last_buffer_ms.store(mono0 + start.elapsed().as_millis() as i64 + 1, Ordering::Relaxed);
-                let mut last = last_sampled.lock().unwrap_or_else(|p| p.into_inner());
-                if last.is_some_and(|t| t.elapsed() < every) {
-                    return Ok(gst::FlowSuccess::Ok);
-                }
-                *last = Some(Instant::now());
-                let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return Ok(gst::FlowSuccess::Ok) };
-                let Some(s0) = caps.structure(0) else { return Ok(gst::FlowSuccess::Ok) };
-                let (Ok(w), Ok(h)) = (s0.get::<i32>("width"), s0.get::<i32>("height")) else { return Ok(gst::FlowSuccess::Ok) };
-                let format = s0.get::<&str>("format").unwrap_or("unknown").to_string();
-                let Ok(map) = buffer.map_readable() else { return Ok(gst::FlowSuccess::Ok) };
-                q.push(Frame { camera: id2.clone(), seq, captured_at_ms: now_ms(), width: w as u32, height: h as u32, format, data: map.as_slice().to_vec() });
-                st.frames_sampled.fetch_add(1, Ordering::Relaxed);
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
+/// The pipeline up to the source and from the colour conversion on; the decoder chain between them is
+/// linked when the source announces its stream (see [`Link::pad_added`]).
+fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Option<Ended>>>) -> Result<gst::Pipeline, String> {
+    let c = &ctx.cfg;
+    let rtp = c.url.starts_with("rtsp");
+    let file = c.url.starts_with("file:");
+    // A file plays at its own speed (sync) and waits for the converter; a live source never waits: the
+    // queue drops the oldest frame when conversion falls behind.
+    let leaky = if file { "no" } else { "downstream" };
+    let tail = format!(
+        "queue name=tail max-size-buffers=2 leaky={leaky} ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop={} sync={file}",
+        !file
     );
-    let Some(bus) = pipeline.bus() else { return Some(Failure::Other) };
-    if pipeline.set_state(gst::State::Playing).is_err() {
-        // A source that fails to start (missing file, bad device) posts why on the bus.
-        return Some(match bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]).as_ref().map(|m| m.view()) {
-            Some(gst::MessageView::Error(e)) => classify(&e.error().to_string(), &e.debug().map(|d| d.to_string()).unwrap_or_default()),
-            _ => Failure::Other,
+    let desc = if rtp { format!("rtspsrc name=src {tail}") } else { format!("urisourcebin name=uri ! parsebin name=src {tail}") };
+    let pipeline = gst::parse::launch(&desc).map_err(|e| e.to_string())?.downcast::<gst::Pipeline>().map_err(|_| "not a pipeline".to_string())?;
+    let src = pipeline.by_name("src").ok_or("no source element")?;
+    if rtp {
+        src.set_property("location", &c.url);
+        src.set_property("latency", c.latency_ms);
+        let protocols = match c.transport {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::Auto => "tcp+udp+udp-mcast",
+        };
+        src.set_property_from_str("protocols", protocols);
+        if let Some((u, p)) = &ctx.creds {
+            src.set_property("user-id", u);
+            src.set_property("user-pw", p);
+        }
+    } else {
+        let cwd = std::env::current_dir().map_err(|e| format!("working directory: {e}"))?;
+        pipeline.by_name("uri").ok_or("no uri source")?.set_property("uri", super::uri::resolve(&c.url, &cwd));
+    }
+    let link = Link {
+        pipeline: pipeline.downgrade(),
+        id: ctx.id.clone(),
+        setting: setting.to_string(),
+        rtp,
+        chain: ctx.chain.clone(),
+        linked: Arc::new(AtomicBool::new(false)),
+        failure: link_failure.clone(),
+        stats: ctx.stats.clone(),
+        sampler: Arc::new(Mutex::new(Sampler::new(c.analysis_fps))),
+        sampled: Arc::default(),
+        started,
+    };
+    if rtp {
+        // The SDP names each stream's codec before any media flows: set up video streams only, and stop
+        // at once on a codec we cannot decode rather than wait for frames that will never come.
+        let (failure, id) = (link_failure.clone(), ctx.id.clone());
+        src.connect("select-stream", false, move |args| {
+            let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
+            let s = caps.as_ref().and_then(|c| c.structure(0));
+            let video = s.is_some_and(|s| s.get::<&str>("media").is_ok_and(|m| m == "video"));
+            let enc = s.and_then(|s| s.get::<&str>("encoding-name").ok()).unwrap_or("?").to_string();
+            if video && Codec::from_rtp_encoding(&enc).is_none() {
+                let mut f = lock(&failure);
+                f.get_or_insert((Failure::UnsupportedCodec, format!("the camera sends {enc}; polewatch decodes H.264, H.265 and MJPEG")));
+            }
+            log::debug!(camera = id.as_ref(); "SDP stream: {enc} (video: {video})");
+            Some(video.to_value())
         });
     }
-    let started = Instant::now();
-    let mut streaming = false;
-    while !stop.load(Ordering::Relaxed) {
-        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
-            match msg.view() {
-                gst::MessageView::Error(e) => {
-                    let message = e.error().to_string();
-                    let debug = e.debug().map(|d| d.to_string()).unwrap_or_default();
-                    log::debug!(camera = id.as_ref(); "pipeline error: {message} ({debug})");
-                    return Some(classify(&message, &debug));
+    let sampled = link.sampled.clone();
+    src.connect_pad_added(move |_, pad| link.pad_added(pad));
+    let sink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or("no appsink")?;
+    let gate = c.motion_gate.then(|| MotionGate::new(c.motion_threshold, &c.roi));
+    sink.set_callbacks(appsink_callbacks(ctx.id.clone(), ctx.queue.clone(), ctx.stats.clone(), sampled, gate));
+    Ok(pipeline)
+}
+
+/// Links a stream the source announced; runs on the source's streaming thread.
+struct Link {
+    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+    id: Arc<str>,
+    setting: String,
+    rtp: bool,
+    chain: Arc<Mutex<Option<Chain>>>,
+    /// One video stream per camera: later ones go to a fakesink.
+    linked: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<Ended>>>,
+    stats: Arc<CameraStats>,
+    sampler: Arc<Mutex<Sampler>>,
+    sampled: InFlight,
+    started: Instant,
+}
+
+impl Link {
+    fn pad_added(&self, pad: &gst::Pad) {
+        let Some(pipeline) = self.pipeline.upgrade() else { return };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let Some(s) = caps.structure(0) else { return };
+        let (video, codec, what) = if self.rtp {
+            let enc = s.get::<&str>("encoding-name").unwrap_or("?").to_string();
+            (s.get::<&str>("media").is_ok_and(|m| m == "video"), Codec::from_rtp_encoding(&enc), enc)
+        } else {
+            let name = s.name().to_string();
+            (name.starts_with("video/") || name == "image/jpeg", Codec::from_caps_name(&name), name)
+        };
+        if !video || self.linked.swap(true, Ordering::SeqCst) {
+            // Audio, metadata or a second video stream: consumed and ignored, so it cannot stall the source.
+            if let Err(e) = discard(&pipeline, pad) {
+                log::debug!(camera = self.id.as_ref(); "cannot discard a {what} stream: {e}");
+            }
+            return;
+        }
+        // Failures here are logged by the camera thread, rate-limited.
+        let Some(codec) = codec else {
+            *lock(&self.failure) = Some((Failure::UnsupportedCodec, format!("the camera sends {what}; polewatch decodes H.264, H.265 and MJPEG")));
+            return;
+        };
+        let chain = match decoder::choose(codec, &self.setting, self.rtp, &decoder::installed) {
+            Ok(c) => c,
+            Err(e) => {
+                *lock(&self.failure) = Some((Failure::UnsupportedCodec, e.to_string()));
+                return;
+            }
+        };
+        match self.link_chain(&pipeline, pad, &chain) {
+            Ok(()) => {
+                log::info!(camera = self.id.as_ref(), decoder = chain.decoder.as_str(); "decoding {chain}");
+                *lock(&self.chain) = Some(chain);
+            }
+            Err(e) => *lock(&self.failure) = Some((Failure::UnsupportedCodec, format!("cannot decode {chain}: {e}"))),
+        }
+    }
+
+    fn link_chain(&self, pipeline: &gst::Pipeline, pad: &gst::Pad, chain: &Chain) -> Result<(), String> {
+        let mut elements = Vec::new();
+        for name in chain.elements() {
+            elements.push(gst::ElementFactory::make(name).build().map_err(|e| format!("{name}: {e}"))?);
+        }
+        let tail = pipeline.by_name("tail").ok_or("no tail queue")?;
+        pipeline.add_many(&elements).map_err(|e| e.to_string())?;
+        let mut all = elements.clone();
+        all.push(tail);
+        gst::Element::link_many(&all).map_err(|_| format!("{} cannot link", chain.elements().join(" ! ")))?;
+        let (Some(first), Some(last)) = (elements.first(), elements.last()) else { return Err("empty chain".into()) };
+        let out = last.static_pad("src").ok_or("decoder without a src pad")?;
+        let (stats, sampler, sampled, started) = (self.stats.clone(), self.sampler.clone(), self.sampled.clone(), self.started);
+        out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
+            let seq = stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
+            let mono = started.elapsed();
+            stats.last_buffer_ms.store(mono.as_millis() as i64 + 1, Ordering::Relaxed);
+            if lock(&sampler).take(pts.unwrap_or(mono.as_nanos() as u64)) {
+                let mut s = lock(&sampled);
+                if s.len() >= 8 {
+                    s.pop_front();
                 }
-                gst::MessageView::Eos(_) => return Some(Failure::EndOfStream),
-                _ => {}
+                s.push_back((pts, seq));
+                gst::PadProbeReturn::Ok
+            } else {
+                // Not analysed: dropped before any conversion.
+                gst::PadProbeReturn::Drop
+            }
+        });
+        for e in &elements {
+            e.sync_state_with_parent().map_err(|e| e.to_string())?;
+        }
+        let sink = first.static_pad("sink").ok_or("no sink pad")?;
+        pad.link(&sink).map_err(|e| format!("{e:?}"))?;
+        Ok(())
+    }
+}
+
+fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), String> {
+    let sink = gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build().map_err(|e| e.to_string())?;
+    pipeline.add(&sink).map_err(|e| e.to_string())?;
+    sink.sync_state_with_parent().map_err(|e| e.to_string())?;
+    let sp = sink.static_pad("sink").ok_or("no sink pad")?;
+    pad.link(&sp).map(|_| ()).map_err(|e| format!("{e:?}"))
+}
+
+/// Converted frames to [`Frame`]s (tightly packed BGR), through the motion gate, into the queue.
+fn appsink_callbacks(
+    id: Arc<str>,
+    q: Arc<FrameQueue>,
+    st: Arc<CameraStats>,
+    sampled: InFlight,
+    mut gate: Option<MotionGate>,
+) -> gst_app::AppSinkCallbacks {
+    gst_app::AppSinkCallbacks::builder()
+        .new_sample(move |s| {
+            let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+            let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return Ok(gst::FlowSuccess::Ok) };
+            let pts = buffer.pts().map(|t| t.nseconds());
+            let seq = {
+                let mut s = lock(&sampled);
+                let at = s.iter().position(|(p, _)| *p == pts);
+                at.and_then(|i| s.drain(..=i).next_back()).map(|(_, seq)| seq).unwrap_or_else(|| st.frames_decoded.load(Ordering::Relaxed))
+            };
+            let Some(s0) = caps.structure(0) else { return Ok(gst::FlowSuccess::Ok) };
+            let (Ok(w), Ok(h)) = (s0.get::<i32>("width"), s0.get::<i32>("height")) else { return Ok(gst::FlowSuccess::Ok) };
+            let (w, h) = (w.max(0) as usize, h.max(0) as usize);
+            let Ok(map) = buffer.map_readable() else { return Ok(gst::FlowSuccess::Ok) };
+            let Some(data) = tight_bgr(map.as_slice(), w, h) else {
+                log::debug!(camera = id.as_ref(); "frame of {} bytes is too short for {w}x{h} BGR; skipped", map.size());
+                return Ok(gst::FlowSuccess::Ok);
+            };
+            st.frames_sampled.fetch_add(1, Ordering::Relaxed);
+            let frame = Frame { camera: id.clone(), seq, captured_at_ms: now_ms(), width: w as u32, height: h as u32, data };
+            if gate.as_mut().is_some_and(|g| !g.should_analyse(&frame)) {
+                st.frames_gated.fetch_add(1, Ordering::Relaxed);
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            q.push(frame);
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .build()
+}
+
+/// GStreamer's BGR rows are padded to 4 bytes; the frame's are not.
+fn tight_bgr(src: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
+    let row = w * 3;
+    let stride = (row + 3) & !3;
+    if h == 0 || src.len() < stride * (h - 1) + row {
+        return None;
+    }
+    if stride == row {
+        return Some(src[..row * h].to_vec());
+    }
+    let mut out = Vec::with_capacity(row * h);
+    for y in 0..h {
+        out.extend_from_slice(&src[y * stride..y * stride + row]);
+    }
+    Some(out)
+}
+
+/// Plays the pipeline until it fails or `stop`; returns why it ended (None: asked to stop).
+fn stream(pipeline: &gst::Pipeline, ctx: &Ctx, started: Instant, link_failure: &Mutex<Option<Ended>>, attempt: &mut u32) -> Option<Ended> {
+    let mono_ms = || started.elapsed().as_millis() as i64;
+    let Some(bus) = pipeline.bus() else { return Some((Failure::Other, "pipeline without a bus".into())) };
+    let error = |m: &gst::Message| match m.view() {
+        gst::MessageView::Error(e) => {
+            let debug = e.debug().map(|d| d.to_string()).unwrap_or_default();
+            log::debug!(camera = ctx.id.as_ref(); "pipeline error: {} ({debug})", e.error());
+            Some((classify_error(&e.error(), &debug), e.error().to_string()))
+        }
+        _ => None,
+    };
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        // A source that fails to start (missing file, bad device) posts why on the bus.
+        let why = bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]).and_then(|m| error(&m));
+        return Some(why.unwrap_or((Failure::Other, "the pipeline would not start".into())));
+    }
+    let t0 = Instant::now();
+    let mut streaming = false;
+    while !ctx.stop.load(Ordering::Relaxed) {
+        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
+            if let Some(f) = error(&msg) {
+                // An error after an unusable stream was announced is a consequence of it.
+                return Some(lock(link_failure).take().unwrap_or(f));
+            }
+            if let gst::MessageView::Eos(_) = msg.view() {
+                return Some((Failure::EndOfStream, "end of stream".into()));
             }
         }
-        let last = stats.last_buffer_ms.load(Ordering::Relaxed);
+        if let Some(f) = lock(link_failure).take() {
+            return Some(f);
+        }
+        let last = ctx.stats.last_buffer_ms.load(Ordering::Relaxed);
         if last > 0 && !streaming {
             streaming = true;
             *attempt = 0;
-            stats.connects.fetch_add(1, Ordering::Relaxed);
-            set(state, CameraState::Streaming);
-            log::info!(camera = id.as_ref(); "camera streaming");
+            ctx.stats.connects.fetch_add(1, Ordering::Relaxed);
+            set(&ctx.state, CameraState::Streaming);
+            log::info!(camera = ctx.id.as_ref(); "camera streaming");
         }
-        if streaming && mono_ms() - last > timing.stall.as_millis() as i64 {
-            return Some(Failure::Stalled);
+        if streaming && mono_ms() - last > ctx.timing.stall.as_millis() as i64 {
+            return Some((Failure::Stalled, format!("no frame for {:?}", ctx.timing.stall)));
         }
-        if !streaming && started.elapsed() > timing.connect {
-            return Some(Failure::Unreachable);
+        if !streaming && t0.elapsed() > ctx.timing.connect {
+            return Some((Failure::Unreachable, format!("no frame within {:?} of connecting", ctx.timing.connect)));
         }
     }
     None
@@ -297,5 +515,19 @@ fn teardown(pipeline: gst::Pipeline, deadline: Duration, id: &Arc<str>) {
     });
     if spawned.is_ok() && rx.recv_timeout(deadline).is_err() {
         log::error!(camera = id.as_ref(); "pipeline did not stop within {deadline:?}; abandoned");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_bgr_rows_are_packed() {
+        // 2×2 BGR: rows of 6 bytes padded to 8.
+        let src = [1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12, 0, 0];
+        assert_eq!(tight_bgr(&src, 2, 2), Some(vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]));
+        assert_eq!(tight_bgr(&src[..12], 2, 2), None);
+        assert_eq!(tight_bgr(&[9; 12], 4, 1), Some(vec![9; 12]));
     }
 }

@@ -54,7 +54,7 @@ mod tests {
     use super::*;
 
     fn frame(seq: u64) -> Frame {
-        Frame { camera: "c".into(), seq, captured_at_ms: 0, width: 1, height: 1, format: "GRAY8".into(), data: vec![0] }
+        Frame { camera: "c".into(), seq, captured_at_ms: 0, width: 1, height: 1, data: vec![0; 3] }
     }
 
     #[test]

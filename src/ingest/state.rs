@@ -1,6 +1,8 @@
 //! What a camera is doing, for STATUS=, metrics and the log; and how GStreamer errors map onto it.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CameraState {
@@ -49,6 +51,57 @@ impl fmt::Display for CameraState {
     }
 }
 
+impl Failure {
+    /// What an operator should look at, for the (rate-limited) log line.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            Failure::FailedAuth => "the camera refused the credentials (401): check username/password or credentials_file",
+            Failure::NotFound => "no stream at this URL (404 or no such file): check the path",
+            Failure::Unreachable => "cannot reach the camera: check its address, port, power and network",
+            Failure::UnsupportedCodec => "the stream's codec cannot be decoded here: check the camera's codec and the decoder setting",
+            Failure::Stalled => "the camera stopped sending frames",
+            Failure::EndOfStream => "the stream ended",
+            Failure::Other => "pipeline error (details at debug level)",
+        }
+    }
+}
+
+/// One log line per kind of failure per period: a camera down for a week, retrying every minute, must not
+/// flood the journal, while a new kind of failure is logged at once.
+pub struct LogLimit {
+    period: Duration,
+    last: HashMap<Failure, Instant>,
+}
+
+impl LogLimit {
+    pub fn new(period: Duration) -> LogLimit {
+        LogLimit { period, last: HashMap::new() }
+    }
+
+    /// Whether a line for `f` at `now` may be logged (and if so, counts it as logged).
+    pub fn allow(&mut self, f: Failure, now: Instant) -> bool {
+        let ok = self.last.get(&f).is_none_or(|t| now.duration_since(*t) >= self.period);
+        if ok {
+            self.last.insert(f, now);
+        }
+        ok
+    }
+}
+
+/// Classifies a GStreamer error: by its error code where the element sets a telling one (rtspsrc posts
+/// 401 as NOT_AUTHORIZED, 404 as NOT_FOUND, a refused connection as OPEN_READ_WRITE), else by its text.
+pub fn classify_error(err: &gstreamer::glib::Error, debug: &str) -> Failure {
+    use gstreamer::{CoreError, ResourceError, StreamError};
+    match (err.kind::<ResourceError>(), err.kind::<CoreError>(), err.kind::<StreamError>()) {
+        (Some(ResourceError::NotAuthorized), ..) => Failure::FailedAuth,
+        (Some(ResourceError::NotFound), ..) => Failure::NotFound,
+        (_, Some(CoreError::MissingPlugin), _) | (.., Some(StreamError::CodecNotFound | StreamError::WrongType | StreamError::TypeNotFound)) => {
+            Failure::UnsupportedCodec
+        }
+        _ => classify(err.message(), debug),
+    }
+}
+
 /// Classifies a GStreamer error from its message and debug text (rtspsrc reports RTSP status codes and
 /// socket errors there, not as distinct error codes).
 pub fn classify(message: &str, debug: &str) -> Failure {
@@ -71,6 +124,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_kind_of_failure_logs_once_per_period() {
+        let mut l = LogLimit::new(Duration::from_secs(60));
+        let t = Instant::now();
+        assert!(l.allow(Failure::FailedAuth, t));
+        assert!(!l.allow(Failure::FailedAuth, t + Duration::from_secs(59)));
+        assert!(l.allow(Failure::NotFound, t + Duration::from_secs(59)), "another kind is logged at once");
+        assert!(l.allow(Failure::FailedAuth, t + Duration::from_secs(60)));
+        assert!(!l.allow(Failure::FailedAuth, t + Duration::from_secs(61)));
+    }
+
+    #[test]
     fn rtsp_errors_map_to_states() {
         assert_eq!(classify("Unauthorized", "gstrtspsrc.c(6795): Unauthorized (401)"), Failure::FailedAuth);
         assert_eq!(classify("Not found", "Not Found (404)"), Failure::NotFound);
@@ -79,6 +143,12 @@ mod tests {
         assert_eq!(classify("Your GStreamer installation is missing a plug-in.", ""), Failure::UnsupportedCodec);
         assert_eq!(classify("Internal data stream error.", "streaming stopped, reason not-negotiated (-4)"), Failure::UnsupportedCodec);
         assert_eq!(classify("Internal data stream error.", "reason error (-5)"), Failure::Other);
+        let auth = gstreamer::glib::Error::new(gstreamer::ResourceError::NotAuthorized, "Not authorized to access resource.");
+        assert_eq!(classify_error(&auth, ""), Failure::FailedAuth);
+        let codec = gstreamer::glib::Error::new(gstreamer::CoreError::MissingPlugin, "no decoder");
+        assert_eq!(classify_error(&codec, ""), Failure::UnsupportedCodec);
+        let refused = gstreamer::glib::Error::new(gstreamer::ResourceError::OpenReadWrite, "Could not open resource for reading and writing.");
+        assert_eq!(classify_error(&refused, ""), Failure::Unreachable);
         assert_eq!(CameraState::Backoff { attempt: 3, reason: Failure::NotFound }.to_string(), "backoff(not-found, attempt 3)");
     }
 }

@@ -47,7 +47,7 @@ impl Settings {
             views: cfg.cameras.iter().map(|c| (c.id.clone(), View::from_camera(c))).collect(),
             min_read_confidence: cfg.recognizer.min_read_confidence as f32,
             early_alerts: cfg.hotlists.alert_on_first_confident_read,
-            tracker: TrackerConfig::default(),
+            tracker: TrackerConfig::from(&cfg.tracker),
             crop_quality: 90,
         }
     }
@@ -55,52 +55,21 @@ impl Settings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    #[error("frame format {0} is not supported")]
-    Format(String),
-    #[error("frame of {width}x{height} {format} has {got} bytes, expected {want}")]
-    Size { width: u32, height: u32, format: String, got: usize, want: usize },
+    #[error("frame of {width}x{height} has {got} bytes, expected {want} (packed BGR)")]
+    Size { width: u32, height: u32, got: usize, want: usize },
     #[error("OpenCV: {0}")]
     Cv(#[from] opencv::Error),
 }
 
-/// The frame as an owned 8-bit BGR image (tightly packed raw video as GStreamer delivers it).
+/// The frame (packed BGR, as ingest delivers it) as an owned OpenCV image.
 pub fn frame_to_bgr(f: &Frame) -> Result<Mat, FrameError> {
-    use opencv::imgproc::*;
     let (w, h) = (f.width as usize, f.height as usize);
-    let (rows, cols_bytes, typ, code): (usize, usize, i32, Option<i32>) = match f.format.as_str() {
-        "BGR" => (h, w * 3, opencv::core::CV_8UC3, None),
-        "RGB" => (h, w * 3, opencv::core::CV_8UC3, Some(COLOR_RGB2BGR)),
-        "BGRx" | "BGRA" => (h, w * 4, opencv::core::CV_8UC4, Some(COLOR_BGRA2BGR)),
-        "RGBx" | "RGBA" => (h, w * 4, opencv::core::CV_8UC4, Some(COLOR_RGBA2BGR)),
-        "GRAY8" => (h, w, opencv::core::CV_8UC1, Some(COLOR_GRAY2BGR)),
-        "I420" => (h * 3 / 2, w, opencv::core::CV_8UC1, Some(COLOR_YUV2BGR_I420)),
-        "YV12" => (h * 3 / 2, w, opencv::core::CV_8UC1, Some(COLOR_YUV2BGR_YV12)),
-        "NV12" => (h * 3 / 2, w, opencv::core::CV_8UC1, Some(COLOR_YUV2BGR_NV12)),
-        "NV21" => (h * 3 / 2, w, opencv::core::CV_8UC1, Some(COLOR_YUV2BGR_NV21)),
-        other => return Err(FrameError::Format(other.to_string())),
-    };
-    let want = rows * cols_bytes;
+    let want = w * h * 3;
     if f.data.len() != want || w < 2 || h < 2 {
-        return Err(FrameError::Size { width: f.width, height: f.height, format: f.format.clone(), got: f.data.len(), want });
+        return Err(FrameError::Size { width: f.width, height: f.height, got: f.data.len(), want });
     }
-    let m = Mat::new_rows_cols_with_data(rows as i32, cols_bytes as i32, &f.data[..])?;
-    let m = m.reshape(typ_channels(typ) as i32, rows as i32)?;
-    match code {
-        None => Ok(m.try_clone()?),
-        Some(c) => {
-            let mut out = Mat::default();
-            cvt_color(&m, &mut out, c, 0)?;
-            Ok(out)
-        }
-    }
-}
-
-fn typ_channels(typ: i32) -> usize {
-    match typ {
-        t if t == opencv::core::CV_8UC3 => 3,
-        t if t == opencv::core::CV_8UC4 => 4,
-        _ => 1,
-    }
+    let m = Mat::new_rows_cols_with_data(h as i32, (w * 3) as i32, &f.data[..])?;
+    Ok(m.reshape(3, h as i32)?.try_clone()?)
 }
 
 /// The frame reads of one frame, for the tracker: crops JPEG-encoded from the frame itself so that a
@@ -240,26 +209,16 @@ pub fn run(mut rec: Recognizer, settings: Settings, frames: Arc<FrameQueue>, sin
 mod tests {
     use super::*;
 
-    fn frame(format: &str, w: u32, h: u32, data: Vec<u8>) -> Frame {
-        Frame { camera: "c".into(), seq: 0, captured_at_ms: 0, width: w, height: h, format: format.into(), data }
+    fn frame(w: u32, h: u32, data: Vec<u8>) -> Frame {
+        Frame { camera: "c".into(), seq: 0, captured_at_ms: 0, width: w, height: h, data }
     }
 
     #[test]
-    fn raw_formats_become_bgr() {
-        let bgr = frame_to_bgr(&frame("BGR", 4, 2, (0..24).collect())).unwrap();
+    fn packed_bgr_becomes_an_image_and_wrong_sizes_are_errors() {
+        let bgr = frame_to_bgr(&frame(4, 2, (0..24).collect())).unwrap();
         assert_eq!((bgr.cols(), bgr.rows(), bgr.channels()), (4, 2, 3));
-        assert_eq!(*bgr.at_2d::<opencv::core::Vec3b>(0, 1).unwrap(), opencv::core::Vec3b::from([3, 4, 5]));
-        let rgb = frame_to_bgr(&frame("RGB", 4, 2, (0..24).collect())).unwrap();
-        assert_eq!(*rgb.at_2d::<opencv::core::Vec3b>(0, 1).unwrap(), opencv::core::Vec3b::from([5, 4, 3]));
-        // Mid-grey I420 (Y=128, U=V=128) is grey in BGR.
-        let i420 = frame_to_bgr(&frame("I420", 4, 2, vec![128; 12])).unwrap();
-        let px = *i420.at_2d::<opencv::core::Vec3b>(1, 3).unwrap();
-        assert!(px.iter().all(|&v| (v as i32 - 128).abs() <= 2), "{px:?}");
-    }
-
-    #[test]
-    fn wrong_sizes_and_formats_are_errors() {
-        assert!(matches!(frame_to_bgr(&frame("BGR", 4, 2, vec![0; 23])), Err(FrameError::Size { .. })));
-        assert!(matches!(frame_to_bgr(&frame("Y444_12LE", 4, 2, vec![0; 24])), Err(FrameError::Format(_))));
+        assert_eq!(*bgr.at_2d::<opencv::core::Vec3b>(1, 1).unwrap(), opencv::core::Vec3b::from([15, 16, 17]));
+        assert!(matches!(frame_to_bgr(&frame(4, 2, vec![0; 23])), Err(FrameError::Size { .. })));
+        assert!(matches!(frame_to_bgr(&frame(1, 1, vec![0; 3])), Err(FrameError::Size { .. })));
     }
 }

@@ -47,7 +47,7 @@ struct Shared {
     stop: AtomicBool,
     uplink: Mutex<Option<Arc<crate::uplink::Stats>>>,
     hotlists: Arc<crate::ops::hotlists::Hotlists>,
-    cameras: Mutex<Vec<crate::ingest::Camera>>,
+    cameras: Arc<crate::ingest::CameraSet>,
     analysis: Arc<crate::ops::analyse::AnalyseStats>,
 }
 
@@ -123,14 +123,15 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         }
     };
     let analysis_settings = crate::ops::analyse::Settings::from_config(&cfg);
-    let (cameras, frames) = start_cameras(&cfg);
+    let cameras = start_cameras(&cfg);
+    let frames = cameras.queue().clone();
     let shared = Arc::new(Shared {
         config: Mutex::new(cfg),
         health: Mutex::new(health),
         stop: AtomicBool::new(false),
         uplink: Mutex::new(None),
         hotlists: hotlists.clone(),
-        cameras: Mutex::new(cameras),
+        cameras,
         analysis: Arc::default(),
     });
     let summary = lock(&shared.health).summary(&lock(&shared.config));
@@ -166,8 +167,8 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             log::warn!("MQTT uplink did not stop within 5 s; abandoning it");
         }
     }
-    let cams = std::mem::take(&mut *lock(&shared.cameras));
-    let stopping = tokio::task::spawn_blocking(move || cams.into_iter().for_each(crate::ingest::Camera::stop));
+    let cams = shared.cameras.clone();
+    let stopping = tokio::task::spawn_blocking(move || cams.stop_all());
     if tokio::time::timeout(Duration::from_secs(10), stopping).await.is_err() {
         log::warn!("cameras did not stop within 10 s; abandoning them");
     }
@@ -276,19 +277,14 @@ async fn start_api(
     })))
 }
 
-/// One pipeline per enabled camera, all feeding one bounded queue. A camera whose credentials cannot be
-/// read is logged and left out; the others start.
-fn start_cameras(cfg: &Config) -> (Vec<crate::ingest::Camera>, Arc<crate::ingest::FrameQueue>) {
+/// One pipeline per enabled camera, all feeding one bounded queue (sized for the cameras at start: four
+/// frames each). A camera whose credentials cannot be read is logged and left out; the others start.
+fn start_cameras(cfg: &Config) -> Arc<crate::ingest::CameraSet> {
     let enabled = cfg.cameras.iter().filter(|c| c.enabled).count();
     let frames = Arc::new(crate::ingest::FrameQueue::new((enabled * 4).max(4)));
-    let mut cams = Vec::new();
-    for c in cfg.cameras.iter().filter(|c| c.enabled) {
-        match crate::ingest::Camera::spawn(c, frames.clone(), crate::ingest::camera::Timing::default()) {
-            Ok(cam) => cams.push(cam),
-            Err(e) => log::error!(camera = c.id.as_str(); "camera not started: {e}"),
-        }
-    }
-    (cams, frames)
+    let set = Arc::new(crate::ingest::CameraSet::new(frames, crate::ingest::camera::Timing::default()));
+    set.apply(&cfg.cameras);
+    set
 }
 
 /// Frames through the recognizer and tracker into the store; without an OCR model they are only
@@ -314,12 +310,11 @@ fn spawn_frame_analysis(
 
 fn status_line(shared: &Shared) -> String {
     let mut s = lock(&shared.health).summary(&lock(&shared.config));
-    let cams = lock(&shared.cameras);
+    let cams = shared.cameras.states();
     if !cams.is_empty() {
-        let states: Vec<String> = cams.iter().map(|c| format!("{}={}", c.id, c.state())).collect();
+        let states: Vec<String> = cams.iter().map(|(id, state)| format!("{id}={state}")).collect();
         s.push_str(&format!("; cameras: {}", states.join(", ")));
     }
-    drop(cams);
     let a = &shared.analysis;
     let frames = a.frames.load(Ordering::Relaxed);
     if frames > 0 {
@@ -398,6 +393,15 @@ fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::acc
             logging::set_level(new.config.logging.level);
             if let Err(e) = shared.hotlists.reload_files(&new.config.hotlists.files) {
                 log::error!("hotlist reload failed, keeping the lists in force:\n{e}");
+            }
+            // Cameras stop and start on their own thread: a teardown must not hold up the watchdog.
+            let (set, cams) = (shared.cameras.clone(), new.config.cameras.clone());
+            let spawned = std::thread::Builder::new().name("cam-reload".into()).spawn(move || {
+                let r = set.apply(&cams);
+                log::info!("cameras reloaded: started {:?}, restarted {:?}, stopped {:?}, unchanged {:?}", r.started, r.restarted, r.stopped, r.kept);
+            });
+            if let Err(e) = spawned {
+                log::error!("camera reload not started: {e}");
             }
             let mut next = new.config;
             next.store.path = cur.store.path.clone();

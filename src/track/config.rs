@@ -1,5 +1,6 @@
-//! Tracker settings. Not in the TOML schema yet: the daemon uses [`TrackerConfig::default`], tuned for
-//! 8–15 analysed frames per second (one frame every 67–125 ms).
+//! Tracker settings, from the `[tracker]` TOML table (`config::Tracker`, same field names); the
+//! defaults ([`TrackerConfig::default`]) are tuned for 8–15 analysed frames per second (one frame every
+//! 67–125 ms).
 //!
 //! Distances are in plate widths (the box width of the read), so the same settings hold for near and far
 //! cameras: a plate is about 0.5 m wide, so a car in the next lane is some 6–8 widths away.
@@ -85,12 +86,60 @@ impl Default for TrackerConfig {
     }
 }
 
+/// Copies every field between the TOML table and the tracker's settings (one list, both directions).
+macro_rules! same_fields {
+    ($($f:ident),* $(,)?) => {
+        impl From<&crate::config::Tracker> for TrackerConfig {
+            fn from(t: &crate::config::Tracker) -> Self {
+                TrackerConfig { $($f: t.$f),* }
+            }
+        }
+        impl From<&TrackerConfig> for crate::config::Tracker {
+            fn from(t: &TrackerConfig) -> Self {
+                crate::config::Tracker { $($f: t.$f),* }
+            }
+        }
+    };
+}
+
+same_fields!(
+    gap_ms,
+    position_gate_widths,
+    gate_growth_widths_per_s,
+    max_speed_widths_per_s,
+    max_gate_widths,
+    max_size_ratio,
+    min_text_similarity,
+    confusable_cost,
+    max_tracks_per_camera,
+    min_frames,
+    min_confidence,
+    max_candidates,
+    early_confidence,
+    early_min_frames,
+    parked_after_ms,
+    parked_motion_widths,
+    parked_repeat_ms,
+    approach_growth,
+    min_travel_widths,
+);
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
     #[error("tracker setting {key} = {value} is out of range {range}")]
     OutOfRange { key: &'static str, value: String, range: &'static str },
     #[error("tracker setting max_gate_widths ({max}) is below position_gate_widths ({gate})")]
     GateBelowBase { max: f32, gate: f32 },
+}
+
+impl ConfigError {
+    /// The setting at fault, for a `tracker.<key>` path in configuration errors.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ConfigError::OutOfRange { key, .. } => key,
+            ConfigError::GateBelowBase { .. } => "max_gate_widths",
+        }
+    }
 }
 
 impl TrackerConfig {

@@ -1,0 +1,221 @@
+//! Which elements decode a camera's stream (R-IN1): chosen from the codec the source negotiated and the
+//! camera's `decoder` setting, so the choice is explicit, logged and testable (no decodebin ranking).
+//!
+//! `auto` takes the first hardware decoder whose element is installed, else the software one. MJPEG always
+//! decodes in software (`jpegdec`): hardware JPEG decoders differ too much between boards to pick blindly.
+//! A named element is used whatever the codec; one that cannot take the stream fails to link and the
+//! camera reports `unsupported-codec`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    H264,
+    H265,
+    Jpeg,
+}
+
+impl Codec {
+    /// From RTP caps (`encoding-name`, as rtspsrc announces each stream).
+    pub fn from_rtp_encoding(name: &str) -> Option<Codec> {
+        match name.to_ascii_uppercase().as_str() {
+            "H264" => Some(Codec::H264),
+            "H265" | "HEVC" => Some(Codec::H265),
+            "JPEG" => Some(Codec::Jpeg),
+            _ => None,
+        }
+    }
+
+    /// From the caps name of an elementary stream (parsebin's pads for files and HTTP).
+    pub fn from_caps_name(name: &str) -> Option<Codec> {
+        match name {
+            "video/x-h264" => Some(Codec::H264),
+            "video/x-h265" => Some(Codec::H265),
+            "image/jpeg" => Some(Codec::Jpeg),
+            _ => None,
+        }
+    }
+
+    fn depay(self) -> &'static str {
+        match self {
+            Codec::H264 => "rtph264depay",
+            Codec::H265 => "rtph265depay",
+            Codec::Jpeg => "rtpjpegdepay",
+        }
+    }
+
+    fn parse(self) -> Option<&'static str> {
+        match self {
+            Codec::H264 => Some("h264parse"),
+            Codec::H265 => Some("h265parse"),
+            Codec::Jpeg => None,
+        }
+    }
+
+    /// Hardware decoders in order of preference: Jetson, stateless then stateful V4L2, VA, VA-API.
+    fn hardware(self) -> &'static [&'static str] {
+        match self {
+            Codec::H264 => &["nvv4l2decoder", "v4l2slh264dec", "v4l2h264dec", "vah264dec", "vaapih264dec"],
+            Codec::H265 => &["nvv4l2decoder", "v4l2slh265dec", "v4l2h265dec", "vah265dec", "vaapih265dec"],
+            Codec::Jpeg => &[],
+        }
+    }
+
+    fn software(self) -> &'static str {
+        match self {
+            Codec::H264 => "avdec_h264",
+            Codec::H265 => "avdec_h265",
+            Codec::Jpeg => "jpegdec",
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Codec::H264 => "H.264",
+            Codec::H265 => "H.265",
+            Codec::Jpeg => "MJPEG",
+        })
+    }
+}
+
+/// The elements between the source pad and the colour conversion, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub codec: Codec,
+    pub depay: Option<&'static str>,
+    pub parse: Option<&'static str>,
+    pub decoder: String,
+    /// Jetson's decoder outputs NVMM memory, which only `nvvidconv` copies to system memory.
+    pub to_system_memory: Option<&'static str>,
+    pub hardware: bool,
+}
+
+impl Chain {
+    pub fn elements(&self) -> Vec<&str> {
+        self.depay.iter().copied().chain(self.parse).chain([self.decoder.as_str()]).chain(self.to_system_memory).collect()
+    }
+}
+
+impl fmt::Display for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} via {} ({})", self.codec, self.elements().join(" ! "), if self.hardware { "hardware" } else { "software" })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChoiceError {
+    #[error("{codec} needs the GStreamer element `{element}`, which is not installed")]
+    Missing { codec: Codec, element: String },
+}
+
+/// The chain for `codec` under the `decoder` setting. `rtp`: the stream arrives as RTP (needs a depayloader);
+/// otherwise it is an elementary stream that parsebin already parsed. `installed` asks the registry.
+pub fn choose(codec: Codec, setting: &str, rtp: bool, installed: &dyn Fn(&str) -> bool) -> Result<Chain, ChoiceError> {
+    let (decoder, hardware) = match setting {
+        "software" => (codec.software().to_string(), false),
+        "auto" => match codec.hardware().iter().find(|e| installed(e)) {
+            Some(hw) => (hw.to_string(), true),
+            None => (codec.software().to_string(), false),
+        },
+        named => (named.to_string(), !named.starts_with("avdec_") && named != "jpegdec"),
+    };
+    let depay = rtp.then(|| codec.depay());
+    let parse = if rtp { codec.parse() } else { None };
+    let to_system_memory = (decoder == "nvv4l2decoder").then_some("nvvidconv");
+    let chain = Chain { codec, depay, parse, decoder, to_system_memory, hardware };
+    if let Some(missing) = chain.elements().into_iter().find(|e| !installed(e)) {
+        return Err(ChoiceError::Missing { codec, element: missing.to_string() });
+    }
+    Ok(chain)
+}
+
+/// Under `auto`, a hardware decoder that fails before its first frame (device busy, firmware, a profile it
+/// cannot take) would fail the same way on every reconnect: the camera falls back to `software`.
+pub fn fallback(setting: &str, chain: Option<&Chain>, ended: super::Failure, streamed: bool) -> Option<&'static str> {
+    use super::Failure::{Other, UnsupportedCodec};
+    let hw = chain.is_some_and(|c| c.hardware);
+    (setting == "auto" && hw && !streamed && matches!(ended, UnsupportedCodec | Other)).then_some("software")
+}
+
+/// Whether `name` is an installed element that GStreamer classes as a decoder.
+pub fn is_decoder_element(name: &str) -> Result<bool, String> {
+    gstreamer::init().map_err(|e| e.to_string())?;
+    Ok(gstreamer::ElementFactory::find(name).is_some_and(|f| f.metadata("klass").is_some_and(|k| k.contains("Decoder"))))
+}
+
+/// Whether an element is installed (the registry answers from its cache).
+pub fn installed(name: &str) -> bool {
+    gstreamer::ElementFactory::find(name).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only(present: &'static [&'static str]) -> impl Fn(&str) -> bool {
+        move |e| present.contains(&e)
+    }
+
+    const SOFT: &[&str] = &["rtph264depay", "rtph265depay", "rtpjpegdepay", "h264parse", "h265parse", "avdec_h264", "avdec_h265", "jpegdec"];
+
+    #[test]
+    fn auto_prefers_installed_hardware_then_software() {
+        let c = choose(Codec::H264, "auto", true, &only(SOFT)).unwrap();
+        assert_eq!((c.elements(), c.hardware), (vec!["rtph264depay", "h264parse", "avdec_h264"], false));
+        assert_eq!(c.to_string(), "H.264 via rtph264depay ! h264parse ! avdec_h264 (software)");
+
+        let with_va: &[&str] = &["rtph265depay", "h265parse", "avdec_h265", "vaapih265dec", "v4l2slh265dec"];
+        let c = choose(Codec::H265, "auto", true, &only(with_va)).unwrap();
+        assert_eq!((c.decoder.as_str(), c.hardware), ("v4l2slh265dec", true));
+
+        let jetson: &[&str] = &["rtph264depay", "h264parse", "nvv4l2decoder", "nvvidconv", "avdec_h264"];
+        let c = choose(Codec::H264, "auto", true, &only(jetson)).unwrap();
+        assert_eq!(c.elements(), ["rtph264depay", "h264parse", "nvv4l2decoder", "nvvidconv"]);
+    }
+
+    #[test]
+    fn software_and_named_settings_are_obeyed() {
+        let hw: &[&str] = &["rtph264depay", "h264parse", "avdec_h264", "vaapih264dec"];
+        assert_eq!(choose(Codec::H264, "software", true, &only(hw)).unwrap().decoder, "avdec_h264");
+        let c = choose(Codec::H264, "vaapih264dec", true, &only(hw)).unwrap();
+        assert_eq!((c.decoder.as_str(), c.hardware), ("vaapih264dec", true));
+        // A file or HTTP stream comes out of parsebin already parsed: no depayloader, no parser.
+        assert_eq!(choose(Codec::Jpeg, "auto", false, &only(SOFT)).unwrap().elements(), ["jpegdec"]);
+    }
+
+    #[test]
+    fn a_missing_element_is_named() {
+        let e = choose(Codec::H265, "auto", true, &only(&["rtph265depay", "h265parse"])).unwrap_err();
+        assert_eq!(e, ChoiceError::Missing { codec: Codec::H265, element: "avdec_h265".into() });
+        assert_eq!(e.to_string(), "H.265 needs the GStreamer element `avdec_h265`, which is not installed");
+    }
+
+    #[test]
+    fn a_failing_hardware_decoder_falls_back_to_software_under_auto_only() {
+        use crate::ingest::Failure;
+        let all = |_: &str| true;
+        let hw = choose(Codec::H264, "auto", true, &all).unwrap();
+        assert!(hw.hardware);
+        assert_eq!(fallback("auto", Some(&hw), Failure::Other, false), Some("software"));
+        assert_eq!(fallback("auto", Some(&hw), Failure::UnsupportedCodec, false), Some("software"));
+        // It decoded before, or the camera went away: not the decoder's fault.
+        assert_eq!(fallback("auto", Some(&hw), Failure::Other, true), None);
+        assert_eq!(fallback("auto", Some(&hw), Failure::Unreachable, false), None);
+        // A decoder the operator named is kept; software has nothing to fall back to.
+        assert_eq!(fallback("nvv4l2decoder", Some(&hw), Failure::Other, false), None);
+        let sw = choose(Codec::H264, "software", true, &all).unwrap();
+        assert_eq!(fallback("auto", Some(&sw), Failure::Other, false), None);
+        assert_eq!(fallback("auto", None, Failure::Other, false), None);
+    }
+
+    #[test]
+    fn codecs_from_caps() {
+        assert_eq!(Codec::from_rtp_encoding("H265"), Some(Codec::H265));
+        assert_eq!(Codec::from_rtp_encoding("jpeg"), Some(Codec::Jpeg));
+        assert_eq!(Codec::from_rtp_encoding("MP4V-ES"), None);
+        assert_eq!(Codec::from_caps_name("video/x-h264"), Some(Codec::H264));
+        assert_eq!(Codec::from_caps_name("video/mpeg"), None);
+    }
+}
