@@ -28,11 +28,15 @@ pub fn init(cfg: &Logging) -> anyhow::Result<()> {
             .install()
             .map_err(|e| anyhow::anyhow!("cannot install the journal logger: {e}"))?;
     } else {
-        env_logger::Builder::new()
-            .filter_level(level_filter(cfg.level))
+        let mut b = env_logger::Builder::new();
+        b.filter_level(level_filter(cfg.level))
             // sled's own chatter stays at warn unless asked for.
-            .filter_module("sled", log::LevelFilter::Warn.min(level_filter(cfg.level)))
-            .format_timestamp_millis()
+            .filter_module("sled", log::LevelFilter::Warn.min(level_filter(cfg.level)));
+        // Libraries' debug lines would bury polewatch's own (at debug: each read with its plate).
+        for m in ["rumqttc", "rustls", "hyper", "hyper_util", "axum", "tokio", "mio", "h2", "tower"] {
+            b.filter_module(m, log::LevelFilter::Info.min(level_filter(cfg.level)));
+        }
+        b.format_timestamp_millis()
             .target(env_logger::Target::Stderr)
             .try_init()
             .map_err(|e| anyhow::anyhow!("cannot install the stderr logger: {e}"))?;
