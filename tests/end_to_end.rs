@@ -91,7 +91,7 @@ fn demo_video_over_rtsp_gives_one_correct_read_per_vehicle() {
         &cfg,
         format!(
             "[site]\nsite_id = \"t\"\ndevice_id = \"d\"\n\
-             [[cameras]]\nid = \"lane1\"\nurl = \"rtsp://127.0.0.1:{port}/demo\"\nanalysis_fps = 10\n\
+             [[cameras]]\nid = \"lane1\"\nurl = \"rtsp://127.0.0.1:{port}/demo\"\nanalysis_fps = 10\nstore_full_frames = true\n\
              [recognizer]\nthreads = 1\n{models}\n\
              [hotlists]\nalert_on_first_confident_read = false\n\
              [store]\npath = \"{}\"\n[store.retention]\nrequire_clock_sync = false\n\
@@ -151,6 +151,10 @@ fn demo_video_over_rtsp_gives_one_correct_read_per_vehicle() {
         assert!(r.has_crop);
         let crop = store.image(r.id, ImageKind::Crop).unwrap().unwrap();
         assert!(crop.starts_with(&[0xFF, 0xD8]), "crop is a JPEG");
+        // The camera keeps full frames: the best frame's JPEG, 1280x720, much larger than the crop.
+        let frame = store.image(r.id, ImageKind::Frame).unwrap().expect("full frame stored");
+        let decoded = polewatch::recognize::decode_image(&frame).unwrap();
+        assert_eq!((opencv::prelude::MatTraitConst::cols(&decoded), opencv::prelude::MatTraitConst::rows(&decoded)), (1280, 720));
         assert!(r.confidence >= 0.5 && r.bbox[2] > 40);
     }
 }

@@ -39,6 +39,15 @@ pub struct Settings {
     pub early_alerts: bool,
     pub tracker: TrackerConfig,
     pub crop_quality: i32,
+    /// Cameras whose reads also keep the full frame (`store_full_frames`, per camera or store-wide).
+    pub full_frames: HashSet<String>,
+}
+
+/// The images a frame read carries through the tracker: the plate crop and, where configured, the frame.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Images {
+    pub crop: Vec<u8>,
+    pub frame: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 impl Settings {
@@ -49,6 +58,12 @@ impl Settings {
             early_alerts: cfg.hotlists.alert_on_first_confident_read,
             tracker: TrackerConfig::from(&cfg.tracker),
             crop_quality: 90,
+            full_frames: cfg
+                .cameras
+                .iter()
+                .filter(|c| c.store_full_frames.unwrap_or(cfg.store.store_full_frames))
+                .map(|c| c.id.clone())
+                .collect(),
         }
     }
 }
@@ -74,8 +89,10 @@ pub fn frame_to_bgr(f: &Frame) -> Result<Mat, FrameError> {
 
 /// The frame reads of one frame, for the tracker: crops JPEG-encoded from the frame itself so that a
 /// vehicle read's crop comes from the same frame as its best reading.
-fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) -> Vec<FrameRead<Vec<u8>>> {
+fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) -> Vec<FrameRead<Images>> {
     let mut out = Vec::new();
+    // One encoding of the full frame, shared by every plate in it.
+    let mut full: Option<Option<std::sync::Arc<Vec<u8>>>> = None;
     for r in reads {
         if r.confidence < s.min_read_confidence {
             continue;
@@ -91,6 +108,11 @@ fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) ->
             .iter()
             .filter_map(|c| Plate::new(&c.text).ok().map(|p| PlateCandidate { plate: p, confidence: c.confidence }))
             .collect();
+        let frame_jpeg = if s.full_frames.contains(&*frame.camera) {
+            full.get_or_insert_with(|| crate::recognize::encode_jpeg(img, s.crop_quality).ok().map(std::sync::Arc::new)).clone()
+        } else {
+            None
+        };
         out.push(FrameRead {
             camera_id: frame.camera.to_string(),
             frame_seq: frame.seq,
@@ -101,10 +123,16 @@ fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) ->
             confidence: r.confidence,
             candidates,
             region: None,
-            crop,
+            crop: Images { crop, frame: frame_jpeg },
         });
     }
     out
+}
+
+fn with_images(mut r: crate::store::NewRead, images: Images) -> crate::store::NewRead {
+    r.crop_jpeg = (!images.crop.is_empty()).then_some(images.crop);
+    r.frame_jpeg = images.frame.map(|f| std::sync::Arc::try_unwrap(f).unwrap_or_else(|shared| (*shared).clone()));
+    r
 }
 
 /// Stores the tracker's events: vehicle reads always; with `early_alerts`, an early read is stored (and
@@ -117,23 +145,23 @@ struct Events<'a> {
 }
 
 impl Events<'_> {
-    fn handle(&mut self, events: Vec<TrackEvent<Vec<u8>>>) {
+    fn handle(&mut self, events: Vec<TrackEvent<Images>>) {
         for e in events {
             let (new_read, best_ms) = match e {
                 TrackEvent::Early(early) if self.early_alerts => {
                     self.early_stored.insert(early.track_id);
-                    let crop = early.reading.best.crop.clone();
+                    let images = early.reading.best.crop.clone();
                     let ms = early.reading.best.captured_at_ms;
-                    (early.into_new_read((!crop.is_empty()).then_some(crop)), ms)
+                    (with_images(early.into_new_read(None), images), ms)
                 }
                 TrackEvent::Early(_) => continue,
                 TrackEvent::Vehicle(v) => {
                     if v.report == 0 && self.early_stored.remove(&v.track_id) {
                         continue;
                     }
-                    let crop = v.reading.best.crop.clone();
+                    let images = v.reading.best.crop.clone();
                     let ms = v.reading.best.captured_at_ms;
-                    (v.into_new_read((!crop.is_empty()).then_some(crop)), ms)
+                    (with_images(v.into_new_read(None), images), ms)
                 }
             };
             match self.sink.accept(new_read) {
