@@ -14,7 +14,7 @@ OCR_H, OCR_W = 32, 128
 OCR_MARGIN_X, OCR_MARGIN_Y = 0.05, 0.10
 
 # Detector contract.
-DET_W, DET_H = 512, 320
+DET_W, DET_H = 640, 384
 DET_FILL = 114
 
 DEFAULT_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
