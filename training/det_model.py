@@ -1,7 +1,7 @@
 """Tiny anchor-free single-class plate detector (CenterNet-style, one stride-8 head fed by a small FPN).
 
 Static shapes and only layers OpenCV 4.6's DNN runs: Conv, BatchNorm, ReLU, Resize(nearest), Add, Slice,
-Sigmoid, Tanh, Exp, Mul, Concat, Reshape. In export mode the grid decoding happens in the graph and the output
+Sigmoid, Tanh, Exp, Mul, MaxPool, Concat, Reshape. In export mode the grid decoding happens in the graph and the output
 is YOLOv8-shaped: [1, 5, N] = (cx, cy, w, h, score) in input-canvas pixels, score after sigmoid."""
 import torch
 import torch.nn as nn
@@ -55,4 +55,8 @@ class PlateDet(nn.Module):
         xy = (out[:, 1:3] + self.grid) * float(STRIDE)
         wh = torch.exp(log_wh(out[:, 3:5])) * float(STRIDE)
         score = torch.sigmoid(out[:, 0:1])
+        # CenterNet peak extraction in the graph: a cell keeps its score only where it is the 3x3 maximum,
+        # so the runtime's plain threshold + NMS sees one candidate per plate (Sub/Add/Relu/Mul/MaxPool only).
+        peak = torch.relu(score - F.max_pool2d(score, 3, 1, 1) + 1e-4) * 1e4
+        score = score * peak
         return torch.cat([xy, wh, score], 1).reshape(1, 5, -1)
