@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 DEMO_CONFIG ?= config/demo.toml
 
-.PHONY: all deps build run test bench check-config clean
+.PHONY: all deps build run test bench check-config clean train-deps ocr-data train-ocr train-detector eval-models
 
 all: build
 
@@ -39,3 +39,38 @@ check-config: build
 clean:
 	$(CARGO) clean
 	rm -rf demo-state
+
+# ---- Model training (issue #4). Not needed by `make test`. See training/README.md. ----
+# DATA: the read-only plate sets (nothing from them is copied into the repository).
+DATA ?= $(abspath ../shared/data)
+REF ?= $(abspath ../shared/models/reference)
+TPY := $(CURDIR)/training/.venv/bin/python
+TRUN := cd training && OMP_NUM_THREADS=1
+OCR_STEPS ?= 3500
+DET_STEPS ?= 4500
+
+train-deps:
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y fonts-roadgeek fonts-bebas-neue fonts-opendin fonts-liberation fonts-national-park python3-venv
+	test -x $(TPY) || python3 -m venv training/.venv
+	$(TPY) -m pip install -r training/requirements.txt
+
+# Two generator processes (seeds 1000, 1001), then training on one thread, then export + OpenCV check.
+ocr-data:
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data --shard 0 --count 16000 --real-copies 30 & \
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data --shard 1 --count 16000; wait
+
+train-ocr: ocr-data
+	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --out out/ocr_run --steps $(OCR_STEPS) --seed 0
+	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_run/best.pt --out ../models/plate-ocr.onnx --data $(DATA)
+
+train-detector:
+	$(TRUN) $(TPY) train_det.py --data $(DATA) --out out/det_run --steps $(DET_STEPS) --seed 0
+	$(TRUN) $(TPY) export_det.py --ckpt out/det_run/best.pt --out ../models/plate-detector.onnx --data $(DATA)
+
+# Evaluation on openalpr-dev through OpenCV 4.6 (ours and the reference models, which are never shipped).
+eval-models:
+	$(TRUN) $(TPY) eval_ocr.py --model ../models/plate-ocr.onnx --data $(DATA)/openalpr-dev --json out/eval_ocr.json
+	$(TRUN) $(TPY) eval_ocr.py --model $(REF)/cct_xs_v1_global_cv46.onnx --kind cct --data $(DATA)/openalpr-dev --json out/eval_ocr_ref.json
+	$(TRUN) $(TPY) eval_det.py --model ../models/plate-detector.onnx --ocr ../models/plate-ocr.onnx --data $(DATA)/openalpr-dev --json out/eval_det.json
+	$(TRUN) $(TPY) eval_det.py --model $(REF)/yolov8n_plate_cv46.onnx --size 640x640 --thr 0.25 --ocr $(REF)/cct_xs_v1_global_cv46.onnx --ocr-kind cct --data $(DATA)/openalpr-dev --json out/eval_det_ref.json

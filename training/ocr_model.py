@@ -1,0 +1,47 @@
+"""Small conv-only CRNN for plate OCR with a CTC head, built only from layers OpenCV 4.6's DNN runs
+(Conv, BatchNorm, ReLU, MaxPool, Slice, Concat, Softmax, Reshape, Transpose).
+
+Two-row plates: the backbone ends with a feature map of height 2; its top and bottom rows are concatenated
+along the width, so the CTC sequence reads the upper row first and then the lower one. A one-row plate is
+emitted by whichever half the network prefers, the other half predicting blanks."""
+import torch
+import torch.nn as nn
+
+from common import NUM_CLASSES, OCR_H, OCR_W
+
+
+def cbr(cin, cout, k=3, p=1):
+    return [nn.Conv2d(cin, cout, k, padding=p, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class PlateCRNN(nn.Module):
+    def __init__(self, widths=(32, 64, 96, 128, 160), export=False):
+        super().__init__()
+        c1, c2, c3, c4, c5 = widths
+        self.export = export
+        self.backbone = nn.Sequential(
+            *cbr(1, c1), nn.MaxPool2d(2),                 # 16 x 64
+            *cbr(c1, c2), nn.MaxPool2d(2),                # 8 x 32
+            *cbr(c2, c3), *cbr(c3, c3), nn.MaxPool2d((2, 1)),  # 4 x 32
+            *cbr(c3, c4), *cbr(c4, c4), nn.MaxPool2d((2, 1)),  # 2 x 32
+            *cbr(c4, c5),
+        )
+        self.seq = nn.Sequential(*cbr(c5, c5, (1, 3), (0, 1)), *cbr(c5, c5, (1, 3), (0, 1)), nn.Dropout(0.1))
+        self.head = nn.Conv2d(c5, NUM_CLASSES, 1)
+
+    def forward(self, x):
+        """x: [B, 1, 32, 128] raw grey 0..255. Training: log-probs [T, B, K] for CTC. Export: probs [1, T, K]."""
+        x = x * (1.0 / 127.5) - 1.0
+        f = self.backbone(x)
+        f = torch.cat([f[:, :, 0:1, :], f[:, :, 1:2, :]], dim=3)  # [B, C, 1, 2*W/4]
+        f = self.seq(f)
+        logits = self.head(f)  # [B, K, 1, T]
+        if self.export:
+            # Softmax over the last axis: with opset 11 that is one plain Softmax node (axis=2), which OpenCV
+            # 4.6 computes correctly; a softmax over axis 1 becomes Transpose/Softmax/Transpose.
+            return torch.softmax(logits.reshape(1, NUM_CLASSES, -1).transpose(1, 2), dim=2)  # [1, T, K]
+        return logits.squeeze(2).permute(2, 0, 1).log_softmax(2)
+
+
+def input_shape():
+    return (1, 1, OCR_H, OCR_W)
