@@ -130,6 +130,9 @@ fn print_table(r: &Report, other: Option<&Report>) {
         ("ms_detect", |f| f.ms_detect, true),
         ("ms_ocr", |f| f.ms_ocr, false),
     ];
+    // Detector columns only when some model set has a detector.
+    let any_det = r.has_detector || other.is_some_and(|o| o.has_detector);
+    let cols: Vec<_> = cols.into_iter().filter(|(_, _, det)| any_det || !det).collect();
     print!("{:<10} {:>6} {:>6}", "group", "images", "plates");
     for (n, _, _) in &cols {
         print!(" {n:>12}");
