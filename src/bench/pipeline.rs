@@ -123,7 +123,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             cfg.cameras.push(cam);
         }
         cfg.hotlists.alert_on_first_confident_read = false;
-        let settings = Settings::from_config(&cfg);
+        let settings = Arc::new(std::sync::Mutex::new(Settings::from_config(&cfg)));
         let stats = Arc::new(AnalyseStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let rss0 = rss_kib();

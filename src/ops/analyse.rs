@@ -188,7 +188,13 @@ impl Events<'_> {
 
 /// Runs until `stop`: frames from the queue through the recognizer and tracker into the sink. Open
 /// tracks are flushed (reported) on stop, so a shutdown loses no pass already seen.
-pub fn run(mut rec: Recognizer, settings: Settings, frames: Arc<FrameQueue>, sink: Arc<ReadSink>, stats: Arc<AnalyseStats>, stop: impl Fn() -> bool) {
+/// Settings the analysis thread re-reads for every frame, so a reload's camera views, confidence floor and
+/// full-frame choice apply at once (tracker settings and early alerts apply on restart).
+pub type SharedSettings = Arc<std::sync::Mutex<Settings>>;
+
+pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>, sink: Arc<ReadSink>, stats: Arc<AnalyseStats>, stop: impl Fn() -> bool) {
+    let current = || shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let settings = current();
     let mut tracker = match Tracker::new(settings.tracker.clone()) {
         Ok(t) => t,
         Err(e) => {
@@ -197,10 +203,6 @@ pub fn run(mut rec: Recognizer, settings: Settings, frames: Arc<FrameQueue>, sin
         }
     };
     let mut events = Events { sink: &sink, stats: &stats, early_alerts: settings.early_alerts, early_stored: HashSet::new() };
-    let default_view = View::default();
-    // Frames are rotated here, once, so that crops and boxes share the rotated frame's pixels.
-    let views: HashMap<String, View> =
-        settings.views.iter().map(|(k, v)| (k.clone(), View { rotate_deg: 0.0, ..v.clone() })).collect();
     let mut last_error_log = std::time::Instant::now() - Duration::from_secs(60);
     while !stop() {
         let Some(frame) = frames.pop(Duration::from_millis(200)) else {
@@ -208,12 +210,14 @@ pub fn run(mut rec: Recognizer, settings: Settings, frames: Arc<FrameQueue>, sin
             continue;
         };
         stats.frames.fetch_add(1, Ordering::Relaxed);
-        let view = views.get(&*frame.camera).unwrap_or(&default_view);
-        let rotate = settings.views.get(&*frame.camera).map_or(0.0, |v| v.rotate_deg);
+        let settings = current();
+        // Frames are rotated here, once, so that crops and boxes share the rotated frame's pixels.
+        let mut view = settings.views.get(&*frame.camera).cloned().unwrap_or_default();
+        let rotate = std::mem::take(&mut view.rotate_deg);
         let result = frame_to_bgr(&frame)
             .map_err(|e| e.to_string())
             .and_then(|img| crate::recognize::rotated(&img, rotate).map_err(|e| e.to_string()))
-            .and_then(|img| rec.recognize(&img, view).map(|r| (img, r)).map_err(|e| e.to_string()));
+            .and_then(|img| rec.recognize(&img, &view).map(|r| (img, r)).map_err(|e| e.to_string()));
         match result {
             Ok((img, r)) => {
                 stats.plates_read.fetch_add(r.reads.len() as u64, Ordering::Relaxed);

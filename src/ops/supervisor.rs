@@ -49,6 +49,7 @@ struct Shared {
     hotlists: Arc<crate::ops::hotlists::Hotlists>,
     cameras: Arc<crate::ingest::CameraSet>,
     analysis: Arc<crate::ops::analyse::AnalyseStats>,
+    analysis_settings: crate::ops::analyse::SharedSettings,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -133,6 +134,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         hotlists: hotlists.clone(),
         cameras,
         analysis: Arc::default(),
+        analysis_settings: Arc::new(Mutex::new(analysis_settings)),
     });
     let summary = lock(&shared.health).summary(&lock(&shared.config));
     notify::ready(&summary);
@@ -149,7 +151,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         tokio::spawn(u.run(uplink_stop_rx))
     });
     let sink = Arc::new(crate::ops::reads::ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: uplink_waker });
-    let frame_drain = spawn_frame_analysis(recognizer, analysis_settings, frames, sink, shared.clone());
+    let frame_drain = spawn_frame_analysis(recognizer, shared.analysis_settings.clone(), frames, sink, shared.clone());
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
     let cfg_now = lock(&shared.config).clone();
     let api = start_api(&cfg_now, &store, &audit, api_handle.clone()).await?;
@@ -291,7 +293,7 @@ fn start_cameras(cfg: &Config) -> Arc<crate::ingest::CameraSet> {
 /// released so that the queue keeps its newest frames.
 fn spawn_frame_analysis(
     recognizer: Option<crate::recognize::Recognizer>,
-    settings: crate::ops::analyse::Settings,
+    settings: crate::ops::analyse::SharedSettings,
     frames: Arc<crate::ingest::FrameQueue>,
     sink: Arc<crate::ops::reads::ReadSink>,
     shared: Arc<Shared>,
@@ -403,6 +405,7 @@ fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::acc
             if let Err(e) = spawned {
                 log::error!("camera reload not started: {e}");
             }
+            *lock(&shared.analysis_settings) = crate::ops::analyse::Settings::from_config(&new.config);
             let mut next = new.config;
             next.store.path = cur.store.path.clone();
             next.store.cache_capacity_mb = cur.store.cache_capacity_mb;
