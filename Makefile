@@ -46,31 +46,31 @@ DATA ?= $(abspath ../shared/data)
 REF ?= $(abspath ../shared/models/reference)
 TPY := $(CURDIR)/training/.venv/bin/python
 TRUN := cd training && OMP_NUM_THREADS=1
-OCR_STEPS ?= 3500
-DET_STEPS ?= 4500
+OCR3_STEPS ?= 3000
+OCR_FINAL ?= ocr_run3
+DET_THR ?= 0.5
 
-train-deps:
-	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update
-	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y fonts-roadgeek fonts-bebas-neue fonts-opendin fonts-liberation fonts-national-park python3-venv
-	test -x $(TPY) || python3 -m venv training/.venv
-	$(TPY) -m pip install -r training/requirements.txt
-
-# Two generator processes (seeds 1000, 1001), then training on one thread, then export + OpenCV check.
+# The shipped models come from these exact stages (seeds and step counts as run; see models/MODELS.md).
 ocr-data:
 	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data --shard 0 --count 16000 --real-copies 30 & \
 	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data --shard 1 --count 16000; wait
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data_extra --shard 2 --count 14000
 
 train-ocr: ocr-data
-	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --out out/ocr_run --steps $(OCR_STEPS) --seed 0
-	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_run/best.pt --out ../models/plate-ocr.onnx --data $(DATA)
+	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --out out/ocr_run --steps 3500 --lr 2e-3 --seed 0
+	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --out out/ocr_run2 --steps 6000 --lr 1e-3 --seed 1 --init out/ocr_run/best.pt
+	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --extra-shards 'out/ocr_data_extra/syn_*.npz' --out out/ocr_run3 --steps $(OCR3_STEPS) --lr 5e-4 --seed 2 --init out/ocr_run2/best.pt
+	$(TRUN) $(TPY) export_ocr.py --ckpt out/$(OCR_FINAL)/best.pt --out ../models/plate-ocr.onnx --data $(DATA)
 
 train-detector:
-	$(TRUN) $(TPY) train_det.py --data $(DATA) --out out/det_run --steps $(DET_STEPS) --seed 0
-	$(TRUN) $(TPY) export_det.py --ckpt out/det_run/best.pt --out ../models/plate-detector.onnx --data $(DATA)
+	$(TRUN) $(TPY) train_det.py --data $(DATA) --out out/det_run --steps 5000 --lr 3e-3 --seed 0
+	$(TRUN) $(TPY) train_det.py --data $(DATA) --out out/det_run2 --steps 3500 --lr 1.5e-3 --p-focus 0.5 --seed 2 --init out/det_run/best.pt
+	$(TRUN) $(TPY) export_det.py --ckpt out/det_run2/best.pt --out ../models/plate-detector.onnx --data $(DATA)
+	$(TRUN) $(TPY) pick_det_thr.py --model ../models/plate-detector.onnx --data $(DATA)
 
 # Evaluation on openalpr-dev through OpenCV 4.6 (ours and the reference models, which are never shipped).
 eval-models:
 	$(TRUN) $(TPY) eval_ocr.py --model ../models/plate-ocr.onnx --data $(DATA)/openalpr-dev --json out/eval_ocr.json
 	$(TRUN) $(TPY) eval_ocr.py --model $(REF)/cct_xs_v1_global_cv46.onnx --kind cct --data $(DATA)/openalpr-dev --json out/eval_ocr_ref.json
-	$(TRUN) $(TPY) eval_det.py --model ../models/plate-detector.onnx --ocr ../models/plate-ocr.onnx --data $(DATA)/openalpr-dev --json out/eval_det.json
+	$(TRUN) $(TPY) eval_det.py --model ../models/plate-detector.onnx --ocr ../models/plate-ocr.onnx --data $(DATA)/openalpr-dev --thr $(DET_THR) --json out/eval_det.json
 	$(TRUN) $(TPY) eval_det.py --model $(REF)/yolov8n_plate_cv46.onnx --size 640x640 --thr 0.25 --ocr $(REF)/cct_xs_v1_global_cv46.onnx --ocr-kind cct --data $(DATA)/openalpr-dev --json out/eval_det_ref.json

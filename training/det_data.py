@@ -49,13 +49,13 @@ def add_synthetic(img, boxes, rng, n):
     return img, np.concatenate(new)
 
 
-def sample(scene, rng, crop=224, p_synth=0.35):
+def sample(scene, rng, crop=224, p_synth=0.35, p_focus=0.75):
     """One training crop: (RGB float 0..1 [3,crop,crop], target [6, crop/8, crop/8])."""
     img, boxes = scene
     ih, iw = img.shape[:2]
     s = min(DET_W / iw, DET_H / ih) * float(np.exp(rng.uniform(np.log(0.6), np.log(2.2))))
     # focus the crop on a plate most of the time
-    if len(boxes) and rng.random() < 0.75:
+    if len(boxes) and rng.random() < p_focus:
         b = boxes[rng.integers(len(boxes))] * s
         cx = b[0] + b[2] / 2 + rng.uniform(-0.45, 0.45) * crop
         cy = b[1] + b[3] / 2 + rng.uniform(-0.45, 0.45) * crop

@@ -36,8 +36,8 @@ def losses(out, t):
     return focal + off + size, (focal.item(), off.item(), size.item())
 
 
-def batch(scenes, rng, n, crop):
-    xs, ts = zip(*(sample(scenes[rng.integers(len(scenes))], rng, crop) for _ in range(n)))
+def batch(scenes, rng, n, crop, p_focus=0.75):
+    xs, ts = zip(*(sample(scenes[rng.integers(len(scenes))], rng, crop, p_focus=p_focus) for _ in range(n)))
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts))
 
 
@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--p-focus", type=float, default=0.75, help="share of crops centred near a plate")
+    ap.add_argument("--init", default="", help="checkpoint to continue from")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(a.seed)
@@ -64,11 +66,13 @@ def main():
     print(f"{len(train)} train scenes, {len(val)} val scenes, loaded in {time.time() - t0:.0f}s", flush=True)
 
     model = PlateDet()
+    if a.init:
+        model.load_state_dict(torch.load(a.init)["model"])
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.05)
     best, run = 1e9, None
     for step in range(1, a.steps + 1):
-        x, t = batch(train, rng, a.batch, a.crop)
+        x, t = batch(train, rng, a.batch, a.crop, a.p_focus)
         loss, parts = losses(model(x), t)
         opt.zero_grad()
         loss.backward()

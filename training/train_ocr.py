@@ -76,12 +76,15 @@ def main():
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--widths", default="16,32,64,96,128")
     ap.add_argument("--init", default="", help="checkpoint to continue from (fine-tuning)")
+    ap.add_argument("--extra-shards", default="", help="glob of further syn_*.npz shards to add")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
 
     shards = sorted(glob.glob(os.path.join(a.data_dir, "syn_*.npz")))
+    if a.extra_shards:
+        shards += sorted(glob.glob(a.extra_shards))
     xs, ys = [], []
     for s in shards:
         d = np.load(s)
