@@ -91,6 +91,12 @@ pub fn decode_ctc_greedy(probs: &[f32], steps: usize, classes: usize, blank: usi
     (!text.is_empty()).then(|| Reading { text, char_confidences: confs, confidence: path_lp.exp() })
 }
 
+fn merge_max(into: &mut [f32], from: &[f32]) {
+    for (a, b) in into.iter_mut().zip(from) {
+        *a = a.max(*b);
+    }
+}
+
 fn class_char(c: usize, blank: usize, alphabet: &[char]) -> char {
     alphabet[if c > blank { c - 1 } else { c }]
 }
@@ -127,6 +133,7 @@ pub fn decode_ctc_beam(
                 if c == blank {
                     let e = next.entry(prefix.clone()).or_insert((0.0, 0.0, confs.clone()));
                     e.0 += (pb + pnb) * p;
+                    merge_max(&mut e.2, confs);
                     continue;
                 }
                 let last = prefix.last().copied();
@@ -134,12 +141,15 @@ pub fn decode_ctc_beam(
                 ext.push(c);
                 let mut ext_confs = confs.clone();
                 ext_confs.push(p as f32);
-                let e = next.entry(ext).or_insert((0.0, 0.0, ext_confs));
+                let e = next.entry(ext).or_insert((0.0, 0.0, ext_confs.clone()));
+                // Paths that reach the same text keep each character's best probability.
+                merge_max(&mut e.2, &ext_confs);
                 if last == Some(c) {
                     // A repeat needs a blank between; without one it stays the same prefix.
                     e.1 += pb * p;
                     let same = next.entry(prefix.clone()).or_insert((0.0, 0.0, confs.clone()));
                     same.1 += pnb * p;
+                    merge_max(&mut same.2, confs);
                     if let Some(l) = same.2.last_mut() {
                         *l = l.max(p as f32);
                     }
@@ -225,6 +235,8 @@ mod tests {
         // Several alignments give AB1, so its probability exceeds the single best path's.
         assert!(b[0].confidence > g.confidence);
         assert!(b.len() > 1 && b[1].confidence <= b[0].confidence);
+        // Each character's confidence is its best step's, whichever path reached the text first.
+        assert!(b[0].char_confidences.iter().all(|&c| (c - 0.9).abs() < 1e-6), "{:?}", b[0].char_confidences);
     }
 
     #[test]
@@ -233,6 +245,15 @@ mod tests {
         let probs = vec![0.4, 0.35, 0.15, 0.1, 0.4, 0.35, 0.15, 0.1];
         let b = decode_ctc_beam(&probs, 2, 4, 0, &CTC, 8, 2);
         assert_eq!(b[0].text, "A");
+    }
+
+    #[test]
+    fn ctc_beam_char_confidence_is_the_best_step_not_the_first_path() {
+        // "A" is first reached by an unlikely step (0.05), then surely (0.9) after a blank.
+        let probs = vec![0.9, 0.05, 0.03, 0.02, 0.05, 0.9, 0.03, 0.02];
+        let b = decode_ctc_beam(&probs, 2, 4, 0, &CTC, 8, 1);
+        assert_eq!(b[0].text, "A");
+        assert!((b[0].char_confidences[0] - 0.9).abs() < 1e-6, "{:?}", b[0].char_confidences);
     }
 
     #[test]
