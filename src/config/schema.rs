@@ -128,6 +128,10 @@ pub struct DetectorModel {
     /// Non-maximum suppression: boxes overlapping a stronger one by more than this IoU are dropped.
     #[serde(default = "default_nms_iou")]
     pub nms_iou: f64,
+    /// The score threshold this model was calibrated for; when set it overrides
+    /// `recognizer.detect_confidence`.
+    #[serde(default)]
+    pub threshold: Option<f64>,
     /// Cascade only: image pyramid step and neighbours needed for a detection.
     #[serde(default = "default_cascade_scale")]
     pub cascade_scale_factor: f64,

@@ -163,6 +163,11 @@ fn detector_model(out: &mut Issues, at: &str, d: &DetectorModel) {
     if !(d.scale > 0.0 && d.scale <= 1.0) {
         push(out, format!("{at}.scale"), format!("{} is out of range (0, 1]", d.scale));
     }
+    if let Some(t) = d.threshold {
+        if !(t > 0.0 && t < 1.0) {
+            push(out, format!("{at}.threshold"), format!("{t} is out of range (0, 1)"));
+        }
+    }
     if !(d.nms_iou > 0.0 && d.nms_iou <= 1.0) {
         push(out, format!("{at}.nms_iou"), format!("{} is out of range (0, 1]", d.nms_iou));
     }

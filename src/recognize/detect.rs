@@ -27,7 +27,7 @@ pub fn load(spec: &DetectorModel, confidence: f32, backend: DnnBackend) -> Resul
         DetectorKind::Onnx => Box::new(OnnxDetector {
             net: model::load_onnx(&spec.path, &bytes, backend)?,
             spec: spec.clone(),
-            confidence,
+            confidence: spec.threshold.map_or(confidence, |t| t as f32),
         }),
         DetectorKind::Cascade => {
             let path = spec.path.to_string_lossy().into_owned();
