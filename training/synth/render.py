@@ -49,6 +49,11 @@ def _rgb(rng, lo, hi):
     return tuple(int(v) for v in rng.integers(lo, hi + 1, size=3))
 
 
+# Share of separators drawn as an emblem. 0 keeps the random stream of the first data shards unchanged
+# (they were made before emblems existed); gen_ocr.py --p-emblem sets it.
+P_EMBLEM = 0.0
+
+
 def _ink_line(shown, font_path, rng):
     """Render one text line at a large size into a tight L-mode mask (255 = ink). Separators: a space is a gap,
     a dash is drawn as a short bar (plates use both)."""
@@ -57,7 +62,7 @@ def _ink_line(shown, font_path, rng):
     pieces, x = [], 0
     emblems = []
     for ch in shown:
-        if ch in " -" and rng.random() < 0.35:
+        if ch in " -" and P_EMBLEM > 0 and rng.random() < P_EMBLEM:
             # separator drawn as an emblem: registration seal (DE), coat of arms (HR), state graphic (US);
             # it is not a character and must not be read as one
             ew = int(rng.integers(45, 110))
