@@ -55,6 +55,7 @@ ocr-data:
 	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data --shard 0 --count 16000 --real-copies 30 & \
 	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data --shard 1 --count 16000; wait
 	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data_extra --shard 2 --count 14000
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data_extra --shard 3 --count 8000 --p-emblem 0.35
 
 train-ocr: ocr-data
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --out out/ocr_run --steps 3500 --lr 2e-3 --seed 0

@@ -14,6 +14,7 @@ import numpy as np
 from common import DEFAULT_DATA, ocr_input_from_box
 from realdata import load_patches
 from synth.augment import decorate, degrade, jitter_box, quad_for_box, warp_into
+from synth import render
 from synth.render import render_plate
 
 
@@ -56,9 +57,11 @@ def main():
     ap.add_argument("--out", default="out/ocr_data")
     ap.add_argument("--shard", type=int, default=0)
     ap.add_argument("--count", type=int, default=20000)
+    ap.add_argument("--p-emblem", type=float, default=0.0, help="separators drawn as emblems (synth.render)")
     ap.add_argument("--real-copies", type=int, default=0, help="also write real_train/real_val (shard 0 only)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    render.P_EMBLEM = a.p_emblem
     rng = np.random.default_rng(1000 + a.shard)
     t0 = time.time()
     patches = load_patches(a.data)

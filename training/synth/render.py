@@ -49,18 +49,31 @@ def _rgb(rng, lo, hi):
     return tuple(int(v) for v in rng.integers(lo, hi + 1, size=3))
 
 
+# Share of separators drawn as an emblem. 0 keeps the random stream of the first data shards unchanged
+# (they were made before emblems existed); gen_ocr.py --p-emblem sets it.
+P_EMBLEM = 0.0
+
+
 def _ink_line(shown, font_path, rng):
     """Render one text line at a large size into a tight L-mode mask (255 = ink). Separators: a space is a gap,
     a dash is drawn as a short bar (plates use both)."""
     font = ImageFont.truetype(font_path, 120)
     track = int(rng.integers(2, 18))
     pieces, x = [], 0
+    emblems = []
     for ch in shown:
+        if ch in " -" and P_EMBLEM > 0 and rng.random() < P_EMBLEM:
+            # separator drawn as an emblem: registration seal (DE), coat of arms (HR), state graphic (US);
+            # it is not a character and must not be read as one
+            ew = int(rng.integers(45, 110))
+            emblems.append((x + 8, ew))
+            x += ew + 16
+            continue
         if ch == " ":
             x += int(rng.integers(20, 60))
             continue
         if ch == "-" and rng.random() < 0.3:
-            x += int(rng.integers(20, 50))  # separator as a small emblem gap
+            x += int(rng.integers(20, 50))
             continue
         l, t, r, b = font.getbbox(ch)
         pieces.append((x - l, ch))
@@ -70,6 +83,23 @@ def _ink_line(shown, font_path, rng):
     d = ImageDraw.Draw(img)
     for px, ch in pieces:
         d.text((px + 10, 20), ch, font=font, fill=255)
+    cap = font.getbbox("H")
+    for ex, ew in emblems:
+        ch_h = cap[3] - cap[1]
+        eh = int(ch_h * rng.uniform(0.45, 0.95))
+        y0 = 20 + cap[1] + (ch_h - eh) // 2 + int(rng.integers(-10, 11))
+        box = [ex + 10, y0, ex + 10 + min(ew, eh + 20), y0 + eh]
+        kind, tone = rng.integers(4), int(rng.integers(90, 256))
+        if kind == 0:
+            d.ellipse(box, fill=tone)
+        elif kind == 1:
+            d.ellipse(box, outline=tone, width=int(rng.integers(4, 12)))
+        elif kind == 2:  # shield
+            x0, y0_, x1, y1 = box
+            d.polygon([(x0, y0_), (x1, y0_), (x1, (y0_ + y1) // 2), ((x0 + x1) // 2, y1), (x0, (y0_ + y1) // 2)], fill=tone)
+        else:
+            d.rectangle(box, fill=tone)
+            d.rectangle([box[0] + 6, box[1] + 6, box[2] - 6, box[3] - 6], fill=int(rng.integers(0, 120)))
     a = np.array(img)
     ys, xs = np.nonzero(a > 0)
     if len(xs) == 0:
