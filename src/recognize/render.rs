@@ -184,13 +184,15 @@ pub fn blur_and_noise(img: &Mat, len: i32, noise_sigma: f64, seed: u64) -> Resul
 
 /// The start-up check scene: its plate text and box (x, y, w, h).
 pub const SMOKE_TEXT: &str = "8PWT417";
-pub const SMOKE_BOX: [u32; 4] = [270, 200, 120, 60];
+pub const SMOKE_BOX: [u32; 4] = [255, 212, 150, 75];
+/// A plainly readable size: the check is for models that compute garbage, not for hard plates.
+const SMOKE_PLATE_W: i32 = 150;
 
-/// The scene embedded for the start-up check: one car with a US-style plate about 120 px wide in a
+/// The scene embedded for the start-up check: one car with a US-style plate [`SMOKE_PLATE_W`] px wide in a
 /// 640 × 360 road scene. Returns the scene and the plate's box.
 pub fn smoke_scene() -> Result<(Mat, Rect), RenderError> {
     let mut scene = road(640, 360, 7)?;
     let p = plate(SMOKE_TEXT, PlateStyle::Us, 64)?;
-    let r = put_vehicle(&mut scene, &p, 330, 230, 120, 0.0, Scalar::new(40.0, 40.0, 150.0, 0.0))?;
+    let r = put_vehicle(&mut scene, &p, 330, 250, SMOKE_PLATE_W, 0.0, Scalar::new(40.0, 40.0, 150.0, 0.0))?;
     Ok((blur_and_noise(&scene, 1, 2.0, 3)?, r))
 }

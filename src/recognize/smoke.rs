@@ -21,8 +21,11 @@ pub fn check(r: &mut Recognizer) -> Result<(), RecognizeError> {
     let ocr_path = r.ocr.spec().path.clone();
     let read = r.read_box(&scene, truth, "")?;
     let got = read.as_ref().map(|p| p.candidates.iter().map(|c| c.text.as_str()).collect::<Vec<_>>()).unwrap_or_default();
-    // The first candidate must be right; plate text here is synthetic, so naming it is harmless.
-    if got.first() != Some(&TEXT) {
+    // A model computing garbage (wrong layout, size, alphabet, axis) reads nothing like the plate; a
+    // working one reads it, or misses one character and still has it among its candidates. Plate text here
+    // is synthetic, so naming it is harmless.
+    let close = got.first().is_some_and(|t| super::metrics::levenshtein(t.as_bytes(), TEXT.as_bytes()) <= 1);
+    if !close || !got.contains(&TEXT) {
         return Err(ModelError::Smoke {
             path: ocr_path,
             message: format!("it read the built-in test plate {TEXT} as {got:?}: wrong input layout, size or alphabet?"),
