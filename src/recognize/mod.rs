@@ -104,6 +104,8 @@ impl View {
 
 pub struct Recognizer {
     detector: Option<Box<dyn Detector>>,
+    /// The ONNX detector's file, for the start-up check (none for a cascade).
+    onnx_detector: Option<std::path::PathBuf>,
     ocr: OcrNet,
     formats: Formats,
     top_n: usize,
@@ -129,9 +131,10 @@ impl Recognizer {
         formats: &[config::PlateFormat],
         top_n: usize,
     ) -> Result<Recognizer, RecognizeError> {
+        let onnx_detector = detector.filter(|d| d.kind == config::DetectorKind::Onnx).map(|d| d.path.clone());
         let detector = detector.map(|d| detect::load(d, detect_confidence, backend)).transpose()?;
         let ocr = OcrNet::load(ocr, backend)?;
-        Ok(Recognizer { detector, ocr, formats: Formats::new(formats), top_n: top_n.max(1) })
+        Ok(Recognizer { detector, onnx_detector, ocr, formats: Formats::new(formats), top_n: top_n.max(1) })
     }
 
     /// Runs the start-up check: OpenCV 4.6 can load a graph and compute garbage, so each model must
@@ -139,6 +142,10 @@ impl Recognizer {
     pub fn checked(mut self) -> Result<Recognizer, RecognizeError> {
         smoke::check(&mut self)?;
         Ok(self)
+    }
+
+    pub fn onnx_detector_path(&self) -> Option<std::path::PathBuf> {
+        self.onnx_detector.clone()
     }
 
     pub fn has_detector(&self) -> bool {
