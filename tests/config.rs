@@ -51,7 +51,26 @@ fn shipped_configs_are_valid_and_complete() {
     assert_eq!(polewatch::track::TrackerConfig::from(&full.config.tracker), polewatch::track::TrackerConfig::default());
     assert_eq!(full.config.cameras[0].decoder, "auto");
     let demo = config::load(&root.join("config/demo.toml")).expect("config/demo.toml is valid");
+    // The demo names the shipped set by file: the same models, checksums and contracts.
+    assert_eq!(demo.config.recognizer.ocr.as_ref().map(|o| &o.sha256), set.ocr.as_ref().map(|o| &o.sha256));
+    assert_eq!(demo.config.recognizer.detector.as_ref().map(|d| &d.sha256), set.detector.as_ref().map(|d| &d.sha256));
     assert!(!demo.config.store.retention.require_clock_sync);
+}
+
+#[test]
+fn a_model_set_file_or_model_tables_but_not_both() {
+    let d = tempfile::tempdir().unwrap();
+    let set = write(d.path(), "set.toml", "[ocr]\npath = \"ocr.onnx\"\nsha256 = \"{}\"\nkind = \"ctc\"\ninput_width = 128\ninput_height = 32\nalphabet = \"AB\"\n".replace("{}", &"a".repeat(64)).as_str());
+    std::fs::write(d.path().join("ocr.onnx"), b"x").unwrap();
+    let ok = config::load(&write(d.path(), "a.toml", &format!("{MINIMAL}[recognizer]\nmodel_set = \"{}\"\n", set.display()))).unwrap();
+    assert_eq!(ok.config.recognizer.ocr.unwrap().path, d.path().join("ocr.onnx"), "paths are relative to the set file");
+    let both = format!("{MINIMAL}[recognizer]\nmodel_set = \"{}\"\n[recognizer.ocr]\npath = \"{}\"\nsha256 = \"{}\"\nkind = \"ctc\"\ninput_width = 128\ninput_height = 32\nalphabet = \"AB\"\n", set.display(), d.path().join("ocr.onnx").display(), "b".repeat(64));
+    let p = one(d.path(), &both);
+    assert_eq!(p.key, "recognizer.model_set");
+    assert_eq!(p.line, Some(MINIMAL.lines().count() + 2));
+    let bad = write(d.path(), "bad.toml", "[ocr]\npath = \"o\"\nsha256 = \"short\"\nkind = \"ctc\"\ninput_width = 128\ninput_height = 32\nalphabet = \"AB\"\n");
+    let p = one(d.path(), &format!("{MINIMAL}[recognizer]\nmodel_set = \"{}\"\n", bad.display()));
+    assert!(p.message.contains("bad.toml:3: ocr.sha256: must be 64 hex digits"), "{p}");
 }
 
 #[test]

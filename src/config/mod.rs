@@ -122,8 +122,22 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
             return Err(ConfigError::Invalid(vec![merged.problem(&key, message)]));
         }
     };
+    let mut config = config;
     let mut problems: Vec<Problem> =
         validate::validate(&config).into_iter().map(|(key, msg)| merged.problem(&key, msg)).collect();
+    if let Some(set) = config.recognizer.model_set.clone() {
+        if config.recognizer.detector.is_some() || config.recognizer.ocr.is_some() {
+            problems.push(merged.problem("recognizer.model_set", "give either model_set or [recognizer.detector]/[recognizer.ocr], not both"));
+        } else {
+            match load_model_set(&set) {
+                Ok(m) => {
+                    config.recognizer.detector = m.detector;
+                    config.recognizer.ocr = m.ocr;
+                }
+                Err(e) => problems.push(merged.problem("recognizer.model_set", format!("model set {}: {e}", set.display()))),
+            }
+        }
+    }
     problems.extend(files::missing(&config, &merged));
     problems.extend(elements::unknown_decoders(&config, &merged));
     if !problems.is_empty() {

@@ -272,6 +272,9 @@ pub struct Recognizer {
     pub detector: Option<DetectorModel>,
     #[serde(default)]
     pub ocr: Option<OcrModel>,
+    /// A model set file (`[detector]`, `[ocr]`, as `models/polewatch.toml`) instead of the two tables here.
+    #[serde(default)]
+    pub model_set: Option<PathBuf>,
     /// Run each loaded model once at start on a built-in plate image and refuse it when it misreads.
     #[serde(default = "yes")]
     pub smoke_test: bool,
@@ -295,6 +298,7 @@ impl Default for Recognizer {
         Recognizer {
             detector: None,
             ocr: None,
+            model_set: None,
             smoke_test: true,
             threads: 0,
             backend: DnnBackend::Cpu,
