@@ -46,7 +46,7 @@ DATA ?= $(abspath ../shared/data)
 REF ?= $(abspath ../shared/models/reference)
 TPY := $(CURDIR)/training/.venv/bin/python
 TRUN := cd training && OMP_NUM_THREADS=1
-OCR3_STEPS ?= 3000
+OCR3_STEPS ?= 2500
 OCR_FINAL ?= ocr_run3
 DET_THR ?= 0.5
 
