@@ -128,6 +128,10 @@ enum BenchCmd {
         /// OpenCV threads (1: per-core figures; 0: OpenCV decides).
         #[arg(long, default_value_t = 1)]
         threads: u32,
+        /// Plate formats (a TOML file of `[[formats]]` tables: region, patterns); each image's group
+        /// name is its region.
+        #[arg(long)]
+        formats: Option<PathBuf>,
         /// Only the first N images.
         #[arg(long)]
         limit: Option<usize>,
@@ -373,10 +377,14 @@ fn render_plate(text: &str, style: &str, height: i32, out: &std::path::Path) -> 
 
 fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()> {
     match what {
-        BenchCmd::Accuracy { dataset, models, against, threads, limit, json } => {
+        BenchCmd::Accuracy { dataset, models, against, threads, formats, limit, json } => {
+            let formats = match formats {
+                None => Vec::new(),
+                Some(f) => config::load_formats(&f).map_err(|e| anyhow::anyhow!("--formats invalid:\n{e}"))?,
+            };
             let ours = model_set(models.as_deref(), config_path)?;
             let theirs = against.map(|a| config::load_model_set(&a).map_err(|e| anyhow::anyhow!("--against model set invalid:\n{e}"))).transpose()?;
-            bench::accuracy::run(bench::accuracy::Options { dataset: &dataset, models: &ours, against: theirs.as_ref(), threads, limit, json })
+            bench::accuracy::run(bench::accuracy::Options { dataset: &dataset, models: &ours, against: theirs.as_ref(), threads, formats, limit, json })
         }
         BenchCmd::Pipeline { models, cameras, seconds, analysis_fps, json } => bench::pipeline::run(bench::pipeline::Options {
             models: model_set(models.as_deref(), config_path)?,

@@ -74,6 +74,18 @@ fn a_model_set_file_or_model_tables_but_not_both() {
 }
 
 #[test]
+fn a_formats_file_for_bench_accuracy_loads_and_bad_patterns_name_the_line() {
+    let d = tempfile::tempdir().unwrap();
+    let ok = write(d.path(), "f.toml", "[[formats]]\nregion = \"br\"\npatterns = [\"@@@####\", \"@@@#@##\"]\n");
+    let f = config::load_formats(&ok).unwrap();
+    assert_eq!((f[0].region.as_str(), f[0].patterns.len()), ("br", 2));
+    let bad = write(d.path(), "g.toml", "[[formats]]\nregion = \"br\"\npatterns = [\"@@@-###\"]\n");
+    let e = config::load_formats(&bad).unwrap_err();
+    let p = &e.problems()[0];
+    assert_eq!((p.key.as_str(), p.line), ("formats[0].patterns[0]", Some(3)), "{e}");
+}
+
+#[test]
 fn defaults_fill_a_minimal_file() {
     let d = tempfile::tempdir().unwrap();
     let c = config::load(&write(d.path(), "polewatch.toml", MINIMAL)).unwrap().config;

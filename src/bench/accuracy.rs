@@ -17,6 +17,8 @@ pub struct Options<'a> {
     pub against: Option<&'a ModelSet>,
     /// OpenCV threads (1 gives per-core figures).
     pub threads: u32,
+    /// Plate formats for both sets; each image's group name is its region (`us`, `eu`, `br`, …).
+    pub formats: Vec<crate::config::PlateFormat>,
     pub limit: Option<usize>,
     pub json: bool,
 }
@@ -62,8 +64,14 @@ fn figures_json(f: &Figures, det: bool) -> serde_json::Value {
 }
 
 pub fn recognizer_for(set: &ModelSet) -> anyhow::Result<Recognizer> {
+    recognizer_with_formats(set, &[])
+}
+
+pub fn recognizer_with_formats(set: &ModelSet, formats: &[crate::config::PlateFormat]) -> anyhow::Result<Recognizer> {
     let ocr = set.ocr.as_ref().with_context(|| format!("model set {} has no [ocr] model", set.name))?;
-    let rec = Recognizer::new(set.detector.as_ref(), ocr, crate::config::DnnBackend::Cpu, 0.25, &[], 1)
+    // Formats rank among several readings: keep a few when they are in use.
+    let top_n = if formats.is_empty() { 1 } else { 5 };
+    let rec = Recognizer::new(set.detector.as_ref(), ocr, crate::config::DnnBackend::Cpu, 0.25, formats, top_n)
         .with_context(|| format!("loading model set {}", set.name))?;
     rec.checked().with_context(|| format!("start-up check of model set {}", set.name))
 }
@@ -71,8 +79,8 @@ pub fn recognizer_for(set: &ModelSet) -> anyhow::Result<Recognizer> {
 /// Runs one model set over the labelled images.
 pub fn evaluate(rec: &mut Recognizer, name: &str, images: &[LabelledImage]) -> anyhow::Result<Report> {
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
-    let view = View::default();
     for li in images {
+        let view = View { region: li.group.clone(), ..View::default() };
         let t = groups.entry(li.group.clone()).or_default();
         let frame = opencv::imgcodecs::imread(&li.path, opencv::imgcodecs::IMREAD_COLOR)
             .with_context(|| format!("reading {}", li.path.display()))?;
@@ -85,7 +93,7 @@ pub fn evaluate(rec: &mut Recognizer, name: &str, images: &[LabelledImage]) -> a
             let Some(truth) = &p.text else { continue };
             t.texts += 1;
             let t0 = Instant::now();
-            let read = rec.read_box(&frame, p.bbox, "").with_context(|| format!("OCR on {}", li.path.display()))?;
+            let read = rec.read_box(&frame, p.bbox, &li.group).with_context(|| format!("OCR on {}", li.path.display()))?;
             t.ocr_ms += t0.elapsed().as_secs_f64() * 1e3;
             t.ocr_calls += 1;
             t.ocr(truth, read.as_ref().map(|r| r.text.as_str()));
@@ -172,8 +180,8 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     if let Some(n) = o.limit {
         images.truncate(n);
     }
-    let mut ours = recognizer_for(o.models)?;
-    let mut theirs = o.against.map(recognizer_for).transpose()?;
+    let mut ours = recognizer_with_formats(o.models, &o.formats)?;
+    let mut theirs = o.against.map(|s| recognizer_with_formats(s, &o.formats)).transpose()?;
     let a = evaluate(&mut ours, &o.models.name, &images)?;
     let b = match (&mut theirs, o.against) {
         (Some(r), Some(set)) => Some(evaluate(r, &set.name, &images)?),

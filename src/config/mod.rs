@@ -176,6 +176,33 @@ pub fn load_model_set(path: &Path) -> Result<ModelSet, ConfigError> {
     Ok(set)
 }
 
+/// Loads a file of `[[formats]]` tables (region, patterns), as `bench accuracy --formats` takes them; the
+/// patterns follow the `[[recognizer.formats]]` rules.
+pub fn load_formats(path: &Path) -> Result<Vec<PlateFormat>, ConfigError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        formats: Vec<PlateFormat>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let mut merged = load::Merged::default();
+    merged.add(path, &text).map_err(|p| ConfigError::Invalid(vec![p]))?;
+    let root = serde_json::Value::Object(std::mem::take(&mut merged.root));
+    let file: File = serde_path_to_error::deserialize(root).map_err(|e| {
+        let (key, message) = describe_serde_error(&e.path().to_string(), &e.inner().to_string());
+        ConfigError::Invalid(vec![merged.problem(&key, message)])
+    })?;
+    let r = Recognizer { formats: file.formats, ..Recognizer::default() };
+    let problems: Vec<Problem> = validate::validate_recognizer(&r)
+        .into_iter()
+        .map(|(key, msg)| merged.problem(&key.replacen("recognizer.", "", 1), msg))
+        .collect();
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    Ok(r.formats)
+}
+
 /// serde_path_to_error stops at the table holding an unknown key; put the key itself into the path
 /// so that the line is the key's own.
 fn describe_serde_error(path: &str, message: &str) -> (String, String) {

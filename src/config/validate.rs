@@ -142,6 +142,13 @@ fn recognizer(out: &mut Issues, r: &Recognizer) {
     }
 }
 
+/// The `[recognizer]` rules alone (for files holding only formats).
+pub fn validate_recognizer(r: &Recognizer) -> Issues {
+    let mut out = Issues::new();
+    recognizer(&mut out, r);
+    out
+}
+
 /// A model set file (`bench accuracy --against`): the same rules as the `[recognizer]` models.
 pub fn model_set(m: &ModelSet) -> Issues {
     let mut out = Issues::new();
