@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 DEMO_CONFIG ?= config/demo.toml
 
-.PHONY: all deps build run test bench check-config clean train-deps ocr-data train-ocr train-detector eval-models
+.PHONY: all deps build run test bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data
 
 all: build
 
@@ -41,37 +41,43 @@ clean:
 	rm -rf demo-state
 
 # ---- Model training (issue #4). Not needed by `make test`. See training/README.md. ----
-# DATA: the read-only plate sets (nothing from them is copied into the repository).
-DATA ?= $(abspath ../shared/data)
-REF ?= $(abspath ../shared/models/reference)
+# DATA (required): the folder of labelled plate sets, read in place (nothing is copied into the repository),
+#   e.g. `make train-ocr DATA=../shared/data`. REF (optional): a folder holding the reference models, for
+#   eval-models to measure them beside ours. Neither has a default: the product names no data of its own.
+DATA ?=
+REF ?=
+DATA_DIR = $(abspath $(DATA))
 TPY := $(CURDIR)/training/.venv/bin/python
 TRUN := cd training && OMP_NUM_THREADS=1
 OCR3_STEPS ?= 2500
 OCR_FINAL ?= ocr_run3
 DET_THR ?= 0.5
 
+need-data:
+	@test -n "$(DATA)" || { echo "set DATA=<folder of labelled plate sets>, e.g. DATA=../shared/data" >&2; exit 2; }
+
 # The shipped models come from these exact stages (seeds and step counts as run; see models/MODELS.md).
-ocr-data:
-	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data --shard 0 --count 16000 --real-copies 30 & \
-	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data --shard 1 --count 16000; wait
-	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data_extra --shard 2 --count 14000
-	$(TRUN) $(TPY) gen_ocr.py --data $(DATA) --out out/ocr_data_extra --shard 3 --count 8000 --p-emblem 0.35
+ocr-data: need-data
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_data --shard 0 --count 16000 --real-copies 30 & \
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_data --shard 1 --count 16000; wait
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_data_extra --shard 2 --count 14000
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_data_extra --shard 3 --count 8000 --p-emblem 0.35
 
 train-ocr: ocr-data
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --out out/ocr_run --steps 3500 --lr 2e-3 --seed 0
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --out out/ocr_run2 --steps 6000 --lr 1e-3 --seed 1 --init out/ocr_run/best.pt
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --extra-shards 'out/ocr_data_extra/syn_*.npz' --out out/ocr_run3 --steps $(OCR3_STEPS) --lr 5e-4 --seed 2 --init out/ocr_run2/best.pt
-	$(TRUN) $(TPY) export_ocr.py --ckpt out/$(OCR_FINAL)/best.pt --out ../models/plate-ocr.onnx --data $(DATA)
+	$(TRUN) $(TPY) export_ocr.py --ckpt out/$(OCR_FINAL)/best.pt --out ../models/plate-ocr.onnx --data $(DATA_DIR)
 
-train-detector:
-	$(TRUN) $(TPY) train_det.py --data $(DATA) --out out/det_run --steps 5000 --lr 3e-3 --seed 0
-	$(TRUN) $(TPY) train_det.py --data $(DATA) --out out/det_run2 --steps 3500 --lr 1.5e-3 --p-focus 0.5 --seed 2 --init out/det_run/best.pt
-	$(TRUN) $(TPY) export_det.py --ckpt out/det_run2/best.pt --out ../models/plate-detector.onnx --data $(DATA)
-	$(TRUN) $(TPY) pick_det_thr.py --model ../models/plate-detector.onnx --data $(DATA)
+train-detector: need-data
+	$(TRUN) $(TPY) train_det.py --data $(DATA_DIR) --out out/det_run --steps 5000 --lr 3e-3 --seed 0
+	$(TRUN) $(TPY) train_det.py --data $(DATA_DIR) --out out/det_run2 --steps 3500 --lr 1.5e-3 --p-focus 0.5 --seed 2 --init out/det_run/best.pt
+	$(TRUN) $(TPY) export_det.py --ckpt out/det_run2/best.pt --out ../models/plate-detector.onnx --data $(DATA_DIR)
+	$(TRUN) $(TPY) pick_det_thr.py --model ../models/plate-detector.onnx --data $(DATA_DIR)
 
 # Evaluation on openalpr-dev through OpenCV 4.6 (ours and the reference models, which are never shipped).
-eval-models:
-	$(TRUN) $(TPY) eval_ocr.py --model ../models/plate-ocr.onnx --data $(DATA)/openalpr-dev --json out/eval_ocr.json
-	$(TRUN) $(TPY) eval_ocr.py --model $(REF)/cct_xs_v1_global_cv46.onnx --kind cct --data $(DATA)/openalpr-dev --json out/eval_ocr_ref.json
-	$(TRUN) $(TPY) eval_det.py --model ../models/plate-detector.onnx --ocr ../models/plate-ocr.onnx --data $(DATA)/openalpr-dev --thr $(DET_THR) --json out/eval_det.json
-	$(TRUN) $(TPY) eval_det.py --model $(REF)/yolov8n_plate_cv46.onnx --size 640x640 --thr 0.25 --ocr $(REF)/cct_xs_v1_global_cv46.onnx --ocr-kind cct --data $(DATA)/openalpr-dev --json out/eval_det_ref.json
+eval-models: need-data
+	$(TRUN) $(TPY) eval_ocr.py --model ../models/plate-ocr.onnx --data $(DATA_DIR)/openalpr-dev --json out/eval_ocr.json
+	$(TRUN) $(TPY) eval_det.py --model ../models/plate-detector.onnx --ocr ../models/plate-ocr.onnx --data $(DATA_DIR)/openalpr-dev --thr $(DET_THR) --json out/eval_det.json
+	test -z "$(REF)" || ($(TRUN) $(TPY) eval_ocr.py --model $(abspath $(REF))/cct_xs_v1_global_cv46.onnx --kind cct --data $(DATA_DIR)/openalpr-dev --json out/eval_ocr_ref.json)
+	test -z "$(REF)" || ($(TRUN) $(TPY) eval_det.py --model $(abspath $(REF))/yolov8n_plate_cv46.onnx --size 640x640 --thr 0.25 --ocr $(abspath $(REF))/cct_xs_v1_global_cv46.onnx --ocr-kind cct --data $(DATA_DIR)/openalpr-dev --json out/eval_det_ref.json)

@@ -54,12 +54,13 @@ pub fn frame(road: &Mat, plates: &[Mat], t: f64, seed: u64) -> Result<Mat, Rende
     let (w, h) = (road.cols(), road.rows());
     let mut img = road.try_clone()?;
     let mut light = 1.0;
+    let passes = passes();
     // Farther cars first, so nearer ones cover them.
     let mut visible: Vec<(usize, (i32, i32, i32))> =
-        passes().iter().enumerate().filter_map(|(i, p)| plate_at(p, t, w, h).map(|at| (i, at))).collect();
+        passes.iter().enumerate().filter_map(|(i, p)| plate_at(p, t, w, h).map(|at| (i, at))).collect();
     visible.sort_by_key(|(_, (_, y, _))| *y);
     for (i, (x, y, pw)) in visible {
-        let p = &passes()[i];
+        let p = &passes[i];
         render::put_vehicle(&mut img, &plates[i], x, y, pw, p.tilt_deg, Scalar::new(p.body[0], p.body[1], p.body[2], 0.0))?;
         light = f64::min(light, p.light);
     }

@@ -305,20 +305,17 @@ fn model_set(models: Option<&std::path::Path>, config_path: &std::path::Path) ->
 }
 
 fn recognize_images(images: &[PathBuf], models: Option<&std::path::Path>, config_path: &std::path::Path) -> ExitCode {
-    let rec = model_set(models, config_path).and_then(|set| {
-        let ocr = set.ocr.as_ref().context("no OCR model in the model set or [recognizer]")?;
-        let (formats, top_n, backend, conf, threads) = match models {
-            Some(_) => (Vec::new(), 5, config::DnnBackend::Cpu, 0.35, 0),
-            None => {
-                let c = config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?.config.recognizer;
-                (c.formats, c.top_n as usize, c.backend, c.detect_confidence as f32, c.threads)
-            }
-        };
-        if threads > 0 {
-            opencv::core::set_num_threads(threads as i32)?;
-        }
-        Ok(polewatch::recognize::Recognizer::new(set.detector.as_ref(), ocr, backend, conf, &formats, top_n)?.checked()?)
-    });
+    let rec = match models {
+        // A model set alone: default thresholds, no formats, five candidates.
+        Some(m) => config::load_model_set(m).map_err(|e| anyhow::anyhow!("model set invalid:\n{e}")).and_then(|set| {
+            let ocr = set.ocr.as_ref().context("no [ocr] model in the model set")?;
+            Ok(polewatch::recognize::Recognizer::new(set.detector.as_ref(), ocr, config::DnnBackend::Cpu, 0.35, &[], 5)?.checked()?)
+        }),
+        // The configuration's [recognizer], as the daemon builds it.
+        None => config::load(config_path)
+            .map_err(|e| anyhow::anyhow!("configuration invalid (or pass --models):\n{e}"))
+            .and_then(|l| Ok(polewatch::recognize::Recognizer::from_config(&l.config.recognizer)?)),
+    };
     let mut rec = match rec {
         Ok(r) => r,
         Err(e) => {

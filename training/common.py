@@ -17,7 +17,6 @@ OCR_MARGIN_X, OCR_MARGIN_Y = 0.05, 0.10
 DET_W, DET_H = 640, 384
 DET_FILL = 114
 
-DEFAULT_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 
 def read_set(root):

@@ -13,7 +13,7 @@ import time
 import cv2
 import numpy as np
 
-from common import DEFAULT_DATA, letterbox, read_set
+from common import letterbox, read_set
 from eval_ocr import Reader
 
 
@@ -45,7 +45,7 @@ def main():
     ap.add_argument("--thr", type=float, default=0.3)
     ap.add_argument("--ocr", default="")
     ap.add_argument("--ocr-kind", default="ours", choices=["ours", "cct"])
-    ap.add_argument("--data", default=os.path.join(DEFAULT_DATA, "openalpr-dev"))
+    ap.add_argument("--data", required=True, help="the openalpr-dev folder")
     ap.add_argument("--json", default="")
     a = ap.parse_args()
     cv2.setNumThreads(1)

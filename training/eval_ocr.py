@@ -13,7 +13,7 @@ import time
 import cv2
 import numpy as np
 
-from common import ALPHABET, DEFAULT_DATA, ctc_greedy, expand_box, ocr_input_from_box, read_set
+from common import ALPHABET, ctc_greedy, expand_box, ocr_input_from_box, read_set
 
 CCT_ALPHABET = ALPHABET + "_"
 
@@ -87,7 +87,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="../models/plate-ocr.onnx")
     ap.add_argument("--kind", choices=["ours", "cct"], default="ours")
-    ap.add_argument("--data", default=os.path.join(DEFAULT_DATA, "openalpr-dev"))
+    ap.add_argument("--data", required=True, help="the openalpr-dev folder")
     ap.add_argument("--json", default="")
     ap.add_argument("--errors", action="store_true", help="list misreads")
     a = ap.parse_args()

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import torch
 
-from common import DEFAULT_DATA, DET_H, DET_W, letterbox, read_set
+from common import DET_H, DET_W, letterbox, read_set
 from det_model import PlateDet
 from export_ocr import fold_identities
 
@@ -24,7 +24,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--out", default="../models/plate-detector.onnx")
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--data", required=True, help="the folder of labelled plate sets")
     a = ap.parse_args()
     model = PlateDet(export_hw=(DET_H, DET_W))
     model.load_state_dict(torch.load(a.ckpt, map_location="cpu")["model"])

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import torch
 
-from common import DEFAULT_DATA, ctc_greedy, ocr_input_from_box, read_set
+from common import ctc_greedy, ocr_input_from_box, read_set
 from ocr_model import PlateCRNN, input_shape
 
 
@@ -76,7 +76,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--out", default="../models/plate-ocr.onnx")
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--data", required=True, help="the folder of labelled plate sets")
     a = ap.parse_args()
     model = export(a.ckpt, a.out)
     ok = check(model, a.out, a.data)

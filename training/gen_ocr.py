@@ -11,7 +11,7 @@ import time
 import cv2
 import numpy as np
 
-from common import DEFAULT_DATA, ocr_input_from_box
+from common import ocr_input_from_box
 from realdata import load_patches
 from synth.augment import decorate, degrade, jitter_box, quad_for_box, warp_into
 from synth import render
@@ -53,7 +53,7 @@ def real_sample(rng, patch, box, heavy):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--data", required=True, help="the folder of labelled plate sets")
     ap.add_argument("--out", default="out/ocr_data")
     ap.add_argument("--shard", type=int, default=0)
     ap.add_argument("--count", type=int, default=20000)

@@ -9,7 +9,6 @@ import argparse
 import cv2
 import numpy as np
 
-from common import DEFAULT_DATA
 from eval_det import detect, iou
 from realdata import load_scenes
 
@@ -17,7 +16,7 @@ from realdata import load_scenes
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="../models/plate-detector.onnx")
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--data", required=True, help="the folder of labelled plate sets")
     a = ap.parse_args()
     cv2.setNumThreads(1)
     net = cv2.dnn.readNetFromONNX(a.model)

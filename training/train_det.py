@@ -12,7 +12,6 @@ import time
 import numpy as np
 import torch
 
-from common import DEFAULT_DATA
 from det_data import load_scene, sample
 from det_model import LOGWH_HALF, LOGWH_MID, PlateDet
 from realdata import load_scenes
@@ -43,7 +42,7 @@ def batch(scenes, rng, n, crop, p_focus=0.75):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--data", required=True, help="the folder of labelled plate sets")
     ap.add_argument("--out", default="out/det_run")
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--batch", type=int, default=16)

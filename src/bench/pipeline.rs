@@ -125,7 +125,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             cfg.cameras.push(cam);
         }
         cfg.hotlists.alert_on_first_confident_read = false;
-        let settings = Arc::new(std::sync::Mutex::new(Settings::from_config(&cfg)));
+        let settings = Arc::new(std::sync::Mutex::new(Arc::new(Settings::from_config(&cfg))));
         let stats = Arc::new(AnalyseStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (a_stats, a_stop, a_queue, a_sink) = (stats.clone(), stop.clone(), queue.clone(), sink.clone());

@@ -190,7 +190,8 @@ impl Events<'_> {
 /// tracks are flushed (reported) on stop, so a shutdown loses no pass already seen.
 /// Settings the analysis thread re-reads for every frame, so a reload's camera views, confidence floor and
 /// full-frame choice apply at once (tracker settings and early alerts apply on restart).
-pub type SharedSettings = Arc<std::sync::Mutex<Settings>>;
+/// A reload swaps the whole `Arc`, so a frame takes a reference, not a copy of the camera table.
+pub type SharedSettings = Arc<std::sync::Mutex<Arc<Settings>>>;
 
 pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>, sink: Arc<ReadSink>, stats: Arc<AnalyseStats>, stop: impl Fn() -> bool) {
     let current = || shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -214,16 +215,19 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
         // Frames are rotated here, once, so that crops and boxes share the rotated frame's pixels.
         let mut view = settings.views.get(&*frame.camera).cloned().unwrap_or_default();
         let rotate = std::mem::take(&mut view.rotate_deg);
-        let result = frame_to_bgr(&frame)
-            .map_err(|e| e.to_string())
-            .and_then(|img| crate::recognize::rotated(&img, rotate).map_err(|e| e.to_string()))
-            .and_then(|img| rec.recognize(&img, &view).map(|r| (img, r)).map_err(|e| e.to_string()));
+        // One copy of the frame's bytes; a second only to rotate it.
+        let result = frame_to_bgr(&frame).map_err(|e| e.to_string()).and_then(|img| {
+            let turned = match rotate.abs() >= 0.01 {
+                true => Some(crate::recognize::rotated(&img, rotate).map_err(|e| e.to_string())?),
+                false => None,
+            };
+            let img: &Mat = turned.as_ref().unwrap_or(&img);
+            let r = rec.recognize(img, &view).map_err(|e| e.to_string())?;
+            stats.plates_read.fetch_add(r.reads.len() as u64, Ordering::Relaxed);
+            Ok(frame_reads(&frame, img, r.reads, &settings))
+        });
         match result {
-            Ok((img, r)) => {
-                stats.plates_read.fetch_add(r.reads.len() as u64, Ordering::Relaxed);
-                let reads = frame_reads(&frame, &img, r.reads, &settings);
-                events.handle(tracker.push_frame(reads, frame.captured_at_ms));
-            }
+            Ok(reads) => events.handle(tracker.push_frame(reads, frame.captured_at_ms)),
             Err(e) => {
                 stats.frames_failed.fetch_add(1, Ordering::Relaxed);
                 // One line per minute at most: a broken stream must not flood the journal.

@@ -134,7 +134,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         hotlists: hotlists.clone(),
         cameras,
         analysis: Arc::default(),
-        analysis_settings: Arc::new(Mutex::new(analysis_settings)),
+        analysis_settings: Arc::new(Mutex::new(Arc::new(analysis_settings))),
     });
     let summary = lock(&shared.health).summary(&lock(&shared.config));
     notify::ready(&summary);
@@ -405,7 +405,7 @@ fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::acc
             if let Err(e) = spawned {
                 log::error!("camera reload not started: {e}");
             }
-            *lock(&shared.analysis_settings) = crate::ops::analyse::Settings::from_config(&new.config);
+            *lock(&shared.analysis_settings) = Arc::new(crate::ops::analyse::Settings::from_config(&new.config));
             let mut next = new.config;
             next.store.path = cur.store.path.clone();
             next.store.cache_capacity_mb = cur.store.cache_capacity_mb;

@@ -158,27 +158,29 @@ impl Recognizer {
 
     /// Plates found by the detector alone, after the view's filters.
     pub fn detect(&mut self, frame: &Mat, view: &View) -> Result<Vec<Detection>, RecognizeError> {
-        let frame = rotated(&bgr(frame)?, view.rotate_deg)?;
+        let owned = prepared(frame, view.rotate_deg)?;
+        let frame = owned.as_ref().unwrap_or(frame);
         match &mut self.detector {
-            Some(d) => Ok(d.detect(&frame)?.into_iter().filter(|d| view.admits(&d.bbox)).collect()),
-            None => Ok(vec![whole(&frame)]),
+            Some(d) => Ok(d.detect(frame)?.into_iter().filter(|d| view.admits(&d.bbox)).collect()),
+            None => Ok(vec![whole(frame)]),
         }
     }
 
     /// Finds and reads every plate in a frame (BGR, gray or BGRA). Without a detector the whole image
     /// is taken as one plate.
     pub fn recognize(&mut self, frame: &Mat, view: &View) -> Result<FrameResult, RecognizeError> {
-        let frame = rotated(&bgr(frame)?, view.rotate_deg)?;
+        let owned = prepared(frame, view.rotate_deg)?;
+        let frame = owned.as_ref().unwrap_or(frame);
         let t0 = Instant::now();
         let dets = match &mut self.detector {
-            Some(d) => d.detect(&frame)?.into_iter().filter(|d| view.admits(&d.bbox)).collect(),
-            None => vec![whole(&frame)],
+            Some(d) => d.detect(frame)?.into_iter().filter(|d| view.admits(&d.bbox)).collect(),
+            None => vec![whole(frame)],
         };
         let detect_ms = t0.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
         let mut reads = Vec::new();
         for d in &dets {
-            if let Some(r) = self.read_at(&frame, d, &view.region)? {
+            if let Some(r) = self.read_at(frame, d, &view.region)? {
                 reads.push(r);
             }
         }
@@ -187,8 +189,8 @@ impl Recognizer {
 
     /// Reads the plate in a known box (OCR only, as on a dataset's labelled boxes).
     pub fn read_box(&mut self, frame: &Mat, bbox: BoxF, region: &str) -> Result<Option<PlateRead>, RecognizeError> {
-        let frame = bgr(frame)?;
-        self.read_at(&frame, &Detection { bbox, score: 1.0 }, region)
+        let owned = prepared(frame, 0.0)?;
+        self.read_at(owned.as_ref().unwrap_or(frame), &Detection { bbox, score: 1.0 }, region)
     }
 
     fn read_at(&mut self, frame: &Mat, d: &Detection, region: &str) -> Result<Option<PlateRead>, RecognizeError> {
@@ -209,11 +211,18 @@ impl Recognizer {
     }
 }
 
-/// The frame rotated about its centre (same size); unchanged for (near) zero.
-pub fn rotated(frame: &Mat, deg: f64) -> Result<Mat, RecognizeError> {
-    if deg.abs() < 0.01 {
-        return Ok(frame.clone());
+/// The frame as 8-bit BGR rotated by `rotate_deg`, when either takes a new image; `None` when the frame
+/// is already that (frames are megabytes: no copy for nothing).
+fn prepared(frame: &Mat, rotate_deg: f64) -> Result<Option<Mat>, RecognizeError> {
+    let converted = to_bgr(frame)?;
+    if rotate_deg.abs() < 0.01 {
+        return Ok(converted);
     }
+    Ok(Some(rotated(converted.as_ref().unwrap_or(frame), rotate_deg)?))
+}
+
+/// The frame rotated about its centre (same size, counter-clockwise degrees).
+pub fn rotated(frame: &Mat, deg: f64) -> Result<Mat, RecognizeError> {
     let c = opencv::core::Point2f::new(frame.cols() as f32 / 2.0, frame.rows() as f32 / 2.0);
     let m = opencv::imgproc::get_rotation_matrix_2d(c, deg, 1.0)?;
     let mut out = Mat::default();
@@ -233,20 +242,21 @@ fn whole(frame: &Mat) -> Detection {
     Detection { bbox: BoxF { x: 0.0, y: 0.0, w: frame.cols() as f32, h: frame.rows() as f32 }, score: 1.0 }
 }
 
-/// The frame as 8-bit BGR; an empty image is an error, not an empty result.
-pub fn bgr(frame: &Mat) -> Result<Mat, RecognizeError> {
+/// The frame converted to 8-bit BGR, or `None` when it already is; an empty image is an error, not an
+/// empty result.
+fn to_bgr(frame: &Mat) -> Result<Option<Mat>, RecognizeError> {
     if frame.empty() || frame.cols() < 2 || frame.rows() < 2 {
         return Err(RecognizeError::EmptyImage);
     }
     let code = match frame.channels() {
-        3 => return Ok(frame.clone()),
+        3 => return Ok(None),
         1 => opencv::imgproc::COLOR_GRAY2BGR,
         4 => opencv::imgproc::COLOR_BGRA2BGR,
         n => return Err(RecognizeError::Channels(n)),
     };
     let mut out = Mat::default();
     opencv::imgproc::cvt_color(frame, &mut out, code, 0)?;
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Decodes an encoded image (JPEG, PNG, …) into BGR.
