@@ -132,6 +132,10 @@ enum BenchCmd {
         /// name is its region.
         #[arg(long)]
         formats: Option<PathBuf>,
+        /// Drop reads below this confidence before detection and end-to-end counting, as the daemon's
+        /// `[recognizer] min_read_confidence` does (default 0: the recognizer's output; OCR-only keeps all).
+        #[arg(long, default_value_t = 0.0)]
+        min_read_confidence: f32,
         /// Only the first N images.
         #[arg(long)]
         limit: Option<usize>,
@@ -374,14 +378,14 @@ fn render_plate(text: &str, style: &str, height: i32, out: &std::path::Path) -> 
 
 fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()> {
     match what {
-        BenchCmd::Accuracy { dataset, models, against, threads, formats, limit, json } => {
+        BenchCmd::Accuracy { dataset, models, against, threads, formats, min_read_confidence, limit, json } => {
             let formats = match formats {
                 None => Vec::new(),
                 Some(f) => config::load_formats(&f).map_err(|e| anyhow::anyhow!("--formats invalid:\n{e}"))?,
             };
             let ours = model_set(models.as_deref(), config_path)?;
             let theirs = against.map(|a| config::load_model_set(&a).map_err(|e| anyhow::anyhow!("--against model set invalid:\n{e}"))).transpose()?;
-            bench::accuracy::run(bench::accuracy::Options { dataset: &dataset, models: &ours, against: theirs.as_ref(), threads, formats, limit, json })
+            bench::accuracy::run(bench::accuracy::Options { dataset: &dataset, models: &ours, against: theirs.as_ref(), threads, formats, min_read_confidence, limit, json })
         }
         BenchCmd::Pipeline { models, cameras, seconds, analysis_fps, json } => bench::pipeline::run(bench::pipeline::Options {
             models: model_set(models.as_deref(), config_path)?,

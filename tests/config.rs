@@ -50,6 +50,11 @@ fn shipped_configs_are_valid_and_complete() {
     // The [tracker] values written out in the sample are the defaults.
     assert_eq!(polewatch::track::TrackerConfig::from(&full.config.tracker), polewatch::track::TrackerConfig::default());
     assert_eq!(full.config.cameras[0].decoder, "auto");
+    // The plate formats the sample ships are the ones `bench accuracy --formats` is given.
+    let formats = config::load_formats(&root.join("config/plate-formats.toml")).expect("config/plate-formats.toml is valid");
+    assert_eq!(full.config.recognizer.formats, formats);
+    assert!(formats.iter().any(|f| f.region == "br"));
+    assert_eq!((full.config.recognizer.min_plate_chars, full.config.recognizer.max_plate_chars), (4, 10));
     let demo = config::load(&root.join("config/demo.toml")).expect("config/demo.toml is valid");
     // The demo names the shipped set by file: the same models, checksums and contracts.
     assert_eq!(demo.config.recognizer.ocr.as_ref().map(|o| &o.sha256), set.ocr.as_ref().map(|o| &o.sha256));
@@ -273,4 +278,14 @@ fn tracker_table_maps_onto_the_tracker_and_bad_values_name_the_key() {
     assert_eq!(one(d.path(), &format!("{MINIMAL}[tracker]\ngap = 1\n")).key, "tracker.gap");
     let p = one(d.path(), &format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"file:///v.mkv\"\nmotion_threshold = 0\n"));
     assert_eq!((p.line, p.key.as_str()), (Some(7), "cameras[0].motion_threshold"));
+}
+
+#[test]
+fn plate_length_bounds_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let p = one(d.path(), &format!("{MINIMAL}[recognizer]\nmin_plate_chars = 6\nmax_plate_chars = 5\n"));
+    assert_eq!(p.key, "recognizer.max_plate_chars");
+    assert_eq!(p.line, Some(MINIMAL.lines().count() + 3));
+    let p = one(d.path(), &format!("{MINIMAL}[recognizer]\nmin_plate_chars = 0\n"));
+    assert_eq!(p.key, "recognizer.min_plate_chars");
 }

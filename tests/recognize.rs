@@ -261,3 +261,20 @@ fn recognize_cli_prints_one_json_object_per_image_and_fails_on_a_bad_one() {
     assert!(lines[0]["detect_ms"].as_f64().is_some() && lines[0]["reads"][0]["candidates"].is_array());
     assert!(lines[1]["error"].as_str().unwrap().contains("empty"), "{}", lines[1]);
 }
+
+#[test]
+fn readings_outside_the_plate_length_are_not_plates() {
+    let set = shipped();
+    let (card, bbox) = plate_on_card("7KQX214", PlateStyle::Us, 120);
+    // The default (4..=10 characters) keeps a 7-character plate.
+    let mut rec = recognizer(&set);
+    let read = rec.read_box(&card, bbox, "").unwrap().expect("a plate-like reading");
+    assert!(near(&read.text, "7KQX214"), "{}", read.text);
+    // A camera told that plates have 8 to 10 characters drops it, in a frame as on a labelled box.
+    let mut strict = recognizer(&set).with_plate_chars(8, 10);
+    assert_eq!(strict.read_box(&card, bbox, "").unwrap(), None);
+    let (scene, _) = polewatch::bench::recognize::scene_1080p(5).unwrap();
+    let r = strict.recognize(&scene, &View::default()).unwrap();
+    assert!(r.reads.iter().all(|p| (8..=10).contains(&p.text.len())), "{:?}", r.reads);
+    assert!(r.detections >= 3 && r.rejected + r.reads.len() == r.detections, "{} found, {} rejected", r.detections, r.rejected);
+}

@@ -19,6 +19,8 @@ pub struct Options<'a> {
     pub threads: u32,
     /// Plate formats for both sets; each image's group name is its region (`us`, `eu`, `br`, …).
     pub formats: Vec<crate::config::PlateFormat>,
+    /// Reads below this are dropped before detection and end-to-end counting, as the daemon drops them.
+    pub min_read_confidence: f32,
     pub limit: Option<usize>,
     pub json: bool,
 }
@@ -57,6 +59,7 @@ fn figures_json(f: &Figures, det: bool) -> serde_json::Value {
     if det {
         v["det_recall"] = serde_json::json!(r(f.det_recall));
         v["det_precision"] = serde_json::json!(r(f.det_precision));
+        v["raw_det_precision"] = serde_json::json!(r(f.raw_det_precision));
         v["e2e_exact"] = serde_json::json!(r(f.e2e_exact));
         v["ms_detect"] = serde_json::json!(r(f.ms_detect));
     }
@@ -77,7 +80,7 @@ pub fn recognizer_with_formats(set: &ModelSet, formats: &[crate::config::PlateFo
 }
 
 /// Runs one model set over the labelled images.
-pub fn evaluate(rec: &mut Recognizer, name: &str, images: &[LabelledImage]) -> anyhow::Result<Report> {
+pub fn evaluate(rec: &mut Recognizer, name: &str, images: &[LabelledImage], min_read_confidence: f32) -> anyhow::Result<Report> {
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     for li in images {
         let view = View { region: li.group.clone(), ..View::default() };
@@ -99,14 +102,15 @@ pub fn evaluate(rec: &mut Recognizer, name: &str, images: &[LabelledImage]) -> a
             t.ocr(truth, read.as_ref().map(|r| r.text.as_str()));
         }
         if rec.has_detector() {
-            let result = rec.recognize(&frame, &view).with_context(|| format!("recognizing {}", li.path.display()))?;
+            let mut result = rec.recognize(&frame, &view).with_context(|| format!("recognizing {}", li.path.display()))?;
+            result.reads.retain(|r| r.confidence >= min_read_confidence);
             t.detect_ms += result.detect_ms;
             let pred: Vec<_> = result.reads.iter().map(|r| r.bbox).collect();
             let truth: Vec<_> = li.plates.iter().map(|p| p.bbox).collect();
-            // Boxes the OCR read nothing in still count as detections.
-            let extra = result.detections.saturating_sub(result.reads.len()) as u64;
+            // The recognizer's verdict counts: a box whose reading is not plate-like is not reported.
             let m = t.detections(&pred, &truth, 0.5);
-            t.det_fp += extra;
+            let raw: Vec<_> = rec.detect(&frame, &view)?.iter().map(|d| d.bbox).collect();
+            t.raw_detections(&raw, &truth, 0.5);
             for (i, p) in li.plates.iter().enumerate() {
                 if let (Some(text), Some(k)) = (&p.text, m[i]) {
                     t.e2e_exact += u64::from(&result.reads[k].text == text);
@@ -129,9 +133,10 @@ fn print_table(r: &Report, other: Option<&Report>) {
         .collect();
     rows.push(("overall".into(), r.overall().figures(), other.map(|o| o.overall().figures())));
     println!("model set: {}{}", r.name, other.map(|o| format!("   against: {}", o.name)).unwrap_or_default());
-    let cols: [(&str, fn(&Figures) -> f64, bool); 7] = [
+    let cols: [(&str, fn(&Figures) -> f64, bool); 8] = [
         ("det_recall%", |f| f.det_recall, true),
         ("det_prec%", |f| f.det_precision, true),
+        ("raw_prec%", |f| f.raw_det_precision, true),
         ("ocr_exact%", |f| f.ocr_exact, false),
         ("e2e_exact%", |f| f.e2e_exact, true),
         ("char_acc%", |f| f.char_accuracy, false),
@@ -182,9 +187,9 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     }
     let mut ours = recognizer_with_formats(o.models, &o.formats)?;
     let mut theirs = o.against.map(|s| recognizer_with_formats(s, &o.formats)).transpose()?;
-    let a = evaluate(&mut ours, &o.models.name, &images)?;
+    let a = evaluate(&mut ours, &o.models.name, &images, o.min_read_confidence)?;
     let b = match (&mut theirs, o.against) {
-        (Some(r), Some(set)) => Some(evaluate(r, &set.name, &images)?),
+        (Some(r), Some(set)) => Some(evaluate(r, &set.name, &images, o.min_read_confidence)?),
         _ => None,
     };
     print_table(&a, b.as_ref());

@@ -289,6 +289,12 @@ pub struct Recognizer {
     pub min_read_confidence: f64,
     #[serde(default = "default_top_n")]
     pub top_n: u32,
+    /// A reading with fewer or more characters than these is not a plate (a sticker, badge or sign the
+    /// detector took for one) and is dropped; OpenALPR's defaults, 4 and 8, widened to 10 for long EU plates.
+    #[serde(default = "default_min_plate_chars")]
+    pub min_plate_chars: u32,
+    #[serde(default = "default_max_plate_chars")]
+    pub max_plate_chars: u32,
     #[serde(default)]
     pub formats: Vec<PlateFormat>,
 }
@@ -305,6 +311,8 @@ impl Default for Recognizer {
             detect_confidence: default_detect_confidence(),
             min_read_confidence: default_min_read_confidence(),
             top_n: default_top_n(),
+            min_plate_chars: default_min_plate_chars(),
+            max_plate_chars: default_max_plate_chars(),
             formats: Vec::new(),
         }
     }
@@ -715,6 +723,12 @@ fn default_detect_confidence() -> f64 {
 }
 fn default_min_read_confidence() -> f64 {
     0.5
+}
+fn default_min_plate_chars() -> u32 {
+    4
+}
+fn default_max_plate_chars() -> u32 {
+    10
 }
 fn default_top_n() -> u32 {
     5

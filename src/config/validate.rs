@@ -123,6 +123,8 @@ fn recognizer(out: &mut Issues, r: &Recognizer) {
         push(out, "recognizer.min_read_confidence", format!("{} is out of range 0..=1", r.min_read_confidence));
     }
     range(out, "recognizer.top_n", r.top_n, 1, 20);
+    range(out, "recognizer.min_plate_chars", r.min_plate_chars, 1, 16);
+    range(out, "recognizer.max_plate_chars", r.max_plate_chars, r.min_plate_chars.clamp(1, 16), 16);
     for (i, f) in r.formats.iter().enumerate() {
         if f.region.is_empty() {
             push(out, format!("recognizer.formats[{i}].region"), "must not be empty");

@@ -14,6 +14,9 @@ pub struct Tally {
     pub det_tp: u64,
     pub det_fp: u64,
     pub det_fn: u64,
+    /// The detector's boxes before the recognizer dropped the ones whose reading was not plate-like.
+    pub raw_det_tp: u64,
+    pub raw_det_fp: u64,
     pub ocr_exact: u64,
     pub e2e_exact: u64,
     pub chars_total: u64,
@@ -30,6 +33,8 @@ pub struct Figures {
     pub plates: u64,
     pub det_recall: f64,
     pub det_precision: f64,
+    /// Precision of the detector alone (before the plate-text check).
+    pub raw_det_precision: f64,
     pub ocr_exact: f64,
     pub e2e_exact: f64,
     pub char_accuracy: f64,
@@ -53,6 +58,8 @@ impl Tally {
         self.det_tp += o.det_tp;
         self.det_fp += o.det_fp;
         self.det_fn += o.det_fn;
+        self.raw_det_tp += o.raw_det_tp;
+        self.raw_det_fp += o.raw_det_fp;
         self.ocr_exact += o.ocr_exact;
         self.e2e_exact += o.e2e_exact;
         self.chars_total += o.chars_total;
@@ -72,6 +79,13 @@ impl Tally {
         m
     }
 
+    /// The detector's own boxes of one image (before the plate-text check), for its raw precision.
+    pub fn raw_detections(&mut self, predicted: &[BoxF], truth: &[BoxF], iou: f32) {
+        let tp = match_boxes(predicted, truth, iou).iter().filter(|x| x.is_some()).count() as u64;
+        self.raw_det_tp += tp;
+        self.raw_det_fp += predicted.len() as u64 - tp;
+    }
+
     /// One OCR-only reading of a labelled plate.
     pub fn ocr(&mut self, truth: &str, read: Option<&str>) {
         let read = read.unwrap_or("");
@@ -86,6 +100,7 @@ impl Tally {
             plates: self.plates,
             det_recall: ratio(self.det_tp, self.det_tp + self.det_fn),
             det_precision: ratio(self.det_tp, self.det_tp + self.det_fp),
+            raw_det_precision: ratio(self.raw_det_tp, self.raw_det_tp + self.raw_det_fp),
             ocr_exact: ratio(self.ocr_exact, self.texts),
             e2e_exact: ratio(self.e2e_exact, self.texts),
             char_accuracy: ratio(self.chars_right, self.chars_total),
@@ -148,6 +163,16 @@ mod tests {
         assert_eq!((t.det_tp, t.det_fp, t.det_fn), (1, 2, 1));
         let f = t.figures();
         assert!((f.det_recall - 0.5).abs() < 1e-9 && (f.det_precision - 1.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn raw_precision_counts_the_detector_alone() {
+        let mut t = Tally::default();
+        t.detections(&[b(0.0)], &[b(0.0)], 0.5);
+        t.raw_detections(&[b(0.0), b(100.0), b(200.0), b(300.0)], &[b(0.0)], 0.5);
+        let f = t.figures();
+        assert!((f.det_precision - 1.0).abs() < 1e-9);
+        assert!((f.raw_det_precision - 0.25).abs() < 1e-9);
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct FrameResult {
     pub reads: Vec<PlateRead>,
     /// Boxes the detector found that passed the region, size and score filters.
     pub detections: usize,
+    /// Of those, boxes whose reading was not plate-like (too few or too many characters): not plates.
+    pub rejected: usize,
     pub detect_ms: f64,
     pub ocr_ms: f64,
 }
@@ -109,6 +111,8 @@ pub struct Recognizer {
     ocr: OcrNet,
     formats: Formats,
     top_n: usize,
+    /// Readings outside this many characters are not plates.
+    plate_chars: std::ops::RangeInclusive<usize>,
 }
 
 impl Recognizer {
@@ -119,7 +123,8 @@ impl Recognizer {
             opencv::core::set_num_threads(r.threads as i32)?;
         }
         let ocr = r.ocr.as_ref().ok_or(RecognizeError::NoOcr)?;
-        let rec = Recognizer::new(r.detector.as_ref(), ocr, r.backend, r.detect_confidence as f32, &r.formats, r.top_n as usize)?;
+        let rec = Recognizer::new(r.detector.as_ref(), ocr, r.backend, r.detect_confidence as f32, &r.formats, r.top_n as usize)?
+            .with_plate_chars(r.min_plate_chars as usize, r.max_plate_chars as usize);
         Ok(if r.smoke_test { rec.checked()? } else { rec })
     }
 
@@ -134,7 +139,15 @@ impl Recognizer {
         let onnx_detector = detector.filter(|d| d.kind == config::DetectorKind::Onnx).map(|d| d.path.clone());
         let detector = detector.map(|d| detect::load(d, detect_confidence, backend)).transpose()?;
         let ocr = OcrNet::load(ocr, backend)?;
-        Ok(Recognizer { detector, onnx_detector, ocr, formats: Formats::new(formats), top_n: top_n.max(1) })
+        let d = config::Recognizer::default();
+        let plate_chars = d.min_plate_chars as usize..=d.max_plate_chars as usize;
+        Ok(Recognizer { detector, onnx_detector, ocr, formats: Formats::new(formats), top_n: top_n.max(1), plate_chars })
+    }
+
+    /// How many characters a reading must have to be taken for a plate (default: `[recognizer]`'s).
+    pub fn with_plate_chars(mut self, min: usize, max: usize) -> Recognizer {
+        self.plate_chars = min.max(1)..=max.max(min.max(1));
+        self
     }
 
     /// Runs the start-up check: OpenCV 4.6 can load a graph and compute garbage, so each model must
@@ -184,10 +197,12 @@ impl Recognizer {
                 reads.push(r);
             }
         }
-        Ok(FrameResult { reads, detections: dets.len(), detect_ms, ocr_ms: t1.elapsed().as_secs_f64() * 1e3 })
+        let rejected = dets.len() - reads.len();
+        Ok(FrameResult { reads, detections: dets.len(), rejected, detect_ms, ocr_ms: t1.elapsed().as_secs_f64() * 1e3 })
     }
 
-    /// Reads the plate in a known box (OCR only, as on a dataset's labelled boxes).
+    /// Reads the plate in a known box (OCR only, as on a dataset's labelled boxes); `None` when no
+    /// reading is plate-like.
     pub fn read_box(&mut self, frame: &Mat, bbox: BoxF, region: &str) -> Result<Option<PlateRead>, RecognizeError> {
         let owned = prepared(frame, 0.0)?;
         self.read_at(owned.as_ref().unwrap_or(frame), &Detection { bbox, score: 1.0 }, region)
@@ -195,7 +210,8 @@ impl Recognizer {
 
     fn read_at(&mut self, frame: &Mat, d: &Detection, region: &str) -> Result<Option<PlateRead>, RecognizeError> {
         let readings = self.ocr.read_box(frame, d.bbox, self.top_n)?;
-        let candidates = self.formats.apply(region, &readings);
+        let mut candidates = self.formats.apply(region, &readings);
+        candidates.retain(|c| self.plate_chars.contains(&c.text.chars().count()));
         let Some(best) = candidates.first().cloned() else {
             return Ok(None);
         };
