@@ -50,7 +50,7 @@ DATA_DIR = $(abspath $(DATA))
 TPY := $(CURDIR)/training/.venv/bin/python
 TRUN := cd training && OMP_NUM_THREADS=1
 OCR3_STEPS ?= 2500
-OCR_FINAL ?= ocr_run3
+OCR_FINAL ?= ocr_run4
 DET_THR ?= 0.45
 
 need-data:
@@ -67,6 +67,7 @@ train-ocr: ocr-data
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --out out/ocr_run --steps 3500 --lr 2e-3 --seed 0
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --out out/ocr_run2 --steps 6000 --lr 1e-3 --seed 1 --init out/ocr_run/best.pt
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --extra-shards 'out/ocr_data_extra/syn_*.npz' --out out/ocr_run3 --steps $(OCR3_STEPS) --lr 5e-4 --seed 2 --init out/ocr_run2/best.pt
+	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --extra-shards 'out/ocr_data_extra/syn_*.npz' --out out/ocr_run4 --steps 12000 --lr 1e-3 --seed 3 --eval-every 1000 --init out/ocr_run3/best.pt
 	$(TRUN) $(TPY) export_ocr.py --ckpt out/$(OCR_FINAL)/best.pt --out ../models/plate-ocr.onnx --data $(DATA_DIR)
 
 train-detector: need-data

