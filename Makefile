@@ -51,7 +51,7 @@ TPY := $(CURDIR)/training/.venv/bin/python
 TRUN := cd training && OMP_NUM_THREADS=1
 OCR3_STEPS ?= 2500
 OCR_FINAL ?= ocr_run4
-DET_THR ?= 0.45
+DET_THR ?= 0.55
 
 need-data:
 	@test -n "$(DATA)" || { echo "set DATA=<folder of labelled plate sets>, e.g. DATA=../shared/data" >&2; exit 2; }
@@ -74,7 +74,8 @@ train-detector: need-data
 	$(TRUN) $(TPY) train_det.py --data $(DATA_DIR) --out out/det_run --steps 5000 --lr 3e-3 --seed 0
 	$(TRUN) $(TPY) train_det.py --data $(DATA_DIR) --out out/det_run2 --steps 3500 --lr 1.5e-3 --p-focus 0.5 --seed 2 --init out/det_run/best.pt
 	$(TRUN) $(TPY) train_det.py --data $(DATA_DIR) --out out/det_run3 --steps 6000 --lr 1e-3 --p-focus 0.45 --seed 3 --init out/det_run2/best.pt
-	$(TRUN) $(TPY) export_det.py --ckpt out/det_run3/best.pt --out ../models/plate-detector.onnx --data $(DATA_DIR)
+	$(TRUN) $(TPY) train_det.py --data $(DATA_DIR) --out out/det_run4 --steps 7000 --lr 8e-4 --p-focus 0.45 --seed 4 --init out/det_run3/best.pt
+	$(TRUN) $(TPY) export_det.py --ckpt out/det_run4/best.pt --out ../models/plate-detector.onnx --data $(DATA_DIR)
 	$(TRUN) $(TPY) pick_det_thr.py --model ../models/plate-detector.onnx --data $(DATA_DIR)
 
 # Evaluation on openalpr-dev through OpenCV 4.6 (ours and the reference models, which are never shipped).
