@@ -391,10 +391,11 @@ fn a_file_source_streams_and_replays_after_its_end() {
 #[test]
 fn reload_restarts_changed_cameras_and_leaves_the_others_streaming() {
     let server = Server::start(free_port());
-    let set = CameraSet::new(Arc::new(FrameQueue::new(16)), timing());
+    let set = CameraSet::new(Arc::new(FrameQueue::new(1)), timing());
     let (a, b, c) = (camera("a", &server.url("/cam"), 5.0, ""), camera("b", &server.url("/cam"), 5.0, ""), camera("c", &server.url("/cam"), 5.0, ""));
     let r = set.apply(&[a.clone(), b.clone(), c.clone()]);
     assert_eq!(r.started, ["a", "b", "c"]);
+    assert_eq!(set.queue().capacity(), 3 * polewatch::ingest::queue::FRAMES_PER_CAMERA, "the queue is sized for the cameras");
     let streaming = |id: &str| set.with(id, |c| c.state() == CameraState::Streaming).unwrap_or(false);
     wait("three cameras streaming", Duration::from_secs(20), || ["a", "b", "c"].iter().all(|id| streaming(id)));
     let decoded_a = set.with("a", decoded).unwrap();
@@ -403,7 +404,8 @@ fn reload_restarts_changed_cameras_and_leaves_the_others_streaming() {
     let d = camera("d", &server.url("/cam"), 5.0, "");
     let mut c_off = c.clone();
     c_off.enabled = false;
-    let r = set.apply(&[a.clone(), b2, c_off, d]);
+    let r = set.apply(&[a.clone(), b2, c_off, d.clone()]);
+    assert_eq!(set.queue().capacity(), 3 * polewatch::ingest::queue::FRAMES_PER_CAMERA);
     assert_eq!((r.kept, r.restarted, r.stopped, r.started), (vec!["a".to_string()], vec!["b".to_string()], vec!["c".to_string()], vec!["d".to_string()]));
     assert!(set.with("c", |_| ()).is_none(), "c stopped");
     wait("b and d streaming", Duration::from_secs(20), || streaming("b") && streaming("d"));

@@ -104,7 +104,8 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         let hotlists = Arc::new(Hotlists::load(store.clone(), &[], 14, target)?);
         let sink = Arc::new(ReadSink { store: store.clone(), hotlists, uplink: None });
         let rec = crate::bench::accuracy::recognizer_for(&o.models)?;
-        let queue = Arc::new(FrameQueue::new((n * 4).max(4)));
+        let queue = Arc::new(FrameQueue::new(crate::ingest::queue::FRAMES_PER_CAMERA));
+        queue.size_for_cameras(n);
         let mut cfg = crate::config::Config {
             site: crate::config::Site { site_id: "bench".into(), device_id: "pole".into(), organisation: String::new() },
             cameras: Vec::new(),

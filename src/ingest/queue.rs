@@ -3,25 +3,39 @@
 
 use super::Frame;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 pub struct FrameQueue {
     frames: Mutex<VecDeque<Frame>>,
     ready: Condvar,
-    capacity: usize,
+    capacity: AtomicUsize,
     dropped: AtomicU64,
 }
 
+/// Frames held per running camera: enough to ride out one slow recognizer call, few enough to stay fresh.
+pub const FRAMES_PER_CAMERA: usize = 4;
+
 impl FrameQueue {
     pub fn new(capacity: usize) -> FrameQueue {
-        FrameQueue { frames: Mutex::new(VecDeque::new()), ready: Condvar::new(), capacity: capacity.max(1), dropped: AtomicU64::new(0) }
+        FrameQueue { frames: Mutex::new(VecDeque::new()), ready: Condvar::new(), capacity: AtomicUsize::new(capacity.max(1)), dropped: AtomicU64::new(0) }
+    }
+
+    /// Sizes the queue for `cameras` running cameras (a reload adds or removes some); a smaller queue
+    /// sheds its oldest frames on the next push.
+    pub fn size_for_cameras(&self, cameras: usize) {
+        self.capacity.store((cameras * FRAMES_PER_CAMERA).max(FRAMES_PER_CAMERA), Ordering::Relaxed);
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity.load(Ordering::Relaxed)
     }
 
     pub fn push(&self, f: Frame) {
         let mut q = self.frames.lock().unwrap_or_else(|p| p.into_inner());
-        if q.len() >= self.capacity {
+        let capacity = self.capacity();
+        while q.len() >= capacity {
             q.pop_front();
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -67,5 +81,21 @@ mod tests {
         assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(3));
         assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(4));
         assert!(q.pop(Duration::from_millis(10)).is_none());
+    }
+
+    #[test]
+    fn resizing_for_fewer_cameras_sheds_the_oldest_frames() {
+        let q = FrameQueue::new(1);
+        q.size_for_cameras(3);
+        assert_eq!(q.capacity(), 3 * FRAMES_PER_CAMERA);
+        for s in 0..12 {
+            q.push(frame(s));
+        }
+        assert_eq!((q.len(), q.dropped()), (12, 0));
+        q.size_for_cameras(0);
+        assert_eq!(q.capacity(), FRAMES_PER_CAMERA);
+        q.push(frame(12));
+        assert_eq!((q.len(), q.dropped()), (FRAMES_PER_CAMERA, 9));
+        assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(13 - FRAMES_PER_CAMERA as u64));
     }
 }

@@ -47,6 +47,7 @@ impl CameraSet {
     pub fn apply(&self, wanted: &[config::Camera]) -> ReloadReport {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let wanted: Vec<&config::Camera> = wanted.iter().filter(|c| c.enabled).collect();
+        self.queue.size_for_cameras(wanted.len());
         let mut report = ReloadReport::default();
         let leaving: Vec<Camera> = {
             let mut cams = self.lock();

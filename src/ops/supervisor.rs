@@ -279,11 +279,10 @@ async fn start_api(
     })))
 }
 
-/// One pipeline per enabled camera, all feeding one bounded queue (sized for the cameras at start: four
-/// frames each). A camera whose credentials cannot be read is logged and left out; the others start.
+/// One pipeline per enabled camera, all feeding one bounded queue (four frames per camera, resized by
+/// each reload). A camera whose credentials cannot be read is logged and left out; the others start.
 fn start_cameras(cfg: &Config) -> Arc<crate::ingest::CameraSet> {
-    let enabled = cfg.cameras.iter().filter(|c| c.enabled).count();
-    let frames = Arc::new(crate::ingest::FrameQueue::new((enabled * 4).max(4)));
+    let frames = Arc::new(crate::ingest::FrameQueue::new(crate::ingest::queue::FRAMES_PER_CAMERA));
     let set = Arc::new(crate::ingest::CameraSet::new(frames, crate::ingest::camera::Timing::default()));
     set.apply(&cfg.cameras);
     set
