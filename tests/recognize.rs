@@ -212,6 +212,11 @@ fn config_with_the_shipped_models_starts_and_reads() {
     let (img, b) = plate_on_card("7KQX214", PlateStyle::Us, 80);
     let read = rec.read_box(&img, b, "").unwrap().unwrap();
     assert!(near(&read.text, "7KQX214"), "{}", read.text);
+    // A site whose plates have at most 6 characters: the start-up check (a 7-character plate) still
+    // passes, and then 7-character readings are not plates.
+    r.max_plate_chars = 6;
+    let mut short = Recognizer::from_config(&r).expect("starts with max_plate_chars below the check plate's length");
+    assert_eq!(short.read_box(&img, b, "").unwrap(), None);
 }
 
 /// Real labelled crops (MIT-licensed US set) read in place; skipped when `../shared/data` is absent.
