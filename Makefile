@@ -41,11 +41,18 @@ clean:
 	rm -rf demo-state
 
 # ---- Model training (issue #4). Not needed by `make test`. See training/README.md. ----
-# DATA (required): the folder of labelled plate sets, read in place (nothing is copied into the repository),
-#   e.g. `make train-ocr DATA=../shared/data`. REF (optional): a folder holding the reference models, for
-#   eval-models to measure them beside ours. Neither has a default: the product names no data of its own.
+# DATA (required for training): the folder of labelled plate sets, read in place (nothing is copied into the
+#   repository), e.g. `make train-ocr DATA=../shared/data`. eval-models takes EVAL (required): a labelled
+#   evaluation set with us/eu/br groups, and optionally REF_OCR / REF_DET: a peer's OCR (fixed-slot, CCT
+#   style) and detector ONNX files, measured beside ours. None has a default: the product names no data or
+#   model of anyone else.
 DATA ?=
-REF ?=
+EVAL ?=
+REF_OCR ?=
+REF_DET ?=
+# Input size and score threshold of the peer detector (REF_DET).
+REF_DET_SIZE ?= 640x640
+REF_DET_THR ?= 0.25
 DATA_DIR = $(abspath $(DATA))
 TPY := $(CURDIR)/training/.venv/bin/python
 TRUN := cd training && OMP_NUM_THREADS=1
@@ -78,9 +85,10 @@ train-detector: need-data
 	$(TRUN) $(TPY) export_det.py --ckpt out/det_run4/best.pt --out ../models/plate-detector.onnx --data $(DATA_DIR)
 	$(TRUN) $(TPY) pick_det_thr.py --model ../models/plate-detector.onnx --data $(DATA_DIR)
 
-# Evaluation on openalpr-dev through OpenCV 4.6 (ours and the reference models, which are never shipped).
-eval-models: need-data
-	$(TRUN) $(TPY) eval_ocr.py --model ../models/plate-ocr.onnx --data $(DATA_DIR)/openalpr-dev --json out/eval_ocr.json
-	$(TRUN) $(TPY) eval_det.py --model ../models/plate-detector.onnx --ocr ../models/plate-ocr.onnx --data $(DATA_DIR)/openalpr-dev --thr $(DET_THR) --json out/eval_det.json
-	test -z "$(REF)" || ($(TRUN) $(TPY) eval_ocr.py --model $(abspath $(REF))/cct_xs_v1_global_cv46.onnx --kind cct --data $(DATA_DIR)/openalpr-dev --json out/eval_ocr_ref.json)
-	test -z "$(REF)" || ($(TRUN) $(TPY) eval_det.py --model $(abspath $(REF))/yolov8n_plate_cv46.onnx --size 640x640 --thr 0.25 --ocr $(abspath $(REF))/cct_xs_v1_global_cv46.onnx --ocr-kind cct --data $(DATA_DIR)/openalpr-dev --json out/eval_det_ref.json)
+# Evaluation on a labelled set through OpenCV 4.6 (ours, and a peer's models when given; they are never shipped).
+eval-models:
+	@test -n "$(EVAL)" || { echo "set EVAL=<labelled evaluation set with us/eu/br groups>" >&2; exit 2; }
+	$(TRUN) $(TPY) eval_ocr.py --model ../models/plate-ocr.onnx --data $(abspath $(EVAL)) --json out/eval_ocr.json
+	$(TRUN) $(TPY) eval_det.py --model ../models/plate-detector.onnx --ocr ../models/plate-ocr.onnx --data $(abspath $(EVAL)) --thr $(DET_THR) --json out/eval_det.json
+	test -z "$(REF_OCR)" || ($(TRUN) $(TPY) eval_ocr.py --model $(abspath $(REF_OCR)) --kind cct --data $(abspath $(EVAL)) --json out/eval_ocr_ref.json)
+	test -z "$(REF_DET)" || ($(TRUN) $(TPY) eval_det.py --model $(abspath $(REF_DET)) --size $(REF_DET_SIZE) --thr $(REF_DET_THR) $(if $(REF_OCR),--ocr $(abspath $(REF_OCR)) --ocr-kind cct) --data $(abspath $(EVAL)) --json out/eval_det_ref.json)

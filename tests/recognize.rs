@@ -283,5 +283,5 @@ fn readings_outside_the_plate_length_are_not_plates() {
     let (scene, _) = polewatch::bench::recognize::scene_1080p(5).unwrap();
     let r = strict.recognize(&scene, &View::default()).unwrap();
     assert!(r.reads.iter().all(|p| (8..=10).contains(&p.text.len())), "{:?}", r.reads);
-    assert!(r.detections >= 3 && r.rejected + r.reads.len() == r.detections, "{} found, {} rejected", r.detections, r.rejected);
+    assert!(r.detections >= 3 && r.rejected.len() + r.reads.len() == r.detections, "{} found, {} rejected", r.detections, r.rejected.len());
 }

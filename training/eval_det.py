@@ -1,10 +1,11 @@
-"""Detector evaluation on openalpr-dev (all groups) through cv2.dnn: recall/precision at IoU 0.5 after the
-runtime's post-processing (score threshold, NMS 0.45), and end-to-end exact reads with an OCR model behind it.
+"""Detector evaluation on an evaluation set (groups us/eu/br, passed with --data) through cv2.dnn:
+recall/precision at IoU 0.5 after the runtime's post-processing (score threshold, NMS 0.45), and end-to-end
+exact reads with an OCR model behind it.
 
-The score threshold is a CLI argument fixed before looking at openalpr-dev (MODELS.md says where it comes from).
-Works for our model and for the reference YOLOv8n (both use the [1,5,N] contract; pass --size 640x640 for it).
+The score threshold is a CLI argument fixed before looking at the evaluation set (MODELS.md says where it comes
+from). Works for any detector with the [1,5,N] contract (pass --size WxH for other input sizes).
 
-usage: python eval_det.py --model ../models/plate-detector.onnx --ocr ../models/plate-ocr.onnx [--ocr-kind ours]"""
+usage: python eval_det.py --model ../models/plate-detector.onnx --data <labelled set> --ocr ../models/plate-ocr.onnx [--ocr-kind ours]"""
 import argparse
 import json
 import os
@@ -38,6 +39,23 @@ def iou(a, b):
     return inter / max(1e-9, a[2] * a[3] + b[2] * b[3] - inter)
 
 
+def match(dets, gts, min_iou=0.5):
+    """(true, false positives): detections, strongest first, each matched to the unused labelled box it
+    overlaps most, when that reaches `min_iou`."""
+    used, tp, fp = set(), 0, 0
+    for b, _ in sorted(dets, key=lambda d: -d[1]):
+        best, bi = 0.0, -1
+        for i, g in enumerate(gts):
+            v = iou(b, g)
+            if i not in used and v > best:
+                best, bi = v, i
+        if best >= min_iou:
+            used.add(bi); tp += 1
+        else:
+            fp += 1
+    return tp, fp
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="../models/plate-detector.onnx")
@@ -45,7 +63,7 @@ def main():
     ap.add_argument("--thr", type=float, default=0.3)
     ap.add_argument("--ocr", default="")
     ap.add_argument("--ocr-kind", default="ours", choices=["ours", "cct"])
-    ap.add_argument("--data", required=True, help="the openalpr-dev folder")
+    ap.add_argument("--data", required=True, help="the labelled evaluation set (us/eu/br groups)")
     ap.add_argument("--json", default="")
     a = ap.parse_args()
     cv2.setNumThreads(1)
@@ -60,17 +78,8 @@ def main():
             t0 = time.perf_counter()
             dets = detect(net, img, W, H, a.thr)
             times.append(time.perf_counter() - t0)
-            used = set()
-            for b, _ in sorted(dets, key=lambda d: -d[1]):
-                best, bi = 0.0, -1
-                for i, gt in enumerate(gts):
-                    v = iou(b, gt[:4])
-                    if i not in used and v > best:
-                        best, bi = v, i
-                if best >= 0.5:
-                    used.add(bi); tp += 1
-                else:
-                    fp += 1
+            t, f = match(dets, [gt[:4] for gt in gts])
+            tp += t; fp += f
             ngt += len(gts)
             if reader:  # a plate is read end to end when any detection's best reading equals it
                 reads = {reader.read(img, [int(round(v)) for v in b]) for b, _ in dets}

@@ -1,10 +1,10 @@
-"""OCR-only evaluation on labelled boxes (openalpr-dev by default: us/eu/br) through OpenCV's DNN module,
-with the exact crop preparation of each model's runtime contract. Also runs the reference CCT model
-(../shared/models/reference) so the numbers can be checked against its published 91.2 %.
+"""OCR-only evaluation on the labelled boxes of an evaluation set (groups us/eu/br, passed with --data) through
+OpenCV's DNN module, with the exact crop preparation of each model's runtime contract. `--kind cct` runs a
+CCT-style fixed-slot model (a peer model passed by path) the same way, to check its published figures.
 
 Evaluation only: nothing here feeds back into training or thresholds.
 
-usage: python eval_ocr.py --model ../models/plate-ocr.onnx [--kind ours|cct] [--json out/eval_ocr.json]"""
+usage: python eval_ocr.py --model ../models/plate-ocr.onnx --data <labelled set> [--kind ours|cct] [--json out/eval_ocr.json]"""
 import argparse
 import json
 import os
@@ -87,7 +87,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="../models/plate-ocr.onnx")
     ap.add_argument("--kind", choices=["ours", "cct"], default="ours")
-    ap.add_argument("--data", required=True, help="the openalpr-dev folder")
+    ap.add_argument("--data", required=True, help="the labelled evaluation set (us/eu/br groups)")
     ap.add_argument("--json", default="")
     ap.add_argument("--errors", action="store_true", help="list misreads")
     a = ap.parse_args()

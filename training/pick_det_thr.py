@@ -9,7 +9,7 @@ import argparse
 import cv2
 import numpy as np
 
-from eval_det import detect, iou
+from eval_det import detect, match
 from realdata import load_scenes
 
 
@@ -27,19 +27,7 @@ def main():
         img = cv2.imread(path)
         dets = detect(net, img, 640, 384, float(thrs[0]))
         for t in thrs:
-            used, tp, fp = set(), 0, 0
-            for b, s in sorted(dets, key=lambda d: -d[1]):
-                if s < t:
-                    continue
-                best, bi = 0.0, -1
-                for i, g in enumerate(gts):
-                    v = iou(b, g)
-                    if i not in used and v > best:
-                        best, bi = v, i
-                if best >= 0.5:
-                    used.add(bi); tp += 1
-                else:
-                    fp += 1
+            tp, fp = match([d for d in dets if d[1] >= t], gts)
             st = stats[t]
             st[0] += tp; st[1] += fp; st[2] += len(gts)
     best = None

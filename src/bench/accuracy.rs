@@ -103,14 +103,15 @@ pub fn evaluate(rec: &mut Recognizer, name: &str, images: &[LabelledImage], min_
         }
         if rec.has_detector() {
             let mut result = rec.recognize(&frame, &view).with_context(|| format!("recognizing {}", li.path.display()))?;
-            result.reads.retain(|r| r.confidence >= min_read_confidence);
             t.detect_ms += result.detect_ms;
-            let pred: Vec<_> = result.reads.iter().map(|r| r.bbox).collect();
             let truth: Vec<_> = li.plates.iter().map(|p| p.bbox).collect();
-            // The recognizer's verdict counts: a box whose reading is not plate-like is not reported.
-            let m = t.detections(&pred, &truth, 0.5);
-            let raw: Vec<_> = rec.detect(&frame, &view)?.iter().map(|d| d.bbox).collect();
+            // The detector alone: every box it reported, read or rejected.
+            let raw: Vec<_> = result.reads.iter().map(|r| r.bbox).chain(result.rejected.iter().copied()).collect();
             t.raw_detections(&raw, &truth, 0.5);
+            // The recognizer's verdict counts: a box whose reading is not plate-like is not reported.
+            result.reads.retain(|r| r.confidence >= min_read_confidence);
+            let pred: Vec<_> = result.reads.iter().map(|r| r.bbox).collect();
+            let m = t.detections(&pred, &truth, 0.5);
             for (i, p) in li.plates.iter().enumerate() {
                 if let (Some(text), Some(k)) = (&p.text, m[i]) {
                     t.e2e_exact += u64::from(&result.reads[k].text == text);

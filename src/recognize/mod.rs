@@ -64,8 +64,8 @@ pub struct FrameResult {
     pub reads: Vec<PlateRead>,
     /// Boxes the detector found that passed the region, size and score filters.
     pub detections: usize,
-    /// Of those, boxes whose reading was not plate-like (too few or too many characters): not plates.
-    pub rejected: usize,
+    /// Of those, the boxes whose reading was not plate-like (too few or too many characters): not plates.
+    pub rejected: Vec<BoxF>,
     pub detect_ms: f64,
     pub ocr_ms: f64,
 }
@@ -192,13 +192,13 @@ impl Recognizer {
         };
         let detect_ms = t0.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
-        let mut reads = Vec::new();
+        let (mut reads, mut rejected) = (Vec::new(), Vec::new());
         for d in &dets {
-            if let Some(r) = self.read_at(frame, d, &view.region)? {
-                reads.push(r);
+            match self.read_at(frame, d, &view.region)? {
+                Some(r) => reads.push(r),
+                None => rejected.push(d.bbox),
             }
         }
-        let rejected = dets.len() - reads.len();
         Ok(FrameResult { reads, detections: dets.len(), rejected, detect_ms, ocr_ms: t1.elapsed().as_secs_f64() * 1e3 })
     }
 
