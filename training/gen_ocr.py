@@ -3,6 +3,7 @@ plate boxes of the detection sets, and jittered crops of the real labelled plate
 common.ocr_input_from_box -- the runtime's own crop preparation -- so train and deploy inputs match.
 
 usage: python gen_ocr.py --data ../../shared/data --out out/ocr_data --shard 0 --count 20000 [--real-copies 30]
+       [--hand-labels labels/openimages_gplates.tsv]   (--count 0: only the real sets)
 Shards are independent (seed = 1000 + shard) so two processes can fill them in parallel."""
 import argparse
 import os
@@ -12,13 +13,13 @@ import cv2
 import numpy as np
 
 from common import ocr_input_from_box
-from realdata import load_patches
+from realdata import load_patches, read_hand_labels
 from synth.augment import decorate, degrade, jitter_box, quad_for_box, warp_into
 from synth import render
 from synth.render import render_plate
 
 
-def synth_sample(rng, plate_bgr, backgrounds, patches_for_warp):
+def synth_sample(rng, plate_bgr, backgrounds, patches_for_warp, jitter=0.06):
     ph0, pw0 = plate_bgr.shape[:2]
     if patches_for_warp and rng.random() < 0.4:
         patch, (bx, by, bw, bh), _, _, _ = patches_for_warp[rng.integers(len(patches_for_warp))]
@@ -42,13 +43,13 @@ def synth_sample(rng, plate_bgr, backgrounds, patches_for_warp):
     x0, y0 = quad.min(0)
     x1, y1 = quad.max(0)
     scene = degrade(scene, rng)
-    box = jitter_box(x0, y0, x1 - x0, y1 - y0, rng)
+    box = jitter_box(x0, y0, x1 - x0, y1 - y0, rng, amount=jitter)
     return ocr_input_from_box(scene, box)
 
 
-def real_sample(rng, patch, box, heavy):
+def real_sample(rng, patch, box, heavy, jitter=0.05):
     img = degrade(patch, rng) if heavy else patch
-    return ocr_input_from_box(img, jitter_box(*box, rng, amount=0.05))
+    return ocr_input_from_box(img, jitter_box(*box, rng, amount=jitter))
 
 
 def main():
@@ -59,12 +60,15 @@ def main():
     ap.add_argument("--count", type=int, default=20000)
     ap.add_argument("--p-emblem", type=float, default=0.0, help="separators drawn as emblems (synth.render)")
     ap.add_argument("--real-copies", type=int, default=0, help="also write real_train/real_val (shard 0 only)")
+    ap.add_argument("--box-jitter", type=float, default=0.06, help="synthetic crops: each side moves up to this share")
+    ap.add_argument("--real-jitter", type=float, default=0.05, help="real training crops: the same")
+    ap.add_argument("--hand-labels", default="", help="texts read by eye for '?' boxes (labels/*.tsv)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     render.P_EMBLEM = a.p_emblem
     rng = np.random.default_rng(1000 + a.shard)
     t0 = time.time()
-    patches = load_patches(a.data)
+    patches = load_patches(a.data, hand_labels=read_hand_labels(a.hand_labels) if a.hand_labels else None)
     warp_pool = [p for p in patches if p[4] in ("openimages_gplates", "ro_dashcam_mit") and p[1][2] >= 30 and not p[3]]
     backgrounds = [p[0] for p in patches if p[0].shape[0] >= 64 and p[0].shape[1] >= 64]
     print(f"{len(patches)} real boxes, {len(warp_pool)} for warping, loaded in {time.time() - t0:.1f}s", flush=True)
@@ -80,15 +84,17 @@ def main():
                     imgs.append(ocr_input_from_box(patch, box)); labels.append(text)
                     continue
                 for k in range(a.real_copies):
-                    imgs.append(real_sample(rng, patch, box, heavy=k % 2 == 1)); labels.append(text)
+                    imgs.append(real_sample(rng, patch, box, heavy=k % 2 == 1, jitter=a.real_jitter)); labels.append(text)
             np.savez_compressed(os.path.join(a.out, f"real_{split}.npz"), x=np.stack(imgs), y=np.array(labels))
             print(f"real_{split}: {len(imgs)} samples from {len(set(labels))} texts", flush=True)
 
+    if a.count == 0:
+        return
     imgs, labels = [], []
     for i in range(a.count):
         plate_rgb, label, _ = render_plate(rng)
         plate = decorate(plate_rgb[..., ::-1].copy(), rng)
-        imgs.append(synth_sample(rng, plate, backgrounds, warp_pool))
+        imgs.append(synth_sample(rng, plate, backgrounds, warp_pool, a.box_jitter))
         labels.append(label)
         if (i + 1) % 2000 == 0:
             print(f"shard {a.shard}: {i + 1}/{a.count} {time.time() - t0:.0f}s", flush=True)

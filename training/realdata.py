@@ -22,9 +22,23 @@ def is_val(path):
     return int(hashlib.md5(base.encode()).hexdigest(), 16) % 7 == 0
 
 
-def load_patches(data_root, sets=TRAIN_SETS, min_w=0, ctx=1.0):
+def read_hand_labels(path):
+    """Texts read by eye for boxes a set gives as '?' (training/labels/*.tsv, the data README's columns):
+    {(image file name, x, y, w, h): text}."""
+    out = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("#") or not line.strip():
+                continue
+            f, x, y, w, h, t = line.rstrip("\n").split("\t")
+            out[(f, int(x), int(y), int(w), int(h))] = t
+    return out
+
+
+def load_patches(data_root, sets=TRAIN_SETS, min_w=0, ctx=1.0, hand_labels=None):
     """For every box in the sets: (patch BGR, box relative to the patch, text, is_val, set name).
-    The patch is the box grown by `ctx` of its size on each side, so crops with margins and jitter fit."""
+    The patch is the box grown by `ctx` of its size on each side, so crops with margins and jitter fit.
+    `hand_labels` (read_hand_labels) gives texts to boxes the set leaves as '?'."""
     out = []
     for s in sets:
         for img_path, boxes in read_set(os.path.join(data_root, s)):
@@ -32,6 +46,8 @@ def load_patches(data_root, sets=TRAIN_SETS, min_w=0, ctx=1.0):
             for (x, y, w, h, t) in boxes:
                 if w < min_w:
                     continue
+                if t == "?" and hand_labels:
+                    t = hand_labels.get((os.path.basename(img_path), x, y, w, h), t)
                 if img is None:
                     img = cv2.imread(img_path, cv2.IMREAD_COLOR)
                 H, W = img.shape[:2]

@@ -722,7 +722,7 @@ fn default_detect_confidence() -> f64 {
     0.35
 }
 fn default_min_read_confidence() -> f64 {
-    0.5
+    0.2
 }
 fn default_min_plate_chars() -> u32 {
     4
