@@ -57,7 +57,7 @@ DATA_DIR = $(abspath $(DATA))
 TPY := $(CURDIR)/training/.venv/bin/python
 TRUN := cd training && OMP_NUM_THREADS=1
 OCR3_STEPS ?= 2500
-OCR_FINAL ?= ocr_run9
+OCR_FINAL ?= ocr_run11
 DET_THR ?= 0.55
 
 need-data:
@@ -71,6 +71,7 @@ ocr-data: need-data
 	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_data_extra --shard 3 --count 8000 --p-emblem 0.35
 	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_data_wide --shard 4 --count 14000 --real-copies 30 \
 		--hand-labels labels/openimages_gplates.tsv --box-jitter 0.11 --real-jitter 0.11
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_data_wide2 --shard 5 --count 10000 --box-jitter 0.11
 
 train-ocr: ocr-data
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --out out/ocr_run --steps 3500 --lr 2e-3 --seed 0
@@ -78,6 +79,7 @@ train-ocr: ocr-data
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --extra-shards 'out/ocr_data_extra/syn_*.npz' --out out/ocr_run3 --steps $(OCR3_STEPS) --lr 5e-4 --seed 2 --init out/ocr_run2/best.pt
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data --extra-shards 'out/ocr_data_extra/syn_*.npz' --out out/ocr_run4 --steps 12000 --lr 1e-3 --seed 3 --eval-every 1000 --init out/ocr_run3/best.pt
 	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data_wide --extra-shards 'out/ocr_data*/syn_0[0-3].npz' --out out/ocr_run9 --steps 8000 --lr 5e-4 --real-frac 0.3 --seed 9 --eval-every 500 --init out/ocr_run4/best.pt
+	$(TRUN) $(TPY) train_ocr.py --data-dir out/ocr_data_wide --extra-shards 'out/ocr_data*/syn_0[0-35].npz' --out out/ocr_run11 --steps 6000 --lr 3e-4 --real-frac 0.4 --seed 11 --eval-every 500 --init out/ocr_run9/best.pt
 	$(TRUN) $(TPY) export_ocr.py --ckpt out/$(OCR_FINAL)/best.pt --out ../models/plate-ocr.onnx --data $(DATA_DIR)
 
 train-detector: need-data
