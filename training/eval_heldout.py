@@ -16,7 +16,7 @@ import torch
 from common import ctc_greedy, ocr_input_from_box, read_set
 from eval_det import detect, iou
 from ocr_model import PlateCRNN
-from realdata import is_val, read_hand_labels
+from realdata import is_val, read_hand_labels, with_hand_labels
 
 # Sets of whole road/street frames (the crop-only set has no scene for the detector).
 SCENE_SETS = ("openimages_gplates", "ro_dashcam_mit", "us_virginia_mit")
@@ -29,8 +29,7 @@ def heldout_frames(data_root, hand):
         for path, boxes in read_set(os.path.join(data_root, s)):
             if not is_val(path):
                 continue
-            name = os.path.basename(path)
-            boxes = [(x, y, w, h, hand.get((name, x, y, w, h), t) if t == "?" else t) for x, y, w, h, t in boxes]
+            boxes = with_hand_labels(path, boxes, hand)
             if any(b[4] != "?" for b in boxes):
                 out.append((path, boxes))
     return out
@@ -73,11 +72,11 @@ def main():
                 continue
             truths.append(b[4])
             label_crops.append(ocr_input_from_box(img, b[:4]))
-            best = max(dets, key=lambda d: iou(d[0], b[:4]), default=None)
-            found_it = best is not None and iou(best[0], b[:4]) >= 0.5
-            det_crops.append(ocr_input_from_box(img, best[0]) if found_it else None)
+            best = max((d[0] for d in dets), key=lambda d: iou(d, b[:4]), default=None)
+            found_it = best is not None and iou(best, b[:4]) >= 0.5
+            det_crops.append(ocr_input_from_box(img, best) if found_it else None)
             if found_it:
-                (dx, dy, dw, dh), (x, y, w, h) = best[0], b[:4]
+                (dx, dy, dw, dh), (x, y, w, h) = best, b[:4]
                 side_errs.append(((dx - x) / w, (dx + dw - x - w) / w, (dy - y) / h, (dy + dh - y - h) / h))
     found = [i for i, c in enumerate(det_crops) if c is not None]
     print(f"{len(truths)} labelled plates on held-out frames, {len(found)} found by the detector")

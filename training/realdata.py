@@ -35,6 +35,14 @@ def read_hand_labels(path):
     return out
 
 
+def with_hand_labels(img_path, boxes, hand_labels):
+    """`boxes` of one image, with the hand-read text (read_hand_labels) for those the set leaves as '?'."""
+    if not hand_labels:
+        return boxes
+    name = os.path.basename(img_path)
+    return [(x, y, w, h, hand_labels.get((name, x, y, w, h), t) if t == "?" else t) for x, y, w, h, t in boxes]
+
+
 def load_patches(data_root, sets=TRAIN_SETS, min_w=0, ctx=1.0, hand_labels=None):
     """For every box in the sets: (patch BGR, box relative to the patch, text, is_val, set name).
     The patch is the box grown by `ctx` of its size on each side, so crops with margins and jitter fit.
@@ -43,11 +51,9 @@ def load_patches(data_root, sets=TRAIN_SETS, min_w=0, ctx=1.0, hand_labels=None)
     for s in sets:
         for img_path, boxes in read_set(os.path.join(data_root, s)):
             img = None
-            for (x, y, w, h, t) in boxes:
+            for (x, y, w, h, t) in with_hand_labels(img_path, boxes, hand_labels):
                 if w < min_w:
                     continue
-                if t == "?" and hand_labels:
-                    t = hand_labels.get((os.path.basename(img_path), x, y, w, h), t)
                 if img is None:
                     img = cv2.imread(img_path, cv2.IMREAD_COLOR)
                 H, W = img.shape[:2]
