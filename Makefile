@@ -25,8 +25,12 @@ run: build
 	./target/release/polewatch run --config $(DEMO_CONFIG)
 
 # Every test: unit, property, integration (real sled store, the daemon under a notify socket, kill -9).
+# TEST_DATA: a folder of real labelled plate sets read in place by the tests that take one (passed as
+# POLEWATCH_TEST_DATA; those tests skip without it). Here it is the development folder next to the checkout,
+# when there is one; nothing from it is copied or used outside the tests.
+TEST_DATA ?= $(wildcard ../shared/data)
 test: deps
-	$(CARGO) test --locked
+	POLEWATCH_TEST_DATA=$(abspath $(TEST_DATA)) $(CARGO) test --locked
 
 # Figures, not pass/fail: see README "Benchmarks".
 bench: build
