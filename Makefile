@@ -4,7 +4,8 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 DEMO_CONFIG ?= config/demo.toml
 
-.PHONY: all deps build run test bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data
+.PHONY: all deps build run test bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data \
+	ocr-ctx-data train-ocr-ctx train-ocr-resume ocr-report
 
 all: build
 
@@ -64,6 +65,17 @@ OCR3_STEPS ?= 2500
 OCR_FINAL ?= ocr_run11
 DET_THR ?= 0.55
 
+# Fonts the plate renderer draws with (MIT/OFL/Apache/GPL-with-font-exception; only the trained weights ship) and
+# the Python environment of training/requirements.txt.
+TRAIN_FONTS = fonts-roadgeek fonts-opendin fonts-liberation fonts-dejavu-core fonts-bebas-neue fonts-national-park \
+	fonts-routed-gothic fonts-b612 fonts-roboto-unhinted fonts-freefont-ttf fonts-jura
+train-deps:
+	@missing=$$(for p in $(TRAIN_FONTS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then SUDO=$$([ "$$(id -u)" -ne 0 ] && echo sudo); $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; fi
+	test -x $(TPY) || python3 -m venv training/.venv
+	$(TPY) -m pip install -q -r training/requirements.txt
+
 need-data:
 	@test -n "$(DATA)" || { echo "set DATA=<folder of labelled plate sets>, e.g. DATA=../shared/data" >&2; exit 2; }
 
@@ -101,3 +113,35 @@ eval-models:
 	$(TRUN) $(TPY) eval_det.py --model ../models/plate-detector.onnx --ocr ../models/plate-ocr.onnx --data $(abspath $(EVAL)) --thr $(DET_THR) --json out/eval_det.json
 	test -z "$(REF_OCR)" || ($(TRUN) $(TPY) eval_ocr.py --model $(abspath $(REF_OCR)) --kind cct --data $(abspath $(EVAL)) --json out/eval_ocr_ref.json)
 	test -z "$(REF_DET)" || ($(TRUN) $(TPY) eval_det.py --model $(abspath $(REF_DET)) --size $(REF_DET_SIZE) --thr $(REF_DET_THR) $(if $(REF_OCR),--ocr $(abspath $(REF_OCR)) --ocr-kind cct) --data $(abspath $(EVAL)) --json out/eval_det_ref.json)
+# ---- OCR with whole-plate context (issue #13). Resumable: `make train-ocr-resume` continues the stage from
+# training/out/ocr_ctx_run/last.pt, or from the committed training/checkpoints/ocr_ctx.pt when out/ is gone
+# (a new machine). Both CPU cores: two generator processes, then training with OCR_THREADS threads at nice 19
+# so that builds on the same machine go first.
+OCR_THREADS ?= 2
+OCR_CTX_STEPS ?= 20000
+OCR_CTX_ARGS = --data-dir out/ocr_ctx --extra-shards 'out/ocr_ctx_more/syn_*.npz' --out out/ocr_ctx_run \
+	--steps $(OCR_CTX_STEPS) --lr 1.5e-3 --real-frac 0.35 --hard-frac 0.15 --seed 21 --eval-every 500 \
+	--context --widths 16,32,64,96,128 --threads $(OCR_THREADS)
+GEN_CTX = --box-jitter 0.11 --issued-letters 0.8
+ocr-ctx-data: need-data
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx --shard 10 --count 12000 --real-copies 30 \
+		--hand-labels labels/openimages_gplates.tsv --real-jitter 0.11 --p-stroke 0.3 --p-emblem 0.1 $(GEN_CTX) & \
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx --shard 11 --count 12000 --p-stroke 0.4 \
+		--p-emblem 0.2 $(GEN_CTX); wait
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx_more --shard 12 --count 12000 --p-stroke 0.5 $(GEN_CTX) & \
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx_more --shard 13 --count 12000 --p-stroke 0.2 \
+		--p-emblem 0.3 $(GEN_CTX); wait
+
+train-ocr-ctx: ocr-ctx-data
+	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_CTX_ARGS)
+
+train-ocr-resume: need-data
+	test -s training/out/ocr_ctx/real_val.npz || $(MAKE) ocr-ctx-data DATA=$(DATA)
+	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_CTX_ARGS) \
+		--resume $$(test -s training/out/ocr_ctx_run/last.pt && echo out/ocr_ctx_run/last.pt || echo checkpoints/ocr_ctx.pt)
+
+# The error report (confusion pairs, by region/width/length) on the training sets' held-out crops, and on EVAL
+# (one or more evaluation sets, reported only).
+OCR_MODEL ?= models/plate-ocr.onnx
+ocr-report: need-data
+	$(TRUN) $(TPY) error_report.py --model $(abspath $(OCR_MODEL)) --data $(DATA_DIR) $(foreach e,$(EVAL),--eval $(abspath $(e)))

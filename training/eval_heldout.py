@@ -15,7 +15,7 @@ import torch
 
 from common import ctc_greedy, ocr_input_from_box, read_set
 from eval_det import detect, iou
-from ocr_model import PlateCRNN
+from ocr_model import build
 from realdata import is_val, read_hand_labels, with_hand_labels
 
 # Sets of whole road/street frames (the crop-only set has no scene for the detector).
@@ -88,7 +88,7 @@ def main():
               "bottom {:.3f}".format(*p90))
     for ck_path in a.ckpt:
         ck = torch.load(ck_path, weights_only=False)
-        model = PlateCRNN(ck["widths"])
+        model = build(ck)
         model.load_state_dict(ck["model"])
         model.eval()
         on_labels = read_all(model, label_crops)

@@ -13,12 +13,12 @@ import onnx
 import torch
 
 from common import ctc_greedy, ocr_input_from_box, read_set
-from ocr_model import PlateCRNN, input_shape
+from ocr_model import build, input_shape
 
 
 def export(ckpt, out):
     ck = torch.load(ckpt, map_location="cpu")
-    model = PlateCRNN(tuple(ck["widths"]), export=True)
+    model = build(ck, export=True)
     model.load_state_dict(ck["model"])
     model.eval()
     dummy = torch.zeros(input_shape())

@@ -17,6 +17,7 @@ from realdata import load_patches, read_hand_labels
 from synth.augment import decorate, degrade, jitter_box, quad_for_box, warp_into
 from synth import render
 from synth.render import render_plate
+from synth import text as ptext
 
 
 def synth_sample(rng, plate_bgr, backgrounds, patches_for_warp, jitter=0.06):
@@ -62,10 +63,14 @@ def main():
     ap.add_argument("--real-copies", type=int, default=0, help="also write real_train/real_val (shard 0 only)")
     ap.add_argument("--box-jitter", type=float, default=0.06, help="synthetic crops: each side moves up to this share")
     ap.add_argument("--real-jitter", type=float, default=0.05, help="real training crops: the same")
+    ap.add_argument("--p-stroke", type=float, default=0.0, help="plates lettered in the stroke font (synth.strokes)")
+    ap.add_argument("--issued-letters", type=float, default=0.0, help="share of serials with issued letters only")
     ap.add_argument("--hand-labels", default="", help="texts read by eye for '?' boxes (labels/*.tsv)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     render.P_EMBLEM = a.p_emblem
+    render.P_STROKE = a.p_stroke
+    ptext.P_ISSUED = a.issued_letters
     rng = np.random.default_rng(1000 + a.shard)
     t0 = time.time()
     patches = load_patches(a.data, hand_labels=read_hand_labels(a.hand_labels) if a.hand_labels else None)

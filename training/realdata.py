@@ -9,7 +9,8 @@ import cv2
 
 from common import read_set
 
-TRAIN_SETS = ["openimages_gplates", "ro_dashcam_mit", "ar_fastplateocr_crops", "us_virginia_mit"]
+TRAIN_SETS = ["openimages_gplates", "ro_dashcam_mit", "ar_fastplateocr_crops", "us_virginia_mit",
+              "openimages_gplates_more"]
 VAL_RIDES = ("dayride_type1_002", "dayride_type1_003")
 
 

@@ -4,7 +4,12 @@ Batches mix synthetic shards and jittered real crops (`--real-frac`); cheap extr
 uint8 batch (shift, contrast, inversion, noise) so each pass over the shards differs. Checkpoints are chosen
 on the held-out real crops (real_val.npz: other rides / other images than training), never on openalpr-dev.
 
-usage: python train_ocr.py --data-dir out/ocr_data --out out/ocr_run --steps 6000"""
+Resumable: `last.pt` (model, optimiser, schedule, step, random state) is written every `--save-every` steps, and
+`--resume out/run/last.pt` continues the same stage where it stopped (a new session, a killed process). Shards
+added to the data folder since are picked up on resume. `--hard-frac` replays the synthetic samples with the
+highest recent CTC loss (hard-example mining: the look-alike glyphs are where the loss stays high).
+
+usage: python train_ocr.py --data-dir out/ocr_data --out out/ocr_run --steps 6000 [--context] [--resume ...]"""
 import argparse
 import glob
 import os
@@ -17,7 +22,6 @@ import torch.nn.functional as F
 from common import ALPHABET, ctc_greedy
 from ocr_model import PlateCRNN
 
-torch.set_num_threads(1)
 
 
 def encode(labels):
@@ -50,13 +54,13 @@ def augment(x, rng):
     return torch.from_numpy(np.clip(out, 0, 255)[:, None])
 
 
-def evaluate(model, x, y):
+def evaluate(model, x, y, device="cpu"):
     model.eval()
     ok, preds = 0, []
     with torch.no_grad():
         for i in range(0, len(x), 256):
-            lp = model(torch.from_numpy(x[i:i + 256].astype(np.float32)[:, None]))  # [T, B, K]
-            for j, p in enumerate(lp.permute(1, 0, 2).exp().numpy()):
+            lp = model(torch.from_numpy(x[i:i + 256].astype(np.float32)[:, None]).to(device))  # [T, B, K]
+            for j, p in enumerate(lp.permute(1, 0, 2).exp().cpu().numpy()):
                 t, _ = ctc_greedy(p)
                 preds.append(t)
                 ok += t == y[i + j]
@@ -77,7 +81,14 @@ def main():
     ap.add_argument("--widths", default="16,32,64,96,128")
     ap.add_argument("--init", default="", help="checkpoint to continue from (fine-tuning)")
     ap.add_argument("--extra-shards", default="", help="glob of further syn_*.npz shards to add")
+    ap.add_argument("--context", action="store_true", help="the whole-plate context block (ocr_model.PlateCRNN)")
+    ap.add_argument("--resume", default="", help="last.pt of an interrupted run of this same stage")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--hard-frac", type=float, default=0.0, help="share of each batch replayed from hard examples")
+    ap.add_argument("--save-every", type=int, default=250)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a lent GPU machine (training/gpu.sh)")
     a = ap.parse_args()
+    torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -95,23 +106,60 @@ def main():
     print(f"synthetic {len(sx)} from {len(shards)} shards, real {len(rx)}, val {len(vx)}", flush=True)
 
     widths = tuple(int(c) for c in a.widths.split(","))
-    model = PlateCRNN(widths)
+    model = PlateCRNN(widths, context=a.context).to(a.device)
     if a.init:
-        model.load_state_dict(torch.load(a.init)["model"])
+        # strict=False: a conv-only checkpoint can seed the backbone and head of a context model
+        missing, unexpected = model.load_state_dict(torch.load(a.init, map_location=a.device)["model"],
+                                                    strict=not a.context)
+        if missing or unexpected:
+            print(f"init: new {len(missing)} tensors, ignored {len(unexpected)}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.08)
     n_real = int(round(a.batch * a.real_frac))
-    best, t0, run_loss = -1.0, time.time(), 0.0
-    for step in range(1, a.steps + 1):
-        si = rng.integers(0, len(sx), a.batch - n_real)
+    n_hard = int(round(a.batch * a.hard_frac))
+    hard = {}  # synthetic index -> last seen loss
+    best, t0, run_loss, start = -1.0, time.time(), 0.0, 1
+    if a.resume:
+        ck = torch.load(a.resume, weights_only=False, map_location=a.device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        best, run_loss, start = ck["best"], ck["run_loss"], ck["step"] + 1
+        hard = ck.get("hard", {}) if ck.get("n_syn") == len(sx) else {}  # indices shift when shards were added
+        print(f"resumed at step {start} (best real-val {best:.3f})", flush=True)
+
+    def save(step, acc=None):
+        ck = {"model": model.state_dict(), "widths": widths, "context": a.context, "step": step,
+              "val": acc, "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state,
+              "torch_rng": torch.get_rng_state(), "best": best, "run_loss": run_loss, "hard": hard,
+              "n_syn": len(sx)}
+        torch.save(ck, os.path.join(a.out, "last.tmp"))
+        os.replace(os.path.join(a.out, "last.tmp"), os.path.join(a.out, "last.pt"))
+        return ck
+
+    for step in range(start, a.steps + 1):
+        nh = min(n_hard, len(hard) // 4)
+        si = rng.integers(0, len(sx), a.batch - n_real - nh)
+        if nh:
+            pool = sorted(hard, key=hard.get, reverse=True)[:max(nh * 8, 64)]
+            si = np.concatenate([si, rng.choice(pool, nh, replace=False)])
         ri = rng.integers(0, len(rx), n_real)
         xb = np.concatenate([sx[si], rx[ri]])
         labels = list(sy[si]) + list(ry[ri])
-        inp = augment(xb, rng)
+        inp = augment(xb, rng).to(a.device)
         targets, tlens = encode(labels)
         lp = model(inp)
         ilens = torch.full((lp.shape[1],), lp.shape[0], dtype=torch.long)
-        loss = F.ctc_loss(lp, targets, ilens, tlens, blank=0, zero_infinity=True)
+        per = F.ctc_loss(lp, targets.to(a.device), ilens.to(a.device), tlens.to(a.device), blank=0,
+                         zero_infinity=True, reduction="none").cpu()
+        loss = (per / tlens.clamp(min=1)).mean()
+        if n_hard:
+            for k, idx in enumerate(si):
+                hard[int(idx)] = float(per[k]) / max(1, int(tlens[k]))
+            if len(hard) > 20000:
+                hard = dict(sorted(hard.items(), key=lambda kv: kv[1], reverse=True)[:10000])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -121,13 +169,16 @@ def main():
         if step % 100 == 0:
             print(f"step {step} loss {run_loss:.3f} lr {sched.get_last_lr()[0]:.5f} {time.time() - t0:.0f}s", flush=True)
         if step % a.eval_every == 0 or step == a.steps:
-            acc, _ = evaluate(model, vx, vy)
-            ck = {"model": model.state_dict(), "widths": widths, "step": step, "val": acc}
-            torch.save(ck, os.path.join(a.out, "last.pt"))
+            acc, _ = evaluate(model, vx, vy, a.device)
             if acc >= best:
                 best = acc
-                torch.save(ck, os.path.join(a.out, "best.pt"))
+            ck = save(step, acc)
+            if acc >= best:
+                torch.save({k: ck[k] for k in ("model", "widths", "context", "step", "val")},
+                           os.path.join(a.out, "best.pt"))
             print(f"step {step} real-val exact {acc:.3f} (best {best:.3f})", flush=True)
+        elif step % a.save_every == 0:
+            save(step)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from . import strokes
 from . import text as ptext
 
 FONT_DIRS = ["/usr/share/fonts/truetype", "/usr/share/fonts/opentype"]
@@ -24,9 +25,12 @@ def _find(patterns):
 
 MAIN_FONTS = _find(["RG2014C.ttf", "RG2014D.ttf", "RG2014E.ttf", "RG2014EM.ttf", "RG2014B.ttf",
                     "BebasNeue-Regular.otf", "BebasNeue-Bold.otf", "BebasNeue-Book.otf", "OSP-DIN.ttf",
+                    "routed-gothic-narrow.ttf", "routed-gothic.ttf", "RobotoCondensed-Bold.ttf",
+                    "RobotoCondensed-Medium.ttf", "B612-Bold.otf", "Jura-Bold.otf", "FreeSansBold.ttf",
                     "LiberationSansNarrow-Bold.ttf", "LiberationSansNarrow-Regular.ttf", "LiberationSans-Bold.ttf",
                     "LiberationMono-Bold.ttf", "DejaVuSansCondensed-Bold.ttf", "DejaVuSans-Bold.ttf"])
 EU_FONTS = _find(["OSP-DIN.ttf", "RG2014C.ttf", "RG2014D.ttf", "LiberationSansNarrow-Bold.ttf",
+                  "routed-gothic-narrow.ttf", "RobotoCondensed-Medium.ttf",
                   "DejaVuSansCondensed-Bold.ttf", "BebasNeue-Regular.otf"])
 SMALL_FONTS = _find(["NationalPark-Regular.otf", "NationalPark-Heavy.otf", "LiberationSerif-Italic.ttf",
                      "LiberationSerif-BoldItalic.ttf", "LiberationSans-Regular.ttf", "DejaVuSans.ttf",
@@ -52,11 +56,23 @@ def _rgb(rng, lo, hi):
 # Share of separators drawn as an emblem. 0 keeps the random stream of the first data shards unchanged
 # (they were made before emblems existed); gen_ocr.py --p-emblem sets it.
 P_EMBLEM = 0.0
+# Share of plates lettered in the parametric stroke font (synth/strokes.py) instead of a TTF font; likewise 0
+# keeps the older shards' random stream (gen_ocr.py --p-stroke sets it).
+P_STROKE = 0.0
+STROKE = "<stroke>"
+
+
+def _main_font(fonts, rng):
+    if P_STROKE > 0 and rng.random() < P_STROKE:
+        return STROKE
+    return fonts[rng.integers(len(fonts))]
 
 
 def _ink_line(shown, font_path, rng):
     """Render one text line at a large size into a tight L-mode mask (255 = ink). Separators: a space is a gap,
     a dash is drawn as a short bar (plates use both)."""
+    if font_path == STROKE:
+        return strokes.ink_line(shown, rng)
     font = ImageFont.truetype(font_path, 120)
     track = int(rng.integers(2, 18))
     pieces, x = [], 0
@@ -176,7 +192,7 @@ def render_us(rng, two_row=False):
             d.rectangle([0, 0, W, int(H * rng.uniform(0.12, 0.22))], fill=bc)
         else:
             d.rectangle([0, int(H * rng.uniform(0.8, 0.9)), W, H], fill=bc)
-    font = MAIN_FONTS[rng.integers(len(MAIN_FONTS))]
+    font = _main_font(MAIN_FONTS, rng)
     top_c = _rgb(rng, 0, 160)
     if rng.random() < 0.9:
         _small_text(img, STATES[rng.integers(len(STATES))], (40, int(H * 0.04), W - 40, int(H * rng.uniform(0.15, 0.22))), top_c, rng)
@@ -216,7 +232,7 @@ def render_eu(rng, two_row=False):
             cx, cy = band / 2 + band * 0.25 * np.cos(a), H * 0.3 + band * 0.25 * np.sin(a)
             d.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=(255, 210, 0))
         _small_text(img, EU_CC[rng.integers(len(EU_CC))], (6, int(H * 0.6), band - 3, int(H * 0.88)), (255, 255, 255), rng)
-    font = EU_FONTS[rng.integers(len(EU_FONTS))] if EU_FONTS else MAIN_FONTS[0]
+    font = _main_font(EU_FONTS, rng) if EU_FONTS else MAIN_FONTS[0]
     ink = _rgb(rng, 0, 40)
     x0, x1 = band + 8, W - 8
     if not two_row:
@@ -255,7 +271,7 @@ def render_br(rng, two_row=False):
         _small_text(img, BR_CITIES[rng.integers(len(BR_CITIES))], (int(W * 0.2), 8, int(W * 0.8), int(H * 0.22)), (30, 30, 30), rng)
         top = int(H * 0.27)
     font = [f for f in MAIN_FONTS if "RG2014" in f or "DIN" in f or "Narrow" in f] or MAIN_FONTS
-    font = font[rng.integers(len(font))]
+    font = _main_font(font, rng)
     ink = _rgb(rng, 0, 45) if not (not mercosur and img.getpixel((W // 2, H // 2))[1] < 100) else (240, 240, 240)
     if not two_row:
         _paste_text(img, shown, font, (14, top + 4, W - 14, H - 10), ink, rng, stretch=(0.85, 1.2))
@@ -277,7 +293,7 @@ def render_ar(rng, two_row=False):
         d = ImageDraw.Draw(img)
         d.rectangle([2, 2, W - 3, H - 3], outline=(220, 220, 220), width=3)
         _small_text(img, "ARGENTINA", (int(W * 0.3), 8, int(W * 0.7), 28), (220, 220, 220), rng)
-        font = MAIN_FONTS[rng.integers(len(MAIN_FONTS))]
+        font = _main_font(MAIN_FONTS, rng)
         _paste_text(img, shown, font, (16, 36, W - 16, H - 12), _rgb(rng, 200, 255), rng)
         return np.array(img), label
     shown, label = ptext.fill("LL DDD LL", rng)
@@ -285,7 +301,7 @@ def render_ar(rng, two_row=False):
     d = ImageDraw.Draw(img)
     d.rectangle([0, 0, 400, 28], fill=(0, 50, 160))
     _small_text(img, "REPUBLICA ARGENTINA", (110, 5, 290, 24), (255, 255, 255), rng)
-    font = MAIN_FONTS[rng.integers(len(MAIN_FONTS))]
+    font = _main_font(MAIN_FONTS, rng)
     _paste_text(img, shown, font, (16, 36, 384, 118), _rgb(rng, 0, 40), rng)
     return np.array(img), label
 

@@ -5,6 +5,10 @@ import numpy as np
 
 LET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DIG = "0123456789"
+# Serial letters as issued: most US states and Italy never issue I, O or Q in a series (they read as 1/0),
+# Italy also skips U; vanity plates (random_text) keep every letter.
+LET_US = "ABCDEFGHJKLMNPRSTUVWXYZ"
+LET_IT = "ABCDEFGHJKLMNPRSTVWXYZ"
 
 US = ["LLL DDDD", "LLL-DDDD", "DLLL DDD", "LLL DDD", "DDD LLL", "LL DDDDD", "DDD DDDD", "LLL LDDD", "LDD LLL",
       "DD DDDD", "DDDDDD", "LLLDDDD", "DLL DDDD", "LLDDDD", "LLL-DDD", "DDDLLL", "LDDDDD", "DDDDLL", "LL DDDD",
@@ -17,12 +21,12 @@ AR = ["LLL DDD", "LL DDD LL"]
 REGIONS = {"us": US, "eu": EU, "br": BR, "ar": AR}
 
 
-def fill(pattern, rng):
+def fill(pattern, rng, letters=LET):
     """Turn a pattern into (display string with separators, label without them)."""
     out = []
     for ch in pattern:
         if ch == "L":
-            out.append(LET[rng.integers(26)])
+            out.append(letters[rng.integers(len(letters))])
         elif ch == "D":
             out.append(DIG[rng.integers(10)])
         else:
@@ -41,8 +45,20 @@ def random_text(rng, lo=4, hi=8):
     return shown, shown.replace(" ", "").replace("-", "")
 
 
+# Set by gen_ocr.py --issued-letters: the share of serial plates drawn with the letters their issuer uses
+# (0 keeps the older shards' random stream).
+P_ISSUED = 0.0
+
+
 def plate_text(region, rng, p_random=0.2):
     if rng.random() < p_random:
         return random_text(rng)
     pats = REGIONS[region]
-    return fill(pats[rng.integers(len(pats))], rng)
+    pat = pats[rng.integers(len(pats))]
+    letters = LET
+    if P_ISSUED > 0 and rng.random() < P_ISSUED:
+        if region == "us":
+            letters = LET_US
+        elif region == "eu" and pat in ("LL DDD LL", "LL-DDD-LL"):
+            letters = LET_IT
+    return fill(pat, rng, letters)
