@@ -118,9 +118,9 @@ eval-models:
 # (a new machine). Both CPU cores: two generator processes, then training with OCR_THREADS threads at nice 19
 # so that builds on the same machine go first.
 OCR_THREADS ?= 2
-OCR_CTX_STEPS ?= 20000
+OCR_CTX_STEPS ?= 4000
 OCR_CTX_ARGS = --data-dir out/ocr_ctx --extra-shards 'out/ocr_ctx_more/syn_*.npz' --out out/ocr_ctx_run \
-	--steps $(OCR_CTX_STEPS) --lr 1.5e-3 --real-frac 0.35 --hard-frac 0.15 --seed 21 --eval-every 500 \
+	--steps $(OCR_CTX_STEPS) --lr 2e-3 --real-frac 0.35 --hard-frac 0.15 --seed 21 --eval-every 500 \
 	--context --widths 16,32,64,96,128 --threads $(OCR_THREADS)
 GEN_CTX = --box-jitter 0.11 --issued-letters 0.8
 ocr-ctx-data: need-data
