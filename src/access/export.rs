@@ -107,7 +107,7 @@ pub struct Exporter<'a> {
 
 fn reads_in_scope(store: &Store, scope: &Scope, now_ms: i64) -> Result<Vec<StoredRead>, ExportError> {
     let mut reads = match scope {
-        Scope::Plates { plates, from_ms, to_ms } => {
+        Scope::Plates { plates, from_ms, to_ms, .. } => {
             let mut out = Vec::new();
             for p in plates {
                 let pattern = PlatePattern::parse(p).map_err(|_| ReleaseError::BadPlate)?;
