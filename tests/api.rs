@@ -429,14 +429,14 @@ fn an_admin_manages_users_while_the_daemon_runs() {
     assert_eq!(s.post("/api/users/dana/approve", Some(&ada), json!({})).0, 200);
     let (st, v) = s.post("/api/login", None, json!({"username": "dana", "password": "kettle-marsh-ember"}));
     assert_eq!((st, v["must_change_password"].as_bool()), (403, Some(true)), "{v}");
-    let (st, v) = s.post("/api/password", None, json!({"username": "dana", "password": "kettle-marsh-ember", "new_password": "danas-own-secret-words"}));
+    let (st, v) = s.post("/api/password", None, json!({"username": "dana", "password": "kettle-marsh-ember", "new_password": "her-own-secret-words"}));
     assert_eq!(st, 200, "{v}");
     assert!(v["token"].is_string());
-    assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "danas-own-secret-words"})).0, 200);
+    assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "her-own-secret-words"})).0, 200);
     assert_eq!(s.post("/api/users/dana/lock", Some(&adm), json!({"reason": "left the unit"})).0, 200);
-    assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "danas-own-secret-words"})).0, 401);
+    assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "her-own-secret-words"})).0, 401);
     assert_eq!(s.post("/api/users/dana/unlock", Some(&adm), json!({})).0, 200);
-    assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "danas-own-secret-words"})).0, 200);
+    assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "her-own-secret-words"})).0, 200);
     let changes = s.audit.latest(100, Some("adam"), None).unwrap();
     let kinds: Vec<String> = changes.iter().rev().map(|e| format!("{:?}/{:?}", e.action, e.outcome)).collect();
     assert!(kinds.contains(&"UserAdded/Ok".to_string()) && kinds.contains(&"TrainingRecorded/Ok".to_string()), "{kinds:?}");
@@ -578,7 +578,7 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         ("post", "/api/users/{name}/lock", some(&adm), "/api/users/lockme/lock".into(), json!({"reason": "review"})),
         ("post", "/api/users/{name}/unlock", some(&adm), "/api/users/lockme/unlock".into(), json!({})),
         ("post", "/api/users/{name}/password", some(&adm), "/api/users/lockme/password".into(), json!({"password": temp})),
-        ("post", "/api/password", None, "/api/password".into(), json!({"username": "lockme", "password": temp, "new_password": "lockmes-own-long-words"})),
+        ("post", "/api/password", None, "/api/password".into(), json!({"username": "lockme", "password": temp, "new_password": "quiet-river-lantern"})),
         ("post", "/api/logout", some(&aud), "/api/logout".into(), json!({})),
     ];
     let listed: std::collections::BTreeSet<(String, String)> = ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
@@ -641,7 +641,7 @@ fn an_admin_can_neither_reach_the_data_nor_become_anyone() {
     assert_eq!((st, v["token"].is_string()), (403, false), "{v}");
     let (st, v) = s.post("/api/password", None, json!({"username": "sam", "password": "admin-chosen-words", "new_password": "admin-chosen-words"}));
     assert_eq!(st, 400, "the new password must differ: {v}");
-    let (st, _) = s.post("/api/password", None, json!({"username": "sam", "password": "admin-chosen-words", "new_password": "sams-new-own-words"}));
+    let (st, _) = s.post("/api/password", None, json!({"username": "sam", "password": "admin-chosen-words", "new_password": "copper-meadow-signal"}));
     assert_eq!(st, 200);
     let e = s.audit_since(before);
     let changes: Vec<(String, String)> = e.iter().filter(|x| format!("{:?}", x.action) == "PasswordChanged" && x.outcome == polewatch::access::Outcome::Ok).map(|x| (x.user.clone(), x.detail.clone())).collect();

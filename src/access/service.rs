@@ -253,8 +253,19 @@ impl UserService {
         Ok(updated)
     }
 
-    /// Locks the account and ends its sessions.
+    /// Locks the account and ends its sessions: `polewatch user lock`, root on the box, who can always
+    /// unlock again.
     pub fn lock(&self, by: &Actor, username: &str, reason: &str, now_ms: i64) -> Result<User, UserError> {
+        self.lock_as(by, username, reason, false, now_ms)
+    }
+
+    /// An administrator's lock in the console: never of the last administrator who can act, which would
+    /// leave the console with nobody to unlock anyone.
+    pub fn admin_lock(&self, by: &Actor, username: &str, reason: &str, now_ms: i64) -> Result<User, UserError> {
+        self.lock_as(by, username, reason, true, now_ms)
+    }
+
+    fn lock_as(&self, by: &Actor, username: &str, reason: &str, console: bool, now_ms: i64) -> Result<User, UserError> {
         let a = Action::UserLocked;
         let _w = self.lock_writes();
         let user = self.existing(by, a, username)?;
@@ -262,7 +273,7 @@ impl UserService {
         if reason.is_empty() || reason.chars().count() > users::MAX_TEXT || reason.chars().any(char::is_control) {
             return self.refuse(by, a, &user.username, UserError::LockReason("a lock needs a one-line reason"));
         }
-        if user.roles.contains(&Role::Admin) && users::may_act(&user, &self.policy, now_ms).is_ok() {
+        if console && user.roles.contains(&Role::Admin) && users::may_act(&user, &self.policy, now_ms).is_ok() {
             let others = self.store.list_users()?;
             let others = others.iter().filter(|u| u.username != user.username && u.roles.contains(&Role::Admin) && users::may_act(u, &self.policy, now_ms).is_ok()).count();
             if others == 0 {

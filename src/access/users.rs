@@ -498,8 +498,9 @@ mod tests {
         assert_eq!(new_user(n(vec![], "t"), String::new(), "a", 0), Err(UserInvalid::NoRole));
         assert_eq!(new_user(n(vec![Role::Admin], " "), String::new(), "a", 0), Err(UserInvalid::Empty("job title")));
         assert_eq!(new_user(n(vec![Role::Admin], "a\nb"), String::new(), "a", 0), Err(UserInvalid::Text("job title")));
-        let u = new_user(n(vec![Role::Operator, Role::Admin, Role::Operator], "t"), String::new(), "a", 0).unwrap();
-        assert_eq!(u.roles, vec![Role::Admin, Role::Operator]);
+        // Sorted and deduplicated. (Was admin + operator, which separation of duties now refuses.)
+        let u = new_user(n(vec![Role::Auditor, Role::Admin, Role::Auditor], "t"), String::new(), "a", 0).unwrap();
+        assert_eq!(u.roles, vec![Role::Admin, Role::Auditor]);
     }
 
     #[test]

@@ -721,7 +721,7 @@ struct LockBody {
 
 async fn user_lock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, Json(b): Json<LockBody>) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
-    let u = s.users.lock(&by, &name, &b.reason, now_ms()).map_err(user_error)?;
+    let u = s.users.admin_lock(&by, &name, &b.reason, now_ms()).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
 
