@@ -923,7 +923,17 @@ fn a_login_flood_keeps_memory_bounded_and_a_valid_login_still_succeeds() {
     };
     cli(&["user", "add", "flo", "--name", "Flo", "--title", "Officer", "--role", "operator"], &format!("{PW}\n"));
     cli(&["user", "train", "flo", "--course", "ALPR operator", "--completed", "2020-01-10", "--expires", "2099-12-31"], "");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["run", "--config"]).arg(&cfg).stderr(std::process::Stdio::null()).spawn().unwrap();
+    /// The daemon, killed if the test fails before it stops it.
+    struct Daemon(std::process::Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            if let Ok(None) = self.0.try_wait() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let mut child = Daemon(std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["run", "--config"]).arg(&cfg).stderr(std::process::Stdio::null()).spawn().unwrap());
     let cert = dir.path().join("state/api-cert.pem");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     use rustls::pki_types::pem::PemObject;
@@ -941,7 +951,7 @@ fn a_login_flood_keeps_memory_bounded_and_a_valid_login_still_succeeds() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let pid = child.id();
+    let pid = child.0.id();
     let base = rss_kib(pid);
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(base));
     let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -989,7 +999,7 @@ fn a_login_flood_keeps_memory_bounded_and_a_valid_login_still_succeeds() {
     assert!(after.saturating_sub(base / 1024) < 100, "memory not returned: {after} MiB after, {} MiB before", base / 1024);
 
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
     let shown = cli(&["audit", "show", "--action", "login_failed"], "");
     let from_one = shown.lines().filter(|l| l.contains("127.0.3.1:")).count();
     assert!(from_one <= polewatch::api::gate::PER_SOURCE_BURST as usize, "{from_one} attempts from one address were hashed and audited");
