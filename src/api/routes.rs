@@ -17,6 +17,7 @@ use crate::access::users::{LoginDenied, User};
 use crate::access::{Action, NewAuditEntry, Outcome};
 use crate::store::{Decision, HoldRequest, ImageKind, PlatePattern, ReadId, StoreError, StoredRead, Verification};
 use crate::uplink::payload::ReadV1;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -49,6 +50,9 @@ impl Shared {
 }
 
 type St = State<Arc<Shared>>;
+
+// Handlers that take no body still read it (`_body: Bytes`): a request body left unread makes the server
+// close the kept-alive connection, which a client may already be reusing.
 
 /// An error answer: status and a message the console shows.
 pub struct ApiError(StatusCode, String);
@@ -319,7 +323,7 @@ async fn change_password(State(s): St, ConnectInfo(addr): ConnectInfo<SocketAddr
     Ok(Json(json!({ "token": session.token, "user": user_json(&s, &user) })))
 }
 
-async fn logout(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+async fn logout(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, _body: Bytes) -> Res<Json<Value>> {
     let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
     s.users.logout(token, &addr.to_string()).map_err(user_error)?;
     Ok(Json(json!({ "ok": true })))
@@ -597,7 +601,7 @@ async fn decide_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): Con
     Ok(Json(json!({ "id": id, "approved": b.approved })))
 }
 
-async fn export_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>) -> Res<Json<Value>> {
+async fn export_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>, _body: Bytes) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::Export, Action::Export, &id.to_string())?;
     let mut r = load_release(&s, &NewAuditEntry { object: id.to_string(), ..c.entry(Action::Export) }, id)?;
@@ -725,14 +729,14 @@ async fn user_lock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectI
     Ok(Json(user_summary(&u)))
 }
 
-async fn user_unlock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>) -> Res<Json<Value>> {
+async fn user_unlock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, _body: Bytes) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
     let u = s.users.unlock(&by, &name, now_ms()).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
 
 /// A second administrator approves the roles another granted.
-async fn user_approve(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>) -> Res<Json<Value>> {
+async fn user_approve(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, _body: Bytes) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
     let u = s.users.approve_roles(&by, &name, now_ms()).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
