@@ -14,7 +14,7 @@ use crate::access::roles::{self, Permission, Role};
 use crate::access::service::UserError;
 use crate::access::text::{for_audit, CaseNumber, Note, Reason};
 use crate::access::users::{LoginDenied, User};
-use crate::access::{Action, NewAuditEntry, Outcome};
+use crate::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use crate::store::{Decision, HoldRequest, ImageKind, PlatePattern, ReadId, StoreError, StoredRead, Verification};
 use crate::uplink::payload::ReadV1;
 use axum::body::Bytes;
@@ -225,7 +225,11 @@ fn require_any(s: &ApiState, c: &Caller, ps: &[Permission], action: Action, obje
 
 /// Writes an audit entry; if that fails, the access it records does not happen.
 fn audit(s: &ApiState, e: NewAuditEntry) -> Res<u64> {
-    s.audit.record(e).map_err(|e| {
+    record(s.audit.as_ref(), e)
+}
+
+fn record(sink: &dyn AuditSink, e: NewAuditEntry) -> Res<u64> {
+    sink.record(e).map_err(|e| {
         log::error!("audit write failed, access refused: {e}");
         err(StatusCode::SERVICE_UNAVAILABLE, "the audit log cannot record this access, so it is refused")
     })
@@ -241,10 +245,14 @@ fn refuse<T>(s: &ApiState, base: NewAuditEntry, outcome: Outcome, status: Status
 /// second entry with outcome `error` says so and names the first as void by its seq: the log never
 /// leaves an `ok` standing alone for a change that did not happen.
 fn act<T>(s: &ApiState, entry: NewAuditEntry, change: impl FnOnce() -> Result<T, StoreError>) -> Res<T> {
-    let seq = audit(s, NewAuditEntry { outcome: Some(Outcome::Ok), ..entry.clone() })?;
+    act_on(s.audit.as_ref(), entry, change)
+}
+
+fn act_on<T>(sink: &dyn AuditSink, entry: NewAuditEntry, change: impl FnOnce() -> Result<T, StoreError>) -> Res<T> {
+    let seq = record(sink, NewAuditEntry { outcome: Some(Outcome::Ok), ..entry.clone() })?;
     change().map_err(|e| {
         let void = NewAuditEntry { outcome: Some(Outcome::Error), detail: format!("not done, entry #{seq} is void: {e}"), ..entry };
-        if let Err(ae) = s.audit.record(void) {
+        if let Err(ae) = sink.record(void) {
             log::error!("audit: cannot record that entry #{seq} was not done: {ae}");
         }
         err(StatusCode::INTERNAL_SERVER_ERROR, format!("not done: {e}"))
@@ -756,4 +764,54 @@ async fn user_password(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conn
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(user_error)?;
     Ok(Json(user_summary(&u)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Memory(Mutex<Vec<NewAuditEntry>>);
+
+    impl AuditSink for Memory {
+        fn record(&self, e: NewAuditEntry) -> Result<u64, AuditError> {
+            let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            v.push(e);
+            Ok(v.len() as u64 + 40)
+        }
+    }
+
+    fn entry() -> NewAuditEntry {
+        NewAuditEntry { user: "olive".into(), action: Some(Action::AlertVerified), object: "a1".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_change_that_fails_after_its_ok_entry_voids_it_by_seq() {
+        let sink = Memory::default();
+        let r: Res<()> = act_on(&sink, entry(), || Err(StoreError::InvalidAlert("alert a1 was already decided".into())));
+        assert!(r.is_err());
+        let v = sink.0.lock().unwrap();
+        assert_eq!(v.iter().map(|e| e.outcome).collect::<Vec<_>>(), vec![Some(Outcome::Ok), Some(Outcome::Error)]);
+        assert!(v[1].detail.starts_with("not done, entry #41 is void:"), "{}", v[1].detail);
+        assert_eq!((v[1].action, v[1].object.as_str()), (Some(Action::AlertVerified), "a1"));
+    }
+
+    #[test]
+    fn a_change_that_works_leaves_one_ok_entry() {
+        let sink = Memory::default();
+        assert_eq!(act_on(&sink, entry(), || Ok(7)).ok(), Some(7));
+        assert_eq!(sink.0.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_route_list_has_each_route_once_and_exempts_only_reads_of_nothing_stored() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in ROUTES {
+            assert!(seen.insert((r.method, r.path)), "{} {} twice", r.method, r.path);
+            if let Audit::Exempt(_) = r.audit {
+                assert_eq!(r.method, "get", "{}: a change is never exempt", r.path);
+                assert!(!r.path.starts_with("/api/") || r.path == "/api/me", "{}", r.path);
+            }
+        }
+    }
 }
