@@ -757,6 +757,37 @@ fn every_answer_carries_the_security_headers() {
     assert_eq!(s.get("/api/search?plate=7ABC123&purpose=stolen%20vehicle&case_number=C-1", Some(&t)).0, 405);
 }
 
+/// Finding 6 in Chromium: a page from another origin cannot frame the console's login form
+/// (clickjacking); the console itself still runs under its Content-Security-Policy (see the browser test
+/// above, which logs in, searches and opens a read).
+#[test]
+fn browser_cannot_frame_the_console_from_another_origin() {
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    // The other origin: a plain page on another loopback port that frames the console (a data: URL would
+    // be stopped by Chromium's private network rules before the console's headers were even read).
+    let page = format!("<!doctype html><title>elsewhere</title><iframe id=f width=900 height=600 src=\"{}/\"></iframe>", s.base);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}", page.len());
+        }
+    });
+    b.goto(&format!("http://{other}/"));
+    std::thread::sleep(Duration::from_secs(3));
+    b.switch_to_frame(0);
+    let framed = b.execute("return document.getElementById('login-form') !== null");
+    assert_eq!(framed, json!(false), "the login form rendered inside another origin's frame");
+}
+
 /// Finding 7: a page number past the end of numbers is refused, not wrapped round to page 0.
 #[test]
 fn a_page_past_the_end_of_numbers_is_refused_not_wrapped() {
