@@ -231,7 +231,7 @@ mod tests {
             ..req()
         };
         assert_eq!(check_new(&NewRequest { case_number: " ".into(), ..req() }, &ok), Err(ReleaseError::Missing("a case number")));
-        assert!(matches!(check_new(&NewRequest { case_number: "C\01".into(), ..req() }, &ok), Err(ReleaseError::Text(_))));
+        assert!(matches!(check_new(&NewRequest { case_number: "C\u{0}1".into(), ..req() }, &ok), Err(ReleaseError::Text(_))));
         assert!(matches!(check_new(&NewRequest { case_number: "9".repeat(65), ..req() }, &ok), Err(ReleaseError::Text(_))));
         assert!(matches!(check_new(&NewRequest { agency: "a".repeat(1 << 20), ..req() }, &ok), Err(ReleaseError::Text(_))));
         // Exact plates: any range.

@@ -14,7 +14,7 @@ use crate::access::roles::{self, Permission, Role};
 use crate::access::service::UserError;
 use crate::access::text::{for_audit, CaseNumber, Note, Reason};
 use crate::access::users::{LoginDenied, User};
-use crate::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
+use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::store::{Decision, HoldRequest, ImageKind, PlatePattern, ReadId, StoreError, StoredRead, Verification};
 use crate::uplink::payload::ReadV1;
 use axum::body::Bytes;
@@ -503,8 +503,8 @@ async fn release_hold(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
     let _g = s.change_lock();
     let holds = s.store.holds_for(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match holds.iter().find(|h| h.id == b.hold_id) {
-        None => return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such hold on this read".into()),
-        Some(h) if h.released.is_some() => return refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, "the hold was already released".into()),
+        None => refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such hold on this read".into()),
+        Some(h) if h.released.is_some() => refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, "the hold was already released".into()),
         Some(h) => {
             let base = NewAuditEntry { case_number: h.case_number.clone(), ..base };
             let h = act(&s, base, || s.store.release_hold(rid, b.hold_id, &c.user.username, b.reason.as_str(), now_ms()))?;
@@ -769,6 +769,7 @@ async fn user_password(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conn
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::AuditError;
 
     #[derive(Default)]
     struct Memory(Mutex<Vec<NewAuditEntry>>);
