@@ -757,6 +757,30 @@ fn every_answer_carries_the_security_headers() {
     assert_eq!(s.get("/api/search?plate=7ABC123&purpose=stolen%20vehicle&case_number=C-1", Some(&t)).0, 405);
 }
 
+/// Finding 3 in Chromium: a password an administrator set leads the console to the change form, and the
+/// user's own password then logs in.
+#[test]
+fn browser_makes_the_user_replace_an_administrators_password() {
+    let s = start();
+    let adm = s.login("adam");
+    assert_eq!(s.post("/api/users/olive/password", Some(&adm), json!({"password": "admin-chosen-words"})).0, 200);
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    b.goto(&s.base);
+    b.type_into("#username", "olive");
+    b.type_into("#password", "admin-chosen-words");
+    b.click("#login-button");
+    b.wait_text("#change-view", "Choose your password");
+    b.type_into("#new-password", "violet-harbor-engine");
+    b.click("#change-button");
+    b.wait_text("#who", "olive");
+    let e = s.audit.latest(2, Some("olive"), None).unwrap();
+    assert_eq!(outcomes(&e), ["Login/Ok", "PasswordChanged/Ok"], "newest first");
+    assert_eq!(s.post("/api/login", None, json!({"username": "olive", "password": "violet-harbor-engine"})).0, 200);
+}
+
 /// Finding 6 in Chromium: a page from another origin cannot frame the console's login form
 /// (clickjacking); the console itself still runs under its Content-Security-Policy (see the browser test
 /// above, which logs in, searches and opens a read).
