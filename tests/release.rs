@@ -2,7 +2,7 @@
 //! out, the bundle holds exactly the scope, and any change to it is detected.
 
 use polewatch::access::export::{export, verify_bundle, DeviceKey, Exporter};
-use polewatch::access::release::{check_new, decide, NewRequest, Request, Scope};
+use polewatch::access::release::{check_new, decide, Limits, NewRequest, Request, Scope};
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use polewatch::bench::synthetic_read;
 use polewatch::store::{HoldRequest, Plate, Store, StoreOptions};
@@ -38,7 +38,7 @@ fn request(scope: Scope) -> Request {
         case_number: "PCSO-26-1182".into(),
         scope,
     };
-    check_new(&new, &["CA".into()]).unwrap();
+    check_new(&new, &Limits { allowed_jurisdictions: vec!["CA".into()], max_range_days: 90 }).unwrap();
     Request { id: uuid::Uuid::now_v7(), request: new, entered_by: "clerk".into(), entered_at_ms: T0, decision: None, exports: vec![] }
 }
 
@@ -58,7 +58,7 @@ fn export_needs_an_approved_request_and_produces_a_verifiable_bundle() {
     let key = DeviceKey::load_or_create(&dir.path().join("keys/device.key")).unwrap();
     let audit = Memory::default();
     let out = dir.path().join("out");
-    let mut req = request(Scope::Plates { plates: vec!["7ABC123".into(), "8XY*".into()], from_ms: T0, to_ms: T0 + 2500 });
+    let mut req = request(Scope::Plates { plates: vec!["7ABC123".into(), "8XY*".into()], from_ms: T0, to_ms: T0 + 2500, whole_store: false });
     store.put_release(&req).unwrap();
 
     let err = export(&store, &req, &key, &out, &who(), &audit, T0).unwrap_err();

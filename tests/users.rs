@@ -366,3 +366,64 @@ fn cli_adds_the_first_admin_lists_locks_and_unlocks() {
     let now = jiff::Timestamp::now().as_millisecond();
     assert!(svc.login("chief", "a different long passphrase", "test", now).is_ok());
 }
+
+/// Issue 20 finding 3 at the service: what an administrator does in the console (roles granted, a
+/// password set, a lock) is held to separation of duties, and each step is audited once.
+#[test]
+fn console_grants_wait_for_a_second_admin_and_admin_passwords_are_temporary() {
+    let r = rig();
+    let root = admin();
+    let adam = Actor { user: "adam".into(), organisation: "Auburn PD".into(), source: "10.0.0.9:1".into() };
+    let ada = Actor { user: "ada".into(), ..adam.clone() };
+    for name in ["adam", "ada"] {
+        r.svc.add_user(&root, new_user(name, vec![Role::Admin]), PW, T0).unwrap();
+        r.svc.record_training(&root, name, course(T0 - DAY, T0 + 365 * DAY), T0).unwrap();
+    }
+    r.sink.take();
+
+    let err = r.svc.admin_add_user(&adam, new_user("boss", vec![Role::Admin, Role::Operator]), PW, T0).unwrap_err();
+    assert!(err.to_string().contains("separation of duties"), "{err}");
+    one(&r.sink, Action::UserAdded, Outcome::Denied);
+
+    let u = r.svc.admin_add_user(&adam, new_user("jdoe", vec![Role::Operator]), PW, T0).unwrap();
+    assert!(u.roles.is_empty() && u.must_change_password);
+    assert_eq!(u.pending_roles.as_ref().map(|p| (p.roles.clone(), p.by.clone())), Some((vec![Role::Operator], "adam".to_string())));
+    let e = one(&r.sink, Action::UserAdded, Outcome::Ok);
+    assert!(e.detail.contains("second administrator") && e.detail.contains("temporary"), "{}", e.detail);
+    r.svc.record_training(&adam, "jdoe", course(T0 - DAY, T0 + 365 * DAY), T0).unwrap();
+    r.sink.take();
+    assert!(matches!(r.svc.login("jdoe", PW, "x", T0 + MIN), Err(UserError::Denied(LoginDenied::RolesPending))));
+    one(&r.sink, Action::LoginFailed, Outcome::Denied);
+    assert!(r.svc.approve_roles(&adam, "jdoe", T0).is_err(), "not by the admin who granted them");
+    one(&r.sink, Action::UserChanged, Outcome::Denied);
+    r.svc.approve_roles(&ada, "jdoe", T0).unwrap();
+    let e = one(&r.sink, Action::UserChanged, Outcome::Ok);
+    assert!(e.detail.contains("operator approved") && e.detail.contains("adam"), "{}", e.detail);
+
+    // The temporary password: login refused until changed; the change is the user's own, then a login.
+    assert!(matches!(r.svc.login("jdoe", PW, "x", T0 + MIN), Err(UserError::Denied(LoginDenied::MustChangePassword))));
+    one(&r.sink, Action::LoginFailed, Outcome::Denied);
+    assert!(matches!(r.svc.change_own_password("jdoe", "wrong current one", "new long words", "x", T0 + MIN), Err(UserError::Denied(LoginDenied::BadPassword))));
+    one(&r.sink, Action::LoginFailed, Outcome::Denied);
+    let (u, session) = r.svc.change_own_password("jdoe", PW, "new long words", "x", T0 + 2 * MIN).unwrap();
+    assert!(!u.must_change_password);
+    let e = r.sink.take();
+    assert_eq!(e.iter().map(|x| (x.action, x.outcome, x.user.as_str())).collect::<Vec<_>>(), vec![
+        (Some(Action::PasswordChanged), Some(Outcome::Ok), "jdoe"),
+        (Some(Action::Login), Some(Outcome::Ok), "jdoe"),
+    ]);
+    assert!(r.svc.session_user(&session.token, T0 + 3 * MIN).is_ok());
+    // An administrator's reset is temporary again and ends the sessions.
+    r.svc.reset_password(&adam, "jdoe", "admin chosen words", T0 + 4 * MIN).unwrap();
+    assert!(one(&r.sink, Action::PasswordChanged, Outcome::Ok).detail.contains("temporary"));
+    assert!(r.svc.session_user(&session.token, T0 + 5 * MIN).is_err());
+    assert!(matches!(r.svc.login("jdoe", "admin chosen words", "x", T0 + 5 * MIN), Err(UserError::Denied(LoginDenied::MustChangePassword))));
+    r.sink.take();
+
+    // The last administrator who can act is not locked from the console (root on the box still may).
+    r.svc.admin_lock(&adam, "ada", "on leave", T0).unwrap();
+    one(&r.sink, Action::UserLocked, Outcome::Ok);
+    assert!(matches!(r.svc.admin_lock(&ada, "adam", "mistake", T0), Err(UserError::LastAdmin(_))));
+    one(&r.sink, Action::UserLocked, Outcome::Denied);
+    assert!(r.store.get_user("adam").unwrap().unwrap().locked.is_none());
+}

@@ -107,7 +107,7 @@ pub struct Exporter<'a> {
 
 fn reads_in_scope(store: &Store, scope: &Scope, now_ms: i64) -> Result<Vec<StoredRead>, ExportError> {
     let mut reads = match scope {
-        Scope::Plates { plates, from_ms, to_ms } => {
+        Scope::Plates { plates, from_ms, to_ms, .. } => {
             let mut out = Vec::new();
             for p in plates {
                 let pattern = PlatePattern::parse(p).map_err(|_| ReleaseError::BadPlate)?;
@@ -148,14 +148,14 @@ pub fn export(
         return Err(e.into());
     }
     let reads = reads_in_scope(store, &request.request.scope, now_ms)?;
-    audit.record(NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(reads.len() as u64), ..base.clone() })?;
+    let seq = audit.record(NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(reads.len() as u64), ..base.clone() })?;
 
     let created = jiff::Timestamp::from_millisecond(now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let dir = out_dir.join(format!("polewatch-export-{}-{}", request.id, created.strftime("%Y%m%dT%H%M%SZ")));
     let result = write_bundle(store, request, key, &dir, &reads, who, created);
     if let Err(e) = &result {
         // The data may have partly left: say so in the log of record.
-        let _ = audit.record(NewAuditEntry { outcome: Some(Outcome::Error), detail: format!("export failed: {e}"), ..base });
+        let _ = audit.record(NewAuditEntry { outcome: Some(Outcome::Error), detail: format!("export of entry #{seq} failed: {e}"), ..base });
     }
     result
 }

@@ -7,6 +7,7 @@
 //! - [`password`]: password rules and argon2id hashing; [`session`]: console sessions in memory.
 //! - [`service`]: [`service::UserService`], the user rules on the store, every change audited.
 //! - [`release`]: release requests (471.7); [`export`]: signed bundles; [`policy`]: the posted policy.
+//! - [`text`]: the length and character limits of every free-text field the API and MQTT commands take.
 //!
 //! Everything that touches stored reads goes through an [`AuditSink`] first: if the entry cannot be
 //! written, the access does not happen.
@@ -19,6 +20,7 @@ pub mod release;
 pub mod roles;
 pub mod service;
 pub mod session;
+pub mod text;
 pub mod users;
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +55,10 @@ pub enum Action {
     ReleaseDecided,
     AuditViewed,
     AuditCheckpoint,
+    /// The list of release requests (plates, case numbers, agencies) was read.
+    ReleasesViewed,
+    /// The list of users (people, their organisations and roles) was read.
+    UsersViewed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,6 +35,8 @@ pub enum PasswordProblem {
     Banned,
     #[error("the password contains the username")]
     ContainsUsername,
+    #[error("the new password must differ from the current one")]
+    Unchanged,
 }
 
 #[derive(Debug, thiserror::Error)]

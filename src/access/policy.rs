@@ -142,11 +142,15 @@ fn inline(s: &str) -> String {
     out
 }
 
+/// The policy page's one style element; the console's Content-Security-Policy allows exactly this text
+/// by its hash (no `'unsafe-inline'`), and the page stays one self-contained file for `policy --html`.
+pub const HTML_STYLE: &str = "body{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.5}";
+
 pub fn html(c: &Config, roles: &[RoleLine]) -> String {
-    let mut out = String::from(
+    let mut out = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ALPR usage and privacy policy</title>\
-         <style>body{font-family:sans-serif;max-width:50em;margin:2em auto;line-height:1.5}</style></head><body>\
-         <h1>ALPR usage and privacy policy</h1>",
+         <style>{HTML_STYLE}</style></head><body>\
+         <h1>ALPR usage and privacy policy</h1>"
     );
     for s in sections(c, roles) {
         out.push_str(&format!("<h2>{}</h2>", escape(s.title)));

@@ -1,7 +1,8 @@
 //! Who may do what: one table, [`PERMISSIONS`]. The README's role table is [`markdown_table`]'s output.
 //!
 //! Least privilege: running the box (users) and reading its data are separate roles, and so are
-//! using the data and reviewing its use. A small department gives one person several roles.
+//! using the data and reviewing its use. A small department gives one person several roles, but never
+//! admin together with a data role (supervisor, operator): [`super::users::mixes_admin_and_data`].
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -11,8 +11,9 @@
 //! runs as root on the box.
 
 use super::password::{self, HashError, PasswordProblem};
-use super::session::{Session, SessionEnded, Sessions, TokenError};
-use super::users::{self, AccessPolicy, LockKind, LoginDenied, NewUser, Training, User, UserInvalid};
+use super::roles::Role;
+use super::session::{Session, SessionEnded, Sessions, TokenError, MAX_SESSIONS_PER_USER};
+use super::users::{self, AccessPolicy, ApproveError, LockKind, LoginDenied, NewUser, Training, User, UserInvalid};
 use super::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use crate::store::{Store, StoreError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +43,10 @@ pub enum UserError {
     NotFound(String),
     #[error("{0}")]
     LockReason(&'static str),
+    #[error("`{0}` is the last administrator who can act: another must exist before this one is locked")]
+    LastAdmin(String),
+    #[error(transparent)]
+    Approve(#[from] ApproveError),
     #[error(transparent)]
     Denied(#[from] LoginDenied),
     #[error(transparent)]
@@ -136,7 +141,20 @@ impl UserService {
         }
     }
 
+    /// Adds a user whose roles are in effect at once and whose password is theirs: for `polewatch user
+    /// add`, run as root on the box (the first administrator is made this way).
     pub fn add_user(&self, by: &Actor, new: NewUser, password: &str, now_ms: i64) -> Result<User, UserError> {
+        self.add(by, new, password, false, now_ms)
+    }
+
+    /// Adds a user for an administrator in the console (separation of duties): the roles wait for a
+    /// second administrator ([`Self::approve_roles`]) and the password is temporary (the first login
+    /// must change it, [`Self::change_own_password`]).
+    pub fn admin_add_user(&self, by: &Actor, new: NewUser, password: &str, now_ms: i64) -> Result<User, UserError> {
+        self.add(by, new, password, true, now_ms)
+    }
+
+    fn add(&self, by: &Actor, new: NewUser, password: &str, console: bool, now_ms: i64) -> Result<User, UserError> {
         let a = Action::UserAdded;
         let _w = self.lock_writes();
         let name = match users::normalize_username(&new.username) {
@@ -155,13 +173,19 @@ impl UserService {
         }
         let user = User { password_hash: password::hash_password(password)?, ..user };
         let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
-        let detail = format!(
+        let mut detail = format!(
             "name `{}`, organisation `{}`, job title `{}`, roles {}",
             user.display_name,
             user.organisation,
             user.job_title,
             roles.join(",")
         );
+        let user = if console {
+            detail.push_str("; the roles wait for a second administrator; temporary password");
+            User { must_change_password: true, ..users::with_roles_pending(&user, &by.user, now_ms) }
+        } else {
+            user
+        };
         let mut taken = false;
         self.commit(Self::entry(by, a, &name, Outcome::Ok, detail), || {
             taken = !self.store.insert_new_user(&user)?;
@@ -174,18 +198,44 @@ impl UserService {
         Ok(user)
     }
 
-    /// Sets a new password (an administrator's reset, or the user's own change after the caller checked
-    /// the old one). Ends the user's sessions.
+    /// Sets a password that stays (`polewatch user passwd`, root on the box). Ends the user's sessions.
     pub fn set_password(&self, by: &Actor, username: &str, password: &str, now_ms: i64) -> Result<User, UserError> {
+        self.put_password(by, username, password, false, now_ms)
+    }
+
+    /// An administrator's reset in the console: the password is temporary, so the next login must
+    /// change it and the administrator cannot use the account unnoticed. Ends the user's sessions.
+    pub fn reset_password(&self, by: &Actor, username: &str, password: &str, now_ms: i64) -> Result<User, UserError> {
+        self.put_password(by, username, password, true, now_ms)
+    }
+
+    fn put_password(&self, by: &Actor, username: &str, password: &str, temporary: bool, now_ms: i64) -> Result<User, UserError> {
         let a = Action::PasswordChanged;
         let _w = self.lock_writes();
         let user = self.existing(by, a, username)?;
         if let Some(p) = password::password_problem(password, &user.username) {
             return self.refuse(by, a, &user.username, p.into());
         }
-        let updated = User { password_hash: password::hash_password(password)?, password_changed_ms: now_ms, ..user };
-        self.commit(Self::entry(by, a, &updated.username, Outcome::Ok, String::new()), || self.store.put_user(&updated))?;
+        let updated = User { password_hash: password::hash_password(password)?, password_changed_ms: now_ms, must_change_password: temporary, ..user };
+        let detail = if temporary { "temporary: must be changed at the next login".to_string() } else { String::new() };
+        self.commit(Self::entry(by, a, &updated.username, Outcome::Ok, detail), || self.store.put_user(&updated))?;
         self.sessions.end_user(&updated.username);
+        Ok(updated)
+    }
+
+    /// A second administrator approves the roles another granted in the console.
+    pub fn approve_roles(&self, by: &Actor, username: &str, _now_ms: i64) -> Result<User, UserError> {
+        let a = Action::UserChanged;
+        let _w = self.lock_writes();
+        let user = self.existing(by, a, username)?;
+        let updated = match users::with_roles_approved(&user, &by.user) {
+            Ok(u) => u,
+            Err(e) => return self.refuse(by, a, &user.username, e.into()),
+        };
+        let granted = user.pending_roles.as_ref().map(|p| format!("{} on {}", p.by, day(p.at_ms))).unwrap_or_default();
+        let roles: Vec<&str> = updated.roles.iter().map(|r| r.as_str()).collect();
+        let detail = format!("roles {} approved (granted by {granted})", roles.join(","));
+        self.commit(Self::entry(by, a, &updated.username, Outcome::Ok, detail), || self.store.put_user(&updated))?;
         Ok(updated)
     }
 
@@ -203,14 +253,32 @@ impl UserService {
         Ok(updated)
     }
 
-    /// Locks the account and ends its sessions.
+    /// Locks the account and ends its sessions: `polewatch user lock`, root on the box, who can always
+    /// unlock again.
     pub fn lock(&self, by: &Actor, username: &str, reason: &str, now_ms: i64) -> Result<User, UserError> {
+        self.lock_as(by, username, reason, false, now_ms)
+    }
+
+    /// An administrator's lock in the console: never of the last administrator who can act, which would
+    /// leave the console with nobody to unlock anyone.
+    pub fn admin_lock(&self, by: &Actor, username: &str, reason: &str, now_ms: i64) -> Result<User, UserError> {
+        self.lock_as(by, username, reason, true, now_ms)
+    }
+
+    fn lock_as(&self, by: &Actor, username: &str, reason: &str, console: bool, now_ms: i64) -> Result<User, UserError> {
         let a = Action::UserLocked;
         let _w = self.lock_writes();
         let user = self.existing(by, a, username)?;
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > users::MAX_TEXT || reason.chars().any(char::is_control) {
             return self.refuse(by, a, &user.username, UserError::LockReason("a lock needs a one-line reason"));
+        }
+        if console && user.roles.contains(&Role::Admin) && users::may_act(&user, &self.policy, now_ms).is_ok() {
+            let others = self.store.list_users()?;
+            let others = others.iter().filter(|u| u.username != user.username && u.roles.contains(&Role::Admin) && users::may_act(u, &self.policy, now_ms).is_ok()).count();
+            if others == 0 {
+                return self.refuse(by, a, &user.username, UserError::LastAdmin(user.username.clone()));
+            }
         }
         let updated = users::with_lock(&user, LockKind::Admin, &by.user, reason, now_ms);
         self.commit(Self::entry(by, a, &updated.username, Outcome::Ok, format!("reason: {reason}")), || {
@@ -235,8 +303,19 @@ impl UserService {
         Ok(updated)
     }
 
-    /// Checks a password and the account's rules; on success a new session.
+    /// Checks a password and the account's rules; on success a new session. The error names the real
+    /// reason (the audit entry records it); the console answers every refusal alike.
     pub fn login(&self, username: &str, password: &str, source: &str, now_ms: i64) -> Result<(User, Session), UserError> {
+        self.sign_in(username, password, None, source, now_ms)
+    }
+
+    /// A user who proves their current password (the temporary one an administrator set, or their own)
+    /// replaces it and is logged in. A wrong current password counts as a failed login.
+    pub fn change_own_password(&self, username: &str, current: &str, new: &str, source: &str, now_ms: i64) -> Result<(User, Session), UserError> {
+        self.sign_in(username, current, Some(new), source, now_ms)
+    }
+
+    fn sign_in(&self, username: &str, password: &str, new_password: Option<&str>, source: &str, now_ms: i64) -> Result<(User, Session), UserError> {
         let unknown = |detail: &str| -> Result<(User, Session), UserError> {
             password::verify_nothing(password);
             let by = Actor { user: UNKNOWN_USER.into(), organisation: String::new(), source: source.into() };
@@ -262,11 +341,39 @@ impl UserService {
             password::verify_password(password, &user.password_hash)
         };
         let (updated, verdict) = users::check_login(&user, ok, &self.policy, now_ms);
+        let verdict = match (verdict, new_password) {
+            // Changing it is what a temporary password is for.
+            (Err(LoginDenied::MustChangePassword), Some(_)) => Ok(()),
+            (v, _) => v,
+        };
         let by = Actor { user: name.clone(), organisation: user.organisation.clone(), source: source.into() };
         match verdict {
             Ok(()) => {
+                let mut updated = updated;
+                if let Some(new) = new_password {
+                    let problem = password::password_problem(new, &name).or((new == password).then_some(PasswordProblem::Unchanged));
+                    if let Some(p) = problem {
+                        return self.refuse(&by, Action::PasswordChanged, &name, p.into());
+                    }
+                    let detail = if updated.must_change_password { "by the user, replacing a password an administrator set" } else { "by the user" };
+                    updated = User {
+                        password_hash: password::hash_password(new)?,
+                        password_changed_ms: now_ms,
+                        must_change_password: false,
+                        last_login_ms: Some(now_ms),
+                        ..updated
+                    };
+                    self.commit(Self::entry(&by, Action::PasswordChanged, &name, Outcome::Ok, detail.into()), || self.store.put_user(&updated))?;
+                    self.sessions.end_user(&name);
+                }
+                let before = self.sessions.count_for(&name, now_ms);
                 let session = self.sessions.create(&name, now_ms)?;
-                let entry = Self::entry(&by, Action::Login, &name, Outcome::Ok, String::new());
+                let detail = if before >= MAX_SESSIONS_PER_USER {
+                    format!("the oldest session ended: at most {MAX_SESSIONS_PER_USER} per user")
+                } else {
+                    String::new()
+                };
+                let entry = Self::entry(&by, Action::Login, &name, Outcome::Ok, detail);
                 let done = self.commit(entry, || self.store.put_user(&updated));
                 if let Err(e) = done {
                     self.sessions.end(&session.token);

@@ -12,6 +12,11 @@ use std::sync::{Mutex, MutexGuard};
 /// 32 random bytes, hex: 256 bits, unguessable and safe in a cookie or header.
 pub const TOKEN_BYTES: usize = 32;
 
+/// Most sessions one user holds at once (CJIS AC-10, concurrent session control). A login beyond it ends
+/// the user's oldest session: a forgotten browser tab cannot lock its owner out, and a stolen token
+/// does not outlive three newer logins.
+pub const MAX_SESSIONS_PER_USER: usize = 3;
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Session {
     pub token: String,
@@ -69,8 +74,19 @@ impl Sessions {
         let s = Session { token: token.clone(), username: username.to_string(), created_ms: now_ms, last_seen_ms: now_ms };
         let mut map = self.map();
         map.retain(|_, s| self.ended(s, now_ms).is_none());
+        let mut mine: Vec<(i64, String)> = map.values().filter(|x| x.username == username).map(|x| (x.created_ms, x.token.clone())).collect();
+        mine.sort();
+        let over = (mine.len() + 1).saturating_sub(MAX_SESSIONS_PER_USER);
+        for (_, t) in mine.into_iter().take(over) {
+            map.remove(&t);
+        }
         map.insert(token, s.clone());
         Ok(s)
+    }
+
+    /// Live sessions of one user.
+    pub fn count_for(&self, username: &str, now_ms: i64) -> usize {
+        self.map().values().filter(|s| s.username == username && self.ended(s, now_ms).is_none()).count()
     }
 
     fn ended(&self, s: &Session, now_ms: i64) -> Option<SessionEnded> {
@@ -170,6 +186,20 @@ mod tests {
         assert_eq!(s.touch(&b, 1), Err(SessionEnded::Unknown));
         assert!(s.touch(&c, 1).is_ok());
         assert_eq!(s.touch("nope", 1), Err(SessionEnded::Unknown));
+    }
+
+    #[test]
+    fn a_user_holds_at_most_three_sessions_and_the_oldest_goes() {
+        let s = sessions();
+        let t: Vec<String> = (0..5).map(|i| s.create("jdoe", i).unwrap().token).collect();
+        let other = s.create("asmith", 0).unwrap().token;
+        assert_eq!(s.count_for("jdoe", 5), MAX_SESSIONS_PER_USER);
+        assert_eq!(s.touch(&t[0], 5), Err(SessionEnded::Unknown));
+        assert_eq!(s.touch(&t[1], 5), Err(SessionEnded::Unknown));
+        for live in &t[2..] {
+            assert!(s.touch(live, 5).is_ok());
+        }
+        assert!(s.touch(&other, 5).is_ok(), "another user's session is untouched");
     }
 
     #[test]

@@ -48,6 +48,23 @@ pub struct User {
     pub failed_logins: Vec<i64>,
     #[serde(default)]
     pub locked: Option<Lock>,
+    /// Set when an administrator chose the password (a new account made in the console, a reset): the
+    /// next login must replace it, so the administrator cannot use the account unnoticed.
+    #[serde(default)]
+    pub must_change_password: bool,
+    /// Roles an administrator granted through the console, not in effect until a second administrator
+    /// approves them (separation of duties, CJIS AC-5).
+    #[serde(default)]
+    pub pending_roles: Option<PendingRoles>,
+}
+
+/// Roles waiting for a second administrator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRoles {
+    pub roles: Vec<Role>,
+    /// The administrator who granted them: may not approve them.
+    pub by: String,
+    pub at_ms: i64,
 }
 
 impl fmt::Debug for User {
@@ -66,6 +83,8 @@ impl fmt::Debug for User {
             .field("unlocked_ms", &self.unlocked_ms)
             .field("failed_logins", &self.failed_logins)
             .field("locked", &self.locked)
+            .field("must_change_password", &self.must_change_password)
+            .field("pending_roles", &self.pending_roles)
             .finish_non_exhaustive()
     }
 }
@@ -154,6 +173,13 @@ pub enum LoginDenied {
     NoCurrentTraining { course: String },
     #[error("the account has no role")]
     NoRole,
+    #[error("the account's roles wait for a second administrator's approval")]
+    RolesPending,
+    #[error("the account holds the admin role together with a data role; an administrator must split it")]
+    RoleConflict,
+    /// Only with the right password, on an account that may otherwise act.
+    #[error("the password was set by an administrator and must be changed before the first use")]
+    MustChangePassword,
 }
 
 fn lock_words(kind: LockKind) -> &'static str {
@@ -176,6 +202,8 @@ pub enum UserInvalid {
     Text(&'static str),
     #[error("a user needs at least one role")]
     NoRole,
+    #[error("the admin role may not be held together with a data role (supervisor, operator): separation of duties")]
+    Separation,
     #[error("training completed in the future")]
     CompletedInFuture,
     #[error("training must expire after it was completed")]
@@ -228,6 +256,9 @@ pub fn new_user(n: NewUser, password_hash: String, created_by: &str, now_ms: i64
     if roles.is_empty() {
         return Err(UserInvalid::NoRole);
     }
+    if mixes_admin_and_data(&roles) {
+        return Err(UserInvalid::Separation);
+    }
     Ok(User {
         username: normalize_username(&n.username)?,
         display_name: text("display name", &n.display_name)?,
@@ -243,7 +274,51 @@ pub fn new_user(n: NewUser, password_hash: String, created_by: &str, now_ms: i64
         unlocked_ms: None,
         failed_logins: Vec::new(),
         locked: None,
+        must_change_password: false,
+        pending_roles: None,
     })
+}
+
+/// Whether the roles put running the box (admin) and reading its data (supervisor, operator) in one
+/// hand, which separation of duties forbids.
+pub fn mixes_admin_and_data(roles: &[Role]) -> bool {
+    roles.contains(&Role::Admin) && roles.iter().any(|r| matches!(r, Role::Supervisor | Role::Operator))
+}
+
+/// The user with its roles moved into [`PendingRoles`], granted by `by`: not in effect until
+/// [`with_roles_approved`].
+pub fn with_roles_pending(user: &User, by: &str, now_ms: i64) -> User {
+    let mut u = user.clone();
+    let roles = std::mem::take(&mut u.roles);
+    u.pending_roles = Some(PendingRoles { roles, by: by.to_string(), at_ms: now_ms });
+    u
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApproveError {
+    #[error("the account has no roles waiting for approval")]
+    NothingPending,
+    #[error("the administrator who granted the roles may not approve them: a second administrator must")]
+    SameAdmin,
+    #[error("an administrator may not approve roles on their own account")]
+    OwnAccount,
+}
+
+/// A second administrator's approval of pending roles.
+pub fn with_roles_approved(user: &User, approver: &str) -> Result<User, ApproveError> {
+    let Some(p) = &user.pending_roles else {
+        return Err(ApproveError::NothingPending);
+    };
+    if approver == user.username {
+        return Err(ApproveError::OwnAccount);
+    }
+    if approver == p.by {
+        return Err(ApproveError::SameAdmin);
+    }
+    let mut u = user.clone();
+    u.roles = p.roles.clone();
+    u.pending_roles = None;
+    Ok(u)
 }
 
 /// Checks a training record; the course name is trimmed.
@@ -307,7 +382,10 @@ pub fn may_act(user: &User, policy: &AccessPolicy, now_ms: i64) -> Result<(), Lo
         return Err(LoginDenied::Disabled { days: policy.unused_account_ms / DAY_MS });
     }
     if user.roles.is_empty() {
-        return Err(LoginDenied::NoRole);
+        return Err(if user.pending_roles.is_some() { LoginDenied::RolesPending } else { LoginDenied::NoRole });
+    }
+    if mixes_admin_and_data(&user.roles) {
+        return Err(LoginDenied::RoleConflict);
     }
     for course in &policy.required_courses {
         if !user.training.iter().any(|t| t.is_for(course) && t.is_current(now_ms)) {
@@ -352,8 +430,11 @@ pub fn check_login(user: &User, password_ok: bool, policy: &AccessPolicy, now_ms
     if let Err(e) = may_act(&u, policy, now_ms) {
         return (u, Err(e));
     }
-    u.last_login_ms = Some(now_ms);
     u.failed_logins.clear();
+    if u.must_change_password {
+        return (u, Err(LoginDenied::MustChangePassword));
+    }
+    u.last_login_ms = Some(now_ms);
     (u, Ok(()))
 }
 
@@ -417,8 +498,9 @@ mod tests {
         assert_eq!(new_user(n(vec![], "t"), String::new(), "a", 0), Err(UserInvalid::NoRole));
         assert_eq!(new_user(n(vec![Role::Admin], " "), String::new(), "a", 0), Err(UserInvalid::Empty("job title")));
         assert_eq!(new_user(n(vec![Role::Admin], "a\nb"), String::new(), "a", 0), Err(UserInvalid::Text("job title")));
-        let u = new_user(n(vec![Role::Operator, Role::Admin, Role::Operator], "t"), String::new(), "a", 0).unwrap();
-        assert_eq!(u.roles, vec![Role::Admin, Role::Operator]);
+        // Sorted and deduplicated. (Was admin + operator, which separation of duties now refuses.)
+        let u = new_user(n(vec![Role::Auditor, Role::Admin, Role::Auditor], "t"), String::new(), "a", 0).unwrap();
+        assert_eq!(u.roles, vec![Role::Admin, Role::Auditor]);
     }
 
     #[test]
@@ -550,6 +632,44 @@ mod tests {
         assert_eq!(r, Err(LoginDenied::Locked { kind: LockKind::Admin }));
         assert_eq!(after.locked.unwrap().reason, "under review", "the admin's reason stays");
         assert!(!LoginDenied::Locked { kind: LockKind::Admin }.to_string().contains("under review"));
+    }
+
+    #[test]
+    fn admin_and_data_roles_are_never_held_together() {
+        let n = |roles: Vec<Role>| NewUser { username: "x1".into(), display_name: "X".into(), organisation: "PD".into(), job_title: "t".into(), roles };
+        assert_eq!(new_user(n(vec![Role::Admin, Role::Supervisor]), String::new(), "a", 0), Err(UserInvalid::Separation));
+        assert_eq!(new_user(n(vec![Role::Operator, Role::Admin]), String::new(), "a", 0), Err(UserInvalid::Separation));
+        assert!(new_user(n(vec![Role::Admin, Role::Auditor]), String::new(), "a", 0).is_ok(), "auditing is not reading data");
+        // An account stored before the rule may not act until split.
+        let mut u = trained_user();
+        u.roles = vec![Role::Admin, Role::Operator];
+        assert_eq!(may_act(&u, &policy(), T0), Err(LoginDenied::RoleConflict));
+    }
+
+    #[test]
+    fn pending_roles_need_a_second_administrator() {
+        let u = with_roles_pending(&trained_user(), "adam", T0);
+        assert!(u.roles.is_empty());
+        assert_eq!(check_login(&u, true, &policy(), T0).1, Err(LoginDenied::RolesPending));
+        assert_eq!(with_roles_approved(&u, "adam"), Err(ApproveError::SameAdmin));
+        assert_eq!(with_roles_approved(&u, "jdoe"), Err(ApproveError::OwnAccount));
+        let ok = with_roles_approved(&u, "ada").unwrap();
+        assert_eq!(ok.roles, vec![Role::Operator]);
+        assert_eq!(with_roles_approved(&ok, "ada"), Err(ApproveError::NothingPending));
+        assert_eq!(check_login(&ok, true, &policy(), T0).1, Ok(()));
+    }
+
+    #[test]
+    fn an_administrators_password_must_be_changed_and_a_wrong_one_says_nothing_of_it() {
+        let mut u = trained_user();
+        u.must_change_password = true;
+        assert_eq!(check_login(&u, false, &policy(), T0).1, Err(LoginDenied::BadPassword));
+        let (after, r) = check_login(&u, true, &policy(), T0);
+        assert_eq!(r, Err(LoginDenied::MustChangePassword));
+        assert_eq!(after.last_login_ms, None);
+        // Lock and training come first: the temporary password opens nothing on a locked account.
+        let locked = with_lock(&u, LockKind::Admin, "boss", "r", T0);
+        assert_eq!(check_login(&locked, true, &policy(), T0).1, Err(LoginDenied::Locked { kind: LockKind::Admin }));
     }
 
     #[test]

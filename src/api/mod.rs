@@ -1,11 +1,14 @@
 //! The local HTTPS API and web console (axum over rustls, the same ring provider as MQTT). Every route
-//! but `/policy` needs a session; every access to stored data is audited before it is answered, and
-//! an audit failure refuses the access.
+//! but `/policy` and the console's files needs a session; every access to stored data is audited before
+//! it is answered, and an audit failure refuses the access. [`ROUTES`] lists every route with its audit
+//! rule; [`headers`] sets the security headers on every answer; [`gate`] bounds password checks.
 
+pub mod gate;
+pub mod headers;
 mod routes;
 pub mod tls;
 
-pub use routes::role_lines;
+pub use routes::{role_lines, Audit, Route, ROUTES};
 
 use crate::access::export::DeviceKey;
 use crate::access::service::UserService;

@@ -1,25 +1,58 @@
 //! Route handlers. Each checks the session and the role table, audits, then answers.
+//!
+//! The record must say what happened: a change is checked first (the alert exists and is undecided, the
+//! hold exists and is not released…), and a refused or impossible one leaves one entry with outcome
+//! `denied` or `error` and why. Only then is `ok` recorded and the change made; should the store still
+//! fail (another writer won a race, a disk error), a second entry with outcome `error` names the `ok`
+//! entry's seq as void (see [`act`]).
 
+use super::gate::LoginGate;
 use super::ApiState;
 use crate::access::export::{export, Exporter};
 use crate::access::release::{self, NewRequest, Request};
 use crate::access::roles::{self, Permission, Role};
 use crate::access::service::UserError;
-use crate::access::users::User;
-use crate::access::{Action, NewAuditEntry, Outcome};
-use crate::store::{Decision, HoldRequest, ImageKind, PlatePattern, ReadId, StoredRead, Verification};
+use crate::access::text::{for_audit, CaseNumber, Note, Reason};
+use crate::access::users::{LoginDenied, User};
+use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
+use crate::store::{Decision, HoldRequest, ImageKind, PlatePattern, ReadId, StoreError, StoredRead, Verification};
 use crate::uplink::payload::ReadV1;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-type St = State<Arc<ApiState>>;
+/// What the handlers share: the daemon's [`ApiState`] and the router's own guards.
+pub(super) struct Shared {
+    api: Arc<ApiState>,
+    logins: LoginGate,
+    /// Serialises check-then-act of evidence changes (alert decisions, hold releases, release decisions)
+    /// made through this API, so a check cannot go stale before its act.
+    changes: Mutex<()>,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = ApiState;
+    fn deref(&self) -> &ApiState {
+        &self.api
+    }
+}
+
+impl Shared {
+    fn change_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type St = State<Arc<Shared>>;
+
+// Handlers that take no body still read it (`_body: Bytes`): a request body left unread makes the server
+// close the kept-alive connection, which a client may already be reusing.
 
 /// An error answer: status and a message the console shows.
 pub struct ApiError(StatusCode, String);
@@ -40,37 +73,82 @@ fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// Whether a route's successful answer is audited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audit {
+    /// Every answer 200 leaves at least one audit entry.
+    Always,
+    /// No entry, for the reason given: public pages and files, or the caller's own account.
+    Exempt(&'static str),
+}
+
+/// One route of the API, as [`ROUTES`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// `get` or `post`.
+    pub method: &'static str,
+    pub path: &'static str,
+    pub audit: Audit,
+}
+
+/// Declares every route once: [`ROUTES`] (what the audit test walks) and the router are built from the
+/// same list, so no route is served without being listed with its audit rule.
+macro_rules! routes {
+    ($( $method:ident $path:literal => $handler:ident, $audit:expr; )*) => {
+        /// Every route the API serves, with its audit rule.
+        pub const ROUTES: &[Route] = &[ $( Route { method: stringify!($method), path: $path, audit: $audit } ),* ];
+
+        fn add_routes(r: Router<Arc<Shared>>) -> Router<Arc<Shared>> {
+            r $( .route($path, axum::routing::$method($handler)) )*
+        }
+    };
+}
+
+routes! {
+    get "/" => console, Audit::Exempt("the console page, no data");
+    get "/console.js" => console_js, Audit::Exempt("the console's script, no data");
+    get "/console.css" => console_css, Audit::Exempt("the console's style sheet, no data");
+    get "/policy" => policy_html, Audit::Exempt("the public policy");
+    get "/policy.md" => policy_md, Audit::Exempt("the public policy");
+    post "/api/login" => login, Audit::Always;
+    post "/api/password" => change_password, Audit::Always;
+    post "/api/logout" => logout, Audit::Always;
+    get "/api/me" => me, Audit::Exempt("the caller's own account, which the login already recorded");
+    post "/api/search" => search, Audit::Always;
+    post "/api/reads/{id}" => read_detail, Audit::Always;
+    post "/api/reads/{id}/crop" => read_crop, Audit::Always;
+    post "/api/holds" => place_hold, Audit::Always;
+    post "/api/holds/release" => release_hold, Audit::Always;
+    post "/api/alerts/{id}/decision" => alert_decision, Audit::Always;
+    get "/api/releases" => list_releases, Audit::Always;
+    post "/api/releases" => request_release, Audit::Always;
+    post "/api/releases/{id}/decision" => decide_release, Audit::Always;
+    post "/api/releases/{id}/export" => export_release, Audit::Always;
+    get "/api/audit" => audit_view, Audit::Always;
+    get "/api/users" => list_users, Audit::Always;
+    post "/api/users" => add_user, Audit::Always;
+    post "/api/users/{name}/training" => user_training, Audit::Always;
+    post "/api/users/{name}/lock" => user_lock, Audit::Always;
+    post "/api/users/{name}/unlock" => user_unlock, Audit::Always;
+    post "/api/users/{name}/password" => user_password, Audit::Always;
+    post "/api/users/{name}/approve" => user_approve, Audit::Always;
+}
+
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/", get(console))
-        .route("/policy", get(policy_html))
-        .route("/policy.md", get(policy_md))
-        .route("/api/login", post(login))
-        .route("/api/logout", post(logout))
-        .route("/api/me", get(me))
-        .route("/api/search", get(search))
-        .route("/api/reads/{id}", get(read_detail))
-        .route("/api/reads/{id}/crop", get(read_crop))
-        .route("/api/holds", post(place_hold))
-        .route("/api/holds/release", post(release_hold))
-        .route("/api/alerts/{id}/decision", post(alert_decision))
-        .route("/api/releases", get(list_releases).post(request_release))
-        .route("/api/releases/{id}/decision", post(decide_release))
-        .route("/api/releases/{id}/export", post(export_release))
-        .route("/api/audit", get(audit_view))
-        .route("/api/users", get(list_users).post(add_user))
-        .route("/api/users/{name}/training", post(user_training))
-        .route("/api/users/{name}/lock", post(user_lock))
-        .route("/api/users/{name}/unlock", post(user_unlock))
-        .route("/api/users/{name}/password", post(user_password))
-        .with_state(state)
+    let shared = Arc::new(Shared { api: state, logins: LoginGate::new(), changes: Mutex::new(()) });
+    super::headers::secure(add_routes(Router::new())).with_state(shared)
 }
 
 async fn console() -> impl IntoResponse {
-    (
-        [(header::CONTENT_SECURITY_POLICY, "default-src 'self'; img-src 'self' blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"), (header::CACHE_CONTROL, "no-store")],
-        Html(include_str!("console.html")),
-    )
+    Html(include_str!("console.html"))
+}
+
+async fn console_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("console.js"))
+}
+
+async fn console_css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("console.css"))
 }
 
 /// The role table as the policy states it.
@@ -112,6 +190,7 @@ fn user_error(e: UserError) -> ApiError {
         UserError::Audit(_) | UserError::Store(_) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         UserError::NotFound(_) => err(StatusCode::NOT_FOUND, e.to_string()),
         UserError::Denied(_) | UserError::Session(_) => err(StatusCode::UNAUTHORIZED, e.to_string()),
+        UserError::LastAdmin(_) | UserError::Approve(_) => err(StatusCode::CONFLICT, e.to_string()),
         _ => err(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
@@ -131,18 +210,52 @@ fn caller(s: &ApiState, headers: &HeaderMap, addr: SocketAddr) -> Res<Caller> {
 
 /// Refuses (and audits the refusal) unless the caller's roles allow `p`.
 fn require(s: &ApiState, c: &Caller, p: Permission, action: Action, object: &str) -> Res<()> {
-    if roles::may(&c.user.roles, p) {
+    require_any(s, c, &[p], action, object)
+}
+
+/// Refuses (and audits the refusal) unless the caller's roles allow one of `ps`.
+fn require_any(s: &ApiState, c: &Caller, ps: &[Permission], action: Action, object: &str) -> Res<()> {
+    if ps.iter().any(|p| roles::may(&c.user.roles, *p)) {
         return Ok(());
     }
-    audit(s, NewAuditEntry { object: object.into(), outcome: Some(Outcome::Denied), detail: format!("role lacks {}", p.as_str()), ..c.entry(action) })?;
-    Err(err(StatusCode::FORBIDDEN, format!("your role may not {}", p.as_str().replace('_', " "))))
+    let names: Vec<&str> = ps.iter().map(|p| p.as_str()).collect();
+    audit(s, NewAuditEntry { object: for_audit(object), outcome: Some(Outcome::Denied), detail: format!("role lacks {}", names.join(" or ")), ..c.entry(action) })?;
+    Err(err(StatusCode::FORBIDDEN, format!("your role may not {}", names.join(" or ").replace('_', " "))))
 }
 
 /// Writes an audit entry; if that fails, the access it records does not happen.
 fn audit(s: &ApiState, e: NewAuditEntry) -> Res<u64> {
-    s.audit.record(e).map_err(|e| {
+    record(s.audit.as_ref(), e)
+}
+
+fn record(sink: &dyn AuditSink, e: NewAuditEntry) -> Res<u64> {
+    sink.record(e).map_err(|e| {
         log::error!("audit write failed, access refused: {e}");
         err(StatusCode::SERVICE_UNAVAILABLE, "the audit log cannot record this access, so it is refused")
+    })
+}
+
+/// Audits a refusal (`outcome`: denied by a rule, error for what does not exist) and returns it.
+fn refuse<T>(s: &ApiState, base: NewAuditEntry, outcome: Outcome, status: StatusCode, why: String) -> Res<T> {
+    audit(s, NewAuditEntry { outcome: Some(outcome), detail: why.clone(), ..base })?;
+    Err(err(status, why))
+}
+
+/// A checked change: records `entry` as ok, then makes the change. If the store still refuses it, a
+/// second entry with outcome `error` says so and names the first as void by its seq: the log never
+/// leaves an `ok` standing alone for a change that did not happen.
+fn act<T>(s: &ApiState, entry: NewAuditEntry, change: impl FnOnce() -> Result<T, StoreError>) -> Res<T> {
+    act_on(s.audit.as_ref(), entry, change)
+}
+
+fn act_on<T>(sink: &dyn AuditSink, entry: NewAuditEntry, change: impl FnOnce() -> Result<T, StoreError>) -> Res<T> {
+    let seq = record(sink, NewAuditEntry { outcome: Some(Outcome::Ok), ..entry.clone() })?;
+    change().map_err(|e| {
+        let void = NewAuditEntry { outcome: Some(Outcome::Error), detail: format!("not done, entry #{seq} is void: {e}"), ..entry };
+        if let Err(ae) = sink.record(void) {
+            log::error!("audit: cannot record that entry #{seq} was not done: {ae}");
+        }
+        err(StatusCode::INTERNAL_SERVER_ERROR, format!("not done: {e}"))
     })
 }
 
@@ -164,19 +277,61 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(State(s): St, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<LoginBody>) -> Res<Json<Value>> {
+/// What a failed login is told, whatever the reason: a wrong password, an unknown, locked, disabled or
+/// untrained account all read alike, so the answer confirms nothing; the audit entry has the reason.
+const LOGIN_FAILED: &str = "wrong username or password, or the account may not log in; ask an administrator if this persists";
+
+fn login_error(e: UserError) -> ApiError {
+    match e {
+        UserError::Audit(_) | UserError::Store(_) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        UserError::Denied(LoginDenied::MustChangePassword) => ApiError(StatusCode::FORBIDDEN, LoginDenied::MustChangePassword.to_string()),
+        UserError::Password(p) => err(StatusCode::BAD_REQUEST, p.to_string()),
+        UserError::Denied(_) | UserError::NotFound(_) | UserError::Invalid(_) | UserError::Session(_) => err(StatusCode::UNAUTHORIZED, LOGIN_FAILED),
+        other => err(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+/// Runs a password check (login or change) through the gate: rate limit per source address before any
+/// hashing, then a bounded number at once (see [`LoginGate`]).
+async fn verify_gated<T: Send + 'static>(s: &Arc<Shared>, addr: SocketAddr, f: impl FnOnce(&ApiState) -> Result<T, UserError> + Send + 'static) -> Result<T, Response> {
+    let permit = s.logins.admit(addr.ip()).map_err(|r| r.into_response())?;
     let st = s.clone();
-    let (user, session) = tokio::task::spawn_blocking(move || st.users.login(&b.username, &b.password, &addr.to_string(), now_ms()))
-        .await
-        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| match e {
-            UserError::Audit(_) | UserError::Store(_) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            other => err(StatusCode::UNAUTHORIZED, other.to_string()),
-        })?;
+    tokio::task::spawn_blocking(move || {
+        // The permit lives in the blocking task: a client that hangs up does not free it early.
+        let out = f(st.api.as_ref());
+        st.logins.done(permit);
+        out
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?
+    .map_err(|e| {
+        let must_change = matches!(e, UserError::Denied(LoginDenied::MustChangePassword));
+        let ApiError(status, msg) = login_error(e);
+        (status, Json(json!({ "error": msg, "must_change_password": must_change }))).into_response()
+    })
+}
+
+async fn login(State(s): St, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<LoginBody>) -> Result<Json<Value>, Response> {
+    let (user, session) = verify_gated(&s, addr, move |a| a.users.login(&b.username, &b.password, &addr.to_string(), now_ms())).await?;
     Ok(Json(json!({ "token": session.token, "user": user_json(&s, &user) })))
 }
 
-async fn logout(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+#[derive(Deserialize)]
+struct ChangePasswordBody {
+    username: String,
+    /// The current password (the temporary one an administrator set).
+    password: String,
+    new_password: String,
+}
+
+/// A user replaces their password (required after an administrator set it) and is logged in.
+async fn change_password(State(s): St, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<ChangePasswordBody>) -> Result<Json<Value>, Response> {
+    let (user, session) =
+        verify_gated(&s, addr, move |a| a.users.change_own_password(&b.username, &b.password, &b.new_password, &addr.to_string(), now_ms())).await?;
+    Ok(Json(json!({ "token": session.token, "user": user_json(&s, &user) })))
+}
+
+async fn logout(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, _body: Bytes) -> Res<Json<Value>> {
     let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
     s.users.logout(token, &addr.to_string()).map_err(user_error)?;
     Ok(Json(json!({ "ok": true })))
@@ -189,6 +344,7 @@ async fn me(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<Soc
 
 /// Why a search or view happens: policy requires both.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Why {
     #[serde(default)]
     purpose: String,
@@ -196,25 +352,24 @@ struct Why {
     case_number: String,
 }
 
-fn check_why(s: &ApiState, why: &Why, base: NewAuditEntry) -> Res<()> {
+/// The purpose and case number, checked; a refusal is audited with the values cut down to size.
+fn check_why(s: &ApiState, why: &Why, base: NewAuditEntry) -> Res<CaseNumber> {
     let problem = if !s.config.api.search_purposes.iter().any(|p| p == &why.purpose) {
-        Some(format!("a purpose from the configured list is required ({})", s.config.api.search_purposes.join(", ")))
-    } else if why.case_number.trim().is_empty() {
-        Some("a case or incident number is required".to_string())
+        format!("a purpose from the configured list is required ({})", s.config.api.search_purposes.join(", "))
     } else {
-        None
-    };
-    match problem {
-        None => Ok(()),
-        Some(p) => {
-            audit(s, NewAuditEntry { outcome: Some(Outcome::Denied), detail: p.clone(), purpose: why.purpose.clone(), case_number: why.case_number.clone(), ..base })?;
-            Err(err(StatusCode::BAD_REQUEST, p))
+        match CaseNumber::parse(&why.case_number) {
+            Ok(c) => return Ok(c),
+            Err(_) if why.case_number.trim().is_empty() => "a case or incident number is required".to_string(),
+            Err(e) => e.to_string(),
         }
-    }
+    };
+    refuse(s, NewAuditEntry { purpose: for_audit(&why.purpose), case_number: for_audit(&why.case_number), ..base }, Outcome::Denied, StatusCode::BAD_REQUEST, problem)
 }
 
+/// A search: in a POST body, so plate and case number stay out of URLs and the logs that keep them.
 #[derive(Deserialize)]
-struct SearchQuery {
+#[serde(deny_unknown_fields)]
+struct SearchBody {
     plate: String,
     #[serde(default)]
     purpose: String,
@@ -224,21 +379,24 @@ struct SearchQuery {
     to: Option<jiff::Timestamp>,
     camera: Option<String>,
     #[serde(default)]
-    page: usize,
-    per_page: Option<usize>,
+    page: u64,
+    per_page: Option<u64>,
 }
 
-async fn search(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Query(q): Query<SearchQuery>) -> Res<Json<Value>> {
+async fn search(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(q): Json<SearchBody>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::Search, Action::Search, "")?;
-    let base = NewAuditEntry { query: q.plate.clone(), ..c.entry(Action::Search) };
-    check_why(&s, &Why { purpose: q.purpose.clone(), case_number: q.case_number.clone() }, base.clone())?;
+    let base = NewAuditEntry { query: for_audit(&q.plate), ..c.entry(Action::Search) };
+    let case = check_why(&s, &Why { purpose: q.purpose.clone(), case_number: q.case_number.clone() }, base.clone())?;
+    let base = NewAuditEntry { purpose: q.purpose.clone(), case_number: case.into_string(), ..base };
     let pattern = match PlatePattern::parse(&q.plate) {
         Ok(p) => p,
-        Err(e) => {
-            audit(&s, NewAuditEntry { outcome: Some(Outcome::Denied), detail: e.to_string(), purpose: q.purpose.clone(), case_number: q.case_number.clone(), ..base })?;
-            return Err(err(StatusCode::BAD_REQUEST, e.to_string()));
-        }
+        Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
+    // A page past what usize can address is refused, never wrapped round to page 0.
+    let Some(skip) = q.page.checked_mul(per_page).and_then(|n| usize::try_from(n).ok()) else {
+        return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, format!("page {} is out of range", q.page));
     };
     let st = s.clone();
     let found = tokio::task::spawn_blocking(move || st.store.search(&pattern, 100_000))
@@ -251,152 +409,210 @@ async fn search(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo
         .into_iter()
         .filter(|r| r.captured_at_ms >= from && r.captured_at_ms <= to && q.camera.as_ref().is_none_or(|cam| &r.camera_id == cam))
         .collect();
-    let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
-    let page: Vec<ReadV1> = reads.iter().skip(q.page * per_page).take(per_page).map(ReadV1::from).collect();
-    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(reads.len() as u64), purpose: q.purpose, case_number: q.case_number, ..base })?;
+    let page: Vec<ReadV1> = reads.iter().skip(skip).take(per_page as usize).map(ReadV1::from).collect();
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(reads.len() as u64), ..base })?;
     Ok(Json(json!({ "total": reads.len(), "page": q.page, "per_page": per_page, "reads": page })))
 }
 
-fn parse_id(id: &str) -> Res<ReadId> {
-    id.parse::<uuid::Uuid>().map(ReadId).map_err(|_| err(StatusCode::BAD_REQUEST, "not a read id"))
+fn parse_id(id: &str) -> Option<ReadId> {
+    id.parse::<uuid::Uuid>().ok().map(ReadId)
 }
 
-async fn read_detail(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<String>, Query(why): Query<Why>) -> Res<Json<Value>> {
+async fn read_detail(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<String>, Json(why): Json<Why>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewRead, Action::ViewRead, &id)?;
-    let base = NewAuditEntry { object: id.clone(), ..c.entry(Action::ViewRead) };
-    check_why(&s, &why, base.clone())?;
-    let rid = parse_id(&id)?;
+    let base = NewAuditEntry { object: for_audit(&id), ..c.entry(Action::ViewRead) };
+    let case = check_why(&s, &why, base.clone())?;
+    let base = NewAuditEntry { purpose: why.purpose, case_number: case.into_string(), ..base };
+    let Some(rid) = parse_id(&id) else {
+        return refuse(&s, base, Outcome::Error, StatusCode::BAD_REQUEST, "not a read id".into());
+    };
     let read = s.store.get_read(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    audit(&s, NewAuditEntry { outcome: Some(if read.is_some() { Outcome::Ok } else { Outcome::Error }), result_count: Some(read.is_some() as u64), purpose: why.purpose, case_number: why.case_number, ..base })?;
-    let read = read.ok_or_else(|| err(StatusCode::NOT_FOUND, "no such read"))?;
+    let Some(read) = read else {
+        return refuse(&s, NewAuditEntry { result_count: Some(0), ..base }, Outcome::Error, StatusCode::NOT_FOUND, "no such read".into());
+    };
     let holds = s.store.holds_for(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(1), ..base })?;
     let mut v = serde_json::to_value(ReadV1::from(&read)).unwrap_or_default();
     v["has_crop"] = json!(read.has_crop);
     v["holds"] = serde_json::to_value(holds).unwrap_or_default();
     Ok(Json(v))
 }
 
-async fn read_crop(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<String>, Query(why): Query<Why>) -> Res<Response> {
+async fn read_crop(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<String>, Json(why): Json<Why>) -> Res<Response> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewImage, Action::ViewImage, &id)?;
-    let base = NewAuditEntry { object: id.clone(), ..c.entry(Action::ViewImage) };
-    check_why(&s, &why, base.clone())?;
-    let img = s.store.image(parse_id(&id)?, ImageKind::Crop).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    audit(&s, NewAuditEntry { outcome: Some(if img.is_some() { Outcome::Ok } else { Outcome::Error }), result_count: Some(img.is_some() as u64), purpose: why.purpose, case_number: why.case_number, ..base })?;
-    let img = img.ok_or_else(|| err(StatusCode::NOT_FOUND, "no crop for this read"))?;
-    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], img).into_response())
+    let base = NewAuditEntry { object: for_audit(&id), ..c.entry(Action::ViewImage) };
+    let case = check_why(&s, &why, base.clone())?;
+    let base = NewAuditEntry { purpose: why.purpose, case_number: case.into_string(), ..base };
+    let Some(rid) = parse_id(&id) else {
+        return refuse(&s, base, Outcome::Error, StatusCode::BAD_REQUEST, "not a read id".into());
+    };
+    let img = s.store.image(rid, ImageKind::Crop).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let Some(img) = img else {
+        return refuse(&s, NewAuditEntry { result_count: Some(0), ..base }, Outcome::Error, StatusCode::NOT_FOUND, "no crop for this read".into());
+    };
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(1), ..base })?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg")], img).into_response())
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct HoldBody {
     read_id: String,
-    case_number: String,
-    reason: String,
+    case_number: CaseNumber,
+    reason: Reason,
     expires_at: Option<jiff::Timestamp>,
 }
 
 async fn place_hold(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<HoldBody>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::PlaceHold, Action::HoldPlaced, &b.read_id)?;
-    let rid = parse_id(&b.read_id)?;
-    let base = NewAuditEntry { object: b.read_id.clone(), case_number: b.case_number.clone(), detail: b.reason.clone(), ..c.entry(Action::HoldPlaced) };
-    let req = HoldRequest { placed_by: c.user.username.clone(), case_number: b.case_number, reason: b.reason, expires_at_ms: b.expires_at.map(|t| t.as_millisecond()) };
-    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), ..base.clone() })?;
-    match s.store.place_hold(rid, req, now_ms()) {
-        Ok(h) => Ok(Json(json!({ "hold_id": h.id, "read_id": h.read_id }))),
-        Err(e) => {
-            let _ = audit(&s, NewAuditEntry { outcome: Some(Outcome::Error), detail: e.to_string(), ..base });
-            Err(err(StatusCode::BAD_REQUEST, e.to_string()))
-        }
+    let base = NewAuditEntry { object: for_audit(&b.read_id), case_number: b.case_number.to_string(), detail: b.reason.to_string(), ..c.entry(Action::HoldPlaced) };
+    let Some(rid) = parse_id(&b.read_id) else {
+        return refuse(&s, base, Outcome::Error, StatusCode::BAD_REQUEST, "not a read id".into());
+    };
+    let now = now_ms();
+    let expires_at_ms = b.expires_at.map(|t| t.as_millisecond());
+    if expires_at_ms.is_some_and(|e| e <= now) {
+        return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, "a hold's expiry must be in the future".into());
     }
+    if s.store.get_read(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.is_none() {
+        return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such read".into());
+    }
+    let req = HoldRequest { placed_by: c.user.username.clone(), case_number: b.case_number.into_string(), reason: b.reason.into_string(), expires_at_ms };
+    let h = act(&s, base, || s.store.place_hold(rid, req, now))?;
+    Ok(Json(json!({ "hold_id": h.id, "read_id": h.read_id })))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReleaseHoldBody {
     read_id: String,
     hold_id: uuid::Uuid,
-    reason: String,
+    reason: Reason,
 }
 
 async fn release_hold(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<ReleaseHoldBody>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ReleaseHold, Action::HoldReleased, &b.read_id)?;
-    let rid = parse_id(&b.read_id)?;
-    audit(&s, NewAuditEntry { object: format!("{}/{}", b.read_id, b.hold_id), detail: b.reason.clone(), outcome: Some(Outcome::Ok), ..c.entry(Action::HoldReleased) })?;
-    let h = s.store.release_hold(rid, b.hold_id, &c.user.username, &b.reason, now_ms()).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
-    Ok(Json(json!({ "hold_id": h.id, "released": true })))
+    let base = NewAuditEntry { object: format!("{}/{}", for_audit(&b.read_id), b.hold_id), detail: b.reason.to_string(), ..c.entry(Action::HoldReleased) };
+    let Some(rid) = parse_id(&b.read_id) else {
+        return refuse(&s, base, Outcome::Error, StatusCode::BAD_REQUEST, "not a read id".into());
+    };
+    let _g = s.change_lock();
+    let holds = s.store.holds_for(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match holds.iter().find(|h| h.id == b.hold_id) {
+        None => refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such hold on this read".into()),
+        Some(h) if h.released.is_some() => refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, "the hold was already released".into()),
+        Some(h) => {
+            let base = NewAuditEntry { case_number: h.case_number.clone(), ..base };
+            let h = act(&s, base, || s.store.release_hold(rid, b.hold_id, &c.user.username, b.reason.as_str(), now_ms()))?;
+            Ok(Json(json!({ "hold_id": h.id, "released": true })))
+        }
+    }
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AlertDecisionBody {
     decision: Decision,
     #[serde(default)]
-    note: String,
+    note: Note,
 }
 
 async fn alert_decision(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>, Json(b): Json<AlertDecisionBody>) -> Res<Json<Value>> {
     let action = if b.decision == Decision::Verified { Action::AlertVerified } else { Action::AlertRejected };
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::VerifyAlert, action, &id.to_string())?;
-    audit(&s, NewAuditEntry { object: id.to_string(), detail: b.note.clone(), outcome: Some(Outcome::Ok), ..c.entry(action) })?;
-    let v = Verification { decision: b.decision, by: c.user.username.clone(), at_ms: now_ms(), note: b.note };
-    let rec = s.store.verify_alert(id, v).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
-    Ok(Json(json!({ "alert": rec.id, "decision": b.decision })))
+    let base = NewAuditEntry { object: id.to_string(), detail: b.note.to_string(), ..c.entry(action) };
+    let _g = s.change_lock();
+    match s.store.alert(id).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
+        None => refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such alert".into()),
+        Some(a) if a.verification.is_some() => refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, "the alert was already decided".into()),
+        Some(_) => {
+            let v = Verification { decision: b.decision, by: c.user.username.clone(), at_ms: now_ms(), note: b.note.into_string() };
+            let rec = act(&s, base, || s.store.verify_alert(id, v))?;
+            Ok(Json(json!({ "alert": rec.id, "decision": b.decision })))
+        }
+    }
 }
 
 async fn list_releases(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
-    if !roles::may(&c.user.roles, Permission::RequestRelease) && !roles::may(&c.user.roles, Permission::ApproveRelease) {
-        return Err(err(StatusCode::FORBIDDEN, "your role may not see release requests"));
-    }
+    require_any(&s, &c, &[Permission::RequestRelease, Permission::ApproveRelease], Action::ReleasesViewed, "")?;
     let all = s.store.releases().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let whole = all.iter().filter(|r| r.request.scope.whole_store()).count();
+    let detail = if whole > 0 { format!("{whole} covering the whole store") } else { String::new() };
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(all.len() as u64), detail, ..c.entry(Action::ReleasesViewed) })?;
     Ok(Json(json!({ "requests": all })))
+}
+
+fn release_limits(s: &ApiState) -> release::Limits {
+    release::Limits { allowed_jurisdictions: s.config.access.allowed_jurisdictions.clone(), max_range_days: i64::from(s.config.access.max_release_days) }
 }
 
 async fn request_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<NewRequest>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::RequestRelease, Action::ReleaseRequested, "")?;
-    let base = NewAuditEntry { purpose: b.purpose.clone(), case_number: b.case_number.clone(), detail: format!("{} ({})", b.agency, b.jurisdiction), ..c.entry(Action::ReleaseRequested) };
-    if let Err(e) = release::check_new(&b, &s.config.access.allowed_jurisdictions) {
-        audit(&s, NewAuditEntry { outcome: Some(Outcome::Denied), detail: e.to_string(), ..base })?;
-        return Err(err(StatusCode::BAD_REQUEST, e.to_string()));
+    let scope = if b.scope.whole_store() { "; WHOLE STORE" } else { "" };
+    let base = NewAuditEntry {
+        purpose: for_audit(&b.purpose),
+        case_number: for_audit(&b.case_number),
+        detail: format!("{} ({}){scope}", for_audit(&b.agency), for_audit(&b.jurisdiction)),
+        ..c.entry(Action::ReleaseRequested)
+    };
+    if let Err(e) = release::check_new(&b, &release_limits(&s)) {
+        return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string());
     }
     let r = Request { id: uuid::Uuid::now_v7(), request: b, entered_by: c.user.username.clone(), entered_at_ms: now_ms(), decision: None, exports: vec![] };
-    audit(&s, NewAuditEntry { object: r.id.to_string(), outcome: Some(Outcome::Ok), ..base })?;
-    s.store.put_release(&r).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    act(&s, NewAuditEntry { object: r.id.to_string(), ..base }, || s.store.put_release(&r))?;
     Ok(Json(json!({ "id": r.id })))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReleaseDecisionBody {
     approved: bool,
     #[serde(default)]
-    note: String,
+    note: Note,
+    /// Required to approve a request whose scope is the whole store.
+    #[serde(default)]
+    confirm_whole_store: bool,
 }
 
-fn load_release(s: &ApiState, id: uuid::Uuid) -> Res<Request> {
-    s.store.release(id).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.ok_or_else(|| err(StatusCode::NOT_FOUND, "no such release request"))
+fn load_release(s: &ApiState, base: &NewAuditEntry, id: uuid::Uuid) -> Res<Request> {
+    match s.store.release(id).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
+        Some(r) => Ok(r),
+        None => refuse(s, base.clone(), Outcome::Error, StatusCode::NOT_FOUND, "no such release request".into()),
+    }
 }
 
 async fn decide_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>, Json(b): Json<ReleaseDecisionBody>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ApproveRelease, Action::ReleaseDecided, &id.to_string())?;
-    let mut r = load_release(&s, id)?;
-    let base = NewAuditEntry { object: id.to_string(), case_number: r.request.case_number.clone(), purpose: r.request.purpose.clone(), ..c.entry(Action::ReleaseDecided) };
-    if let Err(e) = release::decide(&mut r, &c.user.username, b.approved, &b.note, now_ms()) {
-        audit(&s, NewAuditEntry { outcome: Some(Outcome::Denied), detail: e.to_string(), ..base })?;
-        return Err(err(StatusCode::CONFLICT, e.to_string()));
+    let _g = s.change_lock();
+    let base = NewAuditEntry { object: id.to_string(), ..c.entry(Action::ReleaseDecided) };
+    let mut r = load_release(&s, &base, id)?;
+    let base = NewAuditEntry { case_number: r.request.case_number.clone(), purpose: r.request.purpose.clone(), ..base };
+    if let Err(e) = release::decide_confirmed(&mut r, &c.user.username, b.approved, b.confirm_whole_store, b.note.as_str(), now_ms()) {
+        return refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, e.to_string());
     }
-    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), detail: if b.approved { "approved".into() } else { "refused".into() }, ..base })?;
-    s.store.put_release(&r).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut detail = if b.approved { "approved".to_string() } else { "refused".to_string() };
+    if r.request.scope.whole_store() {
+        detail.push_str("; the scope is the WHOLE STORE, confirmed by the approver");
+    }
+    if !b.note.as_str().is_empty() {
+        detail.push_str(&format!("; note: {}", b.note));
+    }
+    act(&s, NewAuditEntry { detail, ..base }, || s.store.put_release(&r))?;
     Ok(Json(json!({ "id": id, "approved": b.approved })))
 }
 
-async fn export_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>) -> Res<Json<Value>> {
+async fn export_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>, _body: Bytes) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::Export, Action::Export, &id.to_string())?;
-    let mut r = load_release(&s, id)?;
+    let mut r = load_release(&s, &NewAuditEntry { object: id.to_string(), ..c.entry(Action::Export) }, id)?;
     let st = s.clone();
     let (user, org, source) = (c.user.username.clone(), c.user.organisation.clone(), c.source.clone());
     let req = r.clone();
@@ -429,20 +645,27 @@ async fn audit_view(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
     require(&s, &c, Permission::ViewAudit, Action::AuditViewed, "")?;
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let entries = s.audit_log.latest(limit, q.user.as_deref(), q.action.as_deref()).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(entries.len() as u64), detail: format!("user={:?} action={:?}", q.user, q.action), ..c.entry(Action::AuditViewed) })?;
+    let detail = format!("user={:?} action={:?}", q.user.as_deref().map(for_audit), q.action.as_deref().map(for_audit));
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(entries.len() as u64), detail, ..c.entry(Action::AuditViewed) })?;
     Ok(Json(json!({ "entries": entries })))
+}
+
+fn roles_json(roles: &[Role]) -> Vec<&'static str> {
+    roles.iter().map(|r| r.as_str()).collect()
 }
 
 async fn list_users(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
-    if !roles::may(&c.user.roles, Permission::ManageUsers) {
-        return Err(err(StatusCode::FORBIDDEN, "your role may not manage users"));
-    }
+    require(&s, &c, Permission::ManageUsers, Action::UsersViewed, "")?;
     let users = s.users.list().map_err(user_error)?;
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(users.len() as u64), ..c.entry(Action::UsersViewed) })?;
     let out: Vec<Value> = users
         .iter()
-        .map(|u| json!({"username": u.username, "display_name": u.display_name, "organisation": u.organisation, "job_title": u.job_title,
-                         "roles": u.roles.iter().map(|r: &Role| r.as_str()).collect::<Vec<_>>(), "locked": u.locked.is_some(), "training": u.training}))
+        .map(|u| {
+            json!({"username": u.username, "display_name": u.display_name, "organisation": u.organisation, "job_title": u.job_title,
+                   "roles": roles_json(&u.roles), "pending_roles": u.pending_roles.as_ref().map(|p| json!({"roles": roles_json(&p.roles), "granted_by": p.by})),
+                   "must_change_password": u.must_change_password, "locked": u.locked.is_some(), "training": u.training})
+        })
         .collect();
     Ok(Json(json!({ "users": out })))
 }
@@ -456,7 +679,8 @@ fn admin(s: &ApiState, headers: &HeaderMap, addr: SocketAddr, object: &str) -> R
 }
 
 fn user_summary(u: &User) -> Value {
-    json!({"username": u.username, "roles": u.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), "locked": u.locked.is_some(), "training": u.training})
+    json!({"username": u.username, "roles": roles_json(&u.roles), "pending_roles": u.pending_roles.as_ref().map(|p| roles_json(&p.roles)),
+           "must_change_password": u.must_change_password, "locked": u.locked.is_some(), "training": u.training})
 }
 
 #[derive(Deserialize)]
@@ -470,6 +694,7 @@ struct AddUserBody {
     password: String,
 }
 
+/// A new account: its roles wait for a second administrator and its password is temporary.
 async fn add_user(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<AddUserBody>) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &b.username)?;
     let new = crate::access::users::NewUser {
@@ -480,7 +705,7 @@ async fn add_user(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectIn
         roles: b.roles,
     };
     let st = s.clone();
-    let u = tokio::task::spawn_blocking(move || st.users.add_user(&by, new, &b.password, now_ms()))
+    let u = tokio::task::spawn_blocking(move || st.users.admin_add_user(&by, new, &b.password, now_ms()))
         .await
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(user_error)?;
@@ -508,13 +733,20 @@ struct LockBody {
 
 async fn user_lock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, Json(b): Json<LockBody>) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
-    let u = s.users.lock(&by, &name, &b.reason, now_ms()).map_err(user_error)?;
+    let u = s.users.admin_lock(&by, &name, &b.reason, now_ms()).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
 
-async fn user_unlock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>) -> Res<Json<Value>> {
+async fn user_unlock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, _body: Bytes) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
     let u = s.users.unlock(&by, &name, now_ms()).map_err(user_error)?;
+    Ok(Json(user_summary(&u)))
+}
+
+/// A second administrator approves the roles another granted.
+async fn user_approve(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, _body: Bytes) -> Res<Json<Value>> {
+    let by = admin(&s, &headers, addr, &name)?;
+    let u = s.users.approve_roles(&by, &name, now_ms()).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
 
@@ -523,12 +755,64 @@ struct PasswordBody {
     password: String,
 }
 
+/// An administrator's reset: temporary, the user must change it at the next login.
 async fn user_password(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, Json(b): Json<PasswordBody>) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
     let st = s.clone();
-    let u = tokio::task::spawn_blocking(move || st.users.set_password(&by, &name, &b.password, now_ms()))
+    let u = tokio::task::spawn_blocking(move || st.users.reset_password(&by, &name, &b.password, now_ms()))
         .await
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(user_error)?;
     Ok(Json(user_summary(&u)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::AuditError;
+
+    #[derive(Default)]
+    struct Memory(Mutex<Vec<NewAuditEntry>>);
+
+    impl AuditSink for Memory {
+        fn record(&self, e: NewAuditEntry) -> Result<u64, AuditError> {
+            let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            v.push(e);
+            Ok(v.len() as u64 + 40)
+        }
+    }
+
+    fn entry() -> NewAuditEntry {
+        NewAuditEntry { user: "olive".into(), action: Some(Action::AlertVerified), object: "a1".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_change_that_fails_after_its_ok_entry_voids_it_by_seq() {
+        let sink = Memory::default();
+        let r: Res<()> = act_on(&sink, entry(), || Err(StoreError::InvalidAlert("alert a1 was already decided".into())));
+        assert!(r.is_err());
+        let v = sink.0.lock().unwrap();
+        assert_eq!(v.iter().map(|e| e.outcome).collect::<Vec<_>>(), vec![Some(Outcome::Ok), Some(Outcome::Error)]);
+        assert!(v[1].detail.starts_with("not done, entry #41 is void:"), "{}", v[1].detail);
+        assert_eq!((v[1].action, v[1].object.as_str()), (Some(Action::AlertVerified), "a1"));
+    }
+
+    #[test]
+    fn a_change_that_works_leaves_one_ok_entry() {
+        let sink = Memory::default();
+        assert_eq!(act_on(&sink, entry(), || Ok(7)).ok(), Some(7));
+        assert_eq!(sink.0.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_route_list_has_each_route_once_and_exempts_only_reads_of_nothing_stored() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in ROUTES {
+            assert!(seen.insert((r.method, r.path)), "{} {} twice", r.method, r.path);
+            if let Audit::Exempt(_) = r.audit {
+                assert_eq!(r.method, "get", "{}: a change is never exempt", r.path);
+                assert!(!r.path.starts_with("/api/") || r.path == "/api/me", "{}", r.path);
+            }
+        }
+    }
 }

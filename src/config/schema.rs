@@ -542,6 +542,9 @@ pub struct Access {
     /// Jurisdictions (e.g. state codes) of agencies data may be released to.
     #[serde(default = "default_jurisdictions")]
     pub allowed_jurisdictions: Vec<String>,
+    /// Longest time range a release request with a wildcard plate may cover (exact plates: any).
+    #[serde(default = "default_max_release_days")]
+    pub max_release_days: u32,
     /// Custodian of records and the designee overseeing the ALPR operation (policy 471.3.1).
     #[serde(default)]
     pub custodian: String,
@@ -559,6 +562,7 @@ impl Default for Access {
             lockout_window_minutes: default_lockout_window(),
             unused_account_days: default_unused_days(),
             allowed_jurisdictions: default_jurisdictions(),
+            max_release_days: default_max_release_days(),
             custodian: String::new(),
             designee: String::new(),
         }
@@ -581,6 +585,9 @@ fn default_lockout_window() -> u32 {
     15
 }
 fn default_unused_days() -> u32 {
+    90
+}
+fn default_max_release_days() -> u32 {
     90
 }
 fn default_jurisdictions() -> Vec<String> {

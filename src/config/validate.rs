@@ -285,6 +285,7 @@ fn access(out: &mut Issues, a: &Access) {
     range(out, "access.lockout_failures", a.lockout_failures, 1, 5);
     range(out, "access.lockout_window_minutes", a.lockout_window_minutes, 15, 1440);
     range(out, "access.unused_account_days", a.unused_account_days, 1, 90);
+    range(out, "access.max_release_days", a.max_release_days, 1, 366);
     if a.allowed_jurisdictions.iter().any(|j| j.trim().is_empty()) {
         push(out, "access.allowed_jurisdictions", "jurisdictions must not be empty");
     }

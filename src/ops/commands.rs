@@ -4,6 +4,7 @@
 use crate::store::{Decision, HoldRequest, ReadId, Store, Verification};
 use crate::uplink::payload::CommandV1;
 use crate::uplink::CommandHandler;
+use crate::access::text::{for_audit, CaseNumber, Note, Reason};
 use crate::access::{Action, NewAuditEntry, Outcome};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -32,15 +33,15 @@ struct AlertDecision {
     alert_id: uuid::Uuid,
     decision: Decision,
     #[serde(default)]
-    note: String,
+    note: Note,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlaceHold {
     read_id: uuid::Uuid,
-    case_number: String,
-    reason: String,
+    case_number: CaseNumber,
+    reason: Reason,
     /// RFC 3339; absent: until released.
     #[serde(default)]
     expires_at: Option<jiff::Timestamp>,
@@ -51,7 +52,7 @@ struct PlaceHold {
 struct ReleaseHold {
     read_id: uuid::Uuid,
     hold_id: uuid::Uuid,
-    reason: String,
+    reason: Reason,
 }
 
 fn body<T: serde::de::DeserializeOwned>(cmd: &CommandV1) -> Result<T, String> {
@@ -82,7 +83,7 @@ impl CommandHandler for DaemonCommands {
             source: "mqtt".into(),
             action: Some(if name == "alert" && cmd.body.get("decision").and_then(|d| d.as_str()) == Some("rejected") { Action::AlertRejected } else { action }),
             object: cmd.id.clone(),
-            case_number: cmd.body.get("case_number").and_then(|c| c.as_str()).unwrap_or_default().to_string(),
+            case_number: for_audit(cmd.body.get("case_number").and_then(|c| c.as_str()).unwrap_or_default()),
             outcome: Some(if result.is_ok() { Outcome::Ok } else { Outcome::Denied }),
             detail: result.as_ref().err().cloned().unwrap_or_default(),
             ..Default::default()
@@ -97,7 +98,7 @@ impl DaemonCommands {
         match name {
             "alert" => {
                 let b: AlertDecision = body(cmd)?;
-                let v = Verification { decision: b.decision, by: cmd.by.clone(), at_ms: now_ms(), note: b.note };
+                let v = Verification { decision: b.decision, by: cmd.by.clone(), at_ms: now_ms(), note: b.note.into_string() };
                 let rec = self.store.verify_alert(b.alert_id, v).map_err(|e| e.to_string())?;
                 log::info!(alert = rec.id.to_string().as_str(), by = cmd.by.as_str(); "alert {:?} by command", b.decision);
                 Ok(serde_json::json!({ "alert": rec.id, "decision": b.decision }))
@@ -106,8 +107,8 @@ impl DaemonCommands {
                 let b: PlaceHold = body(cmd)?;
                 let req = HoldRequest {
                     placed_by: cmd.by.clone(),
-                    case_number: b.case_number,
-                    reason: b.reason,
+                    case_number: b.case_number.into_string(),
+                    reason: b.reason.into_string(),
                     expires_at_ms: b.expires_at.map(|t| t.as_millisecond()),
                 };
                 let h = self.store.place_hold(ReadId(b.read_id), req, now_ms()).map_err(|e| e.to_string())?;
@@ -116,7 +117,7 @@ impl DaemonCommands {
             }
             "release_hold" => {
                 let b: ReleaseHold = body(cmd)?;
-                let h = self.store.release_hold(ReadId(b.read_id), b.hold_id, &cmd.by, &b.reason, now_ms()).map_err(|e| e.to_string())?;
+                let h = self.store.release_hold(ReadId(b.read_id), b.hold_id, &cmd.by, b.reason.as_str(), now_ms()).map_err(|e| e.to_string())?;
                 log::info!(read = h.read_id.to_string().as_str(), by = cmd.by.as_str(); "evidence hold released by command");
                 Ok(serde_json::json!({ "hold_id": h.id, "released": true }))
             }

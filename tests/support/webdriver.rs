@@ -37,7 +37,7 @@ impl Browser {
             "goog:chromeOptions": {"binary": chromium, "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-                "--window-size=1280,900", format!("--user-data-dir={}", profile.path().display())
+                "--window-size=1280,900", "--ignore-certificate-errors", format!("--user-data-dir={}", profile.path().display())
             ]}
         }}});
         let mut b = Browser { driver, base, session: String::new(), _profile: profile };
@@ -129,6 +129,16 @@ impl Browser {
             assert!(Instant::now() < deadline, "{css} never showed {needle:?}; it shows {t:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Runs a script in the current frame and returns its value.
+    pub fn execute(&self, script: &str) -> Value {
+        self.call("POST", &self.s("/execute/sync"), Some(json!({"script": script, "args": []})))["value"].clone()
+    }
+
+    /// Makes the `index`-th frame of the page the current one.
+    pub fn switch_to_frame(&self, index: u16) {
+        self.call("POST", &self.s("/frame"), Some(json!({"id": index})));
     }
 
     pub fn screenshot_png(&self) -> Vec<u8> {

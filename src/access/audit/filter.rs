@@ -83,6 +83,8 @@ pub fn parse_action(s: &str) -> Result<Action, String> {
             Action::ReleaseDecided,
             Action::AuditViewed,
             Action::AuditCheckpoint,
+            Action::ReleasesViewed,
+            Action::UsersViewed,
         ];
         let names: Vec<String> = ALL.iter().map(|a| action_name(*a)).collect();
         format!("unknown action `{s}`; one of {}", names.join(", "))
