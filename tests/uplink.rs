@@ -48,6 +48,10 @@ fn settings(pki: &Pki, host: &str, port: u16) -> Settings {
         health_interval: Duration::from_secs(3600),
         backoff_min: Duration::from_millis(100),
         backoff_max: Duration::from_millis(500),
+        max_command_bytes: 1 << 20,
+        max_inbound_bytes: 16 << 20,
+        healthy_after: Duration::from_secs(2),
+        command_key: None,
     }
 }
 

@@ -10,6 +10,7 @@ mod schema;
 mod validate;
 
 pub use schema::*;
+pub use validate::parse_command_key;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
