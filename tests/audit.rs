@@ -500,7 +500,7 @@ fn cli_verify_checkpoint_and_show() {
     let (code, out, err) = polewatch(&cfg, &["verify"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("audit log OK: 20 entries"), "{out}");
-    assert!(err.contains("the audit key was last used with entry 34") && err.contains("this log ends at entry 20"), "{err}");
+    assert!(err.contains("the audit key was last used with entry 35") && err.contains("this log ends at entry 20"), "{err}");
     let (code, _, err) = polewatch(&cfg, &["verify", "--checkpoint", cp_file.to_str().unwrap()]);
     assert_eq!(code, Some(1));
     assert!(err.contains("audit log broken at seq 21: missing"), "{err}");
