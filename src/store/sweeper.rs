@@ -57,6 +57,9 @@ struct Batch {
 }
 
 const TRUSTED_KEY: &[u8] = b"trusted_time_ms";
+/// How long answered inbound command ids are remembered (`store::commands`).
+const COMMAND_IDS_KEPT_DAYS: i64 = 30;
+
 /// Monotonic time a large purge has waited so far (i64 BE), while one waits.
 const PENDING_KEY: &[u8] = b"large_purge_waited_ms";
 const CONFIRM_KEY: &[u8] = b"purge_confirmed_by";
@@ -223,6 +226,15 @@ pub fn sweep(
             if !s.batch_pause.is_zero() {
                 std::thread::sleep(s.batch_pause);
             }
+        }
+    }
+    if report.outcome == SweepOutcome::Completed {
+        // Command ids are kept so a repeat is not applied twice; a server retries within minutes.
+        let kept_from = purge_now_ms(report.wall_ms, report.trusted_ms) - COMMAND_IDS_KEPT_DAYS * DAY_MS;
+        match store.prune_commands(kept_from) {
+            Ok(0) => {}
+            Ok(n) => log::info!(forgotten = n as u64; "answered command ids older than {COMMAND_IDS_KEPT_DAYS} days forgotten"),
+            Err(e) => log::warn!("cannot prune answered command ids: {e}"),
         }
     }
     if let Some(by) = &confirmed_by {

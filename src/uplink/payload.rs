@@ -160,6 +160,7 @@ pub struct CommandV1 {
 /// What a command's signature covers: a fixed label, the full topic (so a command cannot be replayed to
 /// another box or as another command), the id (so a repeat is a duplicate, not a new command), who sent
 /// it and the body as canonical JSON (object keys sorted, no whitespace), each line ended by `\n`.
+/// Signed bodies carry integers only: a fractional number need not survive parsing and printing.
 pub fn command_signing_bytes(topic: &str, cmd: &CommandV1) -> Vec<u8> {
     let mut out = format!("polewatch-command-v1\n{topic}\n{}\n{}\n", cmd.id, cmd.by).into_bytes();
     canonical_json(&cmd.body, &mut out);

@@ -485,31 +485,11 @@ impl Inbound {
     /// Checks, answers and records one command; the answer to send back.
     fn answer(&self, name: &str, p: &rumqttc::Publish) -> AckV1 {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        if p.payload.len() > self.max_bytes {
-            return self.refuse(name, None, None, format!("command of {} bytes refused: the limit is {} bytes", p.payload.len(), self.max_bytes));
-        }
-        let cmd: CommandV1 = match serde_json::from_slice(&p.payload) {
+        let cmd = match check_command(&p.topic, &p.payload, p.retain, self.max_bytes, self.key.as_ref()) {
             Ok(c) => c,
-            Err(e) => return self.refuse(name, None, None, format!("malformed command: {e}")),
+            Err(r) => return self.refuse(name, r.id.as_deref(), r.by.as_deref(), r.why),
         };
         let (id, by) = (Some(cmd.id.as_str()), Some(cmd.by.as_str()));
-        if cmd.v != 1 {
-            return self.refuse(name, id, by, format!("unsupported command version {}", cmd.v));
-        }
-        if cmd.id.is_empty() || cmd.id.len() > MAX_COMMAND_ID_BYTES {
-            return self.refuse(name, None, by, format!("a command id must be 1 to {MAX_COMMAND_ID_BYTES} bytes"));
-        }
-        if cmd.by.trim().is_empty() {
-            return self.refuse(name, id, None, "`by` must name who sent the command".into());
-        }
-        if p.retain {
-            return self.refuse(name, id, by, "retained command refused: a command is applied once when sent, not again on every connect".into());
-        }
-        if let Some(key) = &self.key {
-            if let Err(why) = verify_signature(key, &p.topic, &cmd) {
-                return self.refuse(name, id, by, why);
-            }
-        }
         match self.store.command_done(&cmd.id) {
             Ok(Some(done)) => {
                 let at = jiff::Timestamp::from_millisecond(done.at_ms).map(|t| t.to_string()).unwrap_or_default();
@@ -537,11 +517,59 @@ impl Inbound {
     }
 }
 
+/// Why an inbound command was refused, with its id and sender as far as they could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub id: Option<String>,
+    pub by: Option<String>,
+    pub why: String,
+}
+
+/// The checks every inbound command passes before it is looked up or applied, free of I/O: size, JSON
+/// shape, version, id, `by`, the retain flag and, with a key, the signature.
+pub fn check_command(topic: &str, payload: &[u8], retain: bool, max_bytes: usize, key: Option<&ed25519_dalek::VerifyingKey>) -> Result<CommandV1, Refusal> {
+    let refuse = |id: Option<&str>, by: Option<&str>, why: String| Refusal { id: id.map(str::to_string), by: by.map(str::to_string), why };
+    if payload.len() > max_bytes {
+        return Err(refuse(None, None, format!("command of {} bytes refused: the limit is {max_bytes} bytes", payload.len())));
+    }
+    let cmd: CommandV1 = serde_json::from_slice(payload).map_err(|e| refuse(None, None, format!("malformed command: {e}")))?;
+    let (id, by) = (Some(cmd.id.as_str()), Some(cmd.by.as_str()));
+    if cmd.id.is_empty() || cmd.id.len() > MAX_COMMAND_ID_BYTES {
+        return Err(refuse(None, by, format!("a command id must be 1 to {MAX_COMMAND_ID_BYTES} bytes")));
+    }
+    if cmd.v != 1 {
+        return Err(refuse(id, by, format!("unsupported command version {}", cmd.v)));
+    }
+    if cmd.by.trim().is_empty() {
+        return Err(refuse(id, None, "`by` must name who sent the command".into()));
+    }
+    if retain {
+        return Err(refuse(id, by, "retained command refused: a command is applied once when sent, not again on every connect".into()));
+    }
+    if let Some(key) = key {
+        verify_signature(key, topic, &cmd).map_err(|why| refuse(id, by, why))?;
+    }
+    Ok(cmd)
+}
+
+fn has_fraction(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => !(n.is_i64() || n.is_u64()),
+        serde_json::Value::Array(a) => a.iter().any(has_fraction),
+        serde_json::Value::Object(m) => m.values().any(has_fraction),
+        _ => false,
+    }
+}
+
 fn verify_signature(key: &ed25519_dalek::VerifyingKey, topic: &str, cmd: &CommandV1) -> Result<(), String> {
     use base64::Engine;
     let Some(sig) = &cmd.sig else {
         return Err("unsigned command refused: this box accepts only commands signed with the configured key".into());
     };
+    if has_fraction(&cmd.body) {
+        // Signatures cover the body as canonical JSON, which only integers survive exactly.
+        return Err("a signed command's body may carry integers only, no fractional numbers".into());
+    }
     let bytes = base64::engine::general_purpose::STANDARD.decode(sig).map_err(|_| "signature is not base64".to_string())?;
     let sig = ed25519_dalek::Signature::from_slice(&bytes).map_err(|_| "signature is not 64 bytes".to_string())?;
     key.verify_strict(&command_signing_bytes(topic, cmd), &sig).map_err(|_| "bad signature: the command was not signed by the configured key, or was changed".to_string())
