@@ -88,7 +88,7 @@ fn accepted_is_well_formed(c: &CommandV1, payload: &[u8], retain: bool) -> Resul
     prop_assert!(!retain);
     prop_assert_eq!(c.v, 1);
     prop_assert!(!c.id.is_empty() && c.id.len() <= 128);
-    prop_assert!(!c.by.trim().is_empty());
+    prop_assert!(!c.by.trim().is_empty() && c.by.len() <= 128);
     Ok(())
 }
 
@@ -117,7 +117,7 @@ proptest! {
         payload.extend(std::iter::repeat_n(b' ', pad));
         match check_command(TOPIC, &payload, retain, MAX, None) {
             Ok(c) => accepted_is_well_formed(&c, &payload, retain)?,
-            Err(r) => prop_assert!(!r.why.is_empty()),
+            Err(r) => prop_assert!(!r.why.is_empty() && r.why.len() < 400, "{}", r.why),
         }
         let key = server().verifying_key();
         if let Ok(c) = check_command(TOPIC, &payload, retain, MAX, Some(&key)) {

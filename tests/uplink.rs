@@ -427,6 +427,7 @@ async fn backoff_grows_while_connections_fail_at_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let store = open_store(dir.path());
     let mut s = settings(&pki, "127.0.0.1", broker.port);
+    s.max_packet_bytes = 64 * 1024;
     s.max_command_bytes = 32 * 1024;
     s.max_inbound_bytes = 64 * 1024;
     s.backoff_min = Duration::from_millis(200);

@@ -109,10 +109,10 @@ impl CommandHandler for DaemonCommands {
 
     fn refused(&self, name: &str, id: Option<&str>, by: Option<&str>, why: &str) -> Result<(), String> {
         let entry = NewAuditEntry {
-            user: format!("central:{}", by.filter(|b| !b.trim().is_empty()).unwrap_or("unknown")),
+            user: format!("central:{}", by.filter(|b| !b.trim().is_empty()).map(printable).unwrap_or_else(|| "unknown".into())),
             source: "mqtt".into(),
             action: Some(Action::CommandRejected),
-            object: format!("cmd/{} {}", printable(name), id.unwrap_or("(no id)")),
+            object: format!("cmd/{} {}", printable(name), id.map(printable).unwrap_or_else(|| "(no id)".into())),
             outcome: Some(Outcome::Denied),
             detail: why.to_string(),
             ..Default::default()

@@ -532,7 +532,11 @@ pub fn check_command(topic: &str, payload: &[u8], retain: bool, max_bytes: usize
     if payload.len() > max_bytes {
         return Err(refuse(None, None, format!("command of {} bytes refused: the limit is {max_bytes} bytes", payload.len())));
     }
-    let cmd: CommandV1 = serde_json::from_slice(payload).map_err(|e| refuse(None, None, format!("malformed command: {e}")))?;
+    // serde quotes what it could not take: keep the reason (sent back and audited) to one short line.
+    let cmd: CommandV1 = serde_json::from_slice(payload).map_err(|e| refuse(None, None, format!("malformed command: {}", e.to_string().chars().take(200).collect::<String>())))?;
+    if cmd.by.len() > MAX_COMMAND_ID_BYTES {
+        return Err(refuse(None, None, format!("`by` must be at most {MAX_COMMAND_ID_BYTES} bytes")));
+    }
     let (id, by) = (Some(cmd.id.as_str()), Some(cmd.by.as_str()));
     if cmd.id.is_empty() || cmd.id.len() > MAX_COMMAND_ID_BYTES {
         return Err(refuse(None, by, format!("a command id must be 1 to {MAX_COMMAND_ID_BYTES} bytes")));
