@@ -13,6 +13,11 @@ pub struct Policy {
     pub max_clock_lead_ms: i64,
     pub max_clock_lag_ms: i64,
     pub require_clock_sync: bool,
+    /// A sweep that would delete more than this share of the stored reads (percent) waits for an
+    /// operator's confirmation or a day of trusted time. 100 turns the guard off.
+    pub max_purge_percent: u32,
+    /// ...unless it deletes at most this many reads: a small store's ordinary purge is not held up.
+    pub large_purge_min_reads: u64,
 }
 
 impl From<&RetentionConfig> for Policy {
@@ -23,6 +28,8 @@ impl From<&RetentionConfig> for Policy {
             max_clock_lead_ms: c.max_clock_lead_days as i64 * DAY_MS,
             max_clock_lag_ms: c.max_clock_lag_s as i64 * 1000,
             require_clock_sync: c.require_clock_sync,
+            max_purge_percent: c.max_purge_percent,
+            large_purge_min_reads: c.large_purge_min_reads,
         }
     }
 }
@@ -32,27 +39,71 @@ impl From<&RetentionConfig> for Policy {
 pub enum ClockDistrust {
     #[error("the system clock is not synchronised (NTP/PTP)")]
     Unsynchronised,
-    #[error("the clock is {behind_ms} ms behind the newest stored read")]
-    BehindNewestRead { behind_ms: i64 },
-    #[error("the clock is {ahead_days} days ahead of the newest stored read")]
-    FarAheadOfNewestRead { ahead_days: i64 },
+    #[error("the wall clock is {ahead_days} days ahead of the trusted time (last trusted time plus the time the daemon has been running)")]
+    FarAheadOfTrustedTime { ahead_days: i64 },
+}
+
+/// Trusted time: an instant that a wrong wall clock cannot move far. It is the high-water mark of time
+/// the daemon trusted (persisted in the store) plus the monotonic time elapsed since, and follows the
+/// wall clock forward only in steps of at most `max_clock_lead`, or when an operator confirms.
+///
+/// Reads are stamped with the wall clock, so judging the clock by the newest stored read lets one read
+/// taken under a wrong clock vouch for that clock; trusted time does not look at reads at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustAnchor {
+    /// Trusted time at `mono_ms`.
+    pub trusted_ms: i64,
+    /// The monotonic clock's reading when `trusted_ms` was taken.
+    pub mono_ms: i64,
+}
+
+impl TrustAnchor {
+    /// The first anchor of a process: the persisted high-water mark, or, in a store that has none
+    /// (new, or written by an older polewatch), the newest stored read, or else the wall clock (an empty
+    /// store has nothing a wrong clock could purge).
+    pub fn start(persisted_ms: Option<i64>, newest_read_ms: Option<i64>, wall_ms: i64, mono_ms: i64) -> TrustAnchor {
+        TrustAnchor { trusted_ms: persisted_ms.or(newest_read_ms).unwrap_or(wall_ms), mono_ms }
+    }
+
+    /// Trusted time now: the anchor plus the monotonic time since (never backwards).
+    pub fn now(&self, mono_ms: i64) -> i64 {
+        self.trusted_ms.saturating_add(mono_ms.saturating_sub(self.mono_ms).max(0))
+    }
+
+    /// Moves the anchor to now, following the wall clock forward when it is ahead by no more than the
+    /// policy's lead (an NTP step, a box that was off for a while) or when `confirmed` by an operator.
+    pub fn advance(&self, wall_ms: i64, mono_ms: i64, confirmed: bool, p: &Policy) -> TrustAnchor {
+        let t = self.now(mono_ms);
+        let follows = wall_ms > t && (confirmed || wall_ms - t <= p.max_clock_lead_ms);
+        TrustAnchor { trusted_ms: if follows { wall_ms } else { t }, mono_ms }
+    }
 }
 
 /// `synced`: what the kernel says of clock sync (None: could not tell, treated as unsynchronised when
-/// the policy requires sync). `newest_ms`: capture time of the newest stored read, if any.
-pub fn check_clock(now_ms: i64, newest_ms: Option<i64>, synced: Option<bool>, p: &Policy) -> Result<(), ClockDistrust> {
+/// the policy requires sync). `trusted_ms`: trusted time (see [`TrustAnchor`]), already advanced.
+pub fn check_clock(wall_ms: i64, trusted_ms: i64, synced: Option<bool>, p: &Policy) -> Result<(), ClockDistrust> {
     if p.require_clock_sync && synced != Some(true) {
         return Err(ClockDistrust::Unsynchronised);
     }
-    if let Some(newest) = newest_ms {
-        if now_ms < newest - p.max_clock_lag_ms {
-            return Err(ClockDistrust::BehindNewestRead { behind_ms: newest - now_ms });
-        }
-        if now_ms - newest > p.max_clock_lead_ms {
-            return Err(ClockDistrust::FarAheadOfNewestRead { ahead_days: (now_ms - newest) / DAY_MS });
-        }
+    if wall_ms - trusted_ms > p.max_clock_lead_ms {
+        return Err(ClockDistrust::FarAheadOfTrustedTime { ahead_days: (wall_ms - trusted_ms) / DAY_MS });
     }
     Ok(())
+}
+
+/// The instant a purge is judged at: the earlier of the wall clock and trusted time, so a read is
+/// purged only when it is past retention under both, and a hold binds while either says it does.
+pub fn purge_now_ms(wall_ms: i64, trusted_ms: i64) -> i64 {
+    wall_ms.min(trusted_ms)
+}
+
+/// Whether purging `expired` of `total` stored reads in one sweep is large enough to need an
+/// operator's confirmation (or a day's wait).
+pub fn purge_is_large(expired: u64, total: u64, p: &Policy) -> bool {
+    if p.max_purge_percent >= 100 || expired <= p.large_purge_min_reads {
+        return false;
+    }
+    (expired as u128) * 100 > (total as u128) * p.max_purge_percent as u128
 }
 
 /// Reads captured before this instant are past retention. Never later than `now - min_days`, whatever
@@ -78,7 +129,15 @@ mod tests {
     use crate::store::model::{ReadId, Release};
 
     fn policy() -> Policy {
-        Policy { min_days: 365, max_days: 400, max_clock_lead_ms: 30 * DAY_MS, max_clock_lag_ms: 300_000, require_clock_sync: true }
+        Policy {
+            min_days: 365,
+            max_days: 400,
+            max_clock_lead_ms: 30 * DAY_MS,
+            max_clock_lag_ms: 300_000,
+            require_clock_sync: true,
+            max_purge_percent: 10,
+            large_purge_min_reads: 100,
+        }
     }
 
     fn hold(expires: Option<i64>, released: bool) -> Hold {
@@ -122,20 +181,49 @@ mod tests {
     fn clock_checks() {
         let p = policy();
         let now = 1000 * DAY_MS;
-        assert_eq!(check_clock(now, None, Some(true), &p), Ok(()));
-        assert_eq!(check_clock(now, None, None, &p), Err(ClockDistrust::Unsynchronised));
-        assert_eq!(check_clock(now, None, Some(false), &p), Err(ClockDistrust::Unsynchronised));
+        assert_eq!(check_clock(now, now, Some(true), &p), Ok(()));
+        assert_eq!(check_clock(now, now, None, &p), Err(ClockDistrust::Unsynchronised));
+        assert_eq!(check_clock(now, now, Some(false), &p), Err(ClockDistrust::Unsynchronised));
         let relaxed = Policy { require_clock_sync: false, ..p };
-        assert_eq!(check_clock(now, None, None, &relaxed), Ok(()));
-        assert_eq!(check_clock(now, Some(now + 300_000), Some(true), &p), Ok(()));
-        assert_eq!(
-            check_clock(now, Some(now + 300_001), Some(true), &p),
-            Err(ClockDistrust::BehindNewestRead { behind_ms: 300_001 })
-        );
-        assert_eq!(check_clock(now, Some(now - 30 * DAY_MS), Some(true), &p), Ok(()));
-        assert_eq!(
-            check_clock(now, Some(now - 31 * DAY_MS), Some(true), &p),
-            Err(ClockDistrust::FarAheadOfNewestRead { ahead_days: 31 })
-        );
+        assert_eq!(check_clock(now, now, None, &relaxed), Ok(()));
+        // Behind trusted time: no refusal, the purge is judged at the earlier instant.
+        assert_eq!(check_clock(now - 400 * DAY_MS, now, Some(true), &p), Ok(()));
+        assert_eq!(purge_now_ms(now - 400 * DAY_MS, now), now - 400 * DAY_MS);
+        assert_eq!(check_clock(now + 30 * DAY_MS, now, Some(true), &p), Ok(()));
+        assert_eq!(check_clock(now + 31 * DAY_MS, now, Some(true), &p), Err(ClockDistrust::FarAheadOfTrustedTime { ahead_days: 31 }));
+    }
+
+    #[test]
+    fn trusted_time_follows_small_steps_and_ignores_jumps() {
+        let p = policy();
+        let t0 = 1000 * DAY_MS;
+        let a = TrustAnchor::start(Some(t0), Some(t0 + 700 * DAY_MS), t0 + 5, 50);
+        assert_eq!(a.trusted_ms, t0, "the persisted mark wins over a read stamped by a wrong clock");
+        assert_eq!(a.now(50 + 10_000), t0 + 10_000);
+        assert_eq!(a.now(10), t0, "never backwards");
+        // A two-year jump is not followed; monotonic time still is.
+        let b = a.advance(t0 + 730 * DAY_MS, 50 + 10_000, false, &p);
+        assert_eq!(b.trusted_ms, t0 + 10_000);
+        // A step within the lead is (NTP correction, a box that was off a while).
+        let c = b.advance(t0 + 20 * DAY_MS, 50 + 20_000, false, &p);
+        assert_eq!(c.trusted_ms, t0 + 20 * DAY_MS);
+        // The wall clock behind trusted time does not pull it back.
+        let d = c.advance(t0, 50 + 30_000, false, &p);
+        assert_eq!(d.trusted_ms, t0 + 20 * DAY_MS + 10_000);
+        // An operator's confirmation follows any forward step.
+        assert_eq!(b.advance(t0 + 730 * DAY_MS, 50 + 10_000, true, &p).trusted_ms, t0 + 730 * DAY_MS);
+        assert_eq!(TrustAnchor::start(None, None, t0, 0).trusted_ms, t0);
+        assert_eq!(TrustAnchor::start(None, Some(t0 - 5), t0, 0).trusted_ms, t0 - 5);
+    }
+
+    #[test]
+    fn large_purges_are_flagged() {
+        let p = policy();
+        assert!(!purge_is_large(100, 100, &p), "at most large_purge_min_reads is never large");
+        assert!(purge_is_large(101, 1000, &p));
+        assert!(!purge_is_large(100, 1000, &p));
+        assert!(!purge_is_large(150, 1500, &p));
+        assert!(purge_is_large(151, 1500, &p));
+        assert!(!purge_is_large(10_000, 10_000, &Policy { max_purge_percent: 100, ..p }));
     }
 }

@@ -3,13 +3,13 @@
 //! sequence number; writes on a damaged log fail; purges are audited and never touch the log; and
 //! `polewatch audit` exits as scripts expect.
 
-use polewatch::access::audit::{decode_record, encode, seal, AuditEntry, AuditKey, AuditLog, Broken, BrokenReason, Checkpoint, KeyError, VerifyError, VerifyReport, GENESIS};
+use polewatch::access::audit::{decode_record, encode, seal, AuditEntry, AuditKey, AuditLog, Broken, BrokenReason, ChainHead, Checkpoint, KeyError, VerifyError, VerifyReport, GENESIS};
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use polewatch::bench::synthetic_read;
 use polewatch::clock::FixedClock;
 use polewatch::retention::{Policy, DAY_MS};
 use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};
-use polewatch::store::{AuditRecord, HoldRequest, Store, StoreOptions};
+use polewatch::store::{AuditRecord, HoldRequest, OnCorrupt, Store, StoreError, StoreOptions};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -370,7 +370,7 @@ fn purges_are_audited_and_never_touch_the_audit_log() {
         log.record(new_entry(i)).unwrap();
     }
     let before: Vec<AuditRecord> = store.audit_records().map(Result::unwrap).collect();
-    let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: true };
+    let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: true, max_purge_percent: 100, large_purge_min_reads: 0 };
     store.put_reads((0..30).map(|i| synthetic_read(i, NOW - 20 * DAY_MS + i as i64, 100)).collect()).unwrap();
     let held = store.put_read(synthetic_read(99, NOW - 20 * DAY_MS + 500, 0)).unwrap();
     let req = HoldRequest { placed_by: "det. a".into(), case_number: "C-9".into(), reason: "evidence".into(), expires_at_ms: None };
@@ -449,6 +449,7 @@ fn cli_verify_checkpoint_and_show() {
     let (code, out, err) = polewatch(&cfg, &["verify"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("audit log OK: 30 entries; head seq 30"), "{out}");
+    assert!(!d.path().join("audit.key.head").exists(), "verify writes nothing, not even beside the key");
 
     let (code, out, err) = polewatch(&cfg, &["checkpoint"]);
     assert_eq!(code, Some(0), "{err}");
@@ -495,9 +496,11 @@ fn cli_verify_checkpoint_and_show() {
         }
         meta.insert("audit_head", &20u64.to_be_bytes()).unwrap();
     });
-    let (code, out, _) = polewatch(&cfg, &["verify"]);
-    assert_eq!(code, Some(0));
+    // The chain itself is intact; the record beside the key (written by checkpoint and show) notices.
+    let (code, out, err) = polewatch(&cfg, &["verify"]);
+    assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("audit log OK: 20 entries"), "{out}");
+    assert!(err.contains("the audit key was last used with entry 35") && err.contains("this log ends at entry 20"), "{err}");
     let (code, _, err) = polewatch(&cfg, &["verify", "--checkpoint", cp_file.to_str().unwrap()]);
     assert_eq!(code, Some(1));
     assert!(err.contains("audit log broken at seq 21: missing"), "{err}");
@@ -543,11 +546,144 @@ fn a_purge_that_cannot_be_recorded_is_an_error_not_silence() {
     let store = Arc::new(store);
     let log = AuditLog::new(store.clone(), key());
     store.put_reads((0..5).map(|i| synthetic_read(i, NOW - 20 * DAY_MS + i as i64, 0)).collect()).unwrap();
-    let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: false };
+    let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: false, max_purge_percent: 100, large_purge_min_reads: 0 };
     let clock = FixedClock { now: NOW, synced: None };
     let settings = SweepSettings { batch_size: 10, batch_pause: Duration::ZERO };
     let err = sweep(&store, &p, &clock, settings, &AtomicBool::new(false), Some(&log)).unwrap_err();
     assert!(err.to_string().contains("the purge was not recorded"), "{err}");
     // Deletion past retention is required, so it went ahead; the error is what raises the alarm.
     assert_eq!(store.count_reads(), 0);
+}
+
+// --- issue 15: a corrupt store must not silently restart the chain ------------------------------------
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn logged(store: Arc<Store>, key_file: &Path, n: u64) -> Arc<Store> {
+    let log = AuditLog::open(store.clone(), key_file).unwrap();
+    for i in 1..=n {
+        log.record(new_entry(i)).unwrap();
+    }
+    store
+}
+
+#[test]
+fn the_key_records_its_chain_head_and_refuses_a_chain_that_restarts_or_is_cut() {
+    let d = tempfile::tempdir().unwrap();
+    let key_file = d.path().join("audit.key");
+    let (store, _) = Store::open(&StoreOptions::at(store_path(d.path()))).unwrap();
+    let store = logged(Arc::new(store), &key_file, 9);
+    let head = ChainHead::load(&key_file).unwrap().expect("the head is recorded beside the key");
+    assert_eq!(head.seq, 9);
+    Arc::try_unwrap(store).ok().unwrap().close().unwrap();
+
+    // The store is lost and an empty one appears: the daemon's open refuses to begin a new chain.
+    std::fs::rename(store_path(d.path()), d.path().join("lost")).unwrap();
+    let (empty, _) = Store::open(&StoreOptions::at(store_path(d.path()))).unwrap();
+    let empty = Arc::new(empty);
+    match AuditLog::open_verified(empty.clone(), &key_file) {
+        Err(AuditError::Chain(m)) => assert!(m.contains("last used with entry 9") && m.contains("ends at entry 0") && m.contains("restart-chain"), "{m}"),
+        Err(e) => panic!("unexpected {e}"),
+        Ok(_) => panic!("a new chain over a lost one must not start by itself"),
+    }
+    assert!(empty.audit_is_empty().unwrap(), "nothing was written");
+    // A chain rebuilt with the same key and as many entries is another chain: refused too.
+    let other = AuditLog::new(empty.clone(), AuditKey::load(&key_file).unwrap());
+    for i in 1..=12 {
+        other.record(new_entry(100 + i)).unwrap();
+    }
+    match AuditLog::open(empty.clone(), &key_file) {
+        Err(AuditError::Chain(m)) => assert!(m.contains("entry 9 is not the entry the audit key last wrote"), "{m}"),
+        Err(e) => panic!("unexpected {e}"),
+        Ok(_) => panic!("a replaced chain must be refused"),
+    }
+}
+
+#[test]
+fn a_corrupt_entry_stops_start_up_naming_its_seq() {
+    let d = tempfile::tempdir().unwrap();
+    let key_file = d.path().join("audit.key");
+    std::fs::write(&key_file, format!("{}\n", "42".repeat(32))).unwrap();
+    write_log(d.path(), 12);
+    tamper(d.path(), |audit, _| {
+        let mut v = audit.get(k(7)).unwrap().unwrap().to_vec();
+        let at = v.windows(8).position(|w| w == b"officer3").unwrap();
+        v[at + 7] = b'2';
+        audit.insert(k(7), v).unwrap();
+    });
+    let (store, _) = Store::open(&StoreOptions::at(store_path(d.path()))).unwrap();
+    match AuditLog::open_verified(Arc::new(store), &key_file) {
+        Err(AuditError::Chain(m)) => assert!(m.contains("broken at seq 7") && m.contains("start-up stopped"), "{m}"),
+        Err(e) => panic!("unexpected {e}"),
+        Ok(_) => panic!("start-up must stop on a broken entry"),
+    }
+}
+
+/// The issue's finding: one corrupt store made `audit verify` move it aside and create an empty one,
+/// and the next verify said "OK: 0 entries". Now verify refuses and leaves every byte; the operator's
+/// `restart-chain` keeps the old copy, says what was lost, and starts the new chain with that record.
+#[test]
+fn verify_never_modifies_a_corrupt_store_and_restart_chain_is_explicit_and_reports_the_loss() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = cli_setup(d.path(), 15);
+    let key_file = d.path().join("audit.key");
+    // The daemon's open records the head beside the key and a census beside the store.
+    {
+        let (store, _) = Store::open(&StoreOptions::at(store_path(d.path()))).unwrap();
+        let store = Arc::new(store);
+        store.put_reads((0..3).map(|i| synthetic_read(i, 1_790_000_000_000 + i as i64, 0)).collect()).unwrap();
+        let log = AuditLog::open_verified(store.clone(), &key_file).unwrap();
+        log.record(new_entry(16)).unwrap();
+        store.write_census().unwrap();
+        drop(log);
+        Arc::try_unwrap(store).ok().unwrap().close().unwrap();
+    }
+    std::fs::write(store_path(d.path()).join("conf"), b"this is not a sled config file\0\x01\x02").unwrap();
+    let before = snapshot(d.path());
+
+    for args in [&["verify"][..], &["show"][..], &["checkpoint"][..]] {
+        let (code, out, err) = polewatch(&cfg, args);
+        assert_eq!(code, Some(1), "{args:?}: {out}{err}");
+        assert!(err.contains("is corrupt") && err.contains("left as it is"), "{args:?}: {err}");
+    }
+    assert_eq!(snapshot(d.path()), before, "the checking tools changed nothing");
+    // The daemon's open refuses the same way.
+    assert!(matches!(Store::open(&StoreOptions::at(store_path(d.path()))), Err(StoreError::Corrupt { .. })));
+    assert_eq!(snapshot(d.path()), before);
+
+    let (code, out, err) = polewatch(&cfg, &["restart-chain", "--reason", "INC-42: store corrupt after power loss"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("moved, byte for byte, to"), "{err}");
+    assert!(out.contains("new audit chain started at entry 1") && out.contains("3 reads") && out.contains("audit entries 1..=16"), "{out}");
+    let kept: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("store.corrupt-")).collect();
+    assert_eq!(kept.len(), 1, "the old copy is kept");
+    let (code, out, err) = polewatch(&cfg, &["verify"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("audit log OK: 1 entries"), "{out}");
+    let (code, out, _) = polewatch(&cfg, &["show", "--action", "audit_chain_restarted"]);
+    assert_eq!(code, Some(0));
+    let e: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let detail = e["detail"].as_str().unwrap();
+    assert!(detail.contains("INC-42") && detail.contains("previous chain ended at entry 16") && detail.contains("store.corrupt-"), "{detail}");
+    // Restarting again over a living chain is refused.
+    let (code, _, err) = polewatch(&cfg, &["restart-chain", "--reason", "again"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("nothing to restart"), "{err}");
+    let _ = OnCorrupt::Refuse;
 }

@@ -289,3 +289,26 @@ fn plate_length_bounds_are_checked() {
     let p = one(d.path(), &format!("{MINIMAL}[recognizer]\nmin_plate_chars = 0\n"));
     assert_eq!(p.key, "recognizer.min_plate_chars");
 }
+
+/// Issue 15: `check-config` accepted a 5 MB camera name. String lengths are bounded by the schema and
+/// the error names file, line and key (and does not echo the 5 MB back).
+#[test]
+fn check_config_refuses_a_five_megabyte_camera_name() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_polewatch");
+    let name = "N".repeat(5 * 1024 * 1024);
+    let text = format!("{MINIMAL}\n[[cameras]]\nid = \"a\"\nurl = \"rtsp://192.0.2.1/s\"\nname = \"{name}\"\n");
+    let p = write(d.path(), "big/polewatch.toml", &text);
+    let out = Command::new(exe).args(["check-config", "--config"]).arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:8: cameras[0].name: 5242880 bytes long; at most 256", p.display())), "{}", &err[..err.len().min(2000)]);
+    assert!(err.len() < 10_000, "the error must not carry the value back");
+    // Every other string has a bound too: a 5 MB URL is refused the same way.
+    let url = format!("rtsp://192.0.2.1/{}", "u".repeat(5 * 1024 * 1024));
+    let q = one(d.path(), &format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"{url}\"\n"));
+    assert_eq!((q.line, q.key.as_str()), (Some(6), "cameras[0].url"));
+    // The longest names allowed still load.
+    config::load(&write(d.path(), "ok/polewatch.toml", &format!("{MINIMAL}[[cameras]]\nid = \"{}\"\nurl = \"rtsp://192.0.2.1/s\"\nname = \"{}\"\n", "i".repeat(64), "n".repeat(256))))
+        .expect("names at the bound load");
+}

@@ -120,6 +120,27 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     })
     .await;
 
+    // Issue 15: every command received is audited, the refused ones with why, and none takes the
+    // session down: malformed, unknown, no `by`, oversized, and a repeat of cmd-7. (Retained commands,
+    // refused when the broker delivers them on subscribing, are in tests/uplink.rs: one published while
+    // the box is subscribed reaches it with the retain flag cleared, as MQTT 3.1.1 forwards it.)
+    let base = "polewatch/site1/pole-01/cmd";
+    let rejects: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("alert", b"{not json".to_vec(), false),
+        ("nosuch", br#"{"v":1,"id":"cmd-u","by":"ops","body":{}}"#.to_vec(), false),
+        ("hold", br#"{"v":1,"id":"cmd-b","by":"","body":{}}"#.to_vec(), false),
+        ("hotlist", serde_json::to_vec(&serde_json::json!({"v": 1, "id": "cmd-big", "by": "ops", "body": {"name": "x", "csv": "x".repeat(1_100_000)}})).unwrap(), false),
+        ("alert", serde_json::to_vec(&cmd).unwrap(), false),
+    ];
+    let before = inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).count();
+    for (name, payload, retain) in rejects {
+        central.publish(format!("{base}/{name}"), QoS::AtLeastOnce, retain, payload).await.unwrap();
+    }
+    wait_until("five more acks", Duration::from_secs(20), || inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).count() >= before + 5).await;
+    let dup = inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).map(|(_, p, _)| serde_json::from_slice::<serde_json::Value>(p).unwrap()).filter(|a| a["id"] == "cmd-7").count();
+    assert_eq!(dup, 2, "the repeat of cmd-7 is answered");
+    assert!(d.try_wait().unwrap().is_none(), "the daemon is still running");
+
     // SIGTERM: clean stop; the verification is in the store.
     unsafe { libc::kill(d.id() as libc::pid_t, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -133,4 +154,15 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     assert_eq!((v.decision, v.by.as_str(), v.note.as_str()), (Decision::Verified, "dispatcher 14", "confirmed with state system"));
     assert_eq!(s.outbox_len(), 0);
     assert_eq!(s.upload_queue_len(), 0);
+    // The audit log holds every command: the applied ones, and the refused ones with why.
+    let key = polewatch::access::audit::AuditKey::load(&dir.path().join("audit.key")).unwrap();
+    let log = polewatch::access::audit::AuditLog::new(std::sync::Arc::new(s), key);
+    let rejected = log.latest(100, None, Some("command_rejected")).unwrap();
+    let details: Vec<String> = rejected.iter().map(|e| format!("{} | {} | {}", e.user, e.object, e.detail)).collect();
+    assert_eq!(rejected.len(), 5, "{details:#?}");
+    for want in ["malformed command", "unknown command `nosuch`", "`by` must name", "bytes refused", "repeat of command cmd-7"] {
+        assert!(details.iter().any(|d| d.contains(want)), "no audit entry for {want}: {details:#?}");
+    }
+    assert_eq!(log.latest(100, None, Some("alert_verified")).unwrap().len(), 1, "cmd-7 applied once");
+    log.verify(None).unwrap();
 }

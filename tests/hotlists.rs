@@ -128,3 +128,28 @@ fn check_config_rejects_a_bad_hotlist_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2"), "{err}");
 }
+
+/// Issue 15: a `7*`-like push raised 28 retroactive alerts at once. Now at most
+/// `max_retroactive_alerts` go out, and one summary message counts the rest.
+#[test]
+fn a_broad_push_raises_at_most_the_limit_and_one_summary_for_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.put_reads((0..40).map(|i| synthetic_read(i, now() - 60_000 + i as i64, 0)).collect()).unwrap();
+    let hot = Hotlists::load(store.clone(), &[], 14, target()).unwrap().with_max_retroactive_alerts(10);
+    let (entries, retro) = hot.push("broad", &format!("{HEADER}T*,,felony,1,BOLO,,\n"), "ops").unwrap();
+    assert_eq!((entries, retro), (1, 10));
+    let sent = alerts_in_outbox(&store);
+    assert_eq!(sent.len(), 10);
+    assert!(sent.iter().all(|a| a["retroactive"] == true));
+    let summaries: Vec<serde_json::Value> =
+        store.outbox_peek(None, 1000).unwrap().into_iter().filter(|m| m.topic == "alerts/summary").map(|m| serde_json::from_slice(&m.payload).unwrap()).collect();
+    assert_eq!(summaries.len(), 1);
+    let s = &summaries[0];
+    assert_eq!((s["type"].as_str(), s["alerts_sent"].as_u64(), s["hits_not_sent"].as_u64(), s["reads_not_sent"].as_u64()), (Some("retroactive_summary"), Some(10), Some(30), Some(30)));
+    assert!(!s.to_string().contains("T0000"), "the summary carries no plates");
+    // Within the limit there is no summary.
+    let (_, retro) = hot.push("narrow", &format!("{HEADER}T0000003,,felony,1,BOLO,,\n"), "ops").unwrap();
+    assert_eq!(retro, 1);
+    assert_eq!(store.outbox_peek(None, 1000).unwrap().iter().filter(|m| m.topic == "alerts/summary").count(), 1);
+}

@@ -1,9 +1,10 @@
 //! Retention against a real store: random reads, holds and clock moves; after every sweep the store
-//! holds exactly what the policy says it must.
+//! holds exactly what the policy says it must. A wall clock that jumps (while real, monotonic time
+//! goes on) purges nothing early, and large purges wait.
 
 use polewatch::bench::synthetic_read;
-use polewatch::clock::FixedClock;
-use polewatch::retention::{check_clock, Policy, DAY_MS};
+use polewatch::clock::{FixedClock, ManualClock};
+use polewatch::retention::{check_clock, purge_now_ms, ClockDistrust, Policy, TrustAnchor, DAY_MS};
 use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};
 use polewatch::store::{HoldRequest, ReadId, Store, StoreOptions};
 use proptest::prelude::*;
@@ -31,23 +32,35 @@ fn hold_spec() -> impl Strategy<Value = HoldSpec> {
 }
 
 #[derive(Debug, Clone)]
+enum Move {
+    /// Real time passes: wall and monotonic clocks move together.
+    Pass(i64),
+    /// Someone sets the wall clock by this much; real time hardly moves.
+    SetWall(i64),
+    /// The wall clock is put right again.
+    Correct,
+}
+
+#[derive(Debug, Clone)]
 struct Step {
-    advance_ms: i64,
+    mv: Move,
     synced: Option<bool>,
 }
 
 fn step() -> impl Strategy<Value = Step> {
     (
         prop_oneof![
-            1 => Just(0i64),                  // the same instant
-            2 => 0i64..7_200_000,             // a sweep or two later
-            2 => 0i64..100 * DAY_MS,          // time passes
-            1 => -3 * DAY_MS..0i64,            // clock steps back
-            1 => 30 * DAY_MS..400 * DAY_MS,   // clock jumps far ahead
+            1 => Just(Move::Pass(0)),                                   // the same instant
+            2 => (0i64..7_200_000).prop_map(Move::Pass),                // a sweep or two later
+            2 => (0i64..100 * DAY_MS).prop_map(Move::Pass),             // time passes
+            1 => (-3 * DAY_MS..0i64).prop_map(Move::SetWall),           // clock steps back
+            1 => (30 * DAY_MS..800 * DAY_MS).prop_map(Move::SetWall),   // clock jumps far ahead
+            1 => (0i64..20 * DAY_MS).prop_map(Move::SetWall),           // an NTP step forward
+            1 => Just(Move::Correct),
         ],
         prop_oneof![6 => Just(Some(true)), 1 => Just(Some(false)), 1 => Just(None)],
     )
-        .prop_map(|(advance_ms, synced)| Step { advance_ms, synced })
+        .prop_map(|(mv, synced)| Step { mv, synced })
 }
 
 fn policy() -> impl Strategy<Value = Policy> {
@@ -57,6 +70,8 @@ fn policy() -> impl Strategy<Value = Policy> {
         max_clock_lead_ms: 60 * DAY_MS,
         max_clock_lag_ms: 300_000,
         require_clock_sync,
+        max_purge_percent: 100,
+        large_purge_min_reads: 0,
     })
 }
 
@@ -97,38 +112,55 @@ proptest! {
             };
             model.insert(id, (at, binding));
         }
-        let mut clock = FixedClock { now: NOW0, synced: Some(true) };
+        let mut clock = ManualClock { wall_ms: NOW0, mono_ms: 5_000, synced: Some(true) };
+        // Trusted time as the store must keep it: from the newest read at the first sweep (no mark yet).
+        let mut anchor: Option<TrustAnchor> = None;
+        // Real time, which no one can set.
+        let real = |c: &ManualClock| NOW0 + c.mono_ms - 5_000;
         for s in &steps {
-            clock.now += s.advance_ms;
+            match s.mv {
+                Move::Pass(ms) => clock.pass(ms),
+                Move::SetWall(by) => { clock.mono_ms += 10_000; clock.wall_ms += by + 10_000; }
+                Move::Correct => clock.wall_ms = real(&clock),
+            }
             clock.synced = s.synced;
             let newest = model.values().map(|(at, _)| *at).max();
-            let trusted = check_clock(clock.now, newest, clock.synced, &p).is_ok();
+            let a = anchor.unwrap_or_else(|| TrustAnchor::start(None, newest, clock.wall_ms, clock.mono_ms)).advance(clock.wall_ms, clock.mono_ms, false, &p);
+            anchor = Some(a);
+            let trusted_ok = check_clock(clock.wall_ms, a.trusted_ms, clock.synced, &p).is_ok();
             let before = store.count_reads();
             let report = sweep(&store, &p, &clock, SweepSettings { batch_size: batch, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None).unwrap();
-            if !trusted {
+            prop_assert_eq!(report.trusted_ms, a.trusted_ms);
+            if !trusted_ok {
                 prop_assert!(matches!(report.outcome, SweepOutcome::Refused(_)), "{:?}", report.outcome);
                 prop_assert_eq!(store.count_reads(), before, "nothing may be deleted on an untrusted clock");
                 continue;
             }
             prop_assert_eq!(&report.outcome, &SweepOutcome::Completed);
+            let now = purge_now_ms(clock.wall_ms, a.trusted_ms);
             let keep_days = p.max_days.max(p.min_days) as i64;
             let mut purged = 0;
             let mut held_kept = 0;
+            let real_now = real(&clock);
             model.retain(|id, (at, hold)| {
-                let expired = *at < clock.now - keep_days * DAY_MS;
-                let held = matches!(hold, Some(None)) || matches!(hold, Some(Some(t)) if clock.now < *t);
+                let expired = *at < now - keep_days * DAY_MS;
+                let held = matches!(hold, Some(None)) || matches!(hold, Some(Some(t)) if now < *t);
                 let keep = !expired || held;
-                // Invariant 1: never younger than min_days; 2: never a held read.
-                assert!(keep || (*at < clock.now - p.min_days as i64 * DAY_MS && !held), "policy model broke for {id}");
+                // Invariant 1: never younger than min_days; 2: never a held read; 3: never more than
+                // the allowed clock lead early by real time, whatever the wall clock said.
+                assert!(keep || (*at < now - p.min_days as i64 * DAY_MS && !held), "policy model broke for {id}");
                 if expired && held { held_kept += 1; }
                 if !keep { purged += 1; }
                 keep
             });
+            // Trusted time may follow the wall clock only in steps of at most the lead, one per sweep.
+            prop_assert!(a.trusted_ms <= real_now + p.max_clock_lead_ms * steps.len() as i64 + 20_000 * steps.len() as i64,
+                "trusted time {} ran away from real time {}", a.trusted_ms, real_now);
             prop_assert_eq!(report.purged, purged);
             prop_assert_eq!(report.held_kept, held_kept);
             for (id, (at, hold)) in &model {
                 let r = store.get_read(*id).unwrap();
-                prop_assert!(r.is_some(), "read at {} (now {}) with hold {:?} was purged", at, clock.now, hold);
+                prop_assert!(r.is_some(), "read at {} (now {}) with hold {:?} was purged", at, clock.wall_ms, hold);
                 if hold.is_some() {
                     prop_assert!(!store.holds_for(*id).unwrap().is_empty(), "hold record lost");
                 }
@@ -142,7 +174,7 @@ proptest! {
 fn a_sweep_stops_when_asked_and_resumes_later() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(&StoreOptions::at(dir.path().join("s"))).unwrap();
-    let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: true };
+    let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: true, max_purge_percent: 100, large_purge_min_reads: 0 };
     store.put_reads((0..50).map(|i| synthetic_read(i, NOW0 - 20 * DAY_MS + i as i64, 0)).collect()).unwrap();
     store.put_read(synthetic_read(99, NOW0, 0)).unwrap();
     let clock = FixedClock { now: NOW0, synced: Some(true) };
@@ -161,10 +193,132 @@ fn a_sweep_stops_when_asked_and_resumes_later() {
 fn purging_the_newest_read_does_not_stop_the_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(&StoreOptions::at(dir.path().join("s"))).unwrap();
-    let p = Policy { min_days: 26, max_days: 45, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 300_000, require_clock_sync: false };
+    let p = Policy { min_days: 26, max_days: 45, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 300_000, require_clock_sync: false, max_purge_percent: 100, large_purge_min_reads: 0 };
     store.put_read(synthetic_read(0, NOW0 - 100 * DAY_MS, 0)).unwrap();
     store.put_read(synthetic_read(1, NOW0 - 50 * DAY_MS, 0)).unwrap();
     let clock = FixedClock { now: NOW0, synced: None };
     let r = sweep(&store, &p, &clock, SweepSettings { batch_size: 1, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None).unwrap();
     assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 2));
+}
+
+/// The issue-15 finding: with the wall clock two years ahead, the first sweep was refused, but one read
+/// stored under the new clock then vouched for it, and the next sweep deleted 195 of 196 reads; back on
+/// the right clock every sweep was refused. Trusted time (persisted mark + monotonic time) ignores the
+/// reads' stamps and survives a restart.
+#[test]
+fn a_forward_clock_jump_purges_nothing_early_even_after_reads_are_stored_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions::at(dir.path().join("s"));
+    let (store, _) = Store::open(&opts).unwrap();
+    let p = Policy {
+        min_days: 365,
+        max_days: 365,
+        max_clock_lead_ms: 30 * DAY_MS,
+        max_clock_lag_ms: 300_000,
+        require_clock_sync: false,
+        max_purge_percent: 10,
+        large_purge_min_reads: 0,
+    };
+    let settings = SweepSettings { batch_size: 16, batch_pause: Duration::ZERO };
+    let stop = AtomicBool::new(false);
+    // 196 reads over the last 364 days, and 4 past retention.
+    let ages: Vec<i64> = (0..196).map(|i| i * 364 * DAY_MS / 196 + 60_000).collect();
+    store.put_reads(ages.iter().enumerate().map(|(i, age)| synthetic_read(i as u64, NOW0 - age, 0)).collect()).unwrap();
+    store.put_reads((0..4).map(|i| synthetic_read(500 + i, NOW0 - 400 * DAY_MS, 0)).collect()).unwrap();
+    let mut clock = ManualClock { wall_ms: NOW0, mono_ms: 1_000, synced: None };
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 4));
+    assert_eq!(store.count_reads(), 196);
+
+    // The wall clock jumps two years ahead.
+    clock.mono_ms += 10_000;
+    clock.set_wall(NOW0 + 730 * DAY_MS);
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert!(matches!(r.outcome, SweepOutcome::Refused(ClockDistrust::FarAheadOfTrustedTime { ahead_days: 729..=730 })), "{:?}", r.outcome);
+    // Ten seconds later a read is stored with the wrong clock, as the camera pipeline stamps them.
+    clock.pass(10_000);
+    store.put_read(synthetic_read(900, clock.wall_ms, 0)).unwrap();
+    clock.pass(10_000);
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert!(matches!(r.outcome, SweepOutcome::Refused(_)), "{:?}", r.outcome);
+    assert_eq!(store.count_reads(), 197, "nothing unexpired may be purged after a read is stored under the jumped clock");
+
+    // A restart on the wrong clock: the monotonic clock starts again, the persisted mark holds.
+    store.close().unwrap();
+    let (store, _) = Store::open(&opts).unwrap();
+    let mut clock = ManualClock { wall_ms: clock.wall_ms + 5_000, mono_ms: 0, synced: None };
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert!(matches!(r.outcome, SweepOutcome::Refused(_)), "{:?}", r.outcome);
+    assert!((r.trusted_ms - NOW0).abs() < 60_000, "trusted time {} stays by the real time {NOW0}", r.trusted_ms);
+    assert_eq!(store.count_reads(), 197);
+
+    // Back on the right clock, sweeps run again (before the fix every one was refused for two years).
+    clock.mono_ms += 5_000;
+    clock.set_wall(NOW0 + 45_000);
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 0));
+    // Ten days on, exactly the reads that passed 365 days go; the read stamped in the future stays.
+    clock.pass(10 * DAY_MS);
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    let expected = ages.iter().filter(|a| NOW0 - **a < clock.wall_ms - 365 * DAY_MS).count() as u64;
+    assert!(expected > 0);
+    assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, expected));
+    assert_eq!(store.count_reads(), 197 - expected as usize);
+}
+
+#[test]
+fn a_purge_of_a_large_share_waits_for_confirmation_or_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&StoreOptions::at(dir.path().join("s"))).unwrap();
+    let p = Policy {
+        min_days: 10,
+        max_days: 10,
+        max_clock_lead_ms: 60 * DAY_MS,
+        max_clock_lag_ms: 300_000,
+        require_clock_sync: false,
+        max_purge_percent: 10,
+        large_purge_min_reads: 5,
+    };
+    let settings = SweepSettings { batch_size: 16, batch_pause: Duration::ZERO };
+    let stop = AtomicBool::new(false);
+    store.put_reads((0..100).map(|i| synthetic_read(i, NOW0 - i as i64 * 60_000, 0)).collect()).unwrap();
+    store.put_reads((0..5).map(|i| synthetic_read(200 + i, NOW0 - 20 * DAY_MS, 0)).collect()).unwrap();
+    let mut clock = ManualClock { wall_ms: NOW0, mono_ms: 0, synced: None };
+    // Five of 105 (within large_purge_min_reads): an ordinary purge.
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 5));
+
+    // 30 of 130 expire at once: held back.
+    store.put_reads((0..30).map(|i| synthetic_read(300 + i, NOW0 - 20 * DAY_MS, 0)).collect()).unwrap();
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert_eq!(r.outcome, SweepOutcome::AwaitingConfirmation { expired: 30, stored: 130, left_ms: DAY_MS });
+    assert_eq!(store.count_reads(), 130);
+    clock.pass(DAY_MS / 2);
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert!(matches!(r.outcome, SweepOutcome::AwaitingConfirmation { .. }), "{:?}", r.outcome);
+    // An operator confirms: it goes ahead, once.
+    store.confirm_purge("sgt. b").unwrap();
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 30));
+    assert_eq!(store.purge_confirmation().unwrap(), None);
+
+    // Another large purge, unconfirmed, goes ahead after a day of trusted time.
+    store.put_reads((0..40).map(|i| synthetic_read(400 + i, NOW0 - 20 * DAY_MS, 0)).collect()).unwrap();
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert!(matches!(r.outcome, SweepOutcome::AwaitingConfirmation { expired: 40, .. }), "{:?}", r.outcome);
+    clock.pass(DAY_MS - 1);
+    assert!(matches!(sweep(&store, &p, &clock, settings, &stop, None).unwrap().outcome, SweepOutcome::AwaitingConfirmation { .. }));
+    clock.pass(1);
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 40));
+
+    // The wait is in running time: setting the clock ahead (a step within the lead, followed by trusted
+    // time) does not cut it short.
+    store.put_reads((0..40).map(|i| synthetic_read(500 + i, clock.wall_ms - 20 * DAY_MS, 0)).collect()).unwrap();
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert!(matches!(r.outcome, SweepOutcome::AwaitingConfirmation { .. }), "{:?}", r.outcome);
+    clock.mono_ms += 1_000;
+    clock.set_wall(clock.wall_ms + 2 * DAY_MS);
+    let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
+    assert!(matches!(r.outcome, SweepOutcome::AwaitingConfirmation { .. }), "a clock step must not end the wait: {:?}", r.outcome);
 }

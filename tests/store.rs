@@ -2,7 +2,7 @@
 
 use polewatch::bench::synthetic_read;
 use polewatch::store::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn open(dir: &Path) -> (Store, OpenOutcome) {
     Store::open(&StoreOptions::at(dir.join("store"))).expect("store opens")
@@ -131,8 +131,29 @@ fn a_second_process_cannot_open_a_store_in_use() {
     assert!(s.get_read(ReadId::new(T0)).is_ok());
 }
 
+/// Every file under `dir` with its bytes, to show a store was left exactly as it was.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 15: a corrupt store was moved aside and replaced by an empty one on any open, by the daemon and
+/// by checking tools alike. Now opening refuses and leaves every byte; only the operator's explicit
+/// `OnCorrupt::MoveAside` (`audit restart-chain`) moves it aside, kept byte for byte.
 #[test]
-fn a_corrupt_store_is_moved_aside_untouched_and_replaced() {
+fn a_corrupt_store_is_refused_untouched_and_moved_aside_only_on_request() {
     let d = tempfile::tempdir().unwrap();
     let (s, _) = open(d.path());
     s.put_read(read("OLD1", T0)).unwrap();
@@ -140,8 +161,24 @@ fn a_corrupt_store_is_moved_aside_untouched_and_replaced() {
     let conf = d.path().join("store/conf");
     let garbage = b"this is not a sled config file\0\x01\x02".to_vec();
     std::fs::write(&conf, &garbage).unwrap();
+    let before = snapshot(d.path());
 
-    let (s, outcome) = open(d.path());
+    match Store::open(&StoreOptions::at(d.path().join("store"))) {
+        Err(StoreError::Corrupt { cause, .. }) => assert!(!cause.is_empty()),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok((_, outcome)) => panic!("a corrupt store must not be opened, got {outcome:?}"),
+    }
+    assert_eq!(snapshot(d.path()), before, "refusing leaves every file as it was, and adds none");
+
+    // A tool that only looks never creates a store either.
+    let mut look = StoreOptions::at(d.path().join("nothing-here"));
+    look.create = false;
+    assert!(matches!(Store::open(&look), Err(StoreError::Missing { .. })));
+    assert!(!d.path().join("nothing-here").exists());
+
+    let mut opts = StoreOptions::at(d.path().join("store"));
+    opts.on_corrupt = OnCorrupt::MoveAside;
+    let (s, outcome) = Store::open(&opts).unwrap();
     let OpenOutcome::RecoveredFromCorruption { moved_to, cause } = outcome else { panic!("expected recovery, got {outcome:?}") };
     assert!(!cause.is_empty());
     assert!(moved_to.file_name().unwrap().to_string_lossy().starts_with("store.corrupt-"));

@@ -48,6 +48,10 @@ fn settings(pki: &Pki, host: &str, port: u16) -> Settings {
         health_interval: Duration::from_secs(3600),
         backoff_min: Duration::from_millis(100),
         backoff_max: Duration::from_millis(500),
+        max_command_bytes: 1 << 20,
+        max_inbound_bytes: 16 << 20,
+        healthy_after: Duration::from_secs(2),
+        command_key: None,
     }
 }
 
@@ -328,4 +332,233 @@ fn store_queues_each_read_for_upload_in_its_own_transaction() {
     assert_eq!(peek.len(), 2);
     assert_eq!(peek[0].topic, "alerts", "alerts sort before other messages");
     assert_eq!(peek[1].key, key);
+}
+
+// --- issue 15: inbound commands that must not take the uplink down, and that arrive once ------------
+
+/// A handler that counts what it applied and keeps what it refused, as the daemon's audits them.
+#[derive(Default)]
+struct Recorder {
+    applied: std::sync::Mutex<Vec<String>>,
+    refused: std::sync::Mutex<Vec<(String, Option<String>, String)>>,
+}
+
+impl CommandHandler for Recorder {
+    fn handle(&self, name: &str, cmd: &CommandV1) -> Result<serde_json::Value, String> {
+        self.applied.lock().unwrap().push(cmd.id.clone());
+        Ok(serde_json::json!({ "applied": name, "n": self.applied.lock().unwrap().len() }))
+    }
+
+    fn refused(&self, name: &str, id: Option<&str>, _by: Option<&str>, why: &str) -> Result<(), String> {
+        self.refused.lock().unwrap().push((name.to_string(), id.map(str::to_string), why.to_string()));
+        Ok(())
+    }
+}
+
+fn acks(inbox: &support::mqtt::Inbox) -> Vec<serde_json::Value> {
+    inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).map(|(_, p, _)| serde_json::from_slice(p).unwrap()).collect()
+}
+
+fn cmd(id: &str, body: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"v": 1, "id": id, "by": "ops", "body": body})).unwrap()
+}
+
+/// The issue's finding: a 1.1 MB retained message on cmd/hotlist made rumqttc drop the connection, and
+/// the uplink reconnected every 1.5 s, re-sending alerts each time. Now it is refused and answered,
+/// the session stays up, and every alert goes out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_oversized_command_is_refused_and_the_session_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "big", &["127.0.0.1"], false);
+    let broker = Broker::start(&pki, free_port());
+    let (sub, inbox) = subscriber(&pki, broker.port).await;
+    let base = "polewatch/site1/pole-01/cmd";
+    let big = cmd("huge-1", serde_json::json!({ "name": "state", "csv": "x".repeat(1_100_000) }));
+    sub.publish(format!("{base}/hotlist"), QoS::AtLeastOnce, true, big).await.unwrap();
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, true, cmd("ret-1", serde_json::json!({}))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let store = open_store(dir.path());
+    let alert_ids: HashSet<String> = (0..5).map(|n| alert(&store, n, 2000).to_string()).collect();
+    store.put_reads((0..100).map(|i| synthetic_read(i, 1_790_000_000_000 + i as i64, 100)).collect()).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let mut s = settings(&pki, "127.0.0.1", broker.port);
+    s.max_packet_bytes = 1024 * 1024;
+    s.max_command_bytes = 1024 * 1024;
+    let uplink = Uplink::new(s, store.clone(), rec.clone());
+    let stats = uplink.stats();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(uplink.run(stop_rx));
+
+    wait_until("both refusals answered", Duration::from_secs(20), || acks(&inbox).len() >= 2).await;
+    wait_until("queues drained", Duration::from_secs(20), || store.outbox_len() == 0 && store.upload_queue_len() == 0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stats.connects.load(Ordering::Relaxed), 1, "one connection, never dropped: {:?}", stats.last_error.lock().unwrap());
+    let a = acks(&inbox);
+    let huge = a.iter().find(|x| x["command"] == "hotlist").expect("the oversized command is answered");
+    assert_eq!(huge["ok"], false);
+    assert!(huge["error"].as_str().unwrap().contains("bytes refused: the limit is 1048576 bytes"), "{huge}");
+    let ret = a.iter().find(|x| x["id"] == "ret-1").expect("the retained command is answered");
+    assert!(ret["error"].as_str().unwrap().contains("retained command refused"), "{ret}");
+    assert!(rec.applied.lock().unwrap().is_empty(), "nothing applied");
+    let refused = rec.refused.lock().unwrap().clone();
+    assert_eq!(refused.len(), 2, "each refusal is recorded: {refused:?}");
+    // Every alert went out exactly once.
+    let msgs = inbox.lock().unwrap().clone();
+    let sent: Vec<String> =
+        msgs.iter().filter(|(t, _, _)| t.ends_with("/alerts")).map(|(_, p, _)| serde_json::from_slice::<AlertV1>(p).unwrap().id).collect();
+    assert_eq!(sent.len(), 5, "no alert re-sent");
+    assert_eq!(sent.into_iter().collect::<HashSet<_>>(), alert_ids);
+    assert_eq!(read_ids(&inbox).len(), 105);
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+}
+
+/// A broker that drops us right after every connect (here: a retained message over even the read
+/// limit) must not make the uplink reconnect at the minimum backoff forever: the backoff starts over
+/// only after a connection stayed up `healthy_after`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_grows_while_connections_fail_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "bo", &["127.0.0.1"], false);
+    let broker = Broker::start(&pki, free_port());
+    let (sub, _inbox) = subscriber(&pki, broker.port).await;
+    sub.publish("polewatch/site1/pole-01/cmd/hotlist", QoS::AtLeastOnce, true, vec![b'x'; 200_000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let store = open_store(dir.path());
+    let mut s = settings(&pki, "127.0.0.1", broker.port);
+    s.max_packet_bytes = 64 * 1024;
+    s.max_command_bytes = 32 * 1024;
+    s.max_inbound_bytes = 64 * 1024;
+    s.backoff_min = Duration::from_millis(200);
+    s.backoff_max = Duration::from_secs(5);
+    s.healthy_after = Duration::from_secs(10);
+    let uplink = Uplink::new(s, store, Arc::new(Recorder::default()));
+    let stats = uplink.stats();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(uplink.run(stop_rx));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let connects = stats.connects.load(Ordering::Relaxed);
+    // Reset after every connect (the old behaviour) reconnects every 200-400 ms: 15 or more in 6 s.
+    // Growing 200 ms, 400, 800, 1600, 3200 (each up to twice that with jitter) allows at most 6.
+    assert!((2..=7).contains(&connects), "{connects} connects in 6 s");
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+}
+
+/// Issue 15: a command sent while the box was offline was lost (clean session), and a repeated one
+/// was applied again. Now the session persists, each id is applied once, and repeats are answered
+/// with the first answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_sent_while_offline_arrive_and_each_id_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "off", &["127.0.0.1"], false);
+    let broker = Broker::start(&pki, free_port());
+    let (sub, inbox) = subscriber(&pki, broker.port).await;
+    let store = open_store(dir.path());
+    let s = settings(&pki, "127.0.0.1", broker.port);
+    let rec = Arc::new(Recorder::default());
+    let run = |store: Arc<Store>| {
+        let uplink = Uplink::new(s.clone(), store, rec.clone());
+        let stats = uplink.stats();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        (stats, stop_tx, tokio::spawn(uplink.run(stop_rx)))
+    };
+    let (stats, stop_tx, task) = run(store.clone());
+    wait_until("connected", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // the subscription
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+
+    // Offline: the server sends a command.
+    let base = "polewatch/site1/pole-01/cmd";
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, cmd("off-1", serde_json::json!({"x": 1}))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (stats, stop_tx, task) = run(store.clone());
+    wait_until("the offline command's answer", Duration::from_secs(10), || acks(&inbox).iter().any(|a| a["id"] == "off-1")).await;
+    assert_eq!(*rec.applied.lock().unwrap(), ["off-1"]);
+
+    // The same id again (a server's retry): answered with the first answer, not applied again.
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, cmd("off-1", serde_json::json!({"x": 1}))).await.unwrap();
+    // Malformed and versionless commands are refused with why, and recorded.
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, "{not json").await.unwrap();
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, r#"{"v":2,"id":"v2","by":"ops","body":{}}"#).await.unwrap();
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, r#"{"v":1,"id":"nob","by":" ","body":{}}"#).await.unwrap();
+    wait_until("four more answers", Duration::from_secs(10), || acks(&inbox).len() >= 5).await;
+    let a = acks(&inbox);
+    for x in &a {
+        assert_valid(&schema("ack"), &serde_json::to_vec(x).unwrap());
+    }
+    let repeats: Vec<&serde_json::Value> = a.iter().filter(|x| x["id"] == "off-1").collect();
+    assert_eq!(repeats.len(), 2);
+    assert_eq!(repeats[0]["result"], repeats[1]["result"], "the first answer again");
+    assert_eq!(repeats[1]["duplicate"], true);
+    assert_eq!(*rec.applied.lock().unwrap(), ["off-1"], "applied once");
+    let refused: Vec<String> = rec.refused.lock().unwrap().iter().map(|(_, _, why)| why.clone()).collect();
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    assert!(refused.iter().any(|w| w.contains("repeat of command off-1")));
+    assert!(refused.iter().any(|w| w.contains("malformed command")));
+    assert!(refused.iter().any(|w| w.contains("unsupported command version 2")));
+    assert!(refused.iter().any(|w| w.contains("`by` must name")));
+    // The answers survive a restart of the uplink: the id is still known.
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    assert_eq!(stats.connects.load(Ordering::Relaxed), 1);
+    let (_, stop_tx, task) = run(store.clone());
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, cmd("off-1", serde_json::json!({"x": 1}))).await.unwrap();
+    wait_until("the third answer to off-1", Duration::from_secs(10), || acks(&inbox).iter().filter(|x| x["id"] == "off-1").count() >= 3).await;
+    assert_eq!(rec.applied.lock().unwrap().len(), 1);
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+}
+
+/// With the server's ed25519 key configured, only commands it signed for this box and this command
+/// are applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_key_configured_only_signed_commands_are_applied() {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "sig", &["127.0.0.1"], false);
+    let broker = Broker::start(&pki, free_port());
+    let (sub, inbox) = subscriber(&pki, broker.port).await;
+    let server = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let intruder = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let mut s = settings(&pki, "127.0.0.1", broker.port);
+    s.command_key = Some(polewatch::config::parse_command_key(&server.verifying_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap());
+    let rec = Arc::new(Recorder::default());
+    let uplink = Uplink::new(s, open_store(dir.path()), rec.clone());
+    let stats = uplink.stats();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(uplink.run(stop_rx));
+    wait_until("connected", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let topic = "polewatch/site1/pole-01/cmd/echo";
+    let signed = |key: &ed25519_dalek::SigningKey, signed_topic: &str, id: &str, body: serde_json::Value| -> CommandV1 {
+        let mut c = CommandV1 { v: 1, id: id.into(), by: "ops".into(), body, sig: None };
+        let sig = key.sign(&polewatch::uplink::payload::command_signing_bytes(signed_topic, &c));
+        c.sig = Some(base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()));
+        c
+    };
+    let send = |c: &CommandV1| serde_json::to_vec(c).unwrap();
+    sub.publish(topic, QoS::AtLeastOnce, false, send(&signed(&server, topic, "s-1", serde_json::json!({"b": 2, "a": [1, {"z": 1, "y": 2}]})))).await.unwrap();
+    sub.publish(topic, QoS::AtLeastOnce, false, cmd("s-2", serde_json::json!({}))).await.unwrap();
+    sub.publish(topic, QoS::AtLeastOnce, false, send(&signed(&intruder, topic, "s-3", serde_json::json!({})))).await.unwrap();
+    let mut changed = signed(&server, topic, "s-4", serde_json::json!({"hold": "C-1"}));
+    changed.body = serde_json::json!({"hold": "C-2"});
+    sub.publish(topic, QoS::AtLeastOnce, false, send(&changed)).await.unwrap();
+    let other_box = signed(&server, "polewatch/site1/pole-02/cmd/echo", "s-5", serde_json::json!({}));
+    sub.publish(topic, QoS::AtLeastOnce, false, send(&other_box)).await.unwrap();
+    wait_until("five answers", Duration::from_secs(10), || acks(&inbox).len() >= 5).await;
+    let a = acks(&inbox);
+    let err = |id: &str| a.iter().find(|x| x["id"] == id).unwrap()["error"].as_str().unwrap_or_default().to_string();
+    assert_eq!(*rec.applied.lock().unwrap(), ["s-1"]);
+    assert!(err("s-2").contains("unsigned command refused"), "{}", err("s-2"));
+    for id in ["s-3", "s-4", "s-5"] {
+        assert!(err(id).contains("bad signature"), "{id}: {}", err(id));
+    }
+    assert_eq!(rec.refused.lock().unwrap().len(), 4);
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }

@@ -30,7 +30,7 @@ mod sink;
 mod verify;
 
 pub use filter::{parse_action, Filter};
-pub use key::{AuditKey, KeyError};
+pub use key::{head_path, AuditKey, ChainHead, KeyError};
 pub use sink::{AuditLog, VerifyError};
 pub use verify::{decode_record, verify, Broken, BrokenReason, Checkpoint, Unreadable, Verifier, VerifyReport};
 

@@ -59,6 +59,12 @@ pub enum Action {
     ReleasesViewed,
     /// The list of users (people, their organisations and roles) was read.
     UsersViewed,
+    /// An operator started a new audit chain over a lost one (`polewatch audit restart-chain`).
+    AuditChainRestarted,
+    /// An inbound command refused before it was applied (malformed, unknown, retained, unsigned…).
+    CommandRejected,
+    /// An operator confirmed the clock and a large retention purge (`cmd/confirm_purge`).
+    PurgeConfirmed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +103,9 @@ pub enum AuditError {
     Write(String),
     #[error("audit key: {0}")]
     Key(String),
+    /// The chain in the store is not the one the key was last used with, or an entry is broken.
+    #[error("audit log: {0}")]
+    Chain(String),
 }
 
 /// Where audit entries go. A failure to record must stop the access being recorded.

@@ -105,7 +105,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     }
 
     // 3. Purge 10% of stores of different sizes: time must follow what expires, not what is stored.
-    let policy = Policy { min_days: 365, max_days: 365, max_clock_lead_ms: 30 * DAY_MS, max_clock_lag_ms: 300_000, require_clock_sync: true };
+    let policy = Policy { min_days: 365, max_days: 365, max_clock_lead_ms: 30 * DAY_MS, max_clock_lag_ms: 300_000, require_clock_sync: true, max_purge_percent: 100, large_purge_min_reads: 0 };
     for &size in &o.purge_sizes {
         let scratch = ScratchDir::new(o.dir.as_deref(), "bench-purge")?;
         let (store, _) = Store::open(&StoreOptions::at(scratch.0.join("s")))?;

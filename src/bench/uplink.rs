@@ -72,6 +72,10 @@ async fn run_async(o: &Options) -> Result<()> {
         health_interval: Duration::from_secs(3600),
         backoff_min: Duration::from_millis(100),
         backoff_max: Duration::from_secs(1),
+        max_command_bytes: 1 << 20,
+        max_inbound_bytes: 16 << 20,
+        healthy_after: Duration::from_secs(2),
+        command_key: None,
     };
     let mut opts = StoreOptions::at(scratch.0.join("store"));
     opts.queue_for_upload = true;

@@ -2,13 +2,14 @@
 
 use crate::access::audit::{decode_record, format_ms, parse_action, AuditEntry, AuditKey, AuditLog, Checkpoint, Filter, VerifyError};
 use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
-use crate::store::{OpenOutcome, Store, StoreOptions};
+use crate::store::{OnCorrupt, OpenOutcome, Store, StoreOptions};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 const OFFLINE: &str = "These are offline tools: they open the store at store.path, which only one process may do, \
-so stop the daemon first (systemctl stop polewatch). `show` and `checkpoint` are themselves recorded in the audit log.";
+so stop the daemon first (systemctl stop polewatch). They never create, move or repair a store: a missing or corrupt \
+one is reported and left as it is. `show` and `checkpoint` are themselves recorded in the audit log.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = OFFLINE)]
@@ -53,6 +54,15 @@ pub enum AuditCmd {
     /// and give it to `verify --checkpoint` later.
     #[command(after_help = OFFLINE)]
     Checkpoint,
+    /// After a store was lost (corrupt or gone): move a corrupt store aside (kept byte for byte), report
+    /// what it held, and start a new store and audit chain whose first entry records all that. The
+    /// daemon refuses to start a new chain by itself.
+    #[command(name = "restart-chain")]
+    RestartChain {
+        /// Why, for the record (the incident, the ticket).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {
@@ -71,18 +81,18 @@ fn operator() -> String {
 
 fn open_store(cfg: &crate::config::Config) -> anyhow::Result<Arc<Store>> {
     let path = &cfg.store.path;
-    // Never create a store just to look at it.
-    if !path.exists() {
-        anyhow::bail!("no store at {}", path.display());
-    }
-    let (store, outcome) = Store::open(&StoreOptions::from_config(&cfg.store)).with_context(|| format!("cannot open the store at {}", path.display()))?;
-    if let OpenOutcome::RecoveredFromCorruption { moved_to, cause } = outcome {
-        anyhow::bail!("the store was corrupt ({cause}) and was moved to {}; its audit log cannot be read", moved_to.display());
-    }
+    // Never create a store just to look at it, and never move or replace a corrupt one.
+    let mut opts = StoreOptions::from_config(&cfg.store);
+    opts.create = false;
+    opts.on_corrupt = OnCorrupt::Refuse;
+    let (store, _) = Store::open(&opts).with_context(|| format!("cannot open the store at {}", path.display()))?;
     Ok(Arc::new(store))
 }
 
 pub fn run(cfg: &crate::config::Config, args: AuditArgs) -> anyhow::Result<()> {
+    if let AuditCmd::RestartChain { reason } = &args.command {
+        return restart_chain(cfg, reason);
+    }
     let store = open_store(cfg)?;
     let key_file = &cfg.access.audit_key_file;
     match args.command {
@@ -96,14 +106,60 @@ pub fn run(cfg: &crate::config::Config, args: AuditArgs) -> anyhow::Result<()> {
             };
             // Verifying never creates a key: a missing one is an error.
             let key = AuditKey::load(key_file)?;
-            verify(&AuditLog::new(store, key), cp)
+            let log = AuditLog::with_key_file(store, key, key_file);
+            verify(&log, cp)?;
+            // ... and the log must still hold the entry the key last wrote.
+            log.check_continues()?;
+            Ok(())
         }
+        AuditCmd::RestartChain { .. } => unreachable!("handled above"),
         AuditCmd::Show { user, action, since, until, query, limit } => {
             let filter = Filter { user, action, since_ms: since, until_ms: until, query };
             show(&open_log(store, key_file)?, cfg, &filter, limit)
         }
         AuditCmd::Checkpoint => checkpoint(&open_log(store, key_file)?, cfg),
     }
+}
+
+/// `audit restart-chain`: the explicit operator action the daemon waits for after a store is lost.
+fn restart_chain(cfg: &crate::config::Config, reason: &str) -> anyhow::Result<()> {
+    if reason.trim().is_empty() {
+        anyhow::bail!("--reason must say why the chain is restarted");
+    }
+    let path = &cfg.store.path;
+    let census = crate::store::read_census(path);
+    let mut opts = StoreOptions::from_config(&cfg.store);
+    opts.on_corrupt = OnCorrupt::MoveAside;
+    let (store, outcome) = Store::open(&opts).with_context(|| format!("cannot open the store at {}", path.display()))?;
+    let store = Arc::new(store);
+    let key_file = &cfg.access.audit_key_file;
+    let lost_store = match &outcome {
+        OpenOutcome::RecoveredFromCorruption { moved_to, cause } => {
+            eprintln!("the store was corrupt ({cause}); it was moved, byte for byte, to {}", moved_to.display());
+            format!("the store at {} was corrupt ({cause}) and is kept at {}", path.display(), moved_to.display())
+        }
+        OpenOutcome::Created => format!("there was no store at {}", path.display()),
+        OpenOutcome::Opened => format!("the store at {} had no audit log", path.display()),
+    };
+    let held = match &census {
+        Some(c) => format!("it held, {c}"),
+        None => "what it held is not known (no census was written)".into(),
+    };
+    let empty = store.audit_is_empty()?;
+    let key = AuditKey::load_or_create(key_file, empty)?;
+    let log = AuditLog::with_key_file(store.clone(), key, key_file);
+    if !empty {
+        match log.check_continues() {
+            Ok(()) => anyhow::bail!("the audit log at {} is there and continues the key's chain: nothing to restart", path.display()),
+            Err(e) => anyhow::bail!(
+                "{e}\nthe log is not empty: this is not a lost store but a damaged or replaced log; keep a copy and investigate (no new chain is started over entries)"
+            ),
+        }
+    }
+    let seq = log.restart_chain(&operator(), reason, &format!("{lost_store}; {held}"))?;
+    println!("new audit chain started at entry {seq}: {lost_store}; {held}");
+    store.write_census()?;
+    Ok(())
 }
 
 fn open_log(store: Arc<Store>, key_file: &std::path::Path) -> anyhow::Result<AuditLog> {

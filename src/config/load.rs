@@ -132,7 +132,18 @@ impl Walker<'_> {
     fn value(&mut self, v: &toml_edit::Value, path: &str) -> Result<Value, Problem> {
         self.note(path, v.span());
         Ok(match v {
-            toml_edit::Value::String(s) => Value::String(s.value().clone()),
+            toml_edit::Value::String(s) => {
+                let max = super::schema::max_string_bytes(&without_positions(path));
+                if s.value().len() > max {
+                    return Err(Problem {
+                        file: self.path_for_errors.to_path_buf(),
+                        line: v.span().map(|sp| line_of(self.text, sp.start)),
+                        key: path.to_string(),
+                        message: format!("{} bytes long; at most {max} are allowed here", s.value().len()),
+                    });
+                }
+                Value::String(s.value().clone())
+            }
             toml_edit::Value::Integer(i) => Value::Number(Number::from(*i.value())),
             toml_edit::Value::Float(f) => match Number::from_f64(*f.value()) {
                 Some(n) => Value::Number(n),
@@ -175,6 +186,27 @@ fn join(path: &str, key: &str) -> String {
     } else {
         format!("{path}.{key}")
     }
+}
+
+/// `cameras[2].name` → `cameras[].name`: the schema's name of a key.
+fn without_positions(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// `a.b[2].c` → `a.b[2]` → `a.b` → `a`.
@@ -220,6 +252,18 @@ mod tests {
         let e = m.add(Path::new("/x.toml"), "[site]\nsite_id = \n").unwrap_err();
         assert_eq!(e.file, PathBuf::from("/x.toml"));
         assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn long_strings_are_refused_naming_file_line_and_key() {
+        let mut m = Merged::default();
+        let name = "x".repeat(257);
+        let e = m.add(Path::new("/c.toml"), &format!("[site]\nsite_id = \"s\"\n\n[[cameras]]\nid = \"c1\"\nname = \"{name}\"\n")).unwrap_err();
+        assert_eq!((e.file, e.line, e.key.as_str()), (PathBuf::from("/c.toml"), Some(6), "cameras[0].name"));
+        assert!(e.message.contains("257 bytes long; at most 256"), "{}", e.message);
+        let mut m = Merged::default();
+        assert!(m.add(Path::new("/c.toml"), &format!("[[cameras]]\nid = \"c1\"\nname = \"{}\"\n", "x".repeat(256))).is_ok());
+        assert_eq!(without_positions("a.b[12].c[3]"), "a.b[].c[]");
     }
 
     #[test]

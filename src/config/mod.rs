@@ -10,6 +10,7 @@ mod schema;
 mod validate;
 
 pub use schema::*;
+pub use validate::parse_command_key;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -214,5 +215,18 @@ fn describe_serde_error(path: &str, message: &str) -> (String, String) {
             return (key, format!("unknown key `{field}`{}", &rest[end + 1..]));
         }
     }
-    (path, message.to_string())
+    (path, shortened(message))
+}
+
+/// serde quotes the value it could not take; a long one is cut so an error stays one readable line.
+fn shortened(message: &str) -> String {
+    const MAX: usize = 300;
+    if message.len() <= MAX {
+        return message.to_string();
+    }
+    let mut end = MAX;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &message[..end], message.len())
 }

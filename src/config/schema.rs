@@ -6,6 +6,22 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// The longest text any key takes (bytes): URLs, paths, notes. A config is read by the daemon and
+/// shown in status, logs and the printed policy; nothing in it needs more.
+pub const MAX_STRING_BYTES: usize = 4096;
+
+/// The longest value accepted for a string key, by its path with array positions left out
+/// (`cameras[].name`). Ids go into MQTT topics, log fields and file names, names into status lines.
+pub fn max_string_bytes(key: &str) -> usize {
+    match key {
+        "site.site_id" | "site.device_id" | "cameras[].id" | "mqtt.client_id" | "recognizer.formats[].region" => 64,
+        "cameras[].name" | "site.organisation" | "mqtt.topic_prefix" | "mqtt.username" | "access.custodian" | "access.designee" => 256,
+        "mqtt.host" | "api.listen" => 255,
+        "mqtt.command_public_key" => 128,
+        _ => MAX_STRING_BYTES,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -373,15 +389,24 @@ pub struct Retention {
     pub batch_size: usize,
     #[serde(default = "default_pause_ms")]
     pub batch_pause_ms: u64,
-    /// The clock is distrusted when it is this far ahead of the newest stored read.
+    /// The wall clock is distrusted when it is this far ahead of trusted time (the last time trusted,
+    /// kept in the store, plus the time the daemon has run since); smaller steps forward are followed.
     #[serde(default = "default_max_clock_lead_days")]
     pub max_clock_lead_days: u32,
-    /// The clock is distrusted when it is behind the newest stored read by more than this.
+    /// A wall clock behind trusted time by more than this is reported; purging then goes by the wall
+    /// clock (the earlier of the two), which only ever keeps reads longer.
     #[serde(default = "default_max_clock_lag_s")]
     pub max_clock_lag_s: u64,
     /// Refuse to purge while the kernel reports the clock unsynchronised (NTP/PTP).
     #[serde(default = "yes")]
     pub require_clock_sync: bool,
+    /// A sweep that would delete more than this percentage of the stored reads at once waits for an
+    /// operator's confirmation (command `confirm_purge`) or a day. 100 turns the guard off.
+    #[serde(default = "default_max_purge_percent")]
+    pub max_purge_percent: u32,
+    /// Purges of at most this many reads are never held up by `max_purge_percent`.
+    #[serde(default = "default_large_purge_min_reads")]
+    pub large_purge_min_reads: u64,
 }
 
 impl Default for Retention {
@@ -395,6 +420,8 @@ impl Default for Retention {
             max_clock_lead_days: default_max_clock_lead_days(),
             max_clock_lag_s: default_max_clock_lag_s(),
             require_clock_sync: true,
+            max_purge_percent: default_max_purge_percent(),
+            large_purge_min_reads: default_large_purge_min_reads(),
         }
     }
 }
@@ -409,11 +436,20 @@ pub struct Hotlists {
     pub retroactive_days: u32,
     #[serde(default = "yes")]
     pub alert_on_first_confident_read: bool,
+    /// At most this many retroactive alerts per pushed list; the rest are counted in one summary
+    /// message (`…/alerts/summary`), so a list entry like `7*` cannot flood the server.
+    #[serde(default = "default_max_retroactive_alerts")]
+    pub max_retroactive_alerts: u32,
 }
 
 impl Default for Hotlists {
     fn default() -> Self {
-        Hotlists { files: Vec::new(), retroactive_days: default_retro_days(), alert_on_first_confident_read: true }
+        Hotlists {
+            files: Vec::new(),
+            retroactive_days: default_retro_days(),
+            alert_on_first_confident_read: true,
+            max_retroactive_alerts: default_max_retroactive_alerts(),
+        }
     }
 }
 
@@ -457,6 +493,20 @@ pub struct Mqtt {
     /// A warning goes out at 90%.
     #[serde(default = "default_max_queued_reads")]
     pub max_queued_reads: u64,
+    /// Inbound commands larger than this are refused and answered with an error (the session stays up).
+    #[serde(default = "default_max_command_kib")]
+    pub max_command_kib: u32,
+    /// The largest packet read from the broker at all. MQTT 3.1.1 cannot skip a packet, so a bigger one
+    /// ends the connection; keep it well above max_command_kib (the broker's message_size_limit below it).
+    #[serde(default = "default_max_inbound_kib")]
+    pub max_inbound_kib: u32,
+    /// Reconnect backoff starts over only after a connection stayed up this long.
+    #[serde(default = "default_healthy_after_s")]
+    pub healthy_after_s: u32,
+    /// ed25519 public key (64 hex digits) of the central server. When set, every command must carry a
+    /// valid signature (`sig`) by it; unsigned commands are refused.
+    #[serde(default)]
+    pub command_public_key: Option<String>,
 }
 
 impl Default for Mqtt {
@@ -479,6 +529,10 @@ impl Default for Mqtt {
             reads_batch_max_age_ms: default_reads_batch_age_ms(),
             max_packet_kib: default_max_packet_kib(),
             max_queued_reads: default_max_queued_reads(),
+            max_command_kib: default_max_command_kib(),
+            max_inbound_kib: default_max_inbound_kib(),
+            healthy_after_s: default_healthy_after_s(),
+            command_public_key: None,
         }
     }
 }
@@ -773,6 +827,30 @@ fn default_pause_ms() -> u64 {
 fn default_max_clock_lead_days() -> u32 {
     30
 }
+fn default_max_command_kib() -> u32 {
+    1024
+}
+
+fn default_max_inbound_kib() -> u32 {
+    16 * 1024
+}
+
+fn default_healthy_after_s() -> u32 {
+    30
+}
+
+fn default_max_retroactive_alerts() -> u32 {
+    25
+}
+
+fn default_max_purge_percent() -> u32 {
+    10
+}
+
+fn default_large_purge_min_reads() -> u64 {
+    1000
+}
+
 fn default_max_clock_lag_s() -> u64 {
     300
 }

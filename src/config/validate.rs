@@ -16,6 +16,19 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(out: &mut Issues, key: &str, 
     }
 }
 
+/// The central server's ed25519 public key for signed commands: 64 hex digits.
+pub fn parse_command_key(s: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    let t = s.trim();
+    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("must be an ed25519 public key as 64 hex digits".into());
+    }
+    let mut b = [0u8; 32];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    ed25519_dalek::VerifyingKey::from_bytes(&b).map_err(|e| format!("not a valid ed25519 public key: {e}"))
+}
+
 /// Ids that end up in MQTT topics and file names.
 fn id_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
@@ -241,6 +254,7 @@ fn store(out: &mut Issues, s: &Store) {
     range(out, "store.retention.batch_pause_ms", r.batch_pause_ms, 0, 60_000);
     range(out, "store.retention.max_clock_lead_days", r.max_clock_lead_days, 1, 3650);
     range(out, "store.retention.max_clock_lag_s", r.max_clock_lag_s, 0, 86_400);
+    range(out, "store.retention.max_purge_percent", r.max_purge_percent, 1, 100);
 }
 
 fn mqtt(out: &mut Issues, m: &Mqtt) {
@@ -251,6 +265,14 @@ fn mqtt(out: &mut Issues, m: &Mqtt) {
     range(out, "mqtt.reads_batch_max", m.reads_batch_max, 1, 10_000);
     range(out, "mqtt.reads_batch_max_age_ms", m.reads_batch_max_age_ms, 10, 3_600_000);
     range(out, "mqtt.max_packet_kib", m.max_packet_kib, 16, 262_144);
+    range(out, "mqtt.max_command_kib", m.max_command_kib, 1, 262_144);
+    range(out, "mqtt.max_inbound_kib", m.max_inbound_kib, m.max_command_kib.max(16), 262_144);
+    range(out, "mqtt.healthy_after_s", m.healthy_after_s, 1, 3600);
+    if let Some(k) = &m.command_public_key {
+        if let Err(e) = parse_command_key(k) {
+            push(out, "mqtt.command_public_key", e);
+        }
+    }
     range(out, "mqtt.max_queued_reads", m.max_queued_reads, 1000, 100_000_000);
     if m.client_cert.is_some() != m.client_key.is_some() {
         push(out, "mqtt.client_key", "client_cert and client_key go together");

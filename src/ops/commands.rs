@@ -1,5 +1,7 @@
 //! Inbound commands from the central server (`…/cmd/<name>`), applied to the store. Each answer goes
-//! back on `…/ack`; every command is logged (and audited once the audit log exists).
+//! back on `…/ack`; every command received is audited: applied ones under their action with the
+//! outcome, refused ones (malformed, unknown, retained, unsigned, over the size limit, a repeat) as
+//! `command_rejected` with why.
 
 use crate::store::{Decision, HoldRequest, ReadId, Store, Verification};
 use crate::uplink::payload::CommandV1;
@@ -55,6 +57,13 @@ struct ReleaseHold {
     reason: Reason,
 }
 
+/// The operator vouches for the box's wall clock and for the large purge it implies (once).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmPurge {
+    reason: String,
+}
+
 fn body<T: serde::de::DeserializeOwned>(cmd: &CommandV1) -> Result<T, String> {
     serde_json::from_value(cmd.body.clone()).map_err(|e| format!("invalid body: {e}"))
 }
@@ -66,18 +75,25 @@ fn now_ms() -> i64 {
 impl CommandHandler for DaemonCommands {
     fn handle(&self, name: &str, cmd: &CommandV1) -> Result<serde_json::Value, String> {
         if cmd.by.trim().is_empty() {
-            return Err("`by` must name who sent the command".into());
+            let why = "`by` must name who sent the command".to_string();
+            self.refused(name, Some(&cmd.id), None, &why).map_err(|e| format!("{why}; and the audit log failed: {e}"))?;
+            return Err(why);
         }
         let action = match name {
             "alert" => Action::AlertVerified,
             "hold" => Action::HoldPlaced,
             "release_hold" => Action::HoldReleased,
             "hotlist" => Action::HotlistChanged,
-            other => return Err(format!("unknown command `{other}`")),
+            "confirm_purge" => Action::PurgeConfirmed,
+            other => {
+                let why = format!("unknown command `{}`", printable(other));
+                self.refused(name, Some(&cmd.id), Some(&cmd.by), &why).map_err(|e| format!("{why}; and the audit log failed: {e}"))?;
+                return Err(why);
+            }
         };
         let result = self.apply(name, cmd);
         // Recorded after the fact with its outcome; a command whose record cannot be written reports the
-        // failure to the server, which sends it again.
+        // failure to the server (a repeat of the id gets the same answer and is not applied again).
         let entry = NewAuditEntry {
             user: format!("central:{}", cmd.by),
             source: "mqtt".into(),
@@ -91,6 +107,24 @@ impl CommandHandler for DaemonCommands {
         self.audit.record(entry).map_err(|e| format!("applied, but the audit log failed: {e}"))?;
         result
     }
+
+    fn refused(&self, name: &str, id: Option<&str>, by: Option<&str>, why: &str) -> Result<(), String> {
+        let entry = NewAuditEntry {
+            user: format!("central:{}", by.filter(|b| !b.trim().is_empty()).map(printable).unwrap_or_else(|| "unknown".into())),
+            source: "mqtt".into(),
+            action: Some(Action::CommandRejected),
+            object: format!("cmd/{} {}", printable(name), id.map(printable).unwrap_or_else(|| "(no id)".into())),
+            outcome: Some(Outcome::Denied),
+            detail: why.to_string(),
+            ..Default::default()
+        };
+        self.audit.record(entry).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// A name from the network, cut short and stripped of control characters for the log and the audit.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 impl DaemonCommands {
@@ -137,7 +171,16 @@ impl DaemonCommands {
                     _ => Err("give either `csv` or `remove: true`".into()),
                 }
             }
-            other => Err(format!("unknown command `{other}`")),
+            "confirm_purge" => {
+                let b: ConfirmPurge = body(cmd)?;
+                if b.reason.trim().is_empty() {
+                    return Err("a purge confirmation needs a reason".into());
+                }
+                self.store.confirm_purge(&format!("central:{} ({})", cmd.by, b.reason)).map_err(|e| e.to_string())?;
+                log::warn!(by = cmd.by.as_str(); "the next retention sweep follows the wall clock and may purge a large share: confirmed by command");
+                Ok(serde_json::json!({ "confirmed": true }))
+            }
+            other => Err(format!("unknown command `{}`", printable(other))),
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Hotlists {
     matcher: RwLock<Arc<Matcher>>,
     files: RwLock<Vec<Hotlist>>,
     retro_days: u32,
+    /// Retroactive alerts raised per push at most; the rest go in one summary message.
+    max_retro_alerts: usize,
     target: AlertTarget,
 }
 
@@ -80,7 +82,14 @@ impl Hotlists {
     /// Loads the files and the pushed lists; a bad file is an error (as in `check-config`).
     pub fn load(store: Arc<Store>, files: &[PathBuf], retro_days: u32, target: AlertTarget) -> Result<Hotlists, HotlistsError> {
         let files = load_files(files)?;
-        let h = Hotlists { store, matcher: RwLock::new(Arc::new(Matcher::new(Vec::new()))), files: RwLock::new(files), retro_days, target };
+        let h = Hotlists {
+            store,
+            matcher: RwLock::new(Arc::new(Matcher::new(Vec::new()))),
+            files: RwLock::new(files),
+            retro_days,
+            max_retro_alerts: usize::MAX,
+            target,
+        };
         h.rebuild()?;
         Ok(h)
     }
@@ -100,6 +109,12 @@ impl Hotlists {
         log::info!(lists = m.lists().len() as u64, entries = m.len() as u64, at_ms = now; "hotlists in force");
         *self.matcher.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
         Ok(())
+    }
+
+    /// Caps the retroactive alerts of one push (`hotlists.max_retroactive_alerts`).
+    pub fn with_max_retroactive_alerts(mut self, max: u32) -> Hotlists {
+        self.max_retro_alerts = max as usize;
+        self
     }
 
     pub fn matcher(&self) -> Arc<Matcher> {
@@ -158,26 +173,57 @@ impl Hotlists {
         Ok(existed)
     }
 
-    /// Checks reads of the last `retroactive_days` days against just these (new) entries.
+    /// Checks reads of the last `retroactive_days` days against just these (new) entries. At most
+    /// `max_retroactive_alerts` alerts are raised; hits past that are counted and reported in one
+    /// summary message on `…/alerts/summary` (counts and the list, no plates), so that a broad entry
+    /// (`7*`) cannot send the server hundreds of alerts at once.
     fn retroactive(&self, added: Hotlist, now: i64) -> Result<usize, HotlistsError> {
         if added.entries.is_empty() || self.retro_days == 0 {
             return Ok(0);
         }
+        let list = added.name.clone();
         let m = Matcher::new(vec![added]);
         let mut raised = 0;
+        let (mut held_back, mut reads_held_back) = (0usize, 0usize);
         let mut failure = None;
-        self.store.for_each_read_since(now - self.retro_days as i64 * crate::retention::DAY_MS, |read| match self.raise(&m, &read, true) {
-            Ok(a) => {
-                raised += a.len();
-                true
+        self.store.for_each_read_since(now - self.retro_days as i64 * crate::retention::DAY_MS, |read| {
+            if raised >= self.max_retro_alerts {
+                let hits = matches(&m, &read, now).len();
+                held_back += hits;
+                reads_held_back += usize::from(hits > 0);
+                return true;
             }
-            Err(e) => {
-                failure = Some(e);
-                false
+            match self.raise(&m, &read, true) {
+                Ok(a) => {
+                    raised += a.len();
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
             }
         })?;
         if let Some(e) = failure {
             return Err(e.into());
+        }
+        if held_back > 0 {
+            let t = &self.target;
+            let summary = serde_json::json!({
+                "v": 1,
+                "type": "retroactive_summary",
+                "site": t.site,
+                "device": t.device,
+                "list": list,
+                "raised_at": jiff::Timestamp::from_millisecond(now).map(|t| format!("{t:.3}")).unwrap_or_default(),
+                "alerts_sent": raised,
+                "hits_not_sent": held_back,
+                "reads_not_sent": reads_held_back,
+                "days": self.retro_days,
+                "note": "more retroactive hits than hotlists.max_retroactive_alerts; search the box for the rest",
+            });
+            self.store.enqueue(crate::store::Lane::Alerts, "alerts/summary", serde_json::to_vec(&summary).unwrap_or_default())?;
+            log::warn!(list = list.as_str(), sent = raised as u64, held_back = held_back as u64; "retroactive hotlist hits over the limit: one summary sent for the rest");
         }
         log::info!(alerts = raised as u64, days = self.retro_days; "retroactive hotlist check done");
         Ok(raised)

@@ -32,6 +32,9 @@ impl Health {
             (Some(e), _) => format!("last purge failed: {e}"),
             (None, Some(r)) => match &r.outcome {
                 SweepOutcome::Refused(why) => format!("purge refused: {why}"),
+                SweepOutcome::AwaitingConfirmation { expired, stored, .. } => {
+                    format!("ALERT: purge of {expired} of {stored} reads waits for confirm_purge or a day")
+                }
                 _ => format!("last purge: {} deleted, {} held", r.purged, r.held_kept),
             },
             (None, None) => "no purge yet".to_string(),
@@ -85,22 +88,30 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             health.store_note = Some(format!("ALERT: corrupt store moved to {} ({cause}); new store in use", moved_to.display()));
         }
     }
-    // Before anything can touch reads: every purge (and later every access) is audited.
+    // Before anything can touch reads: every purge (and later every access) is audited. The chain must
+    // verify and continue the one the key was last used with; a new chain is an operator's decision.
     let (st, key_file) = (store.clone(), cfg.access.audit_key_file.clone());
     let audit = Arc::new(
-        tokio::task::spawn_blocking(move || AuditLog::open(st, &key_file))
+        tokio::task::spawn_blocking(move || AuditLog::open_verified(st, &key_file))
             .await
             .context("audit log open task failed")?
             .context("cannot open the audit log")?,
     );
+    // What the store holds, beside it: if it is ever lost, the operator is told what went with it.
+    let st = store.clone();
+    match tokio::task::spawn_blocking(move || st.write_census()).await {
+        Ok(Ok(c)) => log::info!("store holds {c}"),
+        Ok(Err(e)) => log::warn!("cannot write the store census: {e}"),
+        Err(e) => log::warn!("store census task failed: {e}"),
+    }
     let target = crate::ops::hotlists::AlertTarget {
         site: cfg.site.site_id.clone(),
         device: cfg.site.device_id.clone(),
         max_packet_bytes: cfg.mqtt.max_packet_kib as usize * 1024,
     };
-    let (st, files, days) = (store.clone(), cfg.hotlists.files.clone(), cfg.hotlists.retroactive_days);
+    let (st, files, days, max_retro) = (store.clone(), cfg.hotlists.files.clone(), cfg.hotlists.retroactive_days, cfg.hotlists.max_retroactive_alerts);
     let hotlists = Arc::new(
-        tokio::task::spawn_blocking(move || crate::ops::hotlists::Hotlists::load(st, &files, days, target))
+        tokio::task::spawn_blocking(move || crate::ops::hotlists::Hotlists::load(st, &files, days, target).map(|h| h.with_max_retroactive_alerts(max_retro)))
             .await
             .context("hotlist load task failed")?
             .context("cannot load the hotlists")?,
@@ -179,7 +190,13 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     if tokio::time::timeout(stop_timeout, sweeper).await.is_err() {
         log::warn!("retention sweeper did not stop within {stop_timeout:?}; abandoning it");
     }
-    let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+    let flushed = tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.write_census() {
+            log::warn!("cannot write the store census: {e}");
+        }
+        store.flush()
+    })
+    .await;
     match flushed {
         Ok(Ok(())) => log::info!("store flushed; polewatch stopped"),
         Ok(Err(e)) => log::error!("final store flush failed: {e}"),

@@ -6,15 +6,19 @@
 //! - `plate_idx`: plate ++ 0x00 ++ ReadId → () (exact and prefix search)
 //! - `plate_rev_idx`: reversed plate ++ 0x00 ++ ReadId → () (suffix search: `*1234`, `?BC1234`)
 //! - `holds`: ReadId → JSON list of the read's [`Hold`]s (one key per read, so holds and purges conflict)
-//! - `meta`: schema version and creation time, audit chain head pointer
+//! - `meta`: schema version and creation time, audit chain head pointer, trusted-time high-water mark
+//!   and the state of a large purge waiting for confirmation (`sweeper`)
 //! - `users`: username → JSON [`crate::access::users::User`] (`users.rs`)
 //! - `audit`: sequence number → audit entry, append-only ([`audit`]; never touched by retention)
+//! - `commands`: inbound command id → the answer given ([`commands`]; a repeat is not applied again)
 //!
 //! A read is written to all trees in one transaction and acknowledged only after a flush (group
 //! commit in [`commit`]), so a crash never leaves a half-written read and never loses an
 //! acknowledged one.
 
 pub mod audit;
+pub mod census;
+pub mod commands;
 mod commit;
 pub mod model;
 mod open;
@@ -26,6 +30,7 @@ pub mod sweeper;
 mod users;
 
 pub use audit::AuditRecord;
+pub use census::{read_census, Census};
 pub use model::*;
 pub use open::OpenOutcome;
 pub use outbox::{AlertRecord, Decision, Lane, OutboxKey, OutboxMessage, Verification};
@@ -63,8 +68,13 @@ pub enum StoreError {
     InvalidAlert(String),
     #[error("hold {0} was already released")]
     HoldAlreadyReleased(uuid::Uuid),
-    #[error("store {} is corrupt and could not be replaced: {cause}", path.display())]
+    #[error(
+        "store {} is corrupt ({cause}); it was left as it is. Keep a copy; `polewatch audit restart-chain` moves it aside and starts a new store and audit chain",
+        path.display()
+    )]
     Corrupt { path: PathBuf, cause: String },
+    #[error("no store at {}", path.display())]
+    Missing { path: PathBuf },
     #[error("commit failed, nothing of this batch is acknowledged: {0}")]
     Commit(String),
     #[error("the store is shut down")]
@@ -83,6 +93,22 @@ pub struct StoreOptions {
     pub commit_batch: usize,
     /// Queue every stored read for the uplink (in the read's own transaction).
     pub queue_for_upload: bool,
+    /// What to do with a store sled reports corrupt.
+    pub on_corrupt: OnCorrupt,
+    /// Create the store when there is none; false for tools that only look at one.
+    pub create: bool,
+}
+
+/// What opening does with a store sled reports corrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnCorrupt {
+    /// Fail with [`StoreError::Corrupt`]; nothing is moved, written or deleted. The daemon and every
+    /// checking tool open this way: a new store would start a new audit chain over the lost one.
+    #[default]
+    Refuse,
+    /// Move the store aside byte for byte and start a new one: only on an operator's explicit action
+    /// (`polewatch audit restart-chain`).
+    MoveAside,
 }
 
 impl StoreOptions {
@@ -92,11 +118,20 @@ impl StoreOptions {
             cache_capacity_bytes: c.cache_capacity_mb * 1024 * 1024,
             commit_batch: c.commit_batch,
             queue_for_upload: false,
+            on_corrupt: OnCorrupt::Refuse,
+            create: true,
         }
     }
 
     pub fn at(path: impl Into<PathBuf>) -> StoreOptions {
-        StoreOptions { path: path.into(), cache_capacity_bytes: 64 * 1024 * 1024, commit_batch: 256, queue_for_upload: false }
+        StoreOptions {
+            path: path.into(),
+            cache_capacity_bytes: 64 * 1024 * 1024,
+            commit_batch: 256,
+            queue_for_upload: false,
+            on_corrupt: OnCorrupt::Refuse,
+            create: true,
+        }
     }
 }
 
@@ -119,6 +154,8 @@ pub(crate) struct Trees {
     pub users: sled::Tree,
     /// Release requests (access::release).
     pub releases: sled::Tree,
+    /// Inbound commands already answered, by id (`commands`).
+    pub commands: sled::Tree,
 }
 
 pub struct Store {
@@ -126,6 +163,10 @@ pub struct Store {
     queue_for_upload: bool,
     trees: Trees,
     committer: commit::Committer,
+    /// Trusted time of this process (see `retention::TrustAnchor`); set by the first sweep.
+    trust: std::sync::Mutex<Option<crate::retention::TrustAnchor>>,
+    /// Monotonic time at the last sweep that found a large purge waiting, in this process (`sweeper`).
+    purge_wait: std::sync::Mutex<Option<i64>>,
 }
 
 fn index_key(plate: &[u8], id: &ReadId) -> Vec<u8> {
@@ -179,7 +220,7 @@ impl Store {
     pub fn open(opts: &StoreOptions) -> Result<(Store, OpenOutcome)> {
         let (trees, outcome) = open::open(opts)?;
         let committer = commit::Committer::start(trees.clone(), opts.commit_batch.max(1));
-        Ok((Store { path: opts.path.clone(), queue_for_upload: opts.queue_for_upload, trees, committer }, outcome))
+        Ok((Store { path: opts.path.clone(), queue_for_upload: opts.queue_for_upload, trees, committer, trust: Default::default(), purge_wait: Default::default() }, outcome))
     }
 
     pub fn path(&self) -> &Path {

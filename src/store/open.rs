@@ -1,6 +1,6 @@
 //! Opening the sled database: lock and corruption handling, schema version.
 
-use super::{Result, StoreError, StoreOptions, Trees, SCHEMA_VERSION};
+use super::{OnCorrupt, Result, StoreError, StoreOptions, Trees, SCHEMA_VERSION};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,7 @@ fn trees(db: sled::Db) -> Result<Trees> {
         audit: db.open_tree("audit")?,
         users: db.open_tree("users")?,
         releases: db.open_tree("releases")?,
+        commands: db.open_tree("commands")?,
         db,
     })
 }
@@ -111,6 +112,9 @@ fn aside_path(path: &Path) -> PathBuf {
 
 pub(super) fn open(opts: &StoreOptions) -> Result<(Trees, OpenOutcome)> {
     let existed = opts.path.join("conf").exists() || opts.path.join("db").exists();
+    if !existed && !opts.create {
+        return Err(StoreError::Missing { path: opts.path.clone() });
+    }
     if let Some(parent) = opts.path.parent() {
         std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: parent.to_path_buf(), source })?;
     }
@@ -121,6 +125,10 @@ pub(super) fn open(opts: &StoreOptions) -> Result<(Trees, OpenOutcome)> {
             db
         }
         Err(Failure::Other(e)) => return Err(e),
+        Err(Failure::Corrupt(cause)) if opts.on_corrupt == OnCorrupt::Refuse => {
+            log::error!(store = opts.path.display().to_string().as_str(); "store is corrupt ({cause}); refusing to open it, nothing was moved or written");
+            return Err(StoreError::Corrupt { path: opts.path.clone(), cause });
+        }
         Err(Failure::Corrupt(cause)) => {
             let moved_to = aside_path(&opts.path);
             std::fs::rename(&opts.path, &moved_to).map_err(|source| StoreError::Io { path: opts.path.clone(), source })?;
@@ -137,6 +145,10 @@ pub(super) fn open(opts: &StoreOptions) -> Result<(Trees, OpenOutcome)> {
         }
     };
     let t = trees(db)?;
+    // A tool that only looks never writes the schema version of a store that lacks one.
+    if !opts.create && t.meta.get("schema_version")?.is_none() {
+        return Err(StoreError::Corrupt { path: opts.path.clone(), cause: "it has no schema version".into() });
+    }
     check_schema(&t, &opts.path)?;
     Ok((t, outcome))
 }

@@ -1,10 +1,17 @@
 //! The retention sweeper: deletes reads past retention in small batches, skipping held ones, and
 //! refusing to run on an untrusted clock. The rules are in [`crate::retention`].
+//!
+//! Time: a purge is judged at the earlier of the wall clock and trusted time (the high-water mark kept
+//! in `meta/trusted_time_ms` plus monotonic time since the process took it; see
+//! [`crate::retention::TrustAnchor`]), so a wall clock set years ahead purges nothing early, and a read
+//! stored under that clock does not vouch for it. A sweep that would delete more than
+//! `max_purge_percent` of the store waits a day of trusted time or an operator's confirmation
+//! ([`Store::confirm_purge`]).
 
 use super::{holds_tx, image_key, index_key, reversed, ImageKind, ReadId, Result, Store, StoreError, StoredRead};
 use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::clock::Clock;
-use crate::retention::{check_clock, hold_binds, purge_cutoff_ms, ClockDistrust, Policy};
+use crate::retention::{check_clock, hold_binds, purge_cutoff_ms, purge_is_large, purge_now_ms, ClockDistrust, Policy, TrustAnchor, DAY_MS};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +22,10 @@ pub enum SweepOutcome {
     Completed,
     /// Nothing was deleted: the clock is not trusted.
     Refused(ClockDistrust),
+    /// Nothing was deleted: the sweep would delete `expired` of `stored` reads, more than the policy's
+    /// share; it waits for an operator's confirmation, or `left_ms` more of the daemon's running time
+    /// (monotonic: setting the clock does not shorten the wait).
+    AwaitingConfirmation { expired: u64, stored: u64, left_ms: i64 },
     /// Stopped early (shutdown); what was purged so far is durable.
     Stopped,
 }
@@ -27,6 +38,9 @@ pub struct SweepReport {
     pub held_kept: u64,
     pub batches: u32,
     pub elapsed: Duration,
+    /// The wall clock and trusted time when the sweep was judged.
+    pub wall_ms: i64,
+    pub trusted_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +56,70 @@ struct Batch {
     next: Option<[u8; 16]>,
 }
 
+const TRUSTED_KEY: &[u8] = b"trusted_time_ms";
+/// How long answered inbound command ids are remembered (`store::commands`).
+const COMMAND_IDS_KEPT_DAYS: i64 = 30;
+
+/// Monotonic time a large purge has waited so far (i64 BE), while one waits.
+const PENDING_KEY: &[u8] = b"large_purge_waited_ms";
+const CONFIRM_KEY: &[u8] = b"purge_confirmed_by";
+
 impl Store {
+    fn meta_i64(&self, key: &[u8]) -> Result<Option<i64>> {
+        match self.trees.meta.get(key)? {
+            None => Ok(None),
+            Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                .map(|b| Some(i64::from_be_bytes(b)))
+                .map_err(|_| StoreError::Decode { key: format!("meta/{}", String::from_utf8_lossy(key)), reason: "not 8 bytes".into() }),
+        }
+    }
+
+    /// Trusted time now: the process's anchor (taken from the persisted high-water mark at the first
+    /// call) advanced to `clock`'s readings; the mark is raised when trusted time passes it.
+    /// `confirmed`: an operator vouched for the wall clock, which is then followed whatever its step.
+    pub fn trusted_time(&self, clock: &dyn crate::clock::Clock, p: &Policy, confirmed: bool) -> Result<i64> {
+        let (wall, mono) = (clock.now_ms(), clock.monotonic_ms());
+        let mut g = self.trust.lock().unwrap_or_else(|e| e.into_inner());
+        let persisted = self.meta_i64(TRUSTED_KEY)?;
+        let anchor = match *g {
+            Some(a) => a,
+            None => TrustAnchor::start(persisted, self.newest_read_ms()?, wall, mono),
+        };
+        let anchor = anchor.advance(wall, mono, confirmed, p);
+        *g = Some(anchor);
+        if persisted.is_none_or(|m| anchor.trusted_ms > m) {
+            self.trees.meta.insert(TRUSTED_KEY, &anchor.trusted_ms.to_be_bytes())?;
+        }
+        Ok(anchor.trusted_ms)
+    }
+
+    /// An operator confirms that the wall clock is right and that the large purge it implies may go
+    /// ahead: the next sweep follows the wall clock and purges, once. Durable on return.
+    pub fn confirm_purge(&self, by: &str) -> Result<()> {
+        if by.trim().is_empty() {
+            return Err(StoreError::InvalidHold("a purge confirmation needs who gave it".into()));
+        }
+        self.trees.meta.insert(CONFIRM_KEY, by.as_bytes())?;
+        self.trees.db.flush()?;
+        Ok(())
+    }
+
+    /// Who confirmed a purge that has not run yet.
+    pub fn purge_confirmation(&self) -> Result<Option<String>> {
+        Ok(self.trees.meta.get(CONFIRM_KEY)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Stored reads captured before `cutoff_ms`.
+    fn count_before(&self, cutoff_ms: i64) -> Result<u64> {
+        let end = super::model::first_key_at(cutoff_ms).to_vec();
+        let mut n = 0u64;
+        for k in self.trees.reads.range(..end).keys() {
+            k?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Examines at most `max` reads captured before `cutoff_ms`, starting after `after`, and deletes
     /// those no hold binds, with their images, index entries and spent holds, in one transaction.
     fn purge_batch(&self, after: Option<[u8; 16]>, cutoff_ms: i64, now_ms: i64, max: usize) -> Result<Batch> {
@@ -87,12 +164,12 @@ impl Store {
     }
 }
 
-/// Runs one sweep to the end of the expired range (or until `stop`). The clock is checked before every
-/// batch against the newest read at the start, so a clock that jumps during a sweep stops it.
+/// Runs one sweep to the end of the expired range (or until `stop`). Trusted time and the clock are
+/// checked before every batch, so a clock that jumps during a sweep stops it.
 ///
-/// The sweep, completed, stopped or refused, is recorded in `audit` at its end; if that fails the sweep
-/// returns the error (what was purged stays purged: deletion past retention is required, not an access
-/// to refuse, but it must not pass unnoticed).
+/// The sweep, completed, stopped, waiting or refused, is recorded in `audit` at its end; if that fails
+/// the sweep returns the error (what was purged stays purged: deletion past retention is required, not
+/// an access to refuse, but it must not pass unnoticed).
 pub fn sweep(
     store: &Store,
     policy: &Policy,
@@ -102,53 +179,117 @@ pub fn sweep(
     audit: Option<&dyn AuditSink>,
 ) -> Result<SweepReport> {
     let started = Instant::now();
+    let confirmed_by = store.purge_confirmation()?;
+    let trusted = store.trusted_time(clock, policy, confirmed_by.is_some())?;
+    let wall = clock.now_ms();
     let mut report = SweepReport {
         outcome: SweepOutcome::Completed,
-        cutoff_ms: purge_cutoff_ms(clock.now_ms(), policy),
+        cutoff_ms: purge_cutoff_ms(purge_now_ms(wall, trusted), policy),
         purged: 0,
         held_kept: 0,
         batches: 0,
         elapsed: Duration::ZERO,
+        wall_ms: wall,
+        trusted_ms: trusted,
     };
-    let mut after = None;
-    // The newest read as the sweep starts is the reference: purging may remove it, which must not make
-    // the clock look wrong half-way through.
-    let newest = store.newest_read_ms()?;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            report.outcome = SweepOutcome::Stopped;
-            break;
+    if let Err(why) = check_clock(wall, trusted, clock.synchronised(), policy) {
+        report.outcome = SweepOutcome::Refused(why);
+    } else if let Some(waiting) = large_purge_gate(store, policy, report.cutoff_ms, clock.monotonic_ms(), confirmed_by.is_some())? {
+        report.outcome = waiting;
+    } else {
+        if wall < trusted - policy.max_clock_lag_ms {
+            log::warn!(behind_ms = trusted - wall; "the wall clock is behind trusted time; purging by the wall clock, which keeps reads longer");
         }
-        let now = clock.now_ms();
-        if let Err(why) = check_clock(now, newest, clock.synchronised(), policy) {
-            report.outcome = SweepOutcome::Refused(why);
-            break;
-        }
-        report.cutoff_ms = purge_cutoff_ms(now, policy);
-        let b = store.purge_batch(after, report.cutoff_ms, now, s.batch_size.max(1))?;
-        report.batches += 1;
-        report.purged += b.purged;
-        report.held_kept += b.held;
-        match b.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-        if !s.batch_pause.is_zero() {
-            std::thread::sleep(s.batch_pause);
+        let mut after = None;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                report.outcome = SweepOutcome::Stopped;
+                break;
+            }
+            let trusted = store.trusted_time(clock, policy, false)?;
+            let wall = clock.now_ms();
+            if let Err(why) = check_clock(wall, trusted, clock.synchronised(), policy) {
+                report.outcome = SweepOutcome::Refused(why);
+                break;
+            }
+            let now = purge_now_ms(wall, trusted);
+            (report.wall_ms, report.trusted_ms) = (wall, trusted);
+            report.cutoff_ms = purge_cutoff_ms(now, policy);
+            let b = store.purge_batch(after, report.cutoff_ms, now, s.batch_size.max(1))?;
+            report.batches += 1;
+            report.purged += b.purged;
+            report.held_kept += b.held;
+            match b.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+            if !s.batch_pause.is_zero() {
+                std::thread::sleep(s.batch_pause);
+            }
         }
     }
+    if report.outcome == SweepOutcome::Completed {
+        // Command ids are kept so a repeat is not applied twice; a server retries within minutes.
+        let kept_from = purge_now_ms(report.wall_ms, report.trusted_ms) - COMMAND_IDS_KEPT_DAYS * DAY_MS;
+        match store.prune_commands(kept_from) {
+            Ok(0) => {}
+            Ok(n) => log::info!(forgotten = n as u64; "answered command ids older than {COMMAND_IDS_KEPT_DAYS} days forgotten"),
+            Err(e) => log::warn!("cannot prune answered command ids: {e}"),
+        }
+    }
+    if let Some(by) = &confirmed_by {
+        // A confirmation is good for one sweep.
+        store.trees.meta.remove(CONFIRM_KEY)?;
+        log::warn!(by = by.as_str(); "retention sweep ran on an operator's confirmation of the clock and of a large purge");
+    }
+    store.trees.db.flush()?;
     report.elapsed = started.elapsed();
-    record_purge(&report, audit)?;
+    record_purge(&report, confirmed_by.as_deref(), audit)?;
     Ok(report)
 }
 
+/// Holds back a purge of more than the policy's share of the store: Some(outcome) while it must wait.
+/// The wait is counted in monotonic time between sweeps that find it waiting (kept in `meta`, so a
+/// restart keeps what was waited, though not the time the daemon was down), and ends after a day, or at
+/// once on an operator's confirmation.
+fn large_purge_gate(store: &Store, p: &Policy, cutoff_ms: i64, mono_ms: i64, confirmed: bool) -> Result<Option<SweepOutcome>> {
+    let expired = if p.max_purge_percent >= 100 { 0 } else { store.count_before(cutoff_ms)? };
+    // Counting the store walks it: only when the purge could be large at all.
+    let stored = if expired > p.large_purge_min_reads { store.count_reads() as u64 } else { 0 };
+    let large = expired > p.large_purge_min_reads && purge_is_large(expired, stored, p);
+    let mut last = store.purge_wait.lock().unwrap_or_else(|e| e.into_inner());
+    if !large || confirmed {
+        *last = None;
+        store.trees.meta.remove(PENDING_KEY)?;
+        return Ok(None);
+    }
+    let waited = store.meta_i64(PENDING_KEY)?.unwrap_or(0).max(0) + last.map_or(0, |m| mono_ms.saturating_sub(m).max(0));
+    if waited >= DAY_MS {
+        *last = None;
+        store.trees.meta.remove(PENDING_KEY)?;
+        return Ok(None);
+    }
+    *last = Some(mono_ms);
+    store.trees.meta.insert(PENDING_KEY, &waited.to_be_bytes())?;
+    Ok(Some(SweepOutcome::AwaitingConfirmation { expired, stored, left_ms: DAY_MS - waited }))
+}
+
+fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default()
+}
+
 /// The one place a purge is reported: the log, and the audit log.
-fn record_purge(r: &SweepReport, audit: Option<&dyn AuditSink>) -> Result<()> {
-    let cutoff = jiff::Timestamp::from_millisecond(r.cutoff_ms).map(|t| t.to_string()).unwrap_or_default();
+fn record_purge(r: &SweepReport, confirmed_by: Option<&str>, audit: Option<&dyn AuditSink>) -> Result<()> {
+    let cutoff = rfc3339(r.cutoff_ms);
     match &r.outcome {
         SweepOutcome::Refused(why) => {
             log::warn!(purged = r.purged, held_kept = r.held_kept; "retention purge refused: {why}; nothing past this point was deleted")
         }
+        SweepOutcome::AwaitingConfirmation { expired, stored, left_ms } => log::warn!(
+            expired = *expired, stored = *stored;
+            "retention purge held back: it would delete {expired} of {stored} stored reads at once; it waits for the central server's confirm_purge or {} more minutes of running time",
+            left_ms / 60_000
+        ),
         _ => log::info!(
             purged = r.purged, held_kept = r.held_kept, batches = r.batches, cutoff = cutoff.as_str(),
             elapsed_ms = r.elapsed.as_millis() as u64;
@@ -157,14 +298,28 @@ fn record_purge(r: &SweepReport, audit: Option<&dyn AuditSink>) -> Result<()> {
         ),
     }
     match audit {
-        Some(sink) => sink.record(purge_entry(r, &cutoff)).map(|_| ()).map_err(|e| StoreError::Audit(format!("the purge was not recorded: {e}"))),
+        Some(sink) => sink.record(purge_entry(r, &cutoff, confirmed_by)).map(|_| ()).map_err(|e| StoreError::Audit(format!("the purge was not recorded: {e}"))),
         None => Ok(()),
     }
 }
 
-fn purge_entry(r: &SweepReport, cutoff: &str) -> NewAuditEntry {
-    let counts = format!("{} deleted, {} kept under evidence hold, {} batch(es), cutoff {cutoff}", r.purged, r.held_kept, r.batches);
+fn purge_entry(r: &SweepReport, cutoff: &str, confirmed_by: Option<&str>) -> NewAuditEntry {
+    let mut counts = format!(
+        "{} deleted, {} kept under evidence hold, {} batch(es), cutoff {cutoff}; wall clock {}, trusted time {}",
+        r.purged,
+        r.held_kept,
+        r.batches,
+        rfc3339(r.wall_ms),
+        rfc3339(r.trusted_ms)
+    );
+    if let Some(by) = confirmed_by {
+        counts.push_str(&format!("; clock and large purge confirmed by {by}"));
+    }
     let (outcome, detail) = match &r.outcome {
+        SweepOutcome::AwaitingConfirmation { expired, stored, left_ms } => (
+            Outcome::Denied,
+            format!("waiting: would delete {expired} of {stored} reads at once; confirm_purge, or it goes ahead after {} more minutes of running time; {counts}", left_ms / 60_000),
+        ),
         SweepOutcome::Completed => (Outcome::Ok, format!("completed: {counts}")),
         SweepOutcome::Stopped => (Outcome::Ok, format!("stopped early (shutdown): {counts}")),
         SweepOutcome::Refused(why) => (Outcome::Denied, format!("refused: {why}; {counts}")),

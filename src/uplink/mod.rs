@@ -6,7 +6,7 @@ pub mod session;
 pub mod tls;
 pub mod topics;
 
-pub use session::{CommandHandler, Settings, Stats, Uplink};
+pub use session::{check_command, CommandHandler, Refusal, Settings, Stats, Uplink};
 pub use topics::Topics;
 
 use crate::config::Config;
@@ -20,6 +20,8 @@ pub enum UplinkError {
     Tls(#[from] tls::TlsError),
     #[error("cannot read mqtt.password_file {path}: {source}")]
     PasswordFile { path: String, source: std::io::Error },
+    #[error("mqtt.command_public_key: {0}")]
+    CommandKey(String),
 }
 
 impl Settings {
@@ -64,6 +66,10 @@ impl Settings {
             health_interval: Duration::from_secs(60),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            max_command_bytes: m.max_command_kib as usize * 1024,
+            max_inbound_bytes: m.max_inbound_kib as usize * 1024,
+            healthy_after: Duration::from_secs(m.healthy_after_s as u64),
+            command_key: m.command_public_key.as_deref().map(crate::config::parse_command_key).transpose().map_err(UplinkError::CommandKey)?,
         })
     }
 }

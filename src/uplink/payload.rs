@@ -151,6 +151,51 @@ pub struct CommandV1 {
     /// Who on the server side sent it (operator or system), for the audit log.
     pub by: String,
     pub body: serde_json::Value,
+    /// ed25519 signature (base64) over [`command_signing_bytes`]; required when the box is configured
+    /// with the server's public key (`mqtt.command_public_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+}
+
+/// What a command's signature covers: a fixed label, the full topic (so a command cannot be replayed to
+/// another box or as another command), the id (so a repeat is a duplicate, not a new command), who sent
+/// it and the body as canonical JSON (object keys sorted, no whitespace), each line ended by `\n`.
+/// Signed bodies carry integers only: a fractional number need not survive parsing and printing.
+pub fn command_signing_bytes(topic: &str, cmd: &CommandV1) -> Vec<u8> {
+    let mut out = format!("polewatch-command-v1\n{topic}\n{}\n{}\n", cmd.id, cmd.by).into_bytes();
+    canonical_json(&cmd.body, &mut out);
+    out.push(b'\n');
+    out
+}
+
+fn canonical_json(v: &serde_json::Value, out: &mut Vec<u8>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(serde_json::Value::String((*k).clone()).to_string().as_bytes());
+                out.push(b':');
+                canonical_json(&m[*k], out);
+            }
+            out.push(b'}');
+        }
+        serde_json::Value::Array(a) => {
+            out.push(b'[');
+            for (i, e) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical_json(e, out);
+            }
+            out.push(b']');
+        }
+        other => out.extend_from_slice(other.to_string().as_bytes()),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,6 +208,9 @@ pub struct AckV1 {
     pub ok: bool,
     pub error: Option<String>,
     pub result: Option<serde_json::Value>,
+    /// A repeat of a command already answered: this is the first answer again, nothing was applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
 
 impl AckV1 {
@@ -171,6 +219,6 @@ impl AckV1 {
             Ok(v) => (true, None, Some(v)),
             Err(e) => (false, Some(e), None),
         };
-        AckV1 { v: VERSION, kind: "ack".into(), command: command.into(), id, ok, error, result }
+        AckV1 { v: VERSION, kind: "ack".into(), command: command.into(), id, ok, error, result, duplicate: false }
     }
 }

@@ -4,10 +4,18 @@
 //! rumqttc's `publish()` returns when queued, and a broker that lost the session drops unacknowledged
 //! publishes; so each connection gets a fresh client, packet ids are matched here (publishes leave in
 //! request order, so `Outgoing::Publish(pkid)` events pair with our FIFO of requests), and whatever
-//! was not acknowledged when a connection ends is sent again from sled on the next.
+//! was not acknowledged when a connection ends is sent again from sled on the next. PUBACKs already
+//! read when a connection fails are still applied, so what was acknowledged is not sent again.
+//!
+//! Inbound commands: a persistent session (clean session off, the stable client id) so QoS 1 commands
+//! sent while the box is offline arrive; each is acknowledged to the broker only once answered and
+//! recorded, answered once per id (a repeat gets the first answer, `duplicate: true`), and refused with
+//! its reason (and audited through the handler) when over the size limit, retained, malformed or, with
+//! a configured key, not signed. Backoff starts over only after a connection stayed up `healthy_after`.
 
-use super::payload::{AckV1, CommandV1, HealthV1, ReadsBatchV1, StatusV1};
+use super::payload::{command_signing_bytes, AckV1, CommandV1, HealthV1, ReadsBatchV1, StatusV1};
 use super::topics::Topics;
+use crate::store::commands::{CommandDone, MAX_COMMAND_ID_BYTES};
 use crate::store::{OutboxKey, Store};
 use backon::BackoffBuilder;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, Transport};
@@ -37,11 +45,26 @@ pub struct Settings {
     pub health_interval: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// Inbound commands larger than this are refused (answered with an error; the session stays up).
+    pub max_command_bytes: usize,
+    /// The largest packet read from the broker at all (a bigger one ends the connection).
+    pub max_inbound_bytes: usize,
+    /// Backoff starts over only after a connection stayed up this long.
+    pub healthy_after: Duration,
+    /// When set, commands must be signed by this key (see [`command_signing_bytes`]).
+    pub command_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 /// Handles an inbound command (`…/cmd/<name>`); the result goes back on `…/ack`.
 pub trait CommandHandler: Send + Sync + 'static {
     fn handle(&self, name: &str, cmd: &CommandV1) -> Result<serde_json::Value, String>;
+
+    /// A command received and not applied (over the size limit, retained, malformed, unsigned, a
+    /// repeat): record it with why. `id` and `by` when the command could be read. Err: not recorded.
+    fn refused(&self, name: &str, id: Option<&str>, by: Option<&str>, why: &str) -> Result<(), String> {
+        let _ = (name, id, by, why);
+        Ok(())
+    }
 }
 
 /// Counters for status, health and metrics.
@@ -52,6 +75,7 @@ pub struct Stats {
     pub outbox_acked: AtomicU64,
     pub reads_acked: AtomicU64,
     pub commands: AtomicU64,
+    pub commands_refused: AtomicU64,
     pub dropped_oversized: AtomicU64,
     pub last_error: Mutex<Option<String>>,
 }
@@ -90,6 +114,8 @@ pub struct Uplink {
     wake: Arc<Notify>,
     stats: Arc<Stats>,
     handler: Arc<dyn CommandHandler>,
+    /// Commands are answered one at a time, so a repeat delivered meanwhile finds the first answer.
+    commands: Arc<Mutex<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +128,7 @@ enum ConnError {
 
 impl Uplink {
     pub fn new(settings: Settings, store: Arc<Store>, handler: Arc<dyn CommandHandler>) -> Uplink {
-        Uplink { settings, store, wake: Arc::new(Notify::new()), stats: Arc::new(Stats::default()), handler }
+        Uplink { settings, store, wake: Arc::new(Notify::new()), stats: Arc::new(Stats::default()), handler, commands: Arc::default() }
     }
 
     /// Notify after queueing something so it goes out at once.
@@ -118,8 +144,11 @@ impl Uplink {
         let s = &self.settings;
         let mut o = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
         o.set_keep_alive(s.keepalive)
-            .set_clean_session(true)
-            .set_max_packet_size(s.max_packet_bytes, s.max_packet_bytes)
+            // Persistent: QoS 1 commands sent while we are away wait for us at the broker.
+            .set_clean_session(false)
+            // Inbound commands are acknowledged once answered and recorded, not on receipt.
+            .set_manual_acks(true)
+            .set_max_packet_size(s.max_inbound_bytes.max(s.max_command_bytes), s.max_packet_bytes)
             .set_inflight((s.max_inflight * 2).clamp(10, u16::MAX as usize) as u16);
         let offline = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "offline", now_ms())).unwrap_or_default();
         o.set_last_will(LastWill::new(s.topics.status(), offline, QoS::AtLeastOnce, true));
@@ -140,8 +169,8 @@ impl Uplink {
                 return;
             }
             let (client, eventloop) = AsyncClient::new(self.options(), self.settings.max_inflight * 4 + 16);
-            let connected_before = self.stats.connects.load(Ordering::Relaxed);
-            let result = self.connection(&client, eventloop, &mut shutdown).await;
+            let mut connected_at = None;
+            let result = self.connection(&client, eventloop, &mut shutdown, &mut connected_at).await;
             self.stats.connected.store(false, Ordering::Relaxed);
             match result {
                 Ok(()) => {
@@ -156,7 +185,9 @@ impl Uplink {
                     }
                 }
             }
-            if self.stats.connects.load(Ordering::Relaxed) > connected_before {
+            // A connection that fails at once (a broker that drops us on every connect) must not reset
+            // the backoff, or the box reconnects every second for as long as the cause stays.
+            if connected_at.is_some_and(|t: Instant| t.elapsed() >= self.settings.healthy_after) {
                 backoff = self.backoff();
             }
             let delay = backoff.next().unwrap_or(self.settings.backoff_max);
@@ -177,26 +208,43 @@ impl Uplink {
             .build()
     }
 
-    async fn connection(&self, client: &AsyncClient, mut ev: EventLoop, shutdown: &mut watch::Receiver<bool>) -> Result<(), ConnError> {
+    async fn connection(
+        &self,
+        client: &AsyncClient,
+        mut ev: EventLoop,
+        shutdown: &mut watch::Receiver<bool>,
+        connected_at: &mut Option<Instant>,
+    ) -> Result<(), ConnError> {
         let mut conn = Conn::default();
         let mut online = false;
-        let (ack_tx, mut ack_rx) = mpsc::channel::<(String, AckV1)>(64);
+        let (ack_tx, mut ack_rx) = mpsc::channel::<(String, AckV1, rumqttc::Publish)>(64);
         let mut health = tokio::time::interval(self.settings.health_interval);
         let mut batch_timer = tokio::time::interval(Duration::from_millis(100).min(self.settings.reads_batch_max_age));
         loop {
             tokio::select! {
                 event = ev.poll() => {
-                    let event = event.map_err(|e| ConnError::Mqtt(e.to_string()))?;
+                    let event = match event {
+                        Ok(e) => e,
+                        Err(e) => {
+                            self.salvage(&mut ev, &mut conn);
+                            return Err(ConnError::Mqtt(e.to_string()));
+                        }
+                    };
                     match event {
-                        Event::Incoming(Packet::ConnAck(_)) => {
+                        Event::Incoming(Packet::ConnAck(ack)) => {
                             online = true;
+                            *connected_at = Some(Instant::now());
                             self.stats.connected.store(true, Ordering::Relaxed);
                             self.stats.connects.fetch_add(1, Ordering::Relaxed);
                             log::info!(broker = self.settings.host.as_str(); "MQTT connected");
                             let s = &self.settings;
                             let status = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "online", now_ms())).unwrap_or_default();
                             conn.publish(client, s.topics.status(), QoS::AtLeastOnce, true, status, Pending::Untracked)?;
-                            client.try_subscribe(s.topics.commands(), QoS::AtLeastOnce).map_err(|e| ConnError::Mqtt(e.to_string()))?;
+                            // The broker kept our subscription with the session; subscribing again would
+                            // make it send retained commands again.
+                            if !ack.session_present {
+                                client.try_subscribe(s.topics.commands(), QoS::AtLeastOnce).map_err(|e| ConnError::Mqtt(e.to_string()))?;
+                            }
                             self.fill(client, &mut conn)?;
                         }
                         Event::Outgoing(Outgoing::Publish(pkid)) => {
@@ -212,14 +260,16 @@ impl Uplink {
                             }
                             self.fill(client, &mut conn)?;
                         }
-                        Event::Incoming(Packet::Publish(p)) => self.inbound(&p.topic, &p.payload, &ack_tx),
+                        Event::Incoming(Packet::Publish(p)) => self.inbound(p, client, &ack_tx),
                         _ => {}
                     }
                 }
-                Some((cmd, ack)) = ack_rx.recv() => {
+                Some((cmd, ack, publish)) = ack_rx.recv() => {
                     let payload = serde_json::to_vec(&ack).unwrap_or_default();
-                    log::info!(command = cmd.as_str(), ok = ack.ok; "command answered");
+                    log::info!(command = cmd.as_str(), ok = ack.ok, duplicate = ack.duplicate; "command answered");
                     conn.publish(client, self.settings.topics.ack(), QoS::AtLeastOnce, false, payload, Pending::Untracked)?;
+                    // Answered (and, when applied, recorded): the broker may forget it now.
+                    client.try_ack(&publish).map_err(|e| ConnError::Mqtt(e.to_string()))?;
                 }
                 _ = self.wake.notified(), if online => self.fill(client, &mut conn)?,
                 _ = batch_timer.tick(), if online => self.fill(client, &mut conn)?,
@@ -338,25 +388,52 @@ impl Uplink {
         Ok(())
     }
 
-    fn inbound(&self, topic: &str, payload: &[u8], acks: &mpsc::Sender<(String, AckV1)>) {
-        let Some(name) = self.settings.topics.command_of(topic) else { return };
+    /// After a connection failed: PUBACKs read before the failure are still waiting in the event
+    /// loop; apply them so acknowledged messages are not sent again on the next connection.
+    fn salvage(&self, ev: &mut EventLoop, conn: &mut Conn) {
+        while let Some(e) = ev.state.events.pop_front() {
+            match e {
+                Event::Outgoing(Outgoing::Publish(pkid)) => {
+                    if let Some(p) = conn.fifo.pop_front() {
+                        if pkid != 0 {
+                            conn.by_pkid.insert(pkid, p);
+                        }
+                    }
+                }
+                Event::Incoming(Packet::PubAck(ack)) => {
+                    if let Some(p) = conn.by_pkid.remove(&ack.pkid) {
+                        if let Err(e) = self.acknowledged(conn, p) {
+                            log::warn!("cannot record an acknowledgement after a failed connection: {e}");
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn inbound(&self, p: rumqttc::Publish, client: &AsyncClient, acks: &mpsc::Sender<(String, AckV1, rumqttc::Publish)>) {
+        let Some(name) = self.settings.topics.command_of(&p.topic) else {
+            // Not a command: nothing to answer, but the broker must not keep sending it.
+            let _ = client.try_ack(&p);
+            return;
+        };
         let name = name.to_string();
         self.stats.commands.fetch_add(1, Ordering::Relaxed);
-        let parsed: Result<CommandV1, String> = serde_json::from_slice(payload).map_err(|e| format!("malformed command: {e}"));
-        let parsed = parsed.and_then(|c| if c.v == 1 { Ok(c) } else { Err(format!("unsupported command version {}", c.v)) });
-        let handler = self.handler.clone();
+        log::info!(command = name.as_str(), bytes = p.payload.len(), retained = p.retain; "command received");
+        let inbound = Inbound {
+            handler: self.handler.clone(),
+            store: self.store.clone(),
+            stats: self.stats.clone(),
+            max_bytes: self.settings.max_command_bytes,
+            key: self.settings.command_key,
+            lock: self.commands.clone(),
+        };
         let acks = acks.clone();
-        log::info!(command = name.as_str(), bytes = payload.len(); "command received");
         // Handlers touch the store and may scan reads: keep them off the event loop.
         tokio::task::spawn_blocking(move || {
-            let (id, result) = match parsed {
-                Ok(cmd) => (Some(cmd.id.clone()), handler.handle(&name, &cmd)),
-                Err(e) => (None, Err(e)),
-            };
-            if let Err(e) = &result {
-                log::warn!(command = name.as_str(); "command refused: {e}");
-            }
-            let _ = acks.blocking_send((name.clone(), AckV1::new(&name, id, result)));
+            let ack = inbound.answer(&name, &p);
+            let _ = acks.blocking_send((name, ack, p));
         });
     }
 
@@ -382,4 +459,122 @@ impl Uplink {
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
+}
+
+/// What answering one inbound command needs, off the event loop.
+struct Inbound {
+    handler: Arc<dyn CommandHandler>,
+    store: Arc<Store>,
+    stats: Arc<Stats>,
+    max_bytes: usize,
+    key: Option<ed25519_dalek::VerifyingKey>,
+    lock: Arc<Mutex<()>>,
+}
+
+impl Inbound {
+    fn refuse(&self, name: &str, id: Option<&str>, by: Option<&str>, why: String) -> AckV1 {
+        self.stats.commands_refused.fetch_add(1, Ordering::Relaxed);
+        log::warn!(command = name; "command refused: {why}");
+        let why = match self.handler.refused(name, id, by, &why) {
+            Ok(()) => why,
+            Err(e) => format!("{why} (and the refusal could not be recorded: {e})"),
+        };
+        AckV1::new(name, id.map(str::to_string), Err(why))
+    }
+
+    /// Checks, answers and records one command; the answer to send back.
+    fn answer(&self, name: &str, p: &rumqttc::Publish) -> AckV1 {
+        let _one_at_a_time = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let cmd = match check_command(&p.topic, &p.payload, p.retain, self.max_bytes, self.key.as_ref()) {
+            Ok(c) => c,
+            Err(r) => return self.refuse(name, r.id.as_deref(), r.by.as_deref(), r.why),
+        };
+        let (id, by) = (Some(cmd.id.as_str()), Some(cmd.by.as_str()));
+        match self.store.command_done(&cmd.id) {
+            Ok(Some(done)) => {
+                let at = jiff::Timestamp::from_millisecond(done.at_ms).map(|t| t.to_string()).unwrap_or_default();
+                let why = format!("repeat of command {} ({}) answered at {at}; not applied again", cmd.id, done.name);
+                log::info!(command = name; "{why}");
+                if let Err(e) = self.handler.refused(name, id, by, &why) {
+                    log::error!(command = name; "a repeated command could not be recorded: {e}");
+                }
+                let mut ack = AckV1::new(name, Some(cmd.id.clone()), done.result);
+                ack.duplicate = true;
+                return ack;
+            }
+            Ok(None) => {}
+            Err(e) => return self.refuse(name, id, by, format!("cannot tell whether this command was already applied: {e}")),
+        }
+        let result = self.handler.handle(name, &cmd);
+        if let Err(e) = &result {
+            log::warn!(command = name; "command failed: {e}");
+        }
+        let done = CommandDone { name: name.to_string(), at_ms: now_ms(), result: result.clone() };
+        if let Err(e) = self.store.record_command(&cmd.id, &done) {
+            log::error!(command = name; "the answer to a command could not be recorded; a repeat would be applied again: {e}");
+        }
+        AckV1::new(name, Some(cmd.id), result)
+    }
+}
+
+/// Why an inbound command was refused, with its id and sender as far as they could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub id: Option<String>,
+    pub by: Option<String>,
+    pub why: String,
+}
+
+/// The checks every inbound command passes before it is looked up or applied, free of I/O: size, JSON
+/// shape, version, id, `by`, the retain flag and, with a key, the signature.
+pub fn check_command(topic: &str, payload: &[u8], retain: bool, max_bytes: usize, key: Option<&ed25519_dalek::VerifyingKey>) -> Result<CommandV1, Refusal> {
+    let refuse = |id: Option<&str>, by: Option<&str>, why: String| Refusal { id: id.map(str::to_string), by: by.map(str::to_string), why };
+    if payload.len() > max_bytes {
+        return Err(refuse(None, None, format!("command of {} bytes refused: the limit is {max_bytes} bytes", payload.len())));
+    }
+    // serde quotes what it could not take: keep the reason (sent back and audited) to one short line.
+    let cmd: CommandV1 = serde_json::from_slice(payload).map_err(|e| refuse(None, None, format!("malformed command: {}", e.to_string().chars().take(200).collect::<String>())))?;
+    if cmd.by.len() > MAX_COMMAND_ID_BYTES {
+        return Err(refuse(None, None, format!("`by` must be at most {MAX_COMMAND_ID_BYTES} bytes")));
+    }
+    let (id, by) = (Some(cmd.id.as_str()), Some(cmd.by.as_str()));
+    if cmd.id.is_empty() || cmd.id.len() > MAX_COMMAND_ID_BYTES {
+        return Err(refuse(None, by, format!("a command id must be 1 to {MAX_COMMAND_ID_BYTES} bytes")));
+    }
+    if cmd.v != 1 {
+        return Err(refuse(id, by, format!("unsupported command version {}", cmd.v)));
+    }
+    if cmd.by.trim().is_empty() {
+        return Err(refuse(id, None, "`by` must name who sent the command".into()));
+    }
+    if retain {
+        return Err(refuse(id, by, "retained command refused: a command is applied once when sent, not again on every connect".into()));
+    }
+    if let Some(key) = key {
+        verify_signature(key, topic, &cmd).map_err(|why| refuse(id, by, why))?;
+    }
+    Ok(cmd)
+}
+
+fn has_fraction(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(n) => !(n.is_i64() || n.is_u64()),
+        serde_json::Value::Array(a) => a.iter().any(has_fraction),
+        serde_json::Value::Object(m) => m.values().any(has_fraction),
+        _ => false,
+    }
+}
+
+fn verify_signature(key: &ed25519_dalek::VerifyingKey, topic: &str, cmd: &CommandV1) -> Result<(), String> {
+    use base64::Engine;
+    let Some(sig) = &cmd.sig else {
+        return Err("unsigned command refused: this box accepts only commands signed with the configured key".into());
+    };
+    if has_fraction(&cmd.body) {
+        // Signatures cover the body as canonical JSON, which only integers survive exactly.
+        return Err("a signed command's body may carry integers only, no fractional numbers".into());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(sig).map_err(|_| "signature is not base64".to_string())?;
+    let sig = ed25519_dalek::Signature::from_slice(&bytes).map_err(|_| "signature is not 64 bytes".to_string())?;
+    key.verify_strict(&command_signing_bytes(topic, cmd), &sig).map_err(|_| "bad signature: the command was not signed by the configured key, or was changed".to_string())
 }

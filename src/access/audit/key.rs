@@ -6,6 +6,10 @@
 //! 32 bytes from the OS random source, written as 64 lowercase digits and a newline, mode 0600.
 //! A key file others can read is reported by the configuration checks (`config::files`), not refused
 //! here: refusing would stop the daemon, and its accesses' auditing, over a chmod.
+//!
+//! Beside the key, `<key file>.head` records the chain head the key was last used with ([`ChainHead`],
+//! JSON `{seq, hash, at_ms}`), so that a log that comes back shorter, empty or with another entry at that
+//! place (a store lost and silently recreated, a truncated tail) is refused instead of continued.
 
 use super::Digest;
 use hmac::{Hmac, Mac};
@@ -111,6 +115,49 @@ impl AuditKey {
         let mut m = self.keyed.clone();
         m.update(hash);
         m.verify_slice(mac).is_ok()
+    }
+}
+
+/// The chain head a key was last used with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainHead {
+    pub seq: u64,
+    /// The entry's hash, lowercase hex.
+    pub hash: String,
+    pub at_ms: i64,
+}
+
+/// `<key file>.head`.
+pub fn head_path(key_file: &Path) -> PathBuf {
+    let mut name = key_file.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "audit.key".into());
+    name.push(".head");
+    key_file.with_file_name(name)
+}
+
+impl ChainHead {
+    /// The record kept beside `key_file`; None when there is none (a key from before records were kept).
+    pub fn load(key_file: &Path) -> Result<Option<ChainHead>, KeyError> {
+        let path = head_path(key_file);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| KeyError::Malformed { path, reason: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(KeyError::Io { path, source }),
+        }
+    }
+
+    /// Writes the record durably: a new file, synced, renamed over the old one.
+    pub fn save(&self, key_file: &Path) -> Result<(), KeyError> {
+        let path = head_path(key_file);
+        let io = |source| KeyError::Io { path: path.clone(), source };
+        let tmp = path.with_extension("head.tmp");
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+        f.write_all(&serde_json::to_vec(self).unwrap_or_default()).and_then(|_| f.sync_all()).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        Ok(())
     }
 }
 
