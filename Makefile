@@ -120,8 +120,8 @@ eval-models:
 OCR_THREADS ?= 2
 OCR_CTX_STEPS ?= 4000
 OCR_CTX_ARGS = --data-dir out/ocr_ctx --extra-shards 'out/ocr_ctx_more/syn_*.npz' --out out/ocr_ctx_run \
-	--steps $(OCR_CTX_STEPS) --lr 2e-3 --real-frac 0.35 --hard-frac 0.15 --seed 21 --eval-every 500 \
-	--context --widths 16,32,64,96,128 --threads $(OCR_THREADS)
+	--steps $(OCR_CTX_STEPS) --lr 1e-3 --real-frac 0.35 --hard-frac 0.15 --seed 21 --eval-every 500 \
+	--context --widths 16,32,64,96,128 --threads $(OCR_THREADS) --init out/ocr_ctx_init.pt --freeze-bn
 GEN_CTX = --box-jitter 0.11 --issued-letters 0.8
 ocr-ctx-data: need-data
 	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx --shard 10 --count 12000 --real-copies 30 \
@@ -132,7 +132,10 @@ ocr-ctx-data: need-data
 	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx_more --shard 13 --count 12000 --p-stroke 0.2 \
 		--p-emblem 0.3 $(GEN_CTX); wait
 
+# Stage 1 starts from the shipped conv-only OCR (run 11), its weights read back from the ONNX file, with the
+# context block as the identity: a from-scratch run sat on CTC's all-blank plateau here for 800 steps.
 train-ocr-ctx: ocr-ctx-data
+	$(TRUN) $(TPY) init_from_onnx.py --onnx ../models/plate-ocr.onnx --out out/ocr_ctx_init.pt --context
 	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_CTX_ARGS)
 
 train-ocr-resume: need-data

@@ -26,6 +26,9 @@ class DilatedRes(nn.Module):
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(c, c, (1, 3), padding=(0, d), dilation=(1, d), bias=False),
                                   nn.BatchNorm2d(c))
+        # Start as the identity (zero-initialised last BN scale): with random residual branches and mixing the
+        # first run sat on CTC's all-blank plateau for 800+ steps; the conv-only model never did.
+        nn.init.zeros_(self.body[1].weight)
 
     def forward(self, x):
         return torch.relu(x + self.body(x))
@@ -37,6 +40,8 @@ class TokenMix(nn.Module):
     def __init__(self, t):
         super().__init__()
         self.mix = nn.Conv2d(t, t, 1)
+        nn.init.zeros_(self.mix.weight)
+        nn.init.zeros_(self.mix.bias)
 
     def forward(self, x):
         y = x.permute(0, 3, 2, 1)  # [B, T, 1, C]

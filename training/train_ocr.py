@@ -54,6 +54,16 @@ def augment(x, rng):
     return torch.from_numpy(np.clip(out, 0, 255)[:, None])
 
 
+def set_train(model, freeze_bn):
+    """Training mode; with freeze_bn every BatchNorm outside the context block stays in eval mode (a fixed
+    scale and shift: the fold of an exported model, see init_from_onnx.py)."""
+    model.train()
+    if freeze_bn:
+        for name, mod in model.named_modules():
+            if isinstance(mod, torch.nn.BatchNorm2d) and not name.startswith("ctx."):
+                mod.eval()
+
+
 def evaluate(model, x, y, device="cpu"):
     model.eval()
     ok, preds = 0, []
@@ -64,7 +74,6 @@ def evaluate(model, x, y, device="cpu"):
                 t, _ = ctc_greedy(p)
                 preds.append(t)
                 ok += t == y[i + j]
-    model.train()
     return ok / max(1, len(x)), preds
 
 
@@ -86,6 +95,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--hard-frac", type=float, default=0.0, help="share of each batch replayed from hard examples")
     ap.add_argument("--save-every", type=int, default=250)
+    ap.add_argument("--freeze-bn", action="store_true",
+                    help="keep the seeded BatchNorms (init_from_onnx.py) fixed; the context block's still train")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda on a lent GPU machine (training/gpu.sh)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -139,6 +150,7 @@ def main():
         os.replace(os.path.join(a.out, "last.tmp"), os.path.join(a.out, "last.pt"))
         return ck
 
+    set_train(model, a.freeze_bn)
     for step in range(start, a.steps + 1):
         nh = min(n_hard, len(hard) // 4)
         si = rng.integers(0, len(sx), a.batch - n_real - nh)
@@ -170,6 +182,7 @@ def main():
             print(f"step {step} loss {run_loss:.3f} lr {sched.get_last_lr()[0]:.5f} {time.time() - t0:.0f}s", flush=True)
         if step % a.eval_every == 0 or step == a.steps:
             acc, _ = evaluate(model, vx, vy, a.device)
+            set_train(model, a.freeze_bn)
             if acc >= best:
                 best = acc
             ck = save(step, acc)
