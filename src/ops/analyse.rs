@@ -6,8 +6,9 @@ use super::reads::ReadSink;
 use crate::config::Config;
 use crate::ingest::{Frame, FrameQueue};
 use crate::recognize::{PlateRead, Recognizer, View};
-use crate::store::Plate;
-use crate::track::{FrameRead, PlateCandidate, TrackEvent, TrackId, Tracker, TrackerConfig};
+use crate::store::{AlertRecord, Plate, StoredRead};
+use crate::track::{EarlyRead, FrameRead, PlateCandidate, TrackEvent, TrackId, Tracker, TrackerConfig, VehicleRead};
+use crate::uplink::payload::{AlertStage, CertaintyV1, FinalReadV1};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,8 @@ pub struct AnalyseStats {
     pub plates_read: AtomicU64,
     pub vehicle_reads: AtomicU64,
     pub store_errors: AtomicU64,
+    /// Provisional alerts updated (confirmed, changed or withdrawn) as their pass closed.
+    pub alert_updates: AtomicU64,
     /// Sum of frame-to-stored-read latency (capture of the best frame to durable store), ms.
     pub latency_ms_sum: AtomicU64,
     /// The most recent latencies (at most [`LATENCY_KEPT`]), for percentiles.
@@ -135,52 +138,118 @@ fn with_images(mut r: crate::store::NewRead, images: Images) -> crate::store::Ne
     r
 }
 
-/// Stores the tracker's events: vehicle reads always; with `early_alerts`, an early read is stored (and
-/// alerted on) at once and stands for its pass, so the pass's closing read is not stored a second time.
+/// A vehicle still in view whose early read hit a hotlist: the read stored for it and the provisional
+/// alerts raised on it, updated when its pass closes.
+struct Provisional {
+    read: StoredRead,
+    alerts: Vec<AlertRecord>,
+}
+
+/// Stores the tracker's events. Vehicle reads are stored when their pass closes (or a parked car
+/// reports). With `early_alerts`, an early read (confident, or several frames agreeing) is matched
+/// against the hotlists at once: on a hit it is stored, stands for its pass (so the pass still makes one
+/// stored read) and raises provisional alerts; when the pass closes each alert is updated under its id,
+/// confirmed, changed or withdrawn by the pass's vote. An early read that hits nothing is not stored:
+/// the pass's vote is, when it closes.
 struct Events<'a> {
     sink: &'a ReadSink,
     stats: &'a AnalyseStats,
     early_alerts: bool,
-    early_stored: HashSet<TrackId>,
+    provisional: HashMap<TrackId, Provisional>,
 }
 
 impl Events<'_> {
     fn handle(&mut self, events: Vec<TrackEvent<Images>>) {
         for e in events {
-            let (new_read, best_ms) = match e {
-                TrackEvent::Early(early) if self.early_alerts => {
-                    self.early_stored.insert(early.track_id);
-                    let images = early.reading.best.crop.clone();
-                    let ms = early.reading.best.captured_at_ms;
-                    (with_images(early.into_new_read(None), images), ms)
-                }
-                TrackEvent::Early(_) => continue,
+            match e {
+                TrackEvent::Early(early) if self.early_alerts => self.early(early),
+                TrackEvent::Early(_) => {}
                 TrackEvent::Vehicle(v) => {
-                    if v.report == 0 && self.early_stored.remove(&v.track_id) {
-                        continue;
+                    if v.report == 0 {
+                        if let Some(p) = self.provisional.remove(&v.track_id) {
+                            self.close_provisional(p, v);
+                            continue;
+                        }
                     }
+                    let certainty = CertaintyV1 { basis: "pass".into(), frames: v.frames, agreeing_frames: v.agreeing_frames, confidence: v.reading.confidence };
                     let images = v.reading.best.crop.clone();
                     let ms = v.reading.best.captured_at_ms;
-                    (with_images(v.into_new_read(None), images), ms)
+                    let read = with_images(v.into_new_read(None), images);
+                    self.store(read, ms, AlertStage::Confirmed, certainty);
+                }
+            }
+        }
+    }
+
+    fn early(&mut self, early: EarlyRead<Images>) {
+        let candidates: Vec<(String, f32)> = early.reading.candidates.iter().map(|c| (c.plate.expose().to_string(), c.confidence)).collect();
+        if self.sink.hotlists.hits(early.reading.plate.expose(), &candidates, early.reading.region.as_deref()).is_empty() {
+            return;
+        }
+        let certainty = CertaintyV1 { basis: early.basis.as_str().into(), frames: early.frames, agreeing_frames: early.agreeing_frames, confidence: early.reading.confidence };
+        let track = early.track_id;
+        let images = early.reading.best.crop.clone();
+        let ms = early.reading.best.captured_at_ms;
+        let read = with_images(early.into_new_read(None), images);
+        if let Some((stored, alerts)) = self.store(read, ms, AlertStage::Provisional, certainty) {
+            self.provisional.insert(track, Provisional { read: stored, alerts });
+        }
+    }
+
+    /// The pass of a vehicle that raised provisional alerts closed: its vote confirms, changes or
+    /// withdraws each. Its read was stored with the early read; none more is.
+    fn close_provisional(&mut self, p: Provisional, v: VehicleRead<Images>) {
+        let r = &v.reading;
+        let candidates: Vec<(String, f32)> = r.candidates.iter().map(|c| (c.plate.expose().to_string(), c.confidence)).collect();
+        let still = self.sink.hotlists.hits(r.plate.expose(), &candidates, r.region.as_deref());
+        let certainty = CertaintyV1 { basis: "pass".into(), frames: v.frames, agreeing_frames: v.agreeing_frames, confidence: r.confidence };
+        let final_read = FinalReadV1 {
+            plate: r.plate.expose().to_string(),
+            confidence: r.confidence,
+            frames: v.frames,
+            candidates: candidates.iter().map(|(text, confidence)| crate::store::Candidate { text: text.clone(), confidence: *confidence }).collect(),
+        };
+        let target = self.sink.hotlists.target();
+        for a in &p.alerts {
+            let Ok(hit) = crate::alert::hit_of(a) else { continue };
+            let stage = if !still.iter().any(|(l, e)| *l == hit.list && *e == hit.entry) {
+                AlertStage::Withdrawn
+            } else if r.plate == p.read.plate {
+                AlertStage::Confirmed
+            } else {
+                AlertStage::Changed
+            };
+            match crate::alert::update(self.sink.store.as_ref(), &target.site, &target.device, a.id, &p.read, stage, certainty.clone(), final_read.clone()) {
+                Ok(_) => self.stats.alert_updates.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    log::error!(alert = a.id.to_string().as_str(); "alert update NOT queued: {e}");
+                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed)
                 }
             };
-            match self.sink.accept(new_read) {
-                Ok((id, alerts)) => {
-                    self.stats.vehicle_reads.fetch_add(1, Ordering::Relaxed);
-                    let latency = (jiff::Timestamp::now().as_millisecond() - best_ms).max(0) as u64;
-                    self.stats.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
-                    let mut kept = self.stats.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
-                    if kept.len() >= LATENCY_KEPT {
-                        kept.pop_front();
-                    }
-                    kept.push_back(latency.min(u32::MAX as u64) as u32);
-                    drop(kept);
-                    log::info!(read = id.to_string().as_str(), alerts = alerts.len() as u64; "vehicle read stored");
+        }
+        self.sink.wake();
+    }
+
+    /// Stores a read and raises its alerts; counts it and its latency.
+    fn store(&mut self, new_read: crate::store::NewRead, best_ms: i64, stage: AlertStage, certainty: CertaintyV1) -> Option<(StoredRead, Vec<AlertRecord>)> {
+        match self.sink.accept_as(new_read, Some((stage, &certainty))) {
+            Ok((stored, alerts)) => {
+                self.stats.vehicle_reads.fetch_add(1, Ordering::Relaxed);
+                let latency = (jiff::Timestamp::now().as_millisecond() - best_ms).max(0) as u64;
+                self.stats.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
+                let mut kept = self.stats.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.len() >= LATENCY_KEPT {
+                    kept.pop_front();
                 }
-                Err(e) => {
-                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                    log::error!("vehicle read NOT stored: {e}");
-                }
+                kept.push_back(latency.min(u32::MAX as u64) as u32);
+                drop(kept);
+                log::info!(read = stored.id.to_string().as_str(), alerts = alerts.len() as u64; "vehicle read stored");
+                Some((stored, alerts))
+            }
+            Err(e) => {
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("vehicle read NOT stored: {e}");
+                None
             }
         }
     }
@@ -203,7 +272,7 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
             return;
         }
     };
-    let mut events = Events { sink: &sink, stats: &stats, early_alerts: settings.early_alerts, early_stored: HashSet::new() };
+    let mut events = Events { sink: &sink, stats: &stats, early_alerts: settings.early_alerts, provisional: HashMap::new() };
     let mut last_error_log = std::time::Instant::now() - Duration::from_secs(60);
     while !stop() {
         let Some(frame) = frames.pop(Duration::from_millis(200)) else {

@@ -5,7 +5,7 @@
 
 use crate::hotlist::{self, Hit, Hotlist, HotlistError, MatchKind, MatchedText, Matcher};
 use crate::store::{AlertRecord, PushedList, Store, StoreError, StoredRead};
-use crate::uplink::payload::HitV1;
+use crate::uplink::payload::{AlertStage, CertaintyV1, HitV1};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -117,6 +117,29 @@ impl Hotlists {
     pub fn check_read(&self, read: &StoredRead, retroactive: bool) -> Result<Vec<AlertRecord>, StoreError> {
         let m = self.matcher();
         self.raise(&m, read, retroactive)
+    }
+
+    /// Matches a stored read of a vehicle still in view (or just voted) and raises its alerts at `stage`
+    /// with the given certainty.
+    pub fn check_read_as(&self, read: &StoredRead, stage: AlertStage, certainty: &CertaintyV1) -> Result<Vec<AlertRecord>, StoreError> {
+        let m = self.matcher();
+        let t = &self.target;
+        matches(&m, read, now_ms())
+            .iter()
+            .map(|h| crate::alert::raise_as(&self.store, &t.site, &t.device, read, hit_payload(h, read), false, t.max_packet_bytes, stage, certainty.clone()))
+            .collect()
+    }
+
+    /// The (list, entry) pairs a text with these candidates would hit now, without storing or raising
+    /// anything: whether an early read is worth an alert, and whether a pass's vote still hits an entry.
+    pub fn hits(&self, plate: &str, candidates: &[(String, f32)], region: Option<&str>) -> Vec<(String, String)> {
+        let m = self.matcher();
+        m.match_read(plate, candidates, region, now_ms()).iter().map(|h| (h.list.to_string(), h.entry.pattern.expose().to_string())).collect()
+    }
+
+    /// Where the alerts go.
+    pub fn target(&self) -> &AlertTarget {
+        &self.target
     }
 
     fn raise(&self, m: &Matcher, read: &StoredRead, retroactive: bool) -> Result<Vec<AlertRecord>, StoreError> {
