@@ -1,7 +1,8 @@
 //! Reconnect schedule of a camera (R-IN3): the first retry after 250 ms, each wait then 1.5 times the
 //! last, capped at 60 s, every wait moved by up to ±20 % at random (so cameras that failed together do
-//! not retry in step). A camera that reboots or drops its TCP session is retried four times within the
-//! first 2 s, so it is back within about a second of being reachable again; a dead camera settles at
+//! not retry in step). A camera that drops its TCP session or restarts its server is retried three times
+//! within the first 1.2 s and no wait is longer than a second for the first 2 s, so it is back within
+//! about a second of being reachable again; a dead camera settles at
 //! one attempt a minute (from the 15th attempt, some 2.5 minutes in) and never spins. A camera that streamed
 //! starts again from the first step.
 
@@ -36,8 +37,10 @@ mod tests {
     fn starts_fast_grows_and_is_capped() {
         let ms: Vec<u128> = (0..6).map(|a| base(a).as_millis()).collect();
         assert_eq!(ms, [250, 375, 562, 843, 1265, 1898]);
-        // Four retries within the first 2 s of an outage (250 + 375 + 562 + 843 ms, jitter aside).
-        assert!((0..4).map(base).sum::<Duration>() < Duration::from_secs(2));
+        // Three retries within the first 1.2 s of an outage (250 + 375 + 562 ms, jitter aside), and no
+        // wait over a second until some 2 s in.
+        assert!((0..3).map(base).sum::<Duration>() < Duration::from_millis(1200));
+        assert!(base(3) < Duration::from_secs(1));
         assert_eq!(base(14), CAP);
         assert!(base(13) < CAP);
         assert_eq!(base(u32::MAX), CAP);

@@ -313,6 +313,99 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::hotlists::{AlertTarget, Hotlists};
+    use crate::track::{BestFrame, Direction, EarlyBasis, Reading};
+
+    fn reading(text: &str, confidence: f32) -> Reading<Images> {
+        Reading {
+            plate: Plate::new(text).unwrap(),
+            confidence,
+            char_confidences: vec![confidence; text.len()],
+            candidates: vec![PlateCandidate { plate: Plate::new(text).unwrap(), confidence }],
+            region: None,
+            best: BestFrame { frame_seq: 3, captured_at_ms: 1_790_000_000_000, bbox: [10, 10, 80, 20], confidence, crop: Images { crop: vec![0xFF, 0xD8, 1], frame: None } },
+        }
+    }
+
+    fn early(track: u64, text: &str) -> TrackEvent<Images> {
+        TrackEvent::Early(EarlyRead { track_id: TrackId(track), camera_id: "c".into(), frames: 3, agreeing_frames: 3, basis: EarlyBasis::Agreement, reading: reading(text, 0.6) })
+    }
+
+    fn closed(track: u64, text: &str) -> TrackEvent<Images> {
+        TrackEvent::Vehicle(VehicleRead {
+            track_id: TrackId(track),
+            camera_id: "c".into(),
+            reading: reading(text, 0.7),
+            first_seen_ms: 1_790_000_000_000,
+            last_seen_ms: 1_790_000_001_000,
+            frames: 9,
+            agreeing_frames: 7,
+            direction: Direction::Approaching,
+            parked: false,
+            report: 0,
+        })
+    }
+
+    /// The messages waiting in the outbox, as JSON.
+    fn outbox(store: &crate::store::Store) -> Vec<serde_json::Value> {
+        store.outbox_peek(None, 100).unwrap().iter().map(|m| serde_json::from_slice(&m.payload).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_hotlisted_early_read_alerts_provisionally_and_its_pass_confirms_changes_or_withdraws_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::Store::open(&crate::store::StoreOptions::at(dir.path().join("store"))).unwrap().0);
+        let list = dir.path().join("hot.csv");
+        std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\nMUC4821,,stolen,1,t,,\nKPW55*,,wanted,1,t,,\n").unwrap();
+        let target = AlertTarget { site: "s".into(), device: "d".into(), max_packet_bytes: 1 << 20 };
+        let hotlists = Arc::new(Hotlists::load(store.clone(), &[list], 0, target).unwrap());
+        let sink = ReadSink { store: store.clone(), hotlists, uplink: None };
+        let stats = AnalyseStats::default();
+        let mut ev = Events { sink: &sink, stats: &stats, early_alerts: true, provisional: HashMap::new() };
+
+        // Not hotlisted: the early read is not stored; the pass's vote is, once.
+        ev.handle(vec![early(1, "7KQX214")]);
+        assert_eq!(store.count_reads(), 0);
+        ev.handle(vec![closed(1, "7KQX214")]);
+        assert_eq!((store.count_reads(), outbox(&store).len()), (1, 0));
+
+        // Hotlisted: stored and alerted at once, provisional, saying how sure.
+        ev.handle(vec![early(2, "MUC4821")]);
+        assert_eq!(store.count_reads(), 2);
+        let msgs = outbox(&store);
+        assert_eq!(msgs.len(), 1);
+        let id = msgs[0]["id"].clone();
+        assert_eq!((msgs[0]["stage"].as_str(), msgs[0]["revision"].as_u64()), (Some("provisional"), Some(0)));
+        assert_eq!(msgs[0]["certainty"]["basis"], "agreement");
+        assert_eq!(msgs[0]["certainty"]["agreeing_frames"], 3);
+        // The pass closes on the same text: confirmed under the same id; no second read.
+        ev.handle(vec![closed(2, "MUC4821")]);
+        assert_eq!(store.count_reads(), 2, "one stored read per vehicle");
+        let msgs = outbox(&store);
+        assert_eq!(msgs.len(), 2);
+        assert_eq!((&msgs[1]["id"], msgs[1]["stage"].as_str(), msgs[1]["revision"].as_u64()), (&id, Some("confirmed"), Some(1)));
+        assert_eq!(msgs[1]["final_read"]["plate"], "MUC4821");
+        let uid: uuid::Uuid = id.as_str().unwrap().parse().unwrap();
+        assert_eq!(crate::alert::stage_of(&store.alert(uid).unwrap().unwrap()), AlertStage::Confirmed);
+
+        // A wildcard entry hit by another text of the pass: changed. A vote that hits nothing: withdrawn.
+        ev.handle(vec![early(3, "KPW5513"), early(4, "MUC4821")]);
+        ev.handle(vec![closed(3, "KPW5518"), closed(4, "WXY9990")]);
+        let msgs = outbox(&store);
+        let stages: Vec<(&str, u64)> = msgs[2..].iter().map(|m| (m["stage"].as_str().unwrap(), m["revision"].as_u64().unwrap())).collect();
+        assert_eq!(stages, [("provisional", 0), ("provisional", 0), ("changed", 1), ("withdrawn", 1)]);
+        assert_eq!(msgs[4]["id"], msgs[2]["id"]);
+        assert_eq!(msgs[5]["id"], msgs[3]["id"]);
+        assert_eq!(store.count_reads(), 4);
+        assert_eq!(stats.alert_updates.load(Ordering::Relaxed), 3);
+
+        // With early alerts off, only the pass's vote is stored and alerted on, as confirmed.
+        let mut off = Events { sink: &sink, stats: &stats, early_alerts: false, provisional: HashMap::new() };
+        off.handle(vec![early(5, "MUC4821"), closed(5, "MUC4821")]);
+        let msgs = outbox(&store);
+        assert_eq!((msgs.len(), msgs[6]["stage"].as_str(), msgs[6]["certainty"]["basis"].as_str()), (7, Some("confirmed"), Some("pass")));
+        assert_eq!(store.count_reads(), 5);
+    }
 
     fn frame(w: u32, h: u32, data: Vec<u8>) -> Frame {
         Frame { camera: "c".into(), seq: 0, captured_at_ms: 0, width: w, height: h, data }
