@@ -275,14 +275,13 @@ pub fn run(o: &Options) -> Result<()> {
         if wait > 0 {
             std::thread::sleep(Duration::from_millis(wait as u64));
         }
-        if k == o.kills {
-            // The last play: let the tracks close and the alerts arrive.
-            std::thread::sleep(Duration::from_secs(3));
-            plays.push((start, wall_ms()));
-            break;
-        }
         server.kill();
         plays.push((start, wall_ms()));
+        if k == o.kills {
+            // The last play: no restart; let the tracks close and the alerts arrive.
+            std::thread::sleep(Duration::from_secs(3));
+            break;
+        }
         std::thread::sleep(DOWN);
         let back = server.start()?;
         wait_for("the camera to stream again", Duration::from_secs(120), &|| line_after("camera streaming", back).is_some())?;
@@ -295,7 +294,12 @@ pub fn run(o: &Options) -> Result<()> {
     // Stop the daemon (SIGTERM), so its shutdown is part of the run.
     // SAFETY: signalling our own child.
     unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) };
-    std::thread::sleep(Duration::from_secs(1));
+    let mut daemon = daemon;
+    let t = Instant::now();
+    while matches!(daemon.0.try_wait(), Ok(None)) && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stop_ms = t.elapsed().as_millis();
     drop(daemon);
     server.kill();
     drop(broker);
@@ -319,6 +323,9 @@ pub fn run(o: &Options) -> Result<()> {
             if let Some(&first) = mine.first() {
                 alerted += 1;
                 latencies.push((alerts[first].at_ms - appear) as f64);
+                eprintln!("play at {start}: {} alerted {} ms after it appeared", p.text, alerts[first].at_ms - appear);
+            } else {
+                eprintln!("play at {start}: {} NOT alerted", p.text);
             }
             // A second alert for the same pass and entry is one too many.
             false_alerts += mine.len().saturating_sub(1);
@@ -332,6 +339,8 @@ pub fn run(o: &Options) -> Result<()> {
             updates += 1;
         } else if !used[i] {
             false_alerts += 1;
+            let play = plays.iter().rev().find(|(s, _)| *s <= a.captured_ms).map(|(s, _)| *s).unwrap_or_default();
+            eprintln!("false alert: entry {}, read captured {} ms into the play at {play}", a.entry, a.captured_ms - play);
         }
     }
     latencies.sort_by(f64::total_cmp);
@@ -366,6 +375,7 @@ pub fn run(o: &Options) -> Result<()> {
         ("RTSP server kills", o.kills.to_string()),
         ("back after restart p50", format!("{r50:.0} ms")),
         ("back after restart max", format!("{rmax:.0} ms")),
+        ("daemon exit after SIGTERM", format!("{stop_ms} ms")),
     ];
     println!("| figure | value |\n|---|---|");
     for (k, v) in &rows {

@@ -182,6 +182,10 @@ impl Events<'_> {
     }
 
     fn early(&mut self, early: EarlyRead<Images>) {
+        // A track already alerted on: its pass's vote confirms, changes or withdraws the alert.
+        if self.provisional.contains_key(&early.track_id) {
+            return;
+        }
         let candidates: Vec<(String, f32)> = early.reading.candidates.iter().map(|c| (c.plate.expose().to_string(), c.confidence)).collect();
         if self.sink.hotlists.hits(early.reading.plate.expose(), &candidates, early.reading.region.as_deref()).is_empty() {
             return;
@@ -210,9 +214,11 @@ impl Events<'_> {
             candidates: candidates.iter().map(|(text, confidence)| crate::store::Candidate { text: text.clone(), confidence: *confidence }).collect(),
         };
         let target = self.sink.hotlists.target();
+        let mut alerted: Vec<(String, String)> = Vec::new();
         for a in &p.alerts {
             let Ok(hit) = crate::alert::hit_of(a) else { continue };
-            let stage = if !still.iter().any(|(l, e)| *l == hit.list && *e == hit.entry) {
+            alerted.push((hit.list.clone(), hit.entry.clone()));
+            let stage = if !still.iter().any(|h| h.list == hit.list && h.entry == hit.entry) {
                 AlertStage::Withdrawn
             } else if r.plate == p.read.plate {
                 AlertStage::Confirmed
@@ -226,6 +232,13 @@ impl Events<'_> {
                     self.stats.store_errors.fetch_add(1, Ordering::Relaxed)
                 }
             };
+        }
+        // An entry the vote hits and the early read did not: alerted now, on the vehicle's stored read.
+        for hit in still.into_iter().filter(|h| !alerted.iter().any(|(l, e)| *l == h.list && *e == h.entry)) {
+            if let Err(e) = self.sink.hotlists.raise_hit(&p.read, hit, AlertStage::Confirmed, &certainty) {
+                log::error!("alert NOT raised: {e}");
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.sink.wake();
     }
@@ -405,6 +418,16 @@ mod tests {
         let msgs = outbox(&store);
         assert_eq!((msgs.len(), msgs[6]["stage"].as_str(), msgs[6]["certainty"]["basis"].as_str()), (7, Some("confirmed"), Some("pass")));
         assert_eq!(store.count_reads(), 5);
+
+        // The vote hits another entry than the early read did: the first is withdrawn, the other alerted
+        // (confirmed) on the vehicle's one stored read.
+        ev.handle(vec![early(6, "MUC4821")]);
+        ev.handle(vec![closed(6, "KPW5599")]);
+        let msgs = outbox(&store);
+        let tail: Vec<(&str, u64, &str)> = msgs[7..].iter().map(|m| (m["stage"].as_str().unwrap(), m["revision"].as_u64().unwrap(), m["hit"]["entry"].as_str().unwrap())).collect();
+        assert_eq!(tail, [("provisional", 0, "MUC4821"), ("withdrawn", 1, "MUC4821"), ("confirmed", 0, "KPW55*")]);
+        assert_eq!(msgs[9]["read"]["id"], msgs[7]["read"]["id"]);
+        assert_eq!(store.count_reads(), 6);
     }
 
     fn frame(w: u32, h: u32, data: Vec<u8>) -> Frame {

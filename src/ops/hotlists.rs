@@ -49,9 +49,15 @@ fn load_files(paths: &[PathBuf]) -> Result<Vec<Hotlist>, HotlistError> {
 }
 
 fn hit_payload(hit: &Hit<'_>, read: &StoredRead) -> HitV1 {
+    let candidates: Vec<&str> = read.candidates.iter().map(|c| c.text.as_str()).collect();
+    text_hit_payload(hit, read.plate.expose(), &candidates)
+}
+
+/// The hit as sent up; `best` and `candidates` are the texts the hit was matched on.
+fn text_hit_payload(hit: &Hit<'_>, best: &str, candidates: &[&str]) -> HitV1 {
     let matched_text = match hit.matched {
-        MatchedText::Best => read.plate.expose().to_string(),
-        MatchedText::Candidate(i) => read.candidates.get(i).map(|c| c.text.clone()).unwrap_or_default(),
+        MatchedText::Best => best.to_string(),
+        MatchedText::Candidate(i) => candidates.get(i).map(|c| c.to_string()).unwrap_or_default(),
     };
     HitV1 {
         list: hit.list.to_string(),
@@ -130,11 +136,19 @@ impl Hotlists {
             .collect()
     }
 
-    /// The (list, entry) pairs a text with these candidates would hit now, without storing or raising
-    /// anything: whether an early read is worth an alert, and whether a pass's vote still hits an entry.
-    pub fn hits(&self, plate: &str, candidates: &[(String, f32)], region: Option<&str>) -> Vec<(String, String)> {
+    /// The hits a text with these candidates would raise now, without storing or raising anything:
+    /// whether an early read is worth an alert, and which entries a pass's vote still hits.
+    pub fn hits(&self, plate: &str, candidates: &[(String, f32)], region: Option<&str>) -> Vec<HitV1> {
         let m = self.matcher();
-        m.match_read(plate, candidates, region, now_ms()).iter().map(|h| (h.list.to_string(), h.entry.pattern.expose().to_string())).collect()
+        let texts: Vec<&str> = candidates.iter().map(|(t, _)| t.as_str()).collect();
+        m.match_read(plate, candidates, region, now_ms()).iter().map(|h| text_hit_payload(h, plate, &texts)).collect()
+    }
+
+    /// Raises one alert for `hit` on a stored read (a hit found on a text other than the read's own: a
+    /// pass's vote that hits an entry its early read did not).
+    pub fn raise_hit(&self, read: &StoredRead, hit: HitV1, stage: AlertStage, certainty: &CertaintyV1) -> Result<AlertRecord, StoreError> {
+        let t = &self.target;
+        crate::alert::raise_as(&self.store, &t.site, &t.device, read, hit, false, t.max_packet_bytes, stage, certainty.clone())
     }
 
     /// Where the alerts go.

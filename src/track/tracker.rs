@@ -51,6 +51,11 @@ struct Track<C> {
     last_text: Plate,
     last_frame: (u64, i64),
     early_sent: bool,
+    /// The text of the last early read, and how many went out: a track whose vote moves to another text
+    /// (the first early read was a misread, which may have hit no hotlist) raises one again for the new
+    /// text, at most [`MAX_EARLY_READS`] times.
+    early_text: Option<Plate>,
+    earlies: u32,
     reports: u32,
     /// Capture time of the last frame of the last report.
     last_report_ms: i64,
@@ -221,6 +226,8 @@ impl<C: Clone> Tracker<C> {
                         last_text: r.plate.clone(),
                         last_frame: (r.frame_seq, r.captured_at_ms),
                         early_sent: false,
+                        early_text: None,
+                        earlies: 0,
                         reports: 0,
                         last_report_ms: r.captured_at_ms,
                     }
@@ -282,6 +289,9 @@ fn dormant_cost<C>(cfg: &TrackerConfig, t: &Track<C>, r: &FrameRead<C>, rect: &R
     (sim >= cfg.min_text_similarity).then_some(dist / cfg.parked_motion_widths + (1.0 - sim))
 }
 
+/// Early reads per track at most (one per distinct voted text).
+const MAX_EARLY_READS: u32 = 3;
+
 /// Adds a read to its track, then raises the early read or a parked report if one is due.
 fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C>, r: FrameRead<C>, rect: Rect, events: &mut Vec<TrackEvent<C>>) {
     let at = r.captured_at_ms;
@@ -301,7 +311,8 @@ fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C
         None => 0.0,
     };
     // The full reading (which clones the crop handle) only once the early read is due.
-    if !t.early_sent && t.reports == 0 {
+    let due = !t.early_sent || (t.earlies < MAX_EARLY_READS && t.early_text.as_ref() != Some(&t.lead));
+    if due && t.reports == 0 {
         let frames = w.ballot.frames();
         let confident = frames >= cfg.early_min_frames && confidence >= cfg.early_confidence;
         let agreeing = if confident || cfg.early_agree_frames == 0 { 0 } else { w.ballot.agreeing(&t.lead) };
@@ -313,6 +324,8 @@ fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C
         if confident || agreed {
             if let Some(reading) = w.ballot.reading(cfg.max_candidates, cfg.confusable_cost) {
                 t.early_sent = true;
+                t.early_text = Some(reading.plate.clone());
+                t.earlies += 1;
                 stats.early_reads += 1;
                 let basis = if confident { EarlyBasis::Confident } else { EarlyBasis::Agreement };
                 let agreeing_frames = if confident { w.ballot.agreeing(&reading.plate) } else { agreeing };
@@ -576,8 +589,25 @@ mod tests {
     }
 
     #[test]
-    fn frames_that_agree_raise_an_early_read_that_no_frame_was_sure_of() {
+    fn a_track_whose_vote_moves_to_another_text_raises_an_early_read_for_it() {
         let mut tr = tracker(TrackerConfig::default());
+        let mut early = Vec::new();
+        for (i, text) in ["MUC4B21", "MUC4B21", "MUC4821", "MUC4821", "MUC4821", "MUC4821"].iter().enumerate() {
+            for e in tr.push(read("a", i as u64, i as i64 * 100, [100, 100, 80, 20], text, 0.6), i as i64 * 100) {
+                if let TrackEvent::Early(e) = e {
+                    early.push((e.track_id, e.reading.plate.expose().to_string()));
+                }
+            }
+        }
+        assert_eq!(early.len(), 2, "{early:?}");
+        assert_eq!(early[0].0, early[1].0, "the same track");
+        assert_eq!((early[0].1.as_str(), early[1].1.as_str()), ("MUC4B21", "MUC4821"));
+        assert_eq!(vehicles(&tr.flush()).len(), 1, "still one vehicle read");
+    }
+
+    #[test]
+    fn frames_that_agree_raise_an_early_read_that_no_frame_was_sure_of() {
+        let mut tr = tracker(TrackerConfig { early_agree_frames: 3, ..Default::default() });
         let mut evs = Vec::new();
         for i in 0..3u64 {
             evs.extend(tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "MUC4821", 0.6), i as i64 * 100));
