@@ -590,7 +590,7 @@ mod tests {
 
     #[test]
     fn a_track_whose_vote_moves_to_another_text_raises_an_early_read_for_it() {
-        let mut tr = tracker(TrackerConfig::default());
+        let mut tr = tracker(TrackerConfig { early_agree_frames: 2, ..Default::default() });
         let mut early = Vec::new();
         for (i, text) in ["MUC4B21", "MUC4B21", "MUC4821", "MUC4821", "MUC4821", "MUC4821"].iter().enumerate() {
             for e in tr.push(read("a", i as u64, i as i64 * 100, [100, 100, 80, 20], text, 0.6), i as i64 * 100) {
