@@ -82,6 +82,20 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The daemon's alert path over loopback RTSP, recognizer, tracker, store and MQTT/TLS: frame → alert
+    /// latency per hotlisted pass, false alerts, analysed fps, and the return after RTSP server kills.
+    /// Prints a table, then one JSON object as the last line.
+    Alerts {
+        /// Model set file for the daemon's recognizer.
+        #[arg(long, default_value = "models/polewatch.toml")]
+        models: PathBuf,
+        /// Times the RTSP server is killed (-9) and restarted, at the end of a play of the clip.
+        #[arg(long, default_value_t = 10)]
+        kills: usize,
+        /// The camera's analysis_fps.
+        #[arg(long, default_value_t = 10.0)]
+        analysis_fps: f64,
+    },
     /// Vehicle read → alert PUBACK latency and backlog drain through a local mosquitto with TLS.
     Uplink {
         #[arg(long, default_value_t = 200)]
@@ -197,6 +211,14 @@ enum DebugCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Serve a video file over RTSP on 127.0.0.1:PORT/cam (for `bench alerts`), printing `START <ms>`
+    /// each time a client's media starts playing.
+    RtspServe {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Write synthetic reads until killed, printing `stored <id> <seq>` for each durable one.
     WriteReads {
         #[arg(long)]
@@ -226,6 +248,7 @@ fn main() -> ExitCode {
             bench::crash::write_forever(&store, threads, seq_start)
         }
         Cmd::Debug { what: DebugCmd::RenderSmoke { out } } => render_smoke(&out),
+        Cmd::Debug { what: DebugCmd::RtspServe { port, file } } => bench::alerts::serve_rtsp(port, &file),
         Cmd::DemoVideo { out, width, height, fps, seconds } => {
             polewatch::demo::write_video(&out, width, height, fps, seconds).map_err(anyhow::Error::from).map(|n| {
                 println!("{} frames written to {}", n, out.display());
@@ -398,6 +421,7 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
         BenchCmd::Store { insert_reads, purge_sizes, dir, json } => {
             bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json })
         }
+        BenchCmd::Alerts { models, kills, analysis_fps } => bench::alerts::run(&bench::alerts::Options { models, kills, analysis_fps }),
         BenchCmd::Uplink { alerts, backlog, json } => bench::uplink::run(&bench::uplink::Options { alerts, backlog, json }),
         BenchCmd::Hotlist { entries, reads, json } => {
             bench::print_figures(&polewatch::hotlist::bench::bench(entries, reads), json);

@@ -191,7 +191,9 @@ fn an_early_read_goes_out_once_and_the_vehicle_read_carries_its_track_id() {
     assert!(early[0] < vehicle[0]);
     assert_eq!(evs[early[0]].track_id(), evs[vehicle[0]].track_id());
     let TrackEvent::Early(e) = &evs[early[0]] else { unreachable!() };
-    assert_eq!(e.frames, TrackerConfig::default().early_min_frames);
+    // Every frame agrees: the early read goes out at the earlier of the confident and agreement bars.
+    let d = TrackerConfig::default();
+    assert_eq!(e.frames, d.early_min_frames.min(d.early_agree_frames));
     assert_eq!(e.reading.plate.expose(), "7ABC123");
     // The early read converts to a store record like the vehicle read.
     let n = e.clone().into_new_read(None);

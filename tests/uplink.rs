@@ -101,6 +101,41 @@ fn published_schemas_accept_their_examples_and_our_types() {
     assert!(!schema("alert").is_valid(&serde_json::json!({"v": 1, "type": "alert", "verification_required": false})));
 }
 
+/// A provisional alert and its update when the pass closes, as the box queues them, are valid alert
+/// payloads: same id, revision 0 then 1, the stage and how sure; the first message is complete alone.
+#[test]
+fn provisional_alerts_and_their_updates_match_the_schema() {
+    use polewatch::uplink::payload::{AlertStage, CertaintyV1, FinalReadV1};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let read_id = store.put_read(synthetic_read(7, 1_790_000_000_000, 3000)).unwrap();
+    let read = store.get_read(read_id).unwrap().unwrap();
+    let sure = CertaintyV1 { basis: "agreement".into(), frames: 4, agreeing_frames: 3, confidence: 0.62 };
+    let alert = polewatch::alert::raise_as(&store, "site1", "pole-01", &read, exact_hit(read.plate.expose()), false, 1 << 20, AlertStage::Provisional, sure).unwrap();
+    let closed = CertaintyV1 { basis: "pass".into(), frames: 11, agreeing_frames: 5, confidence: 0.41 };
+    let vote = FinalReadV1 { plate: "T0000001".into(), confidence: 0.41, frames: 11, candidates: vec![] };
+    polewatch::alert::update(&store, "site1", "pole-01", alert.id, &read, AlertStage::Withdrawn, closed, vote).unwrap();
+    let msgs = store.outbox_peek(None, 10).unwrap();
+    assert_eq!(msgs.len(), 2);
+    let v = schema("alert");
+    for m in &msgs {
+        assert_valid(&v, &m.payload);
+    }
+    let first: AlertV1 = serde_json::from_slice(&msgs[0].payload).unwrap();
+    let second: AlertV1 = serde_json::from_slice(&msgs[1].payload).unwrap();
+    assert_eq!((first.id.as_str(), first.revision, first.stage), (alert.id.to_string().as_str(), 0, AlertStage::Provisional));
+    assert!(first.crop_jpeg_base64.is_some() && first.final_read.is_none());
+    assert_eq!((first.certainty.basis.as_str(), first.certainty.agreeing_frames), ("agreement", 3));
+    assert_eq!((second.id, second.revision, second.stage), (first.id.clone(), 1, AlertStage::Withdrawn));
+    assert_eq!(second.read.id, first.read.id, "the update names the same stored read");
+    assert_eq!(second.final_read.unwrap().plate, "T0000001");
+    // The record keeps the stage; a stage the schema does not know is refused.
+    assert_eq!(polewatch::alert::stage_of(&store.alert(alert.id).unwrap().unwrap()), AlertStage::Withdrawn);
+    let mut bad: serde_json::Value = serde_json::from_slice(&msgs[0].payload).unwrap();
+    bad["stage"] = "maybe".into();
+    assert!(!v.is_valid(&bad));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_delivers_alerts_first_then_batched_reads_and_removes_acknowledged() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! time in unit tests.
 
 pub mod accuracy;
+pub mod alerts;
 pub mod audit;
 pub mod crash;
 pub mod pipeline;

@@ -715,6 +715,7 @@ pub struct Tracker {
     pub max_candidates: usize,
     pub early_confidence: f32,
     pub early_min_frames: u32,
+    pub early_agree_frames: u32,
     pub parked_after_ms: i64,
     pub parked_motion_widths: f32,
     pub parked_repeat_ms: i64,

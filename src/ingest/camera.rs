@@ -44,7 +44,8 @@ pub struct CameraStats {
 pub struct Timing {
     /// No buffer for this long while streaming: the camera is stalled.
     pub stall: Duration,
-    /// No first buffer within this long after starting: unreachable or stalled.
+    /// No first buffer within this long after starting: unreachable (no answer) or stalled (the camera
+    /// answered but sent no frame). Also rtspsrc's TCP timeout, so no attempt sits longer in "connecting".
     pub connect: Duration,
     /// Longest wait for a pipeline to reach NULL before it is abandoned.
     pub teardown: Duration,
@@ -54,7 +55,7 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Timing {
-        Timing { stall: Duration::from_secs(5), connect: Duration::from_secs(15), teardown: Duration::from_secs(5), backoff_scale: 1.0 }
+        Timing { stall: Duration::from_secs(5), connect: Duration::from_secs(5), teardown: Duration::from_secs(5), backoff_scale: 1.0 }
     }
 }
 
@@ -190,6 +191,7 @@ fn run(ctx: Ctx) {
     // One line per kind of failure per minute: a camera down for a week must not flood the journal.
     let mut limit = LogLimit::new(Duration::from_secs(60));
     let mut setting = ctx.cfg.decoder.clone();
+    let file = ctx.cfg.url.starts_with("file:");
     while !ctx.stop.load(Ordering::Relaxed) {
         set(&ctx.state, CameraState::Connecting);
         ctx.stats.last_buffer_ms.store(0, Ordering::Relaxed);
@@ -211,13 +213,16 @@ fn run(ctx: Ctx) {
             setting = next.to_string();
         }
         set(&ctx.state, CameraState::Backoff { attempt, reason });
-        if limit.allow(reason, Instant::now()) {
+        let wait = delay(attempt, fastrand::f64()).mul_f64(ctx.timing.backoff_scale);
+        if file && reason == Failure::EndOfStream {
+            // A file (the demo) ends; that is no camera fault. It plays again from the start.
+            log::info!(camera = ctx.id.as_ref(); "end of the file; playing it again in {wait:?}");
+        } else if limit.allow(reason, Instant::now()) {
             log::warn!(camera = ctx.id.as_ref(), state = reason.to_string().as_str(), attempt = attempt;
-                "camera not streaming ({reason}): {} [{detail}]; retrying in {:?}", reason.advice(), delay(attempt));
+                "camera not streaming ({reason}): {} [{detail}]; retrying in {wait:?}", reason.advice());
         } else {
             log::debug!(camera = ctx.id.as_ref(); "camera not streaming ({reason}): {detail}");
         }
-        let wait = delay(attempt).mul_f64(ctx.timing.backoff_scale);
         attempt = attempt.saturating_add(1);
         let until = Instant::now() + wait;
         while Instant::now() < until && !ctx.stop.load(Ordering::Relaxed) {
@@ -245,6 +250,9 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
     if rtp {
         src.set_property("location", &c.url);
         src.set_property("latency", c.latency_ms);
+        // A server that accepts the connection and then says nothing (stopped, hung) fails the attempt
+        // within the connect timeout rather than rtspsrc's default of 20 s.
+        src.set_property("tcp-timeout", ctx.timing.connect.as_micros().min(u64::MAX as u128) as u64);
         let protocols = match c.transport {
             Transport::Tcp => "tcp",
             Transport::Udp => "udp",
@@ -481,7 +489,8 @@ fn stream(pipeline: &gst::Pipeline, ctx: &Ctx, started: Instant, link_failure: &
                 return Some(lock(link_failure).take().unwrap_or(f));
             }
             if let gst::MessageView::Eos(_) = msg.view() {
-                return Some((Failure::EndOfStream, "end of stream".into()));
+                let what = if streaming { "end-of-stream while streaming" } else { "end-of-stream before the first frame" };
+                return Some((Failure::EndOfStream, what.into()));
             }
         }
         if let Some(f) = lock(link_failure).take() {
@@ -499,7 +508,13 @@ fn stream(pipeline: &gst::Pipeline, ctx: &Ctx, started: Instant, link_failure: &
             return Some((Failure::Stalled, format!("no frame for {:?}", ctx.timing.stall)));
         }
         if !streaming && t0.elapsed() > ctx.timing.connect {
-            return Some((Failure::Unreachable, format!("no frame within {:?} of connecting", ctx.timing.connect)));
+            // The source announced its stream (the camera answered): connected, but no frame. Else it
+            // never answered: unreachable, whether the connection was refused, dropped or left hanging.
+            return Some(if lock(&ctx.chain).is_some() {
+                (Failure::Stalled, format!("connected, but no frame within {:?}", ctx.timing.connect))
+            } else {
+                (Failure::Unreachable, format!("no answer within {:?} of connecting", ctx.timing.connect))
+            });
         }
     }
     None

@@ -20,8 +20,10 @@ pub enum Failure {
     NotFound,
     Unreachable,
     UnsupportedCodec,
-    /// No buffer within the stall timeout.
+    /// Connected (the camera answered), then no frame within the stall or connect timeout.
     Stalled,
+    /// The source sent end-of-stream: for a live camera a fault (its server closed the session, it
+    /// rebooted); for a file its end, after which it replays.
     EndOfStream,
     Other,
 }
@@ -34,7 +36,7 @@ impl fmt::Display for Failure {
             Failure::Unreachable => "unreachable",
             Failure::UnsupportedCodec => "unsupported-codec",
             Failure::Stalled => "stalled",
-            Failure::EndOfStream => "end-of-stream",
+            Failure::EndOfStream => "ended",
             Failure::Other => "error",
         })
     }
@@ -57,10 +59,10 @@ impl Failure {
         match self {
             Failure::FailedAuth => "the camera refused the credentials (401): check username/password or credentials_file",
             Failure::NotFound => "no stream at this URL (404 or no such file): check the path",
-            Failure::Unreachable => "cannot reach the camera: check its address, port, power and network",
+            Failure::Unreachable => "cannot reach the camera (refused or no answer): check its address, port, power and network",
             Failure::UnsupportedCodec => "the stream's codec cannot be decoded here: check the camera's codec and the decoder setting",
-            Failure::Stalled => "the camera stopped sending frames",
-            Failure::EndOfStream => "the stream ended",
+            Failure::Stalled => "the camera is connected but sends no frames",
+            Failure::EndOfStream => "the camera ended the stream (server closed the session or restarted)",
             Failure::Other => "pipeline error (details at debug level)",
         }
     }
@@ -150,5 +152,8 @@ mod tests {
         let refused = gstreamer::glib::Error::new(gstreamer::ResourceError::OpenReadWrite, "Could not open resource for reading and writing.");
         assert_eq!(classify_error(&refused, ""), Failure::Unreachable);
         assert_eq!(CameraState::Backoff { attempt: 3, reason: Failure::NotFound }.to_string(), "backoff(not-found, attempt 3)");
+        assert_eq!(CameraState::Backoff { attempt: 0, reason: Failure::EndOfStream }.to_string(), "backoff(ended, attempt 0)");
+        assert_eq!(Failure::Stalled.to_string(), "stalled");
+        assert_eq!(Failure::Unreachable.to_string(), "unreachable");
     }
 }

@@ -6,8 +6,9 @@ use super::reads::ReadSink;
 use crate::config::Config;
 use crate::ingest::{Frame, FrameQueue};
 use crate::recognize::{PlateRead, Recognizer, View};
-use crate::store::Plate;
-use crate::track::{FrameRead, PlateCandidate, TrackEvent, TrackId, Tracker, TrackerConfig};
+use crate::store::{AlertRecord, Plate, StoredRead};
+use crate::track::{EarlyRead, FrameRead, PlateCandidate, TrackEvent, TrackId, Tracker, TrackerConfig, VehicleRead};
+use crate::uplink::payload::{AlertStage, CertaintyV1, FinalReadV1};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,8 @@ pub struct AnalyseStats {
     pub plates_read: AtomicU64,
     pub vehicle_reads: AtomicU64,
     pub store_errors: AtomicU64,
+    /// Provisional alerts updated (confirmed, changed or withdrawn) as their pass closed.
+    pub alert_updates: AtomicU64,
     /// Sum of frame-to-stored-read latency (capture of the best frame to durable store), ms.
     pub latency_ms_sum: AtomicU64,
     /// The most recent latencies (at most [`LATENCY_KEPT`]), for percentiles.
@@ -135,52 +138,131 @@ fn with_images(mut r: crate::store::NewRead, images: Images) -> crate::store::Ne
     r
 }
 
-/// Stores the tracker's events: vehicle reads always; with `early_alerts`, an early read is stored (and
-/// alerted on) at once and stands for its pass, so the pass's closing read is not stored a second time.
+/// A vehicle still in view whose early read hit a hotlist: the read stored for it and the provisional
+/// alerts raised on it, updated when its pass closes.
+struct Provisional {
+    read: StoredRead,
+    alerts: Vec<AlertRecord>,
+}
+
+/// Stores the tracker's events. Vehicle reads are stored when their pass closes (or a parked car
+/// reports). With `early_alerts`, an early read (confident, or several frames agreeing) is matched
+/// against the hotlists at once: on a hit it is stored, stands for its pass (so the pass still makes one
+/// stored read) and raises provisional alerts; when the pass closes each alert is updated under its id,
+/// confirmed, changed or withdrawn by the pass's vote. An early read that hits nothing is not stored:
+/// the pass's vote is, when it closes.
 struct Events<'a> {
     sink: &'a ReadSink,
     stats: &'a AnalyseStats,
     early_alerts: bool,
-    early_stored: HashSet<TrackId>,
+    provisional: HashMap<TrackId, Provisional>,
 }
 
 impl Events<'_> {
     fn handle(&mut self, events: Vec<TrackEvent<Images>>) {
         for e in events {
-            let (new_read, best_ms) = match e {
-                TrackEvent::Early(early) if self.early_alerts => {
-                    self.early_stored.insert(early.track_id);
-                    let images = early.reading.best.crop.clone();
-                    let ms = early.reading.best.captured_at_ms;
-                    (with_images(early.into_new_read(None), images), ms)
-                }
-                TrackEvent::Early(_) => continue,
+            match e {
+                TrackEvent::Early(early) if self.early_alerts => self.early(early),
+                TrackEvent::Early(_) => {}
                 TrackEvent::Vehicle(v) => {
-                    if v.report == 0 && self.early_stored.remove(&v.track_id) {
-                        continue;
+                    if v.report == 0 {
+                        if let Some(p) = self.provisional.remove(&v.track_id) {
+                            self.close_provisional(p, v);
+                            continue;
+                        }
                     }
+                    let certainty = CertaintyV1 { basis: "pass".into(), frames: v.frames, agreeing_frames: v.agreeing_frames, confidence: v.reading.confidence };
                     let images = v.reading.best.crop.clone();
                     let ms = v.reading.best.captured_at_ms;
-                    (with_images(v.into_new_read(None), images), ms)
+                    let read = with_images(v.into_new_read(None), images);
+                    self.store(read, ms, AlertStage::Confirmed, certainty);
+                }
+            }
+        }
+    }
+
+    fn early(&mut self, early: EarlyRead<Images>) {
+        // A track already alerted on: its pass's vote confirms, changes or withdraws the alert.
+        if self.provisional.contains_key(&early.track_id) {
+            return;
+        }
+        let candidates: Vec<(String, f32)> = early.reading.candidates.iter().map(|c| (c.plate.expose().to_string(), c.confidence)).collect();
+        if self.sink.hotlists.hits(early.reading.plate.expose(), &candidates, early.reading.region.as_deref()).is_empty() {
+            return;
+        }
+        let certainty = CertaintyV1 { basis: early.basis.as_str().into(), frames: early.frames, agreeing_frames: early.agreeing_frames, confidence: early.reading.confidence };
+        let track = early.track_id;
+        let images = early.reading.best.crop.clone();
+        let ms = early.reading.best.captured_at_ms;
+        let read = with_images(early.into_new_read(None), images);
+        if let Some((stored, alerts)) = self.store(read, ms, AlertStage::Provisional, certainty) {
+            self.provisional.insert(track, Provisional { read: stored, alerts });
+        }
+    }
+
+    /// The pass of a vehicle that raised provisional alerts closed: its vote confirms, changes or
+    /// withdraws each. Its read was stored with the early read; none more is.
+    fn close_provisional(&mut self, p: Provisional, v: VehicleRead<Images>) {
+        let r = &v.reading;
+        let candidates: Vec<(String, f32)> = r.candidates.iter().map(|c| (c.plate.expose().to_string(), c.confidence)).collect();
+        let still = self.sink.hotlists.hits(r.plate.expose(), &candidates, r.region.as_deref());
+        let certainty = CertaintyV1 { basis: "pass".into(), frames: v.frames, agreeing_frames: v.agreeing_frames, confidence: r.confidence };
+        let final_read = FinalReadV1 {
+            plate: r.plate.expose().to_string(),
+            confidence: r.confidence,
+            frames: v.frames,
+            candidates: candidates.iter().map(|(text, confidence)| crate::store::Candidate { text: text.clone(), confidence: *confidence }).collect(),
+        };
+        let target = self.sink.hotlists.target();
+        let mut alerted: Vec<(String, String)> = Vec::new();
+        for a in &p.alerts {
+            let Ok(hit) = crate::alert::hit_of(a) else { continue };
+            alerted.push((hit.list.clone(), hit.entry.clone()));
+            let stage = if !still.iter().any(|h| h.list == hit.list && h.entry == hit.entry) {
+                AlertStage::Withdrawn
+            } else if r.plate == p.read.plate {
+                AlertStage::Confirmed
+            } else {
+                AlertStage::Changed
+            };
+            match crate::alert::update(self.sink.store.as_ref(), &target.site, &target.device, a.id, &p.read, stage, certainty.clone(), final_read.clone()) {
+                Ok(_) => self.stats.alert_updates.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    log::error!(alert = a.id.to_string().as_str(); "alert update NOT queued: {e}");
+                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed)
                 }
             };
-            match self.sink.accept(new_read) {
-                Ok((id, alerts)) => {
-                    self.stats.vehicle_reads.fetch_add(1, Ordering::Relaxed);
-                    let latency = (jiff::Timestamp::now().as_millisecond() - best_ms).max(0) as u64;
-                    self.stats.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
-                    let mut kept = self.stats.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
-                    if kept.len() >= LATENCY_KEPT {
-                        kept.pop_front();
-                    }
-                    kept.push_back(latency.min(u32::MAX as u64) as u32);
-                    drop(kept);
-                    log::info!(read = id.to_string().as_str(), alerts = alerts.len() as u64; "vehicle read stored");
+        }
+        // An entry the vote hits and the early read did not: alerted now, on the vehicle's stored read.
+        for hit in still.into_iter().filter(|h| !alerted.iter().any(|(l, e)| *l == h.list && *e == h.entry)) {
+            if let Err(e) = self.sink.hotlists.raise_hit(&p.read, hit, AlertStage::Confirmed, &certainty) {
+                log::error!("alert NOT raised: {e}");
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sink.wake();
+    }
+
+    /// Stores a read and raises its alerts; counts it and its latency.
+    fn store(&mut self, new_read: crate::store::NewRead, best_ms: i64, stage: AlertStage, certainty: CertaintyV1) -> Option<(StoredRead, Vec<AlertRecord>)> {
+        match self.sink.accept_as(new_read, Some((stage, &certainty))) {
+            Ok((stored, alerts)) => {
+                self.stats.vehicle_reads.fetch_add(1, Ordering::Relaxed);
+                let latency = (jiff::Timestamp::now().as_millisecond() - best_ms).max(0) as u64;
+                self.stats.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
+                let mut kept = self.stats.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.len() >= LATENCY_KEPT {
+                    kept.pop_front();
                 }
-                Err(e) => {
-                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-                    log::error!("vehicle read NOT stored: {e}");
-                }
+                kept.push_back(latency.min(u32::MAX as u64) as u32);
+                drop(kept);
+                log::info!(read = stored.id.to_string().as_str(), alerts = alerts.len() as u64; "vehicle read stored");
+                Some((stored, alerts))
+            }
+            Err(e) => {
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("vehicle read NOT stored: {e}");
+                None
             }
         }
     }
@@ -203,7 +285,7 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
             return;
         }
     };
-    let mut events = Events { sink: &sink, stats: &stats, early_alerts: settings.early_alerts, early_stored: HashSet::new() };
+    let mut events = Events { sink: &sink, stats: &stats, early_alerts: settings.early_alerts, provisional: HashMap::new() };
     let mut last_error_log = std::time::Instant::now() - Duration::from_secs(60);
     while !stop() {
         let Some(frame) = frames.pop(Duration::from_millis(200)) else {
@@ -244,6 +326,109 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::hotlists::{AlertTarget, Hotlists};
+    use crate::track::{BestFrame, Direction, EarlyBasis, Reading};
+
+    fn reading(text: &str, confidence: f32) -> Reading<Images> {
+        Reading {
+            plate: Plate::new(text).unwrap(),
+            confidence,
+            char_confidences: vec![confidence; text.len()],
+            candidates: vec![PlateCandidate { plate: Plate::new(text).unwrap(), confidence }],
+            region: None,
+            best: BestFrame { frame_seq: 3, captured_at_ms: 1_790_000_000_000, bbox: [10, 10, 80, 20], confidence, crop: Images { crop: vec![0xFF, 0xD8, 1], frame: None } },
+        }
+    }
+
+    fn early(track: u64, text: &str) -> TrackEvent<Images> {
+        TrackEvent::Early(EarlyRead { track_id: TrackId(track), camera_id: "c".into(), frames: 3, agreeing_frames: 3, basis: EarlyBasis::Agreement, reading: reading(text, 0.6) })
+    }
+
+    fn closed(track: u64, text: &str) -> TrackEvent<Images> {
+        TrackEvent::Vehicle(VehicleRead {
+            track_id: TrackId(track),
+            camera_id: "c".into(),
+            reading: reading(text, 0.7),
+            first_seen_ms: 1_790_000_000_000,
+            last_seen_ms: 1_790_000_001_000,
+            frames: 9,
+            agreeing_frames: 7,
+            direction: Direction::Approaching,
+            parked: false,
+            report: 0,
+        })
+    }
+
+    /// The messages waiting in the outbox, as JSON.
+    fn outbox(store: &crate::store::Store) -> Vec<serde_json::Value> {
+        store.outbox_peek(None, 100).unwrap().iter().map(|m| serde_json::from_slice(&m.payload).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_hotlisted_early_read_alerts_provisionally_and_its_pass_confirms_changes_or_withdraws_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::Store::open(&crate::store::StoreOptions::at(dir.path().join("store"))).unwrap().0);
+        let list = dir.path().join("hot.csv");
+        std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\nMUC4821,,stolen,1,t,,\nKPW55*,,wanted,1,t,,\n").unwrap();
+        let target = AlertTarget { site: "s".into(), device: "d".into(), max_packet_bytes: 1 << 20 };
+        let hotlists = Arc::new(Hotlists::load(store.clone(), &[list], 0, target).unwrap());
+        let sink = ReadSink { store: store.clone(), hotlists, uplink: None };
+        let stats = AnalyseStats::default();
+        let mut ev = Events { sink: &sink, stats: &stats, early_alerts: true, provisional: HashMap::new() };
+
+        // Not hotlisted: the early read is not stored; the pass's vote is, once.
+        ev.handle(vec![early(1, "7KQX214")]);
+        assert_eq!(store.count_reads(), 0);
+        ev.handle(vec![closed(1, "7KQX214")]);
+        assert_eq!((store.count_reads(), outbox(&store).len()), (1, 0));
+
+        // Hotlisted: stored and alerted at once, provisional, saying how sure.
+        ev.handle(vec![early(2, "MUC4821")]);
+        assert_eq!(store.count_reads(), 2);
+        let msgs = outbox(&store);
+        assert_eq!(msgs.len(), 1);
+        let id = msgs[0]["id"].clone();
+        assert_eq!((msgs[0]["stage"].as_str(), msgs[0]["revision"].as_u64()), (Some("provisional"), Some(0)));
+        assert_eq!(msgs[0]["certainty"]["basis"], "agreement");
+        assert_eq!(msgs[0]["certainty"]["agreeing_frames"], 3);
+        // The pass closes on the same text: confirmed under the same id; no second read.
+        ev.handle(vec![closed(2, "MUC4821")]);
+        assert_eq!(store.count_reads(), 2, "one stored read per vehicle");
+        let msgs = outbox(&store);
+        assert_eq!(msgs.len(), 2);
+        assert_eq!((&msgs[1]["id"], msgs[1]["stage"].as_str(), msgs[1]["revision"].as_u64()), (&id, Some("confirmed"), Some(1)));
+        assert_eq!(msgs[1]["final_read"]["plate"], "MUC4821");
+        let uid: uuid::Uuid = id.as_str().unwrap().parse().unwrap();
+        assert_eq!(crate::alert::stage_of(&store.alert(uid).unwrap().unwrap()), AlertStage::Confirmed);
+
+        // A wildcard entry hit by another text of the pass: changed. A vote that hits nothing: withdrawn.
+        ev.handle(vec![early(3, "KPW5513"), early(4, "MUC4821")]);
+        ev.handle(vec![closed(3, "KPW5518"), closed(4, "WXY9990")]);
+        let msgs = outbox(&store);
+        let stages: Vec<(&str, u64)> = msgs[2..].iter().map(|m| (m["stage"].as_str().unwrap(), m["revision"].as_u64().unwrap())).collect();
+        assert_eq!(stages, [("provisional", 0), ("provisional", 0), ("changed", 1), ("withdrawn", 1)]);
+        assert_eq!(msgs[4]["id"], msgs[2]["id"]);
+        assert_eq!(msgs[5]["id"], msgs[3]["id"]);
+        assert_eq!(store.count_reads(), 4);
+        assert_eq!(stats.alert_updates.load(Ordering::Relaxed), 3);
+
+        // With early alerts off, only the pass's vote is stored and alerted on, as confirmed.
+        let mut off = Events { sink: &sink, stats: &stats, early_alerts: false, provisional: HashMap::new() };
+        off.handle(vec![early(5, "MUC4821"), closed(5, "MUC4821")]);
+        let msgs = outbox(&store);
+        assert_eq!((msgs.len(), msgs[6]["stage"].as_str(), msgs[6]["certainty"]["basis"].as_str()), (7, Some("confirmed"), Some("pass")));
+        assert_eq!(store.count_reads(), 5);
+
+        // The vote hits another entry than the early read did: the first is withdrawn, the other alerted
+        // (confirmed) on the vehicle's one stored read.
+        ev.handle(vec![early(6, "MUC4821")]);
+        ev.handle(vec![closed(6, "KPW5599")]);
+        let msgs = outbox(&store);
+        let tail: Vec<(&str, u64, &str)> = msgs[7..].iter().map(|m| (m["stage"].as_str().unwrap(), m["revision"].as_u64().unwrap(), m["hit"]["entry"].as_str().unwrap())).collect();
+        assert_eq!(tail, [("provisional", 0, "MUC4821"), ("withdrawn", 1, "MUC4821"), ("confirmed", 0, "KPW55*")]);
+        assert_eq!(msgs[9]["read"]["id"], msgs[7]["read"]["id"]);
+        assert_eq!(store.count_reads(), 6);
+    }
 
     fn frame(w: u32, h: u32, data: Vec<u8>) -> Frame {
         Frame { camera: "c".into(), seq: 0, captured_at_ms: 0, width: w, height: h, data }

@@ -5,7 +5,7 @@
 
 use crate::hotlist::{self, Hit, Hotlist, HotlistError, MatchKind, MatchedText, Matcher};
 use crate::store::{AlertRecord, PushedList, Store, StoreError, StoredRead};
-use crate::uplink::payload::HitV1;
+use crate::uplink::payload::{AlertStage, CertaintyV1, HitV1};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -51,9 +51,15 @@ fn load_files(paths: &[PathBuf]) -> Result<Vec<Hotlist>, HotlistError> {
 }
 
 fn hit_payload(hit: &Hit<'_>, read: &StoredRead) -> HitV1 {
+    let candidates: Vec<&str> = read.candidates.iter().map(|c| c.text.as_str()).collect();
+    text_hit_payload(hit, read.plate.expose(), &candidates)
+}
+
+/// The hit as sent up; `best` and `candidates` are the texts the hit was matched on.
+fn text_hit_payload(hit: &Hit<'_>, best: &str, candidates: &[&str]) -> HitV1 {
     let matched_text = match hit.matched {
-        MatchedText::Best => read.plate.expose().to_string(),
-        MatchedText::Candidate(i) => read.candidates.get(i).map(|c| c.text.clone()).unwrap_or_default(),
+        MatchedText::Best => best.to_string(),
+        MatchedText::Candidate(i) => candidates.get(i).map(|c| c.to_string()).unwrap_or_default(),
     };
     HitV1 {
         list: hit.list.to_string(),
@@ -132,6 +138,37 @@ impl Hotlists {
     pub fn check_read(&self, read: &StoredRead, retroactive: bool) -> Result<Vec<AlertRecord>, StoreError> {
         let m = self.matcher();
         self.raise(&m, read, retroactive)
+    }
+
+    /// Matches a stored read of a vehicle still in view (or just voted) and raises its alerts at `stage`
+    /// with the given certainty.
+    pub fn check_read_as(&self, read: &StoredRead, stage: AlertStage, certainty: &CertaintyV1) -> Result<Vec<AlertRecord>, StoreError> {
+        let m = self.matcher();
+        let t = &self.target;
+        matches(&m, read, now_ms())
+            .iter()
+            .map(|h| crate::alert::raise_as(&self.store, &t.site, &t.device, read, hit_payload(h, read), false, t.max_packet_bytes, stage, certainty.clone()))
+            .collect()
+    }
+
+    /// The hits a text with these candidates would raise now, without storing or raising anything:
+    /// whether an early read is worth an alert, and which entries a pass's vote still hits.
+    pub fn hits(&self, plate: &str, candidates: &[(String, f32)], region: Option<&str>) -> Vec<HitV1> {
+        let m = self.matcher();
+        let texts: Vec<&str> = candidates.iter().map(|(t, _)| t.as_str()).collect();
+        m.match_read(plate, candidates, region, now_ms()).iter().map(|h| text_hit_payload(h, plate, &texts)).collect()
+    }
+
+    /// Raises one alert for `hit` on a stored read (a hit found on a text other than the read's own: a
+    /// pass's vote that hits an entry its early read did not).
+    pub fn raise_hit(&self, read: &StoredRead, hit: HitV1, stage: AlertStage, certainty: &CertaintyV1) -> Result<AlertRecord, StoreError> {
+        let t = &self.target;
+        crate::alert::raise_as(&self.store, &t.site, &t.device, read, hit, false, t.max_packet_bytes, stage, certainty.clone())
+    }
+
+    /// Where the alerts go.
+    pub fn target(&self) -> &AlertTarget {
+        &self.target
     }
 
     fn raise(&self, m: &Matcher, read: &StoredRead, retroactive: bool) -> Result<Vec<AlertRecord>, StoreError> {

@@ -2,7 +2,8 @@
 //! the uplink is woken. Camera ingest hands its reads here.
 
 use super::hotlists::Hotlists;
-use crate::store::{AlertRecord, NewRead, ReadId, Store, StoreError};
+use crate::store::{AlertRecord, NewRead, ReadId, Store, StoreError, StoredRead};
+use crate::uplink::payload::{AlertStage, CertaintyV1};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -15,13 +16,28 @@ pub struct ReadSink {
 impl ReadSink {
     /// Stores the read (durable on return), raises its alerts, wakes the uplink.
     pub fn accept(&self, read: NewRead) -> Result<(ReadId, Vec<AlertRecord>), StoreError> {
+        let (stored, alerts) = self.accept_as(read, None)?;
+        Ok((stored.id, alerts))
+    }
+
+    /// As [`ReadSink::accept`], with the stage and certainty its alerts carry (None: `confirmed`, on the
+    /// read's own confidence). Returns the stored read.
+    pub fn accept_as(&self, read: NewRead, stage: Option<(AlertStage, &CertaintyV1)>) -> Result<(StoredRead, Vec<AlertRecord>), StoreError> {
         let id = self.store.put_read(read)?;
         let stored = self.store.get_read(id)?.ok_or(StoreError::ReadNotFound(id))?;
         log::debug!(read = id.to_string().as_str(), camera = stored.camera_id.as_str(), plate = stored.plate.expose(); "vehicle read stored");
-        let alerts = self.hotlists.check_read(&stored, false)?;
+        let alerts = match stage {
+            Some((stage, certainty)) => self.hotlists.check_read_as(&stored, stage, certainty)?,
+            None => self.hotlists.check_read(&stored, false)?,
+        };
+        self.wake();
+        Ok((stored, alerts))
+    }
+
+    /// Wakes the uplink: something waits in the outbox.
+    pub fn wake(&self) {
         if let Some(w) = &self.uplink {
             w.notify_one();
         }
-        Ok((id, alerts))
     }
 }

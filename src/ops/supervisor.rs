@@ -17,6 +17,10 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
+/// Longest the uplink may take on shutdown: its drain of the outbox (see `uplink::session`) plus the
+/// goodbye.
+const UPLINK_STOP: Duration = Duration::from_secs(6);
+
 /// What the supervisor knows, for STATUS= and the status log line.
 #[derive(Default)]
 struct Health {
@@ -48,6 +52,9 @@ struct Shared {
     config: Mutex<Config>,
     health: Mutex<Health>,
     stop: AtomicBool,
+    /// Set at shutdown once every camera has stopped: the analysis thread then works through the frames
+    /// already decoded, closes the open tracks and ends.
+    cameras_stopped: AtomicBool,
     uplink: Mutex<Option<Arc<crate::uplink::Stats>>>,
     hotlists: Arc<crate::ops::hotlists::Hotlists>,
     cameras: Arc<crate::ingest::CameraSet>,
@@ -141,6 +148,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         config: Mutex::new(cfg),
         health: Mutex::new(health),
         stop: AtomicBool::new(false),
+        cameras_stopped: AtomicBool::new(false),
         uplink: Mutex::new(None),
         hotlists: hotlists.clone(),
         cameras,
@@ -172,21 +180,33 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
     }
 
+    // Shutdown in the order the data flows, so that nothing already seen is lost: cameras, then the
+    // frames they decoded, then the open tracks (their reads and alerts stored, alerts in the outbox),
+    // then the uplink sends what the outbox holds, then the store is flushed. What the uplink cannot send
+    // in time (broker down) stays in the outbox and goes at the next start.
     notify::stopping();
     shared.stop.store(true, Ordering::Relaxed);
-    let _ = uplink_stop.send(true);
-    if let Some(u) = uplink {
-        if tokio::time::timeout(Duration::from_secs(5), u).await.is_err() {
-            log::warn!("MQTT uplink did not stop within 5 s; abandoning it");
-        }
-    }
+    let stop_timeout = Duration::from_secs(lock(&shared.config).service.stop_timeout_s);
+    let t0 = std::time::Instant::now();
     let cams = shared.cameras.clone();
     let stopping = tokio::task::spawn_blocking(move || cams.stop_all());
     if tokio::time::timeout(Duration::from_secs(10), stopping).await.is_err() {
         log::warn!("cameras did not stop within 10 s; abandoning them");
     }
-    let _ = frame_drain.join();
-    let stop_timeout = Duration::from_secs(lock(&shared.config).service.stop_timeout_s);
+    log::info!(ms = t0.elapsed().as_millis() as u64; "cameras stopped");
+    shared.cameras_stopped.store(true, Ordering::Relaxed);
+    let drained = tokio::task::spawn_blocking(move || frame_drain.join());
+    match tokio::time::timeout(stop_timeout, drained).await {
+        Ok(_) => log::info!(ms = t0.elapsed().as_millis() as u64; "decoded frames analysed and open tracks closed"),
+        Err(_) => log::warn!("frame analysis did not finish within {stop_timeout:?}; abandoning it"),
+    }
+    let _ = uplink_stop.send(true);
+    if let Some(u) = uplink {
+        // The uplink sends what waits in the outbox (alerts first) within its own deadline, then leaves.
+        if tokio::time::timeout(UPLINK_STOP, u).await.is_err() {
+            log::warn!("MQTT uplink did not stop within {UPLINK_STOP:?}; abandoning it (unsent messages stay in the outbox)");
+        }
+    }
     if tokio::time::timeout(stop_timeout, sweeper).await.is_err() {
         log::warn!("retention sweeper did not stop within {stop_timeout:?}; abandoning it");
     }
@@ -315,7 +335,9 @@ fn spawn_frame_analysis(
     shared: Arc<Shared>,
 ) -> std::thread::JoinHandle<()> {
     let stats = shared.analysis.clone();
-    let stopping = move || shared.stop.load(Ordering::Relaxed);
+    // Ends once the cameras have stopped and the frames they decoded are analysed.
+    let queue = frames.clone();
+    let stopping = move || shared.cameras_stopped.load(Ordering::Relaxed) && queue.is_empty();
     std::thread::spawn(move || match recognizer {
         Some(rec) => crate::ops::analyse::run(rec, settings, frames, sink, stats, stopping),
         None => {

@@ -36,9 +36,12 @@
 //! for `parked_repeat_ms` after its last frame: a read at the same spot with a similar text resumes it
 //! (same track id), so an occluded or motion-gated parked car is not a new pass after every gap.
 //!
-//! **Early reads.** Once per track, when the vote over at least `early_min_frames` frames reaches
-//! `early_confidence` before the first report, an [`EarlyRead`] goes out for hotlist alerts; the
-//! vehicle read(s) for the same track carry the same [`TrackId`].
+//! **Early reads.** Once per track, before the first report, an [`EarlyRead`] goes out for hotlist
+//! alerts when the vote over at least `early_min_frames` frames reaches `early_confidence`
+//! ([`EarlyBasis::Confident`]), or when `early_agree_frames` frames, most of the track's, read the voted
+//! text exactly and the vote reaches `min_confidence` ([`EarlyBasis::Agreement`]: plates no single frame
+//! is sure of, at dusk or night, small or dirty). The vehicle read(s) for the same track carry the same
+//! [`TrackId`]; the early read vouches for the track, so a pass that raised one always reports.
 
 pub mod config;
 pub mod motion;
@@ -49,5 +52,5 @@ pub mod vote;
 
 pub use config::{ConfigError, TrackerConfig};
 pub use motion::Direction;
-pub use read::{BestFrame, EarlyRead, FrameRead, PlateCandidate, Reading, TrackEvent, TrackId, VehicleRead};
+pub use read::{BestFrame, EarlyBasis, EarlyRead, FrameRead, PlateCandidate, Reading, TrackEvent, TrackId, VehicleRead};
 pub use tracker::{TrackStats, Tracker};

@@ -94,13 +94,35 @@ impl<C> Reading<C> {
     }
 }
 
-/// A confident read before the pass ends, for hotlist alerts. The vehicle read that follows carries the
-/// same `track_id`, and may differ in text when later frames outvote it.
+/// What an early read rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyBasis {
+    /// The vote over `early_min_frames` frames reached `early_confidence`.
+    Confident,
+    /// `early_agree_frames` frames, most of the track's, read the voted text exactly; the vote reached
+    /// `min_confidence` but not `early_confidence`.
+    Agreement,
+}
+
+impl EarlyBasis {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EarlyBasis::Confident => "confident",
+            EarlyBasis::Agreement => "agreement",
+        }
+    }
+}
+
+/// A read before the pass ends, for hotlist alerts. The vehicle read that follows carries the same
+/// `track_id`, and may differ in text when later frames outvote it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EarlyRead<C> {
     pub track_id: TrackId,
     pub camera_id: String,
     pub frames: u32,
+    /// Of `frames`, those that read the voted text exactly.
+    pub agreeing_frames: u32,
+    pub basis: EarlyBasis,
     pub reading: Reading<C>,
 }
 
@@ -114,6 +136,8 @@ pub struct VehicleRead<C> {
     pub first_seen_ms: i64,
     pub last_seen_ms: i64,
     pub frames: u32,
+    /// Of `frames`, those that read the voted text exactly.
+    pub agreeing_frames: u32,
     pub direction: Direction,
     /// Reported because the car stayed put, not because its track closed.
     pub parked: bool,

@@ -6,7 +6,7 @@
 
 use super::config::{ConfigError, TrackerConfig};
 use super::motion::{Motion, Path, Rect};
-use super::read::{EarlyRead, FrameRead, TrackEvent, TrackId, VehicleRead};
+use super::read::{EarlyBasis, EarlyRead, FrameRead, TrackEvent, TrackId, VehicleRead};
 use super::text::similarity;
 use super::vote::Ballot;
 use crate::store::Plate;
@@ -51,6 +51,11 @@ struct Track<C> {
     last_text: Plate,
     last_frame: (u64, i64),
     early_sent: bool,
+    /// The text of the last early read, and how many went out: a track whose vote moves to another text
+    /// (the first early read was a misread, which may have hit no hotlist) raises one again for the new
+    /// text, at most [`MAX_EARLY_READS`] times.
+    early_text: Option<Plate>,
+    earlies: u32,
     reports: u32,
     /// Capture time of the last frame of the last report.
     last_report_ms: i64,
@@ -221,6 +226,8 @@ impl<C: Clone> Tracker<C> {
                         last_text: r.plate.clone(),
                         last_frame: (r.frame_seq, r.captured_at_ms),
                         early_sent: false,
+                        early_text: None,
+                        earlies: 0,
                         reports: 0,
                         last_report_ms: r.captured_at_ms,
                     }
@@ -282,6 +289,9 @@ fn dormant_cost<C>(cfg: &TrackerConfig, t: &Track<C>, r: &FrameRead<C>, rect: &R
     (sim >= cfg.min_text_similarity).then_some(dist / cfg.parked_motion_widths + (1.0 - sim))
 }
 
+/// Early reads per track at most (one per distinct voted text).
+const MAX_EARLY_READS: u32 = 3;
+
 /// Adds a read to its track, then raises the early read or a parked report if one is due.
 fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C>, r: FrameRead<C>, rect: Rect, events: &mut Vec<TrackEvent<C>>) {
     let at = r.captured_at_ms;
@@ -300,12 +310,27 @@ fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C
         }
         None => 0.0,
     };
-    // The full reading (which clones the crop handle) only once the early read is certain.
-    if !t.early_sent && t.reports == 0 && w.ballot.frames() >= cfg.early_min_frames && confidence >= cfg.early_confidence {
-        if let Some(reading) = w.ballot.reading(cfg.max_candidates, cfg.confusable_cost) {
-            t.early_sent = true;
-            stats.early_reads += 1;
-            events.push(TrackEvent::Early(EarlyRead { track_id: t.id, camera_id: t.camera_id.clone(), frames: w.ballot.frames(), reading }));
+    // The full reading (which clones the crop handle) only once the early read is due.
+    let due = !t.early_sent || (t.earlies < MAX_EARLY_READS && t.early_text.as_ref() != Some(&t.lead));
+    if due && t.reports == 0 {
+        let frames = w.ballot.frames();
+        let confident = frames >= cfg.early_min_frames && confidence >= cfg.early_confidence;
+        let agreeing = if confident || cfg.early_agree_frames == 0 { 0 } else { w.ballot.agreeing(&t.lead) };
+        let agreed = cfg.early_agree_frames > 0
+            && agreeing >= cfg.early_agree_frames
+            && 2 * agreeing > frames
+            && frames >= cfg.min_frames
+            && confidence >= cfg.min_confidence;
+        if confident || agreed {
+            if let Some(reading) = w.ballot.reading(cfg.max_candidates, cfg.confusable_cost) {
+                t.early_sent = true;
+                t.early_text = Some(reading.plate.clone());
+                t.earlies += 1;
+                stats.early_reads += 1;
+                let basis = if confident { EarlyBasis::Confident } else { EarlyBasis::Agreement };
+                let agreeing_frames = if confident { w.ballot.agreeing(&reading.plate) } else { agreeing };
+                events.push(TrackEvent::Early(EarlyRead { track_id: t.id, camera_id: t.camera_id.clone(), frames, agreeing_frames, basis, reading }));
+            }
         }
     }
     if t.motion.still_ms() >= cfg.parked_after_ms && (t.reports == 0 || at.saturating_sub(t.last_report_ms) >= cfg.parked_repeat_ms) {
@@ -333,6 +358,7 @@ fn report<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C
     if !vouched && reading.confidence < cfg.min_confidence {
         return Err(NoReport::LowConfidence);
     }
+    let agreeing_frames = w.ballot.agreeing(&reading.plate);
     let v = VehicleRead {
         track_id: t.id,
         camera_id: t.camera_id.clone(),
@@ -340,6 +366,7 @@ fn report<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C
         first_seen_ms: w.first_seen_ms,
         last_seen_ms: w.last_seen_ms,
         frames: w.ballot.frames(),
+        agreeing_frames,
         direction: w.path.direction(cfg.approach_growth, cfg.min_travel_widths),
         parked,
         report: t.reports,
@@ -543,12 +570,60 @@ mod tests {
     }
 
     #[test]
-    fn unconfident_tracks_raise_no_early_read() {
-        let mut tr = tracker(TrackerConfig::default());
+    fn unconfident_tracks_raise_no_early_read_without_agreement() {
+        let mut tr = tracker(TrackerConfig { early_agree_frames: 0, ..Default::default() });
         for i in 0..10 {
             assert!(tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "7ABC123", 0.8), i as i64 * 100).is_empty());
         }
         assert_eq!(tr.stats().early_reads, 0);
+        // Frames that keep disagreeing, or agree on a vote below min_confidence, raise none either.
+        let mut tr = tracker(TrackerConfig::default());
+        for i in 0..10u64 {
+            let text = ["7ABC123", "7A8C123", "7ABC1Z3"][i as usize % 3];
+            assert!(tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], text, 0.6), i as i64 * 100).iter().all(|e| !matches!(e, TrackEvent::Early(_))));
+        }
+        for i in 0..10u64 {
+            tr.push(read("b", i, i as i64 * 100, [100, 100, 80, 20], "KXM4490", 0.4), i as i64 * 100);
+        }
+        assert_eq!(tr.stats().early_reads, 0);
+    }
+
+    #[test]
+    fn a_track_whose_vote_moves_to_another_text_raises_an_early_read_for_it() {
+        let mut tr = tracker(TrackerConfig { early_agree_frames: 2, ..Default::default() });
+        let mut early = Vec::new();
+        for (i, text) in ["MUC4B21", "MUC4B21", "MUC4821", "MUC4821", "MUC4821", "MUC4821"].iter().enumerate() {
+            for e in tr.push(read("a", i as u64, i as i64 * 100, [100, 100, 80, 20], text, 0.6), i as i64 * 100) {
+                if let TrackEvent::Early(e) = e {
+                    early.push((e.track_id, e.reading.plate.expose().to_string()));
+                }
+            }
+        }
+        assert_eq!(early.len(), 2, "{early:?}");
+        assert_eq!(early[0].0, early[1].0, "the same track");
+        assert_eq!((early[0].1.as_str(), early[1].1.as_str()), ("MUC4B21", "MUC4821"));
+        assert_eq!(vehicles(&tr.flush()).len(), 1, "still one vehicle read");
+    }
+
+    #[test]
+    fn frames_that_agree_raise_an_early_read_that_no_frame_was_sure_of() {
+        let mut tr = tracker(TrackerConfig { early_agree_frames: 3, ..Default::default() });
+        let mut evs = Vec::new();
+        for i in 0..3u64 {
+            evs.extend(tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "MUC4821", 0.6), i as i64 * 100));
+            if i < 2 {
+                assert!(evs.is_empty(), "not before the third agreeing frame");
+            }
+        }
+        assert_eq!(evs.len(), 1);
+        let TrackEvent::Early(e) = &evs[0] else { panic!("expected an early read") };
+        assert_eq!((e.basis, e.frames, e.agreeing_frames, e.reading.plate.expose()), (EarlyBasis::Agreement, 3, 3, "MUC4821"));
+        assert!(e.reading.confidence < 0.9);
+        // A confident track says so.
+        let mut tr = tracker(TrackerConfig::default());
+        let evs: Vec<_> = (0..3u64).flat_map(|i| tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "7ABC123", 0.95), i as i64 * 100)).collect();
+        let Some(TrackEvent::Early(e)) = evs.first() else { panic!("expected an early read") };
+        assert_eq!((e.basis, e.agreeing_frames), (EarlyBasis::Confident, 3));
     }
 
     #[test]

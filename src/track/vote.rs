@@ -53,6 +53,8 @@ struct TextTally<C> {
     plate: Plate,
     /// Sum over frames of the confidence each frame gave this text (0 where it did not offer it).
     score: f32,
+    /// Frames whose best text this was.
+    frames: u32,
     /// The most confident frame whose best text this was.
     best: Option<BestFrame<C>>,
 }
@@ -123,6 +125,7 @@ impl<C: Clone> Ballot<C> {
         }
         let frame = BestFrame { frame_seq: r.frame_seq, captured_at_ms: r.captured_at_ms, bbox: r.bbox, confidence: conf, crop: r.crop };
         if let Some(t) = self.tally_mut(&r.plate) {
+            t.frames += 1;
             if t.best.as_ref().is_none_or(|b| frame.confidence > b.confidence) {
                 t.best = Some(frame);
             }
@@ -133,7 +136,7 @@ impl<C: Clone> Ballot<C> {
         let i = match self.texts.iter().position(|t| &t.plate == p) {
             Some(i) => i,
             None if self.texts.len() < MAX_TEXTS => {
-                self.texts.push(TextTally { plate: p.clone(), score: 0.0, best: None });
+                self.texts.push(TextTally { plate: p.clone(), score: 0.0, frames: 0, best: None });
                 self.texts.len() - 1
             }
             None => return None,
@@ -170,6 +173,11 @@ impl<C: Clone> Ballot<C> {
     /// asks after every frame).
     pub fn leading(&self) -> Option<(Plate, f32)> {
         self.winner().map(|w| (w.plate, w.confidence))
+    }
+
+    /// Frames whose best text was exactly `plate`.
+    pub fn agreeing(&self, plate: &Plate) -> u32 {
+        self.texts.iter().find(|t| &t.plate == plate).map_or(0, |t| t.frames)
     }
 
     /// None when no frame has been added.
@@ -297,6 +305,14 @@ mod tests {
         assert_eq!(r.candidates[1].plate.expose(), "A81");
         assert!((r.candidates[1].confidence - 0.5).abs() < 1e-6);
         assert_eq!(r.best.crop, 1);
+    }
+
+    #[test]
+    fn agreeing_counts_the_frames_that_read_a_text_exactly() {
+        let b = ballot(vec![frame(1, "AB1", 0.4), frame(2, "AB1", 0.3), frame(3, "A81", 0.6), frame(4, "AB1", 0.35)]);
+        assert_eq!(b.agreeing(&Plate::new("AB1").unwrap()), 3);
+        assert_eq!(b.agreeing(&Plate::new("A81").unwrap()), 1);
+        assert_eq!(b.agreeing(&Plate::new("ZZ9").unwrap()), 0);
     }
 
     #[test]

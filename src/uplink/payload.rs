@@ -81,6 +81,61 @@ pub struct HitV1 {
     pub matched_text: String,
 }
 
+/// Where an alert stands. The first message of an alert is `provisional` (raised while the vehicle is
+/// still in view, before its pass is voted) or `confirmed` (raised on the pass's vote, or on stored
+/// reads); a provisional alert gets one update under the same id when the pass closes: `confirmed` (the
+/// vote is the text alerted on), `changed` (another text that still hits the entry) or `withdrawn` (the
+/// vote no longer hits the entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStage {
+    Provisional,
+    Confirmed,
+    Changed,
+    Withdrawn,
+}
+
+impl AlertStage {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlertStage::Provisional => "provisional",
+            AlertStage::Confirmed => "confirmed",
+            AlertStage::Changed => "changed",
+            AlertStage::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// How sure the box is of the read an alert (or its update) rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertaintyV1 {
+    /// confident (the vote over the first frames was sure) | agreement (several frames read the same
+    /// text, none sure) | pass (the vote over the whole pass) | stored (a stored read, retroactively)
+    pub basis: String,
+    /// Frames the read votes over (1 for a stored read).
+    pub frames: u32,
+    /// Of those, frames that read exactly the text.
+    pub agreeing_frames: u32,
+    /// The vote's confidence, 0..=1.
+    pub confidence: f32,
+}
+
+impl CertaintyV1 {
+    /// A stored read's own confidence (retroactive checks, reads from elsewhere).
+    pub fn stored(read: &StoredRead) -> CertaintyV1 {
+        CertaintyV1 { basis: "stored".into(), frames: 1, agreeing_frames: 1, confidence: read.confidence }
+    }
+}
+
+/// On an update: the pass's vote when it closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalReadV1 {
+    pub plate: String,
+    pub confidence: f32,
+    pub frames: u32,
+    pub candidates: Vec<Candidate>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertV1 {
     pub v: u32,
@@ -96,8 +151,17 @@ pub struct AlertV1 {
     pub retroactive: bool,
     pub read: ReadV1,
     pub hit: HitV1,
-    /// Plate crop, JPEG, base64.
+    /// Plate crop, JPEG, base64 (on the first message; null on updates).
     pub crop_jpeg_base64: Option<String>,
+    /// provisional | confirmed on the first message; confirmed | changed | withdrawn on the update.
+    pub stage: AlertStage,
+    /// 0 on the first message, 1 on the update; the server drops duplicates by (id, revision).
+    pub revision: u32,
+    /// How sure the read behind this message is.
+    pub certainty: CertaintyV1,
+    /// On an update: the pass's closing vote (null on the first message). `read` stays the stored read
+    /// the alert was raised on.
+    pub final_read: Option<FinalReadV1>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -287,11 +287,16 @@ impl Uplink {
         }
     }
 
-    /// On shutdown: wait (briefly) for the PUBACKs of what is in flight, so a clean stop does not leave
-    /// delivered messages to be sent twice, then tell the server we leave; the retained status replaces
-    /// the last will.
+    /// On shutdown: send what the outbox holds (the daemon stops the uplink last, after the open tracks
+    /// closed, so an alert raised during shutdown is in it) and wait for the PUBACKs, within
+    /// [`SHUTDOWN_DRAIN`], so a clean stop neither strands an alert nor leaves delivered messages to be
+    /// sent twice; then tell the server we leave (the retained status replaces the last will). Whatever is
+    /// not acknowledged by then stays in the outbox for the next start.
     async fn drain_on_shutdown(&self, client: &AsyncClient, ev: &mut EventLoop, conn: &mut Conn) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
+        if let Err(e) = self.fill(client, conn) {
+            log::warn!("cannot send the outbox while stopping: {e}");
+        }
         while conn.tracked > 0 {
             match tokio::time::timeout_at(deadline, ev.poll()).await {
                 Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
@@ -307,6 +312,10 @@ impl Uplink {
                             log::warn!("cannot record an acknowledgement while stopping: {e}");
                             break;
                         }
+                    }
+                    if let Err(e) = self.fill(client, conn) {
+                        log::warn!("cannot send the outbox while stopping: {e}");
+                        break;
                     }
                 }
                 Ok(Ok(_)) => {}
@@ -456,6 +465,9 @@ impl Uplink {
         }
     }
 }
+
+/// Longest the uplink spends sending the outbox on shutdown.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
