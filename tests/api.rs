@@ -571,6 +571,8 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         ("post", "/api/releases/{id}/decision", some(&sup), format!("/api/releases/{pending}/decision"), json!({"approved": true})),
         ("post", "/api/releases/{id}/export", some(&sup), format!("/api/releases/{approved}/export"), json!({})),
         ("get", "/api/audit", some(&aud), "/api/audit?limit=5".into(), Value::Null),
+        ("post", "/api/audit/verify", some(&aud), "/api/audit/verify".into(), json!({})),
+        ("get", "/api/audit/report", some(&aud), "/api/audit/report?from=2020-01-01&to=2099-12-31&tz=UTC".into(), Value::Null),
         ("get", "/api/users", some(&adm), "/api/users".into(), Value::Null),
         ("post", "/api/users", some(&adm), "/api/users".into(), json!({"username": "dana", "display_name": "Dana", "job_title": "Officer", "roles": ["operator"], "password": "kettle-marsh-ember"})),
         ("post", "/api/users/{name}/approve", some(&ada), "/api/users/dana/approve".into(), json!({})),
@@ -1059,4 +1061,184 @@ fn a_login_flood_keeps_memory_bounded_and_a_valid_login_still_succeeds() {
     let from_one = shown.lines().filter(|l| l.contains("127.0.3.1:")).count();
     assert!(from_one <= polewatch::api::gate::PER_SOURCE_BURST as usize, "{from_one} attempts from one address were hashed and audited");
     assert!(from_one >= 1);
+}
+
+// ---- issue 18 §3: the auditor, without stopping the daemon ----
+
+fn today_utc() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
+}
+
+/// The report flags a burst, a refused search without a case number and searches at unusual hours, and
+/// checks every export against its request and the audited approval: an export made under a request whose
+/// approval the audit log never saw (a store edited behind the API's back) is flagged.
+#[test]
+fn the_compliance_report_flags_what_an_auditor_looks_for_and_checks_every_export() {
+    use polewatch::access::release::{Decision as ReleaseDecision, NewRequest, Request, Scope};
+    use polewatch::access::{Action, Outcome};
+    let s = start();
+    let o = s.login("olive");
+    let sup = s.login("sam");
+    let aud = s.login("audrey");
+    for _ in 0..3 {
+        let (st, v) = s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"}));
+        assert_eq!(st, 200, "{v}");
+    }
+    assert_eq!(s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle"})).0, 400, "no case number");
+    // A request entered, approved by another person and exported, all through the API: clean.
+    let (st, v) = s.post("/api/releases", Some(&o), json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A",
+        "purpose": "robbery", "case_number": "PCSO-1", "scope": {"kind": "plates", "plates": ["7ABC123"], "from_ms": 0, "to_ms": now() + DAY}}));
+    assert_eq!(st, 200, "{v}");
+    let good = v["id"].as_str().unwrap().to_string();
+    assert_eq!(s.post(&format!("/api/releases/{good}/decision"), Some(&sup), json!({"approved": true})).0, 200);
+    assert_eq!(s.post(&format!("/api/releases/{good}/export"), Some(&sup), json!({})).0, 200);
+    // A request stored as approved without any audited decision, then exported.
+    let forged = Request {
+        id: uuid::Uuid::now_v7(),
+        request: NewRequest {
+            agency: "Placer County Sheriff".into(),
+            jurisdiction: "CA".into(),
+            requester_name: "Det. B".into(),
+            purpose: "robbery".into(),
+            case_number: "PCSO-2".into(),
+            scope: Scope::Plates { plates: vec!["8XY0001".into()], from_ms: 0, to_ms: now() + DAY, whole_store: false },
+        },
+        entered_by: "olive".into(),
+        entered_at_ms: now(),
+        decision: Some(ReleaseDecision { reviewer: "sam".into(), approved: true, at_ms: now(), note: String::new() }),
+        exports: vec![],
+    };
+    s.store.put_release(&forged).unwrap();
+    assert_eq!(s.post(&format!("/api/releases/{}/export", forged.id), Some(&sup), json!({})).0, 200);
+
+    let day = today_utc();
+    let path = format!("/api/audit/report?from={day}&to={day}&tz=UTC&burst_count=3&burst_minutes=10&day_start=0&day_end=0");
+    assert_eq!(s.get(&path, Some(&o)).0, 403, "an operator may not see the report");
+    let before = s.head();
+    let (st, r) = s.get(&path, Some(&aud));
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["chain"]["ok"], true, "{}", r["chain"]);
+    assert_eq!(r["searches"]["total"], 3);
+    let bursts = r["flags"]["bursts"].as_array().unwrap();
+    assert_eq!(bursts.len(), 1, "{bursts:?}");
+    assert_eq!((bursts[0]["user"].as_str(), bursts[0]["count"].as_u64()), (Some("olive"), Some(4)), "refused attempts count too");
+    let no_case = r["flags"]["search_without_case"].as_array().unwrap();
+    assert_eq!(no_case.len(), 1, "{no_case:?}");
+    assert_eq!(no_case[0]["outcome"], "denied");
+    assert_eq!(r["flags"]["unusual_hours"].as_array().unwrap().len(), 4, "an empty day (0 to 0) makes every hour unusual; attempts count");
+    assert_eq!(r["flags"]["exports_checked"], 2);
+    let bad = r["flags"]["export_without_approved_request"].as_array().unwrap();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0]["request"], forged.id.to_string());
+    assert!(bad[0]["problem"].as_str().unwrap().contains("not in the audit log"), "{}", bad[0]);
+    let clean = r["exports"]["lines"].as_array().unwrap().iter().find(|l| l["request"] == good.as_str()).unwrap();
+    assert_eq!((clean["problem"].as_str(), clean["entered_by"].as_str(), clean["approved_by"].as_str()), (Some(""), Some("olive"), Some("sam")));
+    assert!(clean["approval_entry"].as_u64().is_some());
+    assert_eq!(r["searches"]["without_later_hold_or_release"].as_array().unwrap().len(), 3, "C-1 led to no hold or release");
+    let e = s.audit_since(before);
+    assert_eq!(outcomes(&e), ["AuditReport/Ok"]);
+    assert_eq!((e[0].user.as_str(), e[0].result_count), ("audrey", Some(7)));
+    assert!(e[0].detail.contains("7 flag(s); chain verified"), "{}", e[0].detail);
+    // The usual hours by default: nothing unusual at a 0–24 day.
+    let (_, r) = s.get(&format!("/api/audit/report?from={day}&to={day}&tz=UTC&day_start=0&day_end=24"), Some(&aud));
+    assert_eq!(r["flags"]["unusual_hours"].as_array().unwrap().len(), 0);
+    // Printable: a page with its style allowed by the Content-Security-Policy.
+    let res = s.agent.get(&format!("{}/api/audit/report?from={day}&to={day}&format=html", s.base)).header("authorization", &format!("Bearer {aud}")).call().unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let csp = res.headers().get("content-security-policy").unwrap().to_str().unwrap().to_string();
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(polewatch::access::report::HTML_STYLE.as_bytes()));
+    assert!(csp.contains(&hash), "{csp}");
+    let page = res.into_body().read_to_string().unwrap();
+    assert!(page.contains("Compliance report") && page.contains("not in the audit log") && !page.contains("<script"), "{page}");
+    // Bad periods are refused and recorded.
+    let before = s.head();
+    assert_eq!(s.get(&format!("/api/audit/report?from={day}&to=2000-01-01"), Some(&aud)).0, 400);
+    assert_eq!(s.get("/api/audit/report?from=yesterday&to=today", Some(&aud)).0, 400);
+    assert_eq!(outcomes(&s.audit_since(before)), ["AuditReport/Denied", "AuditReport/Denied"]);
+    let _ = (Action::AuditReport, Outcome::Ok);
+}
+
+/// The same checks as the offline verify, through the API while it serves; a checkpoint kept off the box
+/// is checked too; the result is recorded either way.
+#[test]
+fn an_auditor_verifies_the_chain_through_the_running_api() {
+    let s = start();
+    let aud = s.login("audrey");
+    let o = s.login("olive");
+    assert_eq!(s.post("/api/audit/verify", Some(&o), json!({})).0, 403);
+    let before = s.head();
+    let (st, v) = s.post("/api/audit/verify", Some(&aud), json!({}));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["entries"].as_u64(), Some(before));
+    let offline = polewatch::access::audit::verify_summary(&s.audit.verify(None).unwrap());
+    assert!(v["message"].as_str().unwrap().starts_with(&format!("audit log OK: {before} entries; head seq {before}")), "{v}");
+    assert!(offline.starts_with("audit log OK:"), "{offline}");
+    let e = s.audit_since(before);
+    assert_eq!(outcomes(&e), ["AuditVerified/Ok"]);
+    assert_eq!(e[0].result_count, Some(before));
+    // With a checkpoint of an earlier entry.
+    let entry = s.audit.latest(1, None, None).unwrap().remove(0);
+    let cp = serde_json::to_string(&polewatch::access::audit::Checkpoint::of(&entry)).unwrap();
+    let (_, v) = s.post("/api/audit/verify", Some(&aud), json!({ "checkpoint": cp }));
+    assert_eq!((v["ok"].as_bool(), v["checkpoint_seq"].as_u64()), (Some(true), Some(entry.seq)), "{v}");
+    // A checkpoint the log does not match: reported broken, recorded as an error.
+    let mut other = entry.clone();
+    other.hash[0] ^= 1;
+    let bad = serde_json::to_string(&polewatch::access::audit::Checkpoint::of(&other)).unwrap();
+    let before = s.head();
+    let (st, v) = s.post("/api/audit/verify", Some(&aud), json!({ "checkpoint": bad }));
+    assert_eq!(st, 200);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["message"].as_str().unwrap().contains(&format!("seq {}", entry.seq)), "{v}");
+    assert_eq!(outcomes(&s.audit_since(before)), ["AuditVerified/Error"]);
+    assert_eq!(s.post("/api/audit/verify", Some(&aud), json!({ "checkpoint": "not json" })).0, 400);
+}
+
+/// The auditor's screens in Chromium: verify the chain, show the report for the month, print view, on a
+/// desktop and a phone-width window; every input labelled; the actions are in the audit log; log out.
+#[test]
+fn browser_auditor_verifies_the_chain_and_shows_the_compliance_report() {
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    let o = s.login("olive");
+    for _ in 0..2 {
+        s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"}));
+    }
+    b.goto(&s.base);
+    b.type_into("#username", "audrey");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "audrey");
+    let unlabelled = b.execute("return [...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)");
+    assert_eq!(unlabelled, json!([]), "every input has a label");
+    b.click("#audit-verify");
+    b.wait_text("#verify-result", "audit log OK");
+    b.click("#report-run");
+    b.wait_text("#report", "Compliance report");
+    let shown = b.text("#report");
+    assert!(shown.contains("Exports checked against their approved requests"), "{shown}");
+    assert!(shown.contains("olive"), "the searches per user: {shown}");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(dir.join("console-audit-report.png"), b.screenshot_png()).unwrap();
+    b.set_window_size(390, 844);
+    let width = b.execute("return document.getElementById('report-from').getBoundingClientRect().width");
+    assert!(width.as_f64().unwrap() > 300.0, "one column on a phone: the date input spans the screen ({width})");
+    std::fs::write(dir.join("console-audit-report-phone.png"), b.screenshot_png()).unwrap();
+    eprintln!("screenshots: {}/console-audit-report*.png", dir.display());
+    let e = s.audit.latest(50, Some("audrey"), None).unwrap();
+    assert!(e.iter().any(|x| x.action == polewatch::access::Action::AuditVerified && x.outcome == polewatch::access::Outcome::Ok));
+    assert!(e.iter().any(|x| x.action == polewatch::access::Action::AuditReport && x.outcome == polewatch::access::Outcome::Ok));
+    b.click("#logout");
+    b.find("#login-form");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !s.audit.latest(5, Some("audrey"), Some("logout")).unwrap().iter().any(|x| x.outcome == polewatch::access::Outcome::Ok) {
+        assert!(std::time::Instant::now() < deadline, "the logout is recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -31,7 +31,7 @@ mod verify;
 
 pub use filter::{parse_action, Filter};
 pub use key::{AuditKey, KeyError};
-pub use sink::{AuditLog, VerifyError};
+pub use sink::{verify_summary, AuditLog, VerifyError};
 pub use verify::{decode_record, verify, Broken, BrokenReason, Checkpoint, Unreadable, Verifier, VerifyReport};
 
 use super::{Action, NewAuditEntry, Outcome};

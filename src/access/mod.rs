@@ -17,6 +17,7 @@ pub mod export;
 pub mod password;
 pub mod policy;
 pub mod release;
+pub mod report;
 pub mod roles;
 pub mod service;
 pub mod session;
@@ -59,6 +60,10 @@ pub enum Action {
     ReleasesViewed,
     /// The list of users (people, their organisations and roles) was read.
     UsersViewed,
+    /// The audit chain was verified through the running daemon (the result is in the entry).
+    AuditVerified,
+    /// A compliance report for a period was produced (the period and flag count are in the entry).
+    AuditReport,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,14 +28,20 @@ function show(user) {
   $("change-view").classList.add("hidden");
   $("logout").classList.remove("hidden");
   if (user.permissions.includes("search")) $("search-view").classList.remove("hidden");
-  if (user.permissions.includes("view_audit")) $("audit-view").classList.remove("hidden");
+  if (user.permissions.includes("view_audit")) {
+    $("audit-view").classList.remove("hidden");
+    $("report-view").classList.remove("hidden");
+    const today = new Date().toISOString().slice(0, 10);
+    if (!$("report-to").value) $("report-to").value = today;
+    if (!$("report-from").value) $("report-from").value = today.slice(0, 8) + "01";
+  }
   $("purpose").innerHTML = user.purposes.map((p) => "<option>" + text(p) + "</option>").join("");
 }
 
 function logout(tell) {
   if (tell && token) fetch("/api/logout", { method: "POST", headers: { authorization: "Bearer " + token } });
   token = null; me = null; sessionStorage.removeItem("pw-token");
-  for (const v of ["search-view", "read-view", "audit-view", "change-view"]) $(v).classList.add("hidden");
+  for (const v of ["search-view", "read-view", "audit-view", "report-view", "change-view"]) $(v).classList.add("hidden");
   $("login-view").classList.remove("hidden");
   $("logout").classList.add("hidden");
   $("who").textContent = "";
@@ -118,6 +124,46 @@ $("audit-load").addEventListener("click", async () => {
   $("audit").querySelector("tbody").innerHTML = r.entries.map((x) =>
     "<tr><td>" + text(x.seq) + "</td><td class=\"at\">" + text(new Date(x.at_ms).toISOString()) + "</td><td>" + text(x.user) + "</td><td>" + text(x.action) + "</td><td>" + text(x.query) +
     "</td><td>" + text(x.purpose) + " / " + text(x.case_number) + "</td><td>" + text(x.result_count) + "</td><td>" + text(x.outcome) + "</td></tr>").join("");
+});
+
+// The same checks as `polewatch audit verify`, run by the daemon while it keeps working.
+$("audit-verify").addEventListener("click", async () => {
+  $("verify-result").textContent = "Verifying…";
+  try {
+    const r = await post("/api/audit/verify", {});
+    $("verify-result").textContent = (r.ok ? "" : "BROKEN: ") + r.message;
+    $("verify-result").className = r.ok ? "note ok" : "error";
+  } catch (err) { $("verify-result").textContent = err.message; $("verify-result").className = "error"; }
+});
+
+function reportQuery(format) {
+  const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  return "/api/audit/report?from=" + encodeURIComponent($("report-from").value) + "&to=" + encodeURIComponent($("report-to").value) +
+    "&tz=" + encodeURIComponent(tz) + "&format=" + format;
+}
+
+// The daemon renders the printable page (every value escaped, no script); its body is shown here.
+$("report-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("report-error").textContent = "";
+  try {
+    const page = await (await api(reportQuery("html"))).text();
+    const doc = new DOMParser().parseFromString(page, "text/html");
+    $("report").innerHTML = doc.body.innerHTML;
+  } catch (err) { $("report-error").textContent = err.message; }
+});
+
+$("report-print").addEventListener("click", () => window.print());
+
+$("report-json").addEventListener("click", async () => {
+  $("report-error").textContent = "";
+  try {
+    const r = await api(reportQuery("json"));
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([JSON.stringify(r, null, 2)], { type: "application/json" }));
+    a.download = "compliance-" + $("report-from").value + "-" + $("report-to").value + ".json";
+    document.body.appendChild(a); a.click(); a.remove();
+  } catch (err) { $("report-error").textContent = err.message; }
 });
 
 if (token) api("/api/me").then(show).catch(() => logout(false));

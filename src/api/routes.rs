@@ -125,6 +125,8 @@ routes! {
     post "/api/releases/{id}/decision" => decide_release, Audit::Always;
     post "/api/releases/{id}/export" => export_release, Audit::Always;
     get "/api/audit" => audit_view, Audit::Always;
+    post "/api/audit/verify" => audit_verify, Audit::Always;
+    get "/api/audit/report" => audit_report, Audit::Always;
     get "/api/users" => list_users, Audit::Always;
     post "/api/users" => add_user, Audit::Always;
     post "/api/users/{name}/training" => user_training, Audit::Always;
@@ -648,6 +650,161 @@ async fn audit_view(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
     let detail = format!("user={:?} action={:?}", q.user.as_deref().map(for_audit), q.action.as_deref().map(for_audit));
     audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(entries.len() as u64), detail, ..c.entry(Action::AuditViewed) })?;
     Ok(Json(json!({ "entries": entries })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuditVerifyBody {
+    /// The text of a checkpoint file from `polewatch audit checkpoint` (kept off the box).
+    #[serde(default)]
+    checkpoint: Option<String>,
+}
+
+/// The same checks as the offline `polewatch audit verify`, on the running daemon's store: nothing stops.
+/// The result (passed, or where the chain breaks) is itself recorded.
+async fn audit_verify(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, body: Bytes) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ViewAudit, Action::AuditVerified, "audit log")?;
+    let base = NewAuditEntry { object: "audit log".into(), ..c.entry(Action::AuditVerified) };
+    let b: AuditVerifyBody = if body.is_empty() {
+        AuditVerifyBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+        }
+    };
+    let cp = match b.checkpoint.as_deref().map(crate::access::audit::Checkpoint::parse).transpose() {
+        Ok(cp) => cp,
+        Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e),
+    };
+    let st = s.clone();
+    let result = tokio::task::spawn_blocking(move || st.audit_log.verify(cp)).await.map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match result {
+        Ok(r) => {
+            let message = crate::access::audit::verify_summary(&r);
+            audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(r.entries), detail: message.replace('\n', "; "), ..base })?;
+            Ok(Json(json!({ "ok": true, "entries": r.entries, "head": r.head, "checkpoint_seq": r.checkpoint_seq, "message": message })))
+        }
+        Err(crate::access::audit::VerifyError::Broken(b)) => {
+            let message = b.to_string();
+            audit(&s, NewAuditEntry { outcome: Some(Outcome::Error), detail: message.clone(), ..base })?;
+            Ok(Json(json!({ "ok": false, "first_bad_seq": b.first_bad_seq, "message": message })))
+        }
+        Err(e) => refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    /// `YYYY-MM-DD` (from the start of that day) or an RFC 3339 time.
+    from: String,
+    /// `YYYY-MM-DD` (through the end of that day) or an RFC 3339 time (exclusive).
+    to: String,
+    /// `json` (default) or `html`.
+    #[serde(default)]
+    format: Option<String>,
+    burst_count: Option<usize>,
+    burst_minutes: Option<u32>,
+    day_start: Option<u8>,
+    day_end: Option<u8>,
+    /// IANA time zone the hours and times are read in; the box's own by default.
+    tz: Option<String>,
+}
+
+/// A report bound: a day in `tz` (its start, or the next day's start for an end), or an instant.
+fn report_bound(text: &str, tz: &jiff::tz::TimeZone, end: bool) -> Result<i64, String> {
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        let d = if end { d.tomorrow().map_err(|e| e.to_string())? } else { d };
+        return d.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_millisecond()).map_err(|e| e.to_string());
+    }
+    text.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|_| format!("`{}` is neither YYYY-MM-DD nor an RFC 3339 time", for_audit(text)))
+}
+
+fn report_rules(q: &ReportQuery) -> Result<crate::access::report::Rules, String> {
+    let d = crate::access::report::Rules::default();
+    let tz = match &q.tz {
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| format!("unknown time zone `{}`", for_audit(name)))?,
+        None => d.tz.clone(),
+    };
+    let (start, end) = (q.day_start.unwrap_or(d.day_start_hour), q.day_end.unwrap_or(d.day_end_hour));
+    if start > 24 || end > 24 {
+        return Err("day_start and day_end are hours, 0 to 24".into());
+    }
+    let burst_count = q.burst_count.unwrap_or(d.burst_count);
+    let burst_minutes = q.burst_minutes.unwrap_or(d.burst_minutes);
+    if burst_count < 2 || burst_minutes == 0 || burst_minutes > 24 * 60 {
+        return Err("a burst needs burst_count ≥ 2 and burst_minutes 1 to 1440".into());
+    }
+    Ok(crate::access::report::Rules { burst_count, burst_minutes, day_start_hour: start, day_end_hour: end, tz })
+}
+
+/// Gathers the report's inputs from the store and the log, with the chain verified.
+fn compliance(s: &ApiState, from_ms: i64, to_ms: i64, rules: &crate::access::report::Rules) -> Result<crate::access::report::Report, String> {
+    use crate::access::report::{build, ChainResult, Inputs};
+    let chain = match s.audit_log.verify(None) {
+        Ok(r) => ChainResult { ok: true, entries: r.entries, head_seq: r.head.map(|h| h.seq), problem: None },
+        Err(e) => ChainResult { ok: false, entries: 0, head_seq: None, problem: Some(e.to_string()) },
+    };
+    let entries = s.audit_log.entries().map_err(|e| e.to_string())?;
+    let releases = s.store.releases().map_err(|e| e.to_string())?;
+    let holds = s.store.all_holds().map_err(|e| e.to_string())?;
+    let users = s.users.list().map_err(|e| e.to_string())?;
+    let ret = &s.config.store.retention;
+    Ok(build(&Inputs {
+        from_ms,
+        to_ms,
+        now_ms: now_ms(),
+        entries: &entries,
+        releases: &releases,
+        holds: &holds,
+        users: &users,
+        oldest_read_ms: s.store.oldest_read_ms().map_err(|e| e.to_string())?,
+        retention_days: ret.max_days.max(ret.min_days),
+        sweep_interval_s: ret.sweep_interval_s,
+        chain,
+        rules,
+    }))
+}
+
+/// The compliance report for a period, as JSON or a printable page. Produced while the daemon runs, and
+/// recorded with its period and the number of flags.
+async fn audit_report(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Query(q): Query<ReportQuery>) -> Res<Response> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ViewAudit, Action::AuditReport, "compliance report")?;
+    let base = NewAuditEntry { object: "compliance report".into(), ..c.entry(Action::AuditReport) };
+    let html = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(other) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, format!("format `{}`: json or html", for_audit(other))),
+    };
+    let rules = match report_rules(&q) {
+        Ok(r) => r,
+        Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e),
+    };
+    let (from_ms, to_ms) = match (report_bound(&q.from, &rules.tz, false), report_bound(&q.to, &rules.tz, true)) {
+        (Ok(f), Ok(t)) if f < t => (f, t),
+        (Ok(_), Ok(_)) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, "the period ends before it starts".into()),
+        (Err(e), _) | (_, Err(e)) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e),
+    };
+    let st = s.clone();
+    let rules2 = rules.clone();
+    let report = tokio::task::spawn_blocking(move || compliance(&st, from_ms, to_ms, &rules2))
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let chain = if report.chain.ok { "chain verified".to_string() } else { format!("chain BROKEN: {}", report.chain.problem.as_deref().unwrap_or("")) };
+    let detail = format!("period {} to {}; {} flag(s); {chain}", report.from, report.to, report.flags.total);
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(report.flags.total), detail, ..base })?;
+    if html {
+        Ok(Html(crate::access::report::html(&report)).into_response())
+    } else {
+        Ok(Json(report).into_response())
+    }
 }
 
 fn roles_json(roles: &[Role]) -> Vec<&'static str> {

@@ -141,6 +141,11 @@ impl Browser {
         self.call("POST", &self.s("/frame"), Some(json!({"id": index})));
     }
 
+    /// Resizes the window (a phone's width, say).
+    pub fn set_window_size(&self, width: u32, height: u32) {
+        self.call("POST", &self.s("/window/rect"), Some(json!({"width": width, "height": height})));
+    }
+
     pub fn screenshot_png(&self) -> Vec<u8> {
         use base64::Engine;
         let v = self.call("GET", &self.s("/screenshot"), None);

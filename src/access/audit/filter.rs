@@ -85,6 +85,8 @@ pub fn parse_action(s: &str) -> Result<Action, String> {
             Action::AuditCheckpoint,
             Action::ReleasesViewed,
             Action::UsersViewed,
+            Action::AuditVerified,
+            Action::AuditReport,
         ];
         let names: Vec<String> = ALL.iter().map(|a| action_name(*a)).collect();
         format!("unknown action `{s}`; one of {}", names.join(", "))
