@@ -564,12 +564,16 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         ("post", "/api/reads/{id}/crop", some(&o), format!("/api/reads/{}/crop", read.id), why.clone()),
         ("post", "/api/holds", some(&o), "/api/holds".into(), json!({"read_id": read.id.to_string(), "case_number": "C-1", "reason": "evidence"})),
         ("post", "/api/holds/release", some(&sup), "/api/holds/release".into(), json!({"read_id": read.id.to_string(), "hold_id": held.id, "reason": "closed"})),
+        ("get", "/api/alerts", some(&o), "/api/alerts".into(), Value::Null),
+        ("get", "/api/alerts/stream", some(&o), "/api/alerts/stream".into(), Value::Null),
+        ("get", "/api/alerts/{id}/crop", some(&o), format!("/api/alerts/{alert}/crop"), Value::Null),
         ("post", "/api/alerts/{id}/decision", some(&o), format!("/api/alerts/{alert}/decision"), json!({"decision": "verified"})),
         ("get", "/api/releases", some(&sup), "/api/releases".into(), Value::Null),
         ("post", "/api/releases", some(&o), "/api/releases".into(), json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A",
             "purpose": "robbery", "case_number": "C-9", "scope": {"kind": "plates", "plates": ["7ABC123"], "from_ms": 0, "to_ms": now() + DAY}})),
         ("post", "/api/releases/{id}/decision", some(&sup), format!("/api/releases/{pending}/decision"), json!({"approved": true})),
         ("post", "/api/releases/{id}/export", some(&sup), format!("/api/releases/{approved}/export"), json!({})),
+        ("get", "/api/releases/{id}/bundle", some(&sup), format!("/api/releases/{approved}/bundle"), Value::Null),
         ("get", "/api/audit", some(&aud), "/api/audit?limit=5".into(), Value::Null),
         ("post", "/api/audit/verify", some(&aud), "/api/audit/verify".into(), json!({})),
         ("get", "/api/audit/report", some(&aud), "/api/audit/report?from=2020-01-01&to=2099-12-31&tz=UTC".into(), Value::Null),
@@ -590,7 +594,15 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
     for (method, route, token, path, body) in samples {
         let rule = ROUTES.iter().find(|r| r.method == method && r.path == route).unwrap().audit;
         let before = s.head();
-        let (st, v) = if method == "get" { s.get(&path, token.as_deref()) } else { s.post(&path, token.as_deref(), body) };
+        let (st, v) = if route == "/api/alerts/stream" {
+            // A stream never ends: its status, then hang up.
+            let r = s.agent.get(&format!("{}{path}", s.base)).header("authorization", &format!("Bearer {}", token.as_deref().unwrap_or(""))).call().unwrap();
+            (r.status().as_u16(), Value::Null)
+        } else if method == "get" {
+            s.get(&path, token.as_deref())
+        } else {
+            s.post(&path, token.as_deref(), body)
+        };
         assert_eq!(st, 200, "{method} {path}: {v}");
         let e = s.audit_since(before);
         match rule {
@@ -778,7 +790,8 @@ fn browser_makes_the_user_replace_an_administrators_password() {
     b.type_into("#new-password", "violet-harbor-engine");
     b.click("#change-button");
     b.wait_text("#who", "olive");
-    let e = s.audit.latest(2, Some("olive"), None).unwrap();
+    // (An operator's console also reads the alert queue at login, audited as alerts_viewed.)
+    let e: Vec<_> = s.audit.latest(10, Some("olive"), None).unwrap().into_iter().filter(|x| x.action != polewatch::access::Action::AlertsViewed).take(2).collect();
     assert_eq!(outcomes(&e), ["Login/Ok", "PasswordChanged/Ok"], "newest first");
     assert_eq!(s.post("/api/login", None, json!({"username": "olive", "password": "violet-harbor-engine"})).0, 200);
 }
@@ -1241,4 +1254,296 @@ fn browser_auditor_verifies_the_chain_and_shows_the_compliance_report() {
         assert!(std::time::Instant::now() < deadline, "the logout is recorded");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+// ---- issue 18 §2: the officer's alert queue and the records office's release requests ----
+
+fn raise_alert(s: &Server, plate: &str, kind: &str) -> uuid::Uuid {
+    let read = s.store.search(&polewatch::store::PlatePattern::parse(plate).unwrap(), 1).unwrap().remove(0);
+    let hit = polewatch::uplink::payload::HitV1 {
+        list: "state-stolen".into(),
+        entry: plate.into(),
+        category: "stolen".into(),
+        priority: 1,
+        source: "DOJ".into(),
+        match_kind: kind.into(),
+        score: 1.0,
+        matched_text: plate.into(),
+    };
+    polewatch::alert::raise(&s.store, "s1", "pole-01", &read, hit, false, 1 << 20).unwrap().id
+}
+
+/// The queue lists pending hits with the read text, the entry and the match kind; a decided one leaves
+/// it; the live stream names each new alert as it is raised (the store's change feed, no polling) and
+/// ends with its session.
+#[test]
+fn the_alert_queue_lists_pending_hits_and_streams_new_ones_live() {
+    use std::io::BufRead;
+    let s = start();
+    let o = s.login("olive");
+    let aud = s.login("audrey");
+    let first = raise_alert(&s, "8XY0001", "exact");
+    assert_eq!(s.get("/api/alerts", Some(&aud)).0, 403, "an auditor does not work alerts");
+    let before = s.head();
+    let (st, v) = s.get("/api/alerts?pending=true", Some(&o));
+    assert_eq!(st, 200, "{v}");
+    let a = &v["alerts"][0];
+    assert_eq!((a["id"].as_str(), a["plate"].as_str(), a["hit"]["entry"].as_str(), a["hit"]["match_kind"].as_str()), (Some(first.to_string().as_str()), Some("8XY0001"), Some("8XY0001"), Some("exact")));
+    assert_eq!(outcomes(&s.audit_since(before)), ["AlertsViewed/Ok"]);
+    let res = s.agent.get(&format!("{}/api/alerts/{first}/crop", s.base)).header("authorization", &format!("Bearer {o}")).call().unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.into_body().read_to_vec().unwrap().len() > 10);
+
+    // The live stream, through an agent without the shared one's 30 s limit (so only the server can end it).
+    let pem = std::fs::read(api::tls::generated_paths(s._dir.path()).0).unwrap();
+    let certs: Vec<ureq::tls::Certificate<'static>> =
+        ureq::tls::parse_pem(&pem).filter_map(|i| match i.ok()? { ureq::tls::PemItem::Certificate(c) => Some(c), _ => None }).collect();
+    let tls_cfg = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs))).build();
+    let long: ureq::Agent = ureq::Agent::config_builder().tls_config(tls_cfg).http_status_as_error(false).build().into();
+    let res = long.get(&format!("{}/api/alerts/stream", s.base)).header("authorization", &format!("Bearer {o}")).call().unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/event-stream"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(res.into_body().into_reader()).lines() {
+            match line {
+                Ok(l) => {
+                    if tx.send(Some(l)).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(None);
+    });
+    let wait_for = |want: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Some(l)) if l.contains(want) => return,
+                Ok(Some(_)) => {}
+                other => panic!("the stream never said {want}: {other:?}"),
+            }
+        }
+    };
+    wait_for("event: ready");
+    let second = raise_alert(&s, "7ABC123", "confusion");
+    wait_for(&second.to_string());
+    // Decided: out of the pending queue, in the full list with its verification.
+    assert_eq!(s.post(&format!("/api/alerts/{first}/decision"), Some(&o), json!({"decision": "rejected", "note": "crop shows 8XY0007"})).0, 200);
+    wait_for(&first.to_string());
+    let (_, v) = s.get("/api/alerts?pending=true", Some(&o));
+    let ids: Vec<&str> = v["alerts"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [second.to_string().as_str()]);
+    let (_, v) = s.get("/api/alerts", Some(&o));
+    let decided = v["alerts"].as_array().unwrap().iter().find(|a| a["id"] == first.to_string().as_str()).unwrap().clone();
+    assert_eq!((decided["verification"]["decision"].as_str(), decided["verification"]["note"].as_str()), (Some("rejected"), Some("crop shows 8XY0007")));
+    // Logging out ends the stream (checked every 15 s).
+    assert_eq!(s.post("/api/logout", Some(&o), json!({})).0, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(None) => break,
+            Ok(Some(_)) => {}
+            Err(e) => panic!("the stream outlived its session: {e}"),
+        }
+    }
+}
+
+/// The officer's queue in Chromium: a new alert arrives live with a sound (and none once the sound is
+/// turned off), the keyboard picks it, the crop and the hit show, and a confirmation with its reason is
+/// recorded.
+#[test]
+fn browser_officer_works_the_alert_queue_live_by_keyboard() {
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    b.goto(&s.base);
+    b.type_into("#username", "olive");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "olive");
+    b.wait_text("#alerts-live", "live");
+    b.wait_text("#alerts-count", "0 alert(s)");
+    // A read whose crop is a real JPEG (the recognizer's smoke-test scene), so the browser can show it.
+    let mut r = synthetic_read(9, now() - 30_000, 0);
+    r.plate = Plate::new("5JPG123").unwrap();
+    r.crop_jpeg = Some(include_bytes!("../src/recognize/smoke/scene.jpg").to_vec());
+    s.store.put_read(r).unwrap();
+    let id = raise_alert(&s, "5JPG123", "exact");
+    b.wait_text("#alert-list", "5JPG123");
+    b.wait_text("#alerts-count", "1 alert(s)");
+    assert_eq!(b.execute("return document.body.dataset.beeps"), json!("1"), "a new alert sounds");
+    b.click("#alert-sound");
+    raise_alert(&s, "7ABC123", "confusion");
+    b.wait_text("#alerts-count", "2 alert(s)");
+    assert_eq!(b.execute("return document.body.dataset.beeps"), json!("1"), "no sound once turned off");
+    // Keyboard: the queue is newest first; ArrowDown twice reaches the first alert.
+    b.keys("#alert-list", "\u{E015}\u{E015}");
+    b.wait_text("#alert-plate", "5JPG123");
+    b.wait_text("#alert-kind", "exact");
+    let loaded = b.execute("const i = document.getElementById('alert-crop'); return i.complete && i.naturalWidth > 0");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut crop = loaded;
+    while crop != json!(true) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        crop = b.execute("const i = document.getElementById('alert-crop'); return i.complete && i.naturalWidth > 0");
+    }
+    assert_eq!(crop, json!(true), "the crop shows");
+    let unlabelled = b.execute("return [...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)");
+    assert_eq!(unlabelled, json!([]), "every input has a label");
+    b.click("#alert-confirm");
+    b.wait_text("#alert-msg", "reason");
+    b.keys("#alert-list", "\u{E007}"); // Enter: to the reason
+    assert_eq!(b.execute("return document.activeElement.id"), json!("alert-reason"));
+    b.type_into("#alert-reason", "matches DOJ stolen record, checked");
+    let png = b.screenshot_png();
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-alerts.png"), &png).unwrap();
+    b.click("#alert-confirm");
+    b.wait_text("#alert-msg", "Confirmed: 5JPG123");
+    b.wait_text("#alerts-count", "1 alert(s)");
+    let e = s.audit.latest(50, Some("olive"), Some("alert_verified")).unwrap();
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].object.as_str(), e[0].detail.as_str(), e[0].outcome), (id.to_string().as_str(), "matches DOJ stolen record, checked", polewatch::access::Outcome::Ok));
+    assert!(!s.audit.latest(50, Some("olive"), Some("alerts_viewed")).unwrap().is_empty());
+    b.click("#logout");
+    b.find("#login-form");
+}
+
+/// The records office in Chromium: an operator enters a request; a supervisor approves it, exports it and
+/// downloads the signed bundle as one tar file, which verifies; every step is in the audit log.
+#[test]
+fn browser_release_request_is_entered_approved_by_another_and_downloaded_as_one_file() {
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    let read = s.store.search(&polewatch::store::PlatePattern::parse("8XY0001").unwrap(), 1).unwrap().remove(0);
+    s.store.place_hold(read.id, polewatch::store::HoldRequest { placed_by: "olive".into(), case_number: "PCSO-26-9".into(), reason: "evidence".into(), expires_at_ms: None }, now()).unwrap();
+    b.goto(&s.base);
+    b.type_into("#username", "olive");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "olive");
+    b.type_into("#rel-agency", "Placer County Sheriff");
+    b.type_into("#rel-jurisdiction", "CA");
+    b.type_into("#rel-requester", "Det. R. Alvarez");
+    b.type_into("#rel-purpose", "robbery investigation");
+    b.type_into("#rel-case", "PCSO-26-9");
+    b.click("#release-submit");
+    b.wait_text("#release-msg", "a second person must approve it");
+    b.wait_text("#releases", "waiting");
+    assert!(b.execute("return document.querySelectorAll('.rel-approve').length") == json!(0), "an operator cannot approve");
+    b.click("#logout");
+    b.find("#login-form");
+    b.type_into("#username", "sam");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "sam");
+    b.click("#releases-load");
+    b.type_into(".rel-note", "per 471.7, written request on file");
+    b.click(".rel-approve");
+    b.wait_text("#releases", "approved by sam");
+    b.click(".rel-export");
+    b.wait_text("#release-msg", "Exported: 1 read(s)");
+    b.click(".rel-download");
+    b.wait_text("#release-msg", "Bundle downloaded");
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-releases.png"), b.screenshot_png()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let tar = loop {
+        let found = std::fs::read_dir(b.download_dir()).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "tar"));
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "no tar downloaded");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = tempfile::tempdir().unwrap();
+    let x = std::process::Command::new("tar").arg("-xf").arg(&tar).arg("-C").arg(out.path()).output().unwrap();
+    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+    let bundle = std::fs::read_dir(out.path()).unwrap().next().unwrap().unwrap().path();
+    polewatch::access::export::verify_bundle(&bundle, Some(&s.device_key_hex)).unwrap();
+    let e = s.audit.latest(100, None, None).unwrap();
+    let has = |user: &str, action: polewatch::access::Action, detail: &str| e.iter().any(|x| x.user == user && x.action == action && x.outcome == polewatch::access::Outcome::Ok && x.detail.contains(detail));
+    assert!(has("olive", polewatch::access::Action::ReleaseRequested, "Placer County Sheriff"));
+    assert!(has("sam", polewatch::access::Action::ReleaseDecided, "approved; note: per 471.7"));
+    assert!(has("sam", polewatch::access::Action::Export, ""));
+    assert!(has("sam", polewatch::access::Action::Export, "downloaded as one tar file"));
+    b.click("#logout");
+    b.find("#login-form");
+}
+
+/// The users screen in Chromium: an administrator adds a user, records training, locks and unlocks the
+/// account and sets a temporary password; a second administrator approves the roles; the list shows
+/// last login and training; each change is in the audit log.
+#[test]
+fn browser_admins_manage_users_with_a_second_admin_approving_roles() {
+    use polewatch::access::{Action, Outcome};
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    let login = |u: &str| {
+        b.type_into("#username", u);
+        b.type_into("#password", PW);
+        b.click("#login-button");
+        b.wait_text("#who", u);
+    };
+    b.goto(&s.base);
+    login("adam");
+    assert_eq!(b.execute("return document.getElementById('search-view').classList.contains('hidden')"), json!(true), "an admin sees no search");
+    b.type_into("#nu-username", "dana");
+    b.type_into("#nu-name", "Dana Reyes");
+    b.type_into("#nu-title", "Officer");
+    b.select("#nu-role", "operator");
+    b.type_into("#nu-password", "kettle-marsh-ember");
+    b.click("#nu-submit");
+    b.wait_text("#users-msg", "User added");
+    b.wait_text("#users", "wait for approval");
+    b.click("#users tr[data-name=dana]");
+    let y = jiff::Timestamp::now().strftime("%Y").to_string().parse::<i32>().unwrap();
+    b.execute(&format!("document.getElementById('ua-completed').value = '{}-01-01'; document.getElementById('ua-expires').value = '{}-12-31'; return 1", y, y + 1));
+    b.click("#ua-train");
+    b.wait_text("#users-msg", "Training recorded");
+    b.wait_text("#users tr[data-name=dana]", &format!("ALPR operator {}-12-31", y + 1));
+    b.type_into("#ua-reason", "left the unit");
+    b.click("#ua-lock");
+    b.wait_text("#users tr[data-name=dana] .status", "locked");
+    b.click("#ua-unlock");
+    b.wait_text("#users-msg", "Unlocked");
+    b.type_into("#ua-password", "fresh-harbor-words");
+    b.click("#ua-reset");
+    b.wait_text("#users tr[data-name=dana] .status", "must change password");
+    b.click("#ua-approve");
+    b.wait_text("#users-msg", "may not");
+    let unlabelled = b.execute("return [...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)");
+    assert_eq!(unlabelled, json!([]), "every input has a label");
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-users.png"), b.screenshot_png()).unwrap();
+    b.click("#logout");
+    b.find("#login-form");
+    login("ada");
+    b.click("#users-load");
+    b.click("#users tr[data-name=dana]");
+    b.click("#ua-approve");
+    b.wait_text("#users-msg", "Roles approved");
+    b.wait_text("#users tr[data-name=dana] .status", "must change password");
+    assert!(!b.text("#users tr[data-name=dana] .status").contains("wait for approval"));
+    b.wait_text("#users tr[data-name=adam]", &jiff::Timestamp::now().strftime("%Y-%m-%d").to_string());
+    let e = s.audit.latest(200, None, None).unwrap();
+    let has = |user: &str, action: Action, outcome: Outcome| e.iter().any(|x| x.user == user && x.action == action && x.outcome == outcome && x.object == "dana");
+    assert!(has("adam", Action::UserAdded, Outcome::Ok));
+    assert!(has("adam", Action::TrainingRecorded, Outcome::Ok));
+    assert!(has("adam", Action::UserLocked, Outcome::Ok));
+    assert!(has("adam", Action::UserUnlocked, Outcome::Ok));
+    assert!(has("adam", Action::PasswordChanged, Outcome::Ok));
+    assert!(has("adam", Action::UserChanged, Outcome::Denied), "the granting admin cannot approve");
+    assert!(has("ada", Action::UserChanged, Outcome::Ok));
+    b.click("#logout");
+    b.find("#login-form");
 }

@@ -64,6 +64,9 @@ pub enum Action {
     AuditVerified,
     /// A compliance report for a period was produced (the period and flag count are in the entry).
     AuditReport,
+    /// The alert queue (hits with read text, list entry and match kind) or an alert's crop was read, or
+    /// its live stream opened.
+    AlertsViewed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

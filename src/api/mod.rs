@@ -5,6 +5,7 @@
 
 pub mod gate;
 pub mod headers;
+pub mod tarball;
 mod routes;
 pub mod tls;
 

@@ -119,11 +119,15 @@ routes! {
     post "/api/reads/{id}/crop" => read_crop, Audit::Always;
     post "/api/holds" => place_hold, Audit::Always;
     post "/api/holds/release" => release_hold, Audit::Always;
+    get "/api/alerts" => list_alerts, Audit::Always;
+    get "/api/alerts/stream" => alert_stream, Audit::Always;
+    get "/api/alerts/{id}/crop" => alert_crop, Audit::Always;
     post "/api/alerts/{id}/decision" => alert_decision, Audit::Always;
     get "/api/releases" => list_releases, Audit::Always;
     post "/api/releases" => request_release, Audit::Always;
     post "/api/releases/{id}/decision" => decide_release, Audit::Always;
     post "/api/releases/{id}/export" => export_release, Audit::Always;
+    get "/api/releases/{id}/bundle" => release_bundle, Audit::Always;
     get "/api/audit" => audit_view, Audit::Always;
     post "/api/audit/verify" => audit_verify, Audit::Always;
     get "/api/audit/report" => audit_report, Audit::Always;
@@ -540,6 +544,106 @@ async fn alert_decision(State(s): St, headers: HeaderMap, ConnectInfo(addr): Con
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsQuery {
+    /// Only alerts not yet confirmed or rejected.
+    #[serde(default)]
+    pending: bool,
+    limit: Option<usize>,
+}
+
+/// The alert queue, newest first: each hit with the read's text, camera and time, the list entry it
+/// matched, the match kind and score, and its verification if decided.
+async fn list_alerts(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Query(q): Query<AlertsQuery>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, "alert queue")?;
+    let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    let st = s.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, StoreError> {
+        let mut out = Vec::new();
+        // Decided alerts are skipped for `pending`: read a bounded window more than asked.
+        for a in st.store.alerts(if q.pending { limit * 10 } else { limit })? {
+            if q.pending && a.verification.is_some() {
+                continue;
+            }
+            let read = st.store.get_read(a.read_id)?;
+            out.push(json!({
+                "id": a.id,
+                "raised_at": jiff::Timestamp::from_millisecond(a.raised_at_ms).map(|t| t.to_string()).unwrap_or_default(),
+                "read_id": a.read_id.to_string(),
+                "plate": read.as_ref().map(|r| r.plate.expose().to_string()),
+                "camera": read.as_ref().map(|r| r.camera_id.clone()),
+                "captured_at": read.as_ref().and_then(|r| jiff::Timestamp::from_millisecond(r.captured_at_ms).ok()).map(|t| t.to_string()),
+                "has_crop": read.as_ref().is_some_and(|r| r.has_crop),
+                "hit": a.detail,
+                "verification": a.verification,
+            }));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let detail = if q.pending { "pending alerts" } else { "all alerts" };
+    audit(&s, NewAuditEntry { object: "alert queue".into(), outcome: Some(Outcome::Ok), result_count: Some(found.len() as u64), detail: detail.into(), ..c.entry(Action::AlertsViewed) })?;
+    Ok(Json(json!({ "alerts": found })))
+}
+
+/// The plate crop of an alert's read, for the officer to compare with the hit.
+async fn alert_crop(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>) -> Res<Response> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, &id.to_string())?;
+    let base = NewAuditEntry { object: id.to_string(), detail: "crop".into(), ..c.entry(Action::AlertsViewed) };
+    let Some(a) = s.store.alert(id).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? else {
+        return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such alert".into());
+    };
+    let Some(img) = s.store.image(a.read_id, ImageKind::Crop).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? else {
+        return refuse(&s, NewAuditEntry { result_count: Some(0), ..base }, Outcome::Error, StatusCode::NOT_FOUND, "no crop for this alert's read".into());
+    };
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(1), ..base })?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg")], img).into_response())
+}
+
+/// How long one live stream lasts before the console reconnects (and is re-checked and re-audited).
+const STREAM_MAX: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The live alert queue as server-sent events: `event: alert` with the alert's id (nothing else: the
+/// console then reads the queue, audited) whenever an alert is raised or decided. No polling: the store's
+/// own change feed wakes it. It ends when the session does (checked every 15 s without extending it), and
+/// after [`STREAM_MAX`].
+async fn alert_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, "alert stream")?;
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").to_string();
+    audit(&s, NewAuditEntry { object: "alert stream".into(), outcome: Some(Outcome::Ok), detail: "live queue opened (events carry alert ids only)".into(), ..c.entry(Action::AlertsViewed) })?;
+    let sub = s.store.watch_alerts();
+    let until = tokio::time::Instant::now() + STREAM_MAX;
+    let st = s.clone();
+    let hello = futures_util::stream::once(async { Ok::<Event, std::convert::Infallible>(Event::default().event("ready").data("listening")) });
+    let events = futures_util::stream::unfold((sub, st, token), move |(mut sub, st, token)| async move {
+        loop {
+            if tokio::time::Instant::now() >= until {
+                return None;
+            }
+            match tokio::time::timeout(std::time::Duration::from_secs(15), &mut sub).await {
+                Ok(Some(ev)) => {
+                    let id = <[u8; 16]>::try_from(ev.key().as_ref()).map(|b| uuid::Uuid::from_bytes(b).to_string()).unwrap_or_default();
+                    return Some((Ok(Event::default().event("alert").data(id)), (sub, st, token)));
+                }
+                Ok(None) => return None,
+                Err(_) if !st.users.sessions().alive(&token, now_ms()) => return None,
+                Err(_) => {}
+            }
+        }
+    });
+    Ok(Sse::new(futures_util::StreamExt::chain(hello, events)).keep_alive(KeepAlive::default()).into_response())
+}
+
 async fn list_releases(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require_any(&s, &c, &[Permission::RequestRelease, Permission::ApproveRelease], Action::ReleasesViewed, "")?;
@@ -632,6 +736,42 @@ async fn export_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): Con
     r.exports.push(bundle.dir.display().to_string());
     s.store.put_release(&r).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(json!({ "dir": bundle.dir, "manifest": bundle.manifest })))
+}
+
+/// The latest signed bundle of an approved request, as one tar file. The download is data leaving the box:
+/// it is recorded as an export (the compliance report checks it against the approved request like any).
+async fn release_bundle(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>) -> Res<Response> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::Export, Action::Export, &id.to_string())?;
+    let base = NewAuditEntry { object: id.to_string(), ..c.entry(Action::Export) };
+    let r = load_release(&s, &base, id)?;
+    let base = NewAuditEntry { case_number: r.request.case_number.clone(), purpose: r.request.purpose.clone(), ..base };
+    if let Err(e) = release::may_export(&r) {
+        return refuse(&s, base, Outcome::Denied, StatusCode::FORBIDDEN, e.to_string());
+    }
+    let dir = r.exports.last().map(std::path::PathBuf::from).filter(|d| d.starts_with(&s.export_dir) && d.is_dir());
+    let Some(dir) = dir else {
+        return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no bundle exported for this request yet: export it first".into());
+    };
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "polewatch-export".into());
+    let d2 = dir.clone();
+    let tar = tokio::task::spawn_blocking(move || -> Result<(usize, Vec<u8>), String> {
+        let files = super::tarball::read_dir_files(&d2).map_err(|e| format!("cannot read the bundle: {e}"))?;
+        let mtime = jiff::Timestamp::now().as_second().max(0) as u64;
+        Ok((files.len(), super::tarball::archive(&files, mtime).map_err(|e| e.to_string())?))
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (count, bytes) = match tar {
+        Ok(t) => t,
+        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(count as u64), detail: format!("signed bundle {name} downloaded as one tar file"), ..base })?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.tar\""))],
+        bytes,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -821,7 +961,8 @@ async fn list_users(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
         .map(|u| {
             json!({"username": u.username, "display_name": u.display_name, "organisation": u.organisation, "job_title": u.job_title,
                    "roles": roles_json(&u.roles), "pending_roles": u.pending_roles.as_ref().map(|p| json!({"roles": roles_json(&p.roles), "granted_by": p.by})),
-                   "must_change_password": u.must_change_password, "locked": u.locked.is_some(), "training": u.training})
+                   "must_change_password": u.must_change_password, "locked": u.locked.is_some(), "training": u.training,
+                   "last_login_ms": u.last_login_ms})
         })
         .collect();
     Ok(Json(json!({ "users": out })))

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 pub struct Browser {
     driver: Child,
+    downloads: std::path::PathBuf,
     base: String,
     session: String,
     _profile: tempfile::TempDir,
@@ -31,6 +32,8 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(100));
         }
         let profile = tempfile::tempdir().ok()?;
+        let downloads = profile.path().join("downloads");
+        std::fs::create_dir_all(&downloads).ok()?;
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "acceptInsecureCerts": true,
@@ -38,9 +41,9 @@ impl Browser {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
                 "--window-size=1280,900", "--ignore-certificate-errors", format!("--user-data-dir={}", profile.path().display())
-            ]}
+            ], "prefs": {"download.default_directory": downloads.display().to_string(), "download.prompt_for_download": false}}
         }}});
-        let mut b = Browser { driver, base, session: String::new(), _profile: profile };
+        let mut b = Browser { driver, downloads, base, session: String::new(), _profile: profile };
         let v = b.call("POST", "/session", Some(caps));
         b.session = v["sessionId"].as_str().or_else(|| v["value"]["sessionId"].as_str()).expect("webdriver session").to_string();
         Some(b)
@@ -93,6 +96,17 @@ impl Browser {
         let id = self.find(css);
         self.call("POST", &self.s(&format!("/element/{id}/clear")), None);
         self.call("POST", &self.s(&format!("/element/{id}/value")), Some(json!({ "text": text })));
+    }
+
+    /// Sends keys to an element without clearing it (WebDriver key codes: "\u{E015}" is ArrowDown).
+    pub fn keys(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.call("POST", &self.s(&format!("/element/{id}/value")), Some(json!({ "text": text })));
+    }
+
+    /// Where the browser saves downloads.
+    pub fn download_dir(&self) -> &std::path::Path {
+        &self.downloads
     }
 
     pub fn click(&self, css: &str) {

@@ -87,6 +87,7 @@ pub fn parse_action(s: &str) -> Result<Action, String> {
             Action::UsersViewed,
             Action::AuditVerified,
             Action::AuditReport,
+            Action::AlertsViewed,
         ];
         let names: Vec<String> = ALL.iter().map(|a| action_name(*a)).collect();
         format!("unknown action `{s}`; one of {}", names.join(", "))
