@@ -562,6 +562,7 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         ("post", "/api/search", some(&o), "/api/search".into(), json!({"plate": "7ABC*", "purpose": "stolen vehicle", "case_number": "C-1"})),
         ("post", "/api/reads/{id}", some(&o), format!("/api/reads/{}", read.id), why.clone()),
         ("post", "/api/reads/{id}/crop", some(&o), format!("/api/reads/{}/crop", read.id), why.clone()),
+        ("get", "/api/holds", some(&o), "/api/holds".into(), Value::Null),
         ("post", "/api/holds", some(&o), "/api/holds".into(), json!({"read_id": read.id.to_string(), "case_number": "C-1", "reason": "evidence"})),
         ("post", "/api/holds/release", some(&sup), "/api/holds/release".into(), json!({"read_id": read.id.to_string(), "hold_id": held.id, "reason": "closed"})),
         ("get", "/api/alerts", some(&o), "/api/alerts".into(), Value::Null),
@@ -1544,6 +1545,53 @@ fn browser_admins_manage_users_with_a_second_admin_approving_roles() {
     assert!(has("adam", Action::PasswordChanged, Outcome::Ok));
     assert!(has("adam", Action::UserChanged, Outcome::Denied), "the granting admin cannot approve");
     assert!(has("ada", Action::UserChanged, Outcome::Ok));
+    b.click("#logout");
+    b.find("#login-form");
+}
+
+/// Retention and holds in Chromium: the holds in force by case, the retention state and disk use; a
+/// supervisor releases one with a reason, recorded.
+#[test]
+fn browser_supervisor_sees_retention_and_holds_and_releases_one() {
+    use polewatch::access::{Action, Outcome};
+    use polewatch::store::HoldRequest;
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    let reads = s.store.search(&polewatch::store::PlatePattern::parse("*").unwrap(), 10).unwrap();
+    let hold = |i: usize, case: &str, exp: Option<i64>| s.store.place_hold(reads[i].id, HoldRequest { placed_by: "olive".into(), case_number: case.into(), reason: "evidence".into(), expires_at_ms: exp }, now()).unwrap();
+    let h1 = hold(0, "PCSO-1", None);
+    hold(1, "PCSO-1", Some(now() + 30 * DAY));
+    hold(2, "PCSO-2", Some(now() + 1000));
+    let o = s.login("olive");
+    let (st, v) = s.get("/api/holds", Some(&o));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["in_force"], 3);
+    assert_eq!(v["by_case"]["PCSO-1"], 2);
+    assert!(v["disk"]["used_pct"].as_f64().is_some() && v["retention"]["reads"] == 3, "{v}");
+    assert_eq!(s.get("/api/holds", Some(&s.login("audrey"))).0, 403);
+    std::thread::sleep(Duration::from_millis(1100)); // PCSO-2's hold expires
+    b.goto(&s.base);
+    b.type_into("#username", "sam");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "sam");
+    b.click("#holds-load");
+    b.wait_text("#holds-in-force", "2 hold(s) in force");
+    b.wait_text("#retention-summary", "PCSO-1 (2)");
+    b.wait_text("#disk-use", "% of");
+    b.wait_text("#holds", "expired");
+    b.type_into(&format!(".hold-reason[data-id='{}']", h1.id), "case closed by the DA");
+    b.click(&format!(".hold-release[data-id='{}']", h1.id));
+    b.wait_text("#holds-msg", "Hold released");
+    b.wait_text("#holds-in-force", "1 hold(s) in force");
+    b.wait_text("#holds", "released by sam");
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-holds.png"), b.screenshot_png()).unwrap();
+    let e = s.audit.latest(50, Some("sam"), None).unwrap();
+    assert!(e.iter().any(|x| x.action == Action::HoldsViewed && x.outcome == Outcome::Ok && x.result_count == Some(3)));
+    assert!(e.iter().any(|x| x.action == Action::HoldReleased && x.outcome == Outcome::Ok && x.detail == "case closed by the DA" && x.case_number == "PCSO-1"));
     b.click("#logout");
     b.find("#login-form");
 }

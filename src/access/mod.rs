@@ -67,6 +67,8 @@ pub enum Action {
     /// The alert queue (hits with read text, list entry and match kind) or an alert's crop was read, or
     /// its live stream opened.
     AlertsViewed,
+    /// The evidence holds (read ids, case numbers, who placed them) and the retention state were read.
+    HoldsViewed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

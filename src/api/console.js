@@ -36,6 +36,7 @@ function show(user) {
     $("releases-view").classList.remove("hidden");
     $("release-form").classList.toggle("hidden", !user.permissions.includes("request_release"));
   }
+  if (user.permissions.includes("place_hold") || user.permissions.includes("release_hold")) $("holds-view").classList.remove("hidden");
   if (user.permissions.includes("manage_users")) $("users-view").classList.remove("hidden");
   if (user.permissions.includes("view_audit")) {
     $("audit-view").classList.remove("hidden");
@@ -51,7 +52,7 @@ function logout(tell) {
   if (tell && token) fetch("/api/logout", { method: "POST", headers: { authorization: "Bearer " + token } });
   token = null; me = null; sessionStorage.removeItem("pw-token");
   if (stream) { stream.abort(); stream = null; }
-  for (const v of ["search-view", "read-view", "audit-view", "report-view", "change-view", "alerts-view", "releases-view", "users-view"]) $(v).classList.add("hidden");
+  for (const v of ["search-view", "read-view", "audit-view", "report-view", "change-view", "alerts-view", "releases-view", "users-view", "holds-view"]) $(v).classList.add("hidden");
   $("login-view").classList.remove("hidden");
   $("logout").classList.add("hidden");
   $("who").textContent = "";
@@ -378,5 +379,46 @@ $("ua-unlock").addEventListener("click", () => usersDo(() => post(target() + "/u
 $("ua-approve").addEventListener("click", () => usersDo(() => post(target() + "/approve", {}), "Roles approved."));
 $("ua-reset").addEventListener("click", () => usersDo(() => post(target() + "/password", { password: $("ua-password").value }).then(() => { $("ua-password").value = ""; }),
   "Temporary password set: the user must replace it at the next login."));
+
+// ---- Retention and holds ----
+
+function bytes(n) { return n >= 1 << 30 ? (n / (1 << 30)).toFixed(1) + " GiB" : (n / (1 << 20)).toFixed(1) + " MiB"; }
+
+async function loadHolds() {
+  const r = await api("/api/holds");
+  const t = r.retention; const d = r.disk;
+  const cases = Object.entries(r.by_case).map(([c, n]) => text(c) + " (" + n + ")").join(", ") || "none";
+  const last = t.last_sweep ? day(t.last_sweep.at_ms) + " (" + text(t.last_sweep.outcome) + ": " + text(t.last_sweep.detail) + ")" : "none recorded yet";
+  const oldest = t.oldest_read_ms ? ((Date.now() - t.oldest_read_ms) / 86400000).toFixed(1) + " days old" : "no reads";
+  let disk = "unknown";
+  if (d) {
+    const warn = d.used_pct >= d.full_watermark_pct ? " <strong class=\"flag\">past the full watermark</strong>" : d.used_pct >= d.high_watermark_pct ? " <strong class=\"flag\">past the high watermark</strong>" : "";
+    disk = d.used_pct + " % of " + bytes(d.total_bytes) + " (high " + d.high_watermark_pct + " %, full " + d.full_watermark_pct + " %)" + warn;
+  }
+  $("retention-summary").innerHTML = "<p><strong id=\"holds-in-force\">" + r.in_force + " hold(s) in force</strong> by case: " + cases + "</p>" +
+    "<p>Reads kept " + t.min_days + " to " + t.max_days + " days; " + t.reads + " read(s), oldest " + oldest + "; store " + bytes(t.store_bytes) + ".</p>" +
+    "<p>Last sweep: " + last + ". <span id=\"next-sweep\">Next sweep: " + (t.next_sweep_ms ? day(t.next_sweep_ms) : "after start-up, every " + t.sweep_interval_s + " s") + "</span>.</p>" +
+    "<p id=\"disk-use\">Disk: " + disk + "</p>";
+  const canRelease = me.permissions.includes("release_hold");
+  $("holds").querySelector("tbody").innerHTML = r.holds.map((h) => {
+    const state = h.released ? "released by " + text(h.released.by) + " " + day(h.released.at_ms) : h.in_force ? "in force" : "expired";
+    const act = h.in_force && canRelease ? "<label>Reason <input class=\"hold-reason\" data-id=\"" + text(h.id) + "\"></label> <button type=\"button\" class=\"hold-release\" data-id=\"" +
+      text(h.id) + "\" data-read=\"" + text(h.read_id) + "\">Release</button>" : "";
+    return "<tr><td>" + text(h.case_number) + "</td><td>" + text(h.read_id) + "</td><td>" + text(h.placed_by) + " " + day(h.placed_at_ms) + "</td><td>" + text(h.reason) +
+      "</td><td>" + (h.expires_at_ms ? day(h.expires_at_ms) : "never") + "</td><td class=\"state\">" + state + "</td><td>" + act + "</td></tr>";
+  }).join("");
+}
+
+$("holds-load").addEventListener("click", () => loadHolds().catch((err) => { $("holds-msg").textContent = err.message; }));
+$("holds").addEventListener("click", async (e) => {
+  const b = e.target.closest("button.hold-release");
+  if (!b) return;
+  const reason = document.querySelector(".hold-reason[data-id=\"" + CSS.escape(b.dataset.id) + "\"]").value;
+  try {
+    await post("/api/holds/release", { read_id: b.dataset.read, hold_id: b.dataset.id, reason });
+    $("holds-msg").textContent = "Hold released.";
+    await loadHolds();
+  } catch (err) { $("holds-msg").textContent = err.message; }
+});
 
 if (token) api("/api/me").then(show).catch(() => logout(false));

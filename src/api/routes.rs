@@ -117,6 +117,7 @@ routes! {
     post "/api/search" => search, Audit::Always;
     post "/api/reads/{id}" => read_detail, Audit::Always;
     post "/api/reads/{id}/crop" => read_crop, Audit::Always;
+    get "/api/holds" => list_holds, Audit::Always;
     post "/api/holds" => place_hold, Audit::Always;
     post "/api/holds/release" => release_hold, Audit::Always;
     get "/api/alerts" => list_alerts, Audit::Always;
@@ -489,6 +490,76 @@ async fn place_hold(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
     let req = HoldRequest { placed_by: c.user.username.clone(), case_number: b.case_number.into_string(), reason: b.reason.into_string(), expires_at_ms };
     let h = act(&s, base, || s.store.place_hold(rid, req, now))?;
     Ok(Json(json!({ "hold_id": h.id, "read_id": h.read_id })))
+}
+
+/// Used and total bytes of the file system holding `path` (statvfs).
+fn disk_use(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = if path.exists() { path } else { path.parent()? };
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct we pass; the path is a valid NUL-terminated string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frag = st.f_frsize as u64;
+    let total = st.f_blocks as u64 * frag;
+    let free = st.f_bfree as u64 * frag;
+    Some((total.saturating_sub(free), total))
+}
+
+/// Retention and holds: every hold (in force, expired, released) with its case and expiry, the last and
+/// next retention sweep, the oldest read against the retention period, and disk use against the
+/// watermarks.
+async fn list_holds(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require_any(&s, &c, &[Permission::PlaceHold, Permission::ReleaseHold], Action::HoldsViewed, "holds")?;
+    let st = s.clone();
+    let v = tokio::task::spawn_blocking(move || -> Result<Value, String> {
+        let now = now_ms();
+        let holds = st.store.all_holds().map_err(|e| e.to_string())?;
+        let in_force = holds.iter().filter(|h| crate::retention::hold_binds(h, now)).count();
+        let mut by_case: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for h in holds.iter().filter(|h| crate::retention::hold_binds(h, now)) {
+            *by_case.entry(h.case_number.clone()).or_default() += 1;
+        }
+        let list: Vec<Value> = holds
+            .iter()
+            .map(|h| {
+                let mut v = serde_json::to_value(h).unwrap_or_default();
+                v["read_id"] = json!(h.read_id.to_string());
+                v["in_force"] = json!(crate::retention::hold_binds(h, now));
+                v
+            })
+            .collect();
+        let ret = &st.config.store.retention;
+        let last = st.audit_log.latest(1, None, Some("retention_purge")).map_err(|e| e.to_string())?.into_iter().next();
+        let next_ms = last.as_ref().map(|e| e.at_ms + ret.sweep_interval_s as i64 * 1000);
+        let disk = disk_use(st.store.path()).map(|(used, total)| {
+            json!({"used_bytes": used, "total_bytes": total, "used_pct": if total > 0 { (used as f64 * 1000.0 / total as f64).round() / 10.0 } else { 0.0 },
+                   "high_watermark_pct": st.config.store.disk_high_watermark_pct, "full_watermark_pct": st.config.store.disk_full_watermark_pct})
+        });
+        Ok(json!({
+            "holds": list,
+            "in_force": in_force,
+            "by_case": by_case,
+            "retention": {
+                "min_days": ret.min_days, "max_days": ret.max_days, "sweep_interval_s": ret.sweep_interval_s,
+                "last_sweep": last.as_ref().map(|e| json!({"at_ms": e.at_ms, "outcome": e.outcome, "detail": e.detail})),
+                "next_sweep_ms": next_ms,
+                "oldest_read_ms": st.store.oldest_read_ms().map_err(|e| e.to_string())?,
+                "reads": st.store.count_reads(),
+                "store_bytes": st.store.size_on_disk().map_err(|e| e.to_string())?,
+            },
+            "disk": disk,
+        }))
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let n = v["holds"].as_array().map_or(0, |a| a.len());
+    audit(&s, NewAuditEntry { object: "holds".into(), outcome: Some(Outcome::Ok), result_count: Some(n as u64), ..c.entry(Action::HoldsViewed) })?;
+    Ok(Json(v))
 }
 
 #[derive(Deserialize)]
