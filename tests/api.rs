@@ -83,6 +83,11 @@ fn start() -> Server {
         r.plate = Plate::new(p).unwrap();
         store.put_read(r).unwrap();
     }
+    // One hotlist file in force, as the daemon loads it.
+    let list = dir.path().join("state-stolen.csv");
+    std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\n8XY0001,,stolen,1,DOJ,,white sedan\n7AB*,,wanted,2,DOJ,,\n").unwrap();
+    let target = polewatch::ops::hotlists::AlertTarget { site: "s1".into(), device: "pole-01".into(), max_packet_bytes: 1 << 20 };
+    let hotlists = Arc::new(polewatch::ops::hotlists::Hotlists::load(store.clone(), &[list], 30, target).unwrap());
     let (cert, key) = api::tls::generated_paths(dir.path());
     api::tls::ensure_self_signed(&cert, &key, &["127.0.0.1".into()]).unwrap();
     let tls = api::tls::server_config(&cert, &key).unwrap();
@@ -97,6 +102,7 @@ fn start() -> Server {
         config: cfg,
         device_key,
         export_dir: export_dir.clone(),
+        hotlists: Some(hotlists),
     });
     let port = support::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -569,6 +575,8 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         ("get", "/api/alerts/stream", some(&o), "/api/alerts/stream".into(), Value::Null),
         ("get", "/api/alerts/{id}/crop", some(&o), format!("/api/alerts/{alert}/crop"), Value::Null),
         ("post", "/api/alerts/{id}/decision", some(&o), format!("/api/alerts/{alert}/decision"), json!({"decision": "verified"})),
+        ("get", "/api/hotlists", some(&o), "/api/hotlists".into(), Value::Null),
+        ("post", "/api/hotlists/search", some(&o), "/api/hotlists/search".into(), json!({"query": "8XY"})),
         ("get", "/api/releases", some(&sup), "/api/releases".into(), Value::Null),
         ("post", "/api/releases", some(&o), "/api/releases".into(), json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A",
             "purpose": "robbery", "case_number": "C-9", "scope": {"kind": "plates", "plates": ["7ABC123"], "from_ms": 0, "to_ms": now() + DAY}})),
@@ -1592,6 +1600,38 @@ fn browser_supervisor_sees_retention_and_holds_and_releases_one() {
     let e = s.audit.latest(50, Some("sam"), None).unwrap();
     assert!(e.iter().any(|x| x.action == Action::HoldsViewed && x.outcome == Outcome::Ok && x.result_count == Some(3)));
     assert!(e.iter().any(|x| x.action == Action::HoldReleased && x.outcome == Outcome::Ok && x.detail == "case closed by the DA" && x.case_number == "PCSO-1"));
+    b.click("#logout");
+    b.find("#login-form");
+}
+
+/// The hotlists view in Chromium: the lists in force with origin, version and counts; an entry search,
+/// recorded with its query.
+#[test]
+fn browser_officer_views_the_hotlists_and_searches_an_entry() {
+    use polewatch::access::{Action, Outcome};
+    let s = start();
+    assert_eq!(s.get("/api/hotlists", Some(&s.login("audrey"))).0, 403);
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    b.goto(&s.base);
+    b.type_into("#username", "olive");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "olive");
+    b.click("#hotlists-load");
+    b.wait_text("#hotlists", "state-stolen.csv");
+    b.wait_text("#hotlists tbody tr", "file on the box");
+    b.type_into("#hotlist-query", "8xy");
+    b.click("#hotlist-search");
+    b.wait_text("#hotlists-msg", "1 entry");
+    b.wait_text("#hotlist-entries", "white sedan");
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-hotlists.png"), b.screenshot_png()).unwrap();
+    let e = s.audit.latest(20, Some("olive"), Some("hotlists_viewed")).unwrap();
+    assert!(e.iter().any(|x| x.outcome == Outcome::Ok && x.query == "8xy" && x.result_count == Some(1)), "{e:?}");
+    assert!(e.iter().any(|x| x.outcome == Outcome::Ok && x.object == "hotlists" && x.result_count == Some(1)));
+    let _ = Action::HotlistsViewed;
     b.click("#logout");
     b.find("#login-form");
 }

@@ -69,6 +69,8 @@ pub enum Action {
     AlertsViewed,
     /// The evidence holds (read ids, case numbers, who placed them) and the retention state were read.
     HoldsViewed,
+    /// The hotlists in force or their entries (plates) were read.
+    HotlistsViewed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,6 +37,7 @@ function show(user) {
     $("release-form").classList.toggle("hidden", !user.permissions.includes("request_release"));
   }
   if (user.permissions.includes("place_hold") || user.permissions.includes("release_hold")) $("holds-view").classList.remove("hidden");
+  if (user.permissions.includes("verify_alert") || user.permissions.includes("manage_hotlists")) $("hotlists-view").classList.remove("hidden");
   if (user.permissions.includes("manage_users")) $("users-view").classList.remove("hidden");
   if (user.permissions.includes("view_audit")) {
     $("audit-view").classList.remove("hidden");
@@ -52,7 +53,7 @@ function logout(tell) {
   if (tell && token) fetch("/api/logout", { method: "POST", headers: { authorization: "Bearer " + token } });
   token = null; me = null; sessionStorage.removeItem("pw-token");
   if (stream) { stream.abort(); stream = null; }
-  for (const v of ["search-view", "read-view", "audit-view", "report-view", "change-view", "alerts-view", "releases-view", "users-view", "holds-view"]) $(v).classList.add("hidden");
+  for (const v of ["search-view", "read-view", "audit-view", "report-view", "change-view", "alerts-view", "releases-view", "users-view", "holds-view", "hotlists-view"]) $(v).classList.add("hidden");
   $("login-view").classList.remove("hidden");
   $("logout").classList.add("hidden");
   $("who").textContent = "";
@@ -419,6 +420,28 @@ $("holds").addEventListener("click", async (e) => {
     $("holds-msg").textContent = "Hold released.";
     await loadHolds();
   } catch (err) { $("holds-msg").textContent = err.message; }
+});
+
+// ---- Hotlists (read-only) ----
+
+$("hotlists-load").addEventListener("click", async () => {
+  try {
+    const r = await api("/api/hotlists");
+    $("hotlists").querySelector("tbody").innerHTML = r.lists.map((l) => "<tr><td>" + text(l.name) + "</td><td>" + text(l.origin) + "</td><td>" + day(l.loaded_at_ms) +
+      "</td><td>" + text(l.entries) + "</td><td>" + text(l.active) + "</td></tr>").join("");
+  } catch (err) { $("hotlists-msg").textContent = err.message; }
+});
+
+$("hotlist-search-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("hotlists-msg").textContent = "";
+  try {
+    const r = await post("/api/hotlists/search", { query: $("hotlist-query").value });
+    $("hotlists-msg").textContent = r.entries.length + " entr" + (r.entries.length === 1 ? "y" : "ies");
+    $("hotlist-entries").querySelector("tbody").innerHTML = r.entries.map((x) => "<tr><td>" + text(x.entry) + "</td><td>" + text(x.list) + "</td><td>" + text(x.category) +
+      "</td><td>" + text(x.priority) + "</td><td>" + text(x.source) + "</td><td>" + (x.expires_at_ms ? day(x.expires_at_ms) : "never") + (x.active ? "" : " (expired)") +
+      "</td><td>" + text(x.notes) + "</td></tr>").join("");
+  } catch (err) { $("hotlists-msg").textContent = err.message; }
 });
 
 if (token) api("/api/me").then(show).catch(() => logout(false));

@@ -30,6 +30,8 @@ pub struct ApiState {
     pub device_key: DeviceKey,
     /// Where export bundles are written.
     pub export_dir: PathBuf,
+    /// The hotlists in force, for the console's read-only view (None: not loaded in this process).
+    pub hotlists: Option<Arc<crate::ops::hotlists::Hotlists>>,
 }
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {

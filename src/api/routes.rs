@@ -124,6 +124,8 @@ routes! {
     get "/api/alerts/stream" => alert_stream, Audit::Always;
     get "/api/alerts/{id}/crop" => alert_crop, Audit::Always;
     post "/api/alerts/{id}/decision" => alert_decision, Audit::Always;
+    get "/api/hotlists" => list_hotlists, Audit::Always;
+    post "/api/hotlists/search" => search_hotlists, Audit::Always;
     get "/api/releases" => list_releases, Audit::Always;
     post "/api/releases" => request_release, Audit::Always;
     post "/api/releases/{id}/decision" => decide_release, Audit::Always;
@@ -713,6 +715,65 @@ async fn alert_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
         }
     });
     Ok(Sse::new(futures_util::StreamExt::chain(hello, events)).keep_alive(KeepAlive::default()).into_response())
+}
+
+fn hotlists_of(s: &ApiState) -> Res<&crate::ops::hotlists::Hotlists> {
+    s.hotlists.as_deref().ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "the hotlists are not loaded in this process"))
+}
+
+/// The lists in force: name, origin (a file on the box, or pushed by the central server), when loaded
+/// (its version), entries and entries still active. Read-only: files are kept in TOML-managed paths,
+/// pushes come from the central server.
+async fn list_hotlists(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require_any(&s, &c, &[Permission::VerifyAlert, Permission::ManageHotlists], Action::HotlistsViewed, "hotlists")?;
+    let m = hotlists_of(&s)?.matcher();
+    let now = now_ms();
+    let lists: Vec<Value> = m
+        .lists()
+        .iter()
+        .map(|l| {
+            let central = l.name.starts_with("mqtt:");
+            json!({"name": l.name, "origin": if central { "central server (read-only)" } else { "file on the box" }, "loaded_at_ms": l.loaded_at_ms,
+                   "entries": l.entries.len(), "active": l.entries.iter().filter(|e| e.is_active(now)).count()})
+        })
+        .collect();
+    audit(&s, NewAuditEntry { object: "hotlists".into(), outcome: Some(Outcome::Ok), result_count: Some(lists.len() as u64), ..c.entry(Action::HotlistsViewed) })?;
+    Ok(Json(json!({ "lists": lists })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotlistSearchBody {
+    /// Part of an entry's plate or pattern (case ignored); in a body, so it stays out of URLs.
+    query: String,
+}
+
+/// Entries of the lists in force whose plate or pattern contains the query (at most 200).
+async fn search_hotlists(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<HotlistSearchBody>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require_any(&s, &c, &[Permission::VerifyAlert, Permission::ManageHotlists], Action::HotlistsViewed, "hotlist entries")?;
+    let base = NewAuditEntry { object: "hotlist entries".into(), query: for_audit(&b.query), ..c.entry(Action::HotlistsViewed) };
+    let q = b.query.trim().to_uppercase();
+    if q.is_empty() || q.chars().count() > 16 || q.chars().any(char::is_control) {
+        return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, "search for 1 to 16 characters of a plate".into());
+    }
+    let m = hotlists_of(&s)?.matcher();
+    let now = now_ms();
+    let mut found = Vec::new();
+    'lists: for l in m.lists() {
+        for e in &l.entries {
+            if e.pattern.expose().to_uppercase().contains(&q) {
+                found.push(json!({"list": l.name, "entry": e.pattern.expose(), "region": e.region, "category": e.category, "priority": e.priority,
+                                  "source": e.source, "expires_at_ms": e.expires_at_ms, "active": e.is_active(now), "notes": e.notes, "line": e.line}));
+                if found.len() >= 200 {
+                    break 'lists;
+                }
+            }
+        }
+    }
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(found.len() as u64), ..base })?;
+    Ok(Json(json!({ "entries": found })))
 }
 
 async fn list_releases(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {

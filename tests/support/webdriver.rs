@@ -50,6 +50,14 @@ impl Browser {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method, path, body) {
+            Ok(v) => v,
+            Err(e) => panic!("webdriver {method} {path}: {e}"),
+        }
+    }
+
+    /// A call whose WebDriver error is returned (a stale element: the page re-rendered it meanwhile).
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = format!("{}{}", self.base, path);
         let a = agent();
         let mut res = match (method, body) {
@@ -61,9 +69,9 @@ impl Browser {
         .expect("webdriver request");
         let v: Value = res.body_mut().read_json().expect("webdriver json");
         if let Some(err) = v["value"]["error"].as_str() {
-            panic!("webdriver {method} {path}: {err}: {}", v["value"]["message"]);
+            return Err(format!("{err}: {}", v["value"]["message"]));
         }
-        v
+        Ok(v)
     }
 
     fn s(&self, rest: &str) -> String {
@@ -82,7 +90,7 @@ impl Browser {
             let mut res = agent().post(&url).send_json(json!({"using": "css selector", "value": css})).expect("find");
             let v: Value = res.body_mut().read_json().expect("json");
             if let Some(id) = v["value"][ELEMENT].as_str() {
-                let shown = self.call("GET", &self.s(&format!("/element/{id}/displayed")), None);
+                let shown = self.try_call("GET", &self.s(&format!("/element/{id}/displayed")), None).unwrap_or_default();
                 if shown["value"] == true {
                     return id.to_string();
                 }
@@ -136,7 +144,9 @@ impl Browser {
     pub fn wait_text(&self, css: &str, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let t = self.text(css);
+            // The page may re-render the element between finding and reading it: read again.
+            let id = self.find(css);
+            let t = self.try_call("GET", &self.s(&format!("/element/{id}/text")), None).ok().and_then(|v| v["value"].as_str().map(str::to_string)).unwrap_or_default();
             if t.contains(needle) {
                 return t;
             }

@@ -89,6 +89,7 @@ pub fn parse_action(s: &str) -> Result<Action, String> {
             Action::AuditReport,
             Action::AlertsViewed,
             Action::HoldsViewed,
+            Action::HotlistsViewed,
         ];
         let names: Vec<String> = ALL.iter().map(|a| action_name(*a)).collect();
         format!("unknown action `{s}`; one of {}", names.join(", "))
