@@ -71,6 +71,7 @@ fn start() -> Server {
         ("lockme", Role::Operator, true),
         ("adam", Role::Admin, true),
         ("ada", Role::Admin, true),
+        ("ian", Role::Installer, true),
     ] {
         let nu = NewUser { username: name.into(), display_name: name.into(), organisation: "Auburn PD".into(), job_title: "Officer".into(), roles: vec![role] };
         users.add_user(&admin, nu, PW, t).unwrap();
@@ -103,6 +104,7 @@ fn start() -> Server {
         device_key,
         export_dir: export_dir.clone(),
         hotlists: Some(hotlists),
+        cameras: None,
     });
     let port = support::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -528,6 +530,7 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
     let aud = s.login("audrey");
     let adm = s.login("adam");
     let ada = s.login("ada");
+    let ian = s.login("ian");
     let (read, alert) = an_alert(&s);
     let held = s.store.place_hold(read.id, polewatch::store::HoldRequest { placed_by: "olive".into(), case_number: "C-1".into(), reason: "evidence".into(), expires_at_ms: None }, now()).unwrap();
     let request = |decided: bool| {
@@ -575,6 +578,8 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         ("get", "/api/alerts/stream", some(&o), "/api/alerts/stream".into(), Value::Null),
         ("get", "/api/alerts/{id}/crop", some(&o), format!("/api/alerts/{alert}/crop"), Value::Null),
         ("post", "/api/alerts/{id}/decision", some(&o), format!("/api/alerts/{alert}/decision"), json!({"decision": "verified"})),
+        ("get", "/api/cameras", some(&ian), "/api/cameras".into(), Value::Null),
+        ("get", "/api/cameras/stream", some(&ian), "/api/cameras/stream".into(), Value::Null),
         ("get", "/api/hotlists", some(&o), "/api/hotlists".into(), Value::Null),
         ("post", "/api/hotlists/search", some(&o), "/api/hotlists/search".into(), json!({"query": "8XY"})),
         ("get", "/api/releases", some(&sup), "/api/releases".into(), Value::Null),
@@ -603,7 +608,7 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
     for (method, route, token, path, body) in samples {
         let rule = ROUTES.iter().find(|r| r.method == method && r.path == route).unwrap().audit;
         let before = s.head();
-        let (st, v) = if route == "/api/alerts/stream" {
+        let (st, v) = if route.ends_with("/stream") {
             // A stream never ends: its status, then hang up.
             let r = s.agent.get(&format!("{}{path}", s.base)).header("authorization", &format!("Bearer {}", token.as_deref().unwrap_or(""))).call().unwrap();
             (r.status().as_u16(), Value::Null)
@@ -1634,4 +1639,25 @@ fn browser_officer_views_the_hotlists_and_searches_an_entry() {
     let _ = Action::HotlistsViewed;
     b.click("#logout");
     b.find("#login-form");
+}
+
+/// The installer role sees the cameras and nothing of stored reads, alerts, holds or the audit log.
+#[test]
+fn an_installer_sees_cameras_and_nothing_of_stored_reads() {
+    let s = start();
+    let ian = s.login("ian");
+    let (st, v) = s.get("/api/cameras", Some(&ian));
+    assert_eq!((st, v["cameras"].as_array().map(|a| a.len())), (200, Some(0)), "no camera set in this test server: {v}");
+    let why = json!({"purpose": "stolen vehicle", "case_number": "C-1"});
+    let read = s.store.search(&polewatch::store::PlatePattern::parse("7ABC123").unwrap(), 1).unwrap().remove(0);
+    assert_eq!(s.post("/api/search", Some(&ian), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"})).0, 403);
+    assert_eq!(s.post(&format!("/api/reads/{}", read.id), Some(&ian), why.clone()).0, 403);
+    assert_eq!(s.post(&format!("/api/reads/{}/crop", read.id), Some(&ian), why).0, 403);
+    for path in ["/api/alerts", "/api/holds", "/api/hotlists", "/api/releases", "/api/audit", "/api/users"] {
+        assert_eq!(s.get(path, Some(&ian)).0, 403, "{path}");
+    }
+    let o = s.login("olive");
+    assert_eq!(s.get("/api/cameras", Some(&o)).0, 403, "an operator does not see the cameras page");
+    let (_, me) = s.get("/api/me", Some(&ian));
+    assert_eq!(me["permissions"], json!(["view_cameras"]));
 }

@@ -3,6 +3,8 @@
 //! `polewatch audit verify --online` and `polewatch audit report` against its HTTPS API; the store is the
 //! daemon's own, open in that process all along.
 
+mod support;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -121,7 +123,7 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     )
     .unwrap();
     // Users, offline, before the daemon takes the store.
-    for (name, role) in [("audrey", "auditor"), ("olive", "operator")] {
+    for (name, role) in [("audrey", "auditor"), ("olive", "operator"), ("ian", "installer")] {
         ok(&polewatch(&cfg, &["user", "add", name, "--name", name, "--title", "Officer", "--role", role], &format!("{PW}\n")));
         ok(&polewatch(&cfg, &["user", "train", name, "--course", "ALPR operator", "--completed", "2026-01-01", "--expires", "2099-01-01"], ""));
     }
@@ -185,6 +187,37 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     let page = ok(&polewatch(&cfg, &["audit", "report", "--from", &day, "--to", &day, "--html", "--user", "audrey"], &format!("{PW}\n")));
     assert!(page.contains("<h1>Compliance report</h1>"), "{page}");
 
+    // Issue 18 §1, in part: the installer's Cameras page shows the demo camera live, with a verdict.
+    let mut login = agent.post(&format!("{base}/api/login")).send_json(json!({"username": "ian", "password": PW})).unwrap();
+    assert_eq!(login.status().as_u16(), 200);
+    let ian = login.body_mut().read_json::<Value>().unwrap()["token"].as_str().unwrap().to_string();
+    let mut res = agent.get(&format!("{base}/api/cameras")).header("authorization", &format!("Bearer {ian}")).call().unwrap();
+    let cams: Value = res.body_mut().read_json().unwrap();
+    assert_eq!((cams["cameras"][0]["id"].as_str(), cams["cameras"][0]["state"].as_str()), (Some("lane1"), Some("streaming")), "{cams}");
+    assert!(cams["cameras"][0]["decoder"].as_str().unwrap_or_default().contains("H.264"), "{cams}");
+    let searched = agent.post(&format!("{base}/api/search")).header("authorization", &format!("Bearer {ian}"))
+        .send_json(json!({"plate": "*", "purpose": "stolen vehicle", "case_number": "C-77"})).unwrap();
+    assert_eq!(searched.status().as_u16(), 403, "an installer sees nothing of stored reads");
+    if let Some(b) = support::webdriver::Browser::start() {
+        b.goto(&base);
+        b.type_into("#username", "ian");
+        b.type_into("#password", PW);
+        b.click("#login-button");
+        b.wait_text("#who", "ian");
+        b.wait_text("#cameras-live", "live");
+        b.wait_text("#cameras tr[data-id=lane1] .state", "streaming");
+        b.wait_text("#cameras tr[data-id=lane1] .verdict", "streaming");
+        assert_eq!(b.execute("return document.getElementById('search-view').classList.contains('hidden')"), json!(true));
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::write(tmp.join("console-cameras.png"), b.screenshot_png()).unwrap();
+        b.set_window_size(390, 844);
+        std::fs::write(tmp.join("console-cameras-phone.png"), b.screenshot_png()).unwrap();
+        b.click("#logout");
+        b.find("#login-form");
+    } else {
+        eprintln!("SKIPPED the browser part: chromium/chromedriver not installed");
+    }
+
     // The daemon never stopped: it is running and keeps storing reads after the audit.
     assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon is still running");
     let mut after = Vec::new();
@@ -209,4 +242,6 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
         assert!(actions.iter().any(|(a, o)| a == want && o == "ok"), "{want} missing: {actions:?}");
     }
     assert_eq!(actions.iter().filter(|(a, _)| a == "audit_report").count(), 2);
+    let ian = ok(&polewatch(&cfg, &["audit", "show", "--user", "ian", "--action", "cameras_viewed"], ""));
+    assert!(ian.lines().count() >= 1, "the installer's views are recorded: {ian}");
 }

@@ -71,6 +71,8 @@ pub enum Action {
     HoldsViewed,
     /// The hotlists in force or their entries (plates) were read.
     HotlistsViewed,
+    /// The Cameras page's state (live) was opened.
+    CamerasViewed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

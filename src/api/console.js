@@ -5,6 +5,7 @@ let me = null;
 let lastQuery = null;
 let pending = null;
 let stream = null;         // the live alert stream's AbortController
+let camStream = null;      // the Cameras page's stream
 let alerts = [];           // the pending queue as last read
 let current = null;        // the alert shown
 
@@ -38,6 +39,7 @@ function show(user) {
   }
   if (user.permissions.includes("place_hold") || user.permissions.includes("release_hold")) $("holds-view").classList.remove("hidden");
   if (user.permissions.includes("verify_alert") || user.permissions.includes("manage_hotlists")) $("hotlists-view").classList.remove("hidden");
+  if (user.permissions.includes("view_cameras")) { $("cameras-view").classList.remove("hidden"); watchCameras(); }
   if (user.permissions.includes("manage_users")) $("users-view").classList.remove("hidden");
   if (user.permissions.includes("view_audit")) {
     $("audit-view").classList.remove("hidden");
@@ -53,7 +55,8 @@ function logout(tell) {
   if (tell && token) fetch("/api/logout", { method: "POST", headers: { authorization: "Bearer " + token } });
   token = null; me = null; sessionStorage.removeItem("pw-token");
   if (stream) { stream.abort(); stream = null; }
-  for (const v of ["search-view", "read-view", "audit-view", "report-view", "change-view", "alerts-view", "releases-view", "users-view", "holds-view", "hotlists-view"]) $(v).classList.add("hidden");
+  if (camStream) { camStream.abort(); camStream = null; }
+  for (const v of ["search-view", "read-view", "audit-view", "report-view", "change-view", "alerts-view", "releases-view", "users-view", "holds-view", "hotlists-view", "cameras-view"]) $(v).classList.add("hidden");
   $("login-view").classList.remove("hidden");
   $("logout").classList.add("hidden");
   $("who").textContent = "";
@@ -273,6 +276,46 @@ async function listen() {
   } catch (e) { /* aborted at logout, or the connection dropped */ }
   $("alerts-live").textContent = "";
   if (stream === ctl) { stream = null; if (token) setTimeout(listen, 3000); }
+}
+
+// Reads a server-sent-event stream with fetch (the token in a header); calls on(event, data) per event.
+async function readEvents(path, ctl, on) {
+  const res = await fetch(path, { headers: { authorization: "Bearer " + token }, signal: ctl.signal });
+  if (!res.ok) throw new Error(res.statusText);
+  const reader = res.body.getReader(); const dec = new TextDecoder(); let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += dec.decode(value, { stream: true });
+    let cut;
+    while ((cut = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, cut); buf = buf.slice(cut + 2);
+      const ev = (block.match(/^event: (.*)$/m) || [])[1];
+      const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+      if (ev) await on(ev, data);
+    }
+  }
+}
+
+// ---- Cameras (installer) ----
+
+async function watchCameras() {
+  if (camStream || !token) return;
+  const ctl = new AbortController(); camStream = ctl;
+  try {
+    await readEvents("/api/cameras/stream", ctl, (ev, data) => {
+      if (ev !== "cameras") return;
+      $("cameras-live").textContent = "live";
+      const cams = JSON.parse(data);
+      const f = (r, k) => r ? r[k].toFixed(1) : "…";
+      $("cameras").querySelector("tbody").innerHTML = cams.map((c) => "<tr data-id=\"" + text(c.id) + "\"><td>" + text(c.id) + (c.decoder ? "<br><span class=\"note\">" + text(c.decoder) + "</span>" : "") +
+        "</td><td class=\"state\">" + text(c.state) + "</td><td>" + f(c.rates, "decoded_fps") + "</td><td>" + f(c.rates, "analysed_fps") + "</td><td>" + f(c.rates, "gated_fps") +
+        "</td><td>" + (c.rates ? text(c.rates.since_frame_s.toFixed(0)) + " s ago" : "…") + "</td><td>" + text(c.reconnects) + "</td><td class=\"verdict\">" + text(c.verdict) + "</td></tr>").join("") ||
+        "<tr><td colspan=\"8\">No camera is configured.</td></tr>";
+    });
+  } catch (e) { /* aborted at logout, or dropped */ }
+  $("cameras-live").textContent = "";
+  if (camStream === ctl) { camStream = null; if (token) setTimeout(watchCameras, 3000); }
 }
 
 // ---- Release requests ----

@@ -124,6 +124,8 @@ routes! {
     get "/api/alerts/stream" => alert_stream, Audit::Always;
     get "/api/alerts/{id}/crop" => alert_crop, Audit::Always;
     post "/api/alerts/{id}/decision" => alert_decision, Audit::Always;
+    get "/api/cameras" => list_cameras, Audit::Always;
+    get "/api/cameras/stream" => camera_stream, Audit::Always;
     get "/api/hotlists" => list_hotlists, Audit::Always;
     post "/api/hotlists/search" => search_hotlists, Audit::Always;
     get "/api/releases" => list_releases, Audit::Always;
@@ -715,6 +717,54 @@ async fn alert_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
         }
     });
     Ok(Sse::new(futures_util::StreamExt::chain(hello, events)).keep_alive(KeepAlive::default()).into_response())
+}
+
+fn camera_samples(s: &ApiState) -> Vec<super::cameras::Sample> {
+    let Some(set) = s.cameras.as_ref() else { return Vec::new() };
+    set.states().iter().filter_map(|(id, _)| set.with(id, super::cameras::sample)).collect()
+}
+
+/// The cameras' state once (the Cameras page streams it: [`camera_stream`]).
+async fn list_cameras(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, "cameras")?;
+    let views: Vec<_> = camera_samples(&s).into_iter().map(|x| super::cameras::view(x, None)).collect();
+    audit(&s, NewAuditEntry { object: "cameras".into(), outcome: Some(Outcome::Ok), result_count: Some(views.len() as u64), ..c.entry(Action::CamerasViewed) })?;
+    Ok(Json(json!({ "cameras": views })))
+}
+
+/// The cameras' state, rates and verdict every 2 s as server-sent events (`event: cameras`), recorded once
+/// when opened; it ends with the session (checked without extending it) and after [`STREAM_MAX`].
+async fn camera_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, "camera stream")?;
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").to_string();
+    audit(&s, NewAuditEntry { object: "camera stream".into(), outcome: Some(Outcome::Ok), detail: "Cameras page opened (live state)".into(), ..c.entry(Action::CamerasViewed) })?;
+    let until = tokio::time::Instant::now() + STREAM_MAX;
+    type Prev = std::collections::HashMap<String, (super::cameras::Sample, Option<super::cameras::Rates>)>;
+    let start: (Arc<Shared>, String, Prev, std::time::Instant, bool) = (s.clone(), token, Prev::new(), std::time::Instant::now(), true);
+    let events = futures_util::stream::unfold(start, move |(st, token, mut prev, mut at, first)| async move {
+        if !first {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+        if tokio::time::Instant::now() >= until || !st.users.sessions().alive(&token, now_ms()) {
+            return None;
+        }
+        let secs = at.elapsed().as_secs_f64();
+        at = std::time::Instant::now();
+        let views: Vec<super::cameras::View> = camera_samples(&st)
+            .into_iter()
+            .map(|now| {
+                let rates = prev.get(&now.id).map(|(before, last)| super::cameras::rates(before, &now, secs, *last));
+                prev.insert(now.id.clone(), (now.clone(), rates));
+                super::cameras::view(now, rates)
+            })
+            .collect();
+        let data = serde_json::to_string(&views).unwrap_or_else(|_| "[]".into());
+        Some((Ok::<Event, std::convert::Infallible>(Event::default().event("cameras").data(data)), (st, token, prev, at, false)))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
 fn hotlists_of(s: &ApiState) -> Res<&crate::ops::hotlists::Hotlists> {
