@@ -206,7 +206,8 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
         b.wait_text("#who", "ian");
         b.wait_text("#cameras-live", "live");
         b.wait_text("#cameras tr[data-id=lane1] .state", "streaming");
-        b.wait_text("#cameras tr[data-id=lane1] .verdict", "streaming");
+        // The second event carries rates: "streaming N fps, analysing M fps…".
+        b.wait_text("#cameras tr[data-id=lane1] .verdict", "fps");
         assert_eq!(b.execute("return document.getElementById('search-view').classList.contains('hidden')"), json!(true));
         let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
         std::fs::write(tmp.join("console-cameras.png"), b.screenshot_png()).unwrap();
