@@ -582,6 +582,8 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         ("get", "/api/cameras/stream", some(&ian), "/api/cameras/stream".into(), Value::Null),
         ("get", "/api/hotlists", some(&o), "/api/hotlists".into(), Value::Null),
         ("post", "/api/hotlists/search", some(&o), "/api/hotlists/search".into(), json!({"query": "8XY"})),
+        ("post", "/api/hotlists/local", some(&sup), "/api/hotlists/local".into(), json!({"plate": "5LOC001", "category": "stolen", "priority": 2, "reason": "BOLO 26-14"})),
+        ("post", "/api/hotlists/local/remove", some(&sup), "/api/hotlists/local/remove".into(), json!({"plate": "5LOC001", "reason": "recovered"})),
         ("get", "/api/releases", some(&sup), "/api/releases".into(), Value::Null),
         ("post", "/api/releases", some(&o), "/api/releases".into(), json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A",
             "purpose": "robbery", "case_number": "C-9", "scope": {"kind": "plates", "plates": ["7ABC123"], "from_ms": 0, "to_ms": now() + DAY}})),
@@ -1660,4 +1662,51 @@ fn an_installer_sees_cameras_and_nothing_of_stored_reads() {
     assert_eq!(s.get("/api/cameras", Some(&o)).0, 403, "an operator does not see the cameras page");
     let (_, me) = s.get("/api/me", Some(&ian));
     assert_eq!(me["permissions"], json!(["view_cameras"]));
+}
+
+/// A supervisor adds and removes entries of the console's local list with a reason: the entry is in force
+/// at once (a read of it raises an alert), it shows as the console's list, a bad entry is refused whole,
+/// an operator may not change lists, and each change is recorded with its reason.
+#[test]
+fn browser_supervisor_adds_and_removes_a_local_hotlist_entry() {
+    use polewatch::access::{Action, Outcome};
+    let s = start();
+    let o = s.login("olive");
+    let sup = s.login("sam");
+    assert_eq!(s.post("/api/hotlists/local", Some(&o), json!({"plate": "7ABC123", "category": "stolen", "priority": 1, "reason": "x"})).0, 403);
+    let before = s.head();
+    let (st, v) = s.post("/api/hotlists/local", Some(&sup), json!({"plate": "7ABC123", "category": "stolen", "priority": 0, "reason": "x"}));
+    assert_eq!(st, 400, "priority 0 is refused by the list parser: {v}");
+    assert_eq!(outcomes(&s.audit_since(before)), ["HotlistChanged/Denied"]);
+    assert_eq!(s.post("/api/hotlists/local/remove", Some(&sup), json!({"plate": "NOPE1", "reason": "x"})).0, 404);
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    b.goto(&s.base);
+    b.type_into("#username", "sam");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "sam");
+    b.type_into("#local-plate", "7abc123");
+    b.type_into("#local-category", "wanted");
+    b.type_into("#local-priority", "2");
+    b.type_into("#local-notes", "grey pickup");
+    b.type_into("#local-reason", "BOLO 26-14 from dispatch");
+    b.click("#local-add");
+    b.wait_text("#hotlists-msg", "Entry 7ABC123 added; 2 alert(s) from recent reads");
+    b.wait_text("#hotlists", "added in the console");
+    let (_, v) = s.get("/api/alerts?pending=true", Some(&o));
+    assert_eq!(v["alerts"].as_array().unwrap().iter().filter(|a| a["hit"]["list"] == "console:local").count(), 2, "the two stored reads of 7ABC123, retroactively");
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-hotlists-local.png"), b.screenshot_png()).unwrap();
+    b.type_into("#local-remove-plate", "7ABC123");
+    b.type_into("#local-remove-reason", "vehicle recovered");
+    b.click("#local-remove");
+    b.wait_text("#hotlists-msg", "1 entry removed");
+    let e = s.audit.latest(20, Some("sam"), Some("hotlist_changed")).unwrap();
+    assert!(e.iter().any(|x| x.outcome == Outcome::Ok && x.query == "7abc123" && x.detail.contains("reason: BOLO 26-14 from dispatch")), "{e:?}");
+    assert!(e.iter().any(|x| x.outcome == Outcome::Ok && x.query == "7ABC123" && x.detail.contains("reason: vehicle recovered")));
+    let _ = Action::HotlistChanged;
+    b.click("#logout");
+    b.find("#login-form");
 }

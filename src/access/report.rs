@@ -608,6 +608,7 @@ mod tests {
     struct Log(Vec<AuditEntry>);
 
     impl Log {
+        #[allow(clippy::too_many_arguments)]
         fn add(&mut self, at_ms: i64, user: &str, action: Action, outcome: Outcome, case: &str, object: &str, detail: &str) -> u64 {
             let seq = self.0.len() as u64 + 1;
             let n = NewAuditEntry {

@@ -39,6 +39,7 @@ function show(user) {
   }
   if (user.permissions.includes("place_hold") || user.permissions.includes("release_hold")) $("holds-view").classList.remove("hidden");
   if (user.permissions.includes("verify_alert") || user.permissions.includes("manage_hotlists")) $("hotlists-view").classList.remove("hidden");
+  for (const f of ["local-add-form", "local-remove-form"]) $(f).classList.toggle("hidden", !user.permissions.includes("manage_hotlists"));
   if (user.permissions.includes("view_cameras")) { $("cameras-view").classList.remove("hidden"); watchCameras(); }
   if (user.permissions.includes("manage_users")) $("users-view").classList.remove("hidden");
   if (user.permissions.includes("view_audit")) {
@@ -467,13 +468,35 @@ $("holds").addEventListener("click", async (e) => {
 
 // ---- Hotlists (read-only) ----
 
-$("hotlists-load").addEventListener("click", async () => {
+$("hotlists-load").addEventListener("click", () => loadHotlists());
+
+$("local-add-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    const r = await post("/api/hotlists/local", { plate: $("local-plate").value, region: $("local-region").value, category: $("local-category").value,
+      priority: Number($("local-priority").value), expiry: $("local-expiry").value, notes: $("local-notes").value, reason: $("local-reason").value });
+    $("hotlists-msg").textContent = "Entry " + r.added + " added; " + r.retroactive_alerts + " alert(s) from recent reads.";
+    await loadHotlists(true);
+  } catch (err) { $("hotlists-msg").textContent = err.message; }
+});
+
+$("local-remove-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    const r = await post("/api/hotlists/local/remove", { plate: $("local-remove-plate").value, reason: $("local-remove-reason").value });
+    $("hotlists-msg").textContent = r.removed + " entry removed.";
+    await loadHotlists(true);
+  } catch (err) { $("hotlists-msg").textContent = err.message; }
+});
+
+async function loadHotlists(keepMsg) {
+  if (!keepMsg) $("hotlists-msg").textContent = "";
   try {
     const r = await api("/api/hotlists");
     $("hotlists").querySelector("tbody").innerHTML = r.lists.map((l) => "<tr><td>" + text(l.name) + "</td><td>" + text(l.origin) + "</td><td>" + day(l.loaded_at_ms) +
       "</td><td>" + text(l.entries) + "</td><td>" + text(l.active) + "</td></tr>").join("");
   } catch (err) { $("hotlists-msg").textContent = err.message; }
-});
+}
 
 $("hotlist-search-form").addEventListener("submit", async (e) => {
   e.preventDefault();

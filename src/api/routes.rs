@@ -128,6 +128,8 @@ routes! {
     get "/api/cameras/stream" => camera_stream, Audit::Always;
     get "/api/hotlists" => list_hotlists, Audit::Always;
     post "/api/hotlists/search" => search_hotlists, Audit::Always;
+    post "/api/hotlists/local" => add_local_entry, Audit::Always;
+    post "/api/hotlists/local/remove" => remove_local_entry, Audit::Always;
     get "/api/releases" => list_releases, Audit::Always;
     post "/api/releases" => request_release, Audit::Always;
     post "/api/releases/{id}/decision" => decide_release, Audit::Always;
@@ -783,8 +785,14 @@ async fn list_hotlists(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conn
         .lists()
         .iter()
         .map(|l| {
-            let central = l.name.starts_with("mqtt:");
-            json!({"name": l.name, "origin": if central { "central server (read-only)" } else { "file on the box" }, "loaded_at_ms": l.loaded_at_ms,
+            let origin = if l.name.starts_with("mqtt:") {
+                "central server (read-only)"
+            } else if l.name == crate::ops::hotlists::LOCAL {
+                "added in the console"
+            } else {
+                "file on the box"
+            };
+            json!({"name": l.name, "origin": origin, "loaded_at_ms": l.loaded_at_ms,
                    "entries": l.entries.len(), "active": l.entries.iter().filter(|e| e.is_active(now)).count()})
         })
         .collect();
@@ -824,6 +832,94 @@ async fn search_hotlists(State(s): St, headers: HeaderMap, ConnectInfo(addr): Co
     }
     audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(found.len() as u64), ..base })?;
     Ok(Json(json!({ "entries": found })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalEntryBody {
+    plate: String,
+    #[serde(default)]
+    region: String,
+    category: String,
+    priority: u8,
+    #[serde(default)]
+    expiry: String,
+    #[serde(default)]
+    notes: Note,
+    reason: Reason,
+}
+
+/// Applies a checked change to the console's local list: recorded `ok` first, then put in force; should
+/// that fail, a second entry says so and voids the first (as [`act`] does for the store).
+fn apply_local(s: &ApiState, h: &crate::ops::hotlists::Hotlists, entry: NewAuditEntry, csv: &str, by: &str) -> Res<usize> {
+    let seq = audit(s, NewAuditEntry { outcome: Some(Outcome::Ok), ..entry.clone() })?;
+    h.put_local(csv, by).map_err(|e| {
+        let void = NewAuditEntry { outcome: Some(Outcome::Error), detail: format!("not done, entry #{seq} is void: {e}"), ..entry };
+        if let Err(ae) = s.audit.record(void) {
+            log::error!("audit: cannot record that entry #{seq} was not done: {ae}");
+        }
+        err(StatusCode::INTERNAL_SERVER_ERROR, format!("not done: {e}"))
+    })
+}
+
+/// Adds (or replaces) an entry of the console's local list, with a reason; audited as hotlist_changed.
+async fn add_local_entry(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<LocalEntryBody>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::ops::hotlists::LOCAL)?;
+    let h = hotlists_of(&s)?;
+    let base = NewAuditEntry { object: crate::ops::hotlists::LOCAL.into(), query: for_audit(&b.plate), ..c.entry(Action::HotlistChanged) };
+    let e = crate::ops::hotlists::LocalEntry {
+        plate: b.plate.clone(),
+        region: b.region.clone(),
+        category: b.category.clone(),
+        priority: b.priority,
+        expiry: b.expiry.clone(),
+        notes: b.notes.to_string(),
+        source: format!("console:{}", c.user.username),
+    };
+    let _ = h;
+    let detail = format!("entry added ({}, priority {}); reason: {}", for_audit(&b.category), b.priority, b.reason);
+    let st = s.clone();
+    let by = c.user.username.clone();
+    let retro = tokio::task::spawn_blocking(move || -> Res<usize> {
+        // Check and change under one lock, so a check cannot go stale before its change.
+        let _g = st.change_lock();
+        let h = hotlists_of(&st)?;
+        let current = h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let csv = match crate::ops::hotlists::local_with(current.as_deref(), &e, now_ms()) {
+            Ok(t) => t,
+            Err(e) => return refuse(&st, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        apply_local(&st, h, NewAuditEntry { detail, ..base }, &csv, &by)
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(json!({ "added": b.plate.trim().to_uppercase(), "retroactive_alerts": retro })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveLocalBody {
+    plate: String,
+    reason: Reason,
+}
+
+/// Removes the console's local entries for a plate, with a reason; audited as hotlist_changed.
+async fn remove_local_entry(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<RemoveLocalBody>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::ops::hotlists::LOCAL)?;
+    let h = hotlists_of(&s)?;
+    let base = NewAuditEntry { object: crate::ops::hotlists::LOCAL.into(), query: for_audit(&b.plate), ..c.entry(Action::HotlistChanged) };
+    let _g = s.change_lock();
+    let current = h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.unwrap_or_default();
+    let (csv, gone) = match crate::ops::hotlists::local_without(&current, &b.plate) {
+        Ok(x) if x.1 > 0 => x,
+        Ok(_) => return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such entry in the console's local list (files and central lists are changed at their source)".into()),
+        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let detail = format!("{gone} entry removed; reason: {}", b.reason);
+    apply_local(&s, h, NewAuditEntry { detail, ..base }, &csv, &c.user.username)?;
+    Ok(Json(json!({ "removed": gone })))
 }
 
 async fn list_releases(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {

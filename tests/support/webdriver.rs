@@ -118,8 +118,16 @@ impl Browser {
     }
 
     pub fn click(&self, css: &str) {
-        let id = self.find(css);
-        self.call("POST", &self.s(&format!("/element/{id}/click")), None);
+        // An element the page re-renders between finding and clicking it is found again.
+        for _ in 0..5 {
+            let id = self.find(css);
+            match self.try_call("POST", &self.s(&format!("/element/{id}/click")), None) {
+                Ok(_) => return,
+                Err(e) if e.starts_with("stale element reference") => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => panic!("webdriver click {css}: {e}"),
+            }
+        }
+        panic!("{css} kept going stale");
     }
 
     pub fn text(&self, css: &str) -> String {
