@@ -298,11 +298,13 @@ pub fn build(i: &Inputs) -> Report {
             _ => {}
         }
     }
-    let led_on = |s: &AuditEntry| {
-        i.entries.iter().any(|e| {
-            e.seq > s.seq && e.outcome == Outcome::Ok && matches!(e.action, Action::HoldPlaced | Action::ReleaseRequested) && e.case_number == s.case_number
-        })
-    };
+    // The last hold or release request per case, so each search is checked in O(1), not against the log.
+    let mut last_use: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in i.entries.iter().filter(|e| e.outcome == Outcome::Ok && matches!(e.action, Action::HoldPlaced | Action::ReleaseRequested)) {
+        let seq = last_use.entry(e.case_number.as_str()).or_insert(0);
+        *seq = (*seq).max(e.seq);
+    }
+    let led_on = |s: &AuditEntry| last_use.get(s.case_number.as_str()).is_some_and(|seq| *seq > s.seq);
     let ok_searches: Vec<&&AuditEntry> = period.iter().filter(|e| e.action == Action::Search && e.outcome == Outcome::Ok).collect();
     let without_later = ok_searches.iter().filter(|s| !led_on(s)).map(|s| Mark::of(s, tz)).collect();
 
