@@ -168,15 +168,23 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     }
 
     // The auditor verifies through the daemon: the same one-line result as offline.
-    let verify = ok(&polewatch(&cfg, &["audit", "verify", "--online", "--user", "audrey"], &format!("{PW}\n")));
+    let verify = ok(&polewatch(&cfg, &["audit", "verify", "--online", "--login", "audrey"], &format!("{PW}\n")));
     assert!(verify.starts_with("audit log OK: "), "{verify}");
+    // And shows the latest entries, oldest first, while the daemon runs.
+    let shown = ok(&polewatch(&cfg, &["audit", "show", "--online", "--action", "audit_verified", "--login", "audrey"], &format!("{PW}\n")));
+    let lines: Vec<Value> = shown.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{shown}");
+    assert_eq!((lines[0]["user"].as_str(), lines[0]["outcome"].as_str()), (Some("audrey"), Some("ok")));
+    assert!(lines[0]["detail"].as_str().unwrap().starts_with("audit log OK"), "{shown}");
+    let offline_only = polewatch(&cfg, &["audit", "show", "--online", "--query", "7AB", "--login", "audrey"], &format!("{PW}\n"));
+    assert!(!offline_only.status.success(), "--query is offline only");
     // A wrong password is refused, and says so.
-    let refused = polewatch(&cfg, &["audit", "verify", "--online", "--user", "audrey"], "wrong-password-here\n");
+    let refused = polewatch(&cfg, &["audit", "verify", "--online", "--login", "audrey"], "wrong-password-here\n");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("login refused"), "{}", String::from_utf8_lossy(&refused.stderr));
     // The compliance report for today (UTC), as JSON and as a page.
     let day = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
-    let report = ok(&polewatch(&cfg, &["audit", "report", "--from", &day, "--to", &day, "--tz", "UTC", "--burst-count", "3", "--user", "audrey"], &format!("{PW}\n")));
+    let report = ok(&polewatch(&cfg, &["audit", "report", "--from", &day, "--to", &day, "--tz", "UTC", "--burst-count", "3", "--login", "audrey"], &format!("{PW}\n")));
     let r: Value = serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report}"));
     assert_eq!(r["chain"]["ok"], true, "{}", r["chain"]);
     assert_eq!(r["searches"]["total"], 3);
@@ -184,7 +192,7 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     assert_eq!(r["flags"]["exports_checked"], 0);
     assert_eq!(r["flags"]["export_without_approved_request"], json!([]));
     assert!(r["logins"]["failed"].as_u64().unwrap() >= 1, "the wrong password above: {}", r["logins"]);
-    let page = ok(&polewatch(&cfg, &["audit", "report", "--from", &day, "--to", &day, "--html", "--user", "audrey"], &format!("{PW}\n")));
+    let page = ok(&polewatch(&cfg, &["audit", "report", "--from", &day, "--to", &day, "--html", "--login", "audrey"], &format!("{PW}\n")));
     assert!(page.contains("<h1>Compliance report</h1>"), "{page}");
 
     // Issue 18 §1, in part: the installer's Cameras page shows the demo camera live, with a verdict.
@@ -233,7 +241,7 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     }
     // Offline, the log still verifies and holds the online verify and the reports, by the auditor.
     ok(&polewatch(&cfg, &["audit", "verify"], ""));
-    let shown = ok(&polewatch(&cfg, &["audit", "show", "--user", "audrey"], ""));
+    let shown = ok(&polewatch(&cfg, &["audit", "show", "--login", "audrey"], ""));
     let actions: Vec<(String, String)> = shown
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())

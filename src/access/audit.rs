@@ -29,7 +29,7 @@ mod key;
 mod sink;
 mod verify;
 
-pub use filter::{parse_action, Filter};
+pub use filter::{action_name, parse_action, Filter};
 pub use key::{AuditKey, KeyError};
 pub use sink::{verify_summary, AuditLog, VerifyError};
 pub use verify::{decode_record, verify, Broken, BrokenReason, Checkpoint, Unreadable, Verifier, VerifyReport};

@@ -11,9 +11,10 @@ use std::time::Duration;
 /// How to reach the daemon's API.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OnlineArgs {
-    /// Who logs in (an auditor); the password is read from the terminal, or one line of stdin.
+    /// Who logs in (an auditor; default: the sudo caller or $USER); the password is read from the
+    /// terminal, or one line of stdin.
     #[arg(long, value_name = "USER")]
-    pub user: Option<String>,
+    pub login: Option<String>,
     /// The API's address; default `https://` + `api.listen` (a wildcard address as 127.0.0.1).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
@@ -72,9 +73,9 @@ impl Client {
         }
         let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs))).build();
         let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).http_status_as_error(false).timeout_global(Some(Duration::from_secs(600))).build().into();
-        let user = a.user.clone().unwrap_or_else(default_user);
+        let user = a.login.clone().unwrap_or_else(default_user);
         if user.is_empty() {
-            bail!("who logs in? pass --user");
+            bail!("who logs in? pass --login USER");
         }
         let password = read_password(&user)?;
         let mut res = agent
