@@ -23,7 +23,8 @@ enum Cmd {
     CheckConfig,
     /// Manage users, offline on the store (the first admin is made here).
     User(polewatch::cli::user::UserArgs),
-    /// Verify, show and checkpoint the audit log, offline on the store.
+    /// Verify, show and checkpoint the audit log (offline on the store), verify it through the running
+    /// daemon (`verify --online`) and print the compliance report for a period (`report`).
     Audit(polewatch::cli::audit::AuditArgs),
     /// Print the usage and privacy policy this configuration enforces (Markdown, or HTML with --html).
     Policy {

@@ -71,6 +71,7 @@ fn start() -> Server {
         ("lockme", Role::Operator, true),
         ("adam", Role::Admin, true),
         ("ada", Role::Admin, true),
+        ("ian", Role::Installer, true),
     ] {
         let nu = NewUser { username: name.into(), display_name: name.into(), organisation: "Auburn PD".into(), job_title: "Officer".into(), roles: vec![role] };
         users.add_user(&admin, nu, PW, t).unwrap();
@@ -83,6 +84,11 @@ fn start() -> Server {
         r.plate = Plate::new(p).unwrap();
         store.put_read(r).unwrap();
     }
+    // One hotlist file in force, as the daemon loads it.
+    let list = dir.path().join("state-stolen.csv");
+    std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\n8XY0001,,stolen,1,DOJ,,white sedan\n7AB*,,wanted,2,DOJ,,\n").unwrap();
+    let target = polewatch::ops::hotlists::AlertTarget { site: "s1".into(), device: "pole-01".into(), max_packet_bytes: 1 << 20 };
+    let hotlists = Arc::new(polewatch::ops::hotlists::Hotlists::load(store.clone(), &[list], 30, target).unwrap());
     let (cert, key) = api::tls::generated_paths(dir.path());
     api::tls::ensure_self_signed(&cert, &key, &["127.0.0.1".into()]).unwrap();
     let tls = api::tls::server_config(&cert, &key).unwrap();
@@ -97,6 +103,8 @@ fn start() -> Server {
         config: cfg,
         device_key,
         export_dir: export_dir.clone(),
+        hotlists: Some(hotlists),
+        cameras: None,
     });
     let port = support::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -522,6 +530,7 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
     let aud = s.login("audrey");
     let adm = s.login("adam");
     let ada = s.login("ada");
+    let ian = s.login("ian");
     let (read, alert) = an_alert(&s);
     let held = s.store.place_hold(read.id, polewatch::store::HoldRequest { placed_by: "olive".into(), case_number: "C-1".into(), reason: "evidence".into(), expires_at_ms: None }, now()).unwrap();
     let request = |decided: bool| {
@@ -562,15 +571,28 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         ("post", "/api/search", some(&o), "/api/search".into(), json!({"plate": "7ABC*", "purpose": "stolen vehicle", "case_number": "C-1"})),
         ("post", "/api/reads/{id}", some(&o), format!("/api/reads/{}", read.id), why.clone()),
         ("post", "/api/reads/{id}/crop", some(&o), format!("/api/reads/{}/crop", read.id), why.clone()),
+        ("get", "/api/holds", some(&o), "/api/holds".into(), Value::Null),
         ("post", "/api/holds", some(&o), "/api/holds".into(), json!({"read_id": read.id.to_string(), "case_number": "C-1", "reason": "evidence"})),
         ("post", "/api/holds/release", some(&sup), "/api/holds/release".into(), json!({"read_id": read.id.to_string(), "hold_id": held.id, "reason": "closed"})),
+        ("get", "/api/alerts", some(&o), "/api/alerts".into(), Value::Null),
+        ("get", "/api/alerts/stream", some(&o), "/api/alerts/stream".into(), Value::Null),
+        ("get", "/api/alerts/{id}/crop", some(&o), format!("/api/alerts/{alert}/crop"), Value::Null),
         ("post", "/api/alerts/{id}/decision", some(&o), format!("/api/alerts/{alert}/decision"), json!({"decision": "verified"})),
+        ("get", "/api/cameras", some(&ian), "/api/cameras".into(), Value::Null),
+        ("get", "/api/cameras/stream", some(&ian), "/api/cameras/stream".into(), Value::Null),
+        ("get", "/api/hotlists", some(&o), "/api/hotlists".into(), Value::Null),
+        ("post", "/api/hotlists/search", some(&o), "/api/hotlists/search".into(), json!({"query": "8XY"})),
+        ("post", "/api/hotlists/local", some(&sup), "/api/hotlists/local".into(), json!({"plate": "5LOC001", "category": "stolen", "priority": 2, "reason": "BOLO 26-14"})),
+        ("post", "/api/hotlists/local/remove", some(&sup), "/api/hotlists/local/remove".into(), json!({"plate": "5LOC001", "reason": "recovered"})),
         ("get", "/api/releases", some(&sup), "/api/releases".into(), Value::Null),
         ("post", "/api/releases", some(&o), "/api/releases".into(), json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A",
             "purpose": "robbery", "case_number": "C-9", "scope": {"kind": "plates", "plates": ["7ABC123"], "from_ms": 0, "to_ms": now() + DAY}})),
         ("post", "/api/releases/{id}/decision", some(&sup), format!("/api/releases/{pending}/decision"), json!({"approved": true})),
         ("post", "/api/releases/{id}/export", some(&sup), format!("/api/releases/{approved}/export"), json!({})),
+        ("get", "/api/releases/{id}/bundle", some(&sup), format!("/api/releases/{approved}/bundle"), Value::Null),
         ("get", "/api/audit", some(&aud), "/api/audit?limit=5".into(), Value::Null),
+        ("post", "/api/audit/verify", some(&aud), "/api/audit/verify".into(), json!({})),
+        ("get", "/api/audit/report", some(&aud), "/api/audit/report?from=2020-01-01&to=2099-12-31&tz=UTC".into(), Value::Null),
         ("get", "/api/users", some(&adm), "/api/users".into(), Value::Null),
         ("post", "/api/users", some(&adm), "/api/users".into(), json!({"username": "dana", "display_name": "Dana", "job_title": "Officer", "roles": ["operator"], "password": "kettle-marsh-ember"})),
         ("post", "/api/users/{name}/approve", some(&ada), "/api/users/dana/approve".into(), json!({})),
@@ -588,7 +610,15 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
     for (method, route, token, path, body) in samples {
         let rule = ROUTES.iter().find(|r| r.method == method && r.path == route).unwrap().audit;
         let before = s.head();
-        let (st, v) = if method == "get" { s.get(&path, token.as_deref()) } else { s.post(&path, token.as_deref(), body) };
+        let (st, v) = if route.ends_with("/stream") {
+            // A stream never ends: its status, then hang up.
+            let r = s.agent.get(&format!("{}{path}", s.base)).header("authorization", &format!("Bearer {}", token.as_deref().unwrap_or(""))).call().unwrap();
+            (r.status().as_u16(), Value::Null)
+        } else if method == "get" {
+            s.get(&path, token.as_deref())
+        } else {
+            s.post(&path, token.as_deref(), body)
+        };
         assert_eq!(st, 200, "{method} {path}: {v}");
         let e = s.audit_since(before);
         match rule {
@@ -776,7 +806,8 @@ fn browser_makes_the_user_replace_an_administrators_password() {
     b.type_into("#new-password", "violet-harbor-engine");
     b.click("#change-button");
     b.wait_text("#who", "olive");
-    let e = s.audit.latest(2, Some("olive"), None).unwrap();
+    // (An operator's console also reads the alert queue at login, audited as alerts_viewed.)
+    let e: Vec<_> = s.audit.latest(10, Some("olive"), None).unwrap().into_iter().filter(|x| x.action != polewatch::access::Action::AlertsViewed).take(2).collect();
     assert_eq!(outcomes(&e), ["Login/Ok", "PasswordChanged/Ok"], "newest first");
     assert_eq!(s.post("/api/login", None, json!({"username": "olive", "password": "violet-harbor-engine"})).0, 200);
 }
@@ -1059,4 +1090,623 @@ fn a_login_flood_keeps_memory_bounded_and_a_valid_login_still_succeeds() {
     let from_one = shown.lines().filter(|l| l.contains("127.0.3.1:")).count();
     assert!(from_one <= polewatch::api::gate::PER_SOURCE_BURST as usize, "{from_one} attempts from one address were hashed and audited");
     assert!(from_one >= 1);
+}
+
+// ---- issue 18 §3: the auditor, without stopping the daemon ----
+
+fn today_utc() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%d").to_string()
+}
+
+/// The report flags a burst, a refused search without a case number and searches at unusual hours, and
+/// checks every export against its request and the audited approval: an export made under a request whose
+/// approval the audit log never saw (a store edited behind the API's back) is flagged.
+#[test]
+fn the_compliance_report_flags_what_an_auditor_looks_for_and_checks_every_export() {
+    use polewatch::access::release::{Decision as ReleaseDecision, NewRequest, Request, Scope};
+    use polewatch::access::{Action, Outcome};
+    let s = start();
+    let o = s.login("olive");
+    let sup = s.login("sam");
+    let aud = s.login("audrey");
+    for _ in 0..3 {
+        let (st, v) = s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"}));
+        assert_eq!(st, 200, "{v}");
+    }
+    assert_eq!(s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle"})).0, 400, "no case number");
+    // A request entered, approved by another person and exported, all through the API: clean.
+    let (st, v) = s.post("/api/releases", Some(&o), json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A",
+        "purpose": "robbery", "case_number": "PCSO-1", "scope": {"kind": "plates", "plates": ["7ABC123"], "from_ms": 0, "to_ms": now() + DAY}}));
+    assert_eq!(st, 200, "{v}");
+    let good = v["id"].as_str().unwrap().to_string();
+    assert_eq!(s.post(&format!("/api/releases/{good}/decision"), Some(&sup), json!({"approved": true})).0, 200);
+    assert_eq!(s.post(&format!("/api/releases/{good}/export"), Some(&sup), json!({})).0, 200);
+    // A request stored as approved without any audited decision, then exported.
+    let forged = Request {
+        id: uuid::Uuid::now_v7(),
+        request: NewRequest {
+            agency: "Placer County Sheriff".into(),
+            jurisdiction: "CA".into(),
+            requester_name: "Det. B".into(),
+            purpose: "robbery".into(),
+            case_number: "PCSO-2".into(),
+            scope: Scope::Plates { plates: vec!["8XY0001".into()], from_ms: 0, to_ms: now() + DAY, whole_store: false },
+        },
+        entered_by: "olive".into(),
+        entered_at_ms: now(),
+        decision: Some(ReleaseDecision { reviewer: "sam".into(), approved: true, at_ms: now(), note: String::new() }),
+        exports: vec![],
+    };
+    s.store.put_release(&forged).unwrap();
+    assert_eq!(s.post(&format!("/api/releases/{}/export", forged.id), Some(&sup), json!({})).0, 200);
+
+    let day = today_utc();
+    let path = format!("/api/audit/report?from={day}&to={day}&tz=UTC&burst_count=3&burst_minutes=10&day_start=0&day_end=0");
+    assert_eq!(s.get(&path, Some(&o)).0, 403, "an operator may not see the report");
+    let before = s.head();
+    let (st, r) = s.get(&path, Some(&aud));
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["chain"]["ok"], true, "{}", r["chain"]);
+    assert_eq!(r["searches"]["total"], 3);
+    let bursts = r["flags"]["bursts"].as_array().unwrap();
+    assert_eq!(bursts.len(), 1, "{bursts:?}");
+    assert_eq!((bursts[0]["user"].as_str(), bursts[0]["count"].as_u64()), (Some("olive"), Some(4)), "refused attempts count too");
+    let no_case = r["flags"]["search_without_case"].as_array().unwrap();
+    assert_eq!(no_case.len(), 1, "{no_case:?}");
+    assert_eq!(no_case[0]["outcome"], "denied");
+    assert_eq!(r["flags"]["unusual_hours"].as_array().unwrap().len(), 4, "an empty day (0 to 0) makes every hour unusual; attempts count");
+    assert_eq!(r["flags"]["exports_checked"], 2);
+    let bad = r["flags"]["export_without_approved_request"].as_array().unwrap();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0]["request"], forged.id.to_string());
+    assert!(bad[0]["problem"].as_str().unwrap().contains("not in the audit log"), "{}", bad[0]);
+    let clean = r["exports"]["lines"].as_array().unwrap().iter().find(|l| l["request"] == good.as_str()).unwrap();
+    assert_eq!((clean["problem"].as_str(), clean["entered_by"].as_str(), clean["approved_by"].as_str()), (Some(""), Some("olive"), Some("sam")));
+    assert!(clean["approval_entry"].as_u64().is_some());
+    assert_eq!(r["searches"]["without_later_hold_or_release"].as_array().unwrap().len(), 3, "C-1 led to no hold or release");
+    let e = s.audit_since(before);
+    assert_eq!(outcomes(&e), ["AuditReport/Ok"]);
+    assert_eq!((e[0].user.as_str(), e[0].result_count), ("audrey", Some(7)));
+    assert!(e[0].detail.contains("7 flag(s); chain verified"), "{}", e[0].detail);
+    // The usual hours by default: nothing unusual at a 0–24 day.
+    let (_, r) = s.get(&format!("/api/audit/report?from={day}&to={day}&tz=UTC&day_start=0&day_end=24"), Some(&aud));
+    assert_eq!(r["flags"]["unusual_hours"].as_array().unwrap().len(), 0);
+    // Printable: a page with its style allowed by the Content-Security-Policy.
+    let res = s.agent.get(&format!("{}/api/audit/report?from={day}&to={day}&format=html", s.base)).header("authorization", &format!("Bearer {aud}")).call().unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let csp = res.headers().get("content-security-policy").unwrap().to_str().unwrap().to_string();
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(polewatch::access::report::HTML_STYLE.as_bytes()));
+    assert!(csp.contains(&hash), "{csp}");
+    let page = res.into_body().read_to_string().unwrap();
+    assert!(page.contains("Compliance report") && page.contains("not in the audit log") && !page.contains("<script"), "{page}");
+    // Bad periods are refused and recorded.
+    let before = s.head();
+    assert_eq!(s.get(&format!("/api/audit/report?from={day}&to=2000-01-01"), Some(&aud)).0, 400);
+    assert_eq!(s.get("/api/audit/report?from=yesterday&to=today", Some(&aud)).0, 400);
+    assert_eq!(outcomes(&s.audit_since(before)), ["AuditReport/Denied", "AuditReport/Denied"]);
+    let _ = (Action::AuditReport, Outcome::Ok);
+}
+
+/// The same checks as the offline verify, through the API while it serves; a checkpoint kept off the box
+/// is checked too; the result is recorded either way.
+#[test]
+fn an_auditor_verifies_the_chain_through_the_running_api() {
+    let s = start();
+    let aud = s.login("audrey");
+    let o = s.login("olive");
+    assert_eq!(s.post("/api/audit/verify", Some(&o), json!({})).0, 403);
+    let before = s.head();
+    let (st, v) = s.post("/api/audit/verify", Some(&aud), json!({}));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["entries"].as_u64(), Some(before));
+    let offline = polewatch::access::audit::verify_summary(&s.audit.verify(None).unwrap());
+    assert!(v["message"].as_str().unwrap().starts_with(&format!("audit log OK: {before} entries; head seq {before}")), "{v}");
+    assert!(offline.starts_with("audit log OK:"), "{offline}");
+    let e = s.audit_since(before);
+    assert_eq!(outcomes(&e), ["AuditVerified/Ok"]);
+    assert_eq!(e[0].result_count, Some(before));
+    // With a checkpoint of an earlier entry.
+    let entry = s.audit.latest(1, None, None).unwrap().remove(0);
+    let cp = serde_json::to_string(&polewatch::access::audit::Checkpoint::of(&entry)).unwrap();
+    let (_, v) = s.post("/api/audit/verify", Some(&aud), json!({ "checkpoint": cp }));
+    assert_eq!((v["ok"].as_bool(), v["checkpoint_seq"].as_u64()), (Some(true), Some(entry.seq)), "{v}");
+    // A checkpoint the log does not match: reported broken, recorded as an error.
+    let mut other = entry.clone();
+    other.hash[0] ^= 1;
+    let bad = serde_json::to_string(&polewatch::access::audit::Checkpoint::of(&other)).unwrap();
+    let before = s.head();
+    let (st, v) = s.post("/api/audit/verify", Some(&aud), json!({ "checkpoint": bad }));
+    assert_eq!(st, 200);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["message"].as_str().unwrap().contains(&format!("seq {}", entry.seq)), "{v}");
+    assert_eq!(outcomes(&s.audit_since(before)), ["AuditVerified/Error"]);
+    assert_eq!(s.post("/api/audit/verify", Some(&aud), json!({ "checkpoint": "not json" })).0, 400);
+}
+
+/// The auditor's screens in Chromium: verify the chain, show the report for the month, print view, on a
+/// desktop and a phone-width window; every input labelled; the actions are in the audit log; log out.
+#[test]
+fn browser_auditor_verifies_the_chain_and_shows_the_compliance_report() {
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    let o = s.login("olive");
+    for _ in 0..2 {
+        s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"}));
+    }
+    b.goto(&s.base);
+    b.type_into("#username", "audrey");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "audrey");
+    let unlabelled = b.execute("return [...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)");
+    assert_eq!(unlabelled, json!([]), "every input has a label");
+    b.click("#audit-verify");
+    b.wait_text("#verify-result", "audit log OK");
+    b.click("#report-run");
+    b.wait_text("#report", "Compliance report");
+    let shown = b.text("#report");
+    assert!(shown.contains("Exports checked against their approved requests"), "{shown}");
+    assert!(shown.contains("olive"), "the searches per user: {shown}");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(dir.join("console-audit-report.png"), b.screenshot_png()).unwrap();
+    b.set_window_size(390, 844);
+    let width = b.execute("return document.getElementById('report-from').getBoundingClientRect().width");
+    assert!(width.as_f64().unwrap() > 300.0, "one column on a phone: the date input spans the screen ({width})");
+    std::fs::write(dir.join("console-audit-report-phone.png"), b.screenshot_png()).unwrap();
+    eprintln!("screenshots: {}/console-audit-report*.png", dir.display());
+    let e = s.audit.latest(50, Some("audrey"), None).unwrap();
+    assert!(e.iter().any(|x| x.action == polewatch::access::Action::AuditVerified && x.outcome == polewatch::access::Outcome::Ok));
+    assert!(e.iter().any(|x| x.action == polewatch::access::Action::AuditReport && x.outcome == polewatch::access::Outcome::Ok));
+    b.click("#logout");
+    b.find("#login-form");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !s.audit.latest(5, Some("audrey"), Some("logout")).unwrap().iter().any(|x| x.outcome == polewatch::access::Outcome::Ok) {
+        assert!(std::time::Instant::now() < deadline, "the logout is recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---- issue 18 §2: the officer's alert queue and the records office's release requests ----
+
+fn raise_alert(s: &Server, plate: &str, kind: &str) -> uuid::Uuid {
+    let read = s.store.search(&polewatch::store::PlatePattern::parse(plate).unwrap(), 1).unwrap().remove(0);
+    let hit = polewatch::uplink::payload::HitV1 {
+        list: "state-stolen".into(),
+        entry: plate.into(),
+        category: "stolen".into(),
+        priority: 1,
+        source: "DOJ".into(),
+        match_kind: kind.into(),
+        score: 1.0,
+        matched_text: plate.into(),
+    };
+    polewatch::alert::raise(&s.store, "s1", "pole-01", &read, hit, false, 1 << 20).unwrap().id
+}
+
+/// The queue lists pending hits with the read text, the entry and the match kind; a decided one leaves
+/// it; the live stream names each new alert as it is raised (the store's change feed, no polling) and
+/// ends with its session.
+#[test]
+fn the_alert_queue_lists_pending_hits_and_streams_new_ones_live() {
+    use std::io::BufRead;
+    let s = start();
+    let o = s.login("olive");
+    let aud = s.login("audrey");
+    let first = raise_alert(&s, "8XY0001", "exact");
+    assert_eq!(s.get("/api/alerts", Some(&aud)).0, 403, "an auditor does not work alerts");
+    let before = s.head();
+    let (st, v) = s.get("/api/alerts?pending=true", Some(&o));
+    assert_eq!(st, 200, "{v}");
+    let a = &v["alerts"][0];
+    assert_eq!((a["id"].as_str(), a["plate"].as_str(), a["hit"]["entry"].as_str(), a["hit"]["match_kind"].as_str()), (Some(first.to_string().as_str()), Some("8XY0001"), Some("8XY0001"), Some("exact")));
+    assert_eq!(outcomes(&s.audit_since(before)), ["AlertsViewed/Ok"]);
+    let res = s.agent.get(&format!("{}/api/alerts/{first}/crop", s.base)).header("authorization", &format!("Bearer {o}")).call().unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.into_body().read_to_vec().unwrap().len() > 10);
+
+    // The live stream, through an agent without the shared one's 30 s limit (so only the server can end it).
+    let pem = std::fs::read(api::tls::generated_paths(s._dir.path()).0).unwrap();
+    let certs: Vec<ureq::tls::Certificate<'static>> =
+        ureq::tls::parse_pem(&pem).filter_map(|i| match i.ok()? { ureq::tls::PemItem::Certificate(c) => Some(c), _ => None }).collect();
+    let tls_cfg = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs))).build();
+    let long: ureq::Agent = ureq::Agent::config_builder().tls_config(tls_cfg).http_status_as_error(false).build().into();
+    let res = long.get(&format!("{}/api/alerts/stream", s.base)).header("authorization", &format!("Bearer {o}")).call().unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/event-stream"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(res.into_body().into_reader()).lines() {
+            match line {
+                Ok(l) => {
+                    if tx.send(Some(l)).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(None);
+    });
+    let wait_for = |want: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Some(l)) if l.contains(want) => return,
+                Ok(Some(_)) => {}
+                other => panic!("the stream never said {want}: {other:?}"),
+            }
+        }
+    };
+    wait_for("event: ready");
+    let second = raise_alert(&s, "7ABC123", "confusion");
+    wait_for(&second.to_string());
+    // Decided: out of the pending queue, in the full list with its verification.
+    assert_eq!(s.post(&format!("/api/alerts/{first}/decision"), Some(&o), json!({"decision": "rejected", "note": "crop shows 8XY0007"})).0, 200);
+    wait_for(&first.to_string());
+    let (_, v) = s.get("/api/alerts?pending=true", Some(&o));
+    let ids: Vec<&str> = v["alerts"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [second.to_string().as_str()]);
+    let (_, v) = s.get("/api/alerts", Some(&o));
+    let decided = v["alerts"].as_array().unwrap().iter().find(|a| a["id"] == first.to_string().as_str()).unwrap().clone();
+    assert_eq!((decided["verification"]["decision"].as_str(), decided["verification"]["note"].as_str()), (Some("rejected"), Some("crop shows 8XY0007")));
+    // Logging out ends the stream (checked every 15 s).
+    assert_eq!(s.post("/api/logout", Some(&o), json!({})).0, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(None) => break,
+            Ok(Some(_)) => {}
+            Err(e) => panic!("the stream outlived its session: {e}"),
+        }
+    }
+}
+
+/// The officer's queue in Chromium: a new alert arrives live with a sound (and none once the sound is
+/// turned off), the keyboard picks it, the crop and the hit show, and a confirmation with its reason is
+/// recorded.
+#[test]
+fn browser_officer_works_the_alert_queue_live_by_keyboard() {
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    b.goto(&s.base);
+    b.type_into("#username", "olive");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "olive");
+    b.wait_text("#alerts-live", "live");
+    b.wait_text("#alerts-count", "0 alert(s)");
+    // A read whose crop is a real JPEG (the recognizer's smoke-test scene), so the browser can show it.
+    let mut r = synthetic_read(9, now() - 30_000, 0);
+    r.plate = Plate::new("5JPG123").unwrap();
+    r.crop_jpeg = Some(include_bytes!("../src/recognize/smoke/scene.jpg").to_vec());
+    s.store.put_read(r).unwrap();
+    let id = raise_alert(&s, "5JPG123", "exact");
+    b.wait_text("#alert-list", "5JPG123");
+    b.wait_text("#alerts-count", "1 alert(s)");
+    assert_eq!(b.execute("return document.body.dataset.beeps"), json!("1"), "a new alert sounds");
+    b.click("#alert-sound");
+    raise_alert(&s, "7ABC123", "confusion");
+    b.wait_text("#alerts-count", "2 alert(s)");
+    assert_eq!(b.execute("return document.body.dataset.beeps"), json!("1"), "no sound once turned off");
+    // Keyboard: the queue is newest first; ArrowDown twice reaches the first alert.
+    b.keys("#alert-list", "\u{E015}\u{E015}");
+    b.wait_text("#alert-plate", "5JPG123");
+    b.wait_text("#alert-kind", "exact");
+    let loaded = b.execute("const i = document.getElementById('alert-crop'); return i.complete && i.naturalWidth > 0");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut crop = loaded;
+    while crop != json!(true) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        crop = b.execute("const i = document.getElementById('alert-crop'); return i.complete && i.naturalWidth > 0");
+    }
+    assert_eq!(crop, json!(true), "the crop shows");
+    let unlabelled = b.execute("return [...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)");
+    assert_eq!(unlabelled, json!([]), "every input has a label");
+    b.click("#alert-confirm");
+    b.wait_text("#alert-msg", "reason");
+    b.keys("#alert-list", "\u{E007}"); // Enter: to the reason
+    assert_eq!(b.execute("return document.activeElement.id"), json!("alert-reason"));
+    b.type_into("#alert-reason", "matches DOJ stolen record, checked");
+    let png = b.screenshot_png();
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-alerts.png"), &png).unwrap();
+    b.click("#alert-confirm");
+    b.wait_text("#alert-msg", "Confirmed: 5JPG123");
+    b.wait_text("#alerts-count", "1 alert(s)");
+    let e = s.audit.latest(50, Some("olive"), Some("alert_verified")).unwrap();
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].object.as_str(), e[0].detail.as_str(), e[0].outcome), (id.to_string().as_str(), "matches DOJ stolen record, checked", polewatch::access::Outcome::Ok));
+    assert!(!s.audit.latest(50, Some("olive"), Some("alerts_viewed")).unwrap().is_empty());
+    b.click("#logout");
+    b.find("#login-form");
+}
+
+/// The records office in Chromium: an operator enters a request; a supervisor approves it, exports it and
+/// downloads the signed bundle as one tar file, which verifies; every step is in the audit log.
+#[test]
+fn browser_release_request_is_entered_approved_by_another_and_downloaded_as_one_file() {
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    let read = s.store.search(&polewatch::store::PlatePattern::parse("8XY0001").unwrap(), 1).unwrap().remove(0);
+    s.store.place_hold(read.id, polewatch::store::HoldRequest { placed_by: "olive".into(), case_number: "PCSO-26-9".into(), reason: "evidence".into(), expires_at_ms: None }, now()).unwrap();
+    b.goto(&s.base);
+    b.type_into("#username", "olive");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "olive");
+    b.type_into("#rel-agency", "Placer County Sheriff");
+    b.type_into("#rel-jurisdiction", "CA");
+    b.type_into("#rel-requester", "Det. R. Alvarez");
+    b.type_into("#rel-purpose", "robbery investigation");
+    b.type_into("#rel-case", "PCSO-26-9");
+    b.click("#release-submit");
+    b.wait_text("#release-msg", "a second person must approve it");
+    b.wait_text("#releases", "waiting");
+    assert!(b.execute("return document.querySelectorAll('.rel-approve').length") == json!(0), "an operator cannot approve");
+    b.click("#logout");
+    b.find("#login-form");
+    b.type_into("#username", "sam");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "sam");
+    b.click("#releases-load");
+    b.type_into(".rel-note", "per 471.7, written request on file");
+    b.click(".rel-approve");
+    b.wait_text("#releases", "approved by sam");
+    b.click(".rel-export");
+    b.wait_text("#release-msg", "Exported: 1 read(s)");
+    b.click(".rel-download");
+    b.wait_text("#release-msg", "Bundle downloaded");
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-releases.png"), b.screenshot_png()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let tar = loop {
+        let found = std::fs::read_dir(b.download_dir()).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "tar"));
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "no tar downloaded");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = tempfile::tempdir().unwrap();
+    let x = std::process::Command::new("tar").arg("-xf").arg(&tar).arg("-C").arg(out.path()).output().unwrap();
+    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+    let bundle = std::fs::read_dir(out.path()).unwrap().next().unwrap().unwrap().path();
+    polewatch::access::export::verify_bundle(&bundle, Some(&s.device_key_hex)).unwrap();
+    let e = s.audit.latest(100, None, None).unwrap();
+    let has = |user: &str, action: polewatch::access::Action, detail: &str| e.iter().any(|x| x.user == user && x.action == action && x.outcome == polewatch::access::Outcome::Ok && x.detail.contains(detail));
+    assert!(has("olive", polewatch::access::Action::ReleaseRequested, "Placer County Sheriff"));
+    assert!(has("sam", polewatch::access::Action::ReleaseDecided, "approved; note: per 471.7"));
+    assert!(has("sam", polewatch::access::Action::Export, ""));
+    assert!(has("sam", polewatch::access::Action::Export, "downloaded as one tar file"));
+    b.click("#logout");
+    b.find("#login-form");
+}
+
+/// The users screen in Chromium: an administrator adds a user, records training, locks and unlocks the
+/// account and sets a temporary password; a second administrator approves the roles; the list shows
+/// last login and training; each change is in the audit log.
+#[test]
+fn browser_admins_manage_users_with_a_second_admin_approving_roles() {
+    use polewatch::access::{Action, Outcome};
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    let login = |u: &str| {
+        b.type_into("#username", u);
+        b.type_into("#password", PW);
+        b.click("#login-button");
+        b.wait_text("#who", u);
+    };
+    b.goto(&s.base);
+    login("adam");
+    assert_eq!(b.execute("return document.getElementById('search-view').classList.contains('hidden')"), json!(true), "an admin sees no search");
+    b.type_into("#nu-username", "dana");
+    b.type_into("#nu-name", "Dana Reyes");
+    b.type_into("#nu-title", "Officer");
+    b.select("#nu-role", "operator");
+    b.type_into("#nu-password", "kettle-marsh-ember");
+    b.click("#nu-submit");
+    b.wait_text("#users-msg", "User added");
+    b.wait_text("#users", "wait for approval");
+    b.click("#users tr[data-name=dana]");
+    let y = jiff::Timestamp::now().strftime("%Y").to_string().parse::<i32>().unwrap();
+    b.execute(&format!("document.getElementById('ua-completed').value = '{}-01-01'; document.getElementById('ua-expires').value = '{}-12-31'; return 1", y, y + 1));
+    b.click("#ua-train");
+    b.wait_text("#users-msg", "Training recorded");
+    b.wait_text("#users tr[data-name=dana]", &format!("ALPR operator {}-12-31", y + 1));
+    b.type_into("#ua-reason", "left the unit");
+    b.click("#ua-lock");
+    b.wait_text("#users tr[data-name=dana] .status", "locked");
+    b.click("#ua-unlock");
+    b.wait_text("#users-msg", "Unlocked");
+    b.type_into("#ua-password", "fresh-harbor-words");
+    b.click("#ua-reset");
+    b.wait_text("#users tr[data-name=dana] .status", "must change password");
+    b.click("#ua-approve");
+    b.wait_text("#users-msg", "may not");
+    let unlabelled = b.execute("return [...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)");
+    assert_eq!(unlabelled, json!([]), "every input has a label");
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-users.png"), b.screenshot_png()).unwrap();
+    b.click("#logout");
+    b.find("#login-form");
+    login("ada");
+    b.click("#users-load");
+    b.click("#users tr[data-name=dana]");
+    b.click("#ua-approve");
+    b.wait_text("#users-msg", "Roles approved");
+    b.wait_text("#users tr[data-name=dana] .status", "must change password");
+    assert!(!b.text("#users tr[data-name=dana] .status").contains("wait for approval"));
+    b.wait_text("#users tr[data-name=adam]", &jiff::Timestamp::now().strftime("%Y-%m-%d").to_string());
+    let e = s.audit.latest(200, None, None).unwrap();
+    let has = |user: &str, action: Action, outcome: Outcome| e.iter().any(|x| x.user == user && x.action == action && x.outcome == outcome && x.object == "dana");
+    assert!(has("adam", Action::UserAdded, Outcome::Ok));
+    assert!(has("adam", Action::TrainingRecorded, Outcome::Ok));
+    assert!(has("adam", Action::UserLocked, Outcome::Ok));
+    assert!(has("adam", Action::UserUnlocked, Outcome::Ok));
+    assert!(has("adam", Action::PasswordChanged, Outcome::Ok));
+    assert!(has("adam", Action::UserChanged, Outcome::Denied), "the granting admin cannot approve");
+    assert!(has("ada", Action::UserChanged, Outcome::Ok));
+    b.click("#logout");
+    b.find("#login-form");
+}
+
+/// Retention and holds in Chromium: the holds in force by case, the retention state and disk use; a
+/// supervisor releases one with a reason, recorded.
+#[test]
+fn browser_supervisor_sees_retention_and_holds_and_releases_one() {
+    use polewatch::access::{Action, Outcome};
+    use polewatch::store::HoldRequest;
+    let s = start();
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    let reads = s.store.search(&polewatch::store::PlatePattern::parse("*").unwrap(), 10).unwrap();
+    let hold = |i: usize, case: &str, exp: Option<i64>| s.store.place_hold(reads[i].id, HoldRequest { placed_by: "olive".into(), case_number: case.into(), reason: "evidence".into(), expires_at_ms: exp }, now()).unwrap();
+    let h1 = hold(0, "PCSO-1", None);
+    hold(1, "PCSO-1", Some(now() + 30 * DAY));
+    hold(2, "PCSO-2", Some(now() + 1000));
+    let o = s.login("olive");
+    let (st, v) = s.get("/api/holds", Some(&o));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["in_force"], 3);
+    assert_eq!(v["by_case"]["PCSO-1"], 2);
+    assert!(v["disk"]["used_pct"].as_f64().is_some() && v["retention"]["reads"] == 3, "{v}");
+    assert_eq!(s.get("/api/holds", Some(&s.login("audrey"))).0, 403);
+    std::thread::sleep(Duration::from_millis(1100)); // PCSO-2's hold expires
+    b.goto(&s.base);
+    b.type_into("#username", "sam");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "sam");
+    b.click("#holds-load");
+    b.wait_text("#holds-in-force", "2 hold(s) in force");
+    b.wait_text("#retention-summary", "PCSO-1 (2)");
+    b.wait_text("#disk-use", "% of");
+    b.wait_text("#holds", "expired");
+    b.type_into(&format!(".hold-reason[data-id='{}']", h1.id), "case closed by the DA");
+    b.click(&format!(".hold-release[data-id='{}']", h1.id));
+    b.wait_text("#holds-msg", "Hold released");
+    b.wait_text("#holds-in-force", "1 hold(s) in force");
+    b.wait_text("#holds", "released by sam");
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-holds.png"), b.screenshot_png()).unwrap();
+    let e = s.audit.latest(50, Some("sam"), None).unwrap();
+    assert!(e.iter().any(|x| x.action == Action::HoldsViewed && x.outcome == Outcome::Ok && x.result_count == Some(3)));
+    assert!(e.iter().any(|x| x.action == Action::HoldReleased && x.outcome == Outcome::Ok && x.detail == "case closed by the DA" && x.case_number == "PCSO-1"));
+    b.click("#logout");
+    b.find("#login-form");
+}
+
+/// The hotlists view in Chromium: the lists in force with origin, version and counts; an entry search,
+/// recorded with its query.
+#[test]
+fn browser_officer_views_the_hotlists_and_searches_an_entry() {
+    use polewatch::access::{Action, Outcome};
+    let s = start();
+    assert_eq!(s.get("/api/hotlists", Some(&s.login("audrey"))).0, 403);
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    b.goto(&s.base);
+    b.type_into("#username", "olive");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "olive");
+    b.click("#hotlists-load");
+    b.wait_text("#hotlists", "state-stolen.csv");
+    b.wait_text("#hotlists tbody tr", "file on the box");
+    b.type_into("#hotlist-query", "8xy");
+    b.click("#hotlist-search");
+    b.wait_text("#hotlists-msg", "1 entry");
+    b.wait_text("#hotlist-entries", "white sedan");
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-hotlists.png"), b.screenshot_png()).unwrap();
+    let e = s.audit.latest(20, Some("olive"), Some("hotlists_viewed")).unwrap();
+    assert!(e.iter().any(|x| x.outcome == Outcome::Ok && x.query == "8xy" && x.result_count == Some(1)), "{e:?}");
+    assert!(e.iter().any(|x| x.outcome == Outcome::Ok && x.object == "hotlists" && x.result_count == Some(1)));
+    let _ = Action::HotlistsViewed;
+    b.click("#logout");
+    b.find("#login-form");
+}
+
+/// The installer role sees the cameras and nothing of stored reads, alerts, holds or the audit log.
+#[test]
+fn an_installer_sees_cameras_and_nothing_of_stored_reads() {
+    let s = start();
+    let ian = s.login("ian");
+    let (st, v) = s.get("/api/cameras", Some(&ian));
+    assert_eq!((st, v["cameras"].as_array().map(|a| a.len())), (200, Some(0)), "no camera set in this test server: {v}");
+    let why = json!({"purpose": "stolen vehicle", "case_number": "C-1"});
+    let read = s.store.search(&polewatch::store::PlatePattern::parse("7ABC123").unwrap(), 1).unwrap().remove(0);
+    assert_eq!(s.post("/api/search", Some(&ian), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"})).0, 403);
+    assert_eq!(s.post(&format!("/api/reads/{}", read.id), Some(&ian), why.clone()).0, 403);
+    assert_eq!(s.post(&format!("/api/reads/{}/crop", read.id), Some(&ian), why).0, 403);
+    for path in ["/api/alerts", "/api/holds", "/api/hotlists", "/api/releases", "/api/audit", "/api/users"] {
+        assert_eq!(s.get(path, Some(&ian)).0, 403, "{path}");
+    }
+    let o = s.login("olive");
+    assert_eq!(s.get("/api/cameras", Some(&o)).0, 403, "an operator does not see the cameras page");
+    let (_, me) = s.get("/api/me", Some(&ian));
+    assert_eq!(me["permissions"], json!(["view_cameras"]));
+}
+
+/// A supervisor adds and removes entries of the console's local list with a reason: the entry is in force
+/// at once (a read of it raises an alert), it shows as the console's list, a bad entry is refused whole,
+/// an operator may not change lists, and each change is recorded with its reason.
+#[test]
+fn browser_supervisor_adds_and_removes_a_local_hotlist_entry() {
+    use polewatch::access::{Action, Outcome};
+    let s = start();
+    let o = s.login("olive");
+    let sup = s.login("sam");
+    assert_eq!(s.post("/api/hotlists/local", Some(&o), json!({"plate": "7ABC123", "category": "stolen", "priority": 1, "reason": "x"})).0, 403);
+    let before = s.head();
+    let (st, v) = s.post("/api/hotlists/local", Some(&sup), json!({"plate": "7ABC123", "category": "stolen", "priority": 0, "reason": "x"}));
+    assert_eq!(st, 400, "priority 0 is refused by the list parser: {v}");
+    assert_eq!(outcomes(&s.audit_since(before)), ["HotlistChanged/Denied"]);
+    assert_eq!(s.post("/api/hotlists/local/remove", Some(&sup), json!({"plate": "NOPE1", "reason": "x"})).0, 404);
+    let Some(b) = support::webdriver::Browser::start() else {
+        eprintln!("SKIPPED: chromium/chromedriver not installed (scripts/install-deps installs them)");
+        return;
+    };
+    b.goto(&s.base);
+    b.type_into("#username", "sam");
+    b.type_into("#password", PW);
+    b.click("#login-button");
+    b.wait_text("#who", "sam");
+    b.type_into("#local-plate", "7abc123");
+    b.type_into("#local-category", "wanted");
+    b.type_into("#local-priority", "2");
+    b.type_into("#local-notes", "grey pickup");
+    b.type_into("#local-reason", "BOLO 26-14 from dispatch");
+    b.click("#local-add");
+    b.wait_text("#hotlists-msg", "Entry 7ABC123 added; 2 alert(s) from recent reads");
+    b.wait_text("#hotlists", "added in the console");
+    let (_, v) = s.get("/api/alerts?pending=true", Some(&o));
+    assert_eq!(v["alerts"].as_array().unwrap().iter().filter(|a| a["hit"]["list"] == "console:local").count(), 2, "the two stored reads of 7ABC123, retroactively");
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-hotlists-local.png"), b.screenshot_png()).unwrap();
+    b.type_into("#local-remove-plate", "7ABC123");
+    b.type_into("#local-remove-reason", "vehicle recovered");
+    b.click("#local-remove");
+    b.wait_text("#hotlists-msg", "1 entry removed");
+    let e = s.audit.latest(20, Some("sam"), Some("hotlist_changed")).unwrap();
+    assert!(e.iter().any(|x| x.outcome == Outcome::Ok && x.query == "7abc123" && x.detail.contains("reason: BOLO 26-14 from dispatch")), "{e:?}");
+    assert!(e.iter().any(|x| x.outcome == Outcome::Ok && x.query == "7ABC123" && x.detail.contains("reason: vehicle recovered")));
+    let _ = Action::HotlistChanged;
+    b.click("#logout");
+    b.find("#login-form");
 }

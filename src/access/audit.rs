@@ -29,9 +29,9 @@ mod key;
 mod sink;
 mod verify;
 
-pub use filter::{parse_action, Filter};
+pub use filter::{action_name, parse_action, Filter};
 pub use key::{head_path, AuditKey, ChainHead, KeyError};
-pub use sink::{AuditLog, VerifyError};
+pub use sink::{verify_summary, AuditLog, VerifyError};
 pub use verify::{decode_record, verify, Broken, BrokenReason, Checkpoint, Unreadable, Verifier, VerifyReport};
 
 use super::{Action, NewAuditEntry, Outcome};

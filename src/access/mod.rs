@@ -17,6 +17,7 @@ pub mod export;
 pub mod password;
 pub mod policy;
 pub mod release;
+pub mod report;
 pub mod roles;
 pub mod service;
 pub mod session;
@@ -65,6 +66,19 @@ pub enum Action {
     CommandRejected,
     /// An operator confirmed the clock and a large retention purge (`cmd/confirm_purge`).
     PurgeConfirmed,
+    /// The audit chain was verified through the running daemon (the result is in the entry).
+    AuditVerified,
+    /// A compliance report for a period was produced (the period and flag count are in the entry).
+    AuditReport,
+    /// The alert queue (hits with read text, list entry and match kind) or an alert's crop was read, or
+    /// its live stream opened.
+    AlertsViewed,
+    /// The evidence holds (read ids, case numbers, who placed them) and the retention state were read.
+    HoldsViewed,
+    /// The hotlists in force or their entries (plates) were read.
+    HotlistsViewed,
+    /// The Cameras page's state (live) was opened.
+    CamerasViewed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,9 @@ pub enum Role {
     Operator,
     /// Reviews the audit log (471.6 (c)); no access to reads.
     Auditor,
+    /// Mounts and aims cameras: sees the cameras' state (and, later, their snapshots), nothing of stored
+    /// reads.
+    Installer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -37,10 +40,12 @@ pub enum Permission {
     ViewAudit,
     RequestRelease,
     ApproveRelease,
+    /// The cameras' state on the Cameras page (images of the public road: a role of its own).
+    ViewCameras,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Supervisor, Role::Operator, Role::Auditor];
+    pub const ALL: [Role; 5] = [Role::Admin, Role::Supervisor, Role::Operator, Role::Auditor, Role::Installer];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -48,12 +53,13 @@ impl Role {
             Role::Supervisor => "supervisor",
             Role::Operator => "operator",
             Role::Auditor => "auditor",
+            Role::Installer => "installer",
         }
     }
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::Search,
         Permission::ViewRead,
         Permission::ViewImage,
@@ -66,6 +72,7 @@ impl Permission {
         Permission::ViewAudit,
         Permission::RequestRelease,
         Permission::ApproveRelease,
+        Permission::ViewCameras,
     ];
 
     /// The serde name, so logs, audit details and the README spell it one way.
@@ -83,6 +90,7 @@ impl Permission {
             P::ViewAudit => "view_audit",
             P::RequestRelease => "request_release",
             P::ApproveRelease => "approve_release",
+            P::ViewCameras => "view_cameras",
         }
     }
 }
@@ -91,7 +99,7 @@ use Permission as P;
 
 /// The table. Anything not listed is refused.
 pub const PERMISSIONS: &[(Role, &[Permission])] = &[
-    (Role::Admin, &[P::ManageUsers]),
+    (Role::Admin, &[P::ManageUsers, P::ViewCameras]),
     (
         Role::Supervisor,
         &[
@@ -109,6 +117,7 @@ pub const PERMISSIONS: &[(Role, &[Permission])] = &[
     ),
     (Role::Operator, &[P::Search, P::ViewRead, P::ViewImage, P::PlaceHold, P::VerifyAlert, P::RequestRelease]),
     (Role::Auditor, &[P::ViewAudit]),
+    (Role::Installer, &[P::ViewCameras]),
 ];
 
 pub fn permissions(role: Role) -> &'static [Permission] {
@@ -152,7 +161,7 @@ impl fmt::Display for Permission {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}`, expected one of admin, supervisor, operator, auditor")]
+#[error("unknown role `{0}`, expected one of admin, supervisor, operator, auditor, installer")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
@@ -169,20 +178,21 @@ mod tests {
     #[test]
     fn table_is_what_the_readme_says() {
         let expected = "\
-| permission | admin | supervisor | operator | auditor |
-|---|:-:|:-:|:-:|:-:|
-| search |   | ✓ | ✓ |   |
-| view_read |   | ✓ | ✓ |   |
-| view_image |   | ✓ | ✓ |   |
-| export |   | ✓ |   |   |
-| place_hold |   | ✓ | ✓ |   |
-| release_hold |   | ✓ |   |   |
-| verify_alert |   | ✓ | ✓ |   |
-| manage_hotlists |   | ✓ |   |   |
-| manage_users | ✓ |   |   |   |
-| view_audit |   |   |   | ✓ |
-| request_release |   | ✓ | ✓ |   |
-| approve_release |   | ✓ |   |   |
+| permission | admin | supervisor | operator | auditor | installer |
+|---|:-:|:-:|:-:|:-:|:-:|
+| search |   | ✓ | ✓ |   |   |
+| view_read |   | ✓ | ✓ |   |   |
+| view_image |   | ✓ | ✓ |   |   |
+| export |   | ✓ |   |   |   |
+| place_hold |   | ✓ | ✓ |   |   |
+| release_hold |   | ✓ |   |   |   |
+| verify_alert |   | ✓ | ✓ |   |   |
+| manage_hotlists |   | ✓ |   |   |   |
+| manage_users | ✓ |   |   |   |   |
+| view_audit |   |   |   | ✓ |   |
+| request_release |   | ✓ | ✓ |   |   |
+| approve_release |   | ✓ |   |   |   |
+| view_cameras | ✓ |   |   |   | ✓ |
 ";
         assert_eq!(markdown_table(), expected);
     }
@@ -202,6 +212,8 @@ mod tests {
             assert_eq!(may(&[r], P::ViewAudit), r == Role::Auditor, "{r}");
         }
         assert!(may(&[Role::Admin, Role::Operator], P::Search), "roles combine");
+        let installer = permissions(Role::Installer);
+        assert_eq!(installer, [P::ViewCameras], "an installer sees cameras and nothing of stored reads");
     }
 
     #[test]

@@ -111,6 +111,12 @@ impl Sessions {
         Ok(s.clone())
     }
 
+    /// Whether the session behind `token` is still open, without restarting its idle timer (a live
+    /// stream checks this: watching is not activity).
+    pub fn alive(&self, token: &str, now_ms: i64) -> bool {
+        self.map().get(token).is_some_and(|s| self.ended(s, now_ms).is_none())
+    }
+
     pub fn end(&self, token: &str) -> Option<Session> {
         self.map().remove(token)
     }

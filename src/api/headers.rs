@@ -3,7 +3,7 @@
 //!
 //! - `Content-Security-Policy`: scripts and styles only from the box's own files (the console's script
 //!   and style sheet are served files, no `'unsafe-inline'`); the policy page's one `<style>` is allowed
-//!   by its hash; `frame-ancestors 'none'` (no framing, so no clickjacking of the login form).
+//!   and the compliance report's by their hashes; `frame-ancestors 'none'` (no framing, so no clickjacking of the login form).
 //! - `X-Frame-Options: DENY` for browsers that predate `frame-ancestors`; `X-Content-Type-Options:
 //!   nosniff`; `Referrer-Policy: no-referrer`; `Strict-Transport-Security` (one year); `Cache-Control:
 //!   no-store` (tokens, search results and read details must not sit in a browser or proxy cache).
@@ -17,8 +17,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// The Content-Security-Policy of every answer.
 pub fn content_security_policy() -> String {
     let style = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(crate::access::policy::HTML_STYLE.as_bytes()));
+    let report = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(crate::access::report::HTML_STYLE.as_bytes()));
     format!(
-        "default-src 'none'; script-src 'self'; style-src 'self' 'sha256-{style}'; img-src 'self' blob:; connect-src 'self'; \
+        "default-src 'none'; script-src 'self'; style-src 'self' 'sha256-{style}' 'sha256-{report}'; img-src 'self' blob:; connect-src 'self'; \
          form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
 }

@@ -4,7 +4,9 @@
 //! rule; [`headers`] sets the security headers on every answer; [`gate`] bounds password checks.
 
 pub mod gate;
+pub mod cameras;
 pub mod headers;
+pub mod tarball;
 mod routes;
 pub mod tls;
 
@@ -29,6 +31,10 @@ pub struct ApiState {
     pub device_key: DeviceKey,
     /// Where export bundles are written.
     pub export_dir: PathBuf,
+    /// The hotlists in force, for the console's read-only view (None: not loaded in this process).
+    pub hotlists: Option<Arc<crate::ops::hotlists::Hotlists>>,
+    /// The running cameras, for the installer's Cameras page (None: no camera set in this process).
+    pub cameras: Option<Arc<crate::ingest::CameraSet>>,
 }
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {

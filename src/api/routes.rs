@@ -117,14 +117,27 @@ routes! {
     post "/api/search" => search, Audit::Always;
     post "/api/reads/{id}" => read_detail, Audit::Always;
     post "/api/reads/{id}/crop" => read_crop, Audit::Always;
+    get "/api/holds" => list_holds, Audit::Always;
     post "/api/holds" => place_hold, Audit::Always;
     post "/api/holds/release" => release_hold, Audit::Always;
+    get "/api/alerts" => list_alerts, Audit::Always;
+    get "/api/alerts/stream" => alert_stream, Audit::Always;
+    get "/api/alerts/{id}/crop" => alert_crop, Audit::Always;
     post "/api/alerts/{id}/decision" => alert_decision, Audit::Always;
+    get "/api/cameras" => list_cameras, Audit::Always;
+    get "/api/cameras/stream" => camera_stream, Audit::Always;
+    get "/api/hotlists" => list_hotlists, Audit::Always;
+    post "/api/hotlists/search" => search_hotlists, Audit::Always;
+    post "/api/hotlists/local" => add_local_entry, Audit::Always;
+    post "/api/hotlists/local/remove" => remove_local_entry, Audit::Always;
     get "/api/releases" => list_releases, Audit::Always;
     post "/api/releases" => request_release, Audit::Always;
     post "/api/releases/{id}/decision" => decide_release, Audit::Always;
     post "/api/releases/{id}/export" => export_release, Audit::Always;
+    get "/api/releases/{id}/bundle" => release_bundle, Audit::Always;
     get "/api/audit" => audit_view, Audit::Always;
+    post "/api/audit/verify" => audit_verify, Audit::Always;
+    get "/api/audit/report" => audit_report, Audit::Always;
     get "/api/users" => list_users, Audit::Always;
     post "/api/users" => add_user, Audit::Always;
     post "/api/users/{name}/training" => user_training, Audit::Always;
@@ -485,6 +498,76 @@ async fn place_hold(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
     Ok(Json(json!({ "hold_id": h.id, "read_id": h.read_id })))
 }
 
+/// Used and total bytes of the file system holding `path` (statvfs).
+fn disk_use(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = if path.exists() { path } else { path.parent()? };
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct we pass; the path is a valid NUL-terminated string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let frag = st.f_frsize as u64;
+    let total = st.f_blocks as u64 * frag;
+    let free = st.f_bfree as u64 * frag;
+    Some((total.saturating_sub(free), total))
+}
+
+/// Retention and holds: every hold (in force, expired, released) with its case and expiry, the last and
+/// next retention sweep, the oldest read against the retention period, and disk use against the
+/// watermarks.
+async fn list_holds(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require_any(&s, &c, &[Permission::PlaceHold, Permission::ReleaseHold], Action::HoldsViewed, "holds")?;
+    let st = s.clone();
+    let v = tokio::task::spawn_blocking(move || -> Result<Value, String> {
+        let now = now_ms();
+        let holds = st.store.all_holds().map_err(|e| e.to_string())?;
+        let in_force = holds.iter().filter(|h| crate::retention::hold_binds(h, now)).count();
+        let mut by_case: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for h in holds.iter().filter(|h| crate::retention::hold_binds(h, now)) {
+            *by_case.entry(h.case_number.clone()).or_default() += 1;
+        }
+        let list: Vec<Value> = holds
+            .iter()
+            .map(|h| {
+                let mut v = serde_json::to_value(h).unwrap_or_default();
+                v["read_id"] = json!(h.read_id.to_string());
+                v["in_force"] = json!(crate::retention::hold_binds(h, now));
+                v
+            })
+            .collect();
+        let ret = &st.config.store.retention;
+        let last = st.audit_log.latest(1, None, Some("retention_purge")).map_err(|e| e.to_string())?.into_iter().next();
+        let next_ms = last.as_ref().map(|e| e.at_ms + ret.sweep_interval_s as i64 * 1000);
+        let disk = disk_use(st.store.path()).map(|(used, total)| {
+            json!({"used_bytes": used, "total_bytes": total, "used_pct": if total > 0 { (used as f64 * 1000.0 / total as f64).round() / 10.0 } else { 0.0 },
+                   "high_watermark_pct": st.config.store.disk_high_watermark_pct, "full_watermark_pct": st.config.store.disk_full_watermark_pct})
+        });
+        Ok(json!({
+            "holds": list,
+            "in_force": in_force,
+            "by_case": by_case,
+            "retention": {
+                "min_days": ret.min_days, "max_days": ret.max_days, "sweep_interval_s": ret.sweep_interval_s,
+                "last_sweep": last.as_ref().map(|e| json!({"at_ms": e.at_ms, "outcome": e.outcome, "detail": e.detail})),
+                "next_sweep_ms": next_ms,
+                "oldest_read_ms": st.store.oldest_read_ms().map_err(|e| e.to_string())?,
+                "reads": st.store.count_reads(),
+                "store_bytes": st.store.size_on_disk().map_err(|e| e.to_string())?,
+            },
+            "disk": disk,
+        }))
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let n = v["holds"].as_array().map_or(0, |a| a.len());
+    audit(&s, NewAuditEntry { object: "holds".into(), outcome: Some(Outcome::Ok), result_count: Some(n as u64), ..c.entry(Action::HoldsViewed) })?;
+    Ok(Json(v))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReleaseHoldBody {
@@ -536,6 +619,307 @@ async fn alert_decision(State(s): St, headers: HeaderMap, ConnectInfo(addr): Con
             Ok(Json(json!({ "alert": rec.id, "decision": b.decision })))
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsQuery {
+    /// Only alerts not yet confirmed or rejected.
+    #[serde(default)]
+    pending: bool,
+    limit: Option<usize>,
+}
+
+/// The alert queue, newest first: each hit with the read's text, camera and time, the list entry it
+/// matched, the match kind and score, and its verification if decided.
+async fn list_alerts(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Query(q): Query<AlertsQuery>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, "alert queue")?;
+    let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    let st = s.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, StoreError> {
+        let mut out = Vec::new();
+        // Decided alerts are skipped for `pending`: read a bounded window more than asked.
+        for a in st.store.alerts(if q.pending { limit * 10 } else { limit })? {
+            if q.pending && a.verification.is_some() {
+                continue;
+            }
+            let read = st.store.get_read(a.read_id)?;
+            out.push(json!({
+                "id": a.id,
+                "raised_at": jiff::Timestamp::from_millisecond(a.raised_at_ms).map(|t| t.to_string()).unwrap_or_default(),
+                "read_id": a.read_id.to_string(),
+                "plate": read.as_ref().map(|r| r.plate.expose().to_string()),
+                "camera": read.as_ref().map(|r| r.camera_id.clone()),
+                "captured_at": read.as_ref().and_then(|r| jiff::Timestamp::from_millisecond(r.captured_at_ms).ok()).map(|t| t.to_string()),
+                "has_crop": read.as_ref().is_some_and(|r| r.has_crop),
+                "hit": a.detail,
+                "verification": a.verification,
+            }));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let detail = if q.pending { "pending alerts" } else { "all alerts" };
+    audit(&s, NewAuditEntry { object: "alert queue".into(), outcome: Some(Outcome::Ok), result_count: Some(found.len() as u64), detail: detail.into(), ..c.entry(Action::AlertsViewed) })?;
+    Ok(Json(json!({ "alerts": found })))
+}
+
+/// The plate crop of an alert's read, for the officer to compare with the hit.
+async fn alert_crop(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>) -> Res<Response> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, &id.to_string())?;
+    let base = NewAuditEntry { object: id.to_string(), detail: "crop".into(), ..c.entry(Action::AlertsViewed) };
+    let Some(a) = s.store.alert(id).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? else {
+        return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such alert".into());
+    };
+    let Some(img) = s.store.image(a.read_id, ImageKind::Crop).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? else {
+        return refuse(&s, NewAuditEntry { result_count: Some(0), ..base }, Outcome::Error, StatusCode::NOT_FOUND, "no crop for this alert's read".into());
+    };
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(1), ..base })?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg")], img).into_response())
+}
+
+/// How long one live stream lasts before the console reconnects (and is re-checked and re-audited).
+const STREAM_MAX: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The live alert queue as server-sent events: `event: alert` with the alert's id (nothing else: the
+/// console then reads the queue, audited) whenever an alert is raised or decided. No polling: the store's
+/// own change feed wakes it. It ends when the session does (checked every 15 s without extending it), and
+/// after [`STREAM_MAX`].
+async fn alert_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, "alert stream")?;
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").to_string();
+    audit(&s, NewAuditEntry { object: "alert stream".into(), outcome: Some(Outcome::Ok), detail: "live queue opened (events carry alert ids only)".into(), ..c.entry(Action::AlertsViewed) })?;
+    let sub = s.store.watch_alerts();
+    let until = tokio::time::Instant::now() + STREAM_MAX;
+    let st = s.clone();
+    let hello = futures_util::stream::once(async { Ok::<Event, std::convert::Infallible>(Event::default().event("ready").data("listening")) });
+    let events = futures_util::stream::unfold((sub, st, token), move |(mut sub, st, token)| async move {
+        loop {
+            if tokio::time::Instant::now() >= until {
+                return None;
+            }
+            match tokio::time::timeout(std::time::Duration::from_secs(15), &mut sub).await {
+                Ok(Some(ev)) => {
+                    let id = <[u8; 16]>::try_from(ev.key().as_ref()).map(|b| uuid::Uuid::from_bytes(b).to_string()).unwrap_or_default();
+                    return Some((Ok(Event::default().event("alert").data(id)), (sub, st, token)));
+                }
+                Ok(None) => return None,
+                Err(_) if !st.users.sessions().alive(&token, now_ms()) => return None,
+                Err(_) => {}
+            }
+        }
+    });
+    Ok(Sse::new(futures_util::StreamExt::chain(hello, events)).keep_alive(KeepAlive::default()).into_response())
+}
+
+fn camera_samples(s: &ApiState) -> Vec<super::cameras::Sample> {
+    let Some(set) = s.cameras.as_ref() else { return Vec::new() };
+    set.states().iter().filter_map(|(id, _)| set.with(id, super::cameras::sample)).collect()
+}
+
+/// The cameras' state once (the Cameras page streams it: [`camera_stream`]).
+async fn list_cameras(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, "cameras")?;
+    let views: Vec<_> = camera_samples(&s).into_iter().map(|x| super::cameras::view(x, None)).collect();
+    audit(&s, NewAuditEntry { object: "cameras".into(), outcome: Some(Outcome::Ok), result_count: Some(views.len() as u64), ..c.entry(Action::CamerasViewed) })?;
+    Ok(Json(json!({ "cameras": views })))
+}
+
+/// The cameras' state, rates and verdict every 2 s as server-sent events (`event: cameras`), recorded once
+/// when opened; it ends with the session (checked without extending it) and after [`STREAM_MAX`].
+async fn camera_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, "camera stream")?;
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").to_string();
+    audit(&s, NewAuditEntry { object: "camera stream".into(), outcome: Some(Outcome::Ok), detail: "Cameras page opened (live state)".into(), ..c.entry(Action::CamerasViewed) })?;
+    let until = tokio::time::Instant::now() + STREAM_MAX;
+    type Prev = std::collections::HashMap<String, (super::cameras::Sample, Option<super::cameras::Rates>)>;
+    let start: (Arc<Shared>, String, Prev, std::time::Instant, bool) = (s.clone(), token, Prev::new(), std::time::Instant::now(), true);
+    let events = futures_util::stream::unfold(start, move |(st, token, mut prev, mut at, first)| async move {
+        if !first {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+        if tokio::time::Instant::now() >= until || !st.users.sessions().alive(&token, now_ms()) {
+            return None;
+        }
+        let secs = at.elapsed().as_secs_f64();
+        at = std::time::Instant::now();
+        let views: Vec<super::cameras::View> = camera_samples(&st)
+            .into_iter()
+            .map(|now| {
+                let rates = prev.get(&now.id).map(|(before, last)| super::cameras::rates(before, &now, secs, *last));
+                prev.insert(now.id.clone(), (now.clone(), rates));
+                super::cameras::view(now, rates)
+            })
+            .collect();
+        let data = serde_json::to_string(&views).unwrap_or_else(|_| "[]".into());
+        Some((Ok::<Event, std::convert::Infallible>(Event::default().event("cameras").data(data)), (st, token, prev, at, false)))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+fn hotlists_of(s: &ApiState) -> Res<&crate::ops::hotlists::Hotlists> {
+    s.hotlists.as_deref().ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "the hotlists are not loaded in this process"))
+}
+
+/// The lists in force: name, origin (a file on the box, or pushed by the central server), when loaded
+/// (its version), entries and entries still active. Read-only: files are kept in TOML-managed paths,
+/// pushes come from the central server.
+async fn list_hotlists(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require_any(&s, &c, &[Permission::VerifyAlert, Permission::ManageHotlists], Action::HotlistsViewed, "hotlists")?;
+    let m = hotlists_of(&s)?.matcher();
+    let now = now_ms();
+    let lists: Vec<Value> = m
+        .lists()
+        .iter()
+        .map(|l| {
+            let origin = if l.name.starts_with("mqtt:") {
+                "central server (read-only)"
+            } else if l.name == crate::ops::hotlists::LOCAL {
+                "added in the console"
+            } else {
+                "file on the box"
+            };
+            json!({"name": l.name, "origin": origin, "loaded_at_ms": l.loaded_at_ms,
+                   "entries": l.entries.len(), "active": l.entries.iter().filter(|e| e.is_active(now)).count()})
+        })
+        .collect();
+    audit(&s, NewAuditEntry { object: "hotlists".into(), outcome: Some(Outcome::Ok), result_count: Some(lists.len() as u64), ..c.entry(Action::HotlistsViewed) })?;
+    Ok(Json(json!({ "lists": lists })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotlistSearchBody {
+    /// Part of an entry's plate or pattern (case ignored); in a body, so it stays out of URLs.
+    query: String,
+}
+
+/// Entries of the lists in force whose plate or pattern contains the query (at most 200).
+async fn search_hotlists(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<HotlistSearchBody>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require_any(&s, &c, &[Permission::VerifyAlert, Permission::ManageHotlists], Action::HotlistsViewed, "hotlist entries")?;
+    let base = NewAuditEntry { object: "hotlist entries".into(), query: for_audit(&b.query), ..c.entry(Action::HotlistsViewed) };
+    let q = b.query.trim().to_uppercase();
+    if q.is_empty() || q.chars().count() > 16 || q.chars().any(char::is_control) {
+        return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, "search for 1 to 16 characters of a plate".into());
+    }
+    let m = hotlists_of(&s)?.matcher();
+    let now = now_ms();
+    let mut found = Vec::new();
+    'lists: for l in m.lists() {
+        for e in &l.entries {
+            if e.pattern.expose().to_uppercase().contains(&q) {
+                found.push(json!({"list": l.name, "entry": e.pattern.expose(), "region": e.region, "category": e.category, "priority": e.priority,
+                                  "source": e.source, "expires_at_ms": e.expires_at_ms, "active": e.is_active(now), "notes": e.notes, "line": e.line}));
+                if found.len() >= 200 {
+                    break 'lists;
+                }
+            }
+        }
+    }
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(found.len() as u64), ..base })?;
+    Ok(Json(json!({ "entries": found })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalEntryBody {
+    plate: String,
+    #[serde(default)]
+    region: String,
+    category: String,
+    priority: u8,
+    #[serde(default)]
+    expiry: String,
+    #[serde(default)]
+    notes: Note,
+    reason: Reason,
+}
+
+/// Applies a checked change to the console's local list: recorded `ok` first, then put in force; should
+/// that fail, a second entry says so and voids the first (as [`act`] does for the store).
+fn apply_local(s: &ApiState, h: &crate::ops::hotlists::Hotlists, entry: NewAuditEntry, csv: &str, by: &str) -> Res<usize> {
+    let seq = audit(s, NewAuditEntry { outcome: Some(Outcome::Ok), ..entry.clone() })?;
+    h.put_local(csv, by).map_err(|e| {
+        let void = NewAuditEntry { outcome: Some(Outcome::Error), detail: format!("not done, entry #{seq} is void: {e}"), ..entry };
+        if let Err(ae) = s.audit.record(void) {
+            log::error!("audit: cannot record that entry #{seq} was not done: {ae}");
+        }
+        err(StatusCode::INTERNAL_SERVER_ERROR, format!("not done: {e}"))
+    })
+}
+
+/// Adds (or replaces) an entry of the console's local list, with a reason; audited as hotlist_changed.
+async fn add_local_entry(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<LocalEntryBody>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::ops::hotlists::LOCAL)?;
+    let h = hotlists_of(&s)?;
+    let base = NewAuditEntry { object: crate::ops::hotlists::LOCAL.into(), query: for_audit(&b.plate), ..c.entry(Action::HotlistChanged) };
+    let e = crate::ops::hotlists::LocalEntry {
+        plate: b.plate.clone(),
+        region: b.region.clone(),
+        category: b.category.clone(),
+        priority: b.priority,
+        expiry: b.expiry.clone(),
+        notes: b.notes.to_string(),
+        source: format!("console:{}", c.user.username),
+    };
+    let _ = h;
+    let detail = format!("entry added ({}, priority {}); reason: {}", for_audit(&b.category), b.priority, b.reason);
+    let st = s.clone();
+    let by = c.user.username.clone();
+    let retro = tokio::task::spawn_blocking(move || -> Res<usize> {
+        // Check and change under one lock, so a check cannot go stale before its change.
+        let _g = st.change_lock();
+        let h = hotlists_of(&st)?;
+        let current = h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let csv = match crate::ops::hotlists::local_with(current.as_deref(), &e, now_ms()) {
+            Ok(t) => t,
+            Err(e) => return refuse(&st, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        apply_local(&st, h, NewAuditEntry { detail, ..base }, &csv, &by)
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(json!({ "added": b.plate.trim().to_uppercase(), "retroactive_alerts": retro })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveLocalBody {
+    plate: String,
+    reason: Reason,
+}
+
+/// Removes the console's local entries for a plate, with a reason; audited as hotlist_changed.
+async fn remove_local_entry(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<RemoveLocalBody>) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::ops::hotlists::LOCAL)?;
+    let h = hotlists_of(&s)?;
+    let base = NewAuditEntry { object: crate::ops::hotlists::LOCAL.into(), query: for_audit(&b.plate), ..c.entry(Action::HotlistChanged) };
+    let _g = s.change_lock();
+    let current = h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.unwrap_or_default();
+    let (csv, gone) = match crate::ops::hotlists::local_without(&current, &b.plate) {
+        Ok(x) if x.1 > 0 => x,
+        Ok(_) => return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such entry in the console's local list (files and central lists are changed at their source)".into()),
+        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let detail = format!("{gone} entry removed; reason: {}", b.reason);
+    apply_local(&s, h, NewAuditEntry { detail, ..base }, &csv, &c.user.username)?;
+    Ok(Json(json!({ "removed": gone })))
 }
 
 async fn list_releases(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
@@ -632,6 +1016,42 @@ async fn export_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): Con
     Ok(Json(json!({ "dir": bundle.dir, "manifest": bundle.manifest })))
 }
 
+/// The latest signed bundle of an approved request, as one tar file. The download is data leaving the box:
+/// it is recorded as an export (the compliance report checks it against the approved request like any).
+async fn release_bundle(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>) -> Res<Response> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::Export, Action::Export, &id.to_string())?;
+    let base = NewAuditEntry { object: id.to_string(), ..c.entry(Action::Export) };
+    let r = load_release(&s, &base, id)?;
+    let base = NewAuditEntry { case_number: r.request.case_number.clone(), purpose: r.request.purpose.clone(), ..base };
+    if let Err(e) = release::may_export(&r) {
+        return refuse(&s, base, Outcome::Denied, StatusCode::FORBIDDEN, e.to_string());
+    }
+    let dir = r.exports.last().map(std::path::PathBuf::from).filter(|d| d.starts_with(&s.export_dir) && d.is_dir());
+    let Some(dir) = dir else {
+        return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no bundle exported for this request yet: export it first".into());
+    };
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "polewatch-export".into());
+    let d2 = dir.clone();
+    let tar = tokio::task::spawn_blocking(move || -> Result<(usize, Vec<u8>), String> {
+        let files = super::tarball::read_dir_files(&d2).map_err(|e| format!("cannot read the bundle: {e}"))?;
+        let mtime = jiff::Timestamp::now().as_second().max(0) as u64;
+        Ok((files.len(), super::tarball::archive(&files, mtime).map_err(|e| e.to_string())?))
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (count, bytes) = match tar {
+        Ok(t) => t,
+        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(count as u64), detail: format!("signed bundle {name} downloaded as one tar file"), ..base })?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.tar\""))],
+        bytes,
+    )
+        .into_response())
+}
+
 #[derive(Deserialize)]
 struct AuditQuery {
     user: Option<String>,
@@ -650,6 +1070,161 @@ async fn audit_view(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
     Ok(Json(json!({ "entries": entries })))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuditVerifyBody {
+    /// The text of a checkpoint file from `polewatch audit checkpoint` (kept off the box).
+    #[serde(default)]
+    checkpoint: Option<String>,
+}
+
+/// The same checks as the offline `polewatch audit verify`, on the running daemon's store: nothing stops.
+/// The result (passed, or where the chain breaks) is itself recorded.
+async fn audit_verify(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, body: Bytes) -> Res<Json<Value>> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ViewAudit, Action::AuditVerified, "audit log")?;
+    let base = NewAuditEntry { object: "audit log".into(), ..c.entry(Action::AuditVerified) };
+    let b: AuditVerifyBody = if body.is_empty() {
+        AuditVerifyBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+        }
+    };
+    let cp = match b.checkpoint.as_deref().map(crate::access::audit::Checkpoint::parse).transpose() {
+        Ok(cp) => cp,
+        Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e),
+    };
+    let st = s.clone();
+    let result = tokio::task::spawn_blocking(move || st.audit_log.verify(cp)).await.map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match result {
+        Ok(r) => {
+            let message = crate::access::audit::verify_summary(&r);
+            audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(r.entries), detail: message.replace('\n', "; "), ..base })?;
+            Ok(Json(json!({ "ok": true, "entries": r.entries, "head": r.head, "checkpoint_seq": r.checkpoint_seq, "message": message })))
+        }
+        Err(crate::access::audit::VerifyError::Broken(b)) => {
+            let message = b.to_string();
+            audit(&s, NewAuditEntry { outcome: Some(Outcome::Error), detail: message.clone(), ..base })?;
+            Ok(Json(json!({ "ok": false, "first_bad_seq": b.first_bad_seq, "message": message })))
+        }
+        Err(e) => refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    /// `YYYY-MM-DD` (from the start of that day) or an RFC 3339 time.
+    from: String,
+    /// `YYYY-MM-DD` (through the end of that day) or an RFC 3339 time (exclusive).
+    to: String,
+    /// `json` (default) or `html`.
+    #[serde(default)]
+    format: Option<String>,
+    burst_count: Option<usize>,
+    burst_minutes: Option<u32>,
+    day_start: Option<u8>,
+    day_end: Option<u8>,
+    /// IANA time zone the hours and times are read in; the box's own by default.
+    tz: Option<String>,
+}
+
+/// A report bound: a day in `tz` (its start, or the next day's start for an end), or an instant.
+fn report_bound(text: &str, tz: &jiff::tz::TimeZone, end: bool) -> Result<i64, String> {
+    if let Ok(d) = text.parse::<jiff::civil::Date>() {
+        let d = if end { d.tomorrow().map_err(|e| e.to_string())? } else { d };
+        return d.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_millisecond()).map_err(|e| e.to_string());
+    }
+    text.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|_| format!("`{}` is neither YYYY-MM-DD nor an RFC 3339 time", for_audit(text)))
+}
+
+fn report_rules(q: &ReportQuery) -> Result<crate::access::report::Rules, String> {
+    let d = crate::access::report::Rules::default();
+    let tz = match &q.tz {
+        Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| format!("unknown time zone `{}`", for_audit(name)))?,
+        None => d.tz.clone(),
+    };
+    let (start, end) = (q.day_start.unwrap_or(d.day_start_hour), q.day_end.unwrap_or(d.day_end_hour));
+    if start > 24 || end > 24 {
+        return Err("day_start and day_end are hours, 0 to 24".into());
+    }
+    let burst_count = q.burst_count.unwrap_or(d.burst_count);
+    let burst_minutes = q.burst_minutes.unwrap_or(d.burst_minutes);
+    if burst_count < 2 || burst_minutes == 0 || burst_minutes > 24 * 60 {
+        return Err("a burst needs burst_count ≥ 2 and burst_minutes 1 to 1440".into());
+    }
+    Ok(crate::access::report::Rules { burst_count, burst_minutes, day_start_hour: start, day_end_hour: end, tz })
+}
+
+/// Gathers the report's inputs from the store and the log, with the chain verified.
+fn compliance(s: &ApiState, from_ms: i64, to_ms: i64, rules: &crate::access::report::Rules) -> Result<crate::access::report::Report, String> {
+    use crate::access::report::{build, ChainResult, Inputs};
+    let chain = match s.audit_log.verify(None) {
+        Ok(r) => ChainResult { ok: true, entries: r.entries, head_seq: r.head.map(|h| h.seq), problem: None },
+        Err(e) => ChainResult { ok: false, entries: 0, head_seq: None, problem: Some(e.to_string()) },
+    };
+    let entries = s.audit_log.entries().map_err(|e| e.to_string())?;
+    let releases = s.store.releases().map_err(|e| e.to_string())?;
+    let holds = s.store.all_holds().map_err(|e| e.to_string())?;
+    let users = s.users.list().map_err(|e| e.to_string())?;
+    let ret = &s.config.store.retention;
+    Ok(build(&Inputs {
+        from_ms,
+        to_ms,
+        now_ms: now_ms(),
+        entries: &entries,
+        releases: &releases,
+        holds: &holds,
+        users: &users,
+        oldest_read_ms: s.store.oldest_read_ms().map_err(|e| e.to_string())?,
+        retention_days: ret.max_days.max(ret.min_days),
+        sweep_interval_s: ret.sweep_interval_s,
+        chain,
+        rules,
+    }))
+}
+
+/// The compliance report for a period, as JSON or a printable page. Produced while the daemon runs, and
+/// recorded with its period and the number of flags.
+async fn audit_report(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Query(q): Query<ReportQuery>) -> Res<Response> {
+    let c = caller(&s, &headers, addr)?;
+    require(&s, &c, Permission::ViewAudit, Action::AuditReport, "compliance report")?;
+    let base = NewAuditEntry { object: "compliance report".into(), ..c.entry(Action::AuditReport) };
+    let html = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(other) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, format!("format `{}`: json or html", for_audit(other))),
+    };
+    let rules = match report_rules(&q) {
+        Ok(r) => r,
+        Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e),
+    };
+    let (from_ms, to_ms) = match (report_bound(&q.from, &rules.tz, false), report_bound(&q.to, &rules.tz, true)) {
+        (Ok(f), Ok(t)) if f < t => (f, t),
+        (Ok(_), Ok(_)) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, "the period ends before it starts".into()),
+        (Err(e), _) | (_, Err(e)) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e),
+    };
+    let st = s.clone();
+    let rules2 = rules.clone();
+    let report = tokio::task::spawn_blocking(move || compliance(&st, from_ms, to_ms, &rules2))
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let chain = if report.chain.ok { "chain verified".to_string() } else { format!("chain BROKEN: {}", report.chain.problem.as_deref().unwrap_or("")) };
+    let detail = format!("period {} to {}; {} flag(s); {chain}", report.from, report.to, report.flags.total);
+    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(report.flags.total), detail, ..base })?;
+    if html {
+        Ok(Html(crate::access::report::html(&report)).into_response())
+    } else {
+        Ok(Json(report).into_response())
+    }
+}
+
 fn roles_json(roles: &[Role]) -> Vec<&'static str> {
     roles.iter().map(|r| r.as_str()).collect()
 }
@@ -664,7 +1239,8 @@ async fn list_users(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
         .map(|u| {
             json!({"username": u.username, "display_name": u.display_name, "organisation": u.organisation, "job_title": u.job_title,
                    "roles": roles_json(&u.roles), "pending_roles": u.pending_roles.as_ref().map(|p| json!({"roles": roles_json(&p.roles), "granted_by": p.by})),
-                   "must_change_password": u.must_change_password, "locked": u.locked.is_some(), "training": u.training})
+                   "must_change_password": u.must_change_password, "locked": u.locked.is_some(), "training": u.training,
+                   "last_login_ms": u.last_login_ms})
         })
         .collect();
     Ok(Json(json!({ "users": out })))

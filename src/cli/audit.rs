@@ -7,9 +7,11 @@ use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-const OFFLINE: &str = "These are offline tools: they open the store at store.path, which only one process may do, \
-so stop the daemon first (systemctl stop polewatch). They never create, move or repair a store: a missing or corrupt \
-one is reported and left as it is. `show` and `checkpoint` are themselves recorded in the audit log.";
+const OFFLINE: &str = "`show`, `checkpoint` and `verify` without --online are offline tools: they open the store at store.path, \
+which only one process may do, so stop the daemon first (systemctl stop polewatch). They never create, move or repair a \
+store: a missing or corrupt one is reported and left as it is. `verify --online` and `report` ask the running daemon's API \
+instead, logged in as an auditor, and stop nothing. `show`, `checkpoint`, online verifies and reports are themselves \
+recorded in the audit log.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = OFFLINE)]
@@ -27,6 +29,44 @@ pub enum AuditCmd {
         /// (the only way to catch a log cut short together with its head pointer).
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        /// Through the running daemon's API (same checks; nothing is stopped).
+        #[arg(long)]
+        online: bool,
+        #[command(flatten)]
+        conn: super::online::OnlineArgs,
+    },
+    /// The compliance report for a period, from the running daemon's API: searches per user, exports and
+    /// their approved requests, holds, retention sweeps, failed logins and lockouts, training lapses, the
+    /// chain's verification, and the flags (search without case number, bursts, unusual hours, export
+    /// without an approved request). JSON by default.
+    #[command(after_help = OFFLINE)]
+    Report {
+        /// First day (YYYY-MM-DD, from its start) or an RFC 3339 time.
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD, through its end) or an RFC 3339 time (exclusive).
+        #[arg(long)]
+        to: String,
+        /// A printable HTML page instead of JSON.
+        #[arg(long)]
+        html: bool,
+        /// A burst is this many searches by one user… (default 20)
+        #[arg(long)]
+        burst_count: Option<usize>,
+        /// …within this many minutes (default 10).
+        #[arg(long)]
+        burst_minutes: Option<u32>,
+        /// Usual hours start (0–24, default 6)…
+        #[arg(long)]
+        day_start: Option<u8>,
+        /// …and end (default 22).
+        #[arg(long)]
+        day_end: Option<u8>,
+        /// IANA time zone for days and hours (default: the daemon's).
+        #[arg(long)]
+        tz: Option<String>,
+        #[command(flatten)]
+        conn: super::online::OnlineArgs,
     },
     /// Print entries as JSON lines, oldest first. Viewing is recorded (action `audit_viewed`).
     #[command(after_help = OFFLINE)]
@@ -46,9 +86,14 @@ pub enum AuditCmd {
         /// Plate or part of one searched (substring of the query terms, case ignored).
         #[arg(long)]
         query: Option<String>,
-        /// At most this many entries (the first ones matching).
+        /// At most this many entries (the first ones matching; online: the latest ones, up to 10000).
         #[arg(long)]
         limit: Option<usize>,
+        /// Through the running daemon's API (filters: --user, --action, --limit).
+        #[arg(long)]
+        online: bool,
+        #[command(flatten)]
+        conn: super::online::OnlineArgs,
     },
     /// Record a checkpoint entry and print the chain head as JSON {seq, hash, mac, at}. Keep it off the box
     /// and give it to `verify --checkpoint` later.
@@ -89,21 +134,90 @@ fn open_store(cfg: &crate::config::Config) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(store))
 }
 
+fn read_checkpoint(p: &std::path::Path) -> anyhow::Result<(String, Checkpoint)> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+    let cp = Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    Ok((text, cp))
+}
+
+fn verify_online(cfg: &crate::config::Config, checkpoint: Option<PathBuf>, conn: &super::online::OnlineArgs) -> anyhow::Result<()> {
+    let text = checkpoint.as_deref().map(read_checkpoint).transpose()?.map(|(t, _)| t);
+    let client = super::online::Client::login(cfg, conn)?;
+    let (status, body) = client.post("/api/audit/verify", serde_json::json!({ "checkpoint": text }))?;
+    if status != 200 {
+        return Err(super::online::refusal(status, &body));
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).context("the daemon's answer is not JSON")?;
+    let msg = v["message"].as_str().unwrap_or_default();
+    if v["ok"] == true {
+        println!("{msg}");
+        Ok(())
+    } else {
+        anyhow::bail!("{msg}")
+    }
+}
+
 pub fn run(cfg: &crate::config::Config, args: AuditArgs) -> anyhow::Result<()> {
     if let AuditCmd::RestartChain { reason } = &args.command {
         return restart_chain(cfg, reason);
     }
+    match args.command {
+        AuditCmd::Verify { checkpoint, online: true, conn } => return verify_online(cfg, checkpoint, &conn),
+        AuditCmd::Show { user, action, since, until, query, limit, online: true, conn } => {
+            if since.is_some() || until.is_some() || query.is_some() {
+                anyhow::bail!("--since, --until and --query work offline only; online, filter by --user, --action and --limit");
+            }
+            let mut q = vec![format!("limit={}", limit.unwrap_or(1000).min(10_000))];
+            if let Some(a) = action {
+                q.push(format!("action={}", crate::access::audit::action_name(a)));
+            }
+            if let Some(u) = &user {
+                q.push(format!("user={}", encode_query(u)));
+            }
+            let client = super::online::Client::login(cfg, &conn)?;
+            let (status, body) = client.get(&format!("/api/audit?{}", q.join("&")))?;
+            if status != 200 {
+                return Err(super::online::refusal(status, &body));
+            }
+            #[derive(serde::Deserialize)]
+            struct Answer {
+                entries: Vec<AuditEntry>,
+            }
+            // From the text (the hashes decode from borrowed strings).
+            let mut entries = serde_json::from_str::<Answer>(&body).context("the daemon's entries do not decode")?.entries;
+            entries.reverse();
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for e in &entries {
+                serde_json::to_writer(&mut out, &Line { at: format_ms(e.at_ms), entry: e })?;
+                std::io::Write::write_all(&mut out, b"\n")?;
+            }
+            std::io::Write::flush(&mut out)?;
+            return Ok(());
+        }
+        AuditCmd::Report { from, to, html, burst_count, burst_minutes, day_start, day_end, tz, conn } => {
+            let mut q = vec![("from", from), ("to", to), ("format", if html { "html" } else { "json" }.to_string())];
+            for (k, v) in [("burst_count", burst_count.map(|v| v.to_string())), ("burst_minutes", burst_minutes.map(|v| v.to_string())),
+                           ("day_start", day_start.map(|v| v.to_string())), ("day_end", day_end.map(|v| v.to_string())), ("tz", tz)] {
+                if let Some(v) = v {
+                    q.push((k, v));
+                }
+            }
+            let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", encode_query(v))).collect();
+            let client = super::online::Client::login(cfg, &conn)?;
+            let (status, body) = client.get(&format!("/api/audit/report?{}", query.join("&")))?;
+            if status != 200 {
+                return Err(super::online::refusal(status, &body));
+            }
+            println!("{body}");
+            return Ok(());
+        }
+        _ => {}
+    }
     let store = open_store(cfg)?;
     let key_file = &cfg.access.audit_key_file;
     match args.command {
-        AuditCmd::Verify { checkpoint } => {
-            let cp = match checkpoint {
-                Some(p) => {
-                    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-                    Some(Checkpoint::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?)
-                }
-                None => None,
-            };
+        AuditCmd::Verify { checkpoint, .. } => {
+            let cp = checkpoint.as_deref().map(read_checkpoint).transpose()?.map(|(_, c)| c);
             // Verifying never creates a key: a missing one is an error.
             let key = AuditKey::load(key_file)?;
             let log = AuditLog::with_key_file(store, key, key_file);
@@ -113,11 +227,12 @@ pub fn run(cfg: &crate::config::Config, args: AuditArgs) -> anyhow::Result<()> {
             Ok(())
         }
         AuditCmd::RestartChain { .. } => unreachable!("handled above"),
-        AuditCmd::Show { user, action, since, until, query, limit } => {
+        AuditCmd::Show { user, action, since, until, query, limit, .. } => {
             let filter = Filter { user, action, since_ms: since, until_ms: until, query };
             show(&open_log(store, key_file)?, cfg, &filter, limit)
         }
         AuditCmd::Checkpoint => checkpoint(&open_log(store, key_file)?, cfg),
+        AuditCmd::Report { .. } => anyhow::bail!("reports come from the running daemon"),
     }
 }
 
@@ -162,6 +277,11 @@ fn restart_chain(cfg: &crate::config::Config, reason: &str) -> anyhow::Result<()
     Ok(())
 }
 
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+fn encode_query(v: &str) -> String {
+    v.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
 fn open_log(store: Arc<Store>, key_file: &std::path::Path) -> anyhow::Result<AuditLog> {
     let existed = key_file.exists();
     let log = AuditLog::open(store, key_file)?;
@@ -174,19 +294,7 @@ fn open_log(store: Arc<Store>, key_file: &std::path::Path) -> anyhow::Result<Aud
 fn verify(log: &AuditLog, cp: Option<Checkpoint>) -> anyhow::Result<()> {
     match log.verify(cp) {
         Ok(r) => {
-            match &r.head {
-                Some(h) => println!(
-                    "audit log OK: {} entries; head seq {} at {} hash {}",
-                    r.entries,
-                    h.seq,
-                    h.at,
-                    crate::access::audit::hex::encode(&h.hash)
-                ),
-                None => println!("audit log OK: 0 entries"),
-            }
-            if let Some(seq) = r.checkpoint_seq {
-                println!("checkpoint at seq {seq} matches");
-            }
+            println!("{}", crate::access::audit::verify_summary(&r));
             Ok(())
         }
         Err(VerifyError::Broken(b)) => anyhow::bail!("{b}"),

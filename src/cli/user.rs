@@ -33,7 +33,7 @@ pub enum UserCmd {
         /// Job title (policy 471.3.1 (a)).
         #[arg(long)]
         title: String,
-        /// admin, supervisor, operator or auditor; repeat for several.
+        /// admin, supervisor, operator, auditor or installer; repeat for several.
         #[arg(long = "role", required = true)]
         roles: Vec<Role>,
     },

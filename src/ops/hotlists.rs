@@ -13,6 +13,73 @@ use std::sync::{Arc, RwLock};
 /// Pushed lists are named apart from files so a push can never replace a file's list.
 const PUSHED_PREFIX: &str = "mqtt:";
 
+/// The list of entries added and removed in the console, kept in the store beside the pushed lists
+/// under a name no push can take (a push's name has no `:`), and in force under this name.
+pub const LOCAL: &str = "console:local";
+
+const HEADER: [&str; 7] = ["plate", "region", "category", "priority", "source", "expiry", "notes"];
+
+/// One entry added in the console (checked by the list parser like any file's line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalEntry {
+    pub plate: String,
+    pub region: String,
+    pub category: String,
+    pub priority: u8,
+    /// RFC 3339 or `YYYY-MM-DD`; empty: none.
+    pub expiry: String,
+    pub notes: String,
+    /// Who added it: the list's `source` column.
+    pub source: String,
+}
+
+fn records(csv_text: &str) -> Result<Vec<csv::StringRecord>, HotlistsError> {
+    let mut r = csv::ReaderBuilder::new().has_headers(true).from_reader(csv_text.as_bytes());
+    let headers = r.headers().map_err(|e| HotlistsError::Local(e.to_string()))?.clone();
+    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let mut out = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| HotlistsError::Local(e.to_string()))?;
+        // Back to the standard column order whatever order the stored text had.
+        out.push(HEADER.iter().map(|h| col(h).and_then(|i| rec.get(i)).unwrap_or("")).collect());
+    }
+    Ok(out)
+}
+
+fn write_records(rows: &[csv::StringRecord]) -> Result<String, HotlistsError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(HEADER).map_err(|e| HotlistsError::Local(e.to_string()))?;
+    for r in rows {
+        w.write_record(r).map_err(|e| HotlistsError::Local(e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| HotlistsError::Local(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| HotlistsError::Local(e.to_string()))
+}
+
+/// The local list's text with `e` added (replacing an entry with the same plate and region), checked
+/// whole by the list parser; the plate is normalised to upper case.
+pub fn local_with(current: Option<&str>, e: &LocalEntry, now_ms: i64) -> Result<String, HotlistsError> {
+    let plate = e.plate.trim().to_uppercase();
+    let region = e.region.trim().to_uppercase();
+    let mut rows: Vec<csv::StringRecord> =
+        current.map(records).transpose()?.unwrap_or_default().into_iter().filter(|r| !(r.get(0) == Some(plate.as_str()) && r.get(1) == Some(region.as_str()))).collect();
+    let priority = e.priority.to_string();
+    rows.push(csv::StringRecord::from(vec![plate.as_str(), region.as_str(), e.category.trim(), priority.as_str(), e.source.as_str(), e.expiry.trim(), e.notes.trim()]));
+    let text = write_records(&rows)?;
+    hotlist::parse_csv(LOCAL, &text, now_ms)?;
+    Ok(text)
+}
+
+/// The local list's text without the entries for `plate` (any region), and how many went.
+pub fn local_without(current: &str, plate: &str) -> Result<(String, usize), HotlistsError> {
+    let plate = plate.trim().to_uppercase();
+    let rows = records(current)?;
+    let before = rows.len();
+    let kept: Vec<_> = rows.into_iter().filter(|r| r.get(0) != Some(plate.as_str())).collect();
+    let gone = before - kept.len();
+    Ok((write_records(&kept)?, gone))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HotlistsError {
     #[error(transparent)]
@@ -21,6 +88,8 @@ pub enum HotlistsError {
     Store(#[from] StoreError),
     #[error("a pushed hotlist needs a name of 1-64 characters of A-Z a-z 0-9 - _ .")]
     BadName,
+    #[error("the console's local list: {0}")]
+    Local(String),
 }
 
 /// Where alerts go and how big they may be.
@@ -106,7 +175,8 @@ impl Hotlists {
         for p in self.store.pushed_lists()? {
             // Stored lists were valid when pushed; one that no longer parses (a newer polewatch's rules)
             // is logged and left out rather than taking every list down.
-            match hotlist::parse_csv(&format!("{PUSHED_PREFIX}{}", p.name), &p.csv, p.pushed_at_ms) {
+            let name = if p.name == LOCAL { LOCAL.to_string() } else { format!("{PUSHED_PREFIX}{}", p.name) };
+            match hotlist::parse_csv(&name, &p.csv, p.pushed_at_ms) {
                 Ok(l) => lists.push(l),
                 Err(e) => log::error!("stored hotlist no longer parses, left out: {e}"),
             }
@@ -203,11 +273,38 @@ impl Hotlists {
         Ok((entries, retro))
     }
 
-    /// Removes a pushed list; returns whether it existed.
+    /// Removes a pushed list; returns whether it existed. The console's local list is not the central
+    /// server's to remove.
     pub fn remove(&self, name: &str) -> Result<bool, HotlistsError> {
+        if name == LOCAL {
+            return Ok(false);
+        }
         let existed = self.store.remove_pushed_list(name)?;
         self.rebuild()?;
         Ok(existed)
+    }
+
+    /// The console's local list as stored (None: never used).
+    pub fn local_text(&self) -> Result<Option<String>, HotlistsError> {
+        Ok(self.store.pushed_lists()?.into_iter().find(|l| l.name == LOCAL).map(|l| l.csv))
+    }
+
+    /// Puts a new local list in force (checked by [`local_with`] / [`local_without`]) and checks its new
+    /// entries against recent reads; returns the retroactive alerts raised.
+    pub fn put_local(&self, csv: &str, by: &str) -> Result<usize, HotlistsError> {
+        let now = now_ms();
+        let list = hotlist::parse_csv(LOCAL, csv, now)?;
+        let old: HashSet<(String, Option<String>)> = self
+            .matcher()
+            .lists()
+            .iter()
+            .filter(|l| l.name == LOCAL)
+            .flat_map(|l| l.entries.iter().map(|e| (e.pattern.expose().to_string(), e.region.clone())))
+            .collect();
+        let added: Vec<_> = list.entries.iter().filter(|e| !old.contains(&(e.pattern.expose().to_string(), e.region.clone()))).cloned().collect();
+        self.store.put_pushed_list(&PushedList { name: LOCAL.to_string(), csv: csv.to_string(), pushed_by: by.to_string(), pushed_at_ms: now })?;
+        self.rebuild()?;
+        self.retroactive(Hotlist { name: LOCAL.to_string(), entries: added, loaded_at_ms: now }, now)
     }
 
     /// Checks reads of the last `retroactive_days` days against just these (new) entries. At most
@@ -264,5 +361,30 @@ impl Hotlists {
         }
         log::info!(alerts = raised as u64, days = self.retro_days; "retroactive hotlist check done");
         Ok(raised)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(plate: &str, priority: u8) -> LocalEntry {
+        LocalEntry { plate: plate.into(), region: String::new(), category: "stolen".into(), priority, expiry: String::new(), notes: "a, \"quoted\" note".into(), source: "console:sam".into() }
+    }
+
+    #[test]
+    fn the_local_list_adds_replaces_and_removes_entries_checked_whole() {
+        let one = local_with(None, &entry("7abc123", 2), 0).unwrap();
+        let two = local_with(Some(&one), &entry("8XY*", 3), 0).unwrap();
+        let replaced = local_with(Some(&two), &entry("7ABC123", 1), 0).unwrap();
+        let list = hotlist::parse_csv(LOCAL, &replaced, 0).unwrap();
+        let got: Vec<(String, u8)> = list.entries.iter().map(|e| (e.pattern.expose().to_string(), e.priority)).collect();
+        assert_eq!(got, vec![("8XY*".to_string(), 3), ("7ABC123".to_string(), 1)]);
+        assert_eq!(list.entries[0].notes, "a, \"quoted\" note", "notes survive CSV quoting");
+        assert!(matches!(local_with(Some(&two), &entry("7ABC123", 0), 0), Err(HotlistsError::List(_))), "priority 0 is refused");
+        let (left, gone) = local_without(&replaced, "7abc123").unwrap();
+        assert_eq!(gone, 1);
+        assert_eq!(hotlist::parse_csv(LOCAL, &left, 0).unwrap().entries.len(), 1);
+        assert_eq!(local_without(&left, "NOPE").unwrap().1, 0);
     }
 }

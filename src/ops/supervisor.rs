@@ -173,7 +173,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     let frame_drain = spawn_frame_analysis(recognizer, shared.analysis_settings.clone(), frames, sink, shared.clone());
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
     let cfg_now = lock(&shared.config).clone();
-    let api = start_api(&cfg_now, &store, &audit, api_handle.clone()).await?;
+    let api = start_api(&cfg_now, &store, &audit, &hotlists, &shared.cameras, api_handle.clone()).await?;
     let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit).await;
     api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
     if let Some(a) = api {
@@ -279,6 +279,8 @@ async fn start_api(
     cfg: &Config,
     store: &Arc<Store>,
     audit: &Arc<AuditLog>,
+    hotlists: &Arc<crate::ops::hotlists::Hotlists>,
+    cameras: &Arc<crate::ingest::CameraSet>,
     handle: axum_server::Handle<std::net::SocketAddr>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     if !cfg.api.enabled {
@@ -307,6 +309,8 @@ async fn start_api(
         config: cfg.clone(),
         device_key,
         export_dir: state_dir.join("exports"),
+        hotlists: Some(hotlists.clone()),
+        cameras: Some(cameras.clone()),
     });
     log::info!(listen = cfg.api.listen.as_str(); "HTTPS console listening");
     Ok(Some(tokio::spawn(async move {

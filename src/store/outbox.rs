@@ -201,6 +201,21 @@ impl Store {
         Ok(dropped)
     }
 
+    /// The newest `limit` alerts, newest first (ids are UUIDv7: key order is time order).
+    pub fn alerts(&self, limit: usize) -> Result<Vec<AlertRecord>> {
+        let mut out = Vec::new();
+        for e in self.trees.alerts.iter().rev().take(limit) {
+            let (k, v) = e?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Changes to the alerts (one raised or decided), for the console's live queue.
+    pub fn watch_alerts(&self) -> sled::Subscriber {
+        self.trees.alerts.watch_prefix(Vec::<u8>::new())
+    }
+
     pub fn alert(&self, id: uuid::Uuid) -> Result<Option<AlertRecord>> {
         match self.trees.alerts.get(id.as_bytes())? {
             Some(v) => Ok(Some(decode(id.as_bytes(), &v)?)),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 pub struct Browser {
     driver: Child,
+    downloads: std::path::PathBuf,
     base: String,
     session: String,
     _profile: tempfile::TempDir,
@@ -31,6 +32,8 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(100));
         }
         let profile = tempfile::tempdir().ok()?;
+        let downloads = profile.path().join("downloads");
+        std::fs::create_dir_all(&downloads).ok()?;
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "acceptInsecureCerts": true,
@@ -38,15 +41,23 @@ impl Browser {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
                 "--window-size=1280,900", "--ignore-certificate-errors", format!("--user-data-dir={}", profile.path().display())
-            ]}
+            ], "prefs": {"download.default_directory": downloads.display().to_string(), "download.prompt_for_download": false}}
         }}});
-        let mut b = Browser { driver, base, session: String::new(), _profile: profile };
+        let mut b = Browser { driver, downloads, base, session: String::new(), _profile: profile };
         let v = b.call("POST", "/session", Some(caps));
         b.session = v["sessionId"].as_str().or_else(|| v["value"]["sessionId"].as_str()).expect("webdriver session").to_string();
         Some(b)
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match self.try_call(method, path, body) {
+            Ok(v) => v,
+            Err(e) => panic!("webdriver {method} {path}: {e}"),
+        }
+    }
+
+    /// A call whose WebDriver error is returned (a stale element: the page re-rendered it meanwhile).
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = format!("{}{}", self.base, path);
         let a = agent();
         let mut res = match (method, body) {
@@ -58,9 +69,9 @@ impl Browser {
         .expect("webdriver request");
         let v: Value = res.body_mut().read_json().expect("webdriver json");
         if let Some(err) = v["value"]["error"].as_str() {
-            panic!("webdriver {method} {path}: {err}: {}", v["value"]["message"]);
+            return Err(format!("{err}: {}", v["value"]["message"]));
         }
-        v
+        Ok(v)
     }
 
     fn s(&self, rest: &str) -> String {
@@ -79,7 +90,7 @@ impl Browser {
             let mut res = agent().post(&url).send_json(json!({"using": "css selector", "value": css})).expect("find");
             let v: Value = res.body_mut().read_json().expect("json");
             if let Some(id) = v["value"][ELEMENT].as_str() {
-                let shown = self.call("GET", &self.s(&format!("/element/{id}/displayed")), None);
+                let shown = self.try_call("GET", &self.s(&format!("/element/{id}/displayed")), None).unwrap_or_default();
                 if shown["value"] == true {
                     return id.to_string();
                 }
@@ -95,9 +106,28 @@ impl Browser {
         self.call("POST", &self.s(&format!("/element/{id}/value")), Some(json!({ "text": text })));
     }
 
-    pub fn click(&self, css: &str) {
+    /// Sends keys to an element without clearing it (WebDriver key codes: "\u{E015}" is ArrowDown).
+    pub fn keys(&self, css: &str, text: &str) {
         let id = self.find(css);
-        self.call("POST", &self.s(&format!("/element/{id}/click")), None);
+        self.call("POST", &self.s(&format!("/element/{id}/value")), Some(json!({ "text": text })));
+    }
+
+    /// Where the browser saves downloads.
+    pub fn download_dir(&self) -> &std::path::Path {
+        &self.downloads
+    }
+
+    pub fn click(&self, css: &str) {
+        // An element the page re-renders between finding and clicking it is found again.
+        for _ in 0..5 {
+            let id = self.find(css);
+            match self.try_call("POST", &self.s(&format!("/element/{id}/click")), None) {
+                Ok(_) => return,
+                Err(e) if e.starts_with("stale element reference") => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => panic!("webdriver click {css}: {e}"),
+            }
+        }
+        panic!("{css} kept going stale");
     }
 
     pub fn text(&self, css: &str) -> String {
@@ -122,7 +152,9 @@ impl Browser {
     pub fn wait_text(&self, css: &str, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let t = self.text(css);
+            // The page may re-render the element between finding and reading it: read again.
+            let id = self.find(css);
+            let t = self.try_call("GET", &self.s(&format!("/element/{id}/text")), None).ok().and_then(|v| v["value"].as_str().map(str::to_string)).unwrap_or_default();
             if t.contains(needle) {
                 return t;
             }
@@ -139,6 +171,11 @@ impl Browser {
     /// Makes the `index`-th frame of the page the current one.
     pub fn switch_to_frame(&self, index: u16) {
         self.call("POST", &self.s("/frame"), Some(json!({"id": index})));
+    }
+
+    /// Resizes the window (a phone's width, say).
+    pub fn set_window_size(&self, width: u32, height: u32) {
+        self.call("POST", &self.s("/window/rect"), Some(json!({"width": width, "height": height})));
     }
 
     pub fn screenshot_png(&self) -> Vec<u8> {

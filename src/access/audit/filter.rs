@@ -88,6 +88,12 @@ pub fn parse_action(s: &str) -> Result<Action, String> {
             Action::AuditChainRestarted,
             Action::CommandRejected,
             Action::PurgeConfirmed,
+            Action::AuditVerified,
+            Action::AuditReport,
+            Action::AlertsViewed,
+            Action::HoldsViewed,
+            Action::HotlistsViewed,
+            Action::CamerasViewed,
         ];
         let names: Vec<String> = ALL.iter().map(|a| action_name(*a)).collect();
         format!("unknown action `{s}`; one of {}", names.join(", "))

@@ -249,6 +249,33 @@ impl AuditLog {
     }
 }
 
+/// The one-line result of a verification that passed, as `polewatch audit verify` prints it (offline or
+/// through the running daemon alike).
+pub fn verify_summary(r: &VerifyReport) -> String {
+    let mut s = match &r.head {
+        Some(h) => format!("audit log OK: {} entries; head seq {} at {} hash {}", r.entries, h.seq, h.at, super::hex::encode(&h.hash)),
+        None => "audit log OK: 0 entries".to_string(),
+    };
+    if let Some(seq) = r.checkpoint_seq {
+        s.push_str(&format!("\ncheckpoint at seq {seq} matches"));
+    }
+    s
+}
+
+impl AuditLog {
+    /// Every entry that decodes, oldest first, for reports (a record that does not decode is for
+    /// `verify` to name).
+    pub fn entries(&self) -> Result<Vec<super::AuditEntry>, AuditError> {
+        let mut out = Vec::new();
+        for r in self.store.audit_records() {
+            if let Ok(e) = decode_record(&r.map_err(write_err)?) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl AuditSink for AuditLog {
     fn record(&self, entry: NewAuditEntry) -> Result<u64, AuditError> {
         self.record_all(std::slice::from_ref(&entry))
