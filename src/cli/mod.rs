@@ -1,4 +1,5 @@
 //! Subcommands that work offline on the store (the daemon must not be running: sled allows one process).
 
 pub mod audit;
+pub mod export;
 pub mod user;
