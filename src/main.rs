@@ -263,7 +263,7 @@ fn write_man_pages(out: &std::path::Path) -> anyhow::Result<()> {
     cmd.build();
     let mut n = 0;
     fn walk(cmd: &clap::Command, name: String, out: &std::path::Path, n: &mut usize) -> anyhow::Result<()> {
-        let page = cmd.clone().display_name(&name);
+        let page = cmd.clone().display_name(&name).version(env!("CARGO_PKG_VERSION"));
         let path = out.join(format!("{name}.1"));
         let mut f = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
         clap_mangen::Man::new(page).render(&mut f).with_context(|| format!("cannot write {}", path.display()))?;

@@ -7,7 +7,7 @@ use crate::config::{ColorOrder, DetectorKind, DetectorModel, DetectorOutput, Dnn
 use opencv::core::{self, Mat, Rect, Scalar, Size, Vector};
 use opencv::prelude::*;
 use opencv::{dnn, imgproc, objdetect};
-use std::path::PathBuf;
+use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Detection {
@@ -50,8 +50,8 @@ pub struct OnnxDetector {
 // The network is only used from the thread that owns the detector.
 unsafe impl Send for OnnxDetector {}
 
-fn cv(path: &PathBuf) -> impl Fn(opencv::Error) -> ModelError + '_ {
-    move |e| ModelError::Run { path: path.clone(), message: e.message }
+fn cv(path: &Path) -> impl Fn(opencv::Error) -> ModelError + '_ {
+    move |e| ModelError::Run { path: path.to_path_buf(), message: e.message }
 }
 
 /// `frame` letterboxed into a `w` × `h` canvas of grey 114, and the mapping back.

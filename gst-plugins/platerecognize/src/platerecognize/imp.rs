@@ -213,10 +213,14 @@ impl BaseTransformImpl for PlateRecognize {
                 gst::element_imp_error!(self, gst::LibraryError::Failed, ["OpenCV: {}", e]);
                 gst::FlowError::Error
             })?;
-        let result = rec.recognize(&mat, &View::default()).map_err(|e| {
-            gst::element_imp_error!(self, gst::LibraryError::Failed, ["recognizer: {}", e]);
-            gst::FlowError::Error
-        })?;
+        // One frame the recognizer fails on (as the daemon does) is a warning, not the end of the stream.
+        let result = match rec.recognize(&mat, &View::default()) {
+            Ok(r) => r,
+            Err(e) => {
+                gst::element_imp_warning!(self, gst::LibraryError::Failed, ["recognizer: {}", e]);
+                return Ok(gst::FlowSuccess::Ok);
+            }
+        };
         drop(state);
         let pts = buf.pts();
         let mut messages = Vec::new();
