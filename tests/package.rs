@@ -122,7 +122,7 @@ fn the_broker_recipe_keeps_each_box_to_its_own_topics() {
     let tls = |who: &str| -> Vec<String> {
         ["--cafile", "ca.pem", "--cert", &format!("{who}.pem"), "--key", &format!("{who}.key")].iter().map(|s| s.to_string()).collect()
     };
-    let mut sub = Command::new("mosquitto_sub")
+    let sub = Command::new("mosquitto_sub")
         .current_dir(&state)
         .args(["-h", "localhost", "-p", &port.to_string(), "-t", "polewatch/#", "-v", "-W", "6"])
         .args(tls("central"))
