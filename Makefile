@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 DEMO_CONFIG ?= config/demo.toml
 
-.PHONY: all deps build run test bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data \
+.PHONY: all deps build run test lint deb man broker bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data \
 	ocr-ctx-data train-ocr-ctx train-ocr-resume ocr-report
 
 all: build
@@ -30,8 +30,38 @@ run: build
 # POLEWATCH_TEST_DATA; those tests skip without it). Here it is the development folder next to the checkout,
 # when there is one; nothing from it is copied or used outside the tests.
 TEST_DATA ?= $(wildcard ../shared/data)
+# The workspace: the daemon and the GStreamer element (gst-plugins/platerecognize). The dependency check
+# (cargo deny, below) runs first where the RustSec snapshot is present.
+ADVISORY_DB ?= $(firstword $(wildcard ../shared/advisory-db ../../shared/advisory-db))
 test: deps
-	POLEWATCH_TEST_DATA=$(abspath $(TEST_DATA)) $(CARGO) test --locked
+	$(if $(ADVISORY_DB),scripts/deny $(abspath $(ADVISORY_DB)),@echo "test: no RustSec snapshot (ADVISORY_DB): cargo deny skipped; run make lint")
+	POLEWATCH_TEST_DATA=$(abspath $(TEST_DATA)) $(CARGO) test --locked --workspace
+
+# cargo deny (advisories from ADVISORY_DB offline, licences, bans, sources; deny.toml) and clippy. Installs
+# cargo-deny (pinned) when missing.
+lint: deps
+	scripts/deny $(if $(ADVISORY_DB),$(abspath $(ADVISORY_DB)))
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+# Debian package: release build (stripped in the package, debug info split into a -dbgsym package), the
+# man pages, then cargo deb, then scripts/check-deb on the result (paths, modes, conffiles, description,
+# stripped binary, unit). Installs cargo-deb (pinned) when missing.
+CARGO_DEB_VERSION ?= 3.8.0
+deb: build man
+	@$(CARGO) deb --version 2>/dev/null | grep -q "$(CARGO_DEB_VERSION)" || $(CARGO) install --locked --quiet cargo-deb --version $(CARGO_DEB_VERSION)
+	$(CARGO) deb --no-build --locked
+	scripts/check-deb $$(ls -t target/debian/polewatch_*.deb | head -1)
+
+# Man pages (polewatch.1 and one per subcommand) from the CLI, gzipped as Debian ships them.
+man: build
+	rm -rf target/man && ./target/release/polewatch man --out target/man
+	gzip -9nf target/man/*.1
+
+# A local mosquitto with TLS, a CA, per-box client certificates and per-box ACLs (docs/broker.md).
+BROKER_DIR ?= broker-state
+BROKER_PORT ?= 8883
+broker:
+	scripts/broker $(BROKER_DIR) $(BROKER_PORT)
 
 # Figures, not pass/fail: see README "Benchmarks".
 bench: build
@@ -43,7 +73,7 @@ check-config: build
 
 clean:
 	$(CARGO) clean
-	rm -rf demo-state
+	rm -rf demo-state broker-state
 
 # ---- Model training (issue #4). Not needed by `make test`. See training/README.md. ----
 # DATA (required for training): the folder of labelled plate sets, read in place (nothing is copied into the

@@ -26,6 +26,13 @@ enum Cmd {
     /// Verify, show and checkpoint the audit log (offline on the store), verify it through the running
     /// daemon (`verify --online`) and print the compliance report for a period (`report`).
     Audit(polewatch::cli::audit::AuditArgs),
+    /// Check an export bundle against the device's public key; print that key.
+    Export(polewatch::cli::export::ExportArgs),
+    /// Write the man pages (polewatch.1 and one per subcommand, from this CLI) into a folder.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Print the usage and privacy policy this configuration enforces (Markdown, or HTML with --html).
     Policy {
         #[arg(long)]
@@ -245,6 +252,11 @@ fn main() -> ExitCode {
         }),
         Cmd::User(args) => with_config(&cli.config, |c| polewatch::cli::user::run(c, args)),
         Cmd::Audit(args) => with_config(&cli.config, |c| polewatch::cli::audit::run(c, args)),
+        Cmd::Export(args) => match args.command {
+            polewatch::cli::export::ExportCmd::Key => with_config(&cli.config, |c| polewatch::cli::export::run(Some(c), args)),
+            _ => polewatch::cli::export::run(None, args),
+        },
+        Cmd::Man { out } => write_man_pages(&out),
         Cmd::Debug { what: DebugCmd::WriteReads { store, threads, seq_start } } => {
             bench::crash::write_forever(&store, threads, seq_start)
         }
@@ -265,6 +277,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One page per command and subcommand (`polewatch-audit-verify.1`, …), hidden ones left out.
+fn write_man_pages(out: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut n = 0;
+    fn walk(cmd: &clap::Command, name: String, out: &std::path::Path, n: &mut usize) -> anyhow::Result<()> {
+        let page = cmd.clone().display_name(&name).version(env!("CARGO_PKG_VERSION"));
+        let path = out.join(format!("{name}.1"));
+        let mut f = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        clap_mangen::Man::new(page).render(&mut f).with_context(|| format!("cannot write {}", path.display()))?;
+        *n += 1;
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+            walk(sub, format!("{name}-{}", sub.get_name()), out, n)?;
+        }
+        Ok(())
+    }
+    walk(&cmd, "polewatch".into(), out, &mut n)?;
+    println!("{n} man pages written to {}", out.display());
+    Ok(())
 }
 
 fn with_config(path: &std::path::Path, f: impl FnOnce(&config::Config) -> anyhow::Result<()>) -> anyhow::Result<()> {

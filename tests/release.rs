@@ -6,6 +6,7 @@ use polewatch::access::release::{check_new, decide, Limits, NewRequest, Request,
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use polewatch::bench::synthetic_read;
 use polewatch::store::{HoldRequest, Plate, Store, StoreOptions};
+use std::process::Command;
 use std::sync::Mutex;
 
 #[derive(Default)]
@@ -80,11 +81,32 @@ fn export_needs_an_approved_request_and_produces_a_verifiable_bundle() {
     assert_eq!(m.files.iter().filter(|f| f.path.starts_with("images/")).count(), 3);
     assert!(m.files.iter().any(|f| f.path == "request.json"));
 
+    // Checked without polewatch (coreutils) and with the CLI, which takes the key from the caller only.
+    let sha256sum = |dir: &std::path::Path| Command::new("sha256sum").args(["-c", "--strict", "SHA256SUMS"]).current_dir(dir).output().unwrap();
+    let out = sha256sum(&b.dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.ends_with(": OK")).count(), m.files.len() + 2);
+    let cli = |key: &str| Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["export", "verify"]).arg(&b.dir).args(["--key", key]).output().unwrap();
+    let ok = cli(&key.public_hex());
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("bundle OK"));
+    let key_file = dir.path().join("device.pub");
+    std::fs::write(&key_file, format!("{}\n", key.public_hex())).unwrap();
+    assert!(cli(key_file.to_str().unwrap()).status.success(), "the key from a file");
+    let wrong = DeviceKey::load_or_create(&dir.path().join("keys/wrong.key")).unwrap();
+    let bad = cli(&wrong.public_hex());
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("signature does not match"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(!cli(&format!("+a{}", &key.public_hex()[2..])).status.success(), "a sign is not a hex digit");
+    let no_key = Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["export", "verify"]).arg(&b.dir).output().unwrap();
+    assert!(!no_key.status.success(), "verifying needs a key from outside the bundle");
+
     // Any change is caught: an altered file, an extra file, another key.
     let reads = b.dir.join("reads.json");
     let original = std::fs::read(&reads).unwrap();
     std::fs::write(&reads, String::from_utf8_lossy(&original).replace("7ABC123", "7ABC128")).unwrap();
     assert!(verify_bundle(&b.dir, None).unwrap_err().to_string().contains("reads.json was altered"));
+    assert!(!sha256sum(&b.dir).status.success(), "coreutils sees it too");
     std::fs::write(&reads, &original).unwrap();
     std::fs::write(b.dir.join("images/extra.jpg"), b"x").unwrap();
     assert!(verify_bundle(&b.dir, None).unwrap_err().to_string().contains("not in the manifest"));

@@ -184,21 +184,15 @@ pub fn format_ms(at_ms: i64) -> String {
 
 pub(crate) mod hex {
     pub fn encode(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
+        ::hex::encode(b)
     }
 
     /// Lowercase hex only, so one value has one spelling.
     pub fn decode(s: &str) -> Option<Vec<u8>> {
-        let digit = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        let s = s.as_bytes();
-        if !s.len().is_multiple_of(2) {
+        if s.bytes().any(|c| c.is_ascii_uppercase()) {
             return None;
         }
-        s.chunks(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+        ::hex::decode(s).ok()
     }
 }
 

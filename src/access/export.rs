@@ -59,17 +59,25 @@ impl DeviceKey {
         }
     }
 
+    /// An existing key only (for printing its public half); never creates one.
+    pub fn load(path: &Path) -> Result<DeviceKey, ExportError> {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| ExportError::Key { path: path.into(), reason: "not 32 bytes".into() })?;
+        Ok(DeviceKey(SigningKey::from_bytes(&seed)))
+    }
+
     pub fn public_hex(&self) -> String {
         hex(self.0.verifying_key().as_bytes())
     }
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    ::hex::encode(b)
 }
 
+/// Hex digits only (`u8::from_str_radix` took "+a" for 0x0a).
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+    ::hex::decode(s).ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,8 +211,27 @@ fn write_bundle(
     std::fs::write(&mpath, &mbytes).map_err(io(&mpath))?;
     let sig = key.0.sign(&mbytes);
     let spath = dir.join("manifest.sig");
-    std::fs::write(&spath, hex(&sig.to_bytes())).map_err(io(&spath))?;
+    let sbytes = hex(&sig.to_bytes());
+    std::fs::write(&spath, &sbytes).map_err(io(&spath))?;
+    let sums = sha256sums(&manifest.files, &mbytes, sbytes.as_bytes());
+    let sums_path = dir.join(SUMS);
+    std::fs::write(&sums_path, sums).map_err(io(&sums_path))?;
     Ok(Bundle { dir: dir.to_path_buf(), manifest })
+}
+
+/// `SHA256SUMS` beside the manifest: every file, the manifest and its signature, in the format
+/// `sha256sum -c` reads ("<hex>  <path>"), so a recipient without polewatch can check the files. It is not
+/// signed itself: the signed manifest is what `polewatch export verify --key` checks.
+pub const SUMS: &str = "SHA256SUMS";
+
+fn sha256sums(files: &[ManifestFile], manifest: &[u8], sig: &[u8]) -> String {
+    let mut out = String::new();
+    for f in files {
+        out.push_str(&format!("{}  {}\n", f.sha256, f.path));
+    }
+    out.push_str(&format!("{}  manifest.json\n", hex(&Sha256::digest(manifest))));
+    out.push_str(&format!("{}  manifest.sig\n", hex(&Sha256::digest(sig))));
+    out
 }
 
 fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, ExportError> {
@@ -222,6 +249,7 @@ pub fn verify_bundle(dir: &Path, expected_key: Option<&str>) -> Result<Manifest,
     let vk = VerifyingKey::from_bytes(&key_bytes).map_err(|e| ExportError::Verify(e.to_string()))?;
     let spath = dir.join("manifest.sig");
     let sig_hex = std::fs::read_to_string(&spath).map_err(io(&spath))?;
+    let sums_path = dir.join(SUMS);
     let sig_bytes: [u8; 64] = unhex(sig_hex.trim()).and_then(|b| b.try_into().ok()).ok_or_else(|| ExportError::Verify("bad signature encoding".into()))?;
     vk.verify(&mbytes, &ed25519_dalek::Signature::from_bytes(&sig_bytes)).map_err(|_| ExportError::Verify("signature does not match the manifest".into()))?;
     let mut listed = std::collections::HashSet::new();
@@ -233,13 +261,49 @@ pub fn verify_bundle(dir: &Path, expected_key: Option<&str>) -> Result<Manifest,
         }
         listed.insert(f.path.clone());
     }
+    // Bundles from before SHA256SUMS have none; where there is one it must be exactly what this manifest gives.
+    match std::fs::read(&sums_path) {
+        Ok(sums) if sums != sha256sums(&manifest.files, &mbytes, sig_hex.as_bytes()).as_bytes() => {
+            return Err(ExportError::Verify(format!("{SUMS} does not match the signed manifest")));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&sums_path)(e)),
+    }
     for sub in ["", "images"] {
         for e in std::fs::read_dir(dir.join(sub)).map_err(io(dir))?.flatten() {
             let rel = if sub.is_empty() { e.file_name().to_string_lossy().into_owned() } else { format!("{sub}/{}", e.file_name().to_string_lossy()) };
-            if e.path().is_file() && !listed.contains(&rel) && rel != "manifest.json" && rel != "manifest.sig" {
+            if e.path().is_file() && !listed.contains(&rel) && !["manifest.json", "manifest.sig", SUMS].contains(&rel.as_str()) {
                 return Err(ExportError::Verify(format!("{rel} is not in the manifest")));
             }
         }
     }
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_decoding_takes_hex_digits_only() {
+        assert_eq!(unhex("0aff"), Some(vec![0x0a, 0xff]));
+        assert_eq!(unhex("0AFF"), Some(vec![0x0a, 0xff]));
+        assert_eq!(unhex("+a"), None, "from_str_radix read a sign");
+        assert_eq!(unhex("-0"), None);
+        assert_eq!(unhex("abc"), None, "an odd count");
+        assert_eq!(unhex(" a"), None);
+        assert_eq!(hex(&[0, 0x7f, 0xff]), "007fff");
+    }
+
+    #[test]
+    fn sha256sums_lines_are_in_the_coreutils_format() {
+        let files = vec![ManifestFile { path: "reads.json".into(), sha256: "ab".repeat(32), bytes: 3 }];
+        let s = sha256sums(&files, b"{}", b"00");
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], format!("{}  reads.json", "ab".repeat(32)));
+        assert!(lines[1].ends_with("  manifest.json") && lines[2].ends_with("  manifest.sig"));
+        assert!(s.ends_with('\n'));
+    }
 }

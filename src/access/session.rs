@@ -70,7 +70,7 @@ impl Sessions {
     pub fn create(&self, username: &str, now_ms: i64) -> Result<Session, TokenError> {
         let mut b = [0u8; TOKEN_BYTES];
         getrandom::getrandom(&mut b).map_err(|e| TokenError(e.to_string()))?;
-        let token: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let token = hex::encode(b);
         let s = Session { token: token.clone(), username: username.to_string(), created_ms: now_ms, last_seen_ms: now_ms };
         let mut map = self.map();
         map.retain(|_, s| self.ended(s, now_ms).is_none());

@@ -134,7 +134,9 @@ fn print_table(r: &Report, other: Option<&Report>) {
         .collect();
     rows.push(("overall".into(), r.overall().figures(), other.map(|o| o.overall().figures())));
     println!("model set: {}{}", r.name, other.map(|o| format!("   against: {}", o.name)).unwrap_or_default());
-    let cols: [(&str, fn(&Figures) -> f64, bool); 8] = [
+    // (header, figure, shown as a percentage)
+    type Column = (&'static str, fn(&Figures) -> f64, bool);
+    let cols: [Column; 8] = [
         ("det_recall%", |f| f.det_recall, true),
         ("det_prec%", |f| f.det_precision, true),
         ("raw_prec%", |f| f.raw_det_precision, true),

@@ -2,5 +2,6 @@
 //! and [`online`], the client of the running daemon's API (`audit verify --online`, `audit report`).
 
 pub mod audit;
+pub mod export;
 pub mod online;
 pub mod user;

@@ -17,8 +17,16 @@ pub fn status(status: &str) {
     send(&[NotifyState::Status(status)]);
 }
 
+/// `RELOADING=1` with `MONOTONIC_USEC=`: systemd ≥ 253 (`Type=notify-reload`) kills a service that sends the
+/// first without the second.
 pub fn reloading() {
-    send(&[NotifyState::Reloading]);
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[NotifyState::Reloading, now]),
+        Err(e) => {
+            log::warn!("cannot read the monotonic clock for RELOADING: {e}");
+            send(&[NotifyState::Reloading]);
+        }
+    }
 }
 
 pub fn stopping() {

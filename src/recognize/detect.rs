@@ -7,7 +7,7 @@ use crate::config::{ColorOrder, DetectorKind, DetectorModel, DetectorOutput, Dnn
 use opencv::core::{self, Mat, Rect, Scalar, Size, Vector};
 use opencv::prelude::*;
 use opencv::{dnn, imgproc, objdetect};
-use std::path::PathBuf;
+use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Detection {
@@ -50,8 +50,8 @@ pub struct OnnxDetector {
 // The network is only used from the thread that owns the detector.
 unsafe impl Send for OnnxDetector {}
 
-fn cv(path: &PathBuf) -> impl Fn(opencv::Error) -> ModelError + '_ {
-    move |e| ModelError::Run { path: path.clone(), message: e.message }
+fn cv(path: &Path) -> impl Fn(opencv::Error) -> ModelError + '_ {
+    move |e| ModelError::Run { path: path.to_path_buf(), message: e.message }
 }
 
 /// `frame` letterboxed into a `w` × `h` canvas of grey 114, and the mapping back.
@@ -193,7 +193,7 @@ mod tests {
     fn anchor_free_rows_and_transpose_decode_the_same() {
         // 3 anchors, features cx cy w h score.
         let mut feats = vec![[10.0, 20.0, 4.0, 2.0, 0.9], [50.0, 50.0, 8.0, 4.0, 0.1], [30.0, 30.0, 6.0, 3.0, 0.6]];
-        feats.extend(std::iter::repeat([0.0, 0.0, 1.0, 1.0, 0.0]).take(5));
+        feats.extend(std::iter::repeat_n([0.0, 0.0, 1.0, 1.0, 0.0], 5));
         let mut rows = Vec::new();
         for f in 0..5 {
             for a in &feats {

@@ -42,7 +42,7 @@ impl BoxF {
         let y0 = self.y.max(0.0);
         let x1 = (self.x + self.w).min(width);
         let y1 = (self.y + self.h).min(height);
-        (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then(|| BoxF { x: x0, y: y0, w: x1 - x0, h: y1 - y0 })
+        (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then_some(BoxF { x: x0, y: y0, w: x1 - x0, h: y1 - y0 })
     }
 
     /// Grown by `mx` of its width on the left and right and `my` of its height above and below.

@@ -158,7 +158,7 @@ mod tests {
     fn one_to_one_matching_counts_duplicates_as_false_positives() {
         let mut t = Tally::default();
         let m = t.detections(&[b(0.0), b(1.0), b(100.0)], &[b(0.5), b(50.0)], 0.5);
-        assert_eq!(m[0].is_some(), true);
+        assert!(m[0].is_some());
         assert_eq!(m[1], None);
         assert_eq!((t.det_tp, t.det_fp, t.det_fn), (1, 2, 1));
         let f = t.figures();

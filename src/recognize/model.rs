@@ -37,7 +37,7 @@ pub fn read_verified(path: &Path, expected: &str) -> Result<Vec<u8>, ModelError>
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    ::hex::encode(bytes)
 }
 
 /// An ONNX network from checked bytes, on the configured backend.

@@ -27,98 +27,6 @@ pub fn crop_rect(bbox: BoxF, margin_x: f32, margin_y: f32, cols: i32, rows: i32)
     (x1 - x0 >= 2 && y1 - y0 >= 2).then(|| Rect::new(x0, y0, x1 - x0, y1 - y0))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{OcrKind, OcrModel};
-
-    fn spec(color: ColorOrder, layout: TensorLayout, resize: ResizeMode) -> OcrModel {
-        OcrModel {
-            path: "x".into(),
-            sha256: String::new(),
-            kind: OcrKind::Ctc,
-            input_width: 8,
-            input_height: 4,
-            color,
-            layout,
-            scale: 1.0,
-            resize,
-            margin_x: 0.0,
-            margin_y: 0.0,
-            alphabet: "AB".into(),
-            blank: 0,
-            pad_char: "_".into(),
-            beam_width: 1,
-            normalize_contrast: false,
-            deskew: false,
-        }
-    }
-
-    fn dims(m: &Mat) -> Vec<i32> {
-        m.mat_size().iter().copied().collect()
-    }
-
-    #[test]
-    fn input_tensors_in_each_layout_and_channel_order() {
-        // A 16x4 BGR image, blue on the left half, red on the right.
-        let mut img = Mat::new_rows_cols_with_default(4, 16, core::CV_8UC3, Scalar::new(255.0, 0.0, 0.0, 0.0)).unwrap();
-        imgproc::rectangle(&mut img, Rect::new(8, 0, 8, 4), Scalar::new(0.0, 0.0, 255.0, 0.0), -1, imgproc::LINE_8, 0).unwrap();
-        let nchw = to_input(&img, &spec(ColorOrder::Rgb, TensorLayout::Nchw, ResizeMode::Stretch)).unwrap();
-        assert_eq!(dims(&nchw), vec![1, 3, 4, 8]);
-        let d = nchw.data_typed::<f32>().unwrap();
-        // Channel 0 is R: 0 on the left, 255 on the right.
-        assert_eq!((d[0], d[7]), (0.0, 255.0));
-        let nhwc = to_input(&img, &spec(ColorOrder::Rgb, TensorLayout::Nhwc, ResizeMode::Stretch)).unwrap();
-        assert_eq!(dims(&nhwc), vec![1, 4, 8, 3]);
-        let d = nhwc.data_typed::<f32>().unwrap();
-        assert_eq!(&d[0..3], &[0.0, 0.0, 255.0]); // first pixel RGB = blue
-        let gray = to_input(&img, &spec(ColorOrder::Gray, TensorLayout::Nchw, ResizeMode::Letterbox)).unwrap();
-        assert_eq!(dims(&gray), vec![1, 1, 4, 8]);
-        // 16x4 letterboxed into 8x4 is 8x2 with grey bars above and below.
-        let g = gray.data_typed::<f32>().unwrap();
-        assert_eq!((g[0], g[31]), (114.0, 114.0));
-        assert!(g[8..24].iter().all(|&v| v != 114.0));
-        let tall = Mat::new_rows_cols_with_default(8, 4, core::CV_8UC3, Scalar::all(0.0)).unwrap();
-        let boxed = to_input(&tall, &spec(ColorOrder::Gray, TensorLayout::Nchw, ResizeMode::Letterbox)).unwrap();
-        let v = boxed.data_typed::<f32>().unwrap();
-        assert_eq!((v[0], v[3]), (114.0, 0.0), "grey bars left and right of a tall crop");
-    }
-
-    #[test]
-    fn deskew_levels_a_tilted_plate_and_contrast_stretch_widens_the_range() {
-        let plate = crate::recognize::render::plate("7KQX214", crate::recognize::render::PlateStyle::Us, 100).unwrap();
-        let mut canvas = Mat::new_rows_cols_with_default(200, 300, core::CV_8UC3, Scalar::all(60.0)).unwrap();
-        plate.copy_to(&mut Mat::roi_mut(&mut canvas, Rect::new(50, 50, 200, 100)).unwrap()).unwrap();
-        let m = imgproc::get_rotation_matrix_2d(Point2f::new(150.0, 100.0), 8.0, 1.0).unwrap();
-        let mut tilted = Mat::default();
-        imgproc::warp_affine(&canvas, &mut tilted, &m, canvas.size().unwrap(), imgproc::INTER_LINEAR, core::BORDER_REPLICATE, Scalar::default()).unwrap();
-        let a = skew_degrees(&tilted).unwrap().expect("edges found");
-        assert!((a.abs() - 8.0).abs() < 2.0, "estimated {a}");
-        let level = skew_degrees(&deskew(&tilted).unwrap()).unwrap().unwrap_or(0.0);
-        assert!(level.abs() < 2.0, "after deskew {level}");
-
-        let mut dim = Mat::default();
-        plate.convert_to(&mut dim, -1, 0.25, 20.0).unwrap();
-        let spread = |m: &Mat| {
-            let g = gray(m).unwrap();
-            let (mut lo, mut hi) = (0.0, 0.0);
-            core::min_max_loc(&g, Some(&mut lo), Some(&mut hi), None, None, &core::no_array()).unwrap();
-            hi - lo
-        };
-        let (before, after) = (spread(&dim), spread(&normalize_contrast(&dim).unwrap()));
-        assert!(after >= 200.0 && after > before * 2.0, "range {before} -> {after}");
-    }
-
-    #[test]
-    fn crop_rect_rounds_outwards_and_clamps() {
-        let r = crop_rect(BoxF { x: 10.5, y: 20.0, w: 99.0, h: 49.0 }, 0.05, 0.10, 1000, 1000).unwrap();
-        // x0 = floor(10.5 - 4.95) = 5, x1 = ceil(10.5 + 99 + 4.95) = 115; y0 = floor(15.1) = 15, y1 = ceil(73.9) = 74.
-        assert_eq!(r, Rect::new(5, 15, 110, 59));
-        assert_eq!(crop_rect(BoxF { x: -20.0, y: 0.0, w: 50.0, h: 10.0 }, 0.0, 0.0, 100, 100), Some(Rect::new(0, 0, 30, 10)));
-        assert_eq!(crop_rect(BoxF { x: 99.5, y: 0.0, w: 5.0, h: 10.0 }, 0.0, 0.0, 100, 100), None);
-    }
-}
-
 fn gray(img: &Mat) -> opencv::Result<Mat> {
     if img.channels() == 1 {
         return img.try_clone();
@@ -228,5 +136,97 @@ pub fn to_input(crop: &Mat, spec: &OcrModel) -> opencv::Result<Mat> {
             let c = f.channels();
             f.reshape_nd(1, &[1, h, w, c])?.try_clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{OcrKind, OcrModel};
+
+    fn spec(color: ColorOrder, layout: TensorLayout, resize: ResizeMode) -> OcrModel {
+        OcrModel {
+            path: "x".into(),
+            sha256: String::new(),
+            kind: OcrKind::Ctc,
+            input_width: 8,
+            input_height: 4,
+            color,
+            layout,
+            scale: 1.0,
+            resize,
+            margin_x: 0.0,
+            margin_y: 0.0,
+            alphabet: "AB".into(),
+            blank: 0,
+            pad_char: "_".into(),
+            beam_width: 1,
+            normalize_contrast: false,
+            deskew: false,
+        }
+    }
+
+    fn dims(m: &Mat) -> Vec<i32> {
+        m.mat_size().iter().copied().collect()
+    }
+
+    #[test]
+    fn input_tensors_in_each_layout_and_channel_order() {
+        // A 16x4 BGR image, blue on the left half, red on the right.
+        let mut img = Mat::new_rows_cols_with_default(4, 16, core::CV_8UC3, Scalar::new(255.0, 0.0, 0.0, 0.0)).unwrap();
+        imgproc::rectangle(&mut img, Rect::new(8, 0, 8, 4), Scalar::new(0.0, 0.0, 255.0, 0.0), -1, imgproc::LINE_8, 0).unwrap();
+        let nchw = to_input(&img, &spec(ColorOrder::Rgb, TensorLayout::Nchw, ResizeMode::Stretch)).unwrap();
+        assert_eq!(dims(&nchw), vec![1, 3, 4, 8]);
+        let d = nchw.data_typed::<f32>().unwrap();
+        // Channel 0 is R: 0 on the left, 255 on the right.
+        assert_eq!((d[0], d[7]), (0.0, 255.0));
+        let nhwc = to_input(&img, &spec(ColorOrder::Rgb, TensorLayout::Nhwc, ResizeMode::Stretch)).unwrap();
+        assert_eq!(dims(&nhwc), vec![1, 4, 8, 3]);
+        let d = nhwc.data_typed::<f32>().unwrap();
+        assert_eq!(&d[0..3], &[0.0, 0.0, 255.0]); // first pixel RGB = blue
+        let gray = to_input(&img, &spec(ColorOrder::Gray, TensorLayout::Nchw, ResizeMode::Letterbox)).unwrap();
+        assert_eq!(dims(&gray), vec![1, 1, 4, 8]);
+        // 16x4 letterboxed into 8x4 is 8x2 with grey bars above and below.
+        let g = gray.data_typed::<f32>().unwrap();
+        assert_eq!((g[0], g[31]), (114.0, 114.0));
+        assert!(g[8..24].iter().all(|&v| v != 114.0));
+        let tall = Mat::new_rows_cols_with_default(8, 4, core::CV_8UC3, Scalar::all(0.0)).unwrap();
+        let boxed = to_input(&tall, &spec(ColorOrder::Gray, TensorLayout::Nchw, ResizeMode::Letterbox)).unwrap();
+        let v = boxed.data_typed::<f32>().unwrap();
+        assert_eq!((v[0], v[3]), (114.0, 0.0), "grey bars left and right of a tall crop");
+    }
+
+    #[test]
+    fn deskew_levels_a_tilted_plate_and_contrast_stretch_widens_the_range() {
+        let plate = crate::recognize::render::plate("7KQX214", crate::recognize::render::PlateStyle::Us, 100).unwrap();
+        let mut canvas = Mat::new_rows_cols_with_default(200, 300, core::CV_8UC3, Scalar::all(60.0)).unwrap();
+        plate.copy_to(&mut Mat::roi_mut(&mut canvas, Rect::new(50, 50, 200, 100)).unwrap()).unwrap();
+        let m = imgproc::get_rotation_matrix_2d(Point2f::new(150.0, 100.0), 8.0, 1.0).unwrap();
+        let mut tilted = Mat::default();
+        imgproc::warp_affine(&canvas, &mut tilted, &m, canvas.size().unwrap(), imgproc::INTER_LINEAR, core::BORDER_REPLICATE, Scalar::default()).unwrap();
+        let a = skew_degrees(&tilted).unwrap().expect("edges found");
+        assert!((a.abs() - 8.0).abs() < 2.0, "estimated {a}");
+        let level = skew_degrees(&deskew(&tilted).unwrap()).unwrap().unwrap_or(0.0);
+        assert!(level.abs() < 2.0, "after deskew {level}");
+
+        let mut dim = Mat::default();
+        plate.convert_to(&mut dim, -1, 0.25, 20.0).unwrap();
+        let spread = |m: &Mat| {
+            let g = gray(m).unwrap();
+            let (mut lo, mut hi) = (0.0, 0.0);
+            core::min_max_loc(&g, Some(&mut lo), Some(&mut hi), None, None, &core::no_array()).unwrap();
+            hi - lo
+        };
+        let (before, after) = (spread(&dim), spread(&normalize_contrast(&dim).unwrap()));
+        assert!(after >= 200.0 && after > before * 2.0, "range {before} -> {after}");
+    }
+
+    #[test]
+    fn crop_rect_rounds_outwards_and_clamps() {
+        let r = crop_rect(BoxF { x: 10.5, y: 20.0, w: 99.0, h: 49.0 }, 0.05, 0.10, 1000, 1000).unwrap();
+        // x0 = floor(10.5 - 4.95) = 5, x1 = ceil(10.5 + 99 + 4.95) = 115; y0 = floor(15.1) = 15, y1 = ceil(73.9) = 74.
+        assert_eq!(r, Rect::new(5, 15, 110, 59));
+        assert_eq!(crop_rect(BoxF { x: -20.0, y: 0.0, w: 50.0, h: 10.0 }, 0.0, 0.0, 100, 100), Some(Rect::new(0, 0, 30, 10)));
+        assert_eq!(crop_rect(BoxF { x: 99.5, y: 0.0, w: 5.0, h: 10.0 }, 0.0, 0.0, 100, 100), None);
     }
 }
