@@ -25,6 +25,8 @@ enum Cmd {
     User(polewatch::cli::user::UserArgs),
     /// Verify, show and checkpoint the audit log, offline on the store.
     Audit(polewatch::cli::audit::AuditArgs),
+    /// The store's encryption key: generate one, rotate (re-encrypt) offline.
+    Store(polewatch::cli::store::StoreArgs),
     /// Print the usage and privacy policy this configuration enforces (Markdown, or HTML with --html).
     Policy {
         #[arg(long)]
@@ -222,6 +224,11 @@ fn main() -> ExitCode {
         }),
         Cmd::User(args) => with_config(&cli.config, |c| polewatch::cli::user::run(c, args)),
         Cmd::Audit(args) => with_config(&cli.config, |c| polewatch::cli::audit::run(c, args)),
+        Cmd::Store(args) => match args.command {
+            // A key is made before any configuration names it.
+            polewatch::cli::store::StoreCmd::GenKey { file } => polewatch::cli::store::gen_key(&file),
+            command => with_config(&cli.config, |c| polewatch::cli::store::run(c, polewatch::cli::store::StoreArgs { command })),
+        },
         Cmd::Debug { what: DebugCmd::WriteReads { store, threads, seq_start } } => {
             bench::crash::write_forever(&store, threads, seq_start)
         }

@@ -65,6 +65,10 @@ pub enum Action {
     CommandRejected,
     /// An operator confirmed the clock and a large retention purge (`cmd/confirm_purge`).
     PurgeConfirmed,
+    /// The store's disk watermark step changed (warn, no frames, no crops, full, or back).
+    DiskWatermark,
+    /// The store's encryption key was rotated, or a rotation started or resumed (`polewatch store rotate-key`).
+    StoreKeyRotated,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -65,7 +65,8 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         log::warn!("config: {w}");
     }
     let cfg = loaded.config;
-    let mut opts = StoreOptions::from_config(&cfg.store);
+    // With [store] encryption on, no key, an exposed key file or the wrong key stops start-up here.
+    let mut opts = StoreOptions::for_config(&cfg.store).context("cannot load the store's encryption key")?;
     opts.queue_for_upload = cfg.mqtt.enabled;
     // Certificates are checked before anything starts: a bad one fails loudly, at once.
     let uplink_settings = if cfg.mqtt.enabled {
@@ -97,6 +98,8 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             .context("audit log open task failed")?
             .context("cannot open the audit log")?,
     );
+    // Disk watermark steps are audited from here on.
+    store.set_audit_sink(audit.clone());
     // What the store holds, beside it: if it is ever lost, the operator is told what went with it.
     let st = store.clone();
     match tokio::task::spawn_blocking(move || st.write_census()).await {
