@@ -80,6 +80,13 @@ enum BenchCmd {
         /// Where scratch stores go (default: the system temp dir).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Encrypt the stores of the insert, size and purge figures at rest (a random key).
+        #[arg(long)]
+        encrypted: bool,
+        /// Also fill a clear and an encrypted store with this many reads and time exact and wildcard
+        /// search and the retroactive walk on each (e.g. 1000000).
+        #[arg(long, default_value_t = 0)]
+        search_reads: usize,
         /// End with one line holding the figures as a JSON object.
         #[arg(long)]
         json: bool,
@@ -402,8 +409,8 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
             json,
         }),
         BenchCmd::Recognize { models, frames, json } => bench::recognize::run(&model_set(models.as_deref(), config_path)?, frames, json),
-        BenchCmd::Store { insert_reads, purge_sizes, dir, json } => {
-            bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json })
+        BenchCmd::Store { insert_reads, purge_sizes, dir, encrypted, search_reads, json } => {
+            bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json, encrypted, search_reads })
         }
         BenchCmd::Uplink { alerts, backlog, json } => bench::uplink::run(&bench::uplink::Options { alerts, backlog, json }),
         BenchCmd::Hotlist { entries, reads, json } => {
