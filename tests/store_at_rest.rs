@@ -432,3 +432,89 @@ fn a_real_small_filesystem_filled_through_every_step_to_enospc() {
     std::fs::set_permissions(&kf, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert!(Key::load_file(&kf).is_err());
 }
+
+// ---- The binary: configuration errors, `store rotate-key`, the daemon refusing a wrong key ----
+
+fn polewatch(cfg: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(args).arg("--config").arg(cfg).env_remove("CREDENTIALS_DIRECTORY").output().unwrap()
+}
+
+fn write_config(dir: &Path, key_file: Option<&Path>) -> PathBuf {
+    let cfg = dir.join("polewatch.toml");
+    let key = key_file.map(|k| format!("encryption = true\nkey_file = \"{}\"\n", k.display())).unwrap_or_default();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[site]\nsite_id = \"s1\"\ndevice_id = \"d1\"\n[store]\npath = \"{}\"\n{key}[store.retention]\nrequire_clock_sync = false\n\
+             [access]\naudit_key_file = \"{}\"\ndevice_key_file = \"{}\"\n[logging]\ntarget = \"stderr\"\n",
+            dir.join("state/store").display(),
+            dir.join("keys/audit.key").display(),
+            dir.join("keys/device.key").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn the_binary_checks_the_key_rotates_resumably_with_audit_and_refuses_a_wrong_key() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("keys")).unwrap();
+    let (ka, kb) = (d.path().join("keys/a.key"), d.path().join("keys/b.key"));
+    for k in [&ka, &kb] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["store", "gen-key"]).arg(k).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // Encryption on without a key, and with a key others can read: errors naming file, line and key.
+    let cfg = d.path().join("polewatch.toml");
+    std::fs::write(&cfg, "[site]\nsite_id = \"s1\"\ndevice_id = \"d1\"\n[store]\nencryption = true\n").unwrap();
+    let o = polewatch(&cfg, &["check-config"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains(&format!("{}:5: store.encryption", cfg.display())), "{}", text(&o));
+    let cfg = write_config(d.path(), Some(&ka));
+    std::fs::set_permissions(&ka, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = polewatch(&cfg, &["check-config"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains(&format!("{}:7: store.key_file", cfg.display())) && text(&o).contains("mode 644"), "{}", text(&o));
+    std::fs::set_permissions(&ka, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(polewatch(&cfg, &["check-config"]).status.success());
+
+    // A store under key A, with reads and an audit log (made by the tools the daemon uses).
+    let store_opts = || StoreOptions::for_config(&polewatch::config::load(&cfg).unwrap().config.store).unwrap();
+    let (s, _) = Store::open(&store_opts()).unwrap();
+    let ids = store_reads(&s, 120);
+    s.close().unwrap();
+
+    // Rotation to B, stopped after one batch, then resumed.
+    let kb_s = kb.to_str().unwrap();
+    let o = polewatch(&cfg, &["store", "rotate-key", "--new-key", kb_s, "--batch", "50", "--max-batches", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("paused"), "{}", text(&o));
+    // The daemon does not start mid-rotation.
+    let o = polewatch(&cfg, &["run"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("interrupted"), "{}", text(&o));
+    let o = polewatch(&cfg, &["store", "rotate-key", "--new-key", kb_s, "--batch", "50"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("70 reads and 140 images re-encrypted"), "{}", text(&o));
+
+    // Still configured with key A: the daemon refuses to start, naming the key file.
+    let o = polewatch(&cfg, &["run"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not this store's key") && text(&o).contains("a.key"), "{}", text(&o));
+    // With key B everything is there and the rotation is in the audit log, which verifies.
+    let cfg = write_config(d.path(), Some(&kb));
+    let (s, _) = Store::open(&store_opts()).unwrap();
+    assert_all_readable(&s, &ids);
+    s.close().unwrap();
+    let o = polewatch(&cfg, &["audit", "verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = polewatch(&cfg, &["audit", "show", "--action", "store_key_rotated"]);
+    let shown = text(&o);
+    assert_eq!(shown.lines().filter(|l| l.contains("store_key_rotated")).count(), 4, "{shown}");
+    assert!(shown.contains("paused") && shown.contains("completed"), "{shown}");
+}
