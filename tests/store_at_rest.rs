@@ -331,6 +331,21 @@ fn watermark_steps_drop_frames_then_crops_refuse_when_full_and_recover() {
     assert_eq!(s.count_reads(), acked.len());
 }
 
+#[test]
+fn a_store_opened_above_a_watermark_records_the_step_it_found() {
+    let d = tempfile::tempdir().unwrap();
+    let space = Arc::new(FakeSpace { total: 10_000 * MIB, avail: AtomicU64::new(0) });
+    space.set_used_pct(92.0);
+    let mut o = opts(d.path(), None);
+    o.disk = Some((marks(), space.clone()));
+    let (s, _) = Store::open(&o).unwrap();
+    let sink = Arc::new(MemorySink::default());
+    s.set_audit_sink(sink.clone());
+    let got: Vec<String> = sink.0.lock().unwrap().iter().map(|e| e.detail.split(':').next().unwrap().to_string()).collect();
+    assert_eq!(got, ["disk watermark ok → no_frames"]);
+    assert_eq!(s.disk_state().unwrap().level, DiskLevel::NoFrames);
+}
+
 /// Unmounts on drop, failure included.
 struct Mount(PathBuf);
 
@@ -475,6 +490,10 @@ fn the_binary_checks_the_key_rotates_resumably_with_audit_and_refuses_a_wrong_ke
     let o = polewatch(&cfg, &["check-config"]);
     assert!(!o.status.success());
     assert!(text(&o).contains(&format!("{}:5: store.encryption", cfg.display())), "{}", text(&o));
+    std::fs::write(&cfg, "[site]\nsite_id = \"s1\"\ndevice_id = \"d1\"\n[store]\ndisk_frames_watermark_pct = 97\n").unwrap();
+    let o = polewatch(&cfg, &["check-config"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains(&format!("{}:5: store.disk_frames_watermark_pct", cfg.display())), "{}", text(&o));
     let cfg = write_config(d.path(), Some(&ka));
     std::fs::set_permissions(&ka, std::fs::Permissions::from_mode(0o644)).unwrap();
     let o = polewatch(&cfg, &["check-config"]);

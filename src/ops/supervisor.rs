@@ -240,13 +240,17 @@ async fn supervise(
                     log::error!("HTTPS API task has died; withholding watchdog ping");
                 } else {
                     notify::watchdog();
-                    let summary = status_line(shared);
+                    // Disk watermarks are read at every write of reads; here too, so a step (and its
+                    // recovery) is seen while no reads come in.
+                    let st = store.clone();
+                    let _ = tokio::task::spawn_blocking(move || st.disk_level()).await;
+                    let summary = format!("{}{}", status_line(shared), disk_note(store));
                     notify::status(&summary);
                 }
             }
             _ = status_tick.tick() => {
                 if status_every > 0 {
-                    log::info!("status: {}", status_line(shared));
+                    log::info!("status: {}{}", status_line(shared), disk_note(store));
                 }
                 if uplink.is_some() {
                     let max = lock(&shared.config).mqtt.max_queued_reads;
@@ -327,6 +331,20 @@ fn spawn_frame_analysis(
             }
         }
     })
+}
+
+/// The disk watermark step for the status line, when it is not `ok`.
+fn disk_note(store: &Store) -> String {
+    match store.disk_state() {
+        Some(d) if d.level != crate::store::disk::DiskLevel::Ok => format!(
+            "; {}disk {}: {:.1}% used, {} MiB free",
+            if d.level >= crate::store::disk::DiskLevel::NoFrames { "ALERT: " } else { "" },
+            d.level.as_str(),
+            d.used_pct,
+            d.avail_bytes / (1024 * 1024)
+        ),
+        _ => String::new(),
+    }
 }
 
 fn status_line(shared: &Shared) -> String {

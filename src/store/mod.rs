@@ -299,6 +299,11 @@ impl Store {
     /// Where disk watermark changes are audited from now on (the daemon's audit log).
     pub fn set_audit_sink(&self, sink: std::sync::Arc<dyn crate::access::AuditSink>) {
         *self.audit_sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+        // A box that started above a watermark: the step it found is recorded too.
+        if let Some(st) = self.disk_state().filter(|s| s.level != disk::DiskLevel::Ok) {
+            let space = disk::DiskSpace { total_bytes: st.total_bytes, avail_bytes: st.avail_bytes };
+            self.report_disk(&disk::Transition { from: disk::DiskLevel::Ok, to: st.level, space });
+        }
     }
 
     /// The disk watermark state for health views; None when not watched.
