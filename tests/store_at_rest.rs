@@ -537,3 +537,63 @@ fn the_binary_checks_the_key_rotates_resumably_with_audit_and_refuses_a_wrong_ke
     assert_eq!(shown.lines().filter(|l| l.contains("store_key_rotated")).count(), 4, "{shown}");
     assert!(shown.contains("paused") && shown.contains("completed"), "{shown}");
 }
+
+/// Past the reserve: a disk filled by something else until sled itself meets ENOSPC. The write is
+/// refused as `DiskFull`, nothing of it is acknowledged, every acknowledged read is there, and once space
+/// returns the store (reopened, as the daemon's restart does) takes reads again.
+#[test]
+fn sled_meeting_enospc_acknowledges_nothing_and_the_store_recovers() {
+    let d = tempfile::tempdir().unwrap();
+    let mnt = d.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs"]).arg(&mnt).status().map(|s| s.success()).unwrap_or(false);
+    if !ok {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    let _m = Mount(mnt.clone());
+    let filler = mnt.join("filler");
+    // No reserve: nothing stops the write before sled does (as when something else eats the reserve
+    // between the check and the write).
+    let wm = Watermarks { warn_pct: 99.0, frames_pct: 99.0, crops_pct: 99.0, reserve_bytes: 0 };
+    let mut o = StoreOptions::at(mnt.join("store"));
+    o.keys = Some(Arc::new(Keyring::single(key(4))));
+    o.disk = Some((wm, Arc::new(Statvfs)));
+    let (s, _) = Store::open(&o).unwrap();
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        acked.push(s.put_read(read(i)).unwrap());
+    }
+    let _ = fill_to(&filler, &mnt, 110.0).expect_err("the tmpfs fills up");
+    let mut refused = 0;
+    let mut i = 100;
+    // Big reads so sled must write soon; stop at the first refusal after a few tries.
+    while refused == 0 && i < 400 {
+        let mut r = read(i);
+        r.crop_jpeg = Some(vec![0x33; 200_000]);
+        match s.put_read(r) {
+            Ok(id) => acked.push(id),
+            Err(e) => {
+                assert!(matches!(e, StoreError::DiskFull { .. }), "{e}");
+                assert!(e.to_string().contains("No space left on device"), "{e}");
+                eprintln!("refused: {e}");
+                refused += 1;
+            }
+        }
+        i += 1;
+    }
+    assert_eq!(refused, 1, "sled met ENOSPC");
+    assert_eq!(s.disk_state().unwrap().level, DiskLevel::Full);
+    std::fs::remove_file(&filler).unwrap();
+    // sled refuses every write after ENOSPC until reopened; the store says so once space is back, and the
+    // daemon restarts on it.
+    assert!(s.put_read(read(998)).is_err());
+    assert!(s.needs_reopen());
+    drop(s);
+    let (s, _) = Store::open(&o).expect("the store reopens once space is back");
+    for id in &acked {
+        assert!(s.get_read(*id).unwrap().is_some(), "acknowledged read lost");
+    }
+    s.put_read(read(999)).expect("reads are taken again");
+    s.close().unwrap();
+}

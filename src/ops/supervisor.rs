@@ -238,6 +238,11 @@ async fn supervise(
                     log::error!("MQTT uplink task has died; withholding watchdog ping");
                 } else if api.is_some_and(|a| a.is_finished()) {
                     log::error!("HTTPS API task has died; withholding watchdog ping");
+                } else if { let st = store.clone(); tokio::task::spawn_blocking(move || st.needs_reopen()).await.unwrap_or(false) } {
+                    // sled met ENOSPC and refuses writes until reopened; space is back: exit non-zero so
+                    // systemd (Restart=) starts the daemon again, which reopens the store.
+                    log::error!("the store met a full disk and must be reopened now that space is back: restarting");
+                    return Err(anyhow::anyhow!("store write failed on a full disk; restart to reopen it"));
                 } else {
                     notify::watchdog();
                     // Disk watermarks are read at every write of reads; here too, so a step (and its

@@ -212,6 +212,8 @@ pub struct Store {
     keys: Option<std::sync::Arc<crypt::Keyring>>,
     /// Disk watermarks (None: not watched).
     disk: Option<disk::DiskGuard>,
+    /// sled met ENOSPC: it refuses every write from then on, until the store is opened again.
+    enospc: std::sync::atomic::AtomicBool,
     /// Where watermark changes are audited (set by the daemon once the audit log is open).
     audit_sink: std::sync::Mutex<Option<std::sync::Arc<dyn crate::access::AuditSink>>>,
 }
@@ -284,6 +286,7 @@ impl Store {
             purge_wait: Default::default(),
             keys: opts.keys.clone(),
             disk,
+            enospc: Default::default(),
             audit_sink: Default::default(),
         };
         // The first reading: a box that starts on a full disk says so at once.
@@ -344,6 +347,12 @@ impl Store {
                 log::error!("disk watermark change not recorded in the audit log: {e}");
             }
         }
+    }
+
+    /// True once sled met ENOSPC (it then refuses every write until reopened) and the disk has room
+    /// again: the daemon restarts to reopen the store. False while the disk is still full.
+    pub fn needs_reopen(&self) -> bool {
+        self.enospc.load(std::sync::atomic::Ordering::SeqCst) && self.disk_level().accepts_reads()
     }
 
     fn disk_full_error(&self, detail: impl Into<String>) -> StoreError {
@@ -445,6 +454,7 @@ impl Store {
     fn commit(&self, prepared: Vec<Prepared>) -> Result<()> {
         match self.committer.commit(prepared) {
             Err(StoreError::DiskFull { detail, .. }) => {
+                self.enospc.store(true, std::sync::atomic::Ordering::SeqCst);
                 // The disk refused the write (ENOSPC): nothing of the batch is acknowledged; hold the
                 // Full step until a reading shows room again.
                 if let Some(t) = self.disk.as_ref().and_then(|d| d.mark_full()) {
