@@ -308,7 +308,7 @@ fn watermark_steps_drop_frames_then_crops_refuse_when_full_and_recover() {
     space.set_used_pct(96.0);
     assert_eq!(kept(&s, put(3).unwrap()), (false, false), "no crops, metadata kept");
     space.avail.store(10 * MIB, Ordering::SeqCst);
-    let err = put(4).err().expect("full disk refuses");
+    let err = put(4).expect_err("full disk refuses");
     assert!(matches!(err, StoreError::DiskFull { .. }), "{err}");
     assert!(err.to_string().contains("disk full"), "{err}");
     assert!(s.put_reads(vec![read(5), read(6)]).is_err());
@@ -420,7 +420,7 @@ fn a_real_small_filesystem_filled_through_every_step_to_enospc() {
     let e = fill_to(&filler, &mnt, 110.0).expect_err("the tmpfs fills up");
     assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
     assert!(Statvfs.space(&mnt).unwrap().avail_bytes < 4 * MIB);
-    let err = s.put_read(read(999)).err().expect("full disk refuses new reads");
+    let err = s.put_read(read(999)).expect_err("full disk refuses new reads");
     assert!(matches!(err, StoreError::DiskFull { .. }), "{err}");
     assert_eq!(s.disk_state().unwrap().level, DiskLevel::Full);
     for id in &acked {

@@ -231,6 +231,8 @@ async fn supervise(
             _ = int.recv() => { log::info!("SIGINT: shutting down"); return Ok(()); }
             _ = hup.recv() => reload(config_path, shared, audit.as_ref()),
             _ = watchdog.tick() => {
+                let st = store.clone();
+                let reopen = tokio::task::spawn_blocking(move || st.needs_reopen()).await.unwrap_or(false);
                 // Only a healthy supervisor pets the watchdog; a dead component lets systemd restart us.
                 if sweeper.is_finished() {
                     log::error!("retention sweeper task has died; withholding watchdog ping");
@@ -238,7 +240,7 @@ async fn supervise(
                     log::error!("MQTT uplink task has died; withholding watchdog ping");
                 } else if api.is_some_and(|a| a.is_finished()) {
                     log::error!("HTTPS API task has died; withholding watchdog ping");
-                } else if { let st = store.clone(); tokio::task::spawn_blocking(move || st.needs_reopen()).await.unwrap_or(false) } {
+                } else if reopen {
                     // sled met ENOSPC and refuses writes until reopened; space is back: exit non-zero so
                     // systemd (Restart=) starts the daemon again, which reopens the store.
                     log::error!("the store met a full disk and must be reopened now that space is back: restarting");

@@ -256,6 +256,9 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
+/// Forward index (key, value) and the reversed index key, when one is kept.
+type IndexEntries = ((Vec<u8>, Vec<u8>), Option<Vec<u8>>);
+
 /// A read ready to be written: encoded (and sealed) once, outside the commit thread.
 pub(crate) struct Prepared {
     id: ReadId,
@@ -380,7 +383,7 @@ impl Store {
 
     /// Index key and value of a plate (keyed hash and sealed plate when encrypted), and the reversed
     /// index key when one is kept.
-    fn index_entries(&self, plate: &[u8], id: &ReadId) -> Result<((Vec<u8>, Vec<u8>), Option<Vec<u8>>)> {
+    fn index_entries(&self, plate: &[u8], id: &ReadId) -> Result<IndexEntries> {
         match &self.keys {
             None => Ok(((index_key(plate, id), Vec::new()), Some(index_key(&reversed(plate), id)))),
             Some(k) => {
