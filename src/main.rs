@@ -33,6 +33,8 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// The store's encryption key: generate one, rotate (re-encrypt) offline.
+    Store(polewatch::cli::store::StoreArgs),
     /// Print the usage and privacy policy this configuration enforces (Markdown, or HTML with --html).
     Policy {
         #[arg(long)]
@@ -86,6 +88,13 @@ enum BenchCmd {
         /// Where scratch stores go (default: the system temp dir).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Encrypt the stores of the insert, size and purge figures at rest (a random key).
+        #[arg(long)]
+        encrypted: bool,
+        /// Also fill a clear and an encrypted store with this many reads and time exact and wildcard
+        /// search and the retroactive walk on each (e.g. 1000000).
+        #[arg(long, default_value_t = 0)]
+        search_reads: usize,
         /// End with one line holding the figures as a JSON object.
         #[arg(long)]
         json: bool,
@@ -257,6 +266,11 @@ fn main() -> ExitCode {
             _ => polewatch::cli::export::run(None, args),
         },
         Cmd::Man { out } => write_man_pages(&out),
+        Cmd::Store(args) => match args.command {
+            // A key is made before any configuration names it.
+            polewatch::cli::store::StoreCmd::GenKey { file } => polewatch::cli::store::gen_key(&file),
+            command => with_config(&cli.config, |c| polewatch::cli::store::run(c, polewatch::cli::store::StoreArgs { command })),
+        },
         Cmd::Debug { what: DebugCmd::WriteReads { store, threads, seq_start } } => {
             bench::crash::write_forever(&store, threads, seq_start)
         }
@@ -454,8 +468,8 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
             json,
         }),
         BenchCmd::Recognize { models, frames, json } => bench::recognize::run(&model_set(models.as_deref(), config_path)?, frames, json),
-        BenchCmd::Store { insert_reads, purge_sizes, dir, json } => {
-            bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json })
+        BenchCmd::Store { insert_reads, purge_sizes, dir, encrypted, search_reads, json } => {
+            bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json, encrypted, search_reads })
         }
         BenchCmd::Alerts { models, kills, analysis_fps } => bench::alerts::run(&bench::alerts::Options { models, kills, analysis_fps }),
         BenchCmd::Uplink { alerts, backlog, json } => bench::uplink::run(&bench::uplink::Options { alerts, backlog, json }),

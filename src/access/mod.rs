@@ -79,6 +79,10 @@ pub enum Action {
     HotlistsViewed,
     /// The Cameras page's state (live) was opened.
     CamerasViewed,
+    /// The store's disk watermark step changed (warn, no frames, no crops, full, or back).
+    DiskWatermark,
+    /// The store's encryption key was rotated, or a rotation started or resumed (`polewatch store rotate-key`).
+    StoreKeyRotated,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

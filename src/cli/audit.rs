@@ -115,7 +115,7 @@ fn parse_time(s: &str) -> Result<i64, String> {
 }
 
 /// Who runs the tool: the sudo caller if any, else the login user.
-fn operator() -> String {
+pub(crate) fn operator() -> String {
     ["SUDO_USER", "USER"]
         .iter()
         .filter_map(|v| std::env::var(v).ok())
@@ -127,7 +127,7 @@ fn operator() -> String {
 fn open_store(cfg: &crate::config::Config) -> anyhow::Result<Arc<Store>> {
     let path = &cfg.store.path;
     // Never create a store just to look at it, and never move or replace a corrupt one.
-    let mut opts = StoreOptions::from_config(&cfg.store);
+    let mut opts = StoreOptions::for_config(&cfg.store)?;
     opts.create = false;
     opts.on_corrupt = OnCorrupt::Refuse;
     let (store, _) = Store::open(&opts).with_context(|| format!("cannot open the store at {}", path.display()))?;
@@ -243,7 +243,7 @@ fn restart_chain(cfg: &crate::config::Config, reason: &str) -> anyhow::Result<()
     }
     let path = &cfg.store.path;
     let census = crate::store::read_census(path);
-    let mut opts = StoreOptions::from_config(&cfg.store);
+    let mut opts = StoreOptions::for_config(&cfg.store)?;
     opts.on_corrupt = OnCorrupt::MoveAside;
     let (store, outcome) = Store::open(&opts).with_context(|| format!("cannot open the store at {}", path.display()))?;
     let store = Arc::new(store);

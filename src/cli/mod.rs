@@ -5,3 +5,4 @@ pub mod audit;
 pub mod export;
 pub mod online;
 pub mod user;
+pub mod store;

@@ -90,7 +90,7 @@ fn start_of(d: jiff::civil::Date) -> anyhow::Result<i64> {
 }
 
 fn open_store(cfg: &Config) -> anyhow::Result<Store> {
-    match Store::open(&StoreOptions::from_config(&cfg.store)) {
+    match Store::open(&StoreOptions::for_config(&cfg.store)?) {
         Ok((store, outcome)) => {
             if let OpenOutcome::RecoveredFromCorruption { moved_to, cause } = outcome {
                 eprintln!("ALERT: the store was corrupt ({cause}); it was moved to {} and a new one started", moved_to.display());

@@ -58,6 +58,32 @@ pub fn missing(c: &Config, merged: &Merged) -> Vec<Problem> {
         .collect()
 }
 
+/// With `store.encryption` on, the key must be there and usable before anything starts: a missing,
+/// malformed or group/world-readable key file is an error (not a warning), named by file, line and key.
+/// The systemd credential `store.key` takes the place of `key_file` when the service has one.
+pub fn store_key(c: &Config, merged: &Merged) -> Vec<Problem> {
+    if !c.store.encryption {
+        return Vec::new();
+    }
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        if Path::new(&dir).join(crate::store::crypt::CREDENTIAL_NAME).is_file() {
+            return Vec::new();
+        }
+    }
+    match &c.store.key_file {
+        None => vec![merged.problem(
+            "store.encryption",
+            format!("encryption is on but there is no key: set store.key_file (create one with `polewatch store gen-key FILE`) or give the systemd credential {}", crate::store::crypt::CREDENTIAL_NAME),
+        )],
+        // A missing file is reported by `missing`.
+        Some(p) if !p.is_file() => Vec::new(),
+        Some(p) => match crate::store::crypt::Key::load_file(p) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![merged.problem("store.key_file", e.to_string())],
+        },
+    }
+}
+
 pub fn secrets(c: &Config, merged: &Merged) -> Vec<Problem> {
     let mut out = Vec::new();
     // Inline secrets: warn against the file that holds them.

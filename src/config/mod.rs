@@ -140,6 +140,7 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
         }
     }
     problems.extend(files::missing(&config, &merged));
+    problems.extend(files::store_key(&config, &merged));
     problems.extend(elements::unknown_decoders(&config, &merged));
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));

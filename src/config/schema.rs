@@ -351,6 +351,17 @@ pub struct Store {
     pub disk_high_watermark_pct: u8,
     #[serde(default = "default_full_watermark")]
     pub disk_full_watermark_pct: u8,
+    /// Middle step: full frames are no longer kept at this disk use (default: halfway between the
+    /// high and the full watermark).
+    #[serde(default)]
+    pub disk_frames_watermark_pct: Option<u8>,
+    /// Free space (MiB) kept for read metadata, the audit log and sled; below it new reads are refused.
+    #[serde(default = "default_reserve_mb")]
+    pub disk_reserve_mb: u64,
+    /// Encrypt reads, crops, frames and the plate index with AES-256-GCM (needs the key: the systemd
+    /// credential `store.key` or `key_file`; the daemon refuses to start without it).
+    #[serde(default)]
+    pub encryption: bool,
     /// AES-256-GCM key for data at rest (mode 0600, outside the store).
     #[serde(default)]
     pub key_file: Option<PathBuf>,
@@ -367,6 +378,9 @@ impl Default for Store {
             store_full_frames: false,
             disk_high_watermark_pct: default_high_watermark(),
             disk_full_watermark_pct: default_full_watermark(),
+            disk_frames_watermark_pct: None,
+            disk_reserve_mb: default_reserve_mb(),
+            encryption: false,
             key_file: None,
             retention: Retention::default(),
         }
@@ -806,6 +820,16 @@ fn default_commit_batch() -> usize {
 }
 fn default_high_watermark() -> u8 {
     85
+}
+fn default_reserve_mb() -> u64 {
+    64
+}
+impl Store {
+    /// The middle watermark, given or halfway between the high and the full one.
+    pub fn frames_watermark_pct(&self) -> u8 {
+        self.disk_frames_watermark_pct
+            .unwrap_or(((self.disk_high_watermark_pct as u16 + self.disk_full_watermark_pct as u16) / 2) as u8)
+    }
 }
 fn default_full_watermark() -> u8 {
     95

@@ -243,6 +243,12 @@ fn store(out: &mut Issues, s: &Store) {
     if s.disk_high_watermark_pct >= s.disk_full_watermark_pct {
         push(out, "store.disk_full_watermark_pct", "must be above disk_high_watermark_pct");
     }
+    if let Some(f) = s.disk_frames_watermark_pct {
+        if f < s.disk_high_watermark_pct || f > s.disk_full_watermark_pct {
+            push(out, "store.disk_frames_watermark_pct", "must lie between disk_high_watermark_pct and disk_full_watermark_pct");
+        }
+    }
+    range(out, "store.disk_reserve_mb", s.disk_reserve_mb, 1, 1_048_576);
     let r = &s.retention;
     range(out, "store.retention.min_days", r.min_days, 1, 36_500);
     range(out, "store.retention.max_days", r.max_days, 1, 36_500);

@@ -72,7 +72,8 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         log::warn!("config: {w}");
     }
     let cfg = loaded.config;
-    let mut opts = StoreOptions::from_config(&cfg.store);
+    // With [store] encryption on, no key, an exposed key file or the wrong key stops start-up here.
+    let mut opts = StoreOptions::for_config(&cfg.store).context("cannot load the store's encryption key")?;
     opts.queue_for_upload = cfg.mqtt.enabled;
     // Certificates are checked before anything starts: a bad one fails loudly, at once.
     let uplink_settings = if cfg.mqtt.enabled {
@@ -104,6 +105,8 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             .context("audit log open task failed")?
             .context("cannot open the audit log")?,
     );
+    // Disk watermark steps are audited from here on.
+    store.set_audit_sink(audit.clone());
     // What the store holds, beside it: if it is ever lost, the operator is told what went with it.
     let st = store.clone();
     match tokio::task::spawn_blocking(move || st.write_census()).await {
@@ -248,6 +251,8 @@ async fn supervise(
             _ = int.recv() => { log::info!("SIGINT: shutting down"); return Ok(()); }
             _ = hup.recv() => reload(config_path, shared, audit.as_ref()),
             _ = watchdog.tick() => {
+                let st = store.clone();
+                let reopen = tokio::task::spawn_blocking(move || st.needs_reopen()).await.unwrap_or(false);
                 // Only a healthy supervisor pets the watchdog; a dead component lets systemd restart us.
                 if sweeper.is_finished() {
                     log::error!("retention sweeper task has died; withholding watchdog ping");
@@ -255,15 +260,24 @@ async fn supervise(
                     log::error!("MQTT uplink task has died; withholding watchdog ping");
                 } else if api.is_some_and(|a| a.is_finished()) {
                     log::error!("HTTPS API task has died; withholding watchdog ping");
+                } else if reopen {
+                    // sled met ENOSPC and refuses writes until reopened; space is back: exit non-zero so
+                    // systemd (Restart=) starts the daemon again, which reopens the store.
+                    log::error!("the store met a full disk and must be reopened now that space is back: restarting");
+                    return Err(anyhow::anyhow!("store write failed on a full disk; restart to reopen it"));
                 } else {
                     notify::watchdog();
-                    let summary = status_line(shared);
+                    // Disk watermarks are read at every write of reads; here too, so a step (and its
+                    // recovery) is seen while no reads come in.
+                    let st = store.clone();
+                    let _ = tokio::task::spawn_blocking(move || st.disk_level()).await;
+                    let summary = format!("{}{}", status_line(shared), disk_note(store));
                     notify::status(&summary);
                 }
             }
             _ = status_tick.tick() => {
                 if status_every > 0 {
-                    log::info!("status: {}", status_line(shared));
+                    log::info!("status: {}{}", status_line(shared), disk_note(store));
                 }
                 if uplink.is_some() {
                     let max = lock(&shared.config).mqtt.max_queued_reads;
@@ -350,6 +364,20 @@ fn spawn_frame_analysis(
             }
         }
     })
+}
+
+/// The disk watermark step for the status line, when it is not `ok`.
+fn disk_note(store: &Store) -> String {
+    match store.disk_state() {
+        Some(d) if d.level != crate::store::disk::DiskLevel::Ok => format!(
+            "; {}disk {}: {:.1}% used, {} MiB free",
+            if d.level >= crate::store::disk::DiskLevel::NoFrames { "ALERT: " } else { "" },
+            d.level.as_str(),
+            d.used_pct,
+            d.avail_bytes / (1024 * 1024)
+        ),
+        _ => String::new(),
+    }
 }
 
 fn status_line(shared: &Shared) -> String {

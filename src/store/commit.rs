@@ -7,9 +7,17 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
+/// Why a group was not committed (cloned to every caller of the group).
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The disk refused the write (ENOSPC).
+    DiskFull(String),
+    Other(String),
+}
+
 struct Job {
     reads: Vec<Prepared>,
-    ack: SyncSender<std::result::Result<(), String>>,
+    ack: SyncSender<std::result::Result<(), Failure>>,
 }
 
 pub(crate) struct Committer {
@@ -34,7 +42,8 @@ impl Committer {
         sender.send(Job { reads, ack }).map_err(|_| StoreError::Closed)?;
         match done.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(msg)) => Err(StoreError::Commit(msg)),
+            Ok(Err(Failure::Other(msg))) => Err(StoreError::Commit(msg)),
+            Ok(Err(Failure::DiskFull(detail))) => Err(StoreError::DiskFull { path: std::path::PathBuf::new(), detail }),
             Err(_) => Err(StoreError::Closed),
         }
     }
@@ -68,13 +77,25 @@ fn run(trees: Trees, rx: Receiver<Job>, max_batch: usize) {
                 Err(_) => break,
             }
         }
-        let result = write_group(&trees, &jobs).map_err(|e| e.to_string());
+        let result = write_group(&trees, &jobs).map_err(|e| match is_enospc(&e) {
+            true => Failure::DiskFull(format!("the disk refused the write: {e}")),
+            false => Failure::Other(e.to_string()),
+        });
         if let Err(e) = &result {
-            log::error!(reads = n; "store commit failed: {e}");
+            log::error!(reads = n; "store commit failed, nothing of it acknowledged: {e:?}");
         }
         for j in jobs {
             let _ = j.ack.send(result.clone());
         }
+    }
+}
+
+fn is_enospc(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db(sled::Error::Io(io)) | StoreError::Io { source: io, .. } => {
+            io.raw_os_error() == Some(libc::ENOSPC) || io.kind() == std::io::ErrorKind::StorageFull
+        }
+        _ => false,
     }
 }
 

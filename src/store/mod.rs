@@ -3,8 +3,13 @@
 //! Trees:
 //! - `reads`: ReadId (UUIDv7, time-ordered) → JSON [`StoredRead`]
 //! - `images`: ReadId ++ kind byte → JPEG bytes
-//! - `plate_idx`: plate ++ 0x00 ++ ReadId → () (exact and prefix search)
-//! - `plate_rev_idx`: reversed plate ++ 0x00 ++ ReadId → () (suffix search: `*1234`, `?BC1234`)
+//! - `plate_idx`: plate ++ 0x00 ++ ReadId → () (exact and prefix search); encrypted:
+//!   HMAC(index key, plate)[..16] ++ 0x00 ++ ReadId → sealed plate ([`crypt`])
+//! - `plate_rev_idx`: reversed plate ++ 0x00 ++ ReadId → () (suffix search: `*1234`, `?BC1234`); empty
+//!   when encrypted
+//!
+//! With `[store] encryption` on, every value of `reads` and `images` is sealed with AES-256-GCM
+//! ([`crypt`]); free space is watched in steps ([`disk`]).
 //! - `holds`: ReadId → JSON list of the read's [`Hold`]s (one key per read, so holds and purges conflict)
 //! - `meta`: schema version and creation time, audit chain head pointer, trusted-time high-water mark
 //!   and the state of a large purge waiting for confirmation (`sweeper`)
@@ -20,12 +25,15 @@ pub mod audit;
 pub mod census;
 pub mod commands;
 mod commit;
+pub mod crypt;
+pub mod disk;
 pub mod model;
 mod open;
 pub mod outbox;
 pub mod pattern;
 mod pushed;
 mod releases;
+pub mod rotate;
 pub mod sweeper;
 mod users;
 
@@ -82,12 +90,30 @@ pub enum StoreError {
     /// The audit log could not be written: damaged (head missing, entry in the way) or not recorded.
     #[error("audit log: {0}")]
     Audit(String),
+    /// The filesystem holding the store is full (free space below `disk_reserve_mb`, or ENOSPC): the
+    /// read was refused and nothing of it was written; what was stored before is intact.
+    #[error("disk full: the store at {} refuses new reads until space is freed ({detail}); stored reads are intact", path.display())]
+    DiskFull { path: PathBuf, detail: String },
+    #[error("store key: {0}")]
+    Key(#[from] crypt::KeyError),
+    /// The store and the key given do not go together (wrong key, encrypted store without a key, …).
+    #[error("store {}: {reason}", path.display())]
+    Encryption { path: PathBuf, reason: String },
+    /// A sealed value did not open.
+    #[error("stored record {key} cannot be decrypted: {reason}")]
+    Crypt { key: String, reason: crypt::CryptError },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
+    /// Encryption at rest: the keys (None: values in clear, as before).
+    pub keys: Option<std::sync::Arc<crypt::Keyring>>,
+    /// Open for `rotate-key`: values under an older key of `keys` (or in clear) are accepted.
+    pub rotating: bool,
+    /// Disk watermarks and where free space is read; None: not watched (tools, benches).
+    pub disk: Option<(disk::Watermarks, std::sync::Arc<dyn disk::SpaceSource>)>,
     pub path: PathBuf,
     pub cache_capacity_bytes: u64,
     pub commit_batch: usize,
@@ -112,8 +138,20 @@ pub enum OnCorrupt {
 }
 
 impl StoreOptions {
+    /// Options from the configuration with the encryption key loaded (the systemd credential or
+    /// `key_file`): fails when encryption is on and the key is missing, unreadable or exposed.
+    pub fn for_config(c: &crate::config::Store) -> Result<StoreOptions> {
+        let mut o = StoreOptions::from_config(c);
+        o.keys = crypt::Key::from_config(c)?.map(|k| std::sync::Arc::new(crypt::Keyring::single(k)));
+        Ok(o)
+    }
+
+    /// Options from the configuration without the key (`for_config` loads it).
     pub fn from_config(c: &crate::config::Store) -> StoreOptions {
         StoreOptions {
+            keys: None,
+            rotating: false,
+            disk: Some((disk::Watermarks::from_config(c), std::sync::Arc::new(disk::Statvfs))),
             path: c.path.clone(),
             cache_capacity_bytes: c.cache_capacity_mb * 1024 * 1024,
             commit_batch: c.commit_batch,
@@ -125,6 +163,9 @@ impl StoreOptions {
 
     pub fn at(path: impl Into<PathBuf>) -> StoreOptions {
         StoreOptions {
+            keys: None,
+            rotating: false,
+            disk: None,
             path: path.into(),
             cache_capacity_bytes: 64 * 1024 * 1024,
             commit_batch: 256,
@@ -167,7 +208,19 @@ pub struct Store {
     trust: std::sync::Mutex<Option<crate::retention::TrustAnchor>>,
     /// Monotonic time at the last sweep that found a large purge waiting, in this process (`sweeper`).
     purge_wait: std::sync::Mutex<Option<i64>>,
+    /// Encryption at rest (None: clear).
+    keys: Option<std::sync::Arc<crypt::Keyring>>,
+    /// Disk watermarks (None: not watched).
+    disk: Option<disk::DiskGuard>,
+    /// sled met ENOSPC: it refuses every write from then on, until the store is opened again.
+    enospc: std::sync::atomic::AtomicBool,
+    /// Where watermark changes are audited (set by the daemon once the audit log is open).
+    audit_sink: std::sync::Mutex<Option<std::sync::Arc<dyn crate::access::AuditSink>>>,
 }
+
+const TREE_READS: &[u8] = b"reads";
+const TREE_IMAGES: &[u8] = b"images";
+const TREE_PLATE_IDX: &[u8] = b"plate_idx";
 
 fn index_key(plate: &[u8], id: &ReadId) -> Vec<u8> {
     let mut k = Vec::with_capacity(plate.len() + 17);
@@ -203,11 +256,17 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
-/// A read ready to be written: encoded once, outside the commit thread.
+/// Forward index (key, value) and the reversed index key, when one is kept.
+type IndexEntries = ((Vec<u8>, Vec<u8>), Option<Vec<u8>>);
+
+/// A read ready to be written: encoded (and sealed) once, outside the commit thread.
 pub(crate) struct Prepared {
     id: ReadId,
     record: Vec<u8>,
-    plate: Vec<u8>,
+    /// Forward index key and value.
+    idx: (Vec<u8>, Vec<u8>),
+    /// Reversed index key (none when encrypted).
+    rev: Option<Vec<u8>>,
     crop: Option<Vec<u8>>,
     frame: Option<Vec<u8>>,
     /// Upload queue position, when reads are queued for the uplink.
@@ -220,14 +279,142 @@ impl Store {
     pub fn open(opts: &StoreOptions) -> Result<(Store, OpenOutcome)> {
         let (trees, outcome) = open::open(opts)?;
         let committer = commit::Committer::start(trees.clone(), opts.commit_batch.max(1));
-        Ok((Store { path: opts.path.clone(), queue_for_upload: opts.queue_for_upload, trees, committer, trust: Default::default(), purge_wait: Default::default() }, outcome))
+        let disk = opts.disk.as_ref().map(|(marks, source)| disk::DiskGuard::new(opts.path.clone(), source.clone(), *marks));
+        let store = Store {
+            path: opts.path.clone(),
+            queue_for_upload: opts.queue_for_upload,
+            trees,
+            committer,
+            trust: Default::default(),
+            purge_wait: Default::default(),
+            keys: opts.keys.clone(),
+            disk,
+            enospc: Default::default(),
+            audit_sink: Default::default(),
+        };
+        // The first reading: a box that starts on a full disk says so at once.
+        store.disk_level();
+        Ok((store, outcome))
+    }
+
+    /// Is the store encrypted at rest?
+    pub fn encrypted(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// Where disk watermark changes are audited from now on (the daemon's audit log).
+    pub fn set_audit_sink(&self, sink: std::sync::Arc<dyn crate::access::AuditSink>) {
+        *self.audit_sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+        // A box that started above a watermark: the step it found is recorded too.
+        if let Some(st) = self.disk_state().filter(|s| s.level != disk::DiskLevel::Ok) {
+            let space = disk::DiskSpace { total_bytes: st.total_bytes, avail_bytes: st.avail_bytes };
+            self.report_disk(&disk::Transition { from: disk::DiskLevel::Ok, to: st.level, space });
+        }
+    }
+
+    /// The disk watermark state for health views; None when not watched.
+    pub fn disk_state(&self) -> Option<disk::DiskState> {
+        self.disk.as_ref().map(|d| d.state())
+    }
+
+    /// Reads free space now and returns the step; a change is logged and audited.
+    pub fn disk_level(&self) -> disk::DiskLevel {
+        let Some(guard) = &self.disk else { return disk::DiskLevel::Ok };
+        let (level, change) = guard.check();
+        if let Some(t) = change {
+            self.report_disk(&t);
+        }
+        level
+    }
+
+    fn report_disk(&self, t: &disk::Transition) {
+        let msg = t.message();
+        match t.to {
+            disk::DiskLevel::Ok => log::info!(disk_level = t.to.as_str(); "{msg}"),
+            disk::DiskLevel::Warn if t.from < t.to => log::warn!(disk_level = t.to.as_str(); "{msg}"),
+            _ if t.from > t.to => log::warn!(disk_level = t.to.as_str(); "{msg}"),
+            _ => log::error!(disk_level = t.to.as_str(); "{msg}"),
+        }
+        let sink = self.audit_sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(sink) = sink {
+            let entry = crate::access::NewAuditEntry {
+                user: "system".into(),
+                source: "daemon".into(),
+                action: Some(crate::access::Action::DiskWatermark),
+                object: "store".into(),
+                outcome: Some(if t.to > t.from { crate::access::Outcome::Denied } else { crate::access::Outcome::Ok }),
+                detail: msg,
+                ..crate::access::NewAuditEntry::default()
+            };
+            if let Err(e) = sink.record(entry) {
+                log::error!("disk watermark change not recorded in the audit log: {e}");
+            }
+        }
+    }
+
+    /// True once sled met ENOSPC (it then refuses every write until reopened) and the disk has room
+    /// again: the daemon restarts to reopen the store. False while the disk is still full.
+    pub fn needs_reopen(&self) -> bool {
+        self.enospc.load(std::sync::atomic::Ordering::SeqCst) && self.disk_level().accepts_reads()
+    }
+
+    fn disk_full_error(&self, detail: impl Into<String>) -> StoreError {
+        StoreError::DiskFull { path: self.path.clone(), detail: detail.into() }
+    }
+
+    /// Opens a sealed value of `tree` at `key` (or passes a clear one through when not encrypted).
+    pub(crate) fn unseal<'a>(&self, tree: &[u8], key: &[u8], v: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>> {
+        match &self.keys {
+            None => Ok(std::borrow::Cow::Borrowed(v)),
+            Some(k) => k.open(tree, key, v).map(std::borrow::Cow::Owned).map_err(|reason| StoreError::Crypt { key: hex(key), reason }),
+        }
+    }
+
+    fn seal(&self, tree: &[u8], key: &[u8], v: Vec<u8>) -> Result<Vec<u8>> {
+        match &self.keys {
+            None => Ok(v),
+            Some(k) => k.seal(tree, key, &v).map_err(|reason| StoreError::Crypt { key: hex(key), reason }),
+        }
+    }
+
+    pub(crate) fn decode_read(&self, key: &[u8], v: &[u8]) -> Result<StoredRead> {
+        decode(key, &self.unseal(TREE_READS, key, v)?)
+    }
+
+    /// Index key and value of a plate (keyed hash and sealed plate when encrypted), and the reversed
+    /// index key when one is kept.
+    fn index_entries(&self, plate: &[u8], id: &ReadId) -> Result<IndexEntries> {
+        match &self.keys {
+            None => Ok(((index_key(plate, id), Vec::new()), Some(index_key(&reversed(plate), id)))),
+            Some(k) => {
+                let key = index_key(&k.current.plate_tag(plate), id);
+                let v = k.seal(TREE_PLATE_IDX, id.as_bytes(), plate).map_err(|reason| StoreError::Crypt { key: hex(&key), reason })?;
+                Ok(((key, v), None))
+            }
+        }
+    }
+
+    /// Every index key a read with `plate` may have (clear forward and reversed, keyed under each key
+    /// loaded): what a purge or a rotation removes.
+    pub(crate) fn all_index_keys(&self, plate: &[u8], id: &ReadId) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let mut fwd = vec![index_key(plate, id)];
+        if let Some(k) = &self.keys {
+            fwd.extend(k.all().map(|k| index_key(&k.plate_tag(plate), id)));
+        }
+        (fwd, index_key(&reversed(plate), id))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn prepare(&self, r: NewRead) -> Result<Prepared> {
+    fn prepare(&self, mut r: NewRead, level: disk::DiskLevel) -> Result<Prepared> {
+        if !level.keeps_frames() {
+            r.frame_jpeg = None;
+        }
+        if !level.keeps_crops() {
+            r.crop_jpeg = None;
+        }
         if r.camera_id.is_empty() {
             return Err(StoreError::InvalidRead("camera_id is empty".into()));
         }
@@ -249,24 +436,54 @@ impl Store {
             has_crop: r.crop_jpeg.is_some(),
             has_frame: r.frame_jpeg.is_some(),
         };
-        let record = serde_json::to_vec(&stored).map_err(|e| StoreError::InvalidRead(e.to_string()))?;
+        let record = self.seal(TREE_READS, id.as_bytes(), serde_json::to_vec(&stored).map_err(|e| StoreError::InvalidRead(e.to_string()))?)?;
+        let (idx, rev) = self.index_entries(stored.plate.expose().as_bytes(), &id)?;
+        let crop = r.crop_jpeg.map(|c| self.seal(TREE_IMAGES, &image_key(&id, ImageKind::Crop), c)).transpose()?;
+        let frame = r.frame_jpeg.map(|f| self.seal(TREE_IMAGES, &image_key(&id, ImageKind::Frame), f)).transpose()?;
         let queue_seq = if self.queue_for_upload { Some(self.trees.db.generate_id()?) } else { None };
-        Ok(Prepared { id, record, plate: stored.plate.expose().as_bytes().to_vec(), crop: r.crop_jpeg, frame: r.frame_jpeg, queue_seq })
+        Ok(Prepared { id, record, idx, rev, crop, frame, queue_seq })
+    }
+
+    /// The watermark step for a new read; refuses it when the disk is full.
+    fn admit(&self) -> Result<disk::DiskLevel> {
+        let level = self.disk_level();
+        if !level.accepts_reads() {
+            let st = self.disk_state().map(|s| format!("{} MiB free", s.avail_bytes / (1024 * 1024))).unwrap_or_default();
+            return Err(self.disk_full_error(format!("free space is below the reserve: {st}")));
+        }
+        Ok(level)
+    }
+
+    fn commit(&self, prepared: Vec<Prepared>) -> Result<()> {
+        match self.committer.commit(prepared) {
+            Err(StoreError::DiskFull { detail, .. }) => {
+                self.enospc.store(true, std::sync::atomic::Ordering::SeqCst);
+                // The disk refused the write (ENOSPC): nothing of the batch is acknowledged; hold the
+                // Full step until a reading shows room again.
+                if let Some(t) = self.disk.as_ref().and_then(|d| d.mark_full()) {
+                    self.report_disk(&t);
+                }
+                Err(self.disk_full_error(detail))
+            }
+            other => other,
+        }
     }
 
     /// Stores one read; returns once it is durable on disk.
     pub fn put_read(&self, r: NewRead) -> Result<ReadId> {
-        let p = self.prepare(r)?;
+        let level = self.admit()?;
+        let p = self.prepare(r, level)?;
         let id = p.id;
-        self.committer.commit(vec![p])?;
+        self.commit(vec![p])?;
         Ok(id)
     }
 
     /// Stores reads atomically as one batch; returns once all are durable.
     pub fn put_reads(&self, reads: Vec<NewRead>) -> Result<Vec<ReadId>> {
-        let prepared = reads.into_iter().map(|r| self.prepare(r)).collect::<Result<Vec<_>>>()?;
+        let level = self.admit()?;
+        let prepared = reads.into_iter().map(|r| self.prepare(r, level)).collect::<Result<Vec<_>>>()?;
         let ids = prepared.iter().map(|p| p.id).collect();
-        self.committer.commit(prepared)?;
+        self.commit(prepared)?;
         Ok(ids)
     }
 
@@ -281,8 +498,10 @@ impl Store {
                     if let Some(f) = &p.frame {
                         images.insert(&image_key(&p.id, ImageKind::Frame)[..], f.as_slice())?;
                     }
-                    idx.insert(index_key(&p.plate, &p.id), &[][..])?;
-                    rev.insert(index_key(&reversed(&p.plate), &p.id), &[][..])?;
+                    idx.insert(p.idx.0.as_slice(), p.idx.1.as_slice())?;
+                    if let Some(r) = &p.rev {
+                        rev.insert(r.as_slice(), &[][..])?;
+                    }
                     if let Some(seq) = p.queue_seq {
                         queue.insert(&seq.to_be_bytes()[..], &p.id.as_bytes()[..])?;
                     }
@@ -294,17 +513,76 @@ impl Store {
 
     pub fn get_read(&self, id: ReadId) -> Result<Option<StoredRead>> {
         match self.trees.reads.get(id.as_bytes())? {
-            Some(v) => Ok(Some(decode(id.as_bytes(), &v)?)),
+            Some(v) => Ok(Some(self.decode_read(id.as_bytes(), &v)?)),
             None => Ok(None),
         }
     }
 
     pub fn image(&self, id: ReadId, kind: ImageKind) -> Result<Option<Vec<u8>>> {
-        Ok(self.trees.images.get(image_key(&id, kind))?.map(|v| v.to_vec()))
+        let k = image_key(&id, kind);
+        match self.trees.images.get(k)? {
+            Some(v) => Ok(Some(self.unseal(TREE_IMAGES, &k, &v)?.into_owned())),
+            None => Ok(None),
+        }
+    }
+
+    /// Ids of reads whose plate matches, encrypted store: an exact plate is one prefix scan of its keyed
+    /// hash; a wildcard pattern decrypts the plate of every index entry (no clear text to scan by).
+    fn search_ids_encrypted(&self, keys: &crypt::Keyring, pattern: &PlatePattern) -> Result<Vec<ReadId>> {
+        let mut ids = Vec::new();
+        let mut check = |k: &[u8], v: &[u8]| -> Result<()> {
+            if k.len() != crypt::TAG_LEN + 17 || k[crypt::TAG_LEN] != 0 {
+                return Err(StoreError::Decode { key: hex(k), reason: "malformed plate index key".into() });
+            }
+            let id = &k[crypt::TAG_LEN + 1..];
+            let plate = keys.open(TREE_PLATE_IDX, id, v).map_err(|reason| StoreError::Crypt { key: hex(k), reason })?;
+            if pattern.matches(&plate) {
+                ids.push(ReadId::from_bytes(id.try_into().expect("16 bytes")));
+            }
+            Ok(())
+        };
+        if pattern.is_exact() {
+            let text = match pattern.scan() {
+                pattern::Scan::Exact(t) => t,
+                _ => unreachable!("an exact pattern scans exactly"),
+            };
+            for k in keys.all() {
+                let mut prefix = k.plate_tag(&text).to_vec();
+                prefix.push(0);
+                for e in self.trees.plate_idx.scan_prefix(&prefix) {
+                    let (key, v) = e?;
+                    check(&key, &v)?;
+                }
+            }
+        } else {
+            for e in self.trees.plate_idx.iter() {
+                let (key, v) = e?;
+                check(&key, &v)?;
+            }
+        }
+        Ok(ids)
     }
 
     /// Reads whose plate matches `pattern`, newest first, at most `limit`.
     pub fn search(&self, pattern: &PlatePattern, limit: usize) -> Result<Vec<StoredRead>> {
+        let mut ids = match &self.keys {
+            Some(k) => self.search_ids_encrypted(k, pattern)?,
+            None => self.search_ids_clear(pattern)?,
+        };
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        let mut out = Vec::with_capacity(ids.len().min(limit));
+        for id in ids {
+            if out.len() >= limit {
+                break;
+            }
+            if let Some(r) = self.get_read(id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn search_ids_clear(&self, pattern: &PlatePattern) -> Result<Vec<ReadId>> {
         use pattern::Scan;
         let (tree, prefix, rev) = match pattern.scan() {
             Scan::Exact(mut p) => {
@@ -329,17 +607,7 @@ impl Store {
                 ids.push(ReadId::from_bytes(b));
             }
         }
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        let mut out = Vec::with_capacity(ids.len().min(limit));
-        for id in ids {
-            if out.len() >= limit {
-                break;
-            }
-            if let Some(r) = self.get_read(id)? {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        Ok(ids)
     }
 
     /// Capture time of the newest stored read.

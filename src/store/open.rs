@@ -150,5 +150,68 @@ pub(super) fn open(opts: &StoreOptions) -> Result<(Trees, OpenOutcome)> {
         return Err(StoreError::Corrupt { path: opts.path.clone(), cause: "it has no schema version".into() });
     }
     check_schema(&t, &opts.path)?;
+    check_keys(&t, opts)?;
     Ok((t, outcome))
+}
+
+pub(super) const KEY_ID_KEY: &[u8] = b"enc_key_id";
+pub(super) const ROTATION_KEY: &[u8] = b"enc_rotation_to";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The store and the key must go together: an encrypted store is never opened without its key (nor
+/// with another), a store holding clear reads is not silently mixed with sealed ones, and a rotation
+/// that was interrupted is finished before anything else writes.
+fn check_keys(t: &Trees, opts: &StoreOptions) -> Result<()> {
+    let refuse = |reason: String| Err(StoreError::Encryption { path: opts.path.clone(), reason });
+    let meta_id = t.meta.get(KEY_ID_KEY)?.map(|v| v.to_vec());
+    let rotation_to = t.meta.get(ROTATION_KEY)?.map(|v| v.to_vec());
+    let Some(ring) = &opts.keys else {
+        if let Some(id) = meta_id.as_ref().or(rotation_to.as_ref()) {
+            return refuse(format!(
+                "is encrypted (key id {}); set `encryption = true` under [store] and give its key (key_file or the systemd credential)",
+                hex(id)
+            ));
+        }
+        return Ok(());
+    };
+    let current = ring.current.id();
+    if opts.rotating {
+        if let Some(to) = &rotation_to {
+            if to[..] != current[..] {
+                return refuse(format!("an unfinished key rotation goes to key id {}; resume it with that key, not {}", hex(to), ring.current.id_hex()));
+            }
+        }
+        if let Some(id) = &meta_id {
+            if !ring.all().any(|k| k.id()[..] == id[..]) {
+                return refuse(format!("is encrypted under key id {}, which is neither the configured key nor the new one", hex(id)));
+            }
+        }
+        t.meta.insert(ROTATION_KEY, &current[..])?;
+        t.db.flush()?;
+        return Ok(());
+    }
+    if let Some(to) = rotation_to {
+        return refuse(format!(
+            "a key rotation to key id {} was interrupted; finish it with `polewatch store rotate-key --new-key FILE` (that key) before starting",
+            hex(&to)
+        ));
+    }
+    match meta_id {
+        Some(id) if id[..] == current[..] => Ok(()),
+        Some(id) => refuse(format!(
+            "the key from {} (id {}) is not this store's key (id {}); refusing to open it",
+            ring.current.source.display(),
+            ring.current.id_hex(),
+            hex(&id)
+        )),
+        None if t.reads.is_empty() && t.images.is_empty() => {
+            t.meta.insert(KEY_ID_KEY, &current[..])?;
+            t.db.flush()?;
+            Ok(())
+        }
+        None => refuse("holds reads in clear text; encrypt them first with `polewatch store rotate-key --new-key FILE`".into()),
+    }
 }

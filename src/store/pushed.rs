@@ -35,7 +35,7 @@ impl Store {
     pub fn for_each_read_since(&self, from_ms: i64, mut f: impl FnMut(StoredRead) -> bool) -> Result<()> {
         for e in self.trees.reads.range(first_key_at(from_ms).to_vec()..) {
             let (k, v) = e?;
-            if !f(decode(&k, &v)?) {
+            if !f(self.decode_read(&k, &v)?) {
                 break;
             }
         }

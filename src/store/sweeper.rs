@@ -8,7 +8,7 @@
 //! `max_purge_percent` of the store waits a day of trusted time or an operator's confirmation
 //! ([`Store::confirm_purge`]).
 
-use super::{holds_tx, image_key, index_key, reversed, ImageKind, ReadId, Result, Store, StoreError, StoredRead};
+use super::{holds_tx, image_key, ImageKind, ReadId, Result, Store, StoreError, StoredRead};
 use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::clock::Clock;
 use crate::retention::{check_clock, hold_binds, purge_cutoff_ms, purge_is_large, purge_now_ms, ClockDistrust, Policy, TrustAnchor, DAY_MS};
@@ -145,13 +145,15 @@ impl Store {
                         continue;
                     }
                     let Some(v) = reads.get(key)? else { continue };
-                    let read: StoredRead = super::decode(key, &v).map_err(ConflictableTransactionError::Abort)?;
+                    let read: StoredRead = self.decode_read(key, &v).map_err(ConflictableTransactionError::Abort)?;
                     reads.remove(key.as_slice())?;
                     images.remove(&image_key(id, ImageKind::Crop)[..])?;
                     images.remove(&image_key(id, ImageKind::Frame)[..])?;
-                    let plate = read.plate.expose().as_bytes();
-                    idx.remove(index_key(plate, id))?;
-                    rev.remove(index_key(&reversed(plate), id))?;
+                    let (fwd, rev_key) = self.all_index_keys(read.plate.expose().as_bytes(), id);
+                    for k in fwd {
+                        idx.remove(k)?;
+                    }
+                    rev.remove(rev_key)?;
                     holds.remove(key.as_slice())?;
                     purged += 1;
                 }

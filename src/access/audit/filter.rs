@@ -94,6 +94,8 @@ pub fn parse_action(s: &str) -> Result<Action, String> {
             Action::HoldsViewed,
             Action::HotlistsViewed,
             Action::CamerasViewed,
+            Action::DiskWatermark,
+            Action::StoreKeyRotated,
         ];
         let names: Vec<String> = ALL.iter().map(|a| action_name(*a)).collect();
         format!("unknown action `{s}`; one of {}", names.join(", "))
