@@ -266,7 +266,7 @@ impl FakeSpace {
 
 impl SpaceSource for FakeSpace {
     fn space(&self, _: &Path) -> std::io::Result<DiskSpace> {
-        Ok(DiskSpace { total_bytes: self.total, avail_bytes: self.avail.load(Ordering::SeqCst) })
+        Ok(DiskSpace::unreserved(self.total, self.avail.load(Ordering::SeqCst)))
     }
 }
 

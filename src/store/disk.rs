@@ -68,15 +68,26 @@ pub struct DiskSpace {
     pub total_bytes: u64,
     /// Free to this process (f_bavail).
     pub avail_bytes: u64,
+    /// Free in all, with the blocks reserved for root (f_bfree).
+    pub free_bytes: u64,
 }
 
 impl DiskSpace {
-    /// Used share as the process sees it: (total − avail) / total, in percent.
+    /// Space where nothing is reserved for root (free = avail): tests and fake sources.
+    pub fn unreserved(total_bytes: u64, avail_bytes: u64) -> DiskSpace {
+        DiskSpace { total_bytes, avail_bytes, free_bytes: avail_bytes }
+    }
+
+    /// Used share as `df` prints it (Use%): used / (used + avail), used = total − free. Admins set the
+    /// watermarks from df; (total − avail) / total counts root's reserved blocks (and on some hosts a
+    /// quota) as used and read 85 % on a disk df showed at 59 %.
     pub fn used_pct(&self) -> f64 {
-        if self.total_bytes == 0 {
+        let used = self.total_bytes.saturating_sub(self.free_bytes);
+        let denom = used.saturating_add(self.avail_bytes);
+        if denom == 0 {
             return 100.0;
         }
-        (self.total_bytes.saturating_sub(self.avail_bytes)) as f64 * 100.0 / self.total_bytes as f64
+        used as f64 * 100.0 / denom as f64
     }
 }
 
@@ -99,7 +110,11 @@ impl SpaceSource for Statvfs {
             return Err(std::io::Error::last_os_error());
         }
         let frsize = if s.f_frsize > 0 { s.f_frsize as u64 } else { s.f_bsize as u64 };
-        Ok(DiskSpace { total_bytes: s.f_blocks as u64 * frsize, avail_bytes: s.f_bavail as u64 * frsize })
+        Ok(DiskSpace {
+            total_bytes: s.f_blocks as u64 * frsize,
+            avail_bytes: s.f_bavail as u64 * frsize,
+            free_bytes: s.f_bfree as u64 * frsize,
+        })
     }
 }
 
@@ -259,7 +274,7 @@ impl DiskGuard {
         (prev != DiskLevel::Full).then_some(Transition {
             from: prev,
             to: DiskLevel::Full,
-            space: DiskSpace { total_bytes: st.total_bytes, avail_bytes: st.avail_bytes },
+            space: DiskSpace::unreserved(st.total_bytes, st.avail_bytes),
         })
     }
 }
@@ -276,7 +291,15 @@ mod tests {
 
     fn at(pct: f64) -> DiskSpace {
         let total = 100_000 * MIB;
-        DiskSpace { total_bytes: total, avail_bytes: (total as f64 * (100.0 - pct) / 100.0) as u64 }
+        DiskSpace::unreserved(total, (total as f64 * (100.0 - pct) / 100.0) as u64)
+    }
+
+    #[test]
+    fn use_is_counted_as_df_counts_it() {
+        // 258 GB disk, 54.7 GB used, 38.4 GB available to us: df says 59 %, not (total − avail)/total = 85 %.
+        let s = DiskSpace { total_bytes: 258_019 * MIB, avail_bytes: 38_433 * MIB, free_bytes: 203_367 * MIB };
+        assert!((s.used_pct() - 58.7).abs() < 0.1, "{}", s.used_pct());
+        assert_eq!(marks().level(s, DiskLevel::Ok), DiskLevel::Ok);
     }
 
     #[test]
@@ -286,8 +309,8 @@ mod tests {
         assert_eq!(m.level(at(85.0), DiskLevel::Ok), DiskLevel::Warn);
         assert_eq!(m.level(at(92.0), DiskLevel::Ok), DiskLevel::NoFrames);
         assert_eq!(m.level(at(96.0), DiskLevel::Ok), DiskLevel::NoCrops);
-        assert_eq!(m.level(DiskSpace { total_bytes: 100_000 * MIB, avail_bytes: 63 * MIB }, DiskLevel::Ok), DiskLevel::Full);
-        assert_eq!(m.level(DiskSpace { total_bytes: 0, avail_bytes: 0 }, DiskLevel::Ok), DiskLevel::Full);
+        assert_eq!(m.level(DiskSpace::unreserved(100_000 * MIB, 63 * MIB), DiskLevel::Ok), DiskLevel::Full);
+        assert_eq!(m.level(DiskSpace::unreserved(0, 0), DiskLevel::Ok), DiskLevel::Full);
     }
 
     #[test]

@@ -307,7 +307,7 @@ impl Store {
         *self.audit_sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
         // A box that started above a watermark: the step it found is recorded too.
         if let Some(st) = self.disk_state().filter(|s| s.level != disk::DiskLevel::Ok) {
-            let space = disk::DiskSpace { total_bytes: st.total_bytes, avail_bytes: st.avail_bytes };
+            let space = disk::DiskSpace::unreserved(st.total_bytes, st.avail_bytes);
             self.report_disk(&disk::Transition { from: disk::DiskLevel::Ok, to: st.level, space });
         }
     }
