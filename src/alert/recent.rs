@@ -11,7 +11,7 @@
 //! it): `2 × gap_ms`, 3 s at the defaults. A hit for another entry, another list or another camera is
 //! never folded.
 
-use crate::track::{TrackerConfig, TrackId};
+use crate::track::{TrackId, TrackerConfig};
 
 /// An alert and the tracks of the vehicle it stands for.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +75,7 @@ impl Recent {
     }
 
     /// An alert raised (or a hit folded into it) on `track`, seen at `at_ms`, open or already closed.
+    #[allow(clippy::too_many_arguments)]
     pub fn raised(&mut self, camera: &str, list: &str, entry: &str, alert: uuid::Uuid, track: TrackId, at_ms: i64, open: bool) {
         let seen = if open { Seen::Open(at_ms) } else { Seen::Closed(at_ms) };
         match self.kept.iter_mut().find(|k| k.alert == alert) {

@@ -224,6 +224,7 @@ impl Events<'_> {
     }
 
     /// Raises `hits` on a stored read; remembers them.
+    #[allow(clippy::too_many_arguments)]
     fn raise_fresh(&mut self, read: &StoredRead, hits: Vec<HitV1>, stage: AlertStage, certainty: &CertaintyV1, track: TrackId, at_ms: i64, open: bool) -> Vec<AlertRecord> {
         let mut out = Vec::new();
         for hit in hits {
