@@ -343,6 +343,18 @@ pub fn run(o: &Options) -> Result<()> {
             eprintln!("false alert: entry {}, read captured {} ms into the play at {play}", a.entry, a.captured_ms - play);
         }
     }
+    // Hits the daemon took for a second track of a vehicle already alerted on (updates, not alerts).
+    let folded: Vec<i64> = inbox
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(_, l)| l.contains("second track of an alerted vehicle") || l.contains("folded into its alerts"))
+        .map(|(t, _)| *t)
+        .collect();
+    for t in &folded {
+        let play = plays.iter().rev().find(|(s, _)| s <= t).map(|(s, _)| *s).unwrap_or_default();
+        eprintln!("second track folded into an earlier alert, logged {} ms into the play at {play}", t - play);
+    }
     latencies.sort_by(f64::total_cmp);
     reconnect_ms.sort_by(f64::total_cmp);
 
@@ -370,7 +382,8 @@ pub fn run(o: &Options) -> Result<()> {
         ("hotlisted passes", hotlisted.to_string()),
         ("alerted", alerted.to_string()),
         ("false alerts", false_alerts.to_string()),
-        ("alert updates (revision 1)", updates.to_string()),
+        ("alert updates (revision ≥ 1)", updates.to_string()),
+        ("second tracks folded into an earlier alert", folded.len().to_string()),
         ("analysed fps (target)", format!("{analysed_fps:.2} ({})", o.analysis_fps)),
         ("RTSP server kills", o.kills.to_string()),
         ("back after restart p50", format!("{r50:.0} ms")),

@@ -7,8 +7,9 @@ use crate::config::Config;
 use crate::ingest::{Frame, FrameQueue};
 use crate::recognize::{PlateRead, Recognizer, View};
 use crate::store::{AlertRecord, Plate, StoredRead};
-use crate::track::{EarlyRead, FrameRead, PlateCandidate, TrackEvent, TrackId, Tracker, TrackerConfig, VehicleRead};
-use crate::uplink::payload::{AlertStage, CertaintyV1, FinalReadV1};
+use crate::alert::Recent;
+use crate::track::{EarlyRead, FrameRead, PlateCandidate, Reading, TrackEvent, TrackId, Tracker, TrackerConfig, VehicleRead};
+use crate::uplink::payload::{AlertStage, CertaintyV1, FinalReadV1, HitV1};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -151,11 +152,27 @@ struct Provisional {
 /// stored read) and raises provisional alerts; when the pass closes each alert is updated under its id,
 /// confirmed, changed or withdrawn by the pass's vote. An early read that hits nothing is not stored:
 /// the pass's vote is, when it closes.
+///
+/// One alert id per vehicle and hotlist entry ([`Recent`]): a hit for a camera and entry alerted on
+/// moments ago (the first alert's track still open, or closed within twice the tracker's gap) is the
+/// same car on a second track; it updates the first alert instead of raising another, and a read whose
+/// hits all fold so is not stored again.
 struct Events<'a> {
     sink: &'a ReadSink,
     stats: &'a AnalyseStats,
     early_alerts: bool,
     provisional: HashMap<TrackId, Provisional>,
+    recent: Recent,
+}
+
+/// The vote as sent in an update.
+fn final_read_of<C>(r: &Reading<C>, frames: u32) -> FinalReadV1 {
+    FinalReadV1 {
+        plate: r.plate.expose().to_string(),
+        confidence: r.confidence,
+        frames,
+        candidates: r.candidates.iter().map(|c| crate::store::Candidate { text: c.plate.expose().to_string(), confidence: c.confidence }).collect(),
+    }
 }
 
 impl Events<'_> {
@@ -166,17 +183,119 @@ impl Events<'_> {
                 TrackEvent::Early(_) => {}
                 TrackEvent::Vehicle(v) => {
                     if v.report == 0 {
+                        self.recent.closed(v.track_id, v.last_seen_ms);
                         if let Some(p) = self.provisional.remove(&v.track_id) {
+                            let first = v.first_seen_ms;
                             self.close_provisional(p, v);
+                            self.recent.forget(first);
                             continue;
                         }
                     }
-                    let certainty = CertaintyV1 { basis: "pass".into(), frames: v.frames, agreeing_frames: v.agreeing_frames, confidence: v.reading.confidence };
-                    let images = v.reading.best.crop.clone();
-                    let ms = v.reading.best.captured_at_ms;
-                    let read = with_images(v.into_new_read(None), images);
-                    self.store(read, ms, AlertStage::Confirmed, certainty);
+                    let first = v.first_seen_ms;
+                    self.vehicle(v);
+                    self.recent.forget(first);
                 }
+            }
+        }
+    }
+
+    fn hits_of(&self, r: &Reading<Images>) -> Vec<HitV1> {
+        let candidates: Vec<(String, f32)> = r.candidates.iter().map(|c| (c.plate.expose().to_string(), c.confidence)).collect();
+        self.sink.hotlists.hits(r.plate.expose(), &candidates, r.region.as_deref())
+    }
+
+    /// Splits hits into those that are a second alert of an alert raised moments ago on this camera
+    /// for the same entry (with that alert's id), and fresh ones.
+    fn partition(&self, camera: &str, track: TrackId, at_ms: i64, hits: Vec<HitV1>) -> (Vec<(HitV1, uuid::Uuid)>, Vec<HitV1>) {
+        let (mut folded, mut fresh) = (Vec::new(), Vec::new());
+        for h in hits {
+            match self.recent.fold(camera, &h.list, &h.entry, track, at_ms) {
+                Some(id) => folded.push((h, id)),
+                None => fresh.push(h),
+            }
+        }
+        (folded, fresh)
+    }
+
+    fn remember(&mut self, camera: &str, alert: &AlertRecord, track: TrackId, at_ms: i64, open: bool) {
+        if let Ok(hit) = crate::alert::hit_of(alert) {
+            self.recent.raised(camera, &hit.list, &hit.entry, alert.id, track, at_ms, open);
+        }
+    }
+
+    /// Raises `hits` on a stored read; remembers them.
+    #[allow(clippy::too_many_arguments)]
+    fn raise_fresh(&mut self, read: &StoredRead, hits: Vec<HitV1>, stage: AlertStage, certainty: &CertaintyV1, track: TrackId, at_ms: i64, open: bool) -> Vec<AlertRecord> {
+        let mut out = Vec::new();
+        for hit in hits {
+            match self.sink.hotlists.raise_hit(read, hit, stage, certainty) {
+                Ok(a) => {
+                    self.remember(&read.camera_id, &a, track, at_ms, open);
+                    out.push(a);
+                }
+                Err(e) => {
+                    log::error!("alert NOT raised: {e}");
+                    self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.sink.wake();
+        out
+    }
+
+    /// Updates an earlier alert of this vehicle (a second track hit its entry) with this track's vote.
+    fn update_folded(&mut self, id: uuid::Uuid, v: &VehicleRead<Images>, certainty: &CertaintyV1) {
+        let target = self.sink.hotlists.target().clone();
+        let store = self.sink.store.as_ref();
+        let read = match store.alert(id).and_then(|a| a.map(|a| store.get_read(a.read_id)).transpose()).map(Option::flatten) {
+            Ok(Some(read)) => read,
+            Ok(None) => {
+                log::warn!(alert = id.to_string().as_str(); "alert or its read gone; second track's hit not folded into it");
+                return;
+            }
+            Err(e) => {
+                log::error!(alert = id.to_string().as_str(); "alert update NOT queued: {e}");
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let stage = if v.reading.plate == read.plate { AlertStage::Confirmed } else { AlertStage::Changed };
+        match crate::alert::update(store, &target.site, &target.device, id, &read, stage, certainty.clone(), final_read_of(&v.reading, v.frames)) {
+            Ok(_) => {
+                self.stats.alert_updates.fetch_add(1, Ordering::Relaxed);
+                log::info!(alert = id.to_string().as_str(), track = v.track_id.to_string().as_str(); "second track of an alerted vehicle: alert updated, not raised again");
+            }
+            Err(e) => {
+                log::error!(alert = id.to_string().as_str(); "alert update NOT queued: {e}");
+                self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sink.wake();
+    }
+
+    /// A vehicle read with no provisional alert behind it (a pass's vote, a parked car's report).
+    fn vehicle(&mut self, v: VehicleRead<Images>) {
+        let certainty = CertaintyV1 { basis: "pass".into(), frames: v.frames, agreeing_frames: v.agreeing_frames, confidence: v.reading.confidence };
+        let (track, camera, first, last) = (v.track_id, v.camera_id.clone(), v.first_seen_ms, v.last_seen_ms);
+        let hits = self.hits_of(&v.reading);
+        let (folded, fresh) = self.partition(&camera, track, first, hits);
+        for (_, id) in &folded {
+            self.update_folded(*id, &v, &certainty);
+            self.recent.raised(&camera, "", "", *id, track, last, false);
+        }
+        let images = v.reading.best.crop.clone();
+        let ms = v.reading.best.captured_at_ms;
+        let read = with_images(v.into_new_read(None), images);
+        if folded.is_empty() {
+            if let Some((_, alerts)) = self.store(read, ms, AlertStage::Confirmed, certainty) {
+                for a in &alerts {
+                    self.remember(&camera, a, track, last, false);
+                }
+            }
+        } else if !fresh.is_empty() {
+            // Entries not alerted on yet: this track's read is stored and alerted on for them.
+            if let Some(stored) = self.store_only(read, ms) {
+                self.raise_fresh(&stored, fresh, AlertStage::Confirmed, &certainty, track, last, false);
             }
         }
     }
@@ -186,17 +305,54 @@ impl Events<'_> {
         if self.provisional.contains_key(&early.track_id) {
             return;
         }
-        let candidates: Vec<(String, f32)> = early.reading.candidates.iter().map(|c| (c.plate.expose().to_string(), c.confidence)).collect();
-        if self.sink.hotlists.hits(early.reading.plate.expose(), &candidates, early.reading.region.as_deref()).is_empty() {
+        let hits = self.hits_of(&early.reading);
+        if hits.is_empty() {
             return;
         }
         let certainty = CertaintyV1 { basis: early.basis.as_str().into(), frames: early.frames, agreeing_frames: early.agreeing_frames, confidence: early.reading.confidence };
         let track = early.track_id;
-        let images = early.reading.best.crop.clone();
+        let camera = early.camera_id.clone();
         let ms = early.reading.best.captured_at_ms;
+        let (folded, fresh) = self.partition(&camera, track, ms, hits);
+        let images = early.reading.best.crop.clone();
         let read = with_images(early.into_new_read(None), images);
-        if let Some((stored, alerts)) = self.store(read, ms, AlertStage::Provisional, certainty) {
-            self.provisional.insert(track, Provisional { read: stored, alerts });
+        if folded.is_empty() {
+            if let Some((stored, alerts)) = self.store(read, ms, AlertStage::Provisional, certainty) {
+                for a in &alerts {
+                    self.remember(&camera, a, track, ms, true);
+                }
+                self.provisional.insert(track, Provisional { read: stored, alerts });
+            }
+            return;
+        }
+        // A second track of a vehicle already alerted on: no new alert for those entries; this track's
+        // pass updates the first alerts when it closes. Its read is the vehicle's stored read, unless it
+        // also hits an entry not alerted on yet.
+        let store = self.sink.store.clone();
+        let mut alerts = Vec::new();
+        let mut vehicle_read = None;
+        for (_, id) in &folded {
+            match store.alert(*id) {
+                Ok(Some(a)) => {
+                    if vehicle_read.is_none() {
+                        vehicle_read = store.get_read(a.read_id).ok().flatten();
+                    }
+                    self.recent.raised(&camera, "", "", a.id, track, ms, true);
+                    alerts.push(a);
+                }
+                Ok(None) => {}
+                Err(e) => log::error!(alert = id.to_string().as_str(); "alert not read back: {e}"),
+            }
+        }
+        if !fresh.is_empty() {
+            if let Some(stored) = self.store_only(read, ms) {
+                alerts.extend(self.raise_fresh(&stored, fresh, AlertStage::Provisional, &certainty, track, ms, true));
+                vehicle_read = Some(stored);
+            }
+        }
+        if let Some(read) = vehicle_read {
+            log::info!(track = track.to_string().as_str(), alerts = alerts.len() as u64; "early read of a second track of an alerted vehicle: folded into its alerts");
+            self.provisional.insert(track, Provisional { read, alerts });
         }
     }
 
@@ -204,16 +360,10 @@ impl Events<'_> {
     /// withdraws each. Its read was stored with the early read; none more is.
     fn close_provisional(&mut self, p: Provisional, v: VehicleRead<Images>) {
         let r = &v.reading;
-        let candidates: Vec<(String, f32)> = r.candidates.iter().map(|c| (c.plate.expose().to_string(), c.confidence)).collect();
-        let still = self.sink.hotlists.hits(r.plate.expose(), &candidates, r.region.as_deref());
+        let still = self.hits_of(r);
         let certainty = CertaintyV1 { basis: "pass".into(), frames: v.frames, agreeing_frames: v.agreeing_frames, confidence: r.confidence };
-        let final_read = FinalReadV1 {
-            plate: r.plate.expose().to_string(),
-            confidence: r.confidence,
-            frames: v.frames,
-            candidates: candidates.iter().map(|(text, confidence)| crate::store::Candidate { text: text.clone(), confidence: *confidence }).collect(),
-        };
-        let target = self.sink.hotlists.target();
+        let final_read = final_read_of(r, v.frames);
+        let target = self.sink.hotlists.target().clone();
         let mut alerted: Vec<(String, String)> = Vec::new();
         for a in &p.alerts {
             let Ok(hit) = crate::alert::hit_of(a) else { continue };
@@ -233,29 +383,49 @@ impl Events<'_> {
                 }
             };
         }
-        // An entry the vote hits and the early read did not: alerted now, on the vehicle's stored read.
-        for hit in still.into_iter().filter(|h| !alerted.iter().any(|(l, e)| *l == h.list && *e == h.entry)) {
-            if let Err(e) = self.sink.hotlists.raise_hit(&p.read, hit, AlertStage::Confirmed, &certainty) {
-                log::error!("alert NOT raised: {e}");
+        // An entry the vote hits and the early read did not: alerted now, on the vehicle's stored read
+        // (or, when another track of the vehicle alerted it moments ago, that alert is updated).
+        let new: Vec<HitV1> = still.into_iter().filter(|h| !alerted.iter().any(|(l, e)| *l == h.list && *e == h.entry)).collect();
+        let (folded, fresh) = self.partition(&v.camera_id, v.track_id, v.first_seen_ms, new);
+        for (_, id) in &folded {
+            self.update_folded(*id, &v, &certainty);
+        }
+        self.raise_fresh(&p.read, fresh, AlertStage::Confirmed, &certainty, v.track_id, v.last_seen_ms, false);
+        self.sink.wake();
+    }
+
+    /// Stores a read without matching it; counts it and its latency.
+    fn store_only(&mut self, new_read: crate::store::NewRead, best_ms: i64) -> Option<StoredRead> {
+        match self.sink.store_only(new_read) {
+            Ok(stored) => {
+                self.count(best_ms);
+                log::info!(read = stored.id.to_string().as_str(); "vehicle read stored");
+                Some(stored)
+            }
+            Err(e) => {
                 self.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("vehicle read NOT stored: {e}");
+                None
             }
         }
-        self.sink.wake();
+    }
+
+    fn count(&self, best_ms: i64) {
+        self.stats.vehicle_reads.fetch_add(1, Ordering::Relaxed);
+        let latency = (jiff::Timestamp::now().as_millisecond() - best_ms).max(0) as u64;
+        self.stats.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
+        let mut kept = self.stats.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= LATENCY_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(latency.min(u32::MAX as u64) as u32);
     }
 
     /// Stores a read and raises its alerts; counts it and its latency.
     fn store(&mut self, new_read: crate::store::NewRead, best_ms: i64, stage: AlertStage, certainty: CertaintyV1) -> Option<(StoredRead, Vec<AlertRecord>)> {
         match self.sink.accept_as(new_read, Some((stage, &certainty))) {
             Ok((stored, alerts)) => {
-                self.stats.vehicle_reads.fetch_add(1, Ordering::Relaxed);
-                let latency = (jiff::Timestamp::now().as_millisecond() - best_ms).max(0) as u64;
-                self.stats.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
-                let mut kept = self.stats.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
-                if kept.len() >= LATENCY_KEPT {
-                    kept.pop_front();
-                }
-                kept.push_back(latency.min(u32::MAX as u64) as u32);
-                drop(kept);
+                self.count(best_ms);
                 log::info!(read = stored.id.to_string().as_str(), alerts = alerts.len() as u64; "vehicle read stored");
                 Some((stored, alerts))
             }
@@ -285,7 +455,7 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
             return;
         }
     };
-    let mut events = Events { sink: &sink, stats: &stats, early_alerts: settings.early_alerts, provisional: HashMap::new() };
+    let mut events = Events { sink: &sink, stats: &stats, early_alerts: settings.early_alerts, provisional: HashMap::new(), recent: Recent::new(&settings.tracker) };
     let mut last_error_log = std::time::Instant::now() - Duration::from_secs(60);
     while !stop() {
         let Some(frame) = frames.pop(Duration::from_millis(200)) else {
@@ -329,28 +499,41 @@ mod tests {
     use crate::ops::hotlists::{AlertTarget, Hotlists};
     use crate::track::{BestFrame, Direction, EarlyBasis, Reading};
 
-    fn reading(text: &str, confidence: f32) -> Reading<Images> {
+    /// Tracks are a minute apart (separate passes) unless a test says otherwise.
+    fn at(track: u64) -> i64 {
+        1_790_000_000_000 + track as i64 * 60_000
+    }
+
+    fn reading(text: &str, confidence: f32, ms: i64) -> Reading<Images> {
         Reading {
             plate: Plate::new(text).unwrap(),
             confidence,
             char_confidences: vec![confidence; text.len()],
             candidates: vec![PlateCandidate { plate: Plate::new(text).unwrap(), confidence }],
             region: None,
-            best: BestFrame { frame_seq: 3, captured_at_ms: 1_790_000_000_000, bbox: [10, 10, 80, 20], confidence, crop: Images { crop: vec![0xFF, 0xD8, 1], frame: None } },
+            best: BestFrame { frame_seq: 3, captured_at_ms: ms, bbox: [10, 10, 80, 20], confidence, crop: Images { crop: vec![0xFF, 0xD8, 1], frame: None } },
         }
     }
 
     fn early(track: u64, text: &str) -> TrackEvent<Images> {
-        TrackEvent::Early(EarlyRead { track_id: TrackId(track), camera_id: "c".into(), frames: 3, agreeing_frames: 3, basis: EarlyBasis::Agreement, reading: reading(text, 0.6) })
+        early_on("c", track, text, at(track) + 300)
+    }
+
+    fn early_on(camera: &str, track: u64, text: &str, ms: i64) -> TrackEvent<Images> {
+        TrackEvent::Early(EarlyRead { track_id: TrackId(track), camera_id: camera.into(), frames: 3, agreeing_frames: 3, basis: EarlyBasis::Agreement, reading: reading(text, 0.6, ms) })
     }
 
     fn closed(track: u64, text: &str) -> TrackEvent<Images> {
+        closed_on("c", track, text, at(track), at(track) + 1000)
+    }
+
+    fn closed_on(camera: &str, track: u64, text: &str, first_ms: i64, last_ms: i64) -> TrackEvent<Images> {
         TrackEvent::Vehicle(VehicleRead {
             track_id: TrackId(track),
-            camera_id: "c".into(),
-            reading: reading(text, 0.7),
-            first_seen_ms: 1_790_000_000_000,
-            last_seen_ms: 1_790_000_001_000,
+            camera_id: camera.into(),
+            reading: reading(text, 0.7, first_ms + 300),
+            first_seen_ms: first_ms,
+            last_seen_ms: last_ms,
             frames: 9,
             agreeing_frames: 7,
             direction: Direction::Approaching,
@@ -374,7 +557,7 @@ mod tests {
         let hotlists = Arc::new(Hotlists::load(store.clone(), &[list], 0, target).unwrap());
         let sink = ReadSink { store: store.clone(), hotlists, uplink: None };
         let stats = AnalyseStats::default();
-        let mut ev = Events { sink: &sink, stats: &stats, early_alerts: true, provisional: HashMap::new() };
+        let mut ev = Events { sink: &sink, stats: &stats, early_alerts: true, provisional: HashMap::new(), recent: Recent::new(&TrackerConfig::default()) };
 
         // Not hotlisted: the early read is not stored; the pass's vote is, once.
         ev.handle(vec![early(1, "7KQX214")]);
@@ -413,7 +596,7 @@ mod tests {
         assert_eq!(stats.alert_updates.load(Ordering::Relaxed), 3);
 
         // With early alerts off, only the pass's vote is stored and alerted on, as confirmed.
-        let mut off = Events { sink: &sink, stats: &stats, early_alerts: false, provisional: HashMap::new() };
+        let mut off = Events { sink: &sink, stats: &stats, early_alerts: false, provisional: HashMap::new(), recent: Recent::new(&TrackerConfig::default()) };
         off.handle(vec![early(5, "MUC4821"), closed(5, "MUC4821")]);
         let msgs = outbox(&store);
         assert_eq!((msgs.len(), msgs[6]["stage"].as_str(), msgs[6]["certainty"]["basis"].as_str()), (7, Some("confirmed"), Some("pass")));
@@ -428,6 +611,59 @@ mod tests {
         assert_eq!(tail, [("provisional", 0, "MUC4821"), ("withdrawn", 1, "MUC4821"), ("confirmed", 0, "KPW55*")]);
         assert_eq!(msgs[9]["read"]["id"], msgs[7]["read"]["id"]);
         assert_eq!(store.count_reads(), 6);
+    }
+
+    #[test]
+    fn a_car_whose_track_splits_gets_one_alert_id_per_entry_and_camera_updated_by_each_track() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::Store::open(&crate::store::StoreOptions::at(dir.path().join("store"))).unwrap().0);
+        let list = dir.path().join("hot.csv");
+        std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\nMUC4821,,stolen,1,t,,\nKPW55*,,wanted,1,t,,\n").unwrap();
+        let target = AlertTarget { site: "s".into(), device: "d".into(), max_packet_bytes: 1 << 20 };
+        let hotlists = Arc::new(Hotlists::load(store.clone(), &[list], 0, target).unwrap());
+        let sink = ReadSink { store: store.clone(), hotlists, uplink: None };
+        let stats = AnalyseStats::default();
+        let cfg = TrackerConfig::default();
+        let mut ev = Events { sink: &sink, stats: &stats, early_alerts: true, provisional: HashMap::new(), recent: Recent::new(&cfg) };
+        let entries = |from: usize| -> Vec<(String, String, u64)> {
+            outbox(&store)[from..].iter().map(|m| (m["id"].as_str().unwrap().to_string(), m["stage"].as_str().unwrap().to_string(), m["revision"].as_u64().unwrap())).collect()
+        };
+        let t = at(1);
+
+        // Track 1 alerts; the car's track splits and track 2 reads the same plate while 1 is still open.
+        ev.handle(vec![early_on("c", 1, "MUC4821", t + 300)]);
+        ev.handle(vec![early_on("c", 2, "MUC4821", t + 900)]);
+        assert_eq!(outbox(&store).len(), 1, "no second alert for the same vehicle and entry");
+        assert_eq!(store.count_reads(), 1, "one stored read per vehicle");
+        // Both tracks close: each updates the one alert, with the next revision.
+        ev.handle(vec![closed_on("c", 1, "MUC4821", t, t + 800)]);
+        ev.handle(vec![closed_on("c", 2, "MUC4821", t + 900, t + 2000)]);
+        let first = entries(0);
+        let id = first[0].0.clone();
+        assert_eq!(first, [(id.clone(), "provisional".into(), 0), (id.clone(), "confirmed".into(), 1), (id.clone(), "confirmed".into(), 2)]);
+        assert_eq!(store.count_reads(), 1);
+
+        // A third piece with no early read, starting within the tracker's gap plus margin of the last
+        // frame: its vote updates the same alert; no read stored, no new id.
+        ev.handle(vec![closed_on("c", 3, "MUC4821", t + 2000 + 2 * cfg.gap_ms, t + 5000 + 2 * cfg.gap_ms)]);
+        let tail = entries(3);
+        assert_eq!(tail, [(id.clone(), "confirmed".into(), 3)]);
+        assert_eq!(store.count_reads(), 1);
+
+        // Never folded: the same entry on another camera, another entry on the same camera (both in
+        // the window), and the same entry on the same camera after the window.
+        ev.handle(vec![early_on("c2", 4, "MUC4821", t + 6000), early_on("c", 5, "KPW5513", t + 6000)]);
+        let tail = entries(4);
+        assert_eq!(tail.len(), 2);
+        assert!(tail.iter().all(|(i, stage, rev)| *i != id && stage == "provisional" && *rev == 0));
+        assert_ne!(tail[0].0, tail[1].0);
+        let late = t + 5000 + 4 * cfg.gap_ms + 1;
+        ev.handle(vec![closed_on("c", 6, "MUC4821", late, late + 500)]);
+        let tail = entries(6);
+        assert_eq!(tail.len(), 1);
+        assert_ne!(tail[0].0, id);
+        assert_eq!((tail[0].1.as_str(), tail[0].2), ("confirmed", 0));
+        assert_eq!(store.count_reads(), 4);
     }
 
     fn frame(w: u32, h: u32, data: Vec<u8>) -> Frame {

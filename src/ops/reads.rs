@@ -34,6 +34,15 @@ impl ReadSink {
         Ok((stored, alerts))
     }
 
+    /// Stores the read (durable on return) without matching it: its hits are raised, or folded into an
+    /// earlier alert of the same vehicle, by the caller. Wakes the uplink.
+    pub fn store_only(&self, read: NewRead) -> Result<StoredRead, StoreError> {
+        let id = self.store.put_read(read)?;
+        let stored = self.store.get_read(id)?.ok_or(StoreError::ReadNotFound(id))?;
+        self.wake();
+        Ok(stored)
+    }
+
     /// Wakes the uplink: something waits in the outbox.
     pub fn wake(&self) {
         if let Some(w) = &self.uplink {

@@ -41,7 +41,7 @@ pub use audit::AuditRecord;
 pub use census::{read_census, Census};
 pub use model::*;
 pub use open::OpenOutcome;
-pub use outbox::{AlertRecord, Decision, Lane, OutboxKey, OutboxMessage, Verification};
+pub use outbox::{AlertRecord, Decision, Lane, OutboxKey, OutboxMessage, Swap, Verification};
 pub use pattern::{PatternError, PlatePattern};
 pub use pushed::PushedList;
 

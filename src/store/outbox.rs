@@ -88,6 +88,15 @@ pub struct AlertRecord {
     pub verification: Option<Verification>,
 }
 
+/// What [`Store::swap_alert`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Swap {
+    /// Replaced; the message is queued under this key.
+    Done(OutboxKey),
+    /// The record is no longer what the caller read (None: gone); nothing written.
+    Changed(Option<Box<AlertRecord>>),
+}
+
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| StoreError::Decode { key: "outbox".into(), reason: e.to_string() })
 }
@@ -107,6 +116,35 @@ impl Store {
             .map_err(tx_err)?;
         self.trees.db.flush()?;
         Ok(key)
+    }
+
+    /// Compare-and-swap of an alert record with its message: replaces the record and queues the message
+    /// in one transaction only if the stored record is still `expected` (what the caller read and built
+    /// `new` from); else nothing is written and [`Swap::Changed`] says what is stored now (an operator's
+    /// verification landed in between, say), so the caller rebuilds on it. Durable on return.
+    pub fn swap_alert(&self, expected: &AlertRecord, new: &AlertRecord, topic: &str, payload: Vec<u8>) -> Result<Swap> {
+        let id = expected.id;
+        let key = OutboxKey::new(Lane::Alerts, self.trees.db.generate_id()?);
+        let record = encode(new)?;
+        let msg = encode(&Stored { topic: topic.to_string(), payload })?;
+        let swap = (&self.trees.alerts, &self.trees.outbox)
+            .transaction(|(alerts, outbox)| {
+                let current = match alerts.get(id.as_bytes())? {
+                    Some(raw) => Some(decode::<AlertRecord>(id.as_bytes(), &raw).map_err(ConflictableTransactionError::Abort)?),
+                    None => None,
+                };
+                if current.as_ref() != Some(expected) {
+                    return Ok(Swap::Changed(current.map(Box::new)));
+                }
+                alerts.insert(id.as_bytes(), record.as_slice())?;
+                outbox.insert(&key.0[..], msg.as_slice())?;
+                Ok::<Swap, ConflictableTransactionError<StoreError>>(Swap::Done(key.clone()))
+            })
+            .map_err(tx_err)?;
+        if matches!(swap, Swap::Done(_)) {
+            self.trees.db.flush()?;
+        }
+        Ok(swap)
     }
 
     /// Queues a message for the broker; durable on return.

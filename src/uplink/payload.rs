@@ -155,7 +155,7 @@ pub struct AlertV1 {
     pub crop_jpeg_base64: Option<String>,
     /// provisional | confirmed on the first message; confirmed | changed | withdrawn on the update.
     pub stage: AlertStage,
-    /// 0 on the first message, 1 on the update; the server drops duplicates by (id, revision).
+    /// 0 on the first message, then 1, 2, … on each update; the server drops duplicates by (id, revision).
     pub revision: u32,
     /// How sure the read behind this message is.
     pub certainty: CertaintyV1,
