@@ -542,6 +542,17 @@ mod tests {
         })
     }
 
+    /// A store in `dir` and a read sink with a hotlist of MUC4821 (exact) and KPW55* (wildcard).
+    fn store_and_sink(dir: &std::path::Path) -> (Arc<crate::store::Store>, ReadSink) {
+        let store = Arc::new(crate::store::Store::open(&crate::store::StoreOptions::at(dir.join("store"))).unwrap().0);
+        let list = dir.join("hot.csv");
+        std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\nMUC4821,,stolen,1,t,,\nKPW55*,,wanted,1,t,,\n").unwrap();
+        let target = AlertTarget { site: "s".into(), device: "d".into(), max_packet_bytes: 1 << 20 };
+        let hotlists = Arc::new(Hotlists::load(store.clone(), &[list], 0, target).unwrap());
+        let sink = ReadSink { store: store.clone(), hotlists, uplink: None };
+        (store, sink)
+    }
+
     /// The messages waiting in the outbox, as JSON.
     fn outbox(store: &crate::store::Store) -> Vec<serde_json::Value> {
         store.outbox_peek(None, 100).unwrap().iter().map(|m| serde_json::from_slice(&m.payload).unwrap()).collect()
@@ -550,12 +561,7 @@ mod tests {
     #[test]
     fn a_hotlisted_early_read_alerts_provisionally_and_its_pass_confirms_changes_or_withdraws_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(crate::store::Store::open(&crate::store::StoreOptions::at(dir.path().join("store"))).unwrap().0);
-        let list = dir.path().join("hot.csv");
-        std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\nMUC4821,,stolen,1,t,,\nKPW55*,,wanted,1,t,,\n").unwrap();
-        let target = AlertTarget { site: "s".into(), device: "d".into(), max_packet_bytes: 1 << 20 };
-        let hotlists = Arc::new(Hotlists::load(store.clone(), &[list], 0, target).unwrap());
-        let sink = ReadSink { store: store.clone(), hotlists, uplink: None };
+        let (store, sink) = store_and_sink(dir.path());
         let stats = AnalyseStats::default();
         let mut ev = Events { sink: &sink, stats: &stats, early_alerts: true, provisional: HashMap::new(), recent: Recent::new(&TrackerConfig::default()) };
 
@@ -616,12 +622,7 @@ mod tests {
     #[test]
     fn a_car_whose_track_splits_gets_one_alert_id_per_entry_and_camera_updated_by_each_track() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(crate::store::Store::open(&crate::store::StoreOptions::at(dir.path().join("store"))).unwrap().0);
-        let list = dir.path().join("hot.csv");
-        std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\nMUC4821,,stolen,1,t,,\nKPW55*,,wanted,1,t,,\n").unwrap();
-        let target = AlertTarget { site: "s".into(), device: "d".into(), max_packet_bytes: 1 << 20 };
-        let hotlists = Arc::new(Hotlists::load(store.clone(), &[list], 0, target).unwrap());
-        let sink = ReadSink { store: store.clone(), hotlists, uplink: None };
+        let (store, sink) = store_and_sink(dir.path());
         let stats = AnalyseStats::default();
         let cfg = TrackerConfig::default();
         let mut ev = Events { sink: &sink, stats: &stats, early_alerts: true, provisional: HashMap::new(), recent: Recent::new(&cfg) };

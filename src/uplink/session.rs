@@ -98,6 +98,21 @@ struct Conn {
 }
 
 impl Conn {
+    /// rumqttc sent the oldest publish it was given with this packet id (0: QoS 0, nothing to wait for).
+    /// rumqttc's `publish()` returns when queued, so its packet ids are paired with our FIFO here.
+    fn sent(&mut self, pkid: u16) {
+        if let Some(p) = self.fifo.pop_front() {
+            if pkid != 0 {
+                self.by_pkid.insert(pkid, p);
+            }
+        }
+    }
+
+    /// The broker's PUBACK for this packet id: the message it acknowledges, when it was one of ours.
+    fn acked(&mut self, pkid: u16) -> Option<Pending> {
+        self.by_pkid.remove(&pkid)
+    }
+
     fn publish(&mut self, client: &AsyncClient, topic: String, qos: QoS, retain: bool, payload: Vec<u8>, p: Pending) -> Result<(), ConnError> {
         client.try_publish(topic, qos, retain, payload).map_err(|e| ConnError::Mqtt(e.to_string()))?;
         if !matches!(p, Pending::Untracked) {
@@ -248,14 +263,10 @@ impl Uplink {
                             self.fill(client, &mut conn)?;
                         }
                         Event::Outgoing(Outgoing::Publish(pkid)) => {
-                            if let Some(p) = conn.fifo.pop_front() {
-                                if pkid != 0 {
-                                    conn.by_pkid.insert(pkid, p);
-                                }
-                            }
+                            conn.sent(pkid);
                         }
                         Event::Incoming(Packet::PubAck(ack)) => {
-                            if let Some(p) = conn.by_pkid.remove(&ack.pkid) {
+                            if let Some(p) = conn.acked(ack.pkid) {
                                 self.acknowledged(&mut conn, p)?;
                             }
                             self.fill(client, &mut conn)?;
@@ -300,14 +311,10 @@ impl Uplink {
         while conn.tracked > 0 {
             match tokio::time::timeout_at(deadline, ev.poll()).await {
                 Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
-                    if let Some(p) = conn.fifo.pop_front() {
-                        if pkid != 0 {
-                            conn.by_pkid.insert(pkid, p);
-                        }
-                    }
+                    conn.sent(pkid);
                 }
                 Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                    if let Some(p) = conn.by_pkid.remove(&ack.pkid) {
+                    if let Some(p) = conn.acked(ack.pkid) {
                         if let Err(e) = self.acknowledged(conn, p) {
                             log::warn!("cannot record an acknowledgement while stopping: {e}");
                             break;
@@ -403,14 +410,10 @@ impl Uplink {
         while let Some(e) = ev.state.events.pop_front() {
             match e {
                 Event::Outgoing(Outgoing::Publish(pkid)) => {
-                    if let Some(p) = conn.fifo.pop_front() {
-                        if pkid != 0 {
-                            conn.by_pkid.insert(pkid, p);
-                        }
-                    }
+                    conn.sent(pkid);
                 }
                 Event::Incoming(Packet::PubAck(ack)) => {
-                    if let Some(p) = conn.by_pkid.remove(&ack.pkid) {
+                    if let Some(p) = conn.acked(ack.pkid) {
                         if let Err(e) = self.acknowledged(conn, p) {
                             log::warn!("cannot record an acknowledgement after a failed connection: {e}");
                         }
