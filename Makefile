@@ -143,11 +143,15 @@ eval-models:
 	$(TRUN) $(TPY) eval_det.py --model ../models/plate-detector.onnx --ocr ../models/plate-ocr.onnx --data $(abspath $(EVAL)) --thr $(DET_THR) --json out/eval_det.json
 	test -z "$(REF_OCR)" || ($(TRUN) $(TPY) eval_ocr.py --model $(abspath $(REF_OCR)) --kind cct --data $(abspath $(EVAL)) --json out/eval_ocr_ref.json)
 	test -z "$(REF_DET)" || ($(TRUN) $(TPY) eval_det.py --model $(abspath $(REF_DET)) --size $(REF_DET_SIZE) --thr $(REF_DET_THR) $(if $(REF_OCR),--ocr $(abspath $(REF_OCR)) --ocr-kind cct) --data $(abspath $(EVAL)) --json out/eval_det_ref.json)
-# ---- OCR with whole-plate context (issue #13). Resumable: `make train-ocr-resume` continues the stage from
-# training/out/ocr_ctx_run/last.pt, or from the committed training/checkpoints/ocr_ctx.pt when out/ is gone
-# (a new machine). Both CPU cores: two generator processes, then training with OCR_THREADS threads at nice 19
-# so that builds on the same machine go first.
-OCR_THREADS ?= 2
+
+# ---- OCR with whole-plate context (issue #13; shipped: stage 1's step 4000). Resumable: `make
+# train-ocr-resume` continues the stage from training/out/ocr_ctx_run/last.pt, or from the committed
+# training/checkpoints/ocr_ctx.pt when out/ is gone (a new machine); that checkpoint is stage 1 finished, so a
+# next stage starts from it with --init (and without --freeze-bn once the folds have been trained).
+# Both CPU cores: two generator processes; training with OCR_THREADS threads at nice 19 so that builds on the
+# same machine go first (1 by default: with 2 threads on a machine busy compiling, OpenMP's spin-waits cut it
+# to ~100 steps in 20 min; 1 thread ran ~1 step/s; use 2 on an idle machine).
+OCR_THREADS ?= 1
 OCR_CTX_STEPS ?= 4000
 OCR_CTX_ARGS = --data-dir out/ocr_ctx --extra-shards 'out/ocr_ctx_more/syn_*.npz' --out out/ocr_ctx_run \
 	--steps $(OCR_CTX_STEPS) --lr 1e-3 --real-frac 0.35 --hard-frac 0.15 --seed 21 --eval-every 500 \
@@ -164,9 +168,12 @@ ocr-ctx-data: need-data
 
 # Stage 1 starts from the shipped conv-only OCR (run 11), its weights read back from the ONNX file, with the
 # context block as the identity: a from-scratch run sat on CTC's all-blank plateau here for 800 steps.
+# Run 11's ONNX is the shipped file of commit 649f594 (the context OCR replaced it).
 train-ocr-ctx: ocr-ctx-data
-	$(TRUN) $(TPY) init_from_onnx.py --onnx ../models/plate-ocr.onnx --out out/ocr_ctx_init.pt --context
+	git show 649f594:models/plate-ocr.onnx > training/out/plate-ocr-run11.onnx
+	$(TRUN) $(TPY) init_from_onnx.py --onnx out/plate-ocr-run11.onnx --out out/ocr_ctx_init.pt --context
 	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_CTX_ARGS)
+	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_ctx_run/best.pt --out ../models/plate-ocr.onnx --data $(DATA_DIR)
 
 train-ocr-resume: need-data
 	test -s training/out/ocr_ctx/real_val.npz || $(MAKE) ocr-ctx-data DATA=$(DATA)
