@@ -271,8 +271,8 @@ fn alerts(inbox: &support::mqtt::Inbox) -> Vec<(String, u64, String)> {
 /// alert reaches the subscriber before the daemon exits; every pipeline stops (none is abandoned). With
 /// the broker down the alert stays in the outbox and goes, once, at the next start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // ONE_DAEMON_AT_A_TIME is held for the whole test on purpose
 async fn sigterm_with_a_hotlisted_plate_in_view_delivers_its_alert_or_keeps_it() {
-    #[allow(clippy::await_holding_lock)] // held on purpose across the whole test; nothing else takes it in this task
     let _one = ONE_DAEMON_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("demo.mp4");
