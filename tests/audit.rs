@@ -3,6 +3,8 @@
 //! sequence number; writes on a damaged log fail; purges are audited and never touch the log; and
 //! `polewatch audit` exits as scripts expect.
 
+mod support;
+
 use polewatch::access::audit::{decode_record, encode, seal, AuditEntry, AuditKey, AuditLog, Broken, BrokenReason, ChainHead, Checkpoint, KeyError, VerifyError, VerifyReport, GENESIS};
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use polewatch::bench::synthetic_read;
@@ -12,6 +14,7 @@ use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};
 use polewatch::store::{AuditRecord, HoldRequest, OnCorrupt, Store, StoreError, StoreOptions};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use support::snapshot;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -557,23 +560,6 @@ fn a_purge_that_cannot_be_recorded_is_an_error_not_silence() {
 
 // --- issue 15: a corrupt store must not silently restart the chain ------------------------------------
 
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 fn logged(store: Arc<Store>, key_file: &Path, n: u64) -> Arc<Store> {
     let log = AuditLog::open(store.clone(), key_file).unwrap();

@@ -5,10 +5,13 @@
 
 mod support;
 
+use support::free_port;
+use support::rtsp::Killed;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,34 +23,7 @@ const PW: &str = "tulip-harbor-quartz";
 #[test]
 #[ignore = "helper process for the online audit test, not a test"]
 fn audit_online_rtsp_server_child() {
-    use gstreamer as gst;
-    use gstreamer_rtsp_server as rtsp;
-    use gstreamer_rtsp_server::prelude::*;
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
-    let (port, file) = spec.split_once(':').unwrap();
-    gst::init().unwrap();
-    let main_loop = gst::glib::MainLoop::new(None, false);
-    let server = rtsp::RTSPServer::new();
-    server.set_address("127.0.0.1");
-    server.set_service(port);
-    let factory = rtsp::RTSPMediaFactory::new();
-    factory.set_launch(&format!("( filesrc location=\"{file}\" ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 )"));
-    server.mount_points().unwrap().add_factory("/demo", factory);
-    let _id = server.attach(None).unwrap();
-    main_loop.run();
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    support::rtsp::serve_file_from_env(CHILD_ENV);
 }
 
 fn repo() -> PathBuf {
@@ -93,16 +69,7 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("demo.mp4");
     polewatch::demo::write_video(&video, 1280, 720, 10, 16.0).expect("demo video renders");
-    let rtsp_port = free_port();
-    let _server = Killed(
-        Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "audit_online_rtsp_server_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, format!("{rtsp_port}:{}", video.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, rtsp_port) = support::rtsp::spawn_file_server("audit_online_rtsp_server_child", CHILD_ENV, &video);
     let api_port = free_port();
     let cfg = dir.path().join("polewatch.toml");
     std::fs::write(

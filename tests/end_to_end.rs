@@ -6,13 +6,12 @@
 
 mod support;
 
-use gstreamer as gst;
-use gstreamer_rtsp_server as rtsp;
-use gstreamer_rtsp_server::prelude::*;
+use support::rtsp::Killed;
+
 use polewatch::store::{ImageKind, PlatePattern, Store, StoreOptions};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "POLEWATCH_TEST_E2E_RTSP";
@@ -27,51 +26,12 @@ static ONE_DAEMON_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[test]
 #[ignore = "helper process for the end-to-end test, not a test"]
 fn e2e_rtsp_server_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
-    let (port, file) = spec.split_once(':').unwrap();
-    gst::init().unwrap();
-    let main_loop = gst::glib::MainLoop::new(None, false);
-    let server = rtsp::RTSPServer::new();
-    server.set_address("127.0.0.1");
-    server.set_service(port);
-    let factory = rtsp::RTSPMediaFactory::new();
-    factory.set_launch(&format!("( filesrc location=\"{file}\" ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 )"));
-    server.mount_points().unwrap().add_factory("/demo", factory);
-    let _id = server.attach(None).unwrap();
-    main_loop.run();
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    support::rtsp::serve_file_from_env(CHILD_ENV);
 }
 
 /// The RTSP server child serving `video` on /demo; killed on drop.
 fn rtsp_server(video: &std::path::Path) -> (Killed, u16) {
-    let port = free_port();
-    let server = Killed(
-        Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "e2e_rtsp_server_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, format!("{port}:{}", video.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "RTSP server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, port)
+    support::rtsp::spawn_file_server("e2e_rtsp_server_child", CHILD_ENV, video)
 }
 
 /// The daemon with its log lines on a channel.

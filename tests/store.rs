@@ -1,8 +1,11 @@
 //! The sled store on a real temp dir: round trip, search, holds, reopen, corruption, locking.
 
+mod support;
+
 use polewatch::bench::synthetic_read;
 use polewatch::store::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use support::snapshot;
 
 fn open(dir: &Path) -> (Store, OpenOutcome) {
     Store::open(&StoreOptions::at(dir.join("store"))).expect("store opens")
@@ -131,23 +134,6 @@ fn a_second_process_cannot_open_a_store_in_use() {
     assert!(s.get_read(ReadId::new(T0)).is_ok());
 }
 
-/// Every file under `dir` with its bytes, to show a store was left exactly as it was.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Issue 15: a corrupt store was moved aside and replaced by an empty one on any open, by the daemon and
 /// by checking tools alike. Now opening refuses and leaves every byte; only the operator's explicit

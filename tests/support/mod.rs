@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod mqtt;
+pub mod rtsp;
 pub mod webdriver;
 
 pub use polewatch::bench::rig::{Broker as RigBroker, Pki};
@@ -9,6 +10,25 @@ use std::path::Path;
 
 pub fn pki(dir: &Path, tag: &str, server_names: &[&str], server_expired: bool) -> Pki {
     polewatch::bench::rig::pki(dir, tag, server_names, server_expired).expect("test PKI")
+}
+
+/// Every file under `dir` with its bytes, sorted by path: what a store holds on disk, to show it was left
+/// exactly as it was, or to search it.
+pub fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 pub fn free_port() -> u16 {
