@@ -140,6 +140,21 @@ fn bad_enum_value_names_key() {
 }
 
 #[test]
+fn recognizer_backend_is_auto_by_default_and_a_bad_one_names_file_line_and_key() {
+    let d = tempfile::tempdir().unwrap();
+    let c = config::load(&write(d.path(), "polewatch.toml", MINIMAL)).unwrap().config;
+    assert_eq!(c.recognizer.backend, config::DnnBackend::Auto);
+    for (text, want) in [("auto", config::DnnBackend::Auto), ("cpu", config::DnnBackend::Cpu), ("cuda", config::DnnBackend::Cuda)] {
+        let f = write(d.path(), "polewatch.toml", &format!("{MINIMAL}[recognizer]\nbackend = \"{text}\"\n"));
+        assert_eq!(config::load(&f).unwrap().config.recognizer.backend, want);
+    }
+    let p = one(d.path(), &format!("{MINIMAL}[recognizer]\nthreads = 1\nbackend = \"gpu\"\n"));
+    assert_eq!((p.key.as_str(), p.line), ("recognizer.backend", Some(6)));
+    assert!(p.message.contains("unknown variant `gpu`") && p.message.contains("`auto`"), "{}", p.message);
+    assert!(p.file.ends_with("polewatch.toml"), "{:?}", p.file);
+}
+
+#[test]
 fn missing_required_key_points_at_its_table() {
     let d = tempfile::tempdir().unwrap();
     let p = one(d.path(), "# comment\n[site]\nsite_id = \"s\"\n");

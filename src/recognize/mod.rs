@@ -5,6 +5,7 @@
 //! (`geometry`, `decode`, `format`, `metrics`) is tested without OpenCV; `render` draws the plates
 //! that tests, the start-up check and the demo use.
 
+pub mod backend;
 pub mod dataset;
 pub mod decode;
 pub mod detect;
@@ -40,6 +41,8 @@ pub enum RecognizeError {
     NoOcr,
     #[error("OpenCV: {0}")]
     Cv(#[from] opencv::Error),
+    #[error(transparent)]
+    Backend(#[from] backend::CudaMissing),
 }
 
 /// One plate found and read in a frame.
@@ -137,6 +140,8 @@ impl Recognizer {
         formats: &[config::PlateFormat],
         top_n: usize,
     ) -> Result<Recognizer, RecognizeError> {
+        // `auto` becomes CUDA or the CPU here, once per recognizer, with one log line.
+        let backend = backend::resolve(backend)?;
         let onnx_detector = detector.filter(|d| d.kind == config::DetectorKind::Onnx).map(|d| d.path.clone());
         let detector = detector.map(|d| detect::load(d, detect_confidence, backend)).transpose()?;
         let ocr = OcrNet::load(ocr, backend)?;
