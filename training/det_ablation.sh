@@ -4,11 +4,12 @@
 # schedule; "hard" centres 30 % of its crops on the shipped detector's confident boxes on training frames that
 # overlap no labelled plate (mine_det_negatives.py), "base" does not. Each is exported and its threshold picked on
 # the held-out frames (pick_det_thr.py); openalpr-dev is measured afterwards with `polewatch bench accuracy`.
-#   training/det_ablation.sh ../shared/data       (STEPS=2000 by default; resumable: done runs skip)
+#   training/det_ablation.sh ../shared/data       (STEPS=600 NICE=5 by default; done runs skip)
 set -euo pipefail
 DATA=${1:?usage: training/det_ablation.sh <folder of labelled plate sets>}
 DATA=$(cd "$DATA" && pwd)
-STEPS=${STEPS:-2000}
+STEPS=${STEPS:-600}
+NICE=${NICE:-5}
 cd "$(dirname "$0")"
 PY=${PY:-.venv/bin/python}
 A=out/det_ablation
@@ -20,8 +21,8 @@ run() {
   local name=$1; shift
   test -s "$A/$name/thr.txt" && return 0
   echo "== $name $(date -u +%H:%M)"
-  nice -n 10 $PY train_det.py --data "$DATA" --out "$A/$name" --steps "$STEPS" --lr 5e-4 --p-focus 0.45 --seed 5 \
-    --eval-every 250 --init "$A/init.pt" --freeze-bn --hard "$A/hard.json" "$@" > "$A/$name.log" 2>&1
+  nice -n "$NICE" $PY train_det.py --data "$DATA" --out "$A/$name" --steps "$STEPS" --lr 5e-4 --p-focus 0.45 --seed 5 \
+    --eval-every $((STEPS / 4)) --init "$A/init.pt" --freeze-bn --hard "$A/hard.json" "$@" > "$A/$name.log" 2>&1
   $PY export_det.py --ckpt "$A/$name/best.pt" --out "$A/$name/plate-detector.onnx" --data "$DATA" >> "$A/$name.log" 2>&1
   $PY pick_det_thr.py --model "$A/$name/plate-detector.onnx" --data "$DATA" > "$A/$name/thr.txt"
   tail -1 "$A/$name/thr.txt"
