@@ -2,7 +2,7 @@
 //! still bind. The sweeper in `store::sweeper` applies them.
 
 use crate::config::Retention as RetentionConfig;
-use crate::store::model::Hold;
+use crate::domain::Hold;
 
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -126,7 +126,7 @@ pub fn may_purge(captured_at_ms: i64, holds: &[Hold], now_ms: i64, p: &Policy) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::model::{ReadId, Release};
+    use crate::domain::{ReadId, Release};
 
     fn policy() -> Policy {
         Policy {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// Most letters, digits and `?` in a pattern: a plate is at most this long.
-pub const MAX_PLATE_LEN: usize = crate::store::Plate::MAX_LEN;
+pub const MAX_PLATE_LEN: usize = crate::domain::Plate::MAX_LEN;
 /// Highest accepted priority number (1 is the most urgent).
 pub const LOWEST_PRIORITY: u8 = 9;
 
