@@ -6,7 +6,8 @@
 //! - [`users`]: users, training, lockout, inactivity (pure rules).
 //! - [`password`]: password rules and argon2id hashing; [`session`]: console sessions in memory.
 //! - [`service`]: [`service::UserService`], the user rules on the store, every change audited.
-//! - [`release`]: release requests (471.7); [`export`]: signed bundles; [`policy`]: the posted policy.
+//! - [`release`]: release requests (471.7); [`export`]: signed bundles (the posted policy is
+//!   `config::policy`: it is rendered from the whole configuration).
 //! - [`text`]: the length and character limits of every free-text field the API and MQTT commands take.
 //!
 //! Everything that touches stored reads goes through an [`AuditSink`] first: if the entry cannot be
@@ -15,7 +16,6 @@
 pub mod audit;
 pub mod export;
 pub mod password;
-pub mod policy;
 pub mod release;
 pub mod report;
 pub mod roles;

@@ -10,7 +10,6 @@
 //! The I/O around these rules (store, audit, sessions) is in [`super::service`].
 
 use super::roles::Role;
-use crate::config;
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
@@ -20,7 +19,7 @@ pub const MAX_TEXT: usize = 200;
 
 pub use crate::domain::user::{Lock, LockKind, PendingRoles, Training, User};
 
-/// The access rules of `[access]` and `[api]`, durations in ms.
+/// The access rules of `[access]` and `[api]`, durations in ms (built by `config`: `AccessPolicy::from_config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessPolicy {
     pub required_courses: Vec<String>,
@@ -29,26 +28,6 @@ pub struct AccessPolicy {
     pub unused_account_ms: i64,
     pub session_idle_ms: i64,
     pub session_absolute_ms: i64,
-}
-
-impl AccessPolicy {
-    pub fn from_config(access: &config::Access, api: &config::Api) -> AccessPolicy {
-        AccessPolicy {
-            required_courses: access.required_courses.clone(),
-            // 0 would lock on the first attempt of all; validation keeps it in 1..=5.
-            lockout_failures: access.lockout_failures.max(1),
-            lockout_window_ms: i64::from(access.lockout_window_minutes) * MINUTE_MS,
-            unused_account_ms: i64::from(access.unused_account_days) * DAY_MS,
-            session_idle_ms: i64::from(api.session_idle_minutes) * MINUTE_MS,
-            session_absolute_ms: i64::from(api.session_absolute_hours) * 60 * MINUTE_MS,
-        }
-    }
-}
-
-impl Default for AccessPolicy {
-    fn default() -> Self {
-        AccessPolicy::from_config(&config::Access::default(), &config::Api::default())
-    }
 }
 
 /// Why a login (or, mid-session, an action) is refused. Shown to the user: it names the rule, never the

@@ -140,29 +140,6 @@ pub enum OnCorrupt {
 }
 
 impl StoreOptions {
-    /// Options from the configuration with the encryption key loaded (the systemd credential or
-    /// `key_file`): fails when encryption is on and the key is missing, unreadable or exposed.
-    pub fn for_config(c: &crate::config::Store) -> Result<StoreOptions> {
-        let mut o = StoreOptions::from_config(c);
-        o.keys = crypt::Key::from_config(c)?.map(|k| std::sync::Arc::new(crypt::Keyring::single(k)));
-        Ok(o)
-    }
-
-    /// Options from the configuration without the key (`for_config` loads it).
-    pub fn from_config(c: &crate::config::Store) -> StoreOptions {
-        StoreOptions {
-            keys: None,
-            rotating: false,
-            disk: Some((disk::Watermarks::from_config(c), std::sync::Arc::new(disk::Statvfs))),
-            path: c.path.clone(),
-            cache_capacity_bytes: c.cache_capacity_mb * 1024 * 1024,
-            commit_batch: c.commit_batch,
-            queue_for_upload: false,
-            on_corrupt: OnCorrupt::Refuse,
-            create: true,
-        }
-    }
-
     pub fn at(path: impl Into<PathBuf>) -> StoreOptions {
         StoreOptions {
             keys: None,
