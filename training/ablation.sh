@@ -55,9 +55,11 @@ run() {
   $PY export_ocr.py --ckpt "$A/$name/best.pt" --out "$A/$name/plate-ocr.onnx" --data "$DATA" >> "$A/$name.log" 2>&1
   tail -1 "$A/$name.log"
 }
-run all        --data-dir "$A/data_on" --real-frac 0.35 --hard-frac 0.15 --context --init "$A/init_ctx.pt"
-run no-context --data-dir "$A/data_on" --real-frac 0.35 --hard-frac 0.15 --init "$A/init_conv.pt"
-run no-real    --data-dir "$A/data_on" --real-frac 0 --hard-frac 0.15 --context --init "$A/init_ctx.pt"
+# The rows run side by side (one thread each): on a machine shared with builds each process gets its own share.
+run all        --data-dir "$A/data_on" --real-frac 0.35 --hard-frac 0.15 --context --init "$A/init_ctx.pt" &
+run no-context --data-dir "$A/data_on" --real-frac 0.35 --hard-frac 0.15 --init "$A/init_conv.pt" &
+run no-real    --data-dir "$A/data_on" --real-frac 0 --hard-frac 0.15 --context --init "$A/init_ctx.pt" &
 if [ -n "${GEN:-}" ]; then wait "$GEN"; fi
 run no-glyphs  --data-dir "$A/data_off" --real-frac 0.35 --hard-frac 0.15 --context --init "$A/init_ctx.pt"
+wait
 echo "ablation: done; measure each out/ablation/*/plate-ocr.onnx with polewatch bench accuracy"

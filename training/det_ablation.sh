@@ -27,8 +27,9 @@ run() {
   $PY pick_det_thr.py --model "$A/$name/plate-detector.onnx" --data "$DATA" > "$A/$name/thr.txt"
   tail -1 "$A/$name/thr.txt"
 }
-run base --p-hard 0
-run hard --p-hard 0.3
+run base --p-hard 0 &
+run hard --p-hard 0.3 &
+wait
 # The shipped detector's own threshold table on the same held-out frames, for the table's first row.
 test -s "$A/shipped_thr.txt" || $PY pick_det_thr.py --model ../models/plate-detector.onnx --data "$DATA" > "$A/shipped_thr.txt"
 echo "det ablation: done"
