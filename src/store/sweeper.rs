@@ -15,7 +15,7 @@
 //! whole store (`polewatch bench store --scale`).
 
 use super::{holds_tx, image_key, ImageKind, ReadId, Result, Store, StoreError, StoredRead};
-use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
+use crate::domain::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::clock::Clock;
 use crate::retention::{check_clock, hold_binds, purge_cutoff_ms, purge_now_ms, unexpired_reads_for_small_purge, ClockDistrust, Policy, TrustAnchor, DAY_MS};
 use sled::transaction::ConflictableTransactionError;
