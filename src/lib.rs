@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod domain;
 pub mod hotlist;
 pub mod ingest;
 pub mod ops;

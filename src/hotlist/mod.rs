@@ -3,13 +3,12 @@
 //!
 //! - [`entry`]: entries and the CSV format; a list with any problem is rejected whole, with every
 //!   problem's line and column, so the caller keeps the list it already has.
-//! - [`confusion`]: characters OCR mixes up (`0 O D Q`, `1 I 7`, `8 B`, `5 S`, `2 Z`, `6 G`).
+//! - `crate::domain::confusion`: characters OCR mixes up (`0 O D Q`, `1 I 7`, `8 B`, `5 S`, `2 Z`, `6 G`).
 //! - [`matcher`]: the index over one or more lists and [`Matcher::match_read`], which reports for each
 //!   entry its strongest kind of hit: `Exact` > `Wildcard` > `Candidate` > `Confusion`.
 //!
 //! Pure logic except [`load_file`], which only reads a file's bytes.
 
-pub mod confusion;
 pub mod entry;
 pub mod matcher;
 
