@@ -2,21 +2,18 @@
 //!
 //! `detect` (ONNX network or cascade) → `prepare` (crop, deskew, contrast, resize) → `ocr` (slots or
 //! CTC network) → `decode` → `format` (region patterns rank candidates and fix confusions). Pure logic
-//! (`geometry`, `decode`, `format`, `metrics`) is tested without OpenCV; `render` draws the plates
-//! that tests, the start-up check and the demo use.
+//! (`geometry`, `decode`, `format`) is tested without OpenCV. `smoke` is the start-up check on an embedded
+//! image; the renderer that drew it, labelled sets and accuracy counting are in the polewatch-dev crate.
 
-pub mod dataset;
 pub mod decode;
 pub mod detect;
 pub mod format;
 pub mod geometry;
-pub mod metrics;
 pub mod model;
 pub mod ocr;
 pub mod prepare;
-pub mod render;
 pub mod settings;
-mod smoke;
+pub mod smoke;
 
 pub use detect::{Detection, Detector};
 pub use format::{Candidate, Formats};

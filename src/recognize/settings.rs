@@ -137,7 +137,7 @@ pub enum ResizeMode {
     Stretch,
 }
 
-/// A detector and an OCR described on their own, as in `polewatch bench accuracy --against FILE`.
+/// A detector and an OCR described on their own, as in `polewatch-dev bench accuracy --against FILE`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSet {
