@@ -11,6 +11,7 @@ mod validate;
 
 pub use schema::*;
 pub use validate::parse_command_key;
+pub use validate::{mqtt_brokers, parse_broker};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

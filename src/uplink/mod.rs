@@ -1,6 +1,8 @@
 //! The uplink to the central server: MQTT over TLS (rumqttc + rustls/ring), a durable outbox in the
 //! store, versioned JSON payloads.
 
+pub mod brokers;
+pub mod delivery;
 pub mod payload;
 pub mod session;
 pub mod tls;
@@ -49,8 +51,7 @@ impl Settings {
             (None, None) => None,
         };
         Ok(Settings {
-            host: m.host.clone(),
-            port: m.port,
+            brokers: crate::config::mqtt_brokers(m),
             client_id: m.client_id.clone().unwrap_or_else(|| format!("{}-{}", c.site.site_id, c.site.device_id)),
             keepalive: Duration::from_secs(m.keepalive_s as u64),
             tls,
