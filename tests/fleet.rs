@@ -178,10 +178,16 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
         .map(|d| User {
             cn: d.clone(),
             publish: vec![format!("polewatch.fleet.{d}.>")],
-            subscribe: vec![format!("polewatch.fleet.{d}.cmd.>")],
+            // `cmd/#` is `cmd` and `cmd.>` in NATS; QoS 1 subscriptions are JetStream consumers that
+            // deliver on `$MQTT.sub.<id>`, which the client must be allowed to subscribe to.
+            subscribe: vec![format!("polewatch.fleet.{d}.cmd"), format!("polewatch.fleet.{d}.cmd.>"), "$MQTT.sub.>".into()],
         })
         .collect();
-    users.push(User { cn: "central-archive".into(), publish: vec!["polewatch.*.*.cmd.>".into()], subscribe: vec!["polewatch.>".into()] });
+    users.push(User {
+        cn: "central-archive".into(),
+        publish: vec!["polewatch.*.*.cmd.>".into()],
+        subscribe: vec!["polewatch.>".into(), "$MQTT.sub.>".into()],
+    });
     users.push(User { cn: "intruder".into(), publish: vec!["polewatch.fleet.pole-000.>".into()], subscribe: vec![] });
     let mut cluster = Cluster::start(&dir.path().join("nats"), &ca.pem, &server_cert, &server_key, &users);
     let nodes: Vec<(String, u16)> = cluster.nodes.iter().map(|n| ("127.0.0.1".to_string(), n.ports.mqtt)).collect();
@@ -378,6 +384,10 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
         eprintln!("  lost per box: {lost_on:?}");
     }
 
+    // Every permission violation the nodes logged is the intruder's.
+    let violations: Vec<String> = cluster.nodes.iter().flat_map(|n| n.log_text().lines().filter(|l| l.contains("Violation")).map(str::to_string).collect::<Vec<_>>()).collect();
+    eprintln!("  permission violations logged: {} (the intruder's forged publish)", violations.len());
+    assert!(!violations.is_empty() && violations.iter().all(|l| l.contains("CN=intruder")), "{violations:#?}");
     assert_eq!(forged, 0, "a certificate allowed only pole-000's topics published as pole-001");
     assert_eq!(unknown, 0, "ids nobody stored arrived");
     assert_eq!((lost_reads, lost_alerts), (0, 0), "reads and alerts lost");

@@ -54,6 +54,7 @@ impl Cluster {
     /// JetStream has a meta leader (a healthz that answers ok on every node).
     pub fn start(dir: &Path, ca: &Path, cert: &Path, key: &Path, users: &[User]) -> Cluster {
         let exe = executable().expect("nats-server is not installed (scripts/install-fleet-deps installs it)");
+        std::fs::create_dir_all(dir).unwrap();
         let ports: Vec<Ports> = (0..3)
             .map(|_| Ports { client: super::free_port(), cluster: super::free_port(), mqtt: super::free_port() })
             .collect();
