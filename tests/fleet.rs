@@ -133,6 +133,12 @@ async fn central(ca: &Path, cert: &Path, key: &Path, port: u16) -> (AsyncClient,
                 Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((Instant::now(), p.topic.clone(), p.payload.to_vec())),
                 Ok(_) => {}
                 Err(e) => {
+                    // Packets read with the end of the connection wait in rumqttc's state: keep them.
+                    while let Some(e) = ev.state.events.pop_front() {
+                        if let Event::Incoming(Packet::Publish(p)) = e {
+                            sink.lock().unwrap().push((Instant::now(), p.topic.clone(), p.payload.to_vec()));
+                        }
+                    }
                     eprintln!("central consumer: {e}");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
