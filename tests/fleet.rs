@@ -111,44 +111,58 @@ fn settings(ca: &Path, cert: &Path, key: &Path, device: &str, brokers: Vec<(Stri
 type Inbox = Arc<Mutex<Vec<(Instant, String, Vec<u8>)>>>;
 
 /// The central archive: an MQTT client with a persistent session and a QoS 1 subscription on every
-/// box's reads and alerts; PUBACKs (rumqttc's automatic ones) only after the message is kept here.
-async fn central(ca: &Path, cert: &Path, key: &Path, port: u16) -> (AsyncClient, Inbox) {
-    let mut o = MqttOptions::new("central-archive", "127.0.0.1", port);
-    o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls::client_config(ca, Some((cert, key))).unwrap())));
-    o.set_max_packet_size(4 << 20, 4 << 20);
-    o.set_clean_session(false);
-    o.set_keep_alive(Duration::from_secs(10));
-    let (client, mut ev) = AsyncClient::new(o, 1000);
-    client.subscribe("polewatch/+/+/reads", QoS::AtLeastOnce).await.unwrap();
-    client.subscribe("polewatch/+/+/alerts", QoS::AtLeastOnce).await.unwrap();
+/// box's reads and alerts (rumqttc's PUBACK only after the message is kept here). Like a box it has the
+/// list of nodes and moves to the next when its node dies; its session, in JetStream, moves with it.
+/// Returns once subscribed; the count of connections it made is the second value.
+async fn central(ca: &Path, cert: &Path, key: &Path, ports: Vec<u16>) -> (Inbox, Arc<std::sync::atomic::AtomicUsize>) {
+    let tls = tls::client_config(ca, Some((cert, key))).unwrap();
     let inbox: Inbox = Arc::default();
-    let sink = inbox.clone();
+    let connects: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+    let (sink, count) = (inbox.clone(), connects.clone());
     let (tx, mut subscribed) = tokio::sync::mpsc::channel(2);
     tokio::spawn(async move {
+        let mut k = 0;
         loop {
-            match ev.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    let _ = tx.send(()).await;
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((Instant::now(), p.topic.clone(), p.payload.to_vec())),
-                Ok(_) => {}
-                Err(e) => {
-                    // Packets read with the end of the connection wait in rumqttc's state: keep them.
-                    while let Some(e) = ev.state.events.pop_front() {
-                        if let Event::Incoming(Packet::Publish(p)) = e {
-                            sink.lock().unwrap().push((Instant::now(), p.topic.clone(), p.payload.to_vec()));
+            let mut o = MqttOptions::new("central-archive", "127.0.0.1", ports[k % ports.len()]);
+            o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.clone())));
+            o.set_max_packet_size(4 << 20, 4 << 20);
+            o.set_clean_session(false);
+            o.set_keep_alive(Duration::from_secs(10));
+            let (client, mut ev) = AsyncClient::new(o, 1000);
+            loop {
+                match ev.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        if !ack.session_present {
+                            let _ = client.try_subscribe("polewatch/+/+/reads", QoS::AtLeastOnce);
+                            let _ = client.try_subscribe("polewatch/+/+/alerts", QoS::AtLeastOnce);
                         }
                     }
-                    eprintln!("central consumer: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = tx.try_send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((Instant::now(), p.topic.clone(), p.payload.to_vec())),
+                    Ok(_) => {}
+                    Err(e) => {
+                        // Packets read with the end of the connection wait in rumqttc's state: keep them.
+                        while let Some(e) = ev.state.events.pop_front() {
+                            if let Event::Incoming(Packet::Publish(p)) = e {
+                                sink.lock().unwrap().push((Instant::now(), p.topic.clone(), p.payload.to_vec()));
+                            }
+                        }
+                        eprintln!("central consumer: {e}");
+                        break;
+                    }
                 }
             }
+            k += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
     for _ in 0..2 {
         tokio::time::timeout(Duration::from_secs(30), subscribed.recv()).await.expect("central subscribed");
     }
-    (client, inbox)
+    (inbox, connects)
 }
 
 fn read_ids_of(payload: &[u8]) -> Vec<String> {
@@ -197,15 +211,23 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     users.push(User { cn: "intruder".into(), publish: vec!["polewatch.fleet.pole-000.>".into()], subscribe: vec![] });
     let mut cluster = Cluster::start(&dir.path().join("nats"), &ca.pem, &server_cert, &server_key, &users);
     let nodes: Vec<(String, u16)> = cluster.nodes.iter().map(|n| ("127.0.0.1".to_string(), n.ports.mqtt)).collect();
-    let killed = 0usize;
-    let killed_name = format!("127.0.0.1:{}", nodes[killed].1);
-
-    // The central side connects to the nodes that stay up.
-    let (_central, inbox) = central(&ca.pem, &central_cert, &central_key, nodes[1].1).await;
+    // The central archive starts on n1, with the other nodes to go to.
+    let (inbox, central_connects) = central(&ca.pem, &central_cert, &central_key, nodes.iter().map(|n| n.1).collect()).await;
     let mut workers = Vec::new();
-    for (i, node) in [1usize, 2, 2].iter().enumerate() {
+    // One worker on each node: the one on the node that dies goes with it, the others take its share.
+    for (i, node) in [0usize, 1, 2].iter().enumerate() {
         workers.push(queue_worker(cluster.nodes[*node].ports.client, "polewatch.*.*.reads", "readers", &format!("worker-{i}")).await);
     }
+
+    // Kill the leader of the stream that holds the QoS 1 messages for the archive: the hardest node to
+    // lose (the archive's own node, as it happens, since its subscription created the stream).
+    let killed = cluster.stream_leader("$MQTT_msgs").unwrap_or(0);
+    let killed_name = format!("127.0.0.1:{}", nodes[killed].1);
+    let leaders: Vec<String> = ["$MQTT_msgs", "$MQTT_sess", "$MQTT_rmsgs"]
+        .iter()
+        .map(|s| format!("{s}: {}", cluster.stream_leader(s).map_or("?".to_string(), |i| cluster.nodes[i].name.clone())))
+        .collect();
+    eprintln!("fleet: stream leaders {leaders:?}; the node to kill: {}", cluster.nodes[killed].name);
 
     // The boxes: each lists the nodes starting at a different one, as a fleet's configuration would.
     let mut boxes = Vec::new();
@@ -264,6 +286,7 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     let per_tick = (rate as f64 * tick.as_secs_f64()).max(1.0) as u64;
     let mut killed_at = None;
     let on_killed: Vec<usize> = (0..boxes_n).filter(|i| i % 3 == killed).collect();
+    let mut in_flight_at_kill = 0;
     let mut failover: HashMap<usize, Duration> = HashMap::new();
     let mut t = tokio::time::interval(tick);
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -285,6 +308,8 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
         }
         if killed_at.is_none() && started.elapsed() >= Duration::from_secs(seconds / 2) {
             assert!(on_killed.iter().all(|i| *boxes[*i].stats.broker.lock().unwrap() == killed_name), "a third of the fleet is on the node to be killed");
+            // What the boxes on it have sent and not seen acknowledged: the copies to expect.
+            in_flight_at_kill = on_killed.iter().map(|i| boxes[*i].store.outbox_len() + boxes[*i].store.upload_queue_len()).sum::<usize>();
             cluster.nodes[killed].kill();
             killed_at = Some(Instant::now());
             eprintln!("fleet: killed {} at {:.1?}", cluster.nodes[killed].name, started.elapsed());
@@ -384,8 +409,10 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     eprintln!("  central archive (MQTT QoS 1, persistent): {messages} messages ({batches_at_archive} read batches), {:.0} msg/s average over {span:.1} s, peak {peak} msg/s; {:.0} reads/s average", messages as f64 / span, all_reads.len() as f64 / span);
     eprintln!("  steady state before the kill: {:.0} msg/s", per_second(first + Duration::from_secs(5).min(killed_at.duration_since(first) / 2), killed_at));
     eprintln!("  lost: {lost_reads} reads, {lost_alerts} alerts; copies removed by id: {extra_reads} reads, {extra_alerts} alerts; unknown ids: {unknown}");
+    eprintln!("  waiting in the outboxes and upload queues of the killed node's boxes at the kill: {in_flight_at_kill} (alerts + reads, sent or not)");
     eprintln!("  failover of the {} boxes on the killed node: p50 {:.2?}, max {:.2?}", fo.len(), percentile(&fo, 0.5), percentile(&fo, 1.0));
-    eprintln!("  queue group `readers` (3 NATS workers, core NATS, at most once): {per_worker:?} batches, {} read ids, {} distinct", worker_ids.len(), worker_unique.len());
+    eprintln!("  the central archive connected {} times (it moves to the next node as the boxes do)", central_connects.load(Ordering::Relaxed));
+    eprintln!("  queue group `readers` (3 NATS workers, one per node, core NATS, at most once): {per_worker:?} batches, {} read ids, {} distinct", worker_ids.len(), worker_unique.len());
     if !lost_on.is_empty() {
         eprintln!("  lost per box: {lost_on:?}");
     }
@@ -400,7 +427,7 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     assert_eq!(fo.len(), on_killed.len());
     // Every box of the killed node found another: the list is tried at once, not after a backoff round.
     assert!(percentile(&fo, 1.0) < Duration::from_secs(30), "failover took up to {:?}", percentile(&fo, 1.0));
-    // The queue group shares the work: each worker got some, none got all.
+    // The queue group shares the work: each worker got some (the killed node's until it died).
     assert!(per_worker.iter().all(|n| *n > 0), "every queue-group worker got a share: {per_worker:?}");
     assert!(worker_unique.len() <= want_reads);
 }

@@ -117,6 +117,24 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// The node that last logged becoming leader of `stream` (e.g. `$MQTT_msgs`), by log time.
+    pub fn stream_leader(&self, stream: &str) -> Option<usize> {
+        let needle = format!("new stream leader for '$G > {stream}'");
+        let mut best: Option<(String, usize)> = None;
+        for (i, n) in self.nodes.iter().enumerate() {
+            for l in n.log_text().lines().filter(|l| l.contains(&needle)) {
+                // "[pid] 2026/12/06 08:38:19.654273 [INF] …": the date and time sort as text.
+                let at: String = l.split_whitespace().skip(1).take(2).collect::<Vec<_>>().join(" ");
+                if best.as_ref().is_none_or(|(b, _)| at > *b) {
+                    best = Some((at, i));
+                }
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+}
+
 impl Node {
     fn start(&mut self, exe: &Path) {
         let log = std::fs::File::create(&self.log).unwrap();
