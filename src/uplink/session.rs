@@ -1,9 +1,10 @@
 //! The MQTT session: drains the durable outbox (alerts first, then batched reads), deletes entries only
-//! on their PUBACK, answers inbound commands, and reconnects with backoff and jitter.
+//! on their PUBACK, answers inbound commands, and reconnects with backoff and jitter, going through the
+//! configured brokers in order ([`super::brokers`]).
 //!
 //! rumqttc's `publish()` returns when queued, and a broker that lost the session drops unacknowledged
-//! publishes; so each connection gets a fresh client, packet ids are matched here (publishes leave in
-//! request order, so `Outgoing::Publish(pkid)` events pair with our FIFO of requests), and whatever
+//! publishes; so each connection gets a fresh client and fresh bookkeeping ([`super::delivery`]: packet
+//! ids paired with our FIFO of requests, the cursors over the outbox and the upload queue), and whatever
 //! was not acknowledged when a connection ends is sent again from sled on the next. PUBACKs already
 //! read when a connection fails are still applied, so what was acknowledged is not sent again.
 //!
