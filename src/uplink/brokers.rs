@@ -42,7 +42,7 @@ impl Rotation {
         }
         self.failures += 1;
         self.current = (self.current + 1) % self.len;
-        if self.failures % self.len == 0 {
+        if self.failures.is_multiple_of(self.len) {
             Wait::Backoff
         } else {
             Wait::NextBroker
