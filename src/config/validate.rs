@@ -16,41 +16,62 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(out: &mut Issues, key: &str, 
     }
 }
 
+/// Why `mqtt.command_public_key` is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandKeyError {
+    #[error("must be an ed25519 public key as 64 hex digits")]
+    NotHex64,
+    #[error("not a valid ed25519 public key: {0}")]
+    NotAKey(ed25519_dalek::SignatureError),
+}
+
 /// The central server's ed25519 public key for signed commands: 64 hex digits.
-pub fn parse_command_key(s: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+pub fn parse_command_key(s: &str) -> Result<ed25519_dalek::VerifyingKey, CommandKeyError> {
     let t = s.trim();
-    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("must be an ed25519 public key as 64 hex digits".into());
-    }
     let mut b = [0u8; 32];
-    for (i, byte) in b.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    if t.len() != 64 || hex::decode_to_slice(t, &mut b).is_err() {
+        return Err(CommandKeyError::NotHex64);
     }
-    ed25519_dalek::VerifyingKey::from_bytes(&b).map_err(|e| format!("not a valid ed25519 public key: {e}"))
+    ed25519_dalek::VerifyingKey::from_bytes(&b).map_err(CommandKeyError::NotAKey)
+}
+
+/// Why an entry of `mqtt.hosts` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerAddrError {
+    #[error("`{0}` is not a port (1-65535)")]
+    Port(String),
+    #[error("an IPv6 address opened with [ must close with ]")]
+    Unclosed,
+    #[error("after ] comes :port or nothing")]
+    AfterBracket,
+    #[error("an IPv6 address goes in brackets: [addr]:port")]
+    BareIpv6,
+    #[error("must be a host name or address, with an optional :port")]
+    Host,
 }
 
 /// One entry of `mqtt.hosts`: `host`, `host:port`, `[v6addr]` or `[v6addr]:port`; the port defaults to
 /// `default_port`.
-pub fn parse_broker(s: &str, default_port: u16) -> Result<(String, u16), String> {
+pub fn parse_broker(s: &str, default_port: u16) -> Result<(String, u16), BrokerAddrError> {
     let port = |p: &str| match p.parse::<u16>() {
-        Ok(0) | Err(_) => Err(format!("`{p}` is not a port (1-65535)")),
+        Ok(0) | Err(_) => Err(BrokerAddrError::Port(p.chars().take(16).collect())),
         Ok(n) => Ok(n),
     };
     let (host, p) = if let Some(rest) = s.strip_prefix('[') {
-        let (addr, after) = rest.split_once(']').ok_or("an IPv6 address opened with [ must close with ]")?;
+        let (addr, after) = rest.split_once(']').ok_or(BrokerAddrError::Unclosed)?;
         match after {
             "" => (addr, default_port),
-            a => (addr, port(a.strip_prefix(':').ok_or("after ] comes :port or nothing")?)?),
+            a => (addr, port(a.strip_prefix(':').ok_or(BrokerAddrError::AfterBracket)?)?),
         }
     } else {
         match s.split_once(':') {
             None => (s, default_port),
             Some((h, p)) if !p.contains(':') => (h, port(p)?),
-            Some(_) => return Err("an IPv6 address goes in brackets: [addr]:port".into()),
+            Some(_) => return Err(BrokerAddrError::BareIpv6),
         }
     };
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
-        return Err("must be a host name or address, with an optional :port".into());
+        return Err(BrokerAddrError::Host);
     }
     Ok((host.to_string(), p))
 }
@@ -127,8 +148,8 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
         if c.credentials_file.is_some() && (c.username.is_some() || c.password.is_some()) {
             push(out, k("credentials_file"), "give either credentials_file or username/password, not both");
         }
-        if !decoder_name_ok(&c.decoder) {
-            push(out, k("decoder"), format!("`{}` is not auto, software or a GStreamer element name", c.decoder));
+        if let Err(e) = crate::ingest::decoder::check_setting(&c.decoder) {
+            push(out, k("decoder"), e.to_string());
         }
         if !(c.motion_threshold > 0.0 && c.motion_threshold <= 1.0) {
             push(out, k("motion_threshold"), format!("{} is out of range (0, 1]", c.motion_threshold));
@@ -139,15 +160,10 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
     }
 }
 
-/// GStreamer element names: a letter, then letters, digits, `-` and `_`. Whether such an element is
-/// installed is checked in `config::elements`.
-pub(super) fn decoder_name_ok(s: &str) -> bool {
-    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 /// The tracker checks its own settings (one rule set for TOML and code); its first complaint names the key.
-fn tracker(out: &mut Issues, t: &Tracker) {
-    if let Err(e) = crate::track::TrackerConfig::from(t).validate() {
+fn tracker(out: &mut Issues, t: &crate::track::TrackerConfig) {
+    if let Err(e) = t.validate() {
         push(out, format!("tracker.{}", e.key()), e.to_string());
     }
 }
@@ -311,7 +327,7 @@ fn mqtt(out: &mut Issues, m: &Mqtt) {
     range(out, "mqtt.healthy_after_s", m.healthy_after_s, 1, 3600);
     if let Some(k) = &m.command_public_key {
         if let Err(e) = parse_command_key(k) {
-            push(out, "mqtt.command_public_key", e);
+            push(out, "mqtt.command_public_key", e.to_string());
         }
     }
     range(out, "mqtt.max_queued_reads", m.max_queued_reads, 1000, 100_000_000);
@@ -324,7 +340,7 @@ fn mqtt(out: &mut Issues, m: &Mqtt) {
     let mut seen = HashSet::new();
     for (i, h) in m.hosts.iter().enumerate() {
         match parse_broker(h, m.port) {
-            Err(e) => push(out, format!("mqtt.hosts[{i}]"), e),
+            Err(e) => push(out, format!("mqtt.hosts[{i}]"), e.to_string()),
             Ok(b) if !seen.insert(b.clone()) => push(out, format!("mqtt.hosts[{i}]"), format!("{}:{} is listed twice", b.0, b.1)),
             Ok(_) => {}
         }
