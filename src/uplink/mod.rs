@@ -1,6 +1,8 @@
 //! The uplink to the central server: MQTT over TLS (rumqttc + rustls/ring), a durable outbox in the
 //! store, versioned JSON payloads.
 
+pub mod brokers;
+pub mod delivery;
 pub mod payload;
 pub mod session;
 pub mod tls;
