@@ -5,7 +5,7 @@
 //!
 //! The choice ([`choose`]) is pure; [`Offer::probe`] asks OpenCV what it offers.
 
-use crate::config::DnnBackend;
+use super::settings::DnnBackend;
 
 /// What this OpenCV build and machine offer for DNN on CUDA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

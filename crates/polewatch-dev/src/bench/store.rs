@@ -1,4 +1,4 @@
-//! `polewatch bench store`: durable insert rate, bytes on disk per read, purge time against store size;
+//! `polewatch-dev bench store`: durable insert rate, bytes on disk per read, purge time against store size;
 //! with `--scale`, the year's-scale figures of [`super::store_scale`] instead.
 
 use crate::bench::{print_figures, synthetic_read, ScratchDir};

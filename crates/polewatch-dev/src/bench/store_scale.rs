@@ -1,4 +1,4 @@
-//! `polewatch bench store --scale N[,N…]`: the store at a year's scale. For each size, a store holding N
+//! `polewatch-dev bench store --scale N[,N…]`: the store at a year's scale. For each size, a store holding N
 //! reads spread evenly over 366 days (filled oldest first, as a box fills it) is timed for: the fill
 //! (durable batches of 1000), durable inserts into the full store (8 writers, group commit), exact and
 //! wildcard search p50/p99, and the daemon's retention sweep (its default policy, no pause between
