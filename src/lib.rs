@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod hotlist;
 pub mod ingest;
+pub mod observe;
 pub mod ops;
 pub mod recognize;
 pub mod retention;

@@ -36,7 +36,9 @@ impl FrameQueue {
         let mut q = self.frames.lock().unwrap_or_else(|p| p.into_inner());
         let capacity = self.capacity();
         while q.len() >= capacity {
-            q.pop_front();
+            if let Some(old) = q.pop_front() {
+                crate::observe::recorder().frame_dropped(&old.camera, "queue_full");
+            }
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         q.push_back(f);

@@ -6,7 +6,7 @@ pub mod session;
 pub mod tls;
 pub mod topics;
 
-pub use session::{check_command, CommandHandler, Refusal, Settings, Stats, Uplink};
+pub use session::{check_command, CommandHandler, Refusal, Settings, Stats, StatusSource, Uplink};
 pub use topics::Topics;
 
 use crate::config::Config;
