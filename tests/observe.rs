@@ -123,7 +123,9 @@ fn a_running_daemon_serves_metrics_health_and_readiness_without_plate_data() {
         let s = parse(&body);
         let ok = value(&s, "polewatch_reads_stored_total", &[("camera", "lane1")]).unwrap_or(0.0) >= 1.0
             && value(&s, "polewatch_mqtt_acked_total", &[("class", "reads")]).unwrap_or(0.0) >= 1.0
-            && value(&s, "polewatch_camera_degraded", &[("camera", "lane1"), ("kind", "plate_height")]) == Some(1.0);
+            && value(&s, "polewatch_camera_degraded", &[("camera", "lane1"), ("kind", "plate_height")]) == Some(1.0)
+            // The store's count is at most 10 s old.
+            && value(&s, "polewatch_store_reads", &[]).unwrap_or(0.0) >= 1.0;
         ok.then_some((s, body))
     });
 
@@ -239,5 +241,5 @@ fn the_listener_can_be_turned_off_and_a_bad_address_is_a_config_error() {
     let e = polewatch::config::load(&p).unwrap_err();
     let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["metrics.listen", "telemetry.rate_drop_ratio"], "{e}");
-    assert!(e.problems()[0].line == Some(7), "{e}");
+    assert!(e.problems()[0].line == Some(9), "{e}");
 }

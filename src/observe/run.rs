@@ -69,9 +69,17 @@ pub async fn start(cfg: &Config, sources: Arc<Sources>) -> anyhow::Result<Observ
             let stopped = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            let h = super::server::serve(addr, sources.clone(), stopped).await.with_context(|| format!("cannot listen for metrics on {addr} (metrics.listen)"))?;
-            log::info!(listen = addr.to_string().as_str(); "metrics, healthz and readyz listening (plain HTTP)");
-            Some(h)
+            // A taken port must not keep the box from reading plates: said loudly, and the daemon runs on.
+            match super::server::serve(addr, sources.clone(), stopped).await {
+                Ok(h) => {
+                    log::info!(listen = addr.to_string().as_str(); "metrics, healthz and readyz listening (plain HTTP)");
+                    Some(h)
+                }
+                Err(e) => {
+                    log::error!(listen = addr.to_string().as_str(); "cannot listen for metrics on {addr} (metrics.listen): {e}; running without /metrics, /healthz and /readyz");
+                    None
+                }
+            }
         }
     };
     let (src, path, mut rx) = (sources.clone(), baselines.clone(), stop_rx);
