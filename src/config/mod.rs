@@ -3,17 +3,18 @@
 //! exposed secrets (`files`).
 //! Every error names the file, line and key path.
 
-mod elements;
+mod assemble;
 mod every_error;
 mod files;
 mod load;
 mod observe;
+pub mod policy;
 mod schema;
 mod validate;
 
 pub use schema::*;
 pub use observe::{Metrics, Telemetry};
-pub use validate::parse_command_key;
+pub use validate::{parse_command_key, CommandKeyError};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -143,7 +144,17 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
     }
     problems.extend(files::missing(&config, &merged).into_iter().filter(|p| !unjudged(&p.key)));
     problems.extend(files::store_key(&config, &merged).into_iter().filter(|p| !unjudged(&p.key)));
-    problems.extend(elements::unknown_decoders(&config, &merged).into_iter().filter(|p| !unjudged(&p.key)));
+    // A named decoder must be installed: ingest's rule (it asks GStreamer's registry), reported here with
+    // file and line.
+    for (i, cam) in config.cameras.iter().enumerate() {
+        let key = format!("cameras[{i}].decoder");
+        if unjudged(&key) {
+            continue;
+        }
+        if let Err(e) = crate::ingest::decoder::check_installed(&cam.decoder) {
+            problems.push(merged.problem(&key, e.to_string()));
+        }
+    }
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
