@@ -23,10 +23,21 @@ use std::time::{Duration, Instant};
 /// Counting the store walks its trees: done at most this often, the scrapes between reuse the count.
 const CENSUS_MAX_AGE: Duration = Duration::from_secs(10);
 
+/// The analysis thread's totals: frames analysed, frames failed, plate readings, reads or alerts not stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnalysisCounts {
+    pub frames: u64,
+    pub frames_failed: u64,
+    pub plates_read: u64,
+    pub store_errors: u64,
+}
+
+pub type AnalysisSource = Box<dyn Fn() -> AnalysisCounts + Send + Sync>;
+
 /// What the daemon already holds, read at each scrape and health check.
 pub struct Sources {
     pub cameras: Arc<CameraSet>,
-    pub analysis: Arc<crate::ops::analyse::AnalyseStats>,
+    pub analysis: AnalysisSource,
     pub uplink: Option<Arc<crate::uplink::Stats>>,
     pub store: Arc<Store>,
     pub started: Instant,
@@ -58,7 +69,7 @@ fn state_name(s: &CameraState) -> &'static str {
 impl Sources {
     pub fn new(
         cameras: Arc<CameraSet>,
-        analysis: Arc<crate::ops::analyse::AnalyseStats>,
+        analysis: AnalysisSource,
         uplink: Option<Arc<crate::uplink::Stats>>,
         store: Arc<Store>,
         outage_budget: Duration,
@@ -145,7 +156,6 @@ pub fn registry(sources: Arc<Sources>) -> Registry {
     reg.register("polewatch_plates_per_frame", "Plates read per analysed frame", r.plates_per_frame.clone());
     reg.register("polewatch_plate_height_pixels", "Height in pixels of each plate read (ALPR telemetry)", r.plate_height_pixels.clone());
     reg.register("polewatch_camera_frames_analysed", "Frames through the recognizer", r.frames_analysed.clone());
-    reg.register("polewatch_camera_frames_lost", "Sampled frames not analysed, by reason (queue_full: the recognizer fell behind; analysis_error)", r.frames_dropped.clone());
     reg.register("polewatch_reads_stored", "Vehicle reads stored", r.reads_stored.clone());
     reg.register("polewatch_camera_degraded_events", "camera_degraded events raised (ALPR telemetry), by kind", r.degraded_events.clone());
     reg.register_collector(Box::new(Scrape(sources)));
@@ -245,6 +255,15 @@ impl Collector for Scrape {
                 age.push((cam(id), (now_ms - last_ms).max(0) as f64 / 1e3));
             }
         }
+        let mut lost: Vec<(Labels, u64)> = s
+            .cameras
+            .queue()
+            .dropped_by_camera()
+            .into_iter()
+            .map(|(id, n)| (vec![("camera", id.to_string()), ("reason", "queue_full".to_string())], n))
+            .collect();
+        lost.extend(recorder().analysis_errors());
+        counters(e, "polewatch_camera_frames_lost", "Sampled frames not analysed, by reason (queue_full: the recognizer fell behind; analysis_error)", lost)?;
         gauges(e, "polewatch_camera_state", "1 for the state each camera is in", state_rows)?;
         counters(e, "polewatch_camera_frames_decoded", "Frames decoded per camera (rate() gives the decoded fps)", decoded)?;
         counters(e, "polewatch_camera_frames_queued", "Frames sampled and queued for analysis per camera (rate() gives the analysis fps asked for)", sampled)?;
@@ -270,11 +289,11 @@ impl Collector for Scrape {
         gauges(e, "polewatch_camera_expected_reads_per_hour", "The learnt baseline of reads for the current hour of week", expected)?;
 
         // Recognizer and analysis.
-        let a = &s.analysis;
-        counter(e, "polewatch_frames_analysed", "Frames through the recognizer, all cameras", a.frames.load(Ordering::Relaxed))?;
-        counter(e, "polewatch_frames_failed", "Frames the recognizer could not analyse", a.frames_failed.load(Ordering::Relaxed))?;
-        counter(e, "polewatch_plates_read", "Plate readings (one per plate per frame)", a.plates_read.load(Ordering::Relaxed))?;
-        counter(e, "polewatch_read_store_errors", "Vehicle reads or alerts that could not be stored", a.store_errors.load(Ordering::Relaxed))?;
+        let a = (s.analysis)();
+        counter(e, "polewatch_frames_analysed", "Frames through the recognizer, all cameras", a.frames)?;
+        counter(e, "polewatch_frames_failed", "Frames the recognizer could not analyse", a.frames_failed)?;
+        counter(e, "polewatch_plates_read", "Plate readings (one per plate per frame)", a.plates_read)?;
+        counter(e, "polewatch_read_store_errors", "Vehicle reads or alerts that could not be stored", a.store_errors)?;
 
         // Uplink.
         if let Some(u) = &s.uplink {

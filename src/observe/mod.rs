@@ -5,13 +5,13 @@
 //! - `telemetry` and `health`: pure logic, unit-tested without I/O;
 //! - `recorder`: what the pipeline reports as it works (one call per frame, per read);
 //! - `metrics`: the registry and the scrape-time collector; `process`: the process collector;
-//! - `server`: the plain-HTTP listener; `run`: the daemon's side (start, the health loop, the status source).
+//! - `server`: the plain-HTTP listener. The daemon's side (start, the health loop, baselines saved, the
+//!   status source) is `ops::observer`.
 
 pub mod health;
 pub mod metrics;
 pub mod process;
 pub mod recorder;
-pub mod run;
 pub mod server;
 pub mod telemetry;
 

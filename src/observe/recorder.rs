@@ -44,8 +44,8 @@ pub struct Recorder {
     pub plates_per_frame: HistogramFamily,
     pub plate_height_pixels: HistogramFamily,
     pub frames_analysed: Family<CameraLabel, Counter>,
-    /// Frames dropped after sampling, by camera and reason (`queue_full`, `analysis_error`).
-    pub frames_dropped: Family<CameraLabel, Counter>,
+    /// Frames the recognizer could not analyse, by camera.
+    analysis_errors: Mutex<std::collections::BTreeMap<String, u64>>,
     pub reads_stored: Family<CameraLabel, Counter>,
     /// `camera_degraded` events raised, by camera and kind.
     pub degraded_events: Family<CameraLabel, Counter>,
@@ -78,7 +78,7 @@ impl Recorder {
             plates_per_frame: Family::new_with_constructor(plates_histogram as fn() -> Histogram),
             plate_height_pixels: Family::new_with_constructor(height_histogram as fn() -> Histogram),
             frames_analysed: Family::default(),
-            frames_dropped: Family::default(),
+            analysis_errors: Mutex::new(std::collections::BTreeMap::new()),
             reads_stored: Family::default(),
             degraded_events: Family::default(),
             sweep: Mutex::new(None),
@@ -123,9 +123,14 @@ impl Recorder {
         });
     }
 
-    /// A frame that was sampled and then not analysed.
-    pub fn frame_dropped(&self, camera_id: &str, reason: &'static str) {
-        self.frames_dropped.get_or_create(&vec![("camera", camera_id.to_string()), ("reason", reason.to_string())]).inc();
+    /// A frame the recognizer could not analyse.
+    pub fn frame_failed(&self, camera_id: &str) {
+        *lock(&self.analysis_errors).entry(camera_id.to_string()).or_default() += 1;
+    }
+
+    /// Frames not analysed for an error, as `polewatch_camera_frames_lost_total` rows.
+    pub fn analysis_errors(&self) -> Vec<(CameraLabel, u64)> {
+        lock(&self.analysis_errors).iter().map(|(id, n)| (vec![("camera", id.clone()), ("reason", "analysis_error".to_string())], *n)).collect()
     }
 
     /// A vehicle read of this camera was stored.

@@ -37,22 +37,10 @@ pub struct Params {
     pub learn_weeks: u32,
 }
 
-impl From<&crate::config::Telemetry> for Params {
-    fn from(t: &crate::config::Telemetry) -> Params {
-        Params {
-            min_plate_height_px: t.min_plate_height_px,
-            max_plate_height_px: t.max_plate_height_px,
-            height_window: t.height_window.max(1),
-            rate_drop_ratio: t.rate_drop_ratio,
-            min_expected_reads_per_hour: t.min_expected_reads_per_hour,
-            learn_weeks: t.learn_weeks.max(1),
-        }
-    }
-}
-
 impl Default for Params {
+    /// The defaults of `[telemetry]`.
     fn default() -> Params {
-        Params::from(&crate::config::Telemetry::default())
+        Params { min_plate_height_px: 14.0, max_plate_height_px: 240.0, height_window: 50, rate_drop_ratio: 0.3, min_expected_reads_per_hour: 6.0, learn_weeks: 1 }
     }
 }
 

@@ -483,7 +483,7 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
             Ok(reads) => events.handle(tracker.push_frame(reads, frame.captured_at_ms)),
             Err(e) => {
                 stats.frames_failed.fetch_add(1, Ordering::Relaxed);
-                crate::observe::recorder().frame_dropped(&frame.camera, "analysis_error");
+                crate::observe::recorder().frame_failed(&frame.camera);
                 // One line per minute at most: a broken stream must not flood the journal.
                 if last_error_log.elapsed() >= Duration::from_secs(60) {
                     last_error_log = std::time::Instant::now();

@@ -173,12 +173,20 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     let cfg_now = lock(&shared.config).clone();
     let sources = Arc::new(crate::observe::metrics::Sources::new(
         shared.cameras.clone(),
-        shared.analysis.clone(),
+        {
+            let a = shared.analysis.clone();
+            Box::new(move || crate::observe::metrics::AnalysisCounts {
+                frames: a.frames.load(Ordering::Relaxed),
+                frames_failed: a.frames_failed.load(Ordering::Relaxed),
+                plates_read: a.plates_read.load(Ordering::Relaxed),
+                store_errors: a.store_errors.load(Ordering::Relaxed),
+            })
+        },
         uplink.as_ref().map(|u| u.stats()),
         store.clone(),
         Duration::from_secs(cfg_now.metrics.uplink_outage_budget_s),
     ));
-    let observer = crate::observe::run::start(&cfg_now, sources).await?;
+    let observer = crate::ops::observer::start(&cfg_now, sources).await?;
     let uplink = uplink.map(|u| {
         let every = Duration::from_secs(cfg_now.metrics.status_interval_s);
         let u = u.with_status(observer.status_source(), every, crate::observe::recorder().changed.clone());
@@ -490,7 +498,7 @@ fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::acc
                 log::error!("camera reload not started: {e}");
             }
             *lock(&shared.analysis_settings) = Arc::new(crate::ops::analyse::Settings::from_config(&new.config));
-            crate::observe::recorder().configure_telemetry(new.config.telemetry.enabled.then(|| crate::observe::telemetry::Params::from(&new.config.telemetry)));
+            crate::observe::recorder().configure_telemetry(new.config.telemetry.enabled.then(|| crate::ops::observer::telemetry_params(&new.config.telemetry)));
             let mut next = new.config;
             next.store.path = cur.store.path.clone();
             next.store.cache_capacity_mb = cur.store.cache_capacity_mb;

@@ -1,9 +1,9 @@
 //! The daemon's side: the listener, the health loop (uplink outage clock, telemetry hours, baselines saved
 //! hourly and at stop) and the health summary the MQTT status carries.
 
-use super::metrics::Sources;
-use super::recorder;
-use super::telemetry::{Params, Saved};
+use crate::observe::metrics::Sources;
+use crate::observe::recorder;
+use crate::observe::telemetry::{Params, Saved};
 use crate::config::Config;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -53,9 +53,21 @@ fn restore(path: &Path) {
     }
 }
 
+/// The thresholds of `[telemetry]`.
+pub fn telemetry_params(t: &crate::config::Telemetry) -> Params {
+    Params {
+        min_plate_height_px: t.min_plate_height_px,
+        max_plate_height_px: t.max_plate_height_px,
+        height_window: t.height_window.max(1),
+        rate_drop_ratio: t.rate_drop_ratio,
+        min_expected_reads_per_hour: t.min_expected_reads_per_hour,
+        learn_weeks: t.learn_weeks.max(1),
+    }
+}
+
 /// Starts the listener (when `[metrics] listen` is set) and the health loop.
 pub async fn start(cfg: &Config, sources: Arc<Sources>) -> anyhow::Result<Observer> {
-    recorder().configure_telemetry(cfg.telemetry.enabled.then(|| Params::from(&cfg.telemetry)));
+    recorder().configure_telemetry(cfg.telemetry.enabled.then(|| telemetry_params(&cfg.telemetry)));
     let baselines = baselines_path(cfg);
     if cfg.telemetry.enabled {
         restore(&baselines);
@@ -70,7 +82,7 @@ pub async fn start(cfg: &Config, sources: Arc<Sources>) -> anyhow::Result<Observ
                 let _ = rx.wait_for(|s| *s).await;
             };
             // A taken port must not keep the box from reading plates: said loudly, and the daemon runs on.
-            match super::server::serve(addr, sources.clone(), stopped).await {
+            match crate::observe::server::serve(addr, sources.clone(), stopped).await {
                 Ok(h) => {
                     log::info!(listen = addr.to_string().as_str(); "metrics, healthz and readyz listening (plain HTTP)");
                     Some(h)
@@ -120,5 +132,13 @@ impl Observer {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.health_loop).await;
         let p = self.baselines;
         let _ = tokio::task::spawn_blocking(move || save(&p)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_telemetry_defaults_are_the_config_defaults() {
+        assert_eq!(super::telemetry_params(&crate::config::Telemetry::default()), crate::observe::telemetry::Params::default());
     }
 }
