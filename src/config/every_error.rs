@@ -13,7 +13,7 @@ const MAX_ERRORS: usize = 200;
 
 pub enum Outcome {
     /// Read, perhaps after setting keys aside: `problems` lists what was wrong with them.
-    Read { config: Config, problems: Vec<Problem>, touched: Vec<String> },
+    Read { config: Box<Config>, problems: Vec<Problem>, touched: Vec<String> },
     /// Could not be read on (a stand-in of the wrong type, or too many errors): the problems so far.
     Stopped(Vec<Problem>),
 }
@@ -28,7 +28,7 @@ pub fn deserialize(mut root: Value, merged: &Merged) -> Outcome {
             return Outcome::Stopped(problems);
         }
         let err = match serde_path_to_error::deserialize::<_, Config>(root.clone()) {
-            Ok(config) => return Outcome::Read { config, problems, touched },
+            Ok(config) => return Outcome::Read { config: Box::new(config), problems, touched },
             Err(e) => e,
         };
         let (key, message) = super::describe_serde_error(&err.path().to_string(), &err.inner().to_string());

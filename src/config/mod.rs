@@ -124,7 +124,7 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
         every_error::Outcome::Read { config, problems, touched } => (config, problems, touched),
         every_error::Outcome::Stopped(problems) => return Err(ConfigError::Invalid(problems)),
     };
-    let mut config = config;
+    let mut config = *config;
     // A key set aside above is already reported; its stand-in (default or placeholder) is not judged again.
     let unjudged = |key: &str| touched.iter().any(|t| key == t || key.starts_with(&format!("{t}.")) || key.starts_with(&format!("{t}[")));
     problems.extend(validate::validate(&config).into_iter().filter(|(key, _)| !unjudged(key)).map(|(key, msg)| merged.problem(&key, msg)));
