@@ -96,7 +96,7 @@ fn config(dir: &Path, pki: &support::Pki, mqtt: u16, metrics: u16, video: &Path)
 fn a_running_daemon_serves_metrics_health_and_readiness_without_plate_data() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("demo.mp4");
-    polewatch::demo::write_video(&video, 1280, 720, 10, 16.0).expect("demo video renders");
+    polewatch_dev::demo::write_video(&video, 1280, 720, 10, 16.0).expect("demo video renders");
     let pki = pki(dir.path(), "o", &["127.0.0.1"], false);
     let (mqtt_port, metrics_port) = (free_port(), free_port());
     let _broker = Broker::start(&pki, mqtt_port);
@@ -205,7 +205,7 @@ fn a_running_daemon_serves_metrics_health_and_readiness_without_plate_data() {
 
     // No plate text in anything served, nor in the log lines about telemetry.
     let served = format!("{text}\n{body}\n{}", get(metrics_port, "/healthz").unwrap().1);
-    for pass in polewatch::demo::passes() {
+    for pass in polewatch_dev::demo::passes() {
         assert!(!served.contains(pass.text), "plate {} leaked into metrics or health", pass.text);
     }
 

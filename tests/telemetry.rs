@@ -38,7 +38,7 @@ fn apply(scene: &Mat, c: Condition) -> Mat {
         Condition::Darkened => {
             let mut dark = Mat::default();
             scene.convert_to(&mut dark, -1, 0.03, 0.0).unwrap();
-            out = polewatch::recognize::render::blur_and_noise(&dark, 1, 3.0, 7).unwrap();
+            out = polewatch_dev::recognize::render::blur_and_noise(&dark, 1, 3.0, 7).unwrap();
         }
         Condition::Shifted => {
             // Re-aimed and zoomed out: the scene at half its size in a corner of the frame.
@@ -67,7 +67,7 @@ fn signal(rec: &mut Recognizer, scenes: &[Mat], c: Condition) -> (u64, Vec<f32>)
 /// A 1080p road with three cars and US plates (one camera sees one kind of plate at about one distance; the
 /// bench's scene mixes three plate shapes, whose heights differ by the shape alone).
 fn scene(seed: u64) -> Mat {
-    use polewatch::recognize::render::{self, PlateStyle};
+    use polewatch_dev::recognize::render::{self, PlateStyle};
     let mut scene = render::road(1920, 1080, seed).unwrap();
     let cars = [("7KQX214", 420, 620, 200), ("4TRM882", 1000, 560, 190), ("8PWT417", 1540, 720, 210)];
     for (i, (text, x, y, w)) in cars.into_iter().enumerate() {

@@ -14,6 +14,7 @@ mod validate;
 
 pub use schema::*;
 pub use observe::{Metrics, Telemetry};
+pub use validate::{mqtt_brokers, parse_broker, BrokerAddrError};
 pub use validate::{parse_command_key, CommandKeyError};
 
 use std::fmt;
