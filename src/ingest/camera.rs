@@ -38,6 +38,8 @@ pub struct CameraStats {
     pub connects: AtomicU64,
     /// Monotonic ms (since the camera started) of the last decoded frame; 0 = none in this connection.
     last_buffer_ms: AtomicI64,
+    /// Wall-clock ms of the last decoded frame (0: none yet), for metrics and health.
+    pub last_frame_wall_ms: AtomicI64,
 }
 
 /// Timeouts; the defaults follow R-IN3.
@@ -405,6 +407,7 @@ impl Link {
             let seq = stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
             let mono = started.elapsed();
             stats.last_buffer_ms.store(mono.as_millis() as i64 + 1, Ordering::Relaxed);
+            stats.last_frame_wall_ms.store(now_ms(), Ordering::Relaxed);
             if lock(&sampler).take(pts.unwrap_or(mono.as_nanos() as u64)) {
                 let mut s = lock(&sampled);
                 if s.len() >= 8 {

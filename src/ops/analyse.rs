@@ -475,6 +475,7 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
             };
             let img: &Mat = turned.as_ref().unwrap_or(&img);
             let r = rec.recognize(img, &view).map_err(|e| e.to_string())?;
+            crate::observe::recorder().frame(&frame.camera, frame.captured_at_ms, &r);
             stats.plates_read.fetch_add(r.reads.len() as u64, Ordering::Relaxed);
             Ok(frame_reads(&frame, img, r.reads, &settings))
         });
@@ -482,6 +483,7 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
             Ok(reads) => events.handle(tracker.push_frame(reads, frame.captured_at_ms)),
             Err(e) => {
                 stats.frames_failed.fetch_add(1, Ordering::Relaxed);
+                crate::observe::recorder().frame_failed(&frame.camera);
                 // One line per minute at most: a broken stream must not flood the journal.
                 if last_error_log.elapsed() >= Duration::from_secs(60) {
                     last_error_log = std::time::Instant::now();

@@ -5,5 +5,6 @@ pub mod commands;
 pub mod hotlists;
 pub mod logging;
 pub mod notify;
+pub mod observer;
 pub mod reads;
 pub mod supervisor;
