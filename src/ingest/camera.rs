@@ -6,7 +6,7 @@
 //! rtsp://   rtspsrc ─(pad-added: RTP caps)─► depay ! parse ! decoder ┐
 //! other     urisourcebin ! parsebin ─(pad-added: elementary caps)─► decoder ┤
 //!             sampler (probe on the decoder's output: unsampled frames dropped here) ◄┘
-//!             ─► queue (leaky) ! videoconvert ! video/x-raw,format=BGR ! appsink (max-buffers=1, drop)
+//!             ─► queue (leaky, 1 frame) ! videoconvert ! video/x-raw,format=BGR ! appsink (max-buffers=1, drop)
 //!             ─► motion gate (optional) ─► FrameQueue
 //! ```
 
@@ -162,6 +162,9 @@ impl Drop for Camera {
     }
 }
 
+/// Threads of a software (libav) decoder; see [`Link::link_chain`].
+pub const SOFTWARE_DECODER_THREADS: i32 = 1;
+
 /// (timestamp, seq) of sampled frames on their way to the appsink, which has only the timestamp.
 type InFlight = Arc<Mutex<VecDeque<(Option<u64>, u64)>>>;
 
@@ -241,7 +244,7 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
     // queue drops the oldest frame when conversion falls behind.
     let leaky = if file { "no" } else { "downstream" };
     let tail = format!(
-        "queue name=tail max-size-buffers=2 leaky={leaky} ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop={} sync={file}",
+        "queue name=tail max-size-buffers=1 leaky={leaky} ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop={} sync={file}",
         !file
     );
     let desc = if rtp { format!("rtspsrc name=src {tail}") } else { format!("urisourcebin name=uri ! parsebin name=src {tail}") };
@@ -364,7 +367,13 @@ impl Link {
     fn link_chain(&self, pipeline: &gst::Pipeline, pad: &gst::Pad, chain: &Chain) -> Result<(), String> {
         let mut elements = Vec::new();
         for name in chain.elements() {
-            elements.push(gst::ElementFactory::make(name).build().map_err(|e| format!("{name}: {e}"))?);
+            let e = gst::ElementFactory::make(name).build().map_err(|e| format!("{name}: {e}"))?;
+            if name.starts_with("avdec_") && e.find_property("max-threads").is_some() {
+                // One decoding thread per camera: the cameras are the parallelism. libav's frame threads
+                // (one per core by default) each hold a picture and delay every frame by one.
+                e.set_property("max-threads", SOFTWARE_DECODER_THREADS);
+            }
+            elements.push(e);
         }
         let tail = pipeline.by_name("tail").ok_or("no tail queue")?;
         pipeline.add_many(&elements).map_err(|e| e.to_string())?;
