@@ -252,7 +252,7 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
     let src = pipeline.by_name("src").ok_or("no source element")?;
     if rtp {
         src.set_property("location", &c.url);
-        src.set_property("latency", c.latency_ms);
+        src.set_property("latency", c.jitter_latency_ms());
         // A server that accepts the connection and then says nothing (stopped, hung) fails the attempt
         // within the connect timeout rather than rtspsrc's default of 20 s.
         src.set_property("tcp-timeout", ctx.timing.connect.as_micros().min(u64::MAX as u128) as u64);

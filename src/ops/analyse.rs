@@ -464,6 +464,12 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
     let current = || shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let settings = current();
     let mut tracker = match Tracker::new(settings.tracker.clone()) {
+        // With early alerts, a frame that reads a hotlisted plate confidently alerts at once (the
+        // track's vote still confirms, changes or withdraws it when the pass closes).
+        Ok(t) if settings.early_alerts => {
+            let hotlists = sink.hotlists.clone();
+            t.watching(move |p| !hotlists.hits(p.expose(), &[], None).is_empty())
+        }
         Ok(t) => t,
         Err(e) => {
             log::error!("tracker settings invalid, frames are not analysed: {e}");
