@@ -159,9 +159,6 @@ impl Drop for Camera {
     }
 }
 
-/// Threads of a software (libav) decoder; see [`Link::link_chain`].
-pub const SOFTWARE_DECODER_THREADS: i32 = 1;
-
 /// (timestamp, seq) of sampled frames on their way to the appsink, which has only the timestamp.
 type InFlight = Arc<Mutex<VecDeque<(Option<u64>, u64)>>>;
 
@@ -364,13 +361,10 @@ impl Link {
     fn link_chain(&self, pipeline: &gst::Pipeline, pad: &gst::Pad, chain: &Chain) -> Result<(), String> {
         let mut elements = Vec::new();
         for name in chain.elements() {
-            let e = gst::ElementFactory::make(name).build().map_err(|e| format!("{name}: {e}"))?;
-            if name.starts_with("avdec_") && e.find_property("max-threads").is_some() {
-                // One decoding thread per camera: the cameras are the parallelism. libav's frame threads
-                // (one per core by default) each hold a picture and delay every frame by one.
-                e.set_property("max-threads", SOFTWARE_DECODER_THREADS);
-            }
-            elements.push(e);
+            // libav's decoders keep their own thread count (one per core): with one thread, a camera's
+            // decoding fell behind real time on the loaded 2-core machine (the stream piled up in the
+            // socket and the camera noticed its server's death 11 s late), and decoding cannot drop frames.
+            elements.push(gst::ElementFactory::make(name).build().map_err(|e| format!("{name}: {e}"))?);
         }
         let tail = pipeline.by_name("tail").ok_or("no tail queue")?;
         pipeline.add_many(&elements).map_err(|e| e.to_string())?;
