@@ -178,6 +178,37 @@ fn mqtt_needs_tls_unless_explicitly_insecure() {
     assert_eq!(p.key, "mqtt.insecure_plaintext");
 }
 
+/// Issue 17: `[mqtt] hosts` lists brokers tried in order; `host`/`port` stay a list of one. A bad entry
+/// is named by its position and line; `host` and `hosts` together are refused.
+#[test]
+fn mqtt_hosts_list_brokers_in_order_and_bad_entries_name_their_line() {
+    let d = tempfile::tempdir().unwrap();
+    let head = format!("{MINIMAL}[mqtt]\nenabled = true\ninsecure_plaintext = true\n");
+    let c = config::load(&write(d.path(), "polewatch.toml", &format!("{head}port = 1884\nhosts = [\"n1.example\", \"10.0.0.2:8883\", \"[::1]:1885\", \"[fe80::1]\"]\n")))
+        .unwrap()
+        .config;
+    let want = [("n1.example", 1884), ("10.0.0.2", 8883), ("::1", 1885), ("fe80::1", 1884)].map(|(h, p)| (h.to_string(), p));
+    assert_eq!(config::mqtt_brokers(&c.mqtt), want);
+    let c = config::load(&write(d.path(), "polewatch.toml", &format!("{head}host = \"broker\"\nport = 8884\n"))).unwrap().config;
+    assert_eq!(config::mqtt_brokers(&c.mqtt), vec![("broker".to_string(), 8884)]);
+
+    let p = one(d.path(), &format!("{head}hosts = [\n  \"a:8883\",\n  \"b:99999\",\n]\n"));
+    assert_eq!((p.key.as_str(), p.line), ("mqtt.hosts[1]", Some(9)));
+    assert!(p.message.contains("99999"), "{}", p.message);
+    for (bad, why) in [("", "host name"), ("a:b:c", "brackets"), ("[::1", "close"), ("[::1]x", ":port"), ("h:0", "port"), ("a b", "host name")] {
+        let p = one(d.path(), &format!("{head}hosts = [\"{bad}\"]\n"));
+        assert_eq!((p.key.as_str(), p.line), ("mqtt.hosts[0]", Some(7)), "{bad}");
+        assert!(p.message.contains(why), "{bad}: {}", p.message);
+    }
+    let p = one(d.path(), &format!("{head}hosts = [\"a\", \"b\", \"a:8883\"]\n"));
+    assert_eq!(p.key, "mqtt.hosts[2]");
+    assert!(p.message.contains("twice"), "{}", p.message);
+    let p = one(d.path(), &format!("{head}host = \"a\"\nhosts = [\"b\"]\n"));
+    assert_eq!((p.key.as_str(), p.line), ("mqtt.hosts", Some(8)));
+    let p = one(d.path(), &format!("{head}hosts = []\n"));
+    assert_eq!(p.key, "mqtt.host");
+}
+
 #[test]
 fn drop_ins_merge_append_cameras_and_errors_name_the_drop_in() {
     let d = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ mod schema;
 mod validate;
 
 pub use schema::*;
+pub use validate::{mqtt_brokers, parse_broker, BrokerAddrError};
 pub use validate::{parse_command_key, CommandKeyError};
 
 use std::fmt;
