@@ -45,7 +45,7 @@ fn shipped_configs_are_valid_and_complete() {
     assert_eq!(full.config.recognizer.ocr, set.ocr);
     assert_eq!(full.config.site.site_id, "main-st-north");
     assert_eq!(full.config.cameras.len(), 1);
-    assert_eq!(full.config.cameras[0].latency_ms, 200);
+    assert_eq!((full.config.cameras[0].latency_ms, full.config.cameras[0].jitter_latency_ms()), (None, 0), "no jitter buffer over TCP unless set");
     assert_eq!(full.config.store.retention.min_days, 365);
     // The [tracker] values written out in the sample are the defaults.
     assert_eq!(full.config.tracker, polewatch::track::TrackerConfig::default());

@@ -16,8 +16,9 @@ pub struct FrameQueue {
     dropped_by_camera: Mutex<std::collections::BTreeMap<std::sync::Arc<str>, u64>>,
 }
 
-/// Frames held per running camera: enough to ride out one slow recognizer call, few enough to stay fresh.
-pub const FRAMES_PER_CAMERA: usize = 4;
+/// Frames held per running camera: enough to ride out one slow recognizer call, few enough to stay fresh
+/// (each 1080p frame is 6 MiB of BGR; 4 per camera held 25 MiB per camera whenever the recognizer lagged).
+pub const FRAMES_PER_CAMERA: usize = 2;
 
 impl FrameQueue {
     pub fn new(capacity: usize) -> FrameQueue {
@@ -104,14 +105,15 @@ mod tests {
         let q = FrameQueue::new(1);
         q.size_for_cameras(3);
         assert_eq!(q.capacity(), 3 * FRAMES_PER_CAMERA);
-        for s in 0..12 {
+        let full = 3 * FRAMES_PER_CAMERA as u64;
+        for s in 0..full {
             q.push(frame(s));
         }
-        assert_eq!((q.len(), q.dropped()), (12, 0));
+        assert_eq!((q.len() as u64, q.dropped()), (full, 0));
         q.size_for_cameras(0);
         assert_eq!(q.capacity(), FRAMES_PER_CAMERA);
-        q.push(frame(12));
-        assert_eq!((q.len(), q.dropped()), (FRAMES_PER_CAMERA, 9));
-        assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(13 - FRAMES_PER_CAMERA as u64));
+        q.push(frame(full));
+        assert_eq!((q.len(), q.dropped()), (FRAMES_PER_CAMERA, full + 1 - FRAMES_PER_CAMERA as u64));
+        assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(full + 1 - FRAMES_PER_CAMERA as u64));
     }
 }
