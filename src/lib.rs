@@ -13,6 +13,7 @@ pub mod domain;
 pub mod hotlist;
 pub mod ingest;
 pub mod ops;
+pub mod pipeline;
 pub mod recognize;
 pub mod retention;
 pub mod store;

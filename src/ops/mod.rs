@@ -1,9 +1,6 @@
 //! Running as a service: logging, systemd notification, the supervisor.
 
-pub mod analyse;
 pub mod commands;
-pub mod hotlists;
 pub mod logging;
 pub mod notify;
-pub mod reads;
 pub mod supervisor;

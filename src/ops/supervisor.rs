@@ -56,10 +56,10 @@ struct Shared {
     /// already decoded, closes the open tracks and ends.
     cameras_stopped: AtomicBool,
     uplink: Mutex<Option<Arc<crate::uplink::Stats>>>,
-    hotlists: Arc<crate::ops::hotlists::Hotlists>,
+    hotlists: Arc<crate::pipeline::hotlists::Hotlists>,
     cameras: Arc<crate::ingest::CameraSet>,
-    analysis: Arc<crate::ops::analyse::AnalyseStats>,
-    analysis_settings: crate::ops::analyse::SharedSettings,
+    analysis: Arc<crate::pipeline::analyse::AnalyseStats>,
+    analysis_settings: crate::pipeline::analyse::SharedSettings,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -114,14 +114,14 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         Ok(Err(e)) => log::warn!("cannot write the store census: {e}"),
         Err(e) => log::warn!("store census task failed: {e}"),
     }
-    let target = crate::ops::hotlists::AlertTarget {
+    let target = crate::pipeline::hotlists::AlertTarget {
         site: cfg.site.site_id.clone(),
         device: cfg.site.device_id.clone(),
         max_packet_bytes: cfg.mqtt.max_packet_kib as usize * 1024,
     };
     let (st, files, days, max_retro) = (store.clone(), cfg.hotlists.files.clone(), cfg.hotlists.retroactive_days, cfg.hotlists.max_retroactive_alerts);
     let hotlists = Arc::new(
-        tokio::task::spawn_blocking(move || crate::ops::hotlists::Hotlists::load(st, &files, days, target).map(|h| h.with_max_retroactive_alerts(max_retro)))
+        tokio::task::spawn_blocking(move || crate::pipeline::hotlists::Hotlists::load(st, &files, days, target).map(|h| h.with_max_retroactive_alerts(max_retro)))
             .await
             .context("hotlist load task failed")?
             .context("cannot load the hotlists")?,
@@ -144,7 +144,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             None
         }
     };
-    let analysis_settings = crate::ops::analyse::Settings::from_config(&cfg);
+    let analysis_settings = crate::pipeline::analyse::Settings::from_config(&cfg);
     let cameras = start_cameras(&cfg);
     let frames = cameras.queue().clone();
     let shared = Arc::new(Shared {
@@ -172,7 +172,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         uplink_waker = Some(u.waker());
         tokio::spawn(u.run(uplink_stop_rx))
     });
-    let sink = Arc::new(crate::ops::reads::ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: uplink_waker });
+    let sink = Arc::new(crate::pipeline::reads::ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: uplink_waker });
     let frame_drain = spawn_frame_analysis(recognizer, shared.analysis_settings.clone(), frames, sink, shared.clone());
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
     let cfg_now = lock(&shared.config).clone();
@@ -293,7 +293,7 @@ async fn start_api(
     cfg: &Config,
     store: &Arc<Store>,
     audit: &Arc<AuditLog>,
-    hotlists: &Arc<crate::ops::hotlists::Hotlists>,
+    hotlists: &Arc<crate::pipeline::hotlists::Hotlists>,
     cameras: &Arc<crate::ingest::CameraSet>,
     handle: axum_server::Handle<std::net::SocketAddr>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
@@ -347,9 +347,9 @@ fn start_cameras(cfg: &Config) -> Arc<crate::ingest::CameraSet> {
 /// released so that the queue keeps its newest frames.
 fn spawn_frame_analysis(
     recognizer: Option<crate::recognize::Recognizer>,
-    settings: crate::ops::analyse::SharedSettings,
+    settings: crate::pipeline::analyse::SharedSettings,
     frames: Arc<crate::ingest::FrameQueue>,
-    sink: Arc<crate::ops::reads::ReadSink>,
+    sink: Arc<crate::pipeline::reads::ReadSink>,
     shared: Arc<Shared>,
 ) -> std::thread::JoinHandle<()> {
     let stats = shared.analysis.clone();
@@ -357,7 +357,7 @@ fn spawn_frame_analysis(
     let queue = frames.clone();
     let stopping = move || shared.cameras_stopped.load(Ordering::Relaxed) && queue.is_empty();
     std::thread::spawn(move || match recognizer {
-        Some(rec) => crate::ops::analyse::run(rec, settings, frames, sink, stats, stopping),
+        Some(rec) => crate::pipeline::analyse::run(rec, settings, frames, sink, stats, stopping),
         None => {
             while !stopping() {
                 let _ = frames.pop(Duration::from_millis(200));
@@ -475,7 +475,7 @@ fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::acc
             if let Err(e) = spawned {
                 log::error!("camera reload not started: {e}");
             }
-            *lock(&shared.analysis_settings) = Arc::new(crate::ops::analyse::Settings::from_config(&new.config));
+            *lock(&shared.analysis_settings) = Arc::new(crate::pipeline::analyse::Settings::from_config(&new.config));
             let mut next = new.config;
             next.store.path = cur.store.path.clone();
             next.store.cache_capacity_mb = cur.store.cache_capacity_mb;
