@@ -1,6 +1,7 @@
-//! Running as a service: logging, systemd notification, the supervisor.
+//! Running as a service: logging, systemd notification and the watchdog rule, the supervisor, commands.
 
 pub mod commands;
 pub mod logging;
 pub mod notify;
 pub mod supervisor;
+pub mod watchdog;

@@ -5,6 +5,7 @@ use crate::access::audit::AuditLog;
 use crate::access::AuditSink;
 use crate::clock::SystemClock;
 use crate::config::{self, Config, Loaded};
+use crate::ops::watchdog::{self, CameraSilence, Verdict};
 use crate::ops::{logging, notify};
 use crate::retention::Policy;
 use crate::store::sweeper::{self, SweepOutcome, SweepReport, SweepSettings};
@@ -177,7 +178,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
     let cfg_now = lock(&shared.config).clone();
     let api = start_api(&cfg_now, &store, &audit, &hotlists, &shared.cameras, api_handle.clone()).await?;
-    let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit).await;
+    let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit, &frame_drain).await;
     api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
     if let Some(a) = api {
         let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
@@ -236,12 +237,17 @@ async fn supervise(
     store: &Arc<Store>,
     api: Option<&JoinHandle<()>>,
     audit: &Arc<AuditLog>,
+    analysis: &std::thread::JoinHandle<()>,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
     let wd_period = notify::watchdog_period().map(|p| p / 2).unwrap_or(Duration::from_secs(3600));
     let mut watchdog = tokio::time::interval(wd_period);
+    // systemd's WatchdogSec: cameras all silent for longer than this withhold the ping (ops::watchdog).
+    let wd_window = notify::watchdog_period().unwrap_or(wd_period * 2);
+    let mut silence = CameraSilence::default();
+    let mono = std::time::Instant::now();
     let status_every = lock(&shared.config).service.status_log_interval_s;
     let mut status_tick = tokio::time::interval(Duration::from_secs(if status_every == 0 { 86_400 } else { status_every }));
     status_tick.tick().await;
@@ -266,7 +272,19 @@ async fn supervise(
                     log::error!("the store met a full disk and must be reopened now that space is back: restarting");
                     return Err(anyhow::anyhow!("store write failed on a full disk; restart to reopen it"));
                 } else {
-                    notify::watchdog();
+                    let alive = !analysis.is_finished();
+                    let silences = silence.observe(mono.elapsed().as_millis() as u64, &frames_decoded(&shared.cameras));
+                    match watchdog::decide(alive, &silences, wd_window) {
+                        Verdict::Pet => notify::watchdog(),
+                        Verdict::AnalysisDead => {
+                            log::error!("frame analysis thread has died; withholding watchdog ping");
+                            continue;
+                        }
+                        Verdict::CamerasSilent { cameras, shortest } => log::error!(
+                            "all {cameras} camera(s) silent for {shortest:?} or more (watchdog window {wd_window:?}); \
+                             withholding watchdog ping"
+                        ),
+                    }
                     // Disk watermarks are read at every write of reads; here too, so a step (and its
                     // recovery) is seen while no reads come in.
                     let st = store.clone();
@@ -341,6 +359,15 @@ fn start_cameras(cfg: &Config) -> Arc<crate::ingest::CameraSet> {
     let set = Arc::new(crate::ingest::CameraSet::new(frames, crate::ingest::camera::Timing::default()));
     set.apply(&cfg.cameras);
     set
+}
+
+/// Each running camera's id and frames decoded so far, for the watchdog.
+fn frames_decoded(cameras: &crate::ingest::CameraSet) -> Vec<(Arc<str>, u64)> {
+    cameras
+        .states()
+        .into_iter()
+        .filter_map(|(id, _)| cameras.with(&id, |c| c.stats().frames_decoded.load(Ordering::Relaxed)).map(|n| (id, n)))
+        .collect()
 }
 
 /// Frames through the recognizer and tracker into the store; without an OCR model they are only
