@@ -3,13 +3,11 @@
 //! anyone acts on it). An alert raised while the vehicle is still in view is `provisional`; when its
 //! pass closes, [`update`] queues one more message under the same alert id (the next revision):
 //! confirmed, changed or withdrawn. The alert record keeps the stage and revision in its `detail`.
-//! [`recent`]: a second hit for the same camera and entry within a short window is the same vehicle
-//! (a split track), updated under the first alert's id rather than alerted again.
+//! A second hit for the same camera and entry within a short window (the same vehicle, a split track)
+//! is folded by the frame path (`pipeline::recent`) into an [`update`] of the first alert.
 
 use crate::store::{AlertRecord, ImageKind, Store, StoreError, StoredRead, Swap};
 
-pub mod recent;
-pub use recent::Recent;
 use crate::uplink::payload::{AlertStage, AlertV1, CertaintyV1, FinalReadV1, HitV1, ReadV1, VERSION};
 use base64::Engine;
 

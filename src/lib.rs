@@ -14,6 +14,7 @@ pub mod hotlist;
 pub mod ingest;
 pub mod observe;
 pub mod ops;
+pub mod pipeline;
 pub mod recognize;
 pub mod retention;
 pub mod store;

@@ -87,8 +87,8 @@ fn start() -> Server {
     // One hotlist file in force, as the daemon loads it.
     let list = dir.path().join("state-stolen.csv");
     std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\n8XY0001,,stolen,1,DOJ,,white sedan\n7AB*,,wanted,2,DOJ,,\n").unwrap();
-    let target = polewatch::ops::hotlists::AlertTarget { site: "s1".into(), device: "pole-01".into(), max_packet_bytes: 1 << 20 };
-    let hotlists = Arc::new(polewatch::ops::hotlists::Hotlists::load(store.clone(), &[list], 30, target).unwrap());
+    let target = polewatch::pipeline::hotlists::AlertTarget { site: "s1".into(), device: "pole-01".into(), max_packet_bytes: 1 << 20 };
+    let hotlists = Arc::new(polewatch::pipeline::hotlists::Hotlists::load(store.clone(), &[list], 30, target).unwrap());
     let (cert, key) = api::tls::generated_paths(dir.path());
     api::tls::ensure_self_signed(&cert, &key, &["127.0.0.1".into()]).unwrap();
     let tls = api::tls::server_config(&cert, &key).unwrap();

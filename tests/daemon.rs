@@ -36,6 +36,21 @@ impl Notifications {
         }
         panic!("no notification with {needle:?} within {within:?}; saw {seen:?}");
     }
+
+    /// Every datagram that comes within `within`, with when it came.
+    fn collect(&self, within: Duration) -> Vec<(Instant, String)> {
+        let deadline = Instant::now() + within;
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+            self.0.set_read_timeout(Some(left)).unwrap();
+            match self.0.recv(&mut buf) {
+                Ok(n) => got.push((Instant::now(), String::from_utf8_lossy(&buf[..n]).to_string())),
+                Err(_) => break,
+            }
+        }
+        got
+    }
 }
 
 fn config(dir: &Path, level: &str) -> String {
@@ -206,4 +221,45 @@ fn camera_states_show_in_the_systemd_status() {
         assert!(Instant::now() < deadline, "daemon did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The watchdog (ops::watchdog) is withheld while every camera is silent: the only camera's file is
+/// missing, so it never decodes a frame, and after the watchdog window (400 ms here) WATCHDOG=1 stops
+/// while STATUS= goes on every tick (the supervisor loop is alive) and the log says why. With no camera
+/// at all (the first test) the daemon pets.
+#[test]
+fn the_watchdog_is_withheld_while_every_camera_is_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("polewatch.toml");
+    let camera = format!("[[cameras]]\nid = \"gate\"\nurl = \"file://{}\"\n", dir.path().join("missing.mkv").display());
+    std::fs::write(&cfg, format!("{}{camera}", config(dir.path(), "info"))).unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let notes = Notifications(UnixDatagram::bind(&sock_path).unwrap());
+    let mut child = spawn_daemon(&cfg, &sock_path, Stdio::piped());
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = stderr.read_to_string(&mut log);
+        log
+    });
+    notes.wait_for("READY=1", Duration::from_secs(20));
+    let ready_at = Instant::now();
+    let got = notes.collect(Duration::from_secs(5));
+    // Well past the window (ticks every 200 ms; silence counts from the first tick after READY).
+    let late: Vec<&String> = got.iter().filter(|(at, _)| *at > ready_at + Duration::from_millis(2500)).map(|(_, m)| m).collect();
+    assert!(late.iter().all(|m| !m.contains("WATCHDOG=1")), "watchdog petted with every camera silent: {late:?}");
+    assert!(late.iter().filter(|m| m.contains("STATUS=")).count() >= 3, "the supervisor loop stopped ticking: {got:?}");
+    assert!(late.iter().any(|m| m.contains("cameras: gate=")), "{late:?}");
+    signal(child.id(), libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "daemon did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = reader.join().unwrap();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("all 1 camera(s) silent for") && log.contains("withholding watchdog ping"), "{log}");
 }

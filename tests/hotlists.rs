@@ -2,8 +2,8 @@
 //! whole or stored, put in force and checked against recent reads; everything survives a reopen.
 
 use polewatch_dev::bench::synthetic_read;
-use polewatch::ops::hotlists::{AlertTarget, Hotlists};
-use polewatch::ops::reads::ReadSink;
+use polewatch::pipeline::hotlists::{AlertTarget, Hotlists};
+use polewatch::pipeline::reads::ReadSink;
 use polewatch::store::{Candidate, Plate, Store, StoreOptions};
 use std::path::Path;
 use std::sync::Arc;

@@ -32,7 +32,7 @@ pub struct ApiState {
     /// Where export bundles are written.
     pub export_dir: PathBuf,
     /// The hotlists in force, for the console's read-only view (None: not loaded in this process).
-    pub hotlists: Option<Arc<crate::ops::hotlists::Hotlists>>,
+    pub hotlists: Option<Arc<crate::pipeline::hotlists::Hotlists>>,
     /// The running cameras, for the installer's Cameras page (None: no camera set in this process).
     pub cameras: Option<Arc<crate::ingest::CameraSet>>,
 }

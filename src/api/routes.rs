@@ -766,7 +766,7 @@ async fn camera_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conn
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
-fn hotlists_of(s: &ApiState) -> Res<&crate::ops::hotlists::Hotlists> {
+fn hotlists_of(s: &ApiState) -> Res<&crate::pipeline::hotlists::Hotlists> {
     s.hotlists.as_deref().ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "the hotlists are not loaded in this process"))
 }
 
@@ -784,7 +784,7 @@ async fn list_hotlists(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conn
         .map(|l| {
             let origin = if l.name.starts_with("mqtt:") {
                 "central server (read-only)"
-            } else if l.name == crate::ops::hotlists::LOCAL {
+            } else if l.name == crate::pipeline::hotlists::LOCAL {
                 "added in the console"
             } else {
                 "file on the box"
@@ -848,7 +848,7 @@ struct LocalEntryBody {
 
 /// Applies a checked change to the console's local list: recorded `ok` first, then put in force; should
 /// that fail, a second entry says so and voids the first (as [`act`] does for the store).
-fn apply_local(s: &ApiState, h: &crate::ops::hotlists::Hotlists, entry: NewAuditEntry, csv: &str, by: &str) -> Res<usize> {
+fn apply_local(s: &ApiState, h: &crate::pipeline::hotlists::Hotlists, entry: NewAuditEntry, csv: &str, by: &str) -> Res<usize> {
     let seq = audit(s, NewAuditEntry { outcome: Some(Outcome::Ok), ..entry.clone() })?;
     h.put_local(csv, by).map_err(|e| {
         let void = NewAuditEntry { outcome: Some(Outcome::Error), detail: format!("not done, entry #{seq} is void: {e}"), ..entry };
@@ -862,10 +862,10 @@ fn apply_local(s: &ApiState, h: &crate::ops::hotlists::Hotlists, entry: NewAudit
 /// Adds (or replaces) an entry of the console's local list, with a reason; audited as hotlist_changed.
 async fn add_local_entry(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<LocalEntryBody>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
-    require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::ops::hotlists::LOCAL)?;
+    require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::pipeline::hotlists::LOCAL)?;
     let h = hotlists_of(&s)?;
-    let base = NewAuditEntry { object: crate::ops::hotlists::LOCAL.into(), query: for_audit(&b.plate), ..c.entry(Action::HotlistChanged) };
-    let e = crate::ops::hotlists::LocalEntry {
+    let base = NewAuditEntry { object: crate::pipeline::hotlists::LOCAL.into(), query: for_audit(&b.plate), ..c.entry(Action::HotlistChanged) };
+    let e = crate::pipeline::hotlists::LocalEntry {
         plate: b.plate.clone(),
         region: b.region.clone(),
         category: b.category.clone(),
@@ -883,7 +883,7 @@ async fn add_local_entry(State(s): St, headers: HeaderMap, ConnectInfo(addr): Co
         let _g = st.change_lock();
         let h = hotlists_of(&st)?;
         let current = h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let csv = match crate::ops::hotlists::local_with(current.as_deref(), &e, now_ms()) {
+        let csv = match crate::pipeline::hotlists::local_with(current.as_deref(), &e, now_ms()) {
             Ok(t) => t,
             Err(e) => return refuse(&st, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string()),
         };
@@ -904,12 +904,12 @@ struct RemoveLocalBody {
 /// Removes the console's local entries for a plate, with a reason; audited as hotlist_changed.
 async fn remove_local_entry(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<RemoveLocalBody>) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
-    require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::ops::hotlists::LOCAL)?;
+    require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::pipeline::hotlists::LOCAL)?;
     let h = hotlists_of(&s)?;
-    let base = NewAuditEntry { object: crate::ops::hotlists::LOCAL.into(), query: for_audit(&b.plate), ..c.entry(Action::HotlistChanged) };
+    let base = NewAuditEntry { object: crate::pipeline::hotlists::LOCAL.into(), query: for_audit(&b.plate), ..c.entry(Action::HotlistChanged) };
     let _g = s.change_lock();
     let current = h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.unwrap_or_default();
-    let (csv, gone) = match crate::ops::hotlists::local_without(&current, &b.plate) {
+    let (csv, gone) = match crate::pipeline::hotlists::local_without(&current, &b.plate) {
         Ok(x) if x.1 > 0 => x,
         Ok(_) => return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such entry in the console's local list (files and central lists are changed at their source)".into()),
         Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -150,3 +150,23 @@ impl crate::uplink::Settings {
         })
     }
 }
+
+/// The analysis thread's settings (`pipeline::analyse`): the cameras' views, `[recognizer]`, `[hotlists]`,
+/// `[tracker]` and which cameras keep full frames.
+impl crate::pipeline::analyse::Settings {
+    pub fn from_config(cfg: &Config) -> Self {
+        Self {
+            views: cfg.cameras.iter().map(|c| (c.id.clone(), View::from_camera(c))).collect(),
+            min_read_confidence: cfg.recognizer.min_read_confidence as f32,
+            early_alerts: cfg.hotlists.alert_on_first_confident_read,
+            tracker: cfg.tracker.clone(),
+            crop_quality: 90,
+            full_frames: cfg
+                .cameras
+                .iter()
+                .filter(|c| c.store_full_frames.unwrap_or(cfg.store.store_full_frames))
+                .map(|c| c.id.clone())
+                .collect(),
+        }
+    }
+}

@@ -14,7 +14,7 @@ use crate::clock::now_ms;
 
 pub struct DaemonCommands {
     pub store: Arc<Store>,
-    pub hotlists: Arc<crate::ops::hotlists::Hotlists>,
+    pub hotlists: Arc<crate::pipeline::hotlists::Hotlists>,
     pub audit: Arc<dyn crate::access::AuditSink>,
 }
 

@@ -1,11 +1,9 @@
-//! Running as a service: logging, systemd notification, the supervisor.
+//! Running as a service: logging, systemd notification and the watchdog rule, the supervisor, commands.
 
-pub mod analyse;
 pub mod commands;
-pub mod hotlists;
 pub mod logging;
 pub mod malloc;
 pub mod notify;
 pub mod observer;
-pub mod reads;
 pub mod supervisor;
+pub mod watchdog;

@@ -5,6 +5,7 @@ use crate::access::audit::AuditLog;
 use crate::access::AuditSink;
 use crate::clock::SystemClock;
 use crate::config::{self, Config, Loaded};
+use crate::ops::watchdog::{self, CameraSilence, Verdict};
 use crate::ops::{logging, notify};
 use crate::retention::Policy;
 use crate::store::sweeper::{self, SweepOutcome, SweepReport, SweepSettings};
@@ -56,10 +57,10 @@ struct Shared {
     /// already decoded, closes the open tracks and ends.
     cameras_stopped: AtomicBool,
     uplink: Mutex<Option<Arc<crate::uplink::Stats>>>,
-    hotlists: Arc<crate::ops::hotlists::Hotlists>,
+    hotlists: Arc<crate::pipeline::hotlists::Hotlists>,
     cameras: Arc<crate::ingest::CameraSet>,
-    analysis: Arc<crate::ops::analyse::AnalyseStats>,
-    analysis_settings: crate::ops::analyse::SharedSettings,
+    analysis: Arc<crate::pipeline::analyse::AnalyseStats>,
+    analysis_settings: crate::pipeline::analyse::SharedSettings,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -114,14 +115,14 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         Ok(Err(e)) => log::warn!("cannot write the store census: {e}"),
         Err(e) => log::warn!("store census task failed: {e}"),
     }
-    let target = crate::ops::hotlists::AlertTarget {
+    let target = crate::pipeline::hotlists::AlertTarget {
         site: cfg.site.site_id.clone(),
         device: cfg.site.device_id.clone(),
         max_packet_bytes: cfg.mqtt.max_packet_kib as usize * 1024,
     };
     let (st, files, days, max_retro) = (store.clone(), cfg.hotlists.files.clone(), cfg.hotlists.retroactive_days, cfg.hotlists.max_retroactive_alerts);
     let hotlists = Arc::new(
-        tokio::task::spawn_blocking(move || crate::ops::hotlists::Hotlists::load(st, &files, days, target).map(|h| h.with_max_retroactive_alerts(max_retro)))
+        tokio::task::spawn_blocking(move || crate::pipeline::hotlists::Hotlists::load(st, &files, days, target).map(|h| h.with_max_retroactive_alerts(max_retro)))
             .await
             .context("hotlist load task failed")?
             .context("cannot load the hotlists")?,
@@ -144,7 +145,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             None
         }
     };
-    let analysis_settings = crate::ops::analyse::Settings::from_config(&cfg);
+    let analysis_settings = crate::pipeline::analyse::Settings::from_config(&cfg);
     let cameras = start_cameras(&cfg);
     let frames = cameras.queue().clone();
     let shared = Arc::new(Shared {
@@ -194,11 +195,11 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         uplink_waker = Some(u.waker());
         tokio::spawn(u.run(uplink_stop_rx))
     });
-    let sink = Arc::new(crate::ops::reads::ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: uplink_waker });
+    let sink = Arc::new(crate::pipeline::reads::ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: uplink_waker });
     let frame_drain = spawn_frame_analysis(recognizer, shared.analysis_settings.clone(), frames, sink, shared.clone());
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
     let api = start_api(&cfg_now, &store, &audit, &hotlists, &shared.cameras, api_handle.clone()).await?;
-    let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit).await;
+    let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit, &frame_drain).await;
     api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
     if let Some(a) = api {
         let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
@@ -250,6 +251,8 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     outcome
 }
 
+// The components whose liveness gates the watchdog, each passed as it is held (one more would be a struct).
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     config_path: &std::path::Path,
     shared: &Arc<Shared>,
@@ -258,12 +261,17 @@ async fn supervise(
     store: &Arc<Store>,
     api: Option<&JoinHandle<()>>,
     audit: &Arc<AuditLog>,
+    analysis: &std::thread::JoinHandle<()>,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
     let wd_period = notify::watchdog_period().map(|p| p / 2).unwrap_or(Duration::from_secs(3600));
     let mut watchdog = tokio::time::interval(wd_period);
+    // systemd's WatchdogSec: cameras all silent for longer than this withhold the ping (ops::watchdog).
+    let wd_window = notify::watchdog_period().unwrap_or(wd_period * 2);
+    let mut silence = CameraSilence::default();
+    let mono = std::time::Instant::now();
     let status_every = lock(&shared.config).service.status_log_interval_s;
     let mut status_tick = tokio::time::interval(Duration::from_secs(if status_every == 0 { 86_400 } else { status_every }));
     status_tick.tick().await;
@@ -288,7 +296,19 @@ async fn supervise(
                     log::error!("the store met a full disk and must be reopened now that space is back: restarting");
                     return Err(anyhow::anyhow!("store write failed on a full disk; restart to reopen it"));
                 } else {
-                    notify::watchdog();
+                    let alive = !analysis.is_finished();
+                    let silences = silence.observe(mono.elapsed().as_millis() as u64, &frames_decoded(&shared.cameras));
+                    match watchdog::decide(alive, &silences, wd_window) {
+                        Verdict::Pet => notify::watchdog(),
+                        Verdict::AnalysisDead => {
+                            log::error!("frame analysis thread has died; withholding watchdog ping");
+                            continue;
+                        }
+                        Verdict::CamerasSilent { cameras, shortest } => log::error!(
+                            "all {cameras} camera(s) silent for {shortest:?} or more (watchdog window {wd_window:?}); \
+                             withholding watchdog ping"
+                        ),
+                    }
                     // Disk watermarks are read at every write of reads; here too, so a step (and its
                     // recovery) is seen while no reads come in.
                     let st = store.clone();
@@ -315,7 +335,7 @@ async fn start_api(
     cfg: &Config,
     store: &Arc<Store>,
     audit: &Arc<AuditLog>,
-    hotlists: &Arc<crate::ops::hotlists::Hotlists>,
+    hotlists: &Arc<crate::pipeline::hotlists::Hotlists>,
     cameras: &Arc<crate::ingest::CameraSet>,
     handle: axum_server::Handle<std::net::SocketAddr>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
@@ -365,13 +385,22 @@ fn start_cameras(cfg: &Config) -> Arc<crate::ingest::CameraSet> {
     set
 }
 
+/// Each running camera's id and frames decoded so far, for the watchdog.
+fn frames_decoded(cameras: &crate::ingest::CameraSet) -> Vec<(Arc<str>, u64)> {
+    cameras
+        .states()
+        .into_iter()
+        .filter_map(|(id, _)| cameras.with(&id, |c| c.stats().frames_decoded.load(Ordering::Relaxed)).map(|n| (id, n)))
+        .collect()
+}
+
 /// Frames through the recognizer and tracker into the store; without an OCR model they are only
 /// released so that the queue keeps its newest frames.
 fn spawn_frame_analysis(
     recognizer: Option<crate::recognize::Recognizer>,
-    settings: crate::ops::analyse::SharedSettings,
+    settings: crate::pipeline::analyse::SharedSettings,
     frames: Arc<crate::ingest::FrameQueue>,
-    sink: Arc<crate::ops::reads::ReadSink>,
+    sink: Arc<crate::pipeline::reads::ReadSink>,
     shared: Arc<Shared>,
 ) -> std::thread::JoinHandle<()> {
     let stats = shared.analysis.clone();
@@ -379,7 +408,7 @@ fn spawn_frame_analysis(
     let queue = frames.clone();
     let stopping = move || shared.cameras_stopped.load(Ordering::Relaxed) && queue.is_empty();
     std::thread::spawn(move || match recognizer {
-        Some(rec) => crate::ops::analyse::run(rec, settings, frames, sink, stats, stopping),
+        Some(rec) => crate::pipeline::analyse::run(rec, settings, frames, sink, stats, stopping),
         None => {
             while !stopping() {
                 let _ = frames.pop(Duration::from_millis(200));
@@ -497,7 +526,7 @@ fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::acc
             if let Err(e) = spawned {
                 log::error!("camera reload not started: {e}");
             }
-            *lock(&shared.analysis_settings) = Arc::new(crate::ops::analyse::Settings::from_config(&new.config));
+            *lock(&shared.analysis_settings) = Arc::new(crate::pipeline::analyse::Settings::from_config(&new.config));
             crate::observe::recorder().configure_telemetry(new.config.telemetry.enabled.then(|| crate::ops::observer::telemetry_params(&new.config.telemetry)));
             let mut next = new.config;
             next.store.path = cur.store.path.clone();

@@ -3,8 +3,8 @@
 
 use crate::bench::rig::{free_port, pki, Broker};
 use crate::bench::{print_figures, synthetic_read, ScratchDir};
-use crate::ops::hotlists::{AlertTarget, Hotlists};
-use crate::ops::reads::ReadSink;
+use crate::pipeline::hotlists::{AlertTarget, Hotlists};
+use crate::pipeline::reads::ReadSink;
 use crate::store::{Lane, Plate, Store, StoreOptions};
 use crate::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
 use anyhow::{anyhow, Result};

@@ -3,11 +3,10 @@
 //! to the [`ReadSink`]. One thread owns the recognizer (OpenCV networks are not shared between threads).
 
 use super::reads::ReadSink;
-use crate::config::Config;
 use crate::ingest::{Frame, FrameQueue};
 use crate::recognize::{PlateRead, Recognizer, View};
 use crate::store::{AlertRecord, Plate, StoredRead};
-use crate::alert::Recent;
+use super::recent::Recent;
 use crate::track::{EarlyRead, FrameRead, PlateCandidate, Reading, TrackEvent, TrackId, Tracker, TrackerConfig, VehicleRead};
 use crate::uplink::payload::{AlertStage, CertaintyV1, FinalReadV1, HitV1};
 use opencv::core::Mat;
@@ -52,24 +51,6 @@ pub struct Settings {
 pub struct Images {
     pub crop: Vec<u8>,
     pub frame: Option<std::sync::Arc<Vec<u8>>>,
-}
-
-impl Settings {
-    pub fn from_config(cfg: &Config) -> Settings {
-        Settings {
-            views: cfg.cameras.iter().map(|c| (c.id.clone(), View::from_camera(c))).collect(),
-            min_read_confidence: cfg.recognizer.min_read_confidence as f32,
-            early_alerts: cfg.hotlists.alert_on_first_confident_read,
-            tracker: cfg.tracker.clone(),
-            crop_quality: 90,
-            full_frames: cfg
-                .cameras
-                .iter()
-                .filter(|c| c.store_full_frames.unwrap_or(cfg.store.store_full_frames))
-                .map(|c| c.id.clone())
-                .collect(),
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -521,7 +502,7 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::hotlists::{AlertTarget, Hotlists};
+    use crate::pipeline::hotlists::{AlertTarget, Hotlists};
     use crate::track::{BestFrame, Direction, EarlyBasis, Reading};
 
     /// Tracks are a minute apart (separate passes) unless a test says otherwise.
