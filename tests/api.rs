@@ -105,6 +105,7 @@ fn start() -> Server {
         export_dir: export_dir.clone(),
         hotlists: Some(hotlists),
         cameras: None,
+        snapshots: None,
     });
     let port = support::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();

@@ -4,6 +4,8 @@ pub mod analyse;
 pub mod commands;
 pub mod hotlists;
 pub mod logging;
+pub mod monthly_report;
 pub mod notify;
 pub mod reads;
+pub mod snapshot;
 pub mod supervisor;
