@@ -1148,6 +1148,12 @@ fn the_compliance_report_flags_what_an_auditor_looks_for_and_checks_every_export
     let (st, r) = s.get(&path, Some(&aud));
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["chain"]["ok"], true, "{}", r["chain"]);
+    // The report the console shows is the one the monthly MQTT message carries (report.v1): with its flags,
+    // exports, bursts and refusals it matches the published schema.
+    let schema: Value = serde_json::from_slice(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas/report.v1.schema.json")).unwrap()).unwrap();
+    let msg = json!({"v": 1, "type": "compliance_report", "site": "s", "device": "d", "period": "2026-12", "from": r["from"], "to": r["to"], "summarised": false, "report": r});
+    let errors: Vec<String> = jsonschema::validator_for(&schema).unwrap().iter_errors(&msg).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(r["searches"]["total"], 3);
     let bursts = r["flags"]["bursts"].as_array().unwrap();
     assert_eq!(bursts.len(), 1, "{bursts:?}");

@@ -189,4 +189,17 @@ mod tests {
         assert_eq!(label(Date::constant(2026, 11, 1)), "2026-11");
         assert_eq!(audit_object(Date::constant(2026, 11, 1)), "compliance report 2026-11 to MQTT");
     }
+
+    #[test]
+    fn a_report_too_big_for_the_broker_is_summarised() {
+        let rules = Rules { tz: TimeZone::UTC, ..Rules::default() };
+        let chain = ChainResult { ok: true, entries: 0, head_seq: None, problem: None };
+        let i = Inputs { from_ms: 0, to_ms: 1, now_ms: 2, entries: &[], releases: &[], holds: &[], users: &[], oldest_read_ms: None, retention_days: 365, sweep_interval_s: 60, chain, rules: &rules };
+        let r = report::build(&i);
+        let full = payload("s", "d", Date::constant(2026, 11, 1), r.clone(), 1 << 20).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&full).unwrap();
+        assert_eq!((v["period"].as_str(), v["summarised"].as_bool(), v["type"].as_str()), (Some("2026-11"), Some(false), Some("compliance_report")));
+        let small = payload("s", "d", Date::constant(2026, 11, 1), r, 10).unwrap();
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&small).unwrap()["summarised"], true);
+    }
 }
