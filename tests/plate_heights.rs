@@ -116,7 +116,7 @@ fn the_recommended_plate_height_band_is_where_the_recognizer_reads() {
         println!("band measured at {:.0} % exact reads: {measured:?}; recommended {band:?}", aim::BAND_ACCURACY * 100.0);
         curves.push((fw, band, c));
     }
-    let tilts: Vec<f64> = if full() { vec![0.0, 3.0, 5.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0] } else { vec![0.0, 5.0, 8.0, 12.0] };
+    let tilts: Vec<f64> = if full() { vec![0.0, 3.0, 5.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0] } else { vec![0.0, 5.0, 10.0, 15.0] };
     let n = trials();
     let mid = 64;
     println!("\n1920 × 1080, plate {mid} px high, tilted\n| tilt (°) | read exactly |\n|---:|---:|");

@@ -10,8 +10,8 @@
 use serde::Serialize;
 
 /// Below this height the OCR misreads, whatever the frame size (measured at 1280 × 720, where the
-/// detector still finds smaller plates).
-pub const OCR_MIN_PX: u32 = 24;
+/// detector still finds smaller plates: 20–26 px read 62–94 %, from 28 px 94–100 %).
+pub const OCR_MIN_PX: u32 = 28;
 /// Below this height at the detector's input (the frame scaled to its input width) the detector misses
 /// plates: 32 px in a 1920-wide frame (scaled by 640 / 1920) is 10.7 px there, 28 px (9.3) is missed
 /// now and then.
@@ -29,8 +29,9 @@ pub fn default_band(frame_width: u32, detector_width: Option<u32>) -> [u32; 2] {
     let lo = (DETECTOR_MIN_PX * frame_width as f64 / det).ceil().max(OCR_MIN_PX as f64) as u32;
     [lo.min(MAX_PX - 1), MAX_PX]
 }
-/// Plates tilted more than this (the angle of their long edges) are "too oblique".
-pub const DEFAULT_MAX_TILT_DEG: f32 = 8.0;
+/// Plates tilted more than this (the angle of their long edges) are "too oblique" (a mid-band plate at
+/// 1080p: 10° reads 94 %, 12° 88 %, 15° 44 %, 20° none).
+pub const DEFAULT_MAX_TILT_DEG: f32 = 10.0;
 /// The share of plates read exactly that makes a height "recommended".
 pub const BAND_ACCURACY: f64 = 0.9;
 /// Mean brightness (0–255) below which frames are too dark, above which too bright.
@@ -210,9 +211,9 @@ mod tests {
     #[test]
     fn the_band_scales_with_what_the_detector_sees() {
         assert_eq!(default_band(1920, Some(640)), [32, 200]);
-        assert_eq!(default_band(1280, Some(640)), [24, 200], "the OCR's own limit");
+        assert_eq!(default_band(1280, Some(640)), [28, 200], "the OCR's own limit");
         assert_eq!(default_band(3840, None), [63, 200]);
-        assert_eq!(default_band(1920, Some(1280)), [24, 200]);
+        assert_eq!(default_band(1920, Some(1280)), [28, 200]);
         assert_eq!(default_band(100_000, Some(640)), [199, 200]);
     }
 

@@ -344,7 +344,7 @@ async function aimAt(id) {
       if (ev !== "snapshot") return;
       const d = JSON.parse(data);
       $("aim-live").textContent = "live";
-      if (d.image) $("aim-img").src = d.image;
+      if (d.image) showJpeg($("aim-img"), d.image);
       if (d.size) { aimSize = d.size; $("aim-svg").setAttribute("viewBox", "0 0 " + d.size[0] + " " + d.size[1]); }
       $("aim-verdict").textContent = d.verdict.text; $("aim-verdict").className = d.verdict.level;
       $("aim-meta").textContent = (d.size ? "frame " + d.size[0] + " × " + d.size[1] + ", " + d.age_s + " s old, brightness " + d.brightness + " of 255; " : "") +
@@ -357,6 +357,16 @@ async function aimAt(id) {
   } catch (e) { /* aborted, or dropped */ }
   $("aim-live").textContent = "";
   if (aimStream === ctl) { aimStream = null; if (token && aimCam === id) setTimeout(() => { if (aimCam === id && !aimStream) aimAt(id); }, 3000); }
+}
+
+// The page's policy allows images from the box and blob: URLs only: the snapshot's base64 becomes a blob.
+function showJpeg(img, dataUrl) {
+  const bin = atob(dataUrl.slice(dataUrl.indexOf(",") + 1));
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const old = img.src;
+  img.src = URL.createObjectURL(new Blob([bytes], { type: "image/jpeg" }));
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
 }
 
 function drawRoi(configured) {

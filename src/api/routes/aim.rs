@@ -19,13 +19,14 @@ struct Aiming {
     rotate_deg: f64,
 }
 
+/// The camera as it runs (a reload's settings), or as configured when this process runs no cameras.
 fn aiming(s: &ApiState, id: &str) -> Option<Aiming> {
     let detector_width = s.config.recognizer.detector.as_ref().map(|d| d.input_width);
-    let a = s.cameras.as_ref()?.with(id, |c| {
-        let c = c.config();
-        Aiming { band: c.plate_height_band_px, detector_width: None, roi: c.roi.clone(), rotate_deg: c.rotate_deg }
-    })?;
-    Some(Aiming { detector_width, ..a })
+    let of = |c: &crate::config::Camera| Aiming { band: c.plate_height_band_px, detector_width, roi: c.roi.clone(), rotate_deg: c.rotate_deg };
+    match s.cameras.as_ref() {
+        Some(set) => set.with(id, |c| of(c.config())),
+        None => s.config.cameras.iter().find(|c| c.id == id).map(of),
+    }
 }
 
 /// One snapshot event's data.
