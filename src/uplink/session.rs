@@ -92,6 +92,9 @@ enum Pending {
 struct Conn {
     fifo: VecDeque<Pending>,
     by_pkid: HashMap<u16, Pending>,
+    /// Where this connection has read the outbox to: alerts, and the other lanes (an alert queued after
+    /// another lane's message went out sorts before that message's key, so one cursor would pass it by).
+    alerts_cursor: Option<OutboxKey>,
     outbox_cursor: Option<OutboxKey>,
     reads_cursor: Option<u64>,
     tracked: usize,
@@ -361,12 +364,30 @@ impl Uplink {
         Ok(())
     }
 
+    /// The next outbox message this connection has not published: an alert first, even one queued after a
+    /// message of another lane went out; then the other lanes in order.
+    fn next_outbox(&self, conn: &mut Conn) -> Result<Option<crate::store::OutboxMessage>, ConnError> {
+        if let Some(m) = self.store.outbox_peek(conn.alerts_cursor.as_ref(), 1)?.into_iter().next() {
+            if m.key.0[0] == crate::store::Lane::Alerts as u8 {
+                conn.alerts_cursor = Some(m.key.clone());
+                return Ok(Some(m));
+            }
+        }
+        // Past every alert key: the other lanes start after lane 0's largest possible key.
+        let past_alerts = OutboxKey([crate::store::Lane::Alerts as u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let after = conn.outbox_cursor.clone().unwrap_or(past_alerts);
+        let m = self.store.outbox_peek(Some(&after), 1)?.into_iter().next();
+        if let Some(m) = &m {
+            conn.outbox_cursor = Some(m.key.clone());
+        }
+        Ok(m)
+    }
+
     /// Publishes what is waiting, alerts and other outbox messages before reads, up to the in-flight window.
     fn fill(&self, client: &AsyncClient, conn: &mut Conn) -> Result<(), ConnError> {
         let s = &self.settings;
         while conn.tracked < s.max_inflight {
-            if let Some(m) = self.store.outbox_peek(conn.outbox_cursor.as_ref(), 1)?.into_iter().next() {
-                conn.outbox_cursor = Some(m.key.clone());
+            if let Some(m) = self.next_outbox(conn)? {
                 if m.payload.len() + m.topic.len() + 64 > s.max_packet_bytes {
                     // It can never be sent and would block everything behind it.
                     log::error!(seq = m.key.seq(), bytes = m.payload.len(); "outbox message larger than mqtt.max_packet_kib; dropped");
