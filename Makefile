@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 DEMO_CONFIG ?= config/demo.toml
 
-.PHONY: all deps build run test lint deb man broker bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data \
+.PHONY: all deps build dev run test lint deb man broker bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data \
 	ocr-ctx-data train-ocr-ctx train-ocr-resume ocr-report
 
 all: build
@@ -15,13 +15,18 @@ deps:
 build: deps
 	$(CARGO) build --release --locked
 
+# The development tools (crates/polewatch-dev: demo video, benchmarks, test helpers), not in the daemon or
+# its package: target/release/polewatch-dev.
+dev: deps
+	$(CARGO) build --release --locked -p polewatch-dev
+
 # Runs the daemon on the built-in demo (no camera, broker or network needed): the demo video is rendered
-# by polewatch itself on first use, played as the demo camera, and every vehicle read is printed.
-# Ctrl-C stops it.
+# by the project's dev tool (polewatch-dev) on first use, played as the demo camera, and every vehicle read
+# is printed. Ctrl-C stops it.
 DEMO_VIDEO ?= demo-state/demo.mp4
-run: build
+run: build dev
 	@mkdir -p demo-state
-	@test -s $(DEMO_VIDEO) || ./target/release/polewatch demo-video --out $(DEMO_VIDEO)
+	@test -s $(DEMO_VIDEO) || ./target/release/polewatch-dev demo-video --out $(DEMO_VIDEO)
 	./target/release/polewatch check-config --config $(DEMO_CONFIG)
 	./target/release/polewatch run --config $(DEMO_CONFIG)
 
@@ -64,10 +69,10 @@ BROKER_PORT ?= 8883
 broker:
 	scripts/broker $(BROKER_DIR) $(BROKER_PORT)
 
-# Figures, not pass/fail: see README "Benchmarks".
-bench: build
-	./target/release/polewatch bench store
-	./target/release/polewatch bench crash
+# Figures, not pass/fail: see README "Benchmarks" (polewatch-dev; `bench alerts` also runs the daemon).
+bench: build dev
+	./target/release/polewatch-dev bench store
+	./target/release/polewatch-dev bench crash
 
 check-config: build
 	./target/release/polewatch check-config --config $(DEMO_CONFIG)

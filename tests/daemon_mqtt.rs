@@ -3,7 +3,7 @@
 
 mod support;
 
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{Decision, Store, StoreOptions};
 use rumqttc::QoS;
 use std::collections::HashSet;

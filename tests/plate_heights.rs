@@ -11,7 +11,7 @@
 use opencv::core::{Mat, Scalar};
 use polewatch::api::aim::{self, CurvePoint, DEFAULT_MAX_TILT_DEG};
 use polewatch::config::{self, ModelSet};
-use polewatch::recognize::render::{self, PlateStyle};
+use polewatch_dev::recognize::render::{self, PlateStyle};
 use polewatch::recognize::{BoxF, Recognizer, View};
 use std::path::PathBuf;
 

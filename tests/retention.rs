@@ -2,7 +2,7 @@
 //! holds exactly what the policy says it must. A wall clock that jumps (while real, monotonic time
 //! goes on) purges nothing early, and large purges wait.
 
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::clock::{FixedClock, ManualClock};
 use polewatch::retention::{check_clock, purge_now_ms, ClockDistrust, Policy, TrustAnchor, DAY_MS};
 use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};

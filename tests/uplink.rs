@@ -3,7 +3,7 @@
 
 mod support;
 
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{Lane, Store, StoreOptions};
 use polewatch::uplink::payload::{AlertV1, CommandV1};
 use polewatch::uplink::{tls, CommandHandler, Settings, Topics, Uplink};

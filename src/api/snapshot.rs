@@ -104,15 +104,15 @@ mod tests {
     use crate::ops::snapshot::ShotBox;
     use crate::recognize::BoxF;
 
-    /// A rendered scene with one plate: the picture measures its height and finds it level, the page's
+    /// The start-up check's rendered scene with its plate: the picture measures its height and finds it level, the page's
     /// JPEG is scaled to the page, and a box that did not read is marked so.
     #[test]
     fn the_picture_measures_each_box_and_draws_it() {
-        let (scene, r) = crate::recognize::render::smoke_scene().unwrap();
+        let scene = crate::recognize::decode_image(crate::recognize::smoke::SCENE_JPG).unwrap();
         let (w, h) = (scene.cols() as u32, scene.rows() as u32);
         let data = scene.data_bytes().unwrap().to_vec();
         let frame = Frame { camera: "c".into(), seq: 1, captured_at_ms: 5, width: w, height: h, data };
-        let plate = BoxF { x: r.x as f32, y: r.y as f32, w: r.width as f32, h: r.height as f32 };
+        let plate = crate::recognize::smoke::plate_box();
         let other = BoxF { x: 10.0, y: 10.0, w: 30.0, h: 12.0 };
         let shot = Shot {
             frame,
@@ -121,7 +121,7 @@ mod tests {
         };
         let p = picture(&shot, [24, 130], 15.0).unwrap();
         assert_eq!((p.width, p.height, p.captured_at_ms), (w, h, 5));
-        assert_eq!(p.plates[0].height_px, r.height as f32);
+        assert_eq!(p.plates[0].height_px, plate.h);
         assert_eq!(p.plates[0].fit, "ok");
         assert!(p.plates[0].tilt_deg.is_none_or(|t| t.abs() < 3.0), "{:?}", p.plates[0].tilt_deg);
         assert_eq!(p.plates[1].fit, "too small");

@@ -1,7 +1,7 @@
 //! Loading model files: the checksum named in the configuration is checked before OpenCV sees a byte,
 //! and the network is placed on the configured DNN backend.
 
-use crate::config::DnnBackend;
+use super::settings::DnnBackend;
 use opencv::core::Vector;
 use opencv::dnn;
 use opencv::prelude::*;

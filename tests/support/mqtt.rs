@@ -1,6 +1,6 @@
 //! The central server's side in tests: a subscriber on `polewatch/#` with its own client certificate.
 
-use polewatch::bench::rig::Pki;
+use polewatch_dev::bench::rig::Pki;
 use polewatch::uplink::tls;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use std::sync::{Arc, Mutex};

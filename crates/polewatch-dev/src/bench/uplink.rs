@@ -1,4 +1,4 @@
-//! `polewatch bench uplink`: vehicle read → alert PUBACK latency through a local mosquitto with TLS,
+//! `polewatch-dev bench uplink`: vehicle read → alert PUBACK latency through a local mosquitto with TLS,
 //! and how fast a backlog drains after an outage.
 
 use crate::bench::rig::{free_port, pki, Broker};

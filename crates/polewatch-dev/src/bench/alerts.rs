@@ -1,6 +1,6 @@
-//! `polewatch bench alerts`: the daemon's real alert path, timed from the camera's side. A rendered clip
+//! `polewatch-dev bench alerts`: the daemon's real alert path, timed from the camera's side. A rendered clip
 //! of the demo scene (1080p, 15 fps; one plate at dusk) is served over RTSP on loopback by a child
-//! process (so it can be killed -9), pulled by a `polewatch run` child with the shipped recognizer, the
+//! process (so it can be killed -9), pulled by a `polewatch run` child ([`super::daemon_exe`]) with the shipped recognizer, the
 //! tracker, the store and the MQTT uplink to a loopback mosquitto with TLS, and a hotlist holding three
 //! of the five plates. A subscriber takes the alerts as a central server would.
 //!
@@ -243,7 +243,7 @@ pub fn run(o: &Options) -> Result<()> {
     let mut server = Server { exe: exe.clone(), port: free_port()?, file: video.clone(), child: None, starts: Arc::default() };
     server.start()?;
     let cfg = config(&scratch.0, o, &pki, broker.port, server.port)?;
-    let mut daemon = Command::new(&exe).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().context("cannot start the daemon")?;
+    let mut daemon = Command::new(super::daemon_exe()?).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().context("cannot start the daemon")?;
     collect(daemon.stderr.take().ok_or_else(|| anyhow!("no stderr"))?, inbox.clone());
     let daemon = Proc(daemon);
 

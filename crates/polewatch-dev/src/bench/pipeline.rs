@@ -1,4 +1,4 @@
-//! `polewatch bench pipeline`: N cameras pulling 1080p H.264 of the project's demo scene from a real
+//! `polewatch-dev bench pipeline`: N cameras pulling 1080p H.264 of the project's demo scene from a real
 //! RTSP server on 127.0.0.1, through decode, sampling, the recognizer, the tracker and the store.
 //! Prints per N: decoded and analysed frames per second, dropped frames, CPU and RSS per camera, and
 //! frame-to-stored-read latency (capture of a pass's best frame to the durable read; it includes the

@@ -1,4 +1,4 @@
-//! `polewatch bench store`: durable insert rate, bytes on disk per read, purge time against store size.
+//! `polewatch-dev bench store`: durable insert rate, bytes on disk per read, purge time against store size.
 
 use crate::bench::{print_figures, synthetic_read, ScratchDir};
 use crate::clock::FixedClock;
