@@ -127,8 +127,7 @@ impl crate::uplink::Settings {
             (None, None) => None,
         };
         Ok(crate::uplink::Settings {
-            host: m.host.clone(),
-            port: m.port,
+            brokers: crate::config::mqtt_brokers(m),
             client_id: m.client_id.clone().unwrap_or_else(|| format!("{}-{}", c.site.site_id, c.site.device_id)),
             keepalive: Duration::from_secs(m.keepalive_s as u64),
             tls,

@@ -16,7 +16,7 @@ pub fn max_string_bytes(key: &str) -> usize {
     match key {
         "site.site_id" | "site.device_id" | "cameras[].id" | "mqtt.client_id" | "recognizer.formats[].region" => 64,
         "cameras[].name" | "site.organisation" | "mqtt.topic_prefix" | "mqtt.username" | "access.custodian" | "access.designee" => 256,
-        "mqtt.host" | "api.listen" => 255,
+        "mqtt.host" | "mqtt.hosts[]" | "api.listen" => 255,
         "mqtt.command_public_key" => 128,
         _ => MAX_STRING_BYTES,
     }
@@ -47,6 +47,10 @@ pub struct Config {
     pub logging: Logging,
     #[serde(default)]
     pub service: Service,
+    #[serde(default)]
+    pub metrics: super::observe::Metrics,
+    #[serde(default)]
+    pub telemetry: super::observe::Telemetry,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -210,6 +214,10 @@ pub struct Mqtt {
     pub host: String,
     #[serde(default = "default_mqtt_port")]
     pub port: u16,
+    /// Brokers tried in order (`host`, `host:port`, `[v6addr]:port`; the port defaults to `port`), in
+    /// place of `host`: the nodes of a cluster or a pair. See docs/fleet.md.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     #[serde(default)]
     pub client_id: Option<String>,
     #[serde(default = "default_topic_prefix")]
@@ -276,6 +284,7 @@ impl Default for Mqtt {
             enabled: false,
             host: String::new(),
             port: default_mqtt_port(),
+            hosts: Vec::new(),
             client_id: None,
             topic_prefix: default_topic_prefix(),
             ca_file: None,

@@ -5,6 +5,7 @@
 //! (`geometry`, `decode`, `format`) is tested without OpenCV. `smoke` is the start-up check on an embedded
 //! image; the renderer that drew it, labelled sets and accuracy counting are in the polewatch-dev crate.
 
+pub mod backend;
 pub mod decode;
 pub mod detect;
 pub mod format;
@@ -38,6 +39,8 @@ pub enum RecognizeError {
     NoOcr,
     #[error("OpenCV: {0}")]
     Cv(#[from] opencv::Error),
+    #[error(transparent)]
+    Backend(#[from] backend::CudaMissing),
 }
 
 /// One plate found and read in a frame.
@@ -125,6 +128,8 @@ impl Recognizer {
         formats: &[settings::PlateFormat],
         top_n: usize,
     ) -> Result<Recognizer, RecognizeError> {
+        // `auto` becomes CUDA or the CPU here, once per recognizer, with one log line.
+        let backend = backend::resolve(backend)?;
         let onnx_detector = detector.filter(|d| d.kind == settings::DetectorKind::Onnx).map(|d| d.path.clone());
         let detector = detector.map(|d| detect::load(d, detect_confidence, backend)).transpose()?;
         let ocr = OcrNet::load(ocr, backend)?;

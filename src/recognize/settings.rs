@@ -152,7 +152,10 @@ pub struct ModelSet {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DnnBackend {
+    /// OpenCV DNN's CUDA backend when this OpenCV build has it and sees a device, else the CPU
+    /// (`recognize::backend`).
     #[default]
+    Auto,
     Cpu,
     Cuda,
     Openvino,
@@ -208,7 +211,7 @@ impl Default for Recognizer {
             model_set: None,
             smoke_test: true,
             threads: 0,
-            backend: DnnBackend::Cpu,
+            backend: DnnBackend::Auto,
             detect_confidence: default_detect_confidence(),
             min_read_confidence: default_min_read_confidence(),
             top_n: default_top_n(),

@@ -1,12 +1,14 @@
 //! The uplink to the central server: MQTT over TLS (rumqttc + rustls/ring), a durable outbox in the
 //! store, versioned JSON payloads.
 
+pub mod brokers;
+pub mod delivery;
 pub mod payload;
 pub mod session;
 pub mod tls;
 pub mod topics;
 
-pub use session::{check_command, CommandHandler, Refusal, Settings, Stats, Uplink};
+pub use session::{check_command, CommandHandler, Refusal, Settings, Stats, StatusSource, Uplink};
 
 // `Settings::from_config` (from `[mqtt]` and `[site]`) is in `config::assemble`: config assembles, the
 // uplink does not read the schema.
