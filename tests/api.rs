@@ -45,7 +45,8 @@ fn now() -> i64 {
 
 fn config(dir: &Path) -> polewatch::config::Config {
     let text = format!(
-        "[site]\nsite_id = \"s1\"\ndevice_id = \"pole-01\"\norganisation = \"Auburn PD\"\n[store]\npath = \"{}\"\n[access]\naudit_key_file = \"{}\"\ndevice_key_file = \"{}\"\ncustodian = \"Records\"\n",
+        "[site]\nsite_id = \"s1\"\ndevice_id = \"pole-01\"\norganisation = \"Auburn PD\"\n[store]\npath = \"{}\"\n[access]\naudit_key_file = \"{}\"\ndevice_key_file = \"{}\"\ncustodian = \"Records\"\n\
+         [[cameras]]\nid = \"lane1\"\nurl = \"file:///nonexistent.mp4\"\n",
         dir.join("store").display(),
         dir.join("keys/audit.key").display(),
         dir.join("keys/device.key").display()
@@ -105,6 +106,7 @@ fn start() -> Server {
         export_dir: export_dir.clone(),
         hotlists: Some(hotlists),
         cameras: None,
+        snapshots: Some(Arc::new(polewatch::pipeline::snapshot::Snapshots::default())),
     });
     let port = support::free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -580,6 +582,8 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         ("post", "/api/alerts/{id}/decision", some(&o), format!("/api/alerts/{alert}/decision"), json!({"decision": "verified"})),
         ("get", "/api/cameras", some(&ian), "/api/cameras".into(), Value::Null),
         ("get", "/api/cameras/stream", some(&ian), "/api/cameras/stream".into(), Value::Null),
+        ("get", "/api/cameras/{id}/snapshot", some(&ian), "/api/cameras/lane1/snapshot".into(), Value::Null),
+        ("post", "/api/cameras/{id}/roi", some(&ian), "/api/cameras/lane1/roi".into(), json!({"points": [[100, 100], [1100, 100], [1100, 700], [100, 700]], "width": 1280, "height": 720})),
         ("get", "/api/hotlists", some(&o), "/api/hotlists".into(), Value::Null),
         ("post", "/api/hotlists/search", some(&o), "/api/hotlists/search".into(), json!({"query": "8XY"})),
         ("post", "/api/hotlists/local", some(&sup), "/api/hotlists/local".into(), json!({"plate": "5LOC001", "category": "stolen", "priority": 2, "reason": "BOLO 26-14"})),
@@ -610,7 +614,7 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
     for (method, route, token, path, body) in samples {
         let rule = ROUTES.iter().find(|r| r.method == method && r.path == route).unwrap().audit;
         let before = s.head();
-        let (st, v) = if route.ends_with("/stream") {
+        let (st, v) = if route.ends_with("/stream") || route.ends_with("/snapshot") {
             // A stream never ends: its status, then hang up.
             let r = s.agent.get(&format!("{}{path}", s.base)).header("authorization", &format!("Bearer {}", token.as_deref().unwrap_or(""))).call().unwrap();
             (r.status().as_u16(), Value::Null)
@@ -1147,6 +1151,12 @@ fn the_compliance_report_flags_what_an_auditor_looks_for_and_checks_every_export
     let (st, r) = s.get(&path, Some(&aud));
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["chain"]["ok"], true, "{}", r["chain"]);
+    // The report the console shows is the one the monthly MQTT message carries (report.v1): with its flags,
+    // exports, bursts and refusals it matches the published schema.
+    let schema: Value = serde_json::from_slice(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas/report.v1.schema.json")).unwrap()).unwrap();
+    let msg = json!({"v": 1, "type": "compliance_report", "site": "s", "device": "d", "period": "2026-12", "from": r["from"], "to": r["to"], "summarised": false, "report": r});
+    let errors: Vec<String> = jsonschema::validator_for(&schema).unwrap().iter_errors(&msg).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(r["searches"]["total"], 3);
     let bursts = r["flags"]["bursts"].as_array().unwrap();
     assert_eq!(bursts.len(), 1, "{bursts:?}");
@@ -1692,6 +1702,21 @@ fn an_installer_sees_cameras_and_nothing_of_stored_reads() {
     assert_eq!(s.get("/api/cameras", Some(&o)).0, 403, "an operator does not see the cameras page");
     let (_, me) = s.get("/api/me", Some(&ian));
     assert_eq!(me["permissions"], json!(["view_cameras"]));
+    // A region of interest drawn on the snapshot becomes the TOML line for the camera's table, checked.
+    let square = json!({"points": [[100.4, 100], [1100, 100], [1100, 700], [100, 700]], "width": 1280, "height": 720});
+    let (st, v) = s.post("/api/cameras/lane1/roi", Some(&ian), square.clone());
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["roi"], json!([[100, 100], [1100, 100], [1100, 700], [100, 700]]));
+    assert!(v["toml"].as_str().unwrap().contains("roi = [[100, 100], [1100, 100], [1100, 700], [100, 700]]"), "{v}");
+    let eight = json!({"points": [[0, 0], [100, 100], [100, 0], [0, 100]], "width": 1280, "height": 720});
+    let (st, v) = s.post("/api/cameras/lane1/roi", Some(&ian), eight);
+    assert_eq!(st, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("cross"), "{v}");
+    assert_eq!(s.post("/api/cameras/lane9/roi", Some(&ian), square.clone()).0, 404);
+    assert_eq!(s.post("/api/cameras/lane1/roi", Some(&o), square).0, 403, "an operator does not draw regions");
+    let e = s.audit.latest(10, Some("ian"), Some("cameras_viewed")).unwrap();
+    let roi: Vec<(String, polewatch::access::Outcome)> = e.iter().filter(|x| x.object.ends_with(" roi")).map(|x| (x.object.clone(), x.outcome)).collect();
+    assert_eq!(roi, vec![("camera lane9 roi".into(), polewatch::access::Outcome::Denied), ("camera lane1 roi".into(), polewatch::access::Outcome::Denied), ("camera lane1 roi".into(), polewatch::access::Outcome::Ok)], "newest first");
 }
 
 /// A supervisor adds and removes entries of the console's local list with a reason: the entry is in force

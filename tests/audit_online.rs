@@ -173,7 +173,27 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     let searched = agent.post(&format!("{base}/api/search")).header("authorization", &format!("Bearer {ian}"))
         .send_json(json!({"plate": "*", "purpose": "stolen vehicle", "case_number": "C-77"})).unwrap();
     assert_eq!(searched.status().as_u16(), 403, "an installer sees nothing of stored reads");
+    // Issue 18 §1, aiming: the camera's live snapshot carries the demo's plates, each with its box, height in
+    // pixels, OCR text and fit against the recommended band, and a verdict in plain words.
+    let shot = snapshot_with_plates(&agent, &format!("{base}/api/cameras/lane1/snapshot"), &ian, Duration::from_secs(90));
+    assert!(shot["image"].as_str().unwrap().starts_with("data:image/jpeg;base64,"), "{}", shot["verdict"]);
+    assert_eq!(shot["size"], json!([1280, 720]));
+    assert_eq!(shot["band"], json!(polewatch::api::aim::default_band(1280, Some(640))));
+    let plate = shot["plates"].as_array().unwrap().iter().find(|p| p["text"].is_string()).unwrap_or_else(|| panic!("no plate read: {}", shot["plates"]));
+    let h = plate["height_px"].as_f64().unwrap();
+    assert!((20.0..200.0).contains(&h), "demo plates are tens of pixels high: {plate}");
+    // The demo's cars come from afar: a plate is judged against the band as it is now.
+    let band = polewatch::api::aim::default_band(1280, Some(640));
+    let want = if h < band[0] as f64 { "too small" } else if h > band[1] as f64 { "too large" } else { "ok" };
+    assert!(plate["fit"] == want || (want == "ok" && plate["fit"] == "too oblique"), "{plate} against {band:?}");
+    assert!(shot["verdict"]["text"].as_str().unwrap().contains("px high"), "{}", shot["verdict"]);
+    let refused = agent.get(&format!("{base}/api/cameras/lane1/snapshot")).header("authorization", &format!("Bearer {token}")).call().unwrap();
+    assert_eq!(refused.status().as_u16(), 403, "an operator does not aim cameras");
+    let nosuch = agent.get(&format!("{base}/api/cameras/lane9/snapshot")).header("authorization", &format!("Bearer {ian}")).call().unwrap();
+    assert_eq!(nosuch.status().as_u16(), 404);
+    let mut browser_ran = false;
     if let Some(b) = support::webdriver::Browser::start() {
+        browser_ran = true;
         b.goto(&base);
         b.type_into("#username", "ian");
         b.type_into("#password", PW);
@@ -186,7 +206,53 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
         assert_eq!(b.execute("return document.getElementById('search-view').classList.contains('hidden')"), json!(true));
         let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
         std::fs::write(tmp.join("console-cameras.png"), b.screenshot_png()).unwrap();
+        // Aiming in the browser: the snapshot with its plates, then a region of interest drawn on it.
+        b.set_window_size(1280, 1600);
+        b.click("#cameras tr[data-id=lane1] button.aim");
+        b.wait_text("#aim-live", "live");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !b.text("#aim-plates tbody").contains(" px") {
+            assert!(Instant::now() < deadline, "no plate on the page's snapshot: {}", b.text("#aim-verdict"));
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        assert!(b.text("#aim-verdict").contains("px high"), "{}", b.text("#aim-verdict"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while b.execute("return document.getElementById('aim-img').naturalWidth") != json!(1280) {
+            assert!(Instant::now() < deadline, "the snapshot picture never showed");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        b.execute("document.getElementById('aim').scrollIntoView()");
+        std::fs::write(tmp.join("console-aim.png"), b.screenshot_png()).unwrap();
+        let tap = |points: &str| {
+            b.execute(&format!(
+                "const svg = document.getElementById('aim-svg'); const r = svg.getBoundingClientRect();\
+                 for (const [fx, fy] of {points}) svg.dispatchEvent(new MouseEvent('click', {{clientX: r.left + fx * r.width, clientY: r.top + fy * r.height, bubbles: true}}));"
+            ));
+        };
+        tap("[[0.1, 0.3], [0.9, 0.3], [0.9, 0.95], [0.1, 0.95]]");
+        b.click("#roi-get");
+        let toml = || b.execute("return document.getElementById('roi-toml').value").as_str().unwrap_or_default().to_string();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while toml().is_empty() {
+            assert!(Instant::now() < deadline, "no TOML; error: {}", b.text("#roi-error"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Where the taps fell, in frame pixels (within the page's rounding of a scaled picture).
+        let got: Vec<u32> = toml().split("roi = ").nth(1).unwrap_or_default().chars().map(|c| if c.is_ascii_digit() { c } else { ' ' }).collect::<String>()
+            .split_whitespace().map(|n| n.parse().unwrap()).collect();
+        let want = [128, 216, 1152, 216, 1152, 684, 128, 684];
+        assert!(got.len() == want.len() && got.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= 2), "{}", toml());
+        assert!(toml().contains("id = \"lane1\""), "{}", toml());
+        std::fs::write(tmp.join("console-aim-roi.png"), b.screenshot_png()).unwrap();
+        // A figure of eight is refused, with the reason.
+        b.click("#roi-clear");
+        tap("[[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]");
+        b.click("#roi-get");
+        b.wait_text("#roi-error", "cross");
         b.set_window_size(390, 844);
+        b.execute("document.getElementById('aim-verdict').scrollIntoView()");
+        std::fs::write(tmp.join("console-aim-phone.png"), b.screenshot_png()).unwrap();
+        b.click("#aim-stop");
         std::fs::write(tmp.join("console-cameras-phone.png"), b.screenshot_png()).unwrap();
         b.click("#logout");
         b.find("#login-form");
@@ -220,4 +286,33 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     assert_eq!(actions.iter().filter(|(a, _)| a == "audit_report").count(), 2);
     let ian = ok(&polewatch(&cfg, &["audit", "show", "--user", "ian", "--action", "cameras_viewed"], ""));
     assert!(ian.lines().count() >= 1, "the installer's views are recorded: {ian}");
+    let views: Vec<(String, String)> = ian
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["object"].as_str().unwrap_or_default().to_string(), v["outcome"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    assert!(views.contains(&("camera lane1 snapshot".into(), "ok".into())), "the snapshot (plate text shown) is recorded: {views:?}");
+    assert!(views.contains(&("camera lane9 snapshot".into(), "denied".into())), "{views:?}");
+    if browser_ran {
+        assert!(views.contains(&("camera lane1 roi".into(), "ok".into())), "{views:?}");
+        assert!(views.contains(&("camera lane1 roi".into(), "denied".into())), "the refused outline too: {views:?}");
+    }
+}
+
+/// Reads the snapshot stream at `url` until an event shows a plate that read; returns that event.
+fn snapshot_with_plates(agent: &ureq::Agent, url: &str, token: &str, within: Duration) -> Value {
+    let mut res = agent.get(url).header("authorization", &format!("Bearer {token}")).call().unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let mut lines = BufReader::new(res.body_mut().as_reader()).lines();
+    let deadline = Instant::now() + within;
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let Some(data) = line.strip_prefix("data: ") else { continue };
+        last = serde_json::from_str(data).unwrap();
+        if last["plates"].as_array().is_some_and(|p| p.iter().any(|p| p["text"].is_string())) {
+            return last;
+        }
+    }
+    panic!("no snapshot with a plate within {within:?}; the last: verdict {} plates {}", last["verdict"], last["plates"]);
 }

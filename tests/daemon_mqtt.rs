@@ -167,6 +167,67 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     log.verify(None).unwrap();
 }
 
+/// Issue 18 §3: the previous month's compliance report goes to the central server over MQTT once: on
+/// `compliance_report_day` (1, at hour 0: due at any time this month, so at start) the daemon queues it,
+/// the broker delivers it on `…/report` matching `config/schemas/report.v1.schema.json`, and a restart
+/// the same month does not send it again (the audit log says it was queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monthly_compliance_report_goes_to_the_central_server_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "d", &["127.0.0.1"], false);
+    let port = free_port();
+    let cfg = config(dir.path(), &pki, port);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("keepalive_s = 5\n", "keepalive_s = 5\ncompliance_report_day = 1\ncompliance_report_hour = 0\n");
+    std::fs::write(&cfg, text).unwrap();
+    let _broker = Broker::start(&pki, port);
+    let (_central, inbox) = subscriber(&pki, port).await;
+    let reports = || -> Vec<serde_json::Value> {
+        inbox.lock().unwrap().iter().filter(|(t, _, _)| t == "polewatch/site1/pole-01/report").map(|(_, p, _)| serde_json::from_slice(p).unwrap()).collect()
+    };
+    let stop = |mut d: Child| async move {
+        unsafe { libc::kill(d.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while d.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "daemon did not stop");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let d = start(&cfg, &dir.path().join("run1.log"));
+    wait_until("the monthly report", Duration::from_secs(60), || !reports().is_empty()).await;
+    let r = reports().remove(0);
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas/report.v1.schema.json")).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&r).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{r}");
+    assert!(!v.is_valid(&serde_json::json!({"v": 1, "type": "compliance_report"})), "the schema refuses an empty report");
+    let now = jiff::ZonedDateTime::now().with_time_zone(jiff::tz::TimeZone::system());
+    let month = now.date().first_of_month().checked_sub(jiff::Span::new().months(1)).unwrap();
+    assert_eq!((r["site"].as_str(), r["device"].as_str()), (Some("site1"), Some("pole-01")));
+    assert_eq!(r["period"], month.strftime("%Y-%m").to_string());
+    assert_eq!(r["report"]["chain"]["ok"], true, "{}", r["report"]["chain"]);
+    assert_eq!(r["summarised"], false);
+    stop(d).await;
+
+    // The same month again: started, connected (its retained status), and stopped without a second report.
+    let before = inbox.lock().unwrap().len();
+    let d = start(&cfg, &dir.path().join("run2.log"));
+    wait_until("the second run's status", Duration::from_secs(30), || {
+        inbox.lock().unwrap()[before..].iter().any(|(t, p, _)| t.ends_with("/status") && String::from_utf8_lossy(p).contains("online"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop(d).await;
+    assert_eq!(reports().len(), 1, "one report a month");
+    let (s, _) = Store::open(&StoreOptions::at(dir.path().join("store"))).unwrap();
+    assert_eq!(s.outbox_len(), 0, "the report was acknowledged");
+    let key = polewatch::access::audit::AuditKey::load(&dir.path().join("audit.key")).unwrap();
+    let log = polewatch::access::audit::AuditLog::new(std::sync::Arc::new(s), key);
+    let queued = log.latest(100, Some("system"), Some("audit_report")).unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0].object, format!("compliance report {} to MQTT", month.strftime("%Y-%m")));
+    log.verify(None).unwrap();
+}
+
 fn status_schema() -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas/status.v1.schema.json");
     jsonschema::validator_for(&serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()).unwrap()

@@ -598,6 +598,41 @@ pub fn html(r: &Report) -> String {
     o
 }
 
+/// Gathers what [`build`] needs from the store and the audit log (the whole chain verified) and builds the
+/// report for `from_ms`..`to_ms` (exclusive). Shared by the console's report and the monthly one over MQTT.
+pub fn gather(
+    store: &crate::store::Store,
+    audit_log: &super::audit::AuditLog,
+    retention_days: u32,
+    sweep_interval_s: u64,
+    from_ms: i64,
+    to_ms: i64,
+    rules: &Rules,
+) -> Result<Report, String> {
+    let chain = match audit_log.verify(None) {
+        Ok(r) => ChainResult { ok: true, entries: r.entries, head_seq: r.head.map(|h| h.seq), problem: None },
+        Err(e) => ChainResult { ok: false, entries: 0, head_seq: None, problem: Some(e.to_string()) },
+    };
+    let entries = audit_log.entries().map_err(|e| e.to_string())?;
+    let releases = store.releases().map_err(|e| e.to_string())?;
+    let holds = store.all_holds().map_err(|e| e.to_string())?;
+    let users = store.list_users().map_err(|e| e.to_string())?;
+    Ok(build(&Inputs {
+        from_ms,
+        to_ms,
+        now_ms: jiff::Timestamp::now().as_millisecond(),
+        entries: &entries,
+        releases: &releases,
+        holds: &holds,
+        users: &users,
+        oldest_read_ms: store.oldest_read_ms().map_err(|e| e.to_string())?,
+        retention_days,
+        sweep_interval_s,
+        chain,
+        rules,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::audit::{seal, AuditKey, GENESIS};

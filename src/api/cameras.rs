@@ -1,6 +1,6 @@
 //! The installer's Cameras page: each camera's state and rates, and a verdict in plain words (pure; the
-//! route samples the cameras). Images are not here yet: plate heights and "too dark" need a snapshot from
-//! the frame path, which is not built (issue 18 §1).
+//! route samples the cameras). Plate heights and lighting are judged on the snapshot when aiming
+//! ([`super::aim`]).
 
 use serde::Serialize;
 use std::sync::atomic::Ordering;
@@ -95,7 +95,7 @@ pub fn verdict(s: &Sample, r: Option<&Rates>) -> String {
         return format!("only {sampled:.1} frames a second reach the analysis of the {:.1} configured: the stream is slower or the box cannot keep up", s.analysis_fps);
     }
     format!(
-        "streaming {:.1} fps, analysing {:.1} fps{}; plate heights and lighting need the snapshot, not built yet",
+        "streaming {:.1} fps, analysing {:.1} fps{}; Aim shows the snapshot with plate heights and lighting",
         r.decoded_fps,
         r.analysed_fps,
         if s.motion_gate { format!(" ({:.1} skipped by the motion gate)", r.gated_fps) } else { String::new() }

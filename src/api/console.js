@@ -6,6 +6,8 @@ let lastQuery = null;
 let pending = null;
 let stream = null;         // the live alert stream's AbortController
 let camStream = null;      // the Cameras page's stream
+let aimStream = null;      // the aiming snapshot's stream
+let aimCam = null, aimSize = null, roiPts = [];
 let alerts = [];           // the pending queue as last read
 let current = null;        // the alert shown
 
@@ -57,6 +59,7 @@ function logout(tell) {
   token = null; me = null; sessionStorage.removeItem("pw-token");
   if (stream) { stream.abort(); stream = null; }
   if (camStream) { camStream.abort(); camStream = null; }
+  stopAiming();
   for (const v of ["search-view", "read-view", "audit-view", "report-view", "change-view", "alerts-view", "releases-view", "users-view", "holds-view", "hotlists-view", "cameras-view"]) $(v).classList.add("hidden");
   $("login-view").classList.remove("hidden");
   $("logout").classList.add("hidden");
@@ -337,6 +340,7 @@ async function watchCameras() {
       const cams = JSON.parse(data);
       const f = (r, k) => r ? r[k].toFixed(1) : "…";
       $("cameras").querySelector("tbody").innerHTML = cams.map((c) => "<tr data-id=\"" + text(c.id) + "\"><td>" + text(c.id) + (c.decoder ? "<br><span class=\"note\">" + text(c.decoder) + "</span>" : "") +
+        "<br><button type=\"button\" class=\"aim\" data-id=\"" + text(c.id) + "\" aria-label=\"Aim camera " + text(c.id) + "\">Aim</button>" +
         "</td><td class=\"state\">" + text(c.state) + "</td><td>" + f(c.rates, "decoded_fps") + "</td><td>" + f(c.rates, "analysed_fps") + "</td><td>" + f(c.rates, "gated_fps") +
         "</td><td>" + (c.rates ? text(c.rates.since_frame_s.toFixed(0)) + " s ago" : "…") + "</td><td>" + text(c.reconnects) + "</td><td class=\"verdict\">" + text(c.verdict) + "</td></tr>").join("") ||
         "<tr><td colspan=\"8\">No camera is configured.</td></tr>";
@@ -345,6 +349,79 @@ async function watchCameras() {
   $("cameras-live").textContent = "";
   if (camStream === ctl) { camStream = null; if (token) setTimeout(watchCameras, 3000); }
 }
+
+// ---- Aiming a camera: live snapshot, verdict, region of interest ----
+
+$("cameras").addEventListener("click", (e) => { const b = e.target.closest("button.aim"); if (b) aimAt(b.dataset.id); });
+
+function stopAiming() {
+  if (aimStream) { aimStream.abort(); aimStream = null; }
+  aimCam = null; $("aim").classList.add("hidden"); $("aim-live").textContent = "";
+}
+
+async function aimAt(id) {
+  stopAiming();
+  aimCam = id; roiPts = []; aimSize = null;
+  $("aim-camera").textContent = id; $("aim").classList.remove("hidden");
+  $("roi-toml").value = ""; $("roi-error").textContent = ""; $("aim-verdict").textContent = "waiting for the first snapshot…";
+  drawRoi([]);
+  const ctl = new AbortController(); aimStream = ctl;
+  try {
+    await readEvents("/api/cameras/" + encodeURIComponent(id) + "/snapshot", ctl, (ev, data) => {
+      if (ev !== "snapshot") return;
+      const d = JSON.parse(data);
+      $("aim-live").textContent = "live";
+      if (d.image) showJpeg($("aim-img"), d.image);
+      if (d.size) { aimSize = d.size; $("aim-svg").setAttribute("viewBox", "0 0 " + d.size[0] + " " + d.size[1]); }
+      $("aim-verdict").textContent = d.verdict.text; $("aim-verdict").className = d.verdict.level;
+      $("aim-meta").textContent = (d.size ? "frame " + d.size[0] + " × " + d.size[1] + ", " + d.age_s + " s old, brightness " + d.brightness + " of 255; " : "") +
+        d.recent_plates + " plates read in the last 10 minutes; recommended plate height " + d.band[0] + "–" + d.band[1] + " px, tilt up to " + d.max_tilt_deg + "°.";
+      $("aim-plates").querySelector("tbody").innerHTML = d.plates.map((p) => "<tr class=\"fit-" + text(p.fit.replace(/ /g, "-")) + "\"><td>" + (p.text == null ? "<em>not read</em>" : text(p.text)) +
+        "</td><td class=\"height\">" + text(p.height_px.toFixed(0)) + " px</td><td>" + (p.tilt_deg == null ? "…" : text(p.tilt_deg.toFixed(0)) + "°") + "</td><td class=\"fit\">" + text(p.fit) + "</td></tr>").join("") ||
+        "<tr><td colspan=\"4\">No plate on this snapshot.</td></tr>";
+      drawRoi(d.roi || []);
+    });
+  } catch (e) { /* aborted, or dropped */ }
+  $("aim-live").textContent = "";
+  if (aimStream === ctl) { aimStream = null; if (token && aimCam === id) setTimeout(() => { if (aimCam === id && !aimStream) aimAt(id); }, 3000); }
+}
+
+// The page's policy allows images from the box and blob: URLs only: the snapshot's base64 becomes a blob.
+function showJpeg(img, dataUrl) {
+  const bin = atob(dataUrl.slice(dataUrl.indexOf(",") + 1));
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const old = img.src;
+  img.src = URL.createObjectURL(new Blob([bytes], { type: "image/jpeg" }));
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+}
+
+function drawRoi(configured) {
+  const pts = (a) => a.map((p) => p[0] + "," + p[1]).join(" ");
+  if (configured) $("roi-now").setAttribute("points", pts(configured));
+  $("roi-new").setAttribute("points", pts(roiPts.length > 2 ? roiPts.concat([roiPts[0]]) : roiPts));
+  const r = aimSize ? Math.max(aimSize[0], aimSize[1]) / 150 : 6;
+  $("roi-dots").innerHTML = roiPts.map((p) => "<circle cx=\"" + p[0] + "\" cy=\"" + p[1] + "\" r=\"" + r + "\"></circle>").join("");
+}
+
+// A click on the snapshot adds a point, in the frame's own pixels.
+$("aim-svg").addEventListener("click", (e) => {
+  if (!aimSize) return;
+  const box = $("aim-svg").getBoundingClientRect();
+  roiPts.push([Math.round((e.clientX - box.left) / box.width * aimSize[0]), Math.round((e.clientY - box.top) / box.height * aimSize[1])]);
+  drawRoi(null);
+});
+$("roi-undo").addEventListener("click", () => { roiPts.pop(); drawRoi(null); });
+$("roi-clear").addEventListener("click", () => { roiPts = []; $("roi-toml").value = ""; drawRoi(null); });
+$("roi-get").addEventListener("click", async () => {
+  $("roi-error").textContent = ""; $("roi-toml").value = "";
+  if (!aimSize) { $("roi-error").textContent = "wait for the snapshot"; return; }
+  try {
+    const r = await post("/api/cameras/" + encodeURIComponent(aimCam) + "/roi", { points: roiPts, width: aimSize[0], height: aimSize[1] });
+    $("roi-toml").value = r.toml;
+  } catch (e) { $("roi-error").textContent = e.message; }
+});
+$("aim-stop").addEventListener("click", stopAiming);
 
 // ---- Release requests ----
 

@@ -4,8 +4,11 @@
 //! rule; [`headers`] sets the security headers on every answer; [`gate`] bounds password checks.
 
 pub mod gate;
+pub mod aim;
 pub mod cameras;
 pub mod headers;
+pub mod roi;
+pub mod snapshot;
 pub mod tarball;
 mod routes;
 pub mod tls;
@@ -35,6 +38,8 @@ pub struct ApiState {
     pub hotlists: Option<Arc<crate::pipeline::hotlists::Hotlists>>,
     /// The running cameras, for the installer's Cameras page (None: no camera set in this process).
     pub cameras: Option<Arc<crate::ingest::CameraSet>>,
+    /// The analysis's live snapshots, for aiming a camera (None: no analysis in this process).
+    pub snapshots: Option<Arc<crate::pipeline::snapshot::Snapshots>>,
 }
 
 pub fn router(state: Arc<ApiState>) -> axum::Router {

@@ -6,6 +6,9 @@
 //! fail (another writer won a race, a disk error), a second entry with outcome `error` names the `ok`
 //! entry's seq as void (see [`act`]).
 
+mod aim;
+
+use aim::{roi_snippet, snapshot_stream};
 use super::gate::LoginGate;
 use super::ApiState;
 use crate::access::export::{export, Exporter};
@@ -123,6 +126,8 @@ routes! {
     post "/api/alerts/{id}/decision" => alert_decision, Audit::Always;
     get "/api/cameras" => list_cameras, Audit::Always;
     get "/api/cameras/stream" => camera_stream, Audit::Always;
+    get "/api/cameras/{id}/snapshot" => snapshot_stream, Audit::Always;
+    post "/api/cameras/{id}/roi" => roi_snippet, Audit::Always;
     get "/api/hotlists" => list_hotlists, Audit::Always;
     post "/api/hotlists/search" => search_hotlists, Audit::Always;
     post "/api/hotlists/local" => add_local_entry, Audit::Always;
@@ -1157,30 +1162,8 @@ fn report_rules(q: &ReportQuery) -> Result<crate::access::report::Rules, String>
 
 /// Gathers the report's inputs from the store and the log, with the chain verified.
 fn compliance(s: &ApiState, from_ms: i64, to_ms: i64, rules: &crate::access::report::Rules) -> Result<crate::access::report::Report, String> {
-    use crate::access::report::{build, ChainResult, Inputs};
-    let chain = match s.audit_log.verify(None) {
-        Ok(r) => ChainResult { ok: true, entries: r.entries, head_seq: r.head.map(|h| h.seq), problem: None },
-        Err(e) => ChainResult { ok: false, entries: 0, head_seq: None, problem: Some(e.to_string()) },
-    };
-    let entries = s.audit_log.entries().map_err(|e| e.to_string())?;
-    let releases = s.store.releases().map_err(|e| e.to_string())?;
-    let holds = s.store.all_holds().map_err(|e| e.to_string())?;
-    let users = s.users.list().map_err(|e| e.to_string())?;
-    let ret = &s.config.store.retention;
-    Ok(build(&Inputs {
-        from_ms,
-        to_ms,
-        now_ms: now_ms(),
-        entries: &entries,
-        releases: &releases,
-        holds: &holds,
-        users: &users,
-        oldest_read_ms: s.store.oldest_read_ms().map_err(|e| e.to_string())?,
-        retention_days: ret.max_days.max(ret.min_days),
-        sweep_interval_s: ret.sweep_interval_s,
-        chain,
-        rules,
-    }))
+    let r = &s.config.store.retention;
+    crate::access::report::gather(&s.store, &s.audit_log, r.max_days.max(r.min_days), r.sweep_interval_s, from_ms, to_ms, rules)
 }
 
 /// The compliance report for a period, as JSON or a printable page. Produced while the daemon runs, and

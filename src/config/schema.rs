@@ -263,6 +263,19 @@ pub struct Mqtt {
     /// valid signature (`sig`) by it; unsigned commands are refused.
     #[serde(default)]
     pub command_public_key: Option<String>,
+    /// The previous month's compliance report goes to `<prefix>/<site>/<device>/report` on this day of the
+    /// month (1–28, the box's time zone; 0: never) at `compliance_report_hour` (0–23).
+    #[serde(default = "default_report_day")]
+    pub compliance_report_day: u8,
+    #[serde(default = "default_report_hour")]
+    pub compliance_report_hour: u8,
+}
+
+fn default_report_day() -> u8 {
+    1
+}
+fn default_report_hour() -> u8 {
+    3
 }
 
 impl Default for Mqtt {
@@ -290,6 +303,8 @@ impl Default for Mqtt {
             max_inbound_kib: default_max_inbound_kib(),
             healthy_after_s: default_healthy_after_s(),
             command_public_key: None,
+            compliance_report_day: default_report_day(),
+            compliance_report_hour: default_report_hour(),
         }
     }
 }

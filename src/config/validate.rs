@@ -144,6 +144,9 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
         if !c.roi.is_empty() && c.roi.len() < 3 {
             push(out, k("roi"), "a region of interest needs at least 3 points (or none for the whole frame)");
         }
+        if let Some([lo, hi]) = c.plate_height_band_px.filter(|[lo, hi]| *lo < 4 || lo >= hi || *hi > 4000) {
+            push(out, k("plate_height_band_px"), format!("[{lo}, {hi}]: give [lowest, highest] plate height in pixels, 4 <= lowest < highest <= 4000"));
+        }
         if !(-180.0..=180.0).contains(&c.rotate_deg) {
             push(out, k("rotate_deg"), format!("{} is out of range -180..=180", c.rotate_deg));
         }
@@ -327,6 +330,8 @@ fn mqtt(out: &mut Issues, m: &Mqtt) {
     range(out, "mqtt.max_command_kib", m.max_command_kib, 1, 262_144);
     range(out, "mqtt.max_inbound_kib", m.max_inbound_kib, m.max_command_kib.max(16), 262_144);
     range(out, "mqtt.healthy_after_s", m.healthy_after_s, 1, 3600);
+    range(out, "mqtt.compliance_report_day", m.compliance_report_day, 0, 28);
+    range(out, "mqtt.compliance_report_hour", m.compliance_report_hour, 0, 23);
     if let Some(k) = &m.command_public_key {
         if let Err(e) = parse_command_key(k) {
             push(out, "mqtt.command_public_key", e.to_string());

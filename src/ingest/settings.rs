@@ -63,6 +63,10 @@ pub struct Camera {
     pub region: String,
     #[serde(default)]
     pub store_full_frames: Option<bool>,
+    /// Recommended plate heights in pixels, `[lowest, highest]`, for the Cameras page's aiming verdict;
+    /// by default measured for the shipped models and scaled to the frame's width (models/MODELS.md).
+    #[serde(default)]
+    pub plate_height_band_px: Option<[u32; 2]>,
 }
 
 fn default_analysis_fps() -> f64 {

@@ -3,6 +3,7 @@
 pub mod commands;
 pub mod logging;
 pub mod malloc;
+pub mod monthly_report;
 pub mod notify;
 pub mod observer;
 pub mod supervisor;

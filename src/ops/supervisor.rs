@@ -195,10 +195,15 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         uplink_waker = Some(u.waker());
         tokio::spawn(u.run(uplink_stop_rx))
     });
+    if uplink.is_some() {
+        let cfg = lock(&shared.config).clone();
+        let monthly = crate::ops::monthly_report::Monthly { store: store.clone(), audit_log: audit.clone(), config: cfg, uplink: uplink_waker.clone() };
+        tokio::spawn(monthly.run());
+    }
     let sink = Arc::new(crate::pipeline::reads::ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: uplink_waker });
     let frame_drain = spawn_frame_analysis(recognizer, shared.analysis_settings.clone(), frames, sink, shared.clone());
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
-    let api = start_api(&cfg_now, &store, &audit, &hotlists, &shared.cameras, api_handle.clone()).await?;
+    let api = start_api(&cfg_now, &store, &audit, &hotlists, &shared.cameras, shared.analysis.snapshots.clone(), api_handle.clone()).await?;
     let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit, &frame_drain).await;
     api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
     if let Some(a) = api {
@@ -337,6 +342,7 @@ async fn start_api(
     audit: &Arc<AuditLog>,
     hotlists: &Arc<crate::pipeline::hotlists::Hotlists>,
     cameras: &Arc<crate::ingest::CameraSet>,
+    snapshots: Arc<crate::pipeline::snapshot::Snapshots>,
     handle: axum_server::Handle<std::net::SocketAddr>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     if !cfg.api.enabled {
@@ -367,6 +373,7 @@ async fn start_api(
         export_dir: state_dir.join("exports"),
         hotlists: Some(hotlists.clone()),
         cameras: Some(cameras.clone()),
+        snapshots: Some(snapshots),
     });
     log::info!(listen = cfg.api.listen.as_str(); "HTTPS console listening");
     Ok(Some(tokio::spawn(async move {

@@ -30,6 +30,8 @@ pub struct AnalyseStats {
     pub latency_ms_sum: AtomicU64,
     /// The most recent latencies (at most [`LATENCY_KEPT`]), for percentiles.
     pub latencies_ms: std::sync::Mutex<std::collections::VecDeque<u32>>,
+    /// The Cameras page's live snapshot and recent plate heights.
+    pub snapshots: Arc<super::snapshot::Snapshots>,
 }
 
 pub const LATENCY_KEPT: usize = 10_000;
@@ -479,12 +481,16 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
             let r = rec.recognize(img, &view).map_err(|e| e.to_string())?;
             crate::observe::recorder().frame(&frame.camera, frame.captured_at_ms, &r);
             stats.plates_read.fetch_add(r.reads.len() as u64, Ordering::Relaxed);
-            Ok(frame_reads(&frame, img, r.reads, &settings))
+            let seen = super::snapshot::boxes(&r);
+            Ok((frame_reads(&frame, img, r.reads, &settings), seen))
         })
         .map_err(|e| e.to_string())
         .and_then(|r| r);
         match result {
-            Ok(reads) => events.handle(tracker.push_frame(reads, frame.captured_at_ms)),
+            Ok((reads, seen)) => {
+                events.handle(tracker.push_frame(reads, frame.captured_at_ms));
+                stats.snapshots.record(frame, rotate, seen);
+            }
             Err(e) => {
                 stats.frames_failed.fetch_add(1, Ordering::Relaxed);
                 crate::observe::recorder().frame_failed(&frame.camera);

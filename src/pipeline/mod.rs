@@ -8,3 +8,4 @@ pub mod analyse;
 pub mod hotlists;
 pub mod reads;
 pub mod recent;
+pub mod snapshot;

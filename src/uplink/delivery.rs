@@ -41,6 +41,9 @@ pub struct Delivery {
     queued: VecDeque<Pending>,
     /// Sent with a packet id, PUBACK not yet read.
     by_pkid: HashMap<u16, Pending>,
+    /// Alerts have their own cursor: an alert queued after a message of another lane went out sorts
+    /// before that message's key, and one cursor would pass it by until the next connection.
+    alerts_cursor: Option<OutboxKey>,
     outbox_cursor: Option<OutboxKey>,
     reads_cursor: Option<u64>,
     /// Tracked messages queued or sent and not yet acknowledged.
@@ -63,9 +66,23 @@ impl Delivery {
         self.tracked < max_inflight
     }
 
-    /// The last outbox entry read on this connection: the next read starts after it.
+    /// The last outbox entry of a lane other than alerts read on this connection: the next read starts
+    /// after it.
     pub fn outbox_cursor(&self) -> Option<&OutboxKey> {
         self.outbox_cursor.as_ref()
+    }
+
+    /// The last alert read on this connection.
+    pub fn alerts_cursor(&self) -> Option<&OutboxKey> {
+        self.alerts_cursor.as_ref()
+    }
+
+    fn read_past(&mut self, key: OutboxKey) {
+        if key.0[0] == crate::store::Lane::Alerts as u8 {
+            self.alerts_cursor = Some(key);
+        } else {
+            self.outbox_cursor = Some(key);
+        }
     }
 
     /// The last upload-queue sequence read on this connection.
@@ -76,7 +93,7 @@ impl Delivery {
     /// A message was handed to the client; the cursor of its lane moves past it.
     pub fn queued(&mut self, p: Pending) {
         match &p {
-            Pending::Outbox(key) => self.outbox_cursor = Some(key.clone()),
+            Pending::Outbox(key) => self.read_past(key.clone()),
             Pending::Reads(seqs) => {
                 if let Some(last) = seqs.iter().max() {
                     self.reads_cursor = Some(self.reads_cursor.map_or(*last, |c| c.max(*last)));
@@ -92,7 +109,7 @@ impl Delivery {
 
     /// An outbox entry that will not be sent (too large to ever fit a packet): read past it.
     pub fn skipped(&mut self, key: OutboxKey) {
-        self.outbox_cursor = Some(key);
+        self.read_past(key);
     }
 
     /// rumqttc sent the oldest request it was given with this packet id (0: QoS 0, nothing to wait for).
@@ -141,10 +158,22 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+    /// A key of the outbox's second lane (not alerts).
     fn key(seq: u64) -> OutboxKey {
-        let mut k = [0u8; 9];
+        let mut k = [1u8; 9];
         k[1..].copy_from_slice(&seq.to_be_bytes());
         OutboxKey(k)
+    }
+
+    #[test]
+    fn an_alert_queued_after_another_lanes_message_has_its_own_cursor() {
+        let mut d = Delivery::new();
+        d.queued(Pending::Outbox(key(5)));
+        let mut a = [0u8; 9];
+        a[1..].copy_from_slice(&7u64.to_be_bytes());
+        d.queued(Pending::Outbox(OutboxKey(a)));
+        assert_eq!((d.outbox_cursor(), d.alerts_cursor()), (Some(&key(5)), Some(&OutboxKey(a))));
+        assert!(OutboxKey(a).0 < key(5).0, "the alert sorts before the other lane's message: one cursor would pass it");
     }
 
     #[test]

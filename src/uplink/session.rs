@@ -382,11 +382,24 @@ impl Uplink {
         Ok(())
     }
 
+    /// The next outbox message this connection has not published: an alert first, even one queued after a
+    /// message of another lane went out; then the other lanes in order.
+    fn next_outbox(&self, conn: &Delivery) -> Result<Option<crate::store::OutboxMessage>, ConnError> {
+        if let Some(m) = self.store.outbox_peek(conn.alerts_cursor(), 1)?.into_iter().next() {
+            if m.key.0[0] == crate::store::Lane::Alerts as u8 {
+                return Ok(Some(m));
+            }
+        }
+        // Past every alert key: the other lanes start after lane 0's largest possible key.
+        let past_alerts = crate::store::OutboxKey([crate::store::Lane::Alerts as u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        Ok(self.store.outbox_peek(Some(conn.outbox_cursor().unwrap_or(&past_alerts)), 1)?.into_iter().next())
+    }
+
     /// Publishes what is waiting, alerts and other outbox messages before reads, up to the in-flight window.
     fn fill(&self, client: &AsyncClient, conn: &mut Delivery) -> Result<(), ConnError> {
         let s = &self.settings;
         while conn.has_room(s.max_inflight) {
-            if let Some(m) = self.store.outbox_peek(conn.outbox_cursor(), 1)?.into_iter().next() {
+            if let Some(m) = self.next_outbox(conn)? {
                 if m.payload.len() + m.topic.len() + 64 > s.max_packet_bytes {
                     // It can never be sent and would block everything behind it.
                     log::error!(seq = m.key.seq(), bytes = m.payload.len(); "outbox message larger than mqtt.max_packet_kib; dropped");
