@@ -45,6 +45,15 @@ test: deps
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	POLEWATCH_TEST_DATA=$(abspath $(TEST_DATA)) $(CARGO) test --locked --workspace
 
+# The fleet test (issue 17): many simulated boxes on a 3-node nats-server cluster (MQTT over TLS on
+# JetStream), one node killed half way; fails on any read or alert lost and prints the README's figures.
+# Not part of `make test`: it installs nats-server and runs for minutes. Knobs: FLEET_BOXES (100),
+# FLEET_SECONDS (60), FLEET_READS_PER_S (5), FLEET_BACKLOG (300); see tests/fleet.rs and docs/fleet.md.
+.PHONY: test-fleet
+test-fleet: deps
+	scripts/install-fleet-deps
+	$(CARGO) test --locked --test fleet -- --ignored --nocapture
+
 # cargo deny (advisories from ADVISORY_DB offline, licences, bans, sources; deny.toml) and clippy. Installs
 # cargo-deny (pinned) when missing.
 lint: deps

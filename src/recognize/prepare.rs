@@ -3,7 +3,7 @@
 //! network wants.
 
 use super::geometry::BoxF;
-use crate::config::{ColorOrder, OcrModel, ResizeMode, TensorLayout};
+use super::settings::{ColorOrder, OcrModel, ResizeMode, TensorLayout};
 use opencv::core::{self, Mat, Point2f, Rect, Scalar, Size, Vector};
 use opencv::prelude::*;
 use opencv::{dnn, imgproc};
@@ -142,7 +142,7 @@ pub fn to_input(crop: &Mat, spec: &OcrModel) -> opencv::Result<Mat> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OcrKind, OcrModel};
+    use crate::recognize::settings::{OcrKind, OcrModel};
 
     fn spec(color: ColorOrder, layout: TensorLayout, resize: ResizeMode) -> OcrModel {
         OcrModel {

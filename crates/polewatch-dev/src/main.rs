@@ -67,6 +67,13 @@ enum BenchCmd {
         /// search and the retroactive walk on each (e.g. 1000000).
         #[arg(long, default_value_t = 0)]
         search_reads: usize,
+        /// Instead of the figures above: a year of reads at each of these store sizes (e.g.
+        /// 1000000,10000000): fill and insert rate, exact and wildcard search p50/p99, a day's purge.
+        #[arg(long, value_delimiter = ',')]
+        scale: Vec<usize>,
+        /// Crop bytes stored with each read of the --scale stores (0: metadata only).
+        #[arg(long, default_value_t = 0)]
+        scale_crop_bytes: usize,
         /// End with one line holding the figures as a JSON object.
         #[arg(long)]
         json: bool,
@@ -293,8 +300,8 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
             json,
         }),
         BenchCmd::Recognize { models, frames, json } => bench::recognize::run(&model_set(models.as_deref(), config_path)?, frames, json),
-        BenchCmd::Store { insert_reads, purge_sizes, dir, encrypted, search_reads, json } => {
-            bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json, encrypted, search_reads })
+        BenchCmd::Store { insert_reads, purge_sizes, dir, encrypted, search_reads, scale, scale_crop_bytes, json } => {
+            bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json, encrypted, search_reads, scale, scale_crop_bytes })
         }
         BenchCmd::Alerts { models, kills, analysis_fps } => bench::alerts::run(&bench::alerts::Options { models, kills, analysis_fps }),
         BenchCmd::Uplink { alerts, backlog, json } => bench::uplink::run(&bench::uplink::Options { alerts, backlog, json }),

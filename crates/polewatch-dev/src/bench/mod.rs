@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod recognize;
 pub mod rig;
 pub mod store;
+pub mod store_scale;
 pub mod uplink;
 
 use crate::store::{Candidate, NewRead, Plate};
