@@ -35,12 +35,14 @@ run: build dev
 # POLEWATCH_TEST_DATA; those tests skip without it). Here it is the development folder next to the checkout,
 # when there is one; nothing from it is copied or used outside the tests.
 TEST_DATA ?= $(wildcard ../shared/data)
-# The workspace: the daemon and the GStreamer element (gst-plugins/platerecognize). The dependency check
-# (cargo deny, below) runs first where the RustSec snapshot is present.
+# The workspace: the daemon, the GStreamer element (gst-plugins/platerecognize) and the dev tools
+# (crates/polewatch-dev). The dependency check (cargo deny, below) runs first where the RustSec snapshot is
+# present, then the import graph and clippy on every target with warnings as errors, then the tests.
 ADVISORY_DB ?= $(firstword $(wildcard ../shared/advisory-db ../../shared/advisory-db))
 test: deps
 	$(if $(ADVISORY_DB),scripts/deny $(abspath $(ADVISORY_DB)),@echo "test: no RustSec snapshot (ADVISORY_DB): cargo deny skipped; run make lint")
 	scripts/import-graph --quiet
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	POLEWATCH_TEST_DATA=$(abspath $(TEST_DATA)) $(CARGO) test --locked --workspace
 
 # The fleet test (issue 17): many simulated boxes on a 3-node nats-server cluster (MQTT over TLS on

@@ -85,7 +85,10 @@ enum Slot {
 /// Which texts are watched for (on a hotlist): a frame that reads one with `early_confidence` raises the
 /// track's early read at once, without waiting for `early_min_frames` (see [`Tracker::watching`]).
 #[derive(Default)]
-pub struct Watch(Option<Box<dyn Fn(&Plate) -> bool + Send>>);
+pub struct Watch(Option<WatchFn>);
+
+/// Whether a plate's text is watched for (clippy's type_complexity on the field's type written out).
+type WatchFn = Box<dyn Fn(&Plate) -> bool + Send>;
 
 impl Watch {
     fn hits(&self, p: &Plate) -> bool {
