@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod hotlist;
 pub mod ingest;
+pub mod observe;
 pub mod ops;
 pub mod recognize;
 pub mod retention;

@@ -152,8 +152,12 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 }
 
 fn run(path: PathBuf) -> anyhow::Result<()> {
+    let malloc_tuned = ops::malloc::tune();
     let loaded = config::load(&path).map_err(|e| anyhow::anyhow!("configuration invalid:\n{e}"))?;
     ops::logging::init(&loaded.config.logging)?;
+    if !malloc_tuned {
+        log::warn!("malloc settings not applied; memory use may be higher than documented");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("polewatch")

@@ -45,7 +45,7 @@ fn shipped_configs_are_valid_and_complete() {
     assert_eq!(full.config.recognizer.ocr, set.ocr);
     assert_eq!(full.config.site.site_id, "main-st-north");
     assert_eq!(full.config.cameras.len(), 1);
-    assert_eq!(full.config.cameras[0].latency_ms, 200);
+    assert_eq!((full.config.cameras[0].latency_ms, full.config.cameras[0].jitter_latency_ms()), (None, 0), "no jitter buffer over TCP unless set");
     assert_eq!(full.config.store.retention.min_days, 365);
     // The [tracker] values written out in the sample are the defaults.
     assert_eq!(full.config.tracker, polewatch::track::TrackerConfig::default());
@@ -357,4 +357,46 @@ fn check_config_refuses_a_five_megabyte_camera_name() {
     // The longest names allowed still load.
     config::load(&write(d.path(), "ok/polewatch.toml", &format!("{MINIMAL}[[cameras]]\nid = \"{}\"\nurl = \"rtsp://192.0.2.1/s\"\nname = \"{}\"\n", "i".repeat(64), "n".repeat(256))))
         .expect("names at the bound load");
+}
+
+/// Issue 16 §6: `check-config` stopped at the first unknown key, type or enum error. Every error of a file
+/// comes out in one run, each with file:line: key, the checks serde cannot make included, and a required
+/// key left out is named once (not again as an empty value).
+#[test]
+fn check_config_reports_every_error_in_one_run() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{MINIMAL}colour = \"red\"\n[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/s\"\nlatency_ms = \"fast\"\ntransport = \"pigeon\"\n\
+         [[cameras]]\nname = \"no id\"\nurl = \"rtsp://h/t\"\n[mqtt]\nport = \"x\"\n[logging]\nlevel = \"loud\"\n\
+         [store.retention]\nmin_days = 365\nmax_days = 30\n[metrics]\nlisten = \"nowhere\"\n"
+    );
+    let ps = problems(d.path(), &text);
+    let mut got: Vec<(String, Option<usize>)> = ps.iter().map(|p| (p.key.clone(), p.line)).collect();
+    got.sort();
+    let mut want: Vec<(String, Option<usize>)> = [
+        ("site.colour", 4),
+        ("cameras[0].latency_ms", 8),
+        ("cameras[0].transport", 9),
+        ("cameras[1]", 10),
+        ("mqtt.port", 14),
+        ("logging.level", 16),
+        ("store.retention.max_days", 19),
+        ("metrics.listen", 21),
+    ]
+    .iter()
+    .map(|(k, l)| (k.to_string(), Some(*l)))
+    .collect();
+    want.sort();
+    assert_eq!(got, want, "{ps:#?}");
+    assert!(ps.iter().any(|p| p.key == "cameras[1]" && p.message.contains("missing field `id`")), "{ps:#?}");
+    assert!(ps.iter().any(|p| p.key == "cameras[0].transport" && p.message.contains("unknown variant")), "{ps:#?}");
+
+    let exe = env!("CARGO_BIN_EXE_polewatch");
+    let f = d.path().join("polewatch.toml");
+    let out = Command::new(exe).args(["check-config", "--config"]).arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for (key, line) in &want {
+        assert!(err.contains(&format!("{}:{}: {key}: ", f.display(), line.unwrap())), "{key} missing from:\n{err}");
+    }
 }

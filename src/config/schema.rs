@@ -47,6 +47,10 @@ pub struct Config {
     pub logging: Logging,
     #[serde(default)]
     pub service: Service,
+    #[serde(default)]
+    pub metrics: super::observe::Metrics,
+    #[serde(default)]
+    pub telemetry: super::observe::Telemetry,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -130,7 +130,9 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
         if c.url.contains('@') && scheme.starts_with("rtsp") {
             push(out, k("url"), "put credentials in username/password or credentials_file, not in the URL");
         }
-        range(out, &k("latency_ms"), c.latency_ms, 0, 10_000);
+        if let Some(l) = c.latency_ms {
+            range(out, &k("latency_ms"), l, 0, 10_000);
+        }
         if !(c.analysis_fps > 0.0 && c.analysis_fps <= 60.0) {
             push(out, k("analysis_fps"), format!("{} is out of range (0, 60]", c.analysis_fps));
         }

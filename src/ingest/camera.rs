@@ -6,7 +6,7 @@
 //! rtsp://   rtspsrc ─(pad-added: RTP caps)─► depay ! parse ! decoder ┐
 //! other     urisourcebin ! parsebin ─(pad-added: elementary caps)─► decoder ┤
 //!             sampler (probe on the decoder's output: unsampled frames dropped here) ◄┘
-//!             ─► queue (leaky) ! videoconvert ! video/x-raw,format=BGR ! appsink (max-buffers=1, drop)
+//!             ─► queue (leaky, 1 frame) ! videoconvert ! video/x-raw,format=BGR ! appsink (max-buffers=1, drop)
 //!             ─► motion gate (optional) ─► FrameQueue
 //! ```
 
@@ -38,6 +38,8 @@ pub struct CameraStats {
     pub connects: AtomicU64,
     /// Monotonic ms (since the camera started) of the last decoded frame; 0 = none in this connection.
     last_buffer_ms: AtomicI64,
+    /// Wall-clock ms of the last decoded frame (0: none yet), for metrics and health.
+    pub last_frame_wall_ms: AtomicI64,
 }
 
 /// Timeouts; the defaults follow R-IN3.
@@ -267,7 +269,7 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
     // queue drops the oldest frame when conversion falls behind.
     let leaky = if file { "no" } else { "downstream" };
     let tail = format!(
-        "queue name=tail max-size-buffers=2 leaky={leaky} ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop={} sync={file}",
+        "queue name=tail max-size-buffers=1 leaky={leaky} ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop={} sync={file}",
         !file
     );
     let desc = if rtp { format!("rtspsrc name=src {tail}") } else { format!("urisourcebin name=uri ! parsebin name=src {tail}") };
@@ -275,7 +277,7 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
     let src = pipeline.by_name("src").ok_or(PipelineError::Missing("no source element"))?;
     if rtp {
         src.set_property("location", &c.url);
-        src.set_property("latency", c.latency_ms);
+        src.set_property("latency", c.jitter_latency_ms());
         // A server that accepts the connection and then says nothing (stopped, hung) fails the attempt
         // within the connect timeout rather than rtspsrc's default of 20 s.
         src.set_property("tcp-timeout", ctx.timing.connect.as_micros().min(u64::MAX as u128) as u64);
@@ -390,6 +392,9 @@ impl Link {
     fn link_chain(&self, pipeline: &gst::Pipeline, pad: &gst::Pad, chain: &Chain) -> Result<(), PipelineError> {
         let mut elements = Vec::new();
         for name in chain.elements() {
+            // libav's decoders keep their own thread count (one per core): with one thread, a camera's
+            // decoding fell behind real time on the loaded 2-core machine (the stream piled up in the
+            // socket and the camera noticed its server's death 11 s late), and decoding cannot drop frames.
             elements.push(gst::ElementFactory::make(name).build().map_err(|source| PipelineError::Element { name: name.to_string(), source })?);
         }
         let tail = pipeline.by_name("tail").ok_or(PipelineError::Missing("no tail queue"))?;
@@ -405,6 +410,7 @@ impl Link {
             let seq = stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
             let mono = started.elapsed();
             stats.last_buffer_ms.store(mono.as_millis() as i64 + 1, Ordering::Relaxed);
+            stats.last_frame_wall_ms.store(now_ms(), Ordering::Relaxed);
             if lock(&sampler).take(pts.unwrap_or(mono.as_nanos() as u64)) {
                 let mut s = lock(&sampled);
                 if s.len() >= 8 {

@@ -25,8 +25,10 @@ pub struct Camera {
     pub enabled: bool,
     #[serde(default)]
     pub transport: Transport,
-    #[serde(default = "default_latency_ms")]
-    pub latency_ms: u32,
+    /// rtspsrc's jitter buffer. Unset: none over TCP (interleaved RTP arrives in order and complete, so
+    /// the buffer would only hold every frame back), [`UDP_LATENCY_MS`] over UDP or `auto`.
+    #[serde(default)]
+    pub latency_ms: Option<u32>,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -69,8 +71,17 @@ fn default_analysis_fps() -> f64 {
 fn default_decoder() -> String {
     "auto".to_string()
 }
-fn default_latency_ms() -> u32 {
-    200
+/// The jitter buffer over UDP when `latency_ms` is unset: room to reorder packets on a LAN.
+pub const UDP_LATENCY_MS: u32 = 200;
+
+impl Camera {
+    /// The jitter buffer rtspsrc gets: `latency_ms`, or by transport when unset (see the field).
+    pub fn jitter_latency_ms(&self) -> u32 {
+        self.latency_ms.unwrap_or(match self.transport {
+            Transport::Tcp => 0,
+            Transport::Udp | Transport::Auto => UDP_LATENCY_MS,
+        })
+    }
 }
 fn default_max_plate_px() -> u32 {
     600

@@ -8,7 +8,7 @@ pub mod session;
 pub mod tls;
 pub mod topics;
 
-pub use session::{check_command, CommandHandler, Refusal, Settings, Stats, Uplink};
+pub use session::{check_command, CommandHandler, Refusal, Settings, Stats, StatusSource, Uplink};
 
 // `Settings::from_config` (from `[mqtt]` and `[site]`) is in `config::assemble`: config assembles, the
 // uplink does not read the schema.

@@ -77,6 +77,9 @@ pub struct Stats {
     pub connects: AtomicU64,
     pub outbox_acked: AtomicU64,
     pub reads_acked: AtomicU64,
+    /// Outbox messages (alerts first) and reads published, acknowledged or not.
+    pub published_outbox: AtomicU64,
+    pub published_reads: AtomicU64,
     pub commands: AtomicU64,
     pub commands_refused: AtomicU64,
     pub dropped_oversized: AtomicU64,
@@ -100,7 +103,12 @@ pub struct Uplink {
     handler: Arc<dyn CommandHandler>,
     /// Commands are answered one at a time, so a repeat delivered meanwhile finds the first answer.
     commands: Arc<Mutex<()>>,
+    /// The health summary the retained status carries, how often it is sent again, and what wakes it early.
+    status: Option<(StatusSource, Duration, Arc<Notify>)>,
 }
+
+/// The health summary for the status topic (`observe::health::Summary` as JSON).
+pub type StatusSource = Arc<dyn Fn() -> Option<serde_json::Value> + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 enum ConnError {
@@ -112,7 +120,24 @@ enum ConnError {
 
 impl Uplink {
     pub fn new(settings: Settings, store: Arc<Store>, handler: Arc<dyn CommandHandler>) -> Uplink {
-        Uplink { settings, store, wake: Arc::new(Notify::new()), stats: Arc::new(Stats::default()), handler, commands: Arc::default() }
+        Uplink { settings, store, wake: Arc::new(Notify::new()), stats: Arc::new(Stats::default()), handler, commands: Arc::default(), status: None }
+    }
+
+    /// The retained `online` status carries `source`'s health summary, sent again every `every` (zero: only
+    /// at connect) and at once when `changed` is notified.
+    pub fn with_status(mut self, source: StatusSource, every: Duration, changed: Arc<Notify>) -> Uplink {
+        self.status = Some((source, every, changed));
+        self
+    }
+
+    fn status_payload(&self, state: &str, clean_shutdown: Option<bool>) -> Vec<u8> {
+        let s = &self.settings;
+        let mut status = StatusV1::new(&s.site, &s.device, state, now_ms());
+        status.clean_shutdown = clean_shutdown;
+        if state == "online" {
+            status.health = self.status.as_ref().and_then(|(source, _, _)| source());
+        }
+        serde_json::to_vec(&status).unwrap_or_default()
     }
 
     /// Notify after queueing something so it goes out at once.
@@ -134,7 +159,9 @@ impl Uplink {
             .set_manual_acks(true)
             .set_max_packet_size(s.max_inbound_bytes.max(s.max_command_bytes), s.max_packet_bytes)
             .set_inflight((s.max_inflight * 2).clamp(10, u16::MAX as usize) as u16);
-        let offline = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "offline", now_ms())).unwrap_or_default();
+        // The broker publishes the will only when the link breaks: `clean_shutdown: false`. A clean stop says
+        // `true` and ends with DISCONNECT, on which the broker discards the will (MQTT 3.1.1, 3.14.4).
+        let offline = self.status_payload("offline", Some(false));
         o.set_last_will(LastWill::new(s.topics.status(), offline, QoS::AtLeastOnce, true));
         if let Some(tls) = &s.tls {
             o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.clone())));
@@ -219,6 +246,10 @@ impl Uplink {
         let (ack_tx, mut ack_rx) = mpsc::channel::<(String, AckV1, rumqttc::Publish)>(64);
         let mut health = tokio::time::interval(self.settings.health_interval);
         let mut batch_timer = tokio::time::interval(Duration::from_millis(100).min(self.settings.reads_batch_max_age));
+        let status_every = self.status.as_ref().map(|(_, every, _)| *every).filter(|e| !e.is_zero());
+        let mut status_tick = tokio::time::interval(status_every.unwrap_or(Duration::from_secs(3600)));
+        status_tick.tick().await;
+        let status_changed = self.status.as_ref().map(|(_, _, n)| n.clone()).unwrap_or_default();
         loop {
             tokio::select! {
                 event = ev.poll() => {
@@ -237,7 +268,7 @@ impl Uplink {
                             self.stats.connects.fetch_add(1, Ordering::Relaxed);
                             log::info!(broker; "MQTT connected");
                             let s = &self.settings;
-                            let status = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "online", now_ms())).unwrap_or_default();
+                            let status = self.status_payload("online", None);
                             publish(client, &mut conn, s.topics.status(), QoS::AtLeastOnce, true, status, Pending::Untracked)?;
                             // The broker kept our subscription with the session; subscribing again would
                             // make it send retained commands again.
@@ -268,6 +299,14 @@ impl Uplink {
                 }
                 _ = self.wake.notified(), if online => self.fill(client, &mut conn)?,
                 _ = batch_timer.tick(), if online => self.fill(client, &mut conn)?,
+                _ = status_tick.tick(), if online && status_every.is_some() => {
+                    let status = self.status_payload("online", None);
+                    publish(client, &mut conn, self.settings.topics.status(), QoS::AtLeastOnce, true, status, Pending::Untracked)?;
+                }
+                _ = status_changed.notified(), if online && self.status.is_some() => {
+                    let status = self.status_payload("online", None);
+                    publish(client, &mut conn, self.settings.topics.status(), QoS::AtLeastOnce, true, status, Pending::Untracked)?;
+                }
                 _ = health.tick(), if online => {
                     let payload = serde_json::to_vec(&self.health()).unwrap_or_default();
                     publish(client, &mut conn, self.settings.topics.health(), QoS::AtMostOnce, false, payload, Pending::Untracked)?;
@@ -313,12 +352,13 @@ impl Uplink {
                 Ok(Err(_)) | Err(_) => break,
             }
         }
-        let s = &self.settings;
-        let status = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "offline", now_ms())).unwrap_or_default();
-        if client.try_publish(s.topics.status(), QoS::AtMostOnce, true, status).is_ok() {
-            let _ = tokio::time::timeout(Duration::from_millis(300), async {
+        // The clean stop, retained, then DISCONNECT so that the broker drops the will instead of publishing it
+        // over this status (the event loop must send it: dropping the connection would fire the will).
+        let status = self.status_payload("offline", Some(true));
+        if client.try_publish(self.settings.topics.status(), QoS::AtLeastOnce, true, status).is_ok() && client.try_disconnect().is_ok() {
+            let _ = tokio::time::timeout(Duration::from_millis(1000), async {
                 while let Ok(e) = ev.poll().await {
-                    if matches!(e, Event::Outgoing(Outgoing::Publish(_))) {
+                    if matches!(e, Event::Outgoing(Outgoing::Disconnect)) {
                         break;
                     }
                 }
@@ -356,6 +396,7 @@ impl Uplink {
                     continue;
                 }
                 publish(client, conn, s.topics.topic(&m.topic), QoS::AtLeastOnce, false, m.payload, Pending::Outbox(m.key))?;
+                self.stats.published_outbox.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let batch = self.store.upload_queue_peek(conn.reads_cursor(), s.reads_batch_max)?;
@@ -372,7 +413,9 @@ impl Uplink {
                 take = take.div_ceil(2);
             };
             let seqs: Vec<u64> = batch[..take].iter().map(|(q, _)| *q).collect();
+            let n = seqs.len() as u64;
             publish(client, conn, s.topics.reads(), QoS::AtLeastOnce, false, payload, Pending::Reads(seqs))?;
+            self.stats.published_reads.fetch_add(n, Ordering::Relaxed);
         }
         Ok(())
     }

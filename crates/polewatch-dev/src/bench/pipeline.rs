@@ -118,6 +118,8 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             logging: Default::default(),
             service: Default::default(),
             tracker: Default::default(),
+            metrics: Default::default(),
+            telemetry: Default::default(),
         };
         for i in 0..n {
             let cam: crate::config::Camera = serde_json::from_value(serde_json::json!({
