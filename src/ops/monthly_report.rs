@@ -152,6 +152,7 @@ impl Monthly {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::report::{ChainResult, Inputs};
 
     fn at(s: &str) -> jiff::ZonedDateTime {
         s.parse::<jiff::civil::DateTime>().unwrap().to_zoned_datetime(TimeZone::UTC).unwrap()
