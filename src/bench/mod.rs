@@ -5,6 +5,8 @@ pub mod accuracy;
 pub mod alerts;
 pub mod audit;
 pub mod crash;
+pub mod outage;
+pub mod powercut;
 pub mod pipeline;
 pub mod recognize;
 pub mod rig;
