@@ -365,17 +365,23 @@ pub fn run(exe: &Path, dir: &Path, opts: &Options) -> anyhow::Result<CrashReport
                 // count how often a cut leaves a store that does not open).
                 std::fs::remove_dir_all(&state)?;
                 std::fs::create_dir_all(&state)?;
+                count_acked(&mut report, &acked);
                 acked = Acked::default();
                 reads_checked = 0;
                 holds_checked = 0;
             }
         }
     }
-    report.acknowledged = acked.reads.len();
-    report.acknowledged_holds = acked.holds.len();
-    report.acknowledged_audit = acked.audit;
-    report.acknowledged_outbox = acked.outbox_total;
+    count_acked(&mut report, &acked);
     Ok(report)
+}
+
+/// Adds one store's acknowledged items to the totals (a store that did not open is replaced by a new one).
+fn count_acked(report: &mut CrashReport, acked: &Acked) {
+    report.acknowledged += acked.reads.len();
+    report.acknowledged_holds += acked.holds.len();
+    report.acknowledged_audit += acked.audit;
+    report.acknowledged_outbox += acked.outbox_total;
 }
 
 fn sample<T: Clone>(all: &[T], checked: usize, everything: bool) -> Vec<T> {
@@ -391,17 +397,27 @@ fn sample<T: Clone>(all: &[T], checked: usize, everything: bool) -> Vec<T> {
 
 fn verify_reads(store: &Store, acked: &[(ReadId, u64)], frames: bool, cycle: usize, report: &mut CrashReport, f: &mut Findings) -> anyhow::Result<()> {
     for (id, seq) in acked {
-        match store.get_read(*id)? {
+        let read = match store.get_read(*id) {
+            Ok(r) => r,
+            Err(e) => {
+                if f.damaged.insert(*id) {
+                    report.problem(format!("cycle {cycle}: acknowledged read {id} (seq {seq}) cannot be read: {e}"));
+                }
+                continue;
+            }
+        };
+        match read {
             None => {
                 if f.lost.insert(*id) {
                     report.problem(format!("cycle {cycle}: acknowledged read {id} (seq {seq}) is missing"));
                 }
             }
             Some(r) => {
-                let crop_ok = store.image(*id, ImageKind::Crop)?.is_some_and(|c| c == synthetic_crop(*seq, CROP_BYTES));
-                let frame_ok = store.image(*id, ImageKind::Frame)? == if frames { frame_of(*seq) } else { None };
+                // A store error (sled: a blob file it cannot read) is damage, not the end of the bench.
+                let crop_ok = store.image(*id, ImageKind::Crop).is_ok_and(|c| c.is_some_and(|c| c == synthetic_crop(*seq, CROP_BYTES)));
+                let frame_ok = store.image(*id, ImageKind::Frame).is_ok_and(|c| c == if frames { frame_of(*seq) } else { None });
                 let plate = format!("T{seq:07}");
-                let indexed = store.search(&PlatePattern::parse(&plate)?, 10)?.iter().any(|x| x.id == *id);
+                let indexed = store.search(&PlatePattern::parse(&plate)?, 10).is_ok_and(|v| v.iter().any(|x| x.id == *id));
                 if (r.plate.expose() != plate || r.frame_seq != *seq || !crop_ok || !frame_ok || !indexed) && f.damaged.insert(*id) {
                     report.problem(format!(
                         "cycle {cycle}: read {id} damaged (plate ok {}, crop ok {crop_ok}, frame ok {frame_ok}, indexed {indexed})",
@@ -418,7 +434,7 @@ fn verify_reads(store: &Store, acked: &[(ReadId, u64)], frames: bool, cycle: usi
 
 fn verify_holds(store: &Store, acked: &[(ReadId, uuid::Uuid)], cycle: usize, report: &mut CrashReport, f: &mut Findings) -> anyhow::Result<()> {
     for (read, hold) in acked {
-        if !store.holds_for(*read)?.iter().any(|h| h.id == *hold && h.released.is_none()) && f.lost_holds.insert(*hold) {
+        if !store.holds_for(*read).is_ok_and(|v| v.iter().any(|h| h.id == *hold && h.released.is_none())) && f.lost_holds.insert(*hold) {
             report.problem(format!("cycle {cycle}: acknowledged hold {hold} on read {read} is missing"));
         }
     }
@@ -427,7 +443,13 @@ fn verify_holds(store: &Store, acked: &[(ReadId, uuid::Uuid)], cycle: usize, rep
 }
 
 fn verify_outbox(store: &Store, acked: &HashMap<u64, u64>, cycle: usize, report: &mut CrashReport, f: &mut Findings) -> anyhow::Result<()> {
-    let queued: HashMap<u64, Vec<u8>> = store.outbox_peek(None, usize::MAX)?.into_iter().map(|m| (m.key.seq(), m.payload)).collect();
+    let queued: HashMap<u64, Vec<u8>> = match store.outbox_peek(None, usize::MAX) {
+        Ok(v) => v.into_iter().map(|m| (m.key.seq(), m.payload)).collect(),
+        Err(e) => {
+            report.problem(format!("cycle {cycle}: the outbox cannot be read: {e}"));
+            HashMap::new()
+        }
+    };
     for (seq, n) in acked {
         let ok = queued.get(seq).is_some_and(|p| *p == format!("msg {n}").into_bytes());
         if !ok && f.lost_outbox.insert(*seq) {

@@ -27,6 +27,10 @@ pub(crate) struct Syncer {
 impl Syncer {
     pub fn open(store: &Path) -> std::io::Result<Syncer> {
         let log = File::open(store.join("db"))?;
+        // sled writes its `conf` (segment size, format) once at creation and never syncs it: a power cut
+        // in a new store's first minutes left a store sled calls corrupt (bench powerloss, 2 of 40 cuts).
+        File::open(store.join("conf"))?.sync_all()?;
+        log.sync_data()?;
         // The store directory's entries (db, conf, blobs/) are durable from the start.
         File::open(store)?.sync_all()?;
         Ok(Syncer { log, blobs: store.join("blobs"), seen: Mutex::new((None, 0)) })
