@@ -35,6 +35,7 @@ TEST_DATA ?= $(wildcard ../shared/data)
 ADVISORY_DB ?= $(firstword $(wildcard ../shared/advisory-db ../../shared/advisory-db))
 test: deps
 	$(if $(ADVISORY_DB),scripts/deny $(abspath $(ADVISORY_DB)),@echo "test: no RustSec snapshot (ADVISORY_DB): cargo deny skipped; run make lint")
+	scripts/import-graph --quiet
 	POLEWATCH_TEST_DATA=$(abspath $(TEST_DATA)) $(CARGO) test --locked --workspace
 
 # cargo deny (advisories from ADVISORY_DB offline, licences, bans, sources; deny.toml) and clippy. Installs

@@ -10,11 +10,17 @@ pub trait Clock: Send + Sync {
     fn monotonic_ms(&self) -> i64;
 }
 
+/// The wall clock now, in milliseconds since the Unix epoch, UTC: [`SystemClock`]'s reading, for code
+/// that does not take a [`Clock`].
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        jiff::Timestamp::now().as_millisecond()
+        now_ms()
     }
 
     fn synchronised(&self) -> Option<bool> {

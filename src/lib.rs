@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod hotlist;
 pub mod ingest;
 pub mod ops;

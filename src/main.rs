@@ -310,7 +310,7 @@ fn main() -> ExitCode {
         Cmd::Recognize { images, models } => return recognize_images(&images, models.as_deref(), &cli.config),
         Cmd::Policy { html } => with_config(&cli.config, |c| {
             let roles = polewatch::api::role_lines();
-            print!("{}", if html { polewatch::access::policy::html(c, &roles) } else { polewatch::access::policy::markdown(c, &roles) });
+            print!("{}", if html { polewatch::config::policy::html(c, &roles) } else { polewatch::config::policy::markdown(c, &roles) });
             Ok(())
         }),
         Cmd::User(args) => with_config(&cli.config, |c| polewatch::cli::user::run(c, args)),

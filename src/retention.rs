@@ -1,11 +1,11 @@
 //! Retention rules, free of I/O: when the clock may be trusted, which reads may be purged, which holds
 //! still bind. The sweeper in `store::sweeper` applies them.
 
-use crate::config::Retention as RetentionConfig;
-use crate::store::model::Hold;
+use crate::domain::Hold;
 
 pub const DAY_MS: i64 = 86_400_000;
 
+/// The retention settings in the units the rules use; `config` builds it from `[store.retention]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     pub min_days: u32,
@@ -18,20 +18,6 @@ pub struct Policy {
     pub max_purge_percent: u32,
     /// ...unless it deletes at most this many reads: a small store's ordinary purge is not held up.
     pub large_purge_min_reads: u64,
-}
-
-impl From<&RetentionConfig> for Policy {
-    fn from(c: &RetentionConfig) -> Policy {
-        Policy {
-            min_days: c.min_days,
-            max_days: c.max_days,
-            max_clock_lead_ms: c.max_clock_lead_days as i64 * DAY_MS,
-            max_clock_lag_ms: c.max_clock_lag_s as i64 * 1000,
-            require_clock_sync: c.require_clock_sync,
-            max_purge_percent: c.max_purge_percent,
-            large_purge_min_reads: c.large_purge_min_reads,
-        }
-    }
 }
 
 /// Why the clock is not trusted for purging (purging on a wrong clock destroys records early).
@@ -126,7 +112,7 @@ pub fn may_purge(captured_at_ms: i64, holds: &[Hold], now_ms: i64, p: &Policy) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::model::{ReadId, Release};
+    use crate::domain::{ReadId, Release};
 
     fn policy() -> Policy {
         Policy {

@@ -1422,6 +1422,36 @@ fn browser_officer_works_the_alert_queue_live_by_keyboard() {
     b.click("#alert-confirm");
     b.wait_text("#alert-msg", "Confirmed: 5JPG123");
     b.wait_text("#alerts-count", "1 alert(s)");
+    // An alert raised on an early read shows as provisional; when the vote over the pass withdraws it, the
+    // queue and the open detail say so (live, by the stream) and it can no longer be confirmed.
+    let mut r = synthetic_read(10, now() - 20_000, 0);
+    r.plate = Plate::new("6KLM456").unwrap();
+    s.store.put_read(r).unwrap();
+    let read = s.store.search(&polewatch::store::PlatePattern::parse("6KLM456").unwrap(), 1).unwrap().remove(0);
+    let hit = polewatch::uplink::payload::HitV1 {
+        list: "state-stolen".into(),
+        entry: "6KLM456".into(),
+        category: "stolen".into(),
+        priority: 1,
+        source: "DOJ".into(),
+        match_kind: "exact".into(),
+        score: 1.0,
+        matched_text: "6KLM456".into(),
+    };
+    use polewatch::uplink::payload::{AlertStage, CertaintyV1, FinalReadV1};
+    let early = CertaintyV1 { basis: "agreement".into(), frames: 3, agreeing_frames: 3, confidence: 0.7 };
+    let prov = polewatch::alert::raise_as(&s.store, "s1", "pole-01", &read, hit, false, 1 << 20, AlertStage::Provisional, early.clone()).unwrap().id;
+    b.wait_text("#alerts-count", "2 alert(s)");
+    b.wait_text("#alert-list", "provisional");
+    b.keys("#alert-list", "\u{E015}"); // ArrowDown: the newest
+    b.wait_text("#alert-plate", "6KLM456");
+    b.wait_text("#alert-stage", "Provisional");
+    assert_eq!(b.execute("return document.getElementById('alert-confirm').disabled"), json!(false));
+    let vote = FinalReadV1 { plate: "6KLM458".into(), confidence: 0.9, frames: 9, candidates: vec![] };
+    polewatch::alert::update(&s.store, "s1", "pole-01", prov, &read, AlertStage::Withdrawn, early, vote).unwrap();
+    b.wait_text("#alert-stage", "Withdrawn");
+    b.wait_text("#alert-list", "withdrawn");
+    assert_eq!(b.execute("return document.getElementById('alert-confirm').disabled"), json!(true), "a withdrawn hit cannot be confirmed");
     let e = s.audit.latest(50, Some("olive"), Some("alert_verified")).unwrap();
     assert_eq!(e.len(), 1);
     assert_eq!((e[0].object.as_str(), e[0].detail.as_str(), e[0].outcome), (id.to_string().as_str(), "matches DOJ stolen record, checked", polewatch::access::Outcome::Ok));

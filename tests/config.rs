@@ -48,7 +48,7 @@ fn shipped_configs_are_valid_and_complete() {
     assert_eq!(full.config.cameras[0].latency_ms, 200);
     assert_eq!(full.config.store.retention.min_days, 365);
     // The [tracker] values written out in the sample are the defaults.
-    assert_eq!(polewatch::track::TrackerConfig::from(&full.config.tracker), polewatch::track::TrackerConfig::default());
+    assert_eq!(full.config.tracker, polewatch::track::TrackerConfig::default());
     assert_eq!(full.config.cameras[0].decoder, "auto");
     // The plate formats the sample ships are the ones `bench accuracy --formats` is given.
     let formats = config::load_formats(&root.join("config/plate-formats.toml")).expect("config/plate-formats.toml is valid");
@@ -268,7 +268,7 @@ fn camera_decoder_must_be_an_installed_decoder_element() {
 fn tracker_table_maps_onto_the_tracker_and_bad_values_name_the_key() {
     let d = tempfile::tempdir().unwrap();
     let c = config::load(&write(d.path(), "polewatch.toml", &format!("{MINIMAL}[tracker]\ngap_ms = 2000\nmin_frames = 3\n"))).unwrap().config;
-    let t = polewatch::track::TrackerConfig::from(&c.tracker);
+    let t = c.tracker;
     assert_eq!((t.gap_ms, t.min_frames), (2000, 3));
     assert_eq!(t.max_gate_widths, polewatch::track::TrackerConfig::default().max_gate_widths);
     let p = one(d.path(), &format!("{MINIMAL}[tracker]\ngap_ms = 1500\nmin_text_similarity = 1.5\n"));

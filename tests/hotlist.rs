@@ -3,7 +3,7 @@
 //! matcher must report exactly the same (entry, kind) pairs, and exact entries first.
 
 use polewatch::hotlist::bench::{synthetic_list, synthetic_reads};
-use polewatch::hotlist::confusion::canonical;
+use polewatch::domain::confusion::canonical;
 use polewatch::hotlist::{Entry, EntryId, Hotlist, MatchKind, Matcher, PlateGlob};
 use polewatch::store::Plate;
 use proptest::prelude::*;

@@ -2,7 +2,7 @@
 //! some frames, and the tracker must give one vehicle read per pass with the right text. Times are
 //! simulated; nothing here measures speed.
 
-use polewatch::hotlist::confusion::GROUPS;
+use polewatch::domain::confusion::GROUPS;
 use polewatch::store::Plate;
 use polewatch::track::text::similarity;
 use polewatch::track::{Direction, FrameRead, TrackEvent, Tracker, TrackerConfig, VehicleRead};

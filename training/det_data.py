@@ -14,12 +14,14 @@ from synth.render import render_plate
 MIN_BOX = 6  # boxes narrower than this on the canvas are ignored (neither positive nor negative)
 
 
-def load_scene(path, boxes, max_side=1280):
+def load_scene(path, boxes, max_side=1280, hard=()):
+    """(image, plate boxes, hard-negative boxes), boxes scaled with the image."""
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     s = min(1.0, max_side / max(img.shape[:2]))
     if s < 1:
         img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-    return img, np.array([[x * s, y * s, w * s, h * s] for x, y, w, h in boxes], np.float32).reshape(-1, 4)
+    scale = lambda bs: np.array([[x * s, y * s, w * s, h * s] for x, y, w, h in bs], np.float32).reshape(-1, 4)
+    return img, scale(boxes), scale(hard)
 
 
 def add_synthetic(img, boxes, rng, n):
@@ -49,13 +51,18 @@ def add_synthetic(img, boxes, rng, n):
     return img, np.concatenate(new)
 
 
-def sample(scene, rng, crop=224, p_synth=0.35, p_focus=0.75):
-    """One training crop: (RGB float 0..1 [3,crop,crop], target [6, crop/8, crop/8])."""
-    img, boxes = scene
+def sample(scene, rng, crop=224, p_synth=0.35, p_focus=0.75, p_hard=0.0):
+    """One training crop: (RGB float 0..1 [3,crop,crop], target [6, crop/8, crop/8]). With p_hard, the crop
+    is centred on one of the scene's hard negatives (mine_det_negatives.py) when it has any."""
+    img, boxes, hard = scene
     ih, iw = img.shape[:2]
     s = min(DET_W / iw, DET_H / ih) * float(np.exp(rng.uniform(np.log(0.6), np.log(2.2))))
+    if len(hard) and rng.random() < p_hard:
+        b = hard[rng.integers(len(hard))] * s
+        cx = b[0] + b[2] / 2 + rng.uniform(-0.3, 0.3) * crop
+        cy = b[1] + b[3] / 2 + rng.uniform(-0.3, 0.3) * crop
     # focus the crop on a plate most of the time
-    if len(boxes) and rng.random() < p_focus:
+    elif len(boxes) and rng.random() < p_focus:
         b = boxes[rng.integers(len(boxes))] * s
         cx = b[0] + b[2] / 2 + rng.uniform(-0.45, 0.45) * crop
         cy = b[1] + b[3] / 2 + rng.uniform(-0.45, 0.45) * crop

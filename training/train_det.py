@@ -6,6 +6,7 @@ rides/images, never openalpr-dev.
 
 usage: python train_det.py --data ../../shared/data --out out/det_run --steps 4000"""
 import argparse
+import json
 import os
 import time
 
@@ -35,8 +36,8 @@ def losses(out, t):
     return focal + off + size, (focal.item(), off.item(), size.item())
 
 
-def batch(scenes, rng, n, crop, p_focus=0.75):
-    xs, ts = zip(*(sample(scenes[rng.integers(len(scenes))], rng, crop, p_focus=p_focus) for _ in range(n)))
+def batch(scenes, rng, n, crop, p_focus=0.75, p_hard=0.0):
+    xs, ts = zip(*(sample(scenes[rng.integers(len(scenes))], rng, crop, p_focus=p_focus, p_hard=p_hard) for _ in range(n)))
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts))
 
 
@@ -52,14 +53,23 @@ def main():
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--p-focus", type=float, default=0.75, help="share of crops centred near a plate")
     ap.add_argument("--init", default="", help="checkpoint to continue from")
+    ap.add_argument("--hard", default="", help="hard negatives (mine_det_negatives.py JSON)")
+    ap.add_argument("--p-hard", type=float, default=0.0, help="share of crops centred on a hard negative")
+    ap.add_argument("--freeze-bn", action="store_true",
+                    help="BatchNorms stay in eval mode (a checkpoint seeded from ONNX: init_from_onnx.py --det)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     t0 = time.time()
     meta = load_scenes(a.data, ("openimages_gplates", "ro_dashcam_mit", "us_virginia_mit"))
-    train = [load_scene(p, b) for p, b, v in meta if not v]
+    hard = {}
+    if a.hard:
+        with open(a.hard) as f:
+            hard = json.load(f)
+    train = [load_scene(p, b, hard=hard.get(os.path.realpath(p), ())) for p, b, v in meta if not v]
     val = [load_scene(p, b) for p, b, v in meta if v]
+    print(f"{sum(len(s[2]) for s in train)} hard negatives on {sum(1 for s in train if len(s[2]))} training frames", flush=True)
     vrng = np.random.default_rng(12345)
     vx, vt = batch(val, vrng, 128, a.crop)
     print(f"{len(train)} train scenes, {len(val)} val scenes, loaded in {time.time() - t0:.0f}s", flush=True)
@@ -69,9 +79,17 @@ def main():
         model.load_state_dict(torch.load(a.init)["model"])
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.05)
+    def set_train():
+        model.train()
+        if a.freeze_bn:
+            for mod in model.modules():
+                if isinstance(mod, torch.nn.BatchNorm2d):
+                    mod.eval()
+
+    set_train()
     best, run = 1e9, None
     for step in range(1, a.steps + 1):
-        x, t = batch(train, rng, a.batch, a.crop, a.p_focus)
+        x, t = batch(train, rng, a.batch, a.crop, a.p_focus, a.p_hard)
         loss, parts = losses(model(x), t)
         opt.zero_grad()
         loss.backward()
@@ -85,7 +103,7 @@ def main():
             model.eval()
             with torch.no_grad():
                 vl = sum(losses(model(vx[i:i + 32]), vt[i:i + 32])[0].item() for i in range(0, len(vx), 32)) / 4
-            model.train()
+            set_train()
             ck = {"model": model.state_dict(), "step": step, "val_loss": vl}
             torch.save(ck, os.path.join(a.out, "last.pt"))
             if vl <= best:

@@ -29,10 +29,10 @@ mod key;
 mod sink;
 mod verify;
 
-pub use filter::{action_name, parse_action, Filter};
-pub use key::{head_path, AuditKey, ChainHead, KeyError};
+pub use filter::{action_name, parse_action, Filter, UnknownAction};
+pub use key::{head_path, AuditKey, ChainHead, KeyError, KeyTextError};
 pub use sink::{verify_summary, AuditLog, VerifyError};
-pub use verify::{decode_record, verify, Broken, BrokenReason, Checkpoint, Unreadable, Verifier, VerifyReport};
+pub use verify::{decode_record, verify, Broken, BrokenReason, Checkpoint, CheckpointError, Unreadable, Verifier, VerifyReport};
 
 use super::{Action, NewAuditEntry, Outcome};
 use serde::{Deserialize, Serialize};

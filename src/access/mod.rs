@@ -6,7 +6,8 @@
 //! - [`users`]: users, training, lockout, inactivity (pure rules).
 //! - [`password`]: password rules and argon2id hashing; [`session`]: console sessions in memory.
 //! - [`service`]: [`service::UserService`], the user rules on the store, every change audited.
-//! - [`release`]: release requests (471.7); [`export`]: signed bundles; [`policy`]: the posted policy.
+//! - [`release`]: release requests (471.7); [`export`]: signed bundles (the posted policy is
+//!   `config::policy`: it is rendered from the whole configuration).
 //! - [`text`]: the length and character limits of every free-text field the API and MQTT commands take.
 //!
 //! Everything that touches stored reads goes through an [`AuditSink`] first: if the entry cannot be
@@ -15,7 +16,6 @@
 pub mod audit;
 pub mod export;
 pub mod password;
-pub mod policy;
 pub mod release;
 pub mod report;
 pub mod roles;
@@ -24,110 +24,7 @@ pub mod session;
 pub mod text;
 pub mod users;
 
-use serde::{Deserialize, Serialize};
-
 pub use roles::{Permission, Role};
 
-/// What happened, for the audit log. Names are stable: they are what auditors filter on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Login,
-    LoginFailed,
-    Logout,
-    Search,
-    ViewRead,
-    ViewImage,
-    Export,
-    HoldPlaced,
-    HoldReleased,
-    AlertVerified,
-    AlertRejected,
-    HotlistChanged,
-    UserAdded,
-    UserChanged,
-    UserLocked,
-    UserUnlocked,
-    TrainingRecorded,
-    PasswordChanged,
-    ConfigReloaded,
-    RetentionPurge,
-    ReleaseRequested,
-    ReleaseDecided,
-    AuditViewed,
-    AuditCheckpoint,
-    /// The list of release requests (plates, case numbers, agencies) was read.
-    ReleasesViewed,
-    /// The list of users (people, their organisations and roles) was read.
-    UsersViewed,
-    /// An operator started a new audit chain over a lost one (`polewatch audit restart-chain`).
-    AuditChainRestarted,
-    /// An inbound command refused before it was applied (malformed, unknown, retained, unsigned…).
-    CommandRejected,
-    /// An operator confirmed the clock and a large retention purge (`cmd/confirm_purge`).
-    PurgeConfirmed,
-    /// The audit chain was verified through the running daemon (the result is in the entry).
-    AuditVerified,
-    /// A compliance report for a period was produced (the period and flag count are in the entry).
-    AuditReport,
-    /// The alert queue (hits with read text, list entry and match kind) or an alert's crop was read, or
-    /// its live stream opened.
-    AlertsViewed,
-    /// The evidence holds (read ids, case numbers, who placed them) and the retention state were read.
-    HoldsViewed,
-    /// The hotlists in force or their entries (plates) were read.
-    HotlistsViewed,
-    /// The Cameras page's state (live) was opened.
-    CamerasViewed,
-    /// The store's disk watermark step changed (warn, no frames, no crops, full, or back).
-    DiskWatermark,
-    /// The store's encryption key was rotated, or a rotation started or resumed (`polewatch store rotate-key`).
-    StoreKeyRotated,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Ok,
-    /// Refused by policy (no permission, no training, locked, missing purpose…).
-    Denied,
-    Error,
-}
-
-/// One audit entry as a caller gives it; the log adds sequence number, time and chain fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct NewAuditEntry {
-    /// Username, or `system` / `central:<by>` for the daemon itself and the central server.
-    pub user: String,
-    pub organisation: String,
-    /// Source address (`127.0.0.1:51234`), `cli`, `mqtt` or `daemon`.
-    pub source: String,
-    pub action: Option<Action>,
-    /// What was acted on: a read id, a user name, a list name, a release request id…
-    pub object: String,
-    /// The plate or partial plate searched, exactly as given.
-    pub query: String,
-    pub purpose: String,
-    pub case_number: String,
-    pub result_count: Option<u64>,
-    pub outcome: Option<Outcome>,
-    /// Why it was denied or failed; never holds a password.
-    pub detail: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    #[error("audit log write failed: {0}")]
-    Write(String),
-    #[error("audit key: {0}")]
-    Key(String),
-    /// The chain in the store is not the one the key was last used with, or an entry is broken.
-    #[error("audit log: {0}")]
-    Chain(String),
-}
-
-/// Where audit entries go. A failure to record must stop the access being recorded.
-pub trait AuditSink: Send + Sync {
-    /// Appends the entry durably; returns its sequence number.
-    fn record(&self, entry: NewAuditEntry) -> Result<u64, AuditError>;
-}
+// The audit action types and the sink trait are ground-floor types (the store records through them too).
+pub use crate::domain::audit::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};

@@ -195,9 +195,25 @@ function beep() {
   } catch (e) { /* no audio device: the visual queue still updates */ }
 }
 
+// An alert's stage (alert.v1): raised on an early read (provisional), then confirmed, changed or withdrawn
+// by the vote over the vehicle's whole pass. Older records carry no stage: they were confirmed.
+function stageOf(a) { return (a.hit && a.hit.stage) || "confirmed"; }
+
+const STAGE_TEXT = {
+  provisional: "Provisional: raised on an early read while the vehicle is still in view; the vote over its whole pass will confirm, change or withdraw it.",
+  confirmed: "Confirmed by the vote over the vehicle's pass.",
+  changed: "Changed: the vote over the pass read the plate differently, and that reading still hits this entry.",
+  withdrawn: "Withdrawn: the vote over the pass no longer hits this entry. Do not act on it; reject it with a reason to clear it.",
+};
+
+function stageBadge(a) {
+  const st = stageOf(a);
+  return "<span class=\"stage stage-" + text(st) + "\">" + text(st) + "</span> ";
+}
+
 function alertLine(a) {
   const h = a.hit || {};
-  return "<strong>" + text(a.plate) + "</strong> · " + text(h.list) + ": " + text(h.entry) + " (" + text(h.match_kind) + ", " +
+  return stageBadge(a) + "<strong>" + text(a.plate) + "</strong> · " + text(h.list) + ": " + text(h.entry) + " (" + text(h.match_kind) + ", " +
     text(h.category) + ", priority " + text(h.priority) + ") · " + text(a.camera) + " · " + text(a.captured_at);
 }
 
@@ -210,6 +226,16 @@ async function loadAlerts(announce) {
     String(!!(current && current.id === a.id)) + "\">" + alertLine(a) + "</li>").join("");
   if (announce && alerts.some((a) => !before.has(a.id))) beep();
   if (current && !alerts.some((a) => a.id === current.id)) { current = null; $("alert-detail").classList.add("hidden"); }
+  // The alert on screen moved on (confirmed, changed, withdrawn): show what it is now.
+  const now = current && alerts.find((a) => a.id === current.id);
+  if (now && (stageOf(now) !== stageOf(current) || (now.hit || {}).revision !== (current.hit || {}).revision)) { current = now; showStage(now); }
+}
+
+function showStage(a) {
+  const st = stageOf(a);
+  $("alert-stage").innerHTML = stageBadge(a) + text(STAGE_TEXT[st] || st) + (a.hit && a.hit.revision ? " (revision " + text(a.hit.revision) + ")" : "");
+  // A withdrawn hit is not there to be confirmed; it can only be cleared.
+  $("alert-confirm").disabled = st === "withdrawn";
 }
 
 async function choose(i) {
@@ -221,6 +247,7 @@ async function choose(i) {
   $("alert-info").innerHTML = "<p>Read <strong id=\"alert-plate\">" + text(a.plate) + "</strong> on " + text(a.camera) + " at " + text(a.captured_at) +
     "</p><p>Matched entry <strong>" + text(a.hit.entry) + "</strong> of list " + text(a.hit.list) + " (" + text(a.hit.source) + "): match kind <strong id=\"alert-kind\">" +
     text(a.hit.match_kind) + "</strong>, score " + text(Number(a.hit.score).toFixed(2)) + ", category " + text(a.hit.category) + "</p>";
+  showStage(a);
   $("alert-detail").classList.remove("hidden");
   $("alert-msg").textContent = "";
   $("alert-crop").removeAttribute("src");

@@ -16,7 +16,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The Content-Security-Policy of every answer.
 pub fn content_security_policy() -> String {
-    let style = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(crate::access::policy::HTML_STYLE.as_bytes()));
+    let style = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(crate::config::policy::HTML_STYLE.as_bytes()));
     let report = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(crate::access::report::HTML_STYLE.as_bytes()));
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self' 'sha256-{style}' 'sha256-{report}'; img-src 'self' blob:; connect-src 'self'; \

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use crate::clock::now_ms;
 
 /// What the handlers share: the daemon's [`ApiState`] and the router's own guards.
 pub(super) struct Shared {
@@ -68,10 +69,6 @@ fn err(status: StatusCode, msg: impl Into<String>) -> ApiError {
 }
 
 type Res<T> = Result<T, ApiError>;
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
 
 /// Whether a route's successful answer is audited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,19 +162,19 @@ async fn console_css() -> impl IntoResponse {
 }
 
 /// The role table as the policy states it.
-pub fn role_lines() -> Vec<crate::access::policy::RoleLine> {
+pub fn role_lines() -> Vec<crate::config::policy::RoleLine> {
     roles::PERMISSIONS
         .iter()
-        .map(|(r, ps)| crate::access::policy::RoleLine { role: r.as_str().to_string(), permissions: ps.iter().map(|p| p.as_str().replace('_', " ")).collect() })
+        .map(|(r, ps)| crate::config::policy::RoleLine { role: r.as_str().to_string(), permissions: ps.iter().map(|p| p.as_str().replace('_', " ")).collect() })
         .collect()
 }
 
 async fn policy_html(State(s): St) -> impl IntoResponse {
-    Html(crate::access::policy::html(&s.config, &role_lines()))
+    Html(crate::config::policy::html(&s.config, &role_lines()))
 }
 
 async fn policy_md(State(s): St) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], crate::access::policy::markdown(&s.config, &role_lines()))
+    ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], crate::config::policy::markdown(&s.config, &role_lines()))
 }
 
 /// The signed-in user of a request, re-checked (lock, training) on every call.
@@ -1094,7 +1091,7 @@ async fn audit_verify(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
     };
     let cp = match b.checkpoint.as_deref().map(crate::access::audit::Checkpoint::parse).transpose() {
         Ok(cp) => cp,
-        Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e),
+        Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string()),
     };
     let st = s.clone();
     let result = tokio::task::spawn_blocking(move || st.audit_log.verify(cp)).await.map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;

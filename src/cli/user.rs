@@ -12,6 +12,7 @@ use crate::store::{OpenOutcome, Store, StoreError, StoreOptions};
 use anyhow::{bail, Context};
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
+use crate::clock::now_ms;
 
 #[derive(Debug, clap::Args)]
 pub struct UserArgs {
@@ -79,10 +80,6 @@ fn cli_actor(cfg: &Config) -> Actor {
             std::fs::metadata("/proc/self").map_or("unknown".to_string(), |m| format!("uid:{}", m.uid()))
         });
     Actor { user, organisation: cfg.site.organisation.clone(), source: "cli".to_string() }
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 fn start_of(d: jiff::civil::Date) -> anyhow::Result<i64> {

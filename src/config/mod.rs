@@ -3,14 +3,15 @@
 //! exposed secrets (`files`).
 //! Every error names the file, line and key path.
 
-mod elements;
+mod assemble;
 mod files;
 mod load;
+pub mod policy;
 mod schema;
 mod validate;
 
 pub use schema::*;
-pub use validate::parse_command_key;
+pub use validate::{parse_command_key, CommandKeyError};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -141,7 +142,13 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
     }
     problems.extend(files::missing(&config, &merged));
     problems.extend(files::store_key(&config, &merged));
-    problems.extend(elements::unknown_decoders(&config, &merged));
+    // A named decoder must be installed: ingest's rule (it asks GStreamer's registry), reported here with
+    // file and line.
+    for (i, cam) in config.cameras.iter().enumerate() {
+        if let Err(e) = crate::ingest::decoder::check_installed(&cam.decoder) {
+            problems.push(merged.problem(&format!("cameras[{i}].decoder"), e.to_string()));
+        }
+    }
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }

@@ -40,8 +40,9 @@ pub struct Config {
     pub api: Api,
     #[serde(default)]
     pub access: Access,
+    /// The tracker's own settings type, deserialised here as it is (one list of fields).
     #[serde(default)]
-    pub tracker: Tracker,
+    pub tracker: crate::track::TrackerConfig,
     #[serde(default)]
     pub logging: Logging,
     #[serde(default)]
@@ -707,39 +708,6 @@ pub struct Service {
 impl Default for Service {
     fn default() -> Self {
         Service { status_log_interval_s: default_status_log_s(), stop_timeout_s: default_stop_timeout_s() }
-    }
-}
-
-/// Multi-frame tracker settings; each maps onto the field of the same name in
-/// [`crate::track::TrackerConfig`], whose documentation explains it. A missing key keeps the default.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Tracker {
-    pub gap_ms: i64,
-    pub position_gate_widths: f32,
-    pub gate_growth_widths_per_s: f32,
-    pub max_speed_widths_per_s: f32,
-    pub max_gate_widths: f32,
-    pub max_size_ratio: f32,
-    pub min_text_similarity: f32,
-    pub confusable_cost: f32,
-    pub max_tracks_per_camera: usize,
-    pub min_frames: u32,
-    pub min_confidence: f32,
-    pub max_candidates: usize,
-    pub early_confidence: f32,
-    pub early_min_frames: u32,
-    pub early_agree_frames: u32,
-    pub parked_after_ms: i64,
-    pub parked_motion_widths: f32,
-    pub parked_repeat_ms: i64,
-    pub approach_growth: f32,
-    pub min_travel_widths: f32,
-}
-
-impl Default for Tracker {
-    fn default() -> Self {
-        Tracker::from(&crate::track::TrackerConfig::default())
     }
 }
 

@@ -16,17 +16,23 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(out: &mut Issues, key: &str, 
     }
 }
 
+/// Why `mqtt.command_public_key` is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandKeyError {
+    #[error("must be an ed25519 public key as 64 hex digits")]
+    NotHex64,
+    #[error("not a valid ed25519 public key: {0}")]
+    NotAKey(ed25519_dalek::SignatureError),
+}
+
 /// The central server's ed25519 public key for signed commands: 64 hex digits.
-pub fn parse_command_key(s: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+pub fn parse_command_key(s: &str) -> Result<ed25519_dalek::VerifyingKey, CommandKeyError> {
     let t = s.trim();
-    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("must be an ed25519 public key as 64 hex digits".into());
-    }
     let mut b = [0u8; 32];
-    for (i, byte) in b.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    if t.len() != 64 || hex::decode_to_slice(t, &mut b).is_err() {
+        return Err(CommandKeyError::NotHex64);
     }
-    ed25519_dalek::VerifyingKey::from_bytes(&b).map_err(|e| format!("not a valid ed25519 public key: {e}"))
+    ed25519_dalek::VerifyingKey::from_bytes(&b).map_err(CommandKeyError::NotAKey)
 }
 
 /// Ids that end up in MQTT topics and file names.
@@ -92,8 +98,8 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
         if c.credentials_file.is_some() && (c.username.is_some() || c.password.is_some()) {
             push(out, k("credentials_file"), "give either credentials_file or username/password, not both");
         }
-        if !decoder_name_ok(&c.decoder) {
-            push(out, k("decoder"), format!("`{}` is not auto, software or a GStreamer element name", c.decoder));
+        if let Err(e) = crate::ingest::decoder::check_setting(&c.decoder) {
+            push(out, k("decoder"), e.to_string());
         }
         if !(c.motion_threshold > 0.0 && c.motion_threshold <= 1.0) {
             push(out, k("motion_threshold"), format!("{} is out of range (0, 1]", c.motion_threshold));
@@ -104,15 +110,10 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
     }
 }
 
-/// GStreamer element names: a letter, then letters, digits, `-` and `_`. Whether such an element is
-/// installed is checked in `config::elements`.
-pub(super) fn decoder_name_ok(s: &str) -> bool {
-    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 /// The tracker checks its own settings (one rule set for TOML and code); its first complaint names the key.
-fn tracker(out: &mut Issues, t: &Tracker) {
-    if let Err(e) = crate::track::TrackerConfig::from(t).validate() {
+fn tracker(out: &mut Issues, t: &crate::track::TrackerConfig) {
+    if let Err(e) = t.validate() {
         push(out, format!("tracker.{}", e.key()), e.to_string());
     }
 }
@@ -276,7 +277,7 @@ fn mqtt(out: &mut Issues, m: &Mqtt) {
     range(out, "mqtt.healthy_after_s", m.healthy_after_s, 1, 3600);
     if let Some(k) = &m.command_public_key {
         if let Err(e) = parse_command_key(k) {
-            push(out, "mqtt.command_public_key", e);
+            push(out, "mqtt.command_public_key", e.to_string());
         }
     }
     range(out, "mqtt.max_queued_reads", m.max_queued_reads, 1000, 100_000_000);

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// Most letters, digits and `?` in a pattern: a plate is at most this long.
-pub const MAX_PLATE_LEN: usize = crate::store::Plate::MAX_LEN;
+pub const MAX_PLATE_LEN: usize = crate::domain::Plate::MAX_LEN;
 /// Highest accepted priority number (1 is the most urgent).
 pub const LOWEST_PRIORITY: u8 = 9;
 
@@ -323,7 +323,7 @@ fn row(columns: &[Field], r: &csv::StringRecord, line: u64) -> Result<Entry, Vec
     };
     for (i, (&field, value)) in columns.iter().zip(r.iter()).enumerate() {
         let result = match field {
-            Field::Plate => PlateGlob::parse(value).map(|p| entry.pattern = p).map_err(|e| e.to_string()),
+            Field::Plate => PlateGlob::parse(value).map(|p| entry.pattern = p).map_err(FieldError::Plate),
             Field::Region => region(value).map(|r| entry.region = r),
             Field::Category => required("category", value).map(|v| entry.category = v),
             Field::Priority => priority(value).map(|p| entry.priority = p),
@@ -334,8 +334,8 @@ fn row(columns: &[Field], r: &csv::StringRecord, line: u64) -> Result<Entry, Vec
                 Ok(())
             }
         };
-        if let Err(message) = result {
-            problems.push(LineProblem { line, column: Some(i + 1), message });
+        if let Err(e) = result {
+            problems.push(LineProblem { line, column: Some(i + 1), message: e.to_string() });
         }
     }
     if problems.is_empty() {
@@ -345,37 +345,50 @@ fn row(columns: &[Field], r: &csv::StringRecord, line: u64) -> Result<Entry, Vec
     }
 }
 
-fn region(v: &str) -> Result<Option<String>, String> {
+/// What is wrong with one field of a row; the text is the [`LineProblem`]'s message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum FieldError {
+    #[error("{0}")]
+    Plate(GlobError),
+    #[error("region may hold only A-Z, 0-9 and - (at most 16), or be empty")]
+    Region,
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("priority must be a whole number from 1 (highest) to {LOWEST_PRIORITY}")]
+    Priority,
+    #[error("expiry must be empty, a date (2026-05-01, to the end of that day UTC) or an RFC 3339 time with offset (2026-05-01T18:00:00Z)")]
+    Expiry,
+}
+
+fn region(v: &str) -> Result<Option<String>, FieldError> {
     if v.is_empty() {
         return Ok(None);
     }
     if v.len() > 16 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err("region may hold only A-Z, 0-9 and - (at most 16), or be empty".into());
+        return Err(FieldError::Region);
     }
     Ok(Some(v.to_ascii_uppercase()))
 }
 
-fn required(name: &str, v: &str) -> Result<String, String> {
+fn required(name: &'static str, v: &str) -> Result<String, FieldError> {
     if v.is_empty() {
-        Err(format!("{name} is empty"))
+        Err(FieldError::Empty(name))
     } else {
         Ok(v.to_string())
     }
 }
 
-fn priority(v: &str) -> Result<u8, String> {
+fn priority(v: &str) -> Result<u8, FieldError> {
     match v.parse::<u8>() {
         Ok(p) if (1..=LOWEST_PRIORITY).contains(&p) => Ok(p),
-        _ => Err(format!("priority must be a whole number from 1 (highest) to {LOWEST_PRIORITY}")),
+        _ => Err(FieldError::Priority),
     }
 }
 
 /// Empty: none. `YYYY-MM-DD`: the entry matches through that whole day UTC, so it expires at the next
 /// midnight UTC. Otherwise an RFC 3339 timestamp, whose offset is required (a local time would mean a
 /// different instant on every box).
-fn expiry(v: &str) -> Result<Option<i64>, String> {
-    const MESSAGE: &str =
-        "expiry must be empty, a date (2026-05-01, to the end of that day UTC) or an RFC 3339 time with offset (2026-05-01T18:00:00Z)";
+fn expiry(v: &str) -> Result<Option<i64>, FieldError> {
     if v.is_empty() {
         return Ok(None);
     }
@@ -389,7 +402,7 @@ fn expiry(v: &str) -> Result<Option<i64>, String> {
     } else {
         v.parse::<jiff::Timestamp>().map(|t| t.as_millisecond())
     };
-    ms.map(Some).map_err(|_| MESSAGE.to_string())
+    ms.map(Some).map_err(|_| FieldError::Expiry)
 }
 
 #[cfg(test)]

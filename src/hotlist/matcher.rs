@@ -8,7 +8,7 @@
 //! 2. `Wildcard`: the best text matches a wildcard entry (`7AB*`, `?BC1234`).
 //! 3. `Candidate`: a candidate text (not the best) matches exactly or by wildcard.
 //! 4. `Confusion`: the best or a candidate text matches only once confusable characters
-//!    (see [`super::confusion`]) are taken as equal.
+//!    (see [`crate::domain::confusion`]) are taken as equal.
 //!
 //! Hits are sorted by kind, then score (highest first), then priority (1 first).
 //!
@@ -36,10 +36,10 @@
 //! up its own prefixes and suffixes, only the lengths some pattern uses. Only patterns with `*` and no
 //! literal at either end (`*AB*`, `?A*`) are checked against every read.
 
-use super::confusion::{canonical_char, substitutions};
+use crate::domain::confusion::{canonical_char, substitutions};
 use super::entry::MAX_PLATE_LEN;
 use super::{Entry, Hotlist};
-use crate::store::Plate;
+use crate::domain::Plate;
 use std::collections::HashMap;
 use std::fmt;
 

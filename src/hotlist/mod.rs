@@ -3,7 +3,7 @@
 //!
 //! - [`entry`]: entries and the CSV format; a list with any problem is rejected whole, with every
 //!   problem's line and column, so the caller keeps the list it already has.
-//! - [`confusion`]: characters OCR mixes up (`0 O D Q`, `1 I 7`, `8 B`, `5 S`, `2 Z`, `6 G`).
+//! - `crate::domain::confusion`: characters OCR mixes up (`0 O D Q`, `1 I 7`, `8 B`, `5 S`, `2 Z`, `6 G`).
 //! - [`matcher`]: the index over one or more lists and [`Matcher::match_read`], which reports for each
 //!   entry its strongest kind of hit: `Exact` > `Wildcard` > `Candidate` > `Confusion`.
 //! - [`bench`](mod@bench): figures for `polewatch bench` (not wired into the CLI yet), never asserted in tests.
@@ -11,7 +11,6 @@
 //! Pure logic except [`load_file`], which only reads a file's bytes.
 
 pub mod bench;
-pub mod confusion;
 pub mod entry;
 pub mod matcher;
 

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use crate::clock::now_ms;
 
 /// Counters for status and metrics (since the camera started, across reconnections).
 #[derive(Default)]
@@ -93,10 +94,6 @@ pub fn credentials(c: &config::Camera) -> Result<Option<(String, String)>, Inges
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 impl Camera {

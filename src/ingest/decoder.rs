@@ -140,9 +140,50 @@ pub fn fallback(setting: &str, chain: Option<&Chain>, ended: super::Failure, str
 }
 
 /// Whether `name` is an installed element that GStreamer classes as a decoder.
-pub fn is_decoder_element(name: &str) -> Result<bool, String> {
-    gstreamer::init().map_err(|e| e.to_string())?;
+pub fn is_decoder_element(name: &str) -> Result<bool, gstreamer::glib::Error> {
+    gstreamer::init()?;
     Ok(gstreamer::ElementFactory::find(name).is_some_and(|f| f.metadata("klass").is_some_and(|k| k.contains("Decoder"))))
+}
+
+/// Why a camera's `decoder` setting is refused; the text is what the configuration check reports at the
+/// key `cameras[N].decoder`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    #[error("`{0}` is not auto, software or a GStreamer element name")]
+    BadName(String),
+    #[error("`{0}` is not an installed GStreamer decoder element (see gst-inspect-1.0)")]
+    NotADecoder(String),
+    #[error("cannot check `{name}`: {reason}")]
+    Unchecked { name: String, reason: String },
+}
+
+/// GStreamer element names: a letter, then letters, digits, `-` and `_` (at most 64).
+fn element_name_ok(s: &str) -> bool {
+    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The `decoder` setting's form, without GStreamer: `auto`, `software` or an element name.
+pub fn check_setting(setting: &str) -> Result<(), SettingError> {
+    // `auto` and `software` are element-name shaped too.
+    if element_name_ok(setting) {
+        Ok(())
+    } else {
+        Err(SettingError::BadName(setting.to_string()))
+    }
+}
+
+/// A named decoder (not `auto` or `software`) must be installed and classed as a decoder: asks
+/// GStreamer's registry, so it runs only when a camera names an element. A malformed name passes here
+/// ([`check_setting`] reports it).
+pub fn check_installed(setting: &str) -> Result<(), SettingError> {
+    if matches!(setting, "auto" | "software") || check_setting(setting).is_err() {
+        return Ok(());
+    }
+    match is_decoder_element(setting) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(SettingError::NotADecoder(setting.to_string())),
+        Err(e) => Err(SettingError::Unchecked { name: setting.to_string(), reason: e.to_string() }),
+    }
 }
 
 /// Whether an element is installed (the registry answers from its cache).

@@ -60,7 +60,7 @@ impl Settings {
             views: cfg.cameras.iter().map(|c| (c.id.clone(), View::from_camera(c))).collect(),
             min_read_confidence: cfg.recognizer.min_read_confidence as f32,
             early_alerts: cfg.hotlists.alert_on_first_confident_read,
-            tracker: TrackerConfig::from(&cfg.tracker),
+            tracker: cfg.tracker.clone(),
             crop_quality: 90,
             full_frames: cfg
                 .cameras

@@ -10,6 +10,7 @@ use crate::access::text::{for_audit, CaseNumber, Note, Reason};
 use crate::access::{Action, NewAuditEntry, Outcome};
 use serde::Deserialize;
 use std::sync::Arc;
+use crate::clock::now_ms;
 
 pub struct DaemonCommands {
     pub store: Arc<Store>,
@@ -66,10 +67,6 @@ struct ConfirmPurge {
 
 fn body<T: serde::de::DeserializeOwned>(cmd: &CommandV1) -> Result<T, String> {
     serde_json::from_value(cmd.body.clone()).map_err(|e| format!("invalid body: {e}"))
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 impl CommandHandler for DaemonCommands {

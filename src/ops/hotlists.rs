@@ -9,6 +9,7 @@ use crate::uplink::payload::{AlertStage, CertaintyV1, HitV1};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use crate::clock::now_ms;
 
 /// Pushed lists are named apart from files so a push can never replace a file's list.
 const PUSHED_PREFIX: &str = "mqtt:";
@@ -108,10 +109,6 @@ pub struct Hotlists {
     /// Retroactive alerts raised per push at most; the rest go in one summary message.
     max_retro_alerts: usize,
     target: AlertTarget,
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 fn load_files(paths: &[PathBuf]) -> Result<Vec<Hotlist>, HotlistError> {

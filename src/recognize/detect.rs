@@ -2,7 +2,7 @@
 //! or anchor-free output, threshold, NMS) and an OpenCV cascade (LBP/Haar XML).
 
 use super::geometry::{nms, BoxF, Letterbox};
-use super::model::{self, ModelError};
+use super::model::{self, ModelError, ShapeError};
 use crate::config::{ColorOrder, DetectorKind, DetectorModel, DetectorOutput, DnnBackend};
 use opencv::core::{self, Mat, Rect, Scalar, Size, Vector};
 use opencv::prelude::*;
@@ -95,7 +95,7 @@ impl Detector for OnnxDetector {
             DetectorOutput::AnchorFree => decode_anchor_free(&data, &shape, self.confidence),
             DetectorOutput::Yolo => decode_yolo(&data, &shape, self.confidence),
         }
-        .map_err(|message| ModelError::Shape { path: path.clone(), message })?;
+        .map_err(|source| ModelError::Shape { path: path.clone(), source })?;
         let (fw, fh) = (frame.cols() as f32, frame.rows() as f32);
         let mapped: Vec<Detection> =
             raw.into_iter().filter_map(|d| lb.to_source(d.bbox).clip(fw, fh).map(|bbox| Detection { bbox, score: d.score })).collect();
@@ -106,15 +106,15 @@ impl Detector for OnnxDetector {
 }
 
 /// `[1, 4 + classes, N]` (or its transpose `[1, N, 4 + classes]`): centre, size, class scores.
-pub fn decode_anchor_free(data: &[f32], shape: &[usize], threshold: f32) -> Result<Vec<Detection>, String> {
+pub fn decode_anchor_free(data: &[f32], shape: &[usize], threshold: f32) -> Result<Vec<Detection>, ShapeError> {
     let (rows, cols) = match shape {
         [1, a, b] | [a, b] => (*a, *b),
-        _ => return Err(format!("detector output shape {shape:?} is not [1, 4+classes, N]")),
+        _ => return Err(ShapeError::NotAnchorFree(shape.to_vec())),
     };
     // The feature axis is the short one (4 + a few classes); anchors number in the thousands.
     let (features, anchors, transposed) = if rows <= cols { (rows, cols, false) } else { (cols, rows, true) };
     if features < 5 || data.len() < features * anchors {
-        return Err(format!("detector output shape {shape:?} has no class scores"));
+        return Err(ShapeError::NoClassScores(shape.to_vec()));
     }
     let at = |f: usize, a: usize| if transposed { data[a * features + f] } else { data[f * anchors + a] };
     let mut out = Vec::new();
@@ -128,13 +128,13 @@ pub fn decode_anchor_free(data: &[f32], shape: &[usize], threshold: f32) -> Resu
 }
 
 /// `[1, N, 5 + classes]`: centre, size, objectness, class scores (anchors decoded in the graph).
-pub fn decode_yolo(data: &[f32], shape: &[usize], threshold: f32) -> Result<Vec<Detection>, String> {
+pub fn decode_yolo(data: &[f32], shape: &[usize], threshold: f32) -> Result<Vec<Detection>, ShapeError> {
     let (anchors, features) = match shape {
         [1, n, f] | [n, f] => (*n, *f),
-        _ => return Err(format!("detector output shape {shape:?} is not [1, N, 5+classes]")),
+        _ => return Err(ShapeError::NotYolo(shape.to_vec())),
     };
     if features < 5 || data.len() < features * anchors {
-        return Err(format!("detector output shape {shape:?} is too small for YOLO rows"));
+        return Err(ShapeError::TooSmallForYolo(shape.to_vec()));
     }
     let mut out = Vec::new();
     for row in data.chunks_exact(features).take(anchors) {

@@ -1,11 +1,11 @@
 //! Plate formats per region (`@@@####`: `@` letter, `#` digit, `*` either, else that exact character).
 //! They rank a plate's candidate readings and fix the OCR confusions a pattern can settle (O/0, I/1,
-//! B/8, S/5, Z/2, G/6) — only at positions where the pattern demands a letter or a digit.
+//! B/8, S/5, Z/2, G/6: the table is `domain::confusion`) — only at positions where the pattern demands a
+//! letter or a digit.
 
 use super::decode::Reading;
 use crate::config::PlateFormat;
-
-const LETTER_FOR_DIGIT: [(char, char); 6] = [('0', 'O'), ('1', 'I'), ('8', 'B'), ('5', 'S'), ('2', 'Z'), ('6', 'G')];
+use crate::domain::confusion::{digit_for_letter, letter_for_digit};
 
 /// Ranking weight of a reading no pattern fits, relative to one that fits as read.
 const UNMATCHED_WEIGHT: f32 = 0.25;
@@ -109,12 +109,12 @@ pub fn fit(pattern: &str, text: &str) -> Option<(String, u32)> {
             '@' if c.is_ascii_uppercase() => c,
             '@' => {
                 fixed += 1;
-                LETTER_FOR_DIGIT.iter().find(|(d, _)| *d == c).map(|(_, l)| *l)?
+                letter_for_digit(c)?
             }
             '#' if c.is_ascii_digit() => c,
             '#' => {
                 fixed += 1;
-                LETTER_FOR_DIGIT.iter().find(|(_, l)| *l == c).map(|(d, _)| *d)?
+                digit_for_letter(c)?
             }
             '*' => c,
             lit if lit == c => c,

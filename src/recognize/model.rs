@@ -8,6 +8,21 @@ use opencv::prelude::*;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+/// A network's output tensor does not have the shape its kind promises.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    #[error("detector output shape {0:?} is not [1, 4+classes, N]")]
+    NotAnchorFree(Vec<usize>),
+    #[error("detector output shape {0:?} has no class scores")]
+    NoClassScores(Vec<usize>),
+    #[error("detector output shape {0:?} is not [1, N, 5+classes]")]
+    NotYolo(Vec<usize>),
+    #[error("detector output shape {0:?} is too small for YOLO rows")]
+    TooSmallForYolo(Vec<usize>),
+    #[error("OCR output shape {shape:?} does not fit {classes} classes per row")]
+    OcrRows { shape: Vec<usize>, classes: usize },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("model file {}: {source}", path.display())]
@@ -18,8 +33,8 @@ pub enum ModelError {
     Load { path: PathBuf, message: String },
     #[error("model file {}: OpenCV cannot run it: {message}", path.display())]
     Run { path: PathBuf, message: String },
-    #[error("model file {}: {message}", path.display())]
-    Shape { path: PathBuf, message: String },
+    #[error("model file {}: {source}", path.display())]
+    Shape { path: PathBuf, source: ShapeError },
     #[error("model file {}: start-up check failed: {message}", path.display())]
     Smoke { path: PathBuf, message: String },
     #[error("the DNN backend {0:?} is not in this OpenCV build")]

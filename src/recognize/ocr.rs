@@ -3,7 +3,7 @@
 
 use super::decode::{self, Reading};
 use super::geometry::BoxF;
-use super::model::{self, ModelError};
+use super::model::{self, ModelError, ShapeError};
 use super::prepare;
 use crate::config::{DnnBackend, OcrKind, OcrModel};
 use opencv::core::Mat;
@@ -48,7 +48,7 @@ impl OcrNet {
             OcrKind::Slots => self.alphabet.len(),
             OcrKind::Ctc => self.alphabet.len() + 1,
         };
-        let rows = rows_of(&mut data, &shape, classes).map_err(|message| ModelError::Shape { path: path.clone(), message })?;
+        let rows = rows_of(&mut data, &shape, classes).map_err(|source| ModelError::Shape { path: path.clone(), source })?;
         softmax_if_logits(&mut data, classes);
         Ok(match self.spec.kind {
             OcrKind::Slots => {
@@ -70,7 +70,7 @@ impl OcrNet {
 
 /// Number of rows (slots or time steps) of `classes` probabilities, putting the data row-major when
 /// the network emits classes first (`[1, classes, T]`).
-pub fn rows_of(data: &mut Vec<f32>, shape: &[usize], classes: usize) -> Result<usize, String> {
+pub fn rows_of(data: &mut Vec<f32>, shape: &[usize], classes: usize) -> Result<usize, ShapeError> {
     let dims: Vec<usize> = shape.iter().copied().filter(|&d| d != 1).collect();
     match dims.as_slice() {
         [r, c] if *c == classes => Ok(*r),
@@ -85,7 +85,7 @@ pub fn rows_of(data: &mut Vec<f32>, shape: &[usize], classes: usize) -> Result<u
             Ok(*r)
         }
         [n] if classes > 0 && n % classes == 0 => Ok(n / classes),
-        _ => Err(format!("OCR output shape {shape:?} does not fit {classes} classes per row")),
+        _ => Err(ShapeError::OcrRows { shape: shape.to_vec(), classes }),
     }
 }
 

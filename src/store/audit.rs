@@ -24,12 +24,14 @@ fn damaged(msg: String) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(StoreError::Audit(msg))
 }
 
-fn head_of(v: Option<sled::IVec>) -> std::result::Result<u64, String> {
+#[derive(Debug, thiserror::Error)]
+#[error("damaged: the head pointer is not 8 bytes")]
+struct DamagedHead;
+
+fn head_of(v: Option<sled::IVec>) -> std::result::Result<u64, DamagedHead> {
     match v {
         None => Ok(0),
-        Some(v) => <[u8; 8]>::try_from(v.as_ref())
-            .map(u64::from_be_bytes)
-            .map_err(|_| "damaged: the head pointer is not 8 bytes".to_string()),
+        Some(v) => <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).map_err(|_| DamagedHead),
     }
 }
 
@@ -44,7 +46,7 @@ impl Store {
     pub fn audit_append(&self, count: usize, make: impl Fn(usize, u64, Option<&[u8]>) -> Result<Vec<u8>>) -> Result<u64> {
         let first = (&self.trees.audit, &self.trees.meta)
             .transaction(|(audit, meta)| {
-                let head = head_of(meta.get(HEAD_KEY)?).map_err(damaged)?;
+                let head = head_of(meta.get(HEAD_KEY)?).map_err(|e| damaged(e.to_string()))?;
                 let mut prev = match head {
                     0 => None,
                     n => match audit.get(n.to_be_bytes())? {
@@ -71,7 +73,7 @@ impl Store {
 
     /// The last sequence number written (0: none), from the head pointer.
     pub fn audit_head_seq(&self) -> Result<u64> {
-        head_of(self.trees.meta.get(HEAD_KEY)?).map_err(StoreError::Audit)
+        head_of(self.trees.meta.get(HEAD_KEY)?).map_err(|e| StoreError::Audit(e.to_string()))
     }
 
     /// True when no audit entry was ever written (no records and no head pointer).

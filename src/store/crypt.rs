@@ -93,10 +93,10 @@ impl Key {
         Ok(Key::from_bytes(&master, path.to_path_buf()))
     }
 
-    /// The key the configuration asks for: the systemd credential when the service has one, else
-    /// `key_file`. None when encryption is off.
-    pub fn from_config(c: &crate::config::Store) -> Result<Option<Key>, KeyError> {
-        if !c.encryption {
+    /// The key the settings ask for: the systemd credential when the service has one, else `key_file`.
+    /// None when encryption is off. (`Key::from_config` passes `[store]`'s `encryption` and `key_file`.)
+    pub fn configured(encryption: bool, key_file: Option<&Path>) -> Result<Option<Key>, KeyError> {
+        if !encryption {
             return Ok(None);
         }
         if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
@@ -106,7 +106,7 @@ impl Key {
                 return Key::load_file(&p).map(Some);
             }
         }
-        match &c.key_file {
+        match key_file {
             Some(p) => Key::load_file(p).map(Some),
             None => Err(KeyError::Missing),
         }

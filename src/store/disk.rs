@@ -127,15 +127,6 @@ pub struct Watermarks {
 }
 
 impl Watermarks {
-    pub fn from_config(c: &crate::config::Store) -> Watermarks {
-        Watermarks {
-            warn_pct: c.disk_high_watermark_pct as f64,
-            frames_pct: c.frames_watermark_pct() as f64,
-            crops_pct: c.disk_full_watermark_pct as f64,
-            reserve_bytes: c.disk_reserve_mb * 1024 * 1024,
-        }
-    }
-
     fn threshold(&self, l: DiskLevel) -> f64 {
         match l {
             DiskLevel::Ok => f64::NEG_INFINITY,

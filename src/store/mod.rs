@@ -13,7 +13,8 @@
 //! - `holds`: ReadId → JSON list of the read's [`Hold`]s (one key per read, so holds and purges conflict)
 //! - `meta`: schema version and creation time, audit chain head pointer, trusted-time high-water mark
 //!   and the state of a large purge waiting for confirmation (`sweeper`)
-//! - `users`: username → JSON [`crate::access::users::User`] (`users.rs`)
+//! - `users`: username → JSON [`crate::domain::user::User`] (`users.rs`)
+//! - `releases`: request id → JSON [`crate::domain::release::Request`] (`releases.rs`)
 //! - `audit`: sequence number → audit entry, append-only ([`audit`]; never touched by retention)
 //! - `commands`: inbound command id → the answer given ([`commands`]; a repeat is not applied again)
 //!
@@ -28,7 +29,6 @@ mod commit;
 pub mod crypt;
 pub mod disk;
 mod durable;
-pub mod model;
 mod open;
 pub mod outbox;
 pub mod pattern;
@@ -40,7 +40,9 @@ mod users;
 
 pub use audit::AuditRecord;
 pub use census::{read_census, Census};
-pub use model::*;
+// The read records are ground-floor types; `store::model` stays their name here.
+pub use crate::domain::read as model;
+pub use crate::domain::read::*;
 pub use open::OpenOutcome;
 pub use outbox::{AlertRecord, Decision, Lane, OutboxKey, OutboxMessage, Swap, Verification};
 pub use pattern::{PatternError, PlatePattern};
@@ -139,29 +141,6 @@ pub enum OnCorrupt {
 }
 
 impl StoreOptions {
-    /// Options from the configuration with the encryption key loaded (the systemd credential or
-    /// `key_file`): fails when encryption is on and the key is missing, unreadable or exposed.
-    pub fn for_config(c: &crate::config::Store) -> Result<StoreOptions> {
-        let mut o = StoreOptions::from_config(c);
-        o.keys = crypt::Key::from_config(c)?.map(|k| std::sync::Arc::new(crypt::Keyring::single(k)));
-        Ok(o)
-    }
-
-    /// Options from the configuration without the key (`for_config` loads it).
-    pub fn from_config(c: &crate::config::Store) -> StoreOptions {
-        StoreOptions {
-            keys: None,
-            rotating: false,
-            disk: Some((disk::Watermarks::from_config(c), std::sync::Arc::new(disk::Statvfs))),
-            path: c.path.clone(),
-            cache_capacity_bytes: c.cache_capacity_mb * 1024 * 1024,
-            commit_batch: c.commit_batch,
-            queue_for_upload: false,
-            on_corrupt: OnCorrupt::Refuse,
-            create: true,
-        }
-    }
-
     pub fn at(path: impl Into<PathBuf>) -> StoreOptions {
         StoreOptions {
             keys: None,
@@ -228,7 +207,7 @@ pub struct Store {
     /// sled met ENOSPC: it refuses every write from then on, until the store is opened again.
     enospc: std::sync::atomic::AtomicBool,
     /// Where watermark changes are audited (set by the daemon once the audit log is open).
-    audit_sink: std::sync::Mutex<Option<std::sync::Arc<dyn crate::access::AuditSink>>>,
+    audit_sink: std::sync::Mutex<Option<std::sync::Arc<dyn crate::domain::AuditSink>>>,
 }
 
 const TREE_READS: &[u8] = b"reads";
@@ -316,7 +295,7 @@ impl Store {
     }
 
     /// Where disk watermark changes are audited from now on (the daemon's audit log).
-    pub fn set_audit_sink(&self, sink: std::sync::Arc<dyn crate::access::AuditSink>) {
+    pub fn set_audit_sink(&self, sink: std::sync::Arc<dyn crate::domain::AuditSink>) {
         *self.audit_sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
         // A box that started above a watermark: the step it found is recorded too.
         if let Some(st) = self.disk_state().filter(|s| s.level != disk::DiskLevel::Ok) {
@@ -350,14 +329,14 @@ impl Store {
         }
         let sink = self.audit_sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(sink) = sink {
-            let entry = crate::access::NewAuditEntry {
+            let entry = crate::domain::NewAuditEntry {
                 user: "system".into(),
                 source: "daemon".into(),
-                action: Some(crate::access::Action::DiskWatermark),
+                action: Some(crate::domain::Action::DiskWatermark),
                 object: "store".into(),
-                outcome: Some(if t.to > t.from { crate::access::Outcome::Denied } else { crate::access::Outcome::Ok }),
+                outcome: Some(if t.to > t.from { crate::domain::Outcome::Denied } else { crate::domain::Outcome::Ok }),
                 detail: msg,
-                ..crate::access::NewAuditEntry::default()
+                ..crate::domain::NewAuditEntry::default()
             };
             if let Err(e) = sink.record(entry) {
                 log::error!("disk watermark change not recorded in the audit log: {e}");

@@ -2,7 +2,7 @@
 //! and are never purged by read retention.
 
 use super::{decode, Result, Store, StoreError};
-use crate::access::release::Request;
+use crate::domain::release::Request;
 
 impl Store {
     /// Saves a release request (new or updated); durable on return.

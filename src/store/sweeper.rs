@@ -9,7 +9,7 @@
 //! ([`Store::confirm_purge`]).
 
 use super::{holds_tx, image_key, ImageKind, ReadId, Result, Store, StoreError, StoredRead};
-use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
+use crate::domain::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::clock::Clock;
 use crate::retention::{check_clock, hold_binds, purge_cutoff_ms, purge_is_large, purge_now_ms, ClockDistrust, Policy, TrustAnchor, DAY_MS};
 use sled::transaction::ConflictableTransactionError;

@@ -1,7 +1,7 @@
 //! The `users` tree: username → JSON [`User`]. Writes are durable (flushed) on return.
 
 use super::{decode, Result, Store, StoreError};
-use crate::access::users::User;
+use crate::domain::user::User;
 
 fn encode(u: &User) -> Result<Vec<u8>> {
     serde_json::to_vec(u).map_err(|e| StoreError::Decode { key: u.username.clone(), reason: e.to_string() })

@@ -1,12 +1,13 @@
-//! Tracker settings, from the `[tracker]` TOML table (`config::Tracker`, same field names); the
-//! defaults ([`TrackerConfig::default`]) are tuned for 8–15 analysed frames per second (one frame every
+//! Tracker settings: the `[tracker]` TOML table is deserialised straight into [`TrackerConfig`] (a missing
+//! key keeps its default; an unknown key is an error); the defaults ([`TrackerConfig::default`]) are tuned for 8–15 analysed frames per second (one frame every
 //! 67–125 ms).
 //!
 //! Distances are in plate widths (the box width of the read), so the same settings hold for near and far
 //! cameras: a plate is about 0.5 m wide, so a car in the next lane is some 6–8 widths away.
 
 /// See the module documentation of [`crate::track`] for how each setting is used.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrackerConfig {
     /// A track not seen for longer than this closes. 1500: 12–22 frames without a read rides out
     /// a missed detection or a short occlusion, and is short enough to report a pass promptly.
@@ -92,45 +93,6 @@ impl Default for TrackerConfig {
         }
     }
 }
-
-/// Copies every field between the TOML table and the tracker's settings (one list, both directions).
-macro_rules! same_fields {
-    ($($f:ident),* $(,)?) => {
-        impl From<&crate::config::Tracker> for TrackerConfig {
-            fn from(t: &crate::config::Tracker) -> Self {
-                TrackerConfig { $($f: t.$f),* }
-            }
-        }
-        impl From<&TrackerConfig> for crate::config::Tracker {
-            fn from(t: &TrackerConfig) -> Self {
-                crate::config::Tracker { $($f: t.$f),* }
-            }
-        }
-    };
-}
-
-same_fields!(
-    gap_ms,
-    position_gate_widths,
-    gate_growth_widths_per_s,
-    max_speed_widths_per_s,
-    max_gate_widths,
-    max_size_ratio,
-    min_text_similarity,
-    confusable_cost,
-    max_tracks_per_camera,
-    min_frames,
-    min_confidence,
-    max_candidates,
-    early_confidence,
-    early_min_frames,
-    early_agree_frames,
-    parked_after_ms,
-    parked_motion_widths,
-    parked_repeat_ms,
-    approach_growth,
-    min_travel_widths,
-);
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {

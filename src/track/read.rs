@@ -2,7 +2,7 @@
 //! never shows one.
 
 use super::motion::Direction;
-use crate::store::{Candidate, NewRead, Plate};
+use crate::domain::{Candidate, NewRead, Plate};
 use std::fmt;
 
 /// One plate found in one analysed frame, as the recognizer hands it over. `C` is the crop handle

@@ -1,7 +1,7 @@
 //! How alike two readings of a plate are, forgiving the characters OCR confuses
-//! ([`crate::hotlist::confusion`]): one car whose text flickers between misreads must stay one track.
+//! ([`crate::domain::confusion`]): one car whose text flickers between misreads must stay one track.
 
-use crate::hotlist::confusion::canonical_char;
+use crate::domain::confusion::canonical_char;
 
 /// Edit distance (Levenshtein) where substituting a character of the same confusion group costs
 /// `confusable_cost` and any other substitution, insertion or deletion costs 1. A metric for

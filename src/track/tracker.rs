@@ -9,7 +9,7 @@ use super::motion::{Motion, Path, Rect};
 use super::read::{EarlyBasis, EarlyRead, FrameRead, TrackEvent, TrackId, VehicleRead};
 use super::text::similarity;
 use super::vote::Ballot;
-use crate::store::Plate;
+use crate::domain::Plate;
 use std::collections::BTreeMap;
 
 /// Counters for metrics: what went in, what came out, what was dropped and why.

@@ -12,7 +12,7 @@
 
 use super::read::{BestFrame, FrameRead, PlateCandidate, Reading};
 use super::text::distance;
-use crate::store::Plate;
+use crate::domain::Plate;
 use std::collections::BTreeMap;
 
 /// The characters a [`Plate`] may hold; a position's votes are indexed by this order.

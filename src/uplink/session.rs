@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
+use crate::clock::now_ms;
 
 #[derive(Clone)]
 pub struct Settings {
@@ -471,10 +472,6 @@ impl Uplink {
 
 /// Longest the uplink spends sending the outbox on shutdown.
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
 
 /// What answering one inbound command needs, off the event loop.
 struct Inbound {

@@ -55,8 +55,16 @@ pub fn action_name(a: Action) -> String {
     serde_json::to_value(a).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| format!("{a:?}"))
 }
 
+/// A name that is not an action's; the message lists every action's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown action `{given}`; one of {}", .known.join(", "))]
+pub struct UnknownAction {
+    pub given: String,
+    pub known: Vec<String>,
+}
+
 /// An action by its snake_case name (`retention_purge`), as auditors filter on it.
-pub fn parse_action(s: &str) -> Result<Action, String> {
+pub fn parse_action(s: &str) -> Result<Action, UnknownAction> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
         const ALL: &[Action] = &[
             Action::Login,
@@ -97,8 +105,7 @@ pub fn parse_action(s: &str) -> Result<Action, String> {
             Action::DiskWatermark,
             Action::StoreKeyRotated,
         ];
-        let names: Vec<String> = ALL.iter().map(|a| action_name(*a)).collect();
-        format!("unknown action `{s}`; one of {}", names.join(", "))
+        UnknownAction { given: s.to_string(), known: ALL.iter().map(|a| action_name(*a)).collect() }
     })
 }
 
@@ -133,7 +140,7 @@ mod tests {
     fn actions_parse_by_their_stable_names() {
         assert_eq!(parse_action("retention_purge"), Ok(Action::RetentionPurge));
         assert_eq!(parse_action("audit_viewed"), Ok(Action::AuditViewed));
-        let err = parse_action("purge").unwrap_err();
+        let err = parse_action("purge").unwrap_err().to_string();
         assert!(err.contains("retention_purge") && err.contains("audit_checkpoint"), "{err}");
     }
 

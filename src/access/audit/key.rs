@@ -22,6 +22,17 @@ type HmacSha256 = Hmac<Sha256>;
 
 pub const MIN_KEY_BYTES: usize = 32;
 
+/// Why a key file's text is not a key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyTextError {
+    #[error("not hex: expected hex digits only, an even number of them")]
+    NotHex,
+    #[error("{0} bytes of key; at least {MIN_KEY_BYTES} (64 hex digits) are needed")]
+    TooShort(usize),
+    #[error("{0}")]
+    Key(Box<KeyError>),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("audit key file {}: {source}", path.display())]
@@ -67,13 +78,13 @@ impl AuditKey {
     }
 
     /// Parses the file format (hex, at least 64 digits).
-    pub fn parse(text: &str) -> Result<AuditKey, String> {
+    pub fn parse(text: &str) -> Result<AuditKey, KeyTextError> {
         let t = text.trim().to_ascii_lowercase();
-        let bytes = super::hex::decode(&t).ok_or("not hex: expected hex digits only, an even number of them")?;
+        let bytes = super::hex::decode(&t).ok_or(KeyTextError::NotHex)?;
         if bytes.len() < MIN_KEY_BYTES {
-            return Err(format!("{} bytes of key; at least {MIN_KEY_BYTES} (64 hex digits) are needed", bytes.len()));
+            return Err(KeyTextError::TooShort(bytes.len()));
         }
-        AuditKey::from_bytes(&bytes).map_err(|e| e.to_string())
+        AuditKey::from_bytes(&bytes).map_err(|e| KeyTextError::Key(Box::new(e)))
     }
 
     /// A new random key, and its file form.
@@ -85,7 +96,7 @@ impl AuditKey {
 
     pub fn load(path: &Path) -> Result<AuditKey, KeyError> {
         let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
-        AuditKey::parse(&text).map_err(|reason| KeyError::Malformed { path: path.to_path_buf(), reason })
+        AuditKey::parse(&text).map_err(|e| KeyError::Malformed { path: path.to_path_buf(), reason: e.to_string() })
     }
 
     /// Loads the key, or creates one when the file is missing and the log is empty. A missing key with a
@@ -195,9 +206,9 @@ mod tests {
         let k = AuditKey::parse(&format!("  {hex64}\n")).unwrap();
         let same = AuditKey::from_bytes(&crate::access::audit::hex::decode(&hex64.to_lowercase()).unwrap()).unwrap();
         assert_eq!(k.mac(&[5; 32]), same.mac(&[5; 32]));
-        assert!(AuditKey::parse(&hex64[..62]).unwrap_err().contains("31 bytes"));
-        assert!(AuditKey::parse(&hex64[..63]).unwrap_err().contains("not hex"));
-        assert!(AuditKey::parse(&format!("{}zz", &hex64[..62])).unwrap_err().contains("not hex"));
+        assert!(AuditKey::parse(&hex64[..62]).unwrap_err().to_string().contains("31 bytes"));
+        assert!(AuditKey::parse(&hex64[..63]).unwrap_err().to_string().contains("not hex"));
+        assert!(AuditKey::parse(&format!("{}zz", &hex64[..62])).unwrap_err().to_string().contains("not hex"));
         assert!(AuditKey::parse(&format!("{hex64}{hex64}")).is_ok(), "longer keys are fine for HMAC");
     }
 

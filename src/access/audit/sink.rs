@@ -165,7 +165,7 @@ impl AuditLog {
     /// The newest `limit` entries matching `user` and `action` (its snake_case name), newest first.
     /// Reading is not verification: `verify` checks the chain.
     pub fn latest(&self, limit: usize, user: Option<&str>, action: Option<&str>) -> Result<Vec<super::AuditEntry>, AuditError> {
-        let action = action.map(super::filter::parse_action).transpose().map_err(AuditError::Write)?;
+        let action = action.map(super::filter::parse_action).transpose().map_err(|e| AuditError::Write(e.to_string()))?;
         let mut out = Vec::new();
         for r in self.store.audit_records_rev() {
             if out.len() >= limit {

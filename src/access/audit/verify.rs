@@ -22,13 +22,22 @@ impl Checkpoint {
         Checkpoint { seq: e.seq, hash: e.hash, mac: e.mac, at: format_ms(e.at_ms) }
     }
 
-    pub fn parse(text: &str) -> Result<Checkpoint, String> {
-        let cp: Checkpoint = serde_json::from_str(text.trim()).map_err(|e| format!("not a checkpoint: {e}"))?;
+    pub fn parse(text: &str) -> Result<Checkpoint, CheckpointError> {
+        let cp: Checkpoint = serde_json::from_str(text.trim()).map_err(CheckpointError::Json)?;
         if cp.seq == 0 {
-            return Err("not a checkpoint: seq must be at least 1".into());
+            return Err(CheckpointError::SeqZero);
         }
         Ok(cp)
     }
+}
+
+/// Why a checkpoint's text is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("not a checkpoint: {0}")]
+    Json(serde_json::Error),
+    #[error("not a checkpoint: seq must be at least 1")]
+    SeqZero,
 }
 
 /// A stored record that is not a well-formed entry in its place.

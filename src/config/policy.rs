@@ -2,7 +2,7 @@
 //! rendered from the configuration that actually governs the box, so the posted text cannot drift
 //! from what the box does.
 
-use crate::config::Config;
+use super::Config;
 
 /// A role and what it may do, as the policy states it.
 pub struct RoleLine {

@@ -4,20 +4,47 @@
 //! `2 Z`, `6 G`. The canonical form replaces each character by its group's first member, so two texts
 //! that differ only by confusions have the same canonical form; the matcher's index is keyed by it.
 
-/// The confusion groups; the first member of each is the canonical one.
+/// The confusion groups; the first member of each is the canonical one (a digit), the second the letter
+/// a pattern's letter slot turns that digit into ([`letter_for_digit`]). This is the one confusion table:
+/// the hotlist matcher, the tracker's text distance and the recognizer's plate formats all read it.
 pub const GROUPS: [&str; 6] = ["0ODQ", "1I7", "8B", "5S", "2Z", "6G"];
+
+/// `CANONICAL[b]`: the canonical member of `b`'s group, built from [`GROUPS`] at compile time.
+const CANONICAL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b as u8;
+        b += 1;
+    }
+    let mut g = 0;
+    while g < GROUPS.len() {
+        let members = GROUPS[g].as_bytes();
+        let mut i = 1;
+        while i < members.len() {
+            t[members[i] as usize] = members[0];
+            i += 1;
+        }
+        g += 1;
+    }
+    t
+};
 
 /// The canonical member of `b`'s group, or `b` itself (wildcards and other characters stay).
 pub const fn canonical_char(b: u8) -> u8 {
-    match b {
-        b'O' | b'D' | b'Q' => b'0',
-        b'I' | b'7' => b'1',
-        b'B' => b'8',
-        b'S' => b'5',
-        b'Z' => b'2',
-        b'G' => b'6',
-        _ => b,
-    }
+    CANONICAL[b as usize]
+}
+
+/// The letter a digit is read as where a plate format demands a letter (`0`→`O`, `1`→`I`, `8`→`B`,
+/// `5`→`S`, `2`→`Z`, `6`→`G`): its group's second member.
+pub fn letter_for_digit(c: char) -> Option<char> {
+    GROUPS.iter().map(|g| g.as_bytes()).find(|g| char::from(g[0]) == c).map(|g| char::from(g[1]))
+}
+
+/// The digit a letter is read as where a plate format demands a digit: the inverse of
+/// [`letter_for_digit`] (only a group's second member has one; `D`, `Q` and `7` stay as read).
+pub fn digit_for_letter(c: char) -> Option<char> {
+    GROUPS.iter().map(|g| g.as_bytes()).find(|g| char::from(g[1]) == c).map(|g| char::from(g[0]))
 }
 
 /// Canonical form of a normalised plate or pattern (upper case ASCII).
@@ -87,6 +114,19 @@ mod tests {
         }
         assert_eq!(canonical(b"OBD-7SZG?*Q"), b"080-1526?*0".to_vec());
         assert_eq!(canonical(b"AXY"), b"AXY".to_vec());
+    }
+
+    #[test]
+    fn digit_and_letter_twins_are_each_groups_first_two() {
+        let pairs: Vec<(char, char)> = "0123456789".chars().filter_map(|d| letter_for_digit(d).map(|l| (d, l))).collect();
+        assert_eq!(pairs, vec![('0', 'O'), ('1', 'I'), ('2', 'Z'), ('5', 'S'), ('6', 'G'), ('8', 'B')]);
+        for (d, l) in pairs {
+            assert_eq!(digit_for_letter(l), Some(d));
+        }
+        assert_eq!(digit_for_letter('D'), None);
+        assert_eq!(digit_for_letter('7'), None);
+        assert_eq!(letter_for_digit('7'), None);
+        assert_eq!(letter_for_digit('X'), None);
     }
 
     #[test]
