@@ -236,7 +236,8 @@ proptest! {
         let mut v = Verifier::new(&key, Checkpoint::parse(&checkpoint).ok());
         if let Some(bytes) = records.first() {
             // Random bytes are never a valid first entry under this key.
-            prop_assert!(v.push(decode_record(&polewatch::store::AuditRecord { key_seq: Some(1), bytes: bytes.clone() })).is_err());
+            let first = polewatch::store::AuditRecord { key_seq: Some(1), bytes: bytes.clone() };
+            prop_assert!(v.push(decode_record(&first)).is_err(), "random bytes passed as entry 1");
         }
         // Any record, any key: decoded or refused, never a panic.
         for (i, bytes) in records.iter().enumerate() {
