@@ -4,7 +4,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 DEMO_CONFIG ?= config/demo.toml
 
-.PHONY: all deps build run test lint deb man broker bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data \
+.PHONY: all deps build dev run test lint deb man broker bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data \
 	ocr-ctx-data train-ocr-ctx train-ocr-resume ocr-report
 
 all: build
@@ -15,13 +15,18 @@ deps:
 build: deps
 	$(CARGO) build --release --locked
 
+# The development tools (crates/polewatch-dev: demo video, benchmarks, test helpers), not in the daemon or
+# its package: target/release/polewatch-dev.
+dev: deps
+	$(CARGO) build --release --locked -p polewatch-dev
+
 # Runs the daemon on the built-in demo (no camera, broker or network needed): the demo video is rendered
-# by polewatch itself on first use, played as the demo camera, and every vehicle read is printed.
-# Ctrl-C stops it.
+# by the project's dev tool (polewatch-dev) on first use, played as the demo camera, and every vehicle read
+# is printed. Ctrl-C stops it.
 DEMO_VIDEO ?= demo-state/demo.mp4
-run: build
+run: build dev
 	@mkdir -p demo-state
-	@test -s $(DEMO_VIDEO) || ./target/release/polewatch demo-video --out $(DEMO_VIDEO)
+	@test -s $(DEMO_VIDEO) || ./target/release/polewatch-dev demo-video --out $(DEMO_VIDEO)
 	./target/release/polewatch check-config --config $(DEMO_CONFIG)
 	./target/release/polewatch run --config $(DEMO_CONFIG)
 
@@ -37,6 +42,15 @@ test: deps
 	$(if $(ADVISORY_DB),scripts/deny $(abspath $(ADVISORY_DB)),@echo "test: no RustSec snapshot (ADVISORY_DB): cargo deny skipped; run make lint")
 	scripts/import-graph --quiet
 	POLEWATCH_TEST_DATA=$(abspath $(TEST_DATA)) $(CARGO) test --locked --workspace
+
+# The fleet test (issue 17): many simulated boxes on a 3-node nats-server cluster (MQTT over TLS on
+# JetStream), one node killed half way; fails on any read or alert lost and prints the README's figures.
+# Not part of `make test`: it installs nats-server and runs for minutes. Knobs: FLEET_BOXES (100),
+# FLEET_SECONDS (60), FLEET_READS_PER_S (5), FLEET_BACKLOG (300); see tests/fleet.rs and docs/fleet.md.
+.PHONY: test-fleet
+test-fleet: deps
+	scripts/install-fleet-deps
+	$(CARGO) test --locked --test fleet -- --ignored --nocapture
 
 # cargo deny (advisories from ADVISORY_DB offline, licences, bans, sources; deny.toml) and clippy. Installs
 # cargo-deny (pinned) when missing.
@@ -64,10 +78,10 @@ BROKER_PORT ?= 8883
 broker:
 	scripts/broker $(BROKER_DIR) $(BROKER_PORT)
 
-# Figures, not pass/fail: see README "Benchmarks".
-bench: build
-	./target/release/polewatch bench store
-	./target/release/polewatch bench crash
+# Figures, not pass/fail: see README "Benchmarks" (polewatch-dev; `bench alerts` also runs the daemon).
+bench: build dev
+	./target/release/polewatch-dev bench store
+	./target/release/polewatch-dev bench crash
 
 check-config: build
 	./target/release/polewatch check-config --config $(DEMO_CONFIG)

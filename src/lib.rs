@@ -6,14 +6,13 @@
 pub mod access;
 pub mod alert;
 pub mod api;
-pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod hotlist;
 pub mod ingest;
+pub mod observe;
 pub mod ops;
 pub mod recognize;
 pub mod retention;

@@ -92,6 +92,23 @@ pub fn purge_is_large(expired: u64, total: u64, p: &Policy) -> bool {
     (expired as u128) * 100 > (total as u128) * p.max_purge_percent as u128
 }
 
+/// How many unexpired reads make a purge of `expired` reads small: the purge is large
+/// ([`purge_is_large`]) exactly when fewer than this many reads past the cutoff are stored. None: it is
+/// never large. The sweeper counts unexpired reads only up to this bound, so judging a purge costs in
+/// proportion to what expires, not to the store's size.
+pub fn unexpired_reads_for_small_purge(expired: u64, p: &Policy) -> Option<u64> {
+    if p.max_purge_percent >= 100 || expired <= p.large_purge_min_reads {
+        return None;
+    }
+    if p.max_purge_percent == 0 {
+        return Some(u64::MAX);
+    }
+    // large ⇔ expired·100 > (expired + rest)·pct ⇔ rest·pct < expired·(100 − pct) ⇔ rest < ⌈expired·(100 − pct) / pct⌉
+    let pct = p.max_purge_percent as u128;
+    let bound = (expired as u128 * (100 - pct)).div_ceil(pct);
+    Some(u64::try_from(bound).unwrap_or(u64::MAX))
+}
+
 /// Reads captured before this instant are past retention. Never later than `now - min_days`, whatever
 /// `max_days` says.
 pub fn purge_cutoff_ms(now_ms: i64, p: &Policy) -> i64 {
@@ -211,5 +228,28 @@ mod tests {
         assert!(!purge_is_large(150, 1500, &p));
         assert!(purge_is_large(151, 1500, &p));
         assert!(!purge_is_large(10_000, 10_000, &Policy { max_purge_percent: 100, ..p }));
+    }
+
+    #[test]
+    fn the_bounded_count_decides_as_the_full_count_does() {
+        // Whatever the share and the counts, counting unexpired reads up to the bound gives the same
+        // answer as counting the whole store.
+        for pct in [0, 1, 3, 10, 33, 50, 99, 100] {
+            let p = Policy { max_purge_percent: pct, large_purge_min_reads: 5, ..policy() };
+            for expired in [0, 5, 6, 7, 10, 99, 100, 101, 1000, 2733] {
+                for rest in [0, 1, 8, 9, 10, 89, 90, 91, 899, 900, 901, 24_597, 24_598, 24_599, 10_000_000] {
+                    let large = purge_is_large(expired, expired + rest, &p);
+                    let bounded = match unexpired_reads_for_small_purge(expired, &p) {
+                        None => false,
+                        Some(bound) => rest.min(bound) < bound,
+                    };
+                    assert_eq!(bounded, large, "pct {pct}, expired {expired}, rest {rest}");
+                }
+            }
+        }
+        // A day of a 10^7-read year at the default 10%: at most nine days' worth is counted.
+        let p = Policy { max_purge_percent: 10, large_purge_min_reads: 1000, ..policy() };
+        assert_eq!(unexpired_reads_for_small_purge(27_323, &p), Some(245_907));
+        assert_eq!(unexpired_reads_for_small_purge(1000, &p), None);
     }
 }

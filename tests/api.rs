@@ -10,7 +10,7 @@ use polewatch::access::service::{Actor, UserService};
 use polewatch::access::users::{AccessPolicy, NewUser, Training};
 use polewatch::access::AuditSink;
 use polewatch::api::{self, ApiState};
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{Plate, Store, StoreOptions};
 use serde_json::{json, Value};
 use std::net::SocketAddr;

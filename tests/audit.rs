@@ -7,7 +7,7 @@ mod support;
 
 use polewatch::access::audit::{decode_record, encode, seal, AuditEntry, AuditKey, AuditLog, Broken, BrokenReason, ChainHead, Checkpoint, KeyError, VerifyError, VerifyReport, GENESIS};
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::clock::FixedClock;
 use polewatch::retention::{Policy, DAY_MS};
 use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};

@@ -68,7 +68,7 @@ fn ok(out: &std::process::Output) -> String {
 fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("demo.mp4");
-    polewatch::demo::write_video(&video, 1280, 720, 10, 16.0).expect("demo video renders");
+    polewatch_dev::demo::write_video(&video, 1280, 720, 10, 16.0).expect("demo video renders");
     let (_server, rtsp_port) = support::rtsp::spawn_file_server("audit_online_rtsp_server_child", CHILD_ENV, &video);
     let api_port = free_port();
     let cfg = dir.path().join("polewatch.toml");

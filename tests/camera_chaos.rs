@@ -214,9 +214,9 @@ fn camera_b_killed_stalled_garbled_and_resized_while_camera_a_is_analysed() {
     let big = dir.path().join("big.mp4");
     let short = dir.path().join("short.mp4");
     let small = dir.path().join("small.mp4");
-    polewatch::demo::write_video(&big, 640, 360, 10, 20.0).expect("video renders");
-    polewatch::demo::write_video(&short, 640, 360, 10, 3.0).expect("video renders");
-    polewatch::demo::write_video(&small, 320, 240, 10, 60.0).expect("video renders");
+    polewatch_dev::demo::write_video(&big, 640, 360, 10, 20.0).expect("video renders");
+    polewatch_dev::demo::write_video(&short, 640, 360, 10, 3.0).expect("video renders");
+    polewatch_dev::demo::write_video(&small, 320, 240, 10, 60.0).expect("video renders");
     let (pa, pb) = (support::free_port(), support::free_port());
     let mut server_a = Some(server(pa, &big.display().to_string()));
     let mut server_b = Some(server(pb, &big.display().to_string()));

@@ -45,7 +45,7 @@ fn shipped_configs_are_valid_and_complete() {
     assert_eq!(full.config.recognizer.ocr, set.ocr);
     assert_eq!(full.config.site.site_id, "main-st-north");
     assert_eq!(full.config.cameras.len(), 1);
-    assert_eq!(full.config.cameras[0].latency_ms, 200);
+    assert_eq!((full.config.cameras[0].latency_ms, full.config.cameras[0].jitter_latency_ms()), (None, 0), "no jitter buffer over TCP unless set");
     assert_eq!(full.config.store.retention.min_days, 365);
     // The [tracker] values written out in the sample are the defaults.
     assert_eq!(full.config.tracker, polewatch::track::TrackerConfig::default());
@@ -140,6 +140,21 @@ fn bad_enum_value_names_key() {
 }
 
 #[test]
+fn recognizer_backend_is_auto_by_default_and_a_bad_one_names_file_line_and_key() {
+    let d = tempfile::tempdir().unwrap();
+    let c = config::load(&write(d.path(), "polewatch.toml", MINIMAL)).unwrap().config;
+    assert_eq!(c.recognizer.backend, config::DnnBackend::Auto);
+    for (text, want) in [("auto", config::DnnBackend::Auto), ("cpu", config::DnnBackend::Cpu), ("cuda", config::DnnBackend::Cuda)] {
+        let f = write(d.path(), "polewatch.toml", &format!("{MINIMAL}[recognizer]\nbackend = \"{text}\"\n"));
+        assert_eq!(config::load(&f).unwrap().config.recognizer.backend, want);
+    }
+    let p = one(d.path(), &format!("{MINIMAL}[recognizer]\nthreads = 1\nbackend = \"gpu\"\n"));
+    assert_eq!((p.key.as_str(), p.line), ("recognizer.backend", Some(6)));
+    assert!(p.message.contains("unknown variant `gpu`") && p.message.contains("`auto`"), "{}", p.message);
+    assert!(p.file.ends_with("polewatch.toml"), "{:?}", p.file);
+}
+
+#[test]
 fn missing_required_key_points_at_its_table() {
     let d = tempfile::tempdir().unwrap();
     let p = one(d.path(), "# comment\n[site]\nsite_id = \"s\"\n");
@@ -176,6 +191,37 @@ fn mqtt_needs_tls_unless_explicitly_insecure() {
     assert_eq!((p.key.as_str(), p.line), ("mqtt.ca_file", Some(4)));
     let p = one(d.path(), &format!("{MINIMAL}[mqtt]\nenabled = true\nhost = \"b\"\ninsecure_plaintext = true\npassword = \"x\"\n"));
     assert_eq!(p.key, "mqtt.insecure_plaintext");
+}
+
+/// Issue 17: `[mqtt] hosts` lists brokers tried in order; `host`/`port` stay a list of one. A bad entry
+/// is named by its position and line; `host` and `hosts` together are refused.
+#[test]
+fn mqtt_hosts_list_brokers_in_order_and_bad_entries_name_their_line() {
+    let d = tempfile::tempdir().unwrap();
+    let head = format!("{MINIMAL}[mqtt]\nenabled = true\ninsecure_plaintext = true\n");
+    let c = config::load(&write(d.path(), "polewatch.toml", &format!("{head}port = 1884\nhosts = [\"n1.example\", \"10.0.0.2:8883\", \"[::1]:1885\", \"[fe80::1]\"]\n")))
+        .unwrap()
+        .config;
+    let want = [("n1.example", 1884), ("10.0.0.2", 8883), ("::1", 1885), ("fe80::1", 1884)].map(|(h, p)| (h.to_string(), p));
+    assert_eq!(config::mqtt_brokers(&c.mqtt), want);
+    let c = config::load(&write(d.path(), "polewatch.toml", &format!("{head}host = \"broker\"\nport = 8884\n"))).unwrap().config;
+    assert_eq!(config::mqtt_brokers(&c.mqtt), vec![("broker".to_string(), 8884)]);
+
+    let p = one(d.path(), &format!("{head}hosts = [\n  \"a:8883\",\n  \"b:99999\",\n]\n"));
+    assert_eq!((p.key.as_str(), p.line), ("mqtt.hosts[1]", Some(9)));
+    assert!(p.message.contains("99999"), "{}", p.message);
+    for (bad, why) in [("", "host name"), ("a:b:c", "brackets"), ("[::1", "close"), ("[::1]x", ":port"), ("h:0", "port"), ("a b", "host name")] {
+        let p = one(d.path(), &format!("{head}hosts = [\"{bad}\"]\n"));
+        assert_eq!((p.key.as_str(), p.line), ("mqtt.hosts[0]", Some(7)), "{bad}");
+        assert!(p.message.contains(why), "{bad}: {}", p.message);
+    }
+    let p = one(d.path(), &format!("{head}hosts = [\"a\", \"b\", \"a:8883\"]\n"));
+    assert_eq!(p.key, "mqtt.hosts[2]");
+    assert!(p.message.contains("twice"), "{}", p.message);
+    let p = one(d.path(), &format!("{head}host = \"a\"\nhosts = [\"b\"]\n"));
+    assert_eq!((p.key.as_str(), p.line), ("mqtt.hosts", Some(8)));
+    let p = one(d.path(), &format!("{head}hosts = []\n"));
+    assert_eq!(p.key, "mqtt.host");
 }
 
 #[test]
@@ -311,4 +357,46 @@ fn check_config_refuses_a_five_megabyte_camera_name() {
     // The longest names allowed still load.
     config::load(&write(d.path(), "ok/polewatch.toml", &format!("{MINIMAL}[[cameras]]\nid = \"{}\"\nurl = \"rtsp://192.0.2.1/s\"\nname = \"{}\"\n", "i".repeat(64), "n".repeat(256))))
         .expect("names at the bound load");
+}
+
+/// Issue 16 §6: `check-config` stopped at the first unknown key, type or enum error. Every error of a file
+/// comes out in one run, each with file:line: key, the checks serde cannot make included, and a required
+/// key left out is named once (not again as an empty value).
+#[test]
+fn check_config_reports_every_error_in_one_run() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{MINIMAL}colour = \"red\"\n[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/s\"\nlatency_ms = \"fast\"\ntransport = \"pigeon\"\n\
+         [[cameras]]\nname = \"no id\"\nurl = \"rtsp://h/t\"\n[mqtt]\nport = \"x\"\n[logging]\nlevel = \"loud\"\n\
+         [store.retention]\nmin_days = 365\nmax_days = 30\n[metrics]\nlisten = \"nowhere\"\n"
+    );
+    let ps = problems(d.path(), &text);
+    let mut got: Vec<(String, Option<usize>)> = ps.iter().map(|p| (p.key.clone(), p.line)).collect();
+    got.sort();
+    let mut want: Vec<(String, Option<usize>)> = [
+        ("site.colour", 4),
+        ("cameras[0].latency_ms", 8),
+        ("cameras[0].transport", 9),
+        ("cameras[1]", 10),
+        ("mqtt.port", 14),
+        ("logging.level", 16),
+        ("store.retention.max_days", 19),
+        ("metrics.listen", 21),
+    ]
+    .iter()
+    .map(|(k, l)| (k.to_string(), Some(*l)))
+    .collect();
+    want.sort();
+    assert_eq!(got, want, "{ps:#?}");
+    assert!(ps.iter().any(|p| p.key == "cameras[1]" && p.message.contains("missing field `id`")), "{ps:#?}");
+    assert!(ps.iter().any(|p| p.key == "cameras[0].transport" && p.message.contains("unknown variant")), "{ps:#?}");
+
+    let exe = env!("CARGO_BIN_EXE_polewatch");
+    let f = d.path().join("polewatch.toml");
+    let out = Command::new(exe).args(["check-config", "--config"]).arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for (key, line) in &want {
+        assert!(err.contains(&format!("{}:{}: {key}: ", f.display(), line.unwrap())), "{key} missing from:\n{err}");
+    }
 }

@@ -3,7 +3,7 @@
 
 use polewatch::access::audit::{decode_record, AuditLog};
 use polewatch::access::Action;
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::retention::DAY_MS;
 use polewatch::store::{AuditRecord, HoldRequest, Store, StoreOptions};
 use std::io::Read;

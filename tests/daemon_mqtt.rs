@@ -3,7 +3,7 @@
 
 mod support;
 
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{Decision, Store, StoreOptions};
 use rumqttc::QoS;
 use std::collections::HashSet;
@@ -165,4 +165,80 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     }
     assert_eq!(log.latest(100, None, Some("alert_verified")).unwrap().len(), 1, "cmd-7 applied once");
     log.verify(None).unwrap();
+}
+
+fn status_schema() -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas/status.v1.schema.json");
+    jsonschema::validator_for(&serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()).unwrap()
+}
+
+/// Issue 16 §1 and §6: the retained status carries the health summary, sent again every
+/// `[metrics] status_interval_s` and valid against its JSON Schema; a clean stop leaves `offline` with
+/// `clean_shutdown: true` as the retained status, and the last will (`clean_shutdown: false`) does not
+/// replace it: the daemon ends its session with DISCONNECT, on which the broker drops the will.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_carries_health_and_a_clean_stop_is_not_replaced_by_the_will() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "w", &["127.0.0.1"], false);
+    let port = free_port();
+    let cfg = config(dir.path(), &pki, port);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[metrics]\nlisten = \"\"\nstatus_interval_s = 1\n");
+    std::fs::write(&cfg, text).unwrap();
+    let _broker = Broker::start(&pki, port);
+    let (_central, inbox) = subscriber(&pki, port).await;
+    let log = dir.path().join("run.log");
+    let mut d = start(&cfg, &log);
+    let statuses = |inbox: &support::mqtt::Inbox| -> Vec<(serde_json::Value, Vec<u8>, bool)> {
+        inbox.lock().unwrap().iter().filter(|(t, _, _)| t == "polewatch/site1/pole-01/status").map(|(_, p, r)| (serde_json::from_slice(p).unwrap(), p.clone(), *r)).collect()
+    };
+    wait_until("three statuses with health", Duration::from_secs(30), || statuses(&inbox).iter().filter(|(s, _, _)| s["health"].is_object()).count() >= 3).await;
+    let schema = status_schema();
+    for (s, raw, _) in statuses(&inbox) {
+        let j: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let errors: Vec<String> = schema.iter_errors(&j).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{s}: {errors:?}");
+        assert_eq!(s["state"], "online");
+        assert_eq!(s["health"]["live"], true, "{s}");
+        assert_eq!(s["health"]["ready"], true, "no camera, store open, uplink up: {s}");
+        assert_eq!(s["health"]["reasons"], serde_json::json!([]), "{s}");
+        assert_eq!(s["health"]["uplink"]["connected"], true, "{s}");
+    }
+    // The schema is not a blank cheque.
+    let mut bad = statuses(&inbox)[0].0.clone();
+    bad["health"]["ready"] = serde_json::json!("yes");
+    assert!(!schema.is_valid(&bad));
+
+    // A clean stop.
+    let stop_at = jiff::Timestamp::now();
+    unsafe { libc::kill(d.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while d.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "daemon did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Time for a will, were the broker to publish one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = statuses(&inbox);
+    assert!(seen.iter().all(|(s, _, _)| s["clean_shutdown"] != false), "the will was published: {seen:?}");
+    let last = &seen.last().unwrap().0;
+    assert_eq!((last["state"].as_str(), last["clean_shutdown"].as_bool()), (Some("offline"), Some(true)), "{last}");
+
+    // A server that subscribes now gets the clean stop as the retained status.
+    let (_late, late_inbox) = subscriber(&pki, port).await;
+    wait_until("the retained status", Duration::from_secs(10), || !statuses(&late_inbox).is_empty()).await;
+    let (retained, raw, flag) = statuses(&late_inbox).remove(0);
+    assert!(flag, "retained");
+    assert_eq!((retained["state"].as_str(), retained["clean_shutdown"].as_bool()), (Some("offline"), Some(true)), "{retained}");
+    let at: jiff::Timestamp = retained["at"].as_str().unwrap().parse().unwrap();
+    assert!(at.as_millisecond() >= stop_at.as_millisecond() - 1000, "the retained status is the stop's ({at}), not the connection's");
+    let errors: Vec<String> = status_schema().iter_errors(&serde_json::from_slice(&raw).unwrap()).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    // And a link that breaks (SIGKILL) is told by the will: offline, clean_shutdown false.
+    let mut d = start(&cfg, &dir.path().join("run2.log"));
+    wait_until("online again", Duration::from_secs(30), || statuses(&late_inbox).iter().any(|(s, _, _)| s["state"] == "online")).await;
+    d.kill().unwrap();
+    d.wait().unwrap();
+    wait_until("the will", Duration::from_secs(20), || statuses(&late_inbox).iter().any(|(s, _, _)| s["clean_shutdown"] == false)).await;
 }

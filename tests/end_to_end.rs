@@ -106,7 +106,7 @@ fn demo_video_over_rtsp_gives_one_correct_read_per_vehicle() {
     let video = dir.path().join("demo.mp4");
     // The passes end at 15.4 s; 4 s of empty road after them, so that the test has stopped the daemon
     // before the stream ends and the camera (back within a second) plays it again.
-    polewatch::demo::write_video(&video, 1280, 720, 10, 20.0).expect("demo video renders");
+    polewatch_dev::demo::write_video(&video, 1280, 720, 10, 20.0).expect("demo video renders");
     let (server, port) = rtsp_server(&video);
 
     let models = recognizer_tables();
@@ -186,7 +186,7 @@ fn demo_video_over_rtsp_gives_one_correct_read_per_vehicle() {
 /// The configuration of the shutdown test: the demo camera (unless `camera` is None), a hotlist holding
 /// the first pass's plate, alerts only when a pass closes (so the alert can only come from the shutdown
 /// closing the open track), the uplink to the broker on `mqtt_port`.
-fn shutdown_config(dir: &std::path::Path, pki: &polewatch::bench::rig::Pki, mqtt_port: u16, camera: Option<u16>) -> PathBuf {
+fn shutdown_config(dir: &std::path::Path, pki: &polewatch_dev::bench::rig::Pki, mqtt_port: u16, camera: Option<u16>) -> PathBuf {
     let hotlist = dir.join("hot.csv");
     std::fs::write(&hotlist, "plate,region,category,priority,source,expiry,notes\n7KQX214,,stolen vehicle,1,test,,\n").unwrap();
     let camera = camera.map(|port| format!("[[cameras]]\nid = \"lane1\"\nurl = \"rtsp://127.0.0.1:{port}/demo\"\nanalysis_fps = 10\n")).unwrap_or_default();
@@ -237,7 +237,7 @@ async fn sigterm_with_a_hotlisted_plate_in_view_delivers_its_alert_or_keeps_it()
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("demo.mp4");
     // The first pass (7KQX214) is in view from 0.5 s to 4 s.
-    polewatch::demo::write_video(&video, 1920, 1080, 10, 6.0).expect("demo video renders");
+    polewatch_dev::demo::write_video(&video, 1920, 1080, 10, 6.0).expect("demo video renders");
     let (_server, rtsp_port) = rtsp_server(&video);
     let pki = support::pki(dir.path(), "e", &["127.0.0.1"], false);
 

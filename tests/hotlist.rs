@@ -2,7 +2,7 @@
 //! of the read with a plain recursive glob, literally and in confusion-canonical form. The indexed
 //! matcher must report exactly the same (entry, kind) pairs, and exact entries first.
 
-use polewatch::hotlist::bench::{synthetic_list, synthetic_reads};
+use polewatch_dev::hotlist::bench::{synthetic_list, synthetic_reads};
 use polewatch::domain::confusion::canonical;
 use polewatch::hotlist::{Entry, EntryId, Hotlist, MatchKind, Matcher, PlateGlob};
 use polewatch::store::Plate;
@@ -239,7 +239,7 @@ fn large_list_agrees_with_reference() {
 #[test]
 #[ignore]
 fn bench_figures() {
-    for (name, value, unit) in polewatch::hotlist::bench::bench(100_000, 20_000) {
+    for (name, value, unit) in polewatch_dev::hotlist::bench::bench(100_000, 20_000) {
         println!("{name:<50} {value:>12.2} {unit}");
     }
 }

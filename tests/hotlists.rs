@@ -1,7 +1,7 @@
 //! Hotlists in the daemon's read path: a stored read is matched and alerted; a pushed list is rejected
 //! whole or stored, put in force and checked against recent reads; everything survives a reopen.
 
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::ops::hotlists::{AlertTarget, Hotlists};
 use polewatch::ops::reads::ReadSink;
 use polewatch::store::{Candidate, Plate, Store, StoreOptions};

@@ -36,12 +36,14 @@ fn a_man_page_for_every_subcommand() {
         "polewatch-user-add.1",
         "polewatch-audit-verify.1",
         "polewatch-export-verify.1",
-        "polewatch-bench-store.1",
+        "polewatch-recognize.1",
         "polewatch-man.1",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
     assert!(!names.iter().any(|n| n.contains("debug") || n.ends_with("-help.1")), "hidden commands have no page: {names:?}");
+    // The benchmarks, the demo video and the test helpers are polewatch-dev's, not the daemon's (issue 14).
+    assert!(!names.iter().any(|n| n.contains("bench") || n.contains("demo")), "dev tools in the daemon: {names:?}");
     let page = std::fs::read_to_string(man1.join("polewatch-export-verify.1")).unwrap();
     assert!(page.starts_with(".ie") || page.contains(".TH polewatch-export-verify"), "{page}");
     assert!(page.contains("PUBKEY") && page.contains("SHA256SUMS"), "{page}");
@@ -167,4 +169,71 @@ fn a_built_package_passes_check_deb() {
     };
     let out = Command::new(root().join("scripts/check-deb")).arg(deb.path()).output().unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// Issue 16 §3/§6: encryption at rest is on in the package. `debian/postinst`, run in a throw-away root (its
+/// paths moved under a temporary folder; adduser, getent, install, chown and chgrp stubbed), makes a 0600
+/// store key and the drop-in that turns encryption on, once; the shipped configuration with that drop-in
+/// loads with encryption on and that key. A box upgraded with a store written in clear is left as it is
+/// and told how to encrypt it.
+#[test]
+fn postinst_turns_encryption_at_rest_on_with_a_0600_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let t = d.path();
+    let stubs = t.join("stubs");
+    std::fs::create_dir_all(&stubs).unwrap();
+    for tool in ["adduser", "getent", "install", "chown", "chgrp"] {
+        let p = stubs.join(tool);
+        std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let box_root = |name: &str| -> (PathBuf, PathBuf) {
+        let r = t.join(name);
+        let etc = r.join("etc/polewatch");
+        std::fs::create_dir_all(etc.join("conf.d")).unwrap();
+        std::fs::create_dir_all(r.join("var/lib/polewatch")).unwrap();
+        let shipped = std::fs::read_to_string(root().join("config/polewatch.toml")).unwrap();
+        let local = shipped
+            .replace("/usr/share/polewatch/models/", &format!("{}/models/", root().display()))
+            .replace("/etc/polewatch", &etc.display().to_string())
+            .replace("/var/lib/polewatch", &r.join("var/lib/polewatch").display().to_string());
+        std::fs::write(etc.join("polewatch.toml"), local).unwrap();
+        let script = std::fs::read_to_string(root().join("debian/postinst"))
+            .unwrap()
+            .replace("/etc/polewatch", &etc.display().to_string())
+            .replace("/var/lib/polewatch", &r.join("var/lib/polewatch").display().to_string());
+        let s = r.join("postinst");
+        std::fs::write(&s, script).unwrap();
+        (etc, s)
+    };
+    let run = |script: &Path| -> String {
+        let path = format!("{}:{}", stubs.display(), std::env::var("PATH").unwrap_or_default());
+        let out = Command::new("sh").arg(script).arg("configure").env("PATH", path).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // A new box.
+    let (etc, script) = box_root("new");
+    run(&script);
+    let key = etc.join("store.key");
+    let meta = std::fs::metadata(&key).expect("postinst makes the store key");
+    assert_eq!((meta.len(), meta.permissions().mode() & 0o777), (32, 0o600));
+    let drop_in = etc.join("conf.d/50-encryption.toml");
+    assert_eq!(std::fs::metadata(&drop_in).unwrap().permissions().mode() & 0o777, 0o640);
+    let first = std::fs::read(&key).unwrap();
+    run(&script);
+    assert_eq!(std::fs::read(&key).unwrap(), first, "a second configure keeps the key");
+    let loaded = polewatch::config::load(&etc.join("polewatch.toml")).expect("the shipped configuration with the drop-in is valid");
+    assert!(loaded.config.store.encryption, "encryption on");
+    assert_eq!(loaded.config.store.key_file.as_deref(), Some(key.as_path()));
+
+    // An upgraded box whose store is in clear: no key, no drop-in, a message.
+    let (etc, script) = box_root("old");
+    std::fs::create_dir_all(etc.parent().unwrap().parent().unwrap().join("var/lib/polewatch/store")).unwrap();
+    let said = run(&script);
+    assert!(!etc.join("store.key").exists() && !etc.join("conf.d/50-encryption.toml").exists());
+    assert!(said.contains("not encrypted at rest") && said.contains("rotate-key"), "{said}");
+    assert!(!polewatch::config::load(&etc.join("polewatch.toml")).unwrap().config.store.encryption);
 }

@@ -4,7 +4,7 @@
 use opencv::core::{Mat, Rect, Scalar, Size};
 use opencv::prelude::*;
 use polewatch::config::{self, DetectorKind, DetectorModel, ModelSet};
-use polewatch::recognize::render::{self, PlateStyle};
+use polewatch_dev::recognize::render::{self, PlateStyle};
 use polewatch::recognize::{BoxF, ModelError, RecognizeError, Recognizer, View};
 use std::path::{Path, PathBuf};
 
@@ -41,12 +41,12 @@ fn plate_on_card(text: &str, style: PlateStyle, height: i32) -> (Mat, BoxF) {
 /// At most one character wrong: the pipeline is wired right (a wrong layout, size or alphabet reads
 /// garbage); how often the model is exactly right is `polewatch bench accuracy`'s job.
 fn near(read: &str, truth: &str) -> bool {
-    polewatch::recognize::metrics::levenshtein(read.as_bytes(), truth.as_bytes()) <= 1
+    polewatch_dev::recognize::metrics::levenshtein(read.as_bytes(), truth.as_bytes()) <= 1
 }
 
 /// Share of the truth's characters read right (1 − edit distance / length).
 fn char_accuracy(read: &str, truth: &str) -> f32 {
-    1.0 - polewatch::recognize::metrics::levenshtein(read.as_bytes(), truth.as_bytes()) as f32 / truth.len() as f32
+    1.0 - polewatch_dev::recognize::metrics::levenshtein(read.as_bytes(), truth.as_bytes()) as f32 / truth.len() as f32
 }
 
 /// US plates (the shipped OCR's strongest kind and the demo's) must be read within one character. The
@@ -96,7 +96,7 @@ fn shipped_ocr_reads_rendered_plates_of_each_style() {
 #[test]
 fn shipped_detector_finds_and_reads_plates_in_a_rendered_1080p_scene() {
     let mut rec = recognizer(&shipped());
-    let (scene, boxes) = polewatch::bench::recognize::scene_1080p(5).unwrap();
+    let (scene, boxes) = polewatch_dev::bench::recognize::scene_1080p(5).unwrap();
     let r = rec.recognize(&scene, &View::default()).unwrap();
     for ((b, text), style) in boxes.iter().zip(["7KQX214", "BAC4F21", "MUC4821"]).zip([PlateStyle::Us, PlateStyle::Br, PlateStyle::Eu]) {
         let hit = r.reads.iter().find(|p| p.bbox.iou(b) >= 0.5);
@@ -187,7 +187,7 @@ fn cascade_detector_from_opencv_data_finds_a_plate_of_its_shape() {
     });
     let mut rec = recognizer(&set);
     // The cascade was trained on long one-row (Russian) plates: the EU-style plate of the scene is its shape.
-    let (scene, boxes) = polewatch::bench::recognize::scene_1080p(5).unwrap();
+    let (scene, boxes) = polewatch_dev::bench::recognize::scene_1080p(5).unwrap();
     let found = rec.detect(&scene, &View::default()).unwrap();
     assert!(found.iter().any(|d| d.bbox.iou(&boxes[2]) >= 0.5), "EU plate at {:?}; cascade found {:?}", boxes[2], found.iter().map(|d| d.bbox).collect::<Vec<_>>());
 }
@@ -234,7 +234,7 @@ fn shipped_ocr_reads_real_virginia_plates() {
     }
     let mut rec = recognizer(&shipped());
     let (mut right, mut total) = (0, 0);
-    for li in polewatch::recognize::dataset::read(&dir).unwrap() {
+    for li in polewatch_dev::recognize::dataset::read(&dir).unwrap() {
         let img = opencv::imgcodecs::imread(&li.path, opencv::imgcodecs::IMREAD_COLOR).unwrap();
         for p in li.plates.iter().filter(|p| p.text.is_some()) {
             total += 1;
@@ -251,7 +251,7 @@ fn recognize_cli_prints_one_json_object_per_image_and_fails_on_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let (img, _) = plate_on_card("7KQX214", PlateStyle::Us, 80);
     let scene_path = dir.path().join("scene.jpg");
-    let (scene, _) = polewatch::bench::recognize::scene_1080p(9).unwrap();
+    let (scene, _) = polewatch_dev::bench::recognize::scene_1080p(9).unwrap();
     opencv::imgcodecs::imwrite(&scene_path, &scene, &opencv::core::Vector::new()).unwrap();
     let card = dir.path().join("card.png");
     opencv::imgcodecs::imwrite(&card, &img, &opencv::core::Vector::new()).unwrap();
@@ -285,7 +285,7 @@ fn readings_outside_the_plate_length_are_not_plates() {
     // A camera told that plates have 8 to 10 characters drops it, in a frame as on a labelled box.
     let mut strict = recognizer(&set).with_plate_chars(8, 10);
     assert_eq!(strict.read_box(&card, bbox, "").unwrap(), None);
-    let (scene, _) = polewatch::bench::recognize::scene_1080p(5).unwrap();
+    let (scene, _) = polewatch_dev::bench::recognize::scene_1080p(5).unwrap();
     let r = strict.recognize(&scene, &View::default()).unwrap();
     assert!(r.reads.iter().all(|p| (8..=10).contains(&p.text.len())), "{:?}", r.reads);
     assert!(r.detections >= 3 && r.rejected.len() + r.reads.len() == r.detections, "{} found, {} rejected", r.detections, r.rejected.len());

@@ -4,7 +4,7 @@
 use polewatch::access::export::{export, verify_bundle, DeviceKey, Exporter};
 use polewatch::access::release::{check_new, decide, Limits, NewRequest, Request, Scope};
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{HoldRequest, Plate, Store, StoreOptions};
 use std::process::Command;
 use std::sync::Mutex;

@@ -2,7 +2,7 @@
 
 mod support;
 
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::store::*;
 use std::path::Path;
 use support::snapshot;
@@ -123,15 +123,31 @@ fn a_second_process_cannot_open_a_store_in_use() {
     let (s, _) = open(d.path());
     s.put_read(read("LOCK1", T0)).unwrap();
     // sled's lock is an flock on the directory: a second process is refused (same process would share).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch"))
-        .args(["debug", "write-reads", "--store"])
-        .arg(d.path().join("store"))
+    // The second process is this test binary running `second_process_writes_reads` (the writer of the
+    // kill -9 harness, which used to be the daemon's `debug write-reads`).
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "second_process_writes_reads", "--nocapture", "--test-threads=1"])
+        .env(SECOND_PROCESS_STORE, d.path().join("store"))
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another process"), "{err}");
     assert!(s.get_read(ReadId::new(T0)).is_ok());
+}
+
+const SECOND_PROCESS_STORE: &str = "POLEWATCH_TEST_SECOND_PROCESS_STORE";
+
+/// The child of `a_second_process_cannot_open_a_store_in_use`: writes reads into the store named in
+/// [`SECOND_PROCESS_STORE`] until killed, and fails with the store's error when it cannot open it. Returns
+/// at once without the variable (a plain `--ignored` run).
+#[test]
+#[ignore]
+fn second_process_writes_reads() {
+    let Some(store) = std::env::var_os(SECOND_PROCESS_STORE) else { return };
+    if let Err(e) = polewatch_dev::bench::crash::write_forever(Path::new(&store), 1, 0) {
+        panic!("{e:#}");
+    }
 }
 
 

@@ -4,7 +4,7 @@
 //! real small tmpfs.
 
 use polewatch::access::{AuditError, AuditSink, NewAuditEntry};
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::store::crypt::{Key, Keyring};
 use polewatch::store::disk::{DiskLevel, DiskSpace, SpaceSource, Statvfs, Watermarks};
 use polewatch::store::*;

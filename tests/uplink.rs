@@ -3,7 +3,7 @@
 
 mod support;
 
-use polewatch::bench::synthetic_read;
+use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{Lane, Store, StoreOptions};
 use polewatch::uplink::payload::{AlertV1, CommandV1};
 use polewatch::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
@@ -31,8 +31,7 @@ impl CommandHandler for Echo {
 fn settings(pki: &Pki, host: &str, port: u16) -> Settings {
     tls::install_crypto_provider();
     Settings {
-        host: host.into(),
-        port,
+        brokers: vec![(host.into(), port)],
         client_id: format!("pole-{}", fastrand::u32(..)),
         keepalive: Duration::from_secs(5),
         tls: Some(tls::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key))).unwrap()),
@@ -596,4 +595,100 @@ async fn with_a_key_configured_only_signed_commands_are_applied() {
     assert_eq!(rec.refused.lock().unwrap().len(), 4);
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+}
+
+/// Issue 17 part 4: `[mqtt] hosts` lists two brokers. The box sends to the first; it is killed
+/// (SIGKILL) while reads and alerts keep coming; the box fails over to the second at once (no backoff
+/// round) and a subscriber on each broker sees, together, every read and alert id. Copies only of what
+/// was in flight when the first died, which the central side removes by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connected_broker_dies_and_the_box_fails_over_to_the_next_with_nothing_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "fo", &["127.0.0.1"], false);
+    let mut first = Broker::start(&pki, free_port());
+    let second = Broker::start(&pki, free_port());
+    let (_sub_a, inbox_a) = subscriber(&pki, first.port).await;
+    let (_sub_b, inbox_b) = subscriber(&pki, second.port).await;
+    let store = open_store(dir.path());
+    let mut s = settings(&pki, "127.0.0.1", first.port);
+    s.brokers.push(("127.0.0.1".into(), second.port));
+    // A backoff round would show as a wait of seconds before the second broker is tried.
+    s.backoff_min = Duration::from_secs(5);
+    s.backoff_max = Duration::from_secs(10);
+    let (window, batch) = (s.max_inflight, s.reads_batch_max);
+    let uplink = Uplink::new(s, store.clone(), Arc::new(Echo));
+    let stats = uplink.stats();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(uplink.run(stop_rx));
+
+    let mut reads: HashSet<String> = HashSet::new();
+    let mut alerts: HashSet<String> = HashSet::new();
+    let first_name = format!("127.0.0.1:{}", first.port);
+    let second_name = format!("127.0.0.1:{}", second.port);
+    let mut killed_at = None;
+    let mut failed_over = None;
+    // 60 rounds of 20 reads every 25 ms (800 reads/s), an alert every fifth round; the first broker
+    // dies after round 20.
+    for round in 0..60u64 {
+        let batch_reads = (0..20).map(|i| synthetic_read(round * 20 + i, 1_790_000_000_000 + (round * 20 + i) as i64, 100));
+        reads.extend(store.put_reads(batch_reads.collect()).unwrap().iter().map(|id| id.to_string()));
+        if round % 5 == 0 {
+            let read_id = store.put_read(synthetic_read(900_000 + round, 1_790_000_000_000 + round as i64, 500)).unwrap();
+            reads.insert(read_id.to_string());
+            let read = store.get_read(read_id).unwrap().unwrap();
+            let hit = exact_hit(read.plate.expose());
+            alerts.insert(polewatch::alert::raise(&store, "site1", "pole-01", &read, hit, false, 1 << 20).unwrap().id.to_string());
+        }
+        if round == 20 {
+            wait_until("reads at the first broker", Duration::from_secs(20), || !read_ids(&inbox_a).is_empty()).await;
+            assert_eq!(*stats.broker.lock().unwrap(), first_name, "the first broker of the list is tried first");
+            first.stop();
+            killed_at = Some(std::time::Instant::now());
+        }
+        if killed_at.is_some() && failed_over.is_none() && stats.connected.load(Ordering::Relaxed) && *stats.broker.lock().unwrap() == second_name {
+            failed_over = killed_at.map(|t| t.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    wait_until("connected to the second broker", Duration::from_secs(10), || {
+        stats.connected.load(Ordering::Relaxed) && *stats.broker.lock().unwrap() == second_name
+    })
+    .await;
+    let failover = failed_over.unwrap_or_else(|| killed_at.unwrap().elapsed());
+    wait_until("backlog drained", Duration::from_secs(30), || store.outbox_len() == 0 && store.upload_queue_len() == 0).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: HashSet<String> = read_ids(&inbox_a).into_iter().chain(read_ids(&inbox_b)).collect();
+        let missing = reads.difference(&got).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{missing} of {} reads at neither broker (first: {}, second: {})", reads.len(), read_ids(&inbox_a).len(), read_ids(&inbox_b).len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all: Vec<String> = read_ids(&inbox_a).into_iter().chain(read_ids(&inbox_b)).collect();
+    let unique: HashSet<&String> = all.iter().collect();
+    let alert_ids: Vec<String> = [&inbox_a, &inbox_b]
+        .iter()
+        .flat_map(|i| i.lock().unwrap().clone())
+        .filter(|(t, _, _)| t.ends_with("/alerts"))
+        .map(|(_, p, _)| serde_json::from_slice::<AlertV1>(&p).unwrap().id)
+        .collect();
+    assert_eq!(alert_ids.iter().cloned().collect::<HashSet<_>>(), alerts, "every alert arrives, at one broker or the other");
+    // Nothing arrives that the box did not store: the rest are copies, removable by id.
+    let copies = all.len() - unique.len();
+    assert_eq!(unique.into_iter().cloned().collect::<HashSet<String>>(), reads);
+    let alert_copies = alert_ids.len() - alerts.len();
+    assert!(copies <= window * batch, "{copies} read copies; at most the window of {window} batches of {batch} was in flight");
+    assert!(alert_copies <= window, "{alert_copies} alert copies; at most the window was in flight");
+    assert!(stats.connects.load(Ordering::Relaxed) >= 2);
+    // Straight to the next broker: well under the 5 s a backoff round would take.
+    assert!(failover < Duration::from_secs(4), "failover took {failover:?}");
+    eprintln!(
+        "failover: {failover:?}; {} reads and {} alerts, {copies} read and {alert_copies} alert copies removed by id",
+        reads.len(),
+        alerts.len()
+    );
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
 }

@@ -110,8 +110,12 @@ pub enum AuditCmd {
     },
 }
 
-fn parse_time(s: &str) -> Result<i64, String> {
-    s.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|e| format!("not an RFC 3339 time: {e}"))
+#[derive(Debug, thiserror::Error)]
+#[error("not an RFC 3339 time: {0}")]
+struct NotATime(jiff::Error);
+
+fn parse_time(s: &str) -> Result<i64, NotATime> {
+    s.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(NotATime)
 }
 
 /// Who runs the tool: the sudo caller if any, else the login user.

@@ -1,11 +1,15 @@
-//! How the configuration's tables become the components' settings. Components know their own settings
+//! How the configuration's tables become the components' settings (retention, store, access, a camera's
+//! recognizer view, the MQTT uplink). Components know their own settings
 //! types and nothing of the TOML schema; `config` assembles them here (dependencies run one way:
 //! config -> components).
 
-use super::schema::{Access, Api, Retention, Store};
+use super::schema::{Access, Api, Camera, Config, Retention, Store};
 use crate::access::users::AccessPolicy;
+use crate::recognize::View;
 use crate::retention::{Policy, DAY_MS};
 use crate::store::{crypt, disk, OnCorrupt, Result, StoreOptions};
+use crate::uplink::{tls, Topics, UplinkError};
+use std::time::Duration;
 
 const MINUTE_MS: i64 = 60_000;
 
@@ -86,3 +90,63 @@ impl Default for AccessPolicy {
     }
 }
 
+impl View {
+    pub fn from_camera(c: &Camera) -> View {
+        View {
+            roi: c.roi.clone(),
+            min_plate_width_px: c.min_plate_width_px,
+            max_plate_width_px: c.max_plate_width_px,
+            region: c.region.clone(),
+            rotate_deg: c.rotate_deg,
+        }
+    }
+}
+
+impl crate::uplink::Settings {
+    pub fn from_config(c: &Config) -> std::result::Result<crate::uplink::Settings, UplinkError> {
+        let m = &c.mqtt;
+        if !m.enabled {
+            return Err(UplinkError::Disabled);
+        }
+        let tls = if m.insecure_plaintext {
+            log::warn!("MQTT WITHOUT TLS (mqtt.insecure_plaintext = true): reads and alerts cross the network in clear text; lab use only");
+            None
+        } else {
+            let ca = m.ca_file.as_deref().ok_or(tls::TlsError::NoCertificate { path: "mqtt.ca_file".into() })?;
+            let client = m.client_cert.as_deref().zip(m.client_key.as_deref());
+            Some(tls::client_config(ca, client)?)
+        };
+        let password = match (&m.password, &m.password_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|source| UplinkError::PasswordFile { path: f.display().to_string(), source })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        Ok(crate::uplink::Settings {
+            brokers: crate::config::mqtt_brokers(m),
+            client_id: m.client_id.clone().unwrap_or_else(|| format!("{}-{}", c.site.site_id, c.site.device_id)),
+            keepalive: Duration::from_secs(m.keepalive_s as u64),
+            tls,
+            username: m.username.clone(),
+            password,
+            topics: Topics::new(&m.topic_prefix, &c.site.site_id, &c.site.device_id),
+            site: c.site.site_id.clone(),
+            device: c.site.device_id.clone(),
+            reads_batch_max: m.reads_batch_max,
+            reads_batch_max_age: Duration::from_millis(m.reads_batch_max_age_ms),
+            max_packet_bytes: m.max_packet_kib as usize * 1024,
+            max_inflight: 16,
+            health_interval: Duration::from_secs(60),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            max_command_bytes: m.max_command_kib as usize * 1024,
+            max_inbound_bytes: m.max_inbound_kib as usize * 1024,
+            healthy_after: Duration::from_secs(m.healthy_after_s as u64),
+            command_key: m.command_public_key.as_deref().map(super::parse_command_key).transpose().map_err(|e| UplinkError::CommandKey(e.to_string()))?,
+        })
+    }
+}

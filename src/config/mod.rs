@@ -4,13 +4,17 @@
 //! Every error names the file, line and key path.
 
 mod assemble;
+mod every_error;
 mod files;
 mod load;
+mod observe;
 pub mod policy;
 mod schema;
 mod validate;
 
 pub use schema::*;
+pub use observe::{Metrics, Telemetry};
+pub use validate::{mqtt_brokers, parse_broker, BrokerAddrError};
 pub use validate::{parse_command_key, CommandKeyError};
 
 use std::fmt;
@@ -116,17 +120,16 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
         return Err(ConfigError::Invalid(problems));
     }
     let root = serde_json::Value::Object(std::mem::take(&mut merged.root));
-    let config: Config = match serde_path_to_error::deserialize(root) {
-        Ok(c) => c,
-        Err(e) => {
-            let path = e.path().to_string();
-            let (key, message) = describe_serde_error(&path, &e.inner().to_string());
-            return Err(ConfigError::Invalid(vec![merged.problem(&key, message)]));
-        }
+    // Every unknown key, type and enum error in one run: each is reported, set aside, and the rest read on.
+    let (config, mut problems, touched) = match every_error::deserialize(root, &merged) {
+        every_error::Outcome::Read { config, problems, touched } => (config, problems, touched),
+        every_error::Outcome::Stopped(problems) => return Err(ConfigError::Invalid(problems)),
     };
-    let mut config = config;
-    let mut problems: Vec<Problem> =
-        validate::validate(&config).into_iter().map(|(key, msg)| merged.problem(&key, msg)).collect();
+    let mut config = *config;
+    // A key set aside above is already reported; its stand-in (default or placeholder) is not judged again.
+    let unjudged = |key: &str| touched.iter().any(|t| key == t || key.starts_with(&format!("{t}.")) || key.starts_with(&format!("{t}[")));
+    problems.extend(validate::validate(&config).into_iter().filter(|(key, _)| !unjudged(key)).map(|(key, msg)| merged.problem(&key, msg)));
+    problems.extend(observe::check(&config.metrics, &config.telemetry).into_iter().filter(|(key, _)| !unjudged(key)).map(|(key, msg)| merged.problem(&key, msg)));
     if let Some(set) = config.recognizer.model_set.clone() {
         if config.recognizer.detector.is_some() || config.recognizer.ocr.is_some() {
             problems.push(merged.problem("recognizer.model_set", "give either model_set or [recognizer.detector]/[recognizer.ocr], not both"));
@@ -140,13 +143,17 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
             }
         }
     }
-    problems.extend(files::missing(&config, &merged));
-    problems.extend(files::store_key(&config, &merged));
+    problems.extend(files::missing(&config, &merged).into_iter().filter(|p| !unjudged(&p.key)));
+    problems.extend(files::store_key(&config, &merged).into_iter().filter(|p| !unjudged(&p.key)));
     // A named decoder must be installed: ingest's rule (it asks GStreamer's registry), reported here with
     // file and line.
     for (i, cam) in config.cameras.iter().enumerate() {
+        let key = format!("cameras[{i}].decoder");
+        if unjudged(&key) {
+            continue;
+        }
         if let Err(e) = crate::ingest::decoder::check_installed(&cam.decoder) {
-            problems.push(merged.problem(&format!("cameras[{i}].decoder"), e.to_string()));
+            problems.push(merged.problem(&key, e.to_string()));
         }
     }
     if !problems.is_empty() {

@@ -16,7 +16,7 @@ pub fn max_string_bytes(key: &str) -> usize {
     match key {
         "site.site_id" | "site.device_id" | "cameras[].id" | "mqtt.client_id" | "recognizer.formats[].region" => 64,
         "cameras[].name" | "site.organisation" | "mqtt.topic_prefix" | "mqtt.username" | "access.custodian" | "access.designee" => 256,
-        "mqtt.host" | "api.listen" => 255,
+        "mqtt.host" | "mqtt.hosts[]" | "api.listen" => 255,
         "mqtt.command_public_key" => 128,
         _ => MAX_STRING_BYTES,
     }
@@ -47,6 +47,10 @@ pub struct Config {
     pub logging: Logging,
     #[serde(default)]
     pub service: Service,
+    #[serde(default)]
+    pub metrics: super::observe::Metrics,
+    #[serde(default)]
+    pub telemetry: super::observe::Telemetry,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -61,279 +65,12 @@ pub struct Site {
     pub organisation: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    #[default]
-    Tcp,
-    Udp,
-    Auto,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Camera {
-    pub id: String,
-    #[serde(default)]
-    pub name: String,
-    /// `rtsp://…`, `rtsps://…` or `file://…`.
-    pub url: String,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub transport: Transport,
-    #[serde(default = "default_latency_ms")]
-    pub latency_ms: u32,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<String>,
-    /// File holding `username:password` on one line (preferred over inline secrets).
-    #[serde(default)]
-    pub credentials_file: Option<PathBuf>,
-    /// `auto` (a hardware decoder whose element exists, else libav/jpegdec), `software`, or the name of
-    /// a GStreamer decoder element (`nvv4l2decoder`, `vaapih265dec`, …) used whatever the codec.
-    #[serde(default = "default_decoder")]
-    pub decoder: String,
-    /// Frames analysed per second (eFPS), independent of the camera's frame rate.
-    #[serde(default = "default_analysis_fps")]
-    pub analysis_fps: f64,
-    /// Skip frames with no motion in the region of interest (see `ingest::motion`).
-    #[serde(default)]
-    pub motion_gate: bool,
-    /// Share of the region's cells (a coarse grey grid) that must change for a frame to count as motion.
-    #[serde(default = "default_motion_threshold")]
-    pub motion_threshold: f64,
-    /// Region of interest polygon in frame pixels, `[[x, y], …]`; empty means the whole frame.
-    #[serde(default)]
-    pub roi: Vec<[u32; 2]>,
-    #[serde(default = "default_min_plate_px")]
-    pub min_plate_width_px: u32,
-    #[serde(default = "default_max_plate_px")]
-    pub max_plate_width_px: u32,
-    #[serde(default)]
-    pub rotate_deg: f64,
-    /// Plate region hint for format rules (`us-ca`, `eu-de`, `br`, …); empty means any.
-    #[serde(default)]
-    pub region: String,
-    #[serde(default)]
-    pub store_full_frames: Option<bool>,
-}
-
-/// A plate detector: an ONNX network run by OpenCV DNN, or an OpenCV cascade (LBP/Haar XML).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DetectorModel {
-    pub path: PathBuf,
-    /// Hex sha256 of the file; a mismatch is a start-up error.
-    pub sha256: String,
-    #[serde(default)]
-    pub kind: DetectorKind,
-    /// Network input; the frame is letterboxed (aspect kept, centred, grey 114) into it.
-    #[serde(default = "default_det_input")]
-    pub input_width: u32,
-    #[serde(default = "default_det_input")]
-    pub input_height: u32,
-    #[serde(default)]
-    pub output: DetectorOutput,
-    /// Pixel values 0..255 are multiplied by this before the network (1/255 for inputs in 0..1).
-    #[serde(default = "default_det_scale")]
-    pub scale: f64,
-    /// Channel order the network wants (OpenCV frames are BGR).
-    #[serde(default)]
-    pub color: ColorOrder,
-    /// Non-maximum suppression: boxes overlapping a stronger one by more than this IoU are dropped.
-    #[serde(default = "default_nms_iou")]
-    pub nms_iou: f64,
-    /// The score threshold this model was calibrated for; when set it overrides
-    /// `recognizer.detect_confidence`.
-    #[serde(default)]
-    pub threshold: Option<f64>,
-    /// Cascade only: image pyramid step and neighbours needed for a detection.
-    #[serde(default = "default_cascade_scale")]
-    pub cascade_scale_factor: f64,
-    #[serde(default = "default_cascade_neighbors")]
-    pub cascade_min_neighbors: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DetectorKind {
-    #[default]
-    Onnx,
-    Cascade,
-}
-
-/// How the detector's output tensor is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum DetectorOutput {
-    /// `[1, 4 + classes, N]`: cx, cy, w, h, class scores (YOLOv8 and later).
-    #[default]
-    AnchorFree,
-    /// `[1, N, 5 + classes]`: cx, cy, w, h, objectness, class scores, anchors already decoded (YOLOv5).
-    Yolo,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ColorOrder {
-    #[default]
-    Rgb,
-    Bgr,
-    Gray,
-}
-
-/// A plate OCR network run by OpenCV DNN.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OcrModel {
-    pub path: PathBuf,
-    /// Hex sha256 of the file; a mismatch is a start-up error.
-    pub sha256: String,
-    pub kind: OcrKind,
-    pub input_width: u32,
-    pub input_height: u32,
-    #[serde(default)]
-    pub color: ColorOrder,
-    #[serde(default)]
-    pub layout: TensorLayout,
-    /// Pixel values 0..255 are multiplied by this before the network.
-    #[serde(default = "one")]
-    pub scale: f64,
-    #[serde(default)]
-    pub resize: ResizeMode,
-    /// Margin added around the detected box before the crop, as a fraction of its width / height.
-    #[serde(default = "default_margin_x")]
-    pub margin_x: f64,
-    #[serde(default = "default_margin_y")]
-    pub margin_y: f64,
-    /// Characters of the output classes in order. Slots: includes the pad character. CTC: without the blank.
-    pub alphabet: String,
-    /// CTC: index of the blank class (the alphabet fills the other indices in order).
-    #[serde(default)]
-    pub blank: u32,
-    /// Slots: the character that marks an empty slot.
-    #[serde(default = "default_pad_char")]
-    pub pad_char: String,
-    /// CTC: beam width; 1 decodes greedily.
-    #[serde(default = "default_beam")]
-    pub beam_width: u32,
-    /// Stretch the crop's contrast (CLAHE on the luma) before the network: helps night and IR frames.
-    #[serde(default)]
-    pub normalize_contrast: bool,
-    /// Straighten the crop by the angle of the plate's edges before the network.
-    #[serde(default)]
-    pub deskew: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OcrKind {
-    /// `[1, slots, classes]`: one softmax per character position.
-    Slots,
-    /// `[1, steps, classes]`: CTC over time steps.
-    Ctc,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum TensorLayout {
-    #[default]
-    Nchw,
-    Nhwc,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ResizeMode {
-    /// Aspect kept, centred on grey 114.
-    #[default]
-    Letterbox,
-    Stretch,
-}
-
-/// A detector and an OCR described on their own, as in `polewatch bench accuracy --against FILE`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSet {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub detector: Option<DetectorModel>,
-    #[serde(default)]
-    pub ocr: Option<OcrModel>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DnnBackend {
-    #[default]
-    Cpu,
-    Cuda,
-    Openvino,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlateFormat {
-    pub region: String,
-    /// `@` a letter, `#` a digit, `*` either; e.g. `@@@####`.
-    pub patterns: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recognizer {
-    #[serde(default)]
-    pub detector: Option<DetectorModel>,
-    #[serde(default)]
-    pub ocr: Option<OcrModel>,
-    /// A model set file (`[detector]`, `[ocr]`, as `models/polewatch.toml`) instead of the two tables here.
-    #[serde(default)]
-    pub model_set: Option<PathBuf>,
-    /// Run each loaded model once at start on a built-in plate image and refuse it when it misreads.
-    #[serde(default = "yes")]
-    pub smoke_test: bool,
-    /// OpenCV worker threads; 0 lets OpenCV decide.
-    #[serde(default)]
-    pub threads: u32,
-    #[serde(default)]
-    pub backend: DnnBackend,
-    #[serde(default = "default_detect_confidence")]
-    pub detect_confidence: f64,
-    #[serde(default = "default_min_read_confidence")]
-    pub min_read_confidence: f64,
-    #[serde(default = "default_top_n")]
-    pub top_n: u32,
-    /// A reading with fewer or more characters than these is not a plate (a sticker, badge or sign the
-    /// detector took for one) and is dropped; OpenALPR's defaults, 4 and 8, widened to 10 for long EU plates.
-    #[serde(default = "default_min_plate_chars")]
-    pub min_plate_chars: u32,
-    #[serde(default = "default_max_plate_chars")]
-    pub max_plate_chars: u32,
-    #[serde(default)]
-    pub formats: Vec<PlateFormat>,
-}
-
-impl Default for Recognizer {
-    fn default() -> Self {
-        Recognizer {
-            detector: None,
-            ocr: None,
-            model_set: None,
-            smoke_test: true,
-            threads: 0,
-            backend: DnnBackend::Cpu,
-            detect_confidence: default_detect_confidence(),
-            min_read_confidence: default_min_read_confidence(),
-            top_n: default_top_n(),
-            min_plate_chars: default_min_plate_chars(),
-            max_plate_chars: default_max_plate_chars(),
-            formats: Vec::new(),
-        }
-    }
-}
+// The [[cameras]] table is ingest's settings type, the [recognizer] table the recognizer's.
+pub use crate::ingest::settings::{Camera, Transport};
+pub use crate::recognize::settings::{
+    ColorOrder, DetectorKind, DetectorModel, DetectorOutput, DnnBackend, ModelSet, OcrKind, OcrModel, PlateFormat, Recognizer, ResizeMode,
+    TensorLayout,
+};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -477,6 +214,10 @@ pub struct Mqtt {
     pub host: String,
     #[serde(default = "default_mqtt_port")]
     pub port: u16,
+    /// Brokers tried in order (`host`, `host:port`, `[v6addr]:port`; the port defaults to `port`), in
+    /// place of `host`: the nodes of a cluster or a pair. See docs/fleet.md.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     #[serde(default)]
     pub client_id: Option<String>,
     #[serde(default = "default_topic_prefix")]
@@ -530,6 +271,7 @@ impl Default for Mqtt {
             enabled: false,
             host: String::new(),
             port: default_mqtt_port(),
+            hosts: Vec::new(),
             client_id: None,
             topic_prefix: default_topic_prefix(),
             ca_file: None,
@@ -713,69 +455,6 @@ impl Default for Service {
 
 fn yes() -> bool {
     true
-}
-fn default_decoder() -> String {
-    "auto".to_string()
-}
-fn default_motion_threshold() -> f64 {
-    0.01
-}
-fn default_latency_ms() -> u32 {
-    200
-}
-fn default_analysis_fps() -> f64 {
-    8.0
-}
-fn default_min_plate_px() -> u32 {
-    60
-}
-fn default_max_plate_px() -> u32 {
-    600
-}
-fn default_det_input() -> u32 {
-    640
-}
-fn default_det_scale() -> f64 {
-    1.0 / 255.0
-}
-fn default_nms_iou() -> f64 {
-    0.45
-}
-fn default_cascade_scale() -> f64 {
-    1.1
-}
-fn default_cascade_neighbors() -> u32 {
-    3
-}
-fn one() -> f64 {
-    1.0
-}
-fn default_margin_x() -> f64 {
-    0.05
-}
-fn default_margin_y() -> f64 {
-    0.10
-}
-fn default_pad_char() -> String {
-    "_".into()
-}
-fn default_beam() -> u32 {
-    1
-}
-fn default_detect_confidence() -> f64 {
-    0.35
-}
-fn default_min_read_confidence() -> f64 {
-    0.2
-}
-fn default_min_plate_chars() -> u32 {
-    4
-}
-fn default_max_plate_chars() -> u32 {
-    10
-}
-fn default_top_n() -> u32 {
-    5
 }
 fn default_store_path() -> PathBuf {
     PathBuf::from("/var/lib/polewatch/store")

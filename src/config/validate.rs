@@ -35,6 +35,56 @@ pub fn parse_command_key(s: &str) -> Result<ed25519_dalek::VerifyingKey, Command
     ed25519_dalek::VerifyingKey::from_bytes(&b).map_err(CommandKeyError::NotAKey)
 }
 
+/// Why an entry of `mqtt.hosts` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerAddrError {
+    #[error("`{0}` is not a port (1-65535)")]
+    Port(String),
+    #[error("an IPv6 address opened with [ must close with ]")]
+    Unclosed,
+    #[error("after ] comes :port or nothing")]
+    AfterBracket,
+    #[error("an IPv6 address goes in brackets: [addr]:port")]
+    BareIpv6,
+    #[error("must be a host name or address, with an optional :port")]
+    Host,
+}
+
+/// One entry of `mqtt.hosts`: `host`, `host:port`, `[v6addr]` or `[v6addr]:port`; the port defaults to
+/// `default_port`.
+pub fn parse_broker(s: &str, default_port: u16) -> Result<(String, u16), BrokerAddrError> {
+    let port = |p: &str| match p.parse::<u16>() {
+        Ok(0) | Err(_) => Err(BrokerAddrError::Port(p.chars().take(16).collect())),
+        Ok(n) => Ok(n),
+    };
+    let (host, p) = if let Some(rest) = s.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']').ok_or(BrokerAddrError::Unclosed)?;
+        match after {
+            "" => (addr, default_port),
+            a => (addr, port(a.strip_prefix(':').ok_or(BrokerAddrError::AfterBracket)?)?),
+        }
+    } else {
+        match s.split_once(':') {
+            None => (s, default_port),
+            Some((h, p)) if !p.contains(':') => (h, port(p)?),
+            Some(_) => return Err(BrokerAddrError::BareIpv6),
+        }
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(BrokerAddrError::Host);
+    }
+    Ok((host.to_string(), p))
+}
+
+/// The brokers the uplink tries, in order: `mqtt.hosts`, or `mqtt.host` as a list of one. Entries that
+/// do not parse are left out here ([`validate`] reports them with their line).
+pub fn mqtt_brokers(m: &Mqtt) -> Vec<(String, u16)> {
+    if m.hosts.is_empty() {
+        return if m.host.is_empty() { Vec::new() } else { vec![(m.host.clone(), m.port)] };
+    }
+    m.hosts.iter().filter_map(|h| parse_broker(h, m.port).ok()).collect()
+}
+
 /// Ids that end up in MQTT topics and file names.
 fn id_ok(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
@@ -80,7 +130,9 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
         if c.url.contains('@') && scheme.starts_with("rtsp") {
             push(out, k("url"), "put credentials in username/password or credentials_file, not in the URL");
         }
-        range(out, &k("latency_ms"), c.latency_ms, 0, 10_000);
+        if let Some(l) = c.latency_ms {
+            range(out, &k("latency_ms"), l, 0, 10_000);
+        }
         if !(c.analysis_fps > 0.0 && c.analysis_fps <= 60.0) {
             push(out, k("analysis_fps"), format!("{} is out of range (0, 60]", c.analysis_fps));
         }
@@ -287,11 +339,25 @@ fn mqtt(out: &mut Issues, m: &Mqtt) {
     if m.password.is_some() && m.password_file.is_some() {
         push(out, "mqtt.password_file", "give either password or password_file, not both");
     }
+    let mut seen = HashSet::new();
+    for (i, h) in m.hosts.iter().enumerate() {
+        match parse_broker(h, m.port) {
+            Err(e) => push(out, format!("mqtt.hosts[{i}]"), e.to_string()),
+            Ok(b) if !seen.insert(b.clone()) => push(out, format!("mqtt.hosts[{i}]"), format!("{}:{} is listed twice", b.0, b.1)),
+            Ok(_) => {}
+        }
+    }
+    if !m.hosts.is_empty() && !m.host.is_empty() {
+        push(out, "mqtt.hosts", "give either host or hosts, not both");
+    }
+    if m.hosts.len() > 64 {
+        push(out, "mqtt.hosts", format!("{} brokers listed; at most 64", m.hosts.len()));
+    }
     if !m.enabled {
         return;
     }
-    if m.host.is_empty() {
-        push(out, "mqtt.host", "is required when mqtt.enabled = true");
+    if m.host.is_empty() && m.hosts.is_empty() {
+        push(out, "mqtt.host", "is required when mqtt.enabled = true (or list the brokers in mqtt.hosts)");
     }
     if m.port == 0 {
         push(out, "mqtt.port", "must not be 0");

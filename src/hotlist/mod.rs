@@ -6,11 +6,9 @@
 //! - `crate::domain::confusion`: characters OCR mixes up (`0 O D Q`, `1 I 7`, `8 B`, `5 S`, `2 Z`, `6 G`).
 //! - [`matcher`]: the index over one or more lists and [`Matcher::match_read`], which reports for each
 //!   entry its strongest kind of hit: `Exact` > `Wildcard` > `Candidate` > `Confusion`.
-//! - [`bench`](mod@bench): figures for `polewatch bench` (not wired into the CLI yet), never asserted in tests.
 //!
 //! Pure logic except [`load_file`], which only reads a file's bytes.
 
-pub mod bench;
 pub mod entry;
 pub mod matcher;
 

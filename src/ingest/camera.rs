@@ -6,7 +6,7 @@
 //! rtsp://   rtspsrc ─(pad-added: RTP caps)─► depay ! parse ! decoder ┐
 //! other     urisourcebin ! parsebin ─(pad-added: elementary caps)─► decoder ┤
 //!             sampler (probe on the decoder's output: unsampled frames dropped here) ◄┘
-//!             ─► queue (leaky) ! videoconvert ! video/x-raw,format=BGR ! appsink (max-buffers=1, drop)
+//!             ─► queue (leaky, 1 frame) ! videoconvert ! video/x-raw,format=BGR ! appsink (max-buffers=1, drop)
 //!             ─► motion gate (optional) ─► FrameQueue
 //! ```
 
@@ -16,7 +16,7 @@ use super::motion::MotionGate;
 use super::sampler::Sampler;
 use super::state::{classify_error, CameraState, Failure, LogLimit};
 use super::{Frame, FrameQueue};
-use crate::config::{self, Transport};
+use super::settings::{self, Transport};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -38,6 +38,8 @@ pub struct CameraStats {
     pub connects: AtomicU64,
     /// Monotonic ms (since the camera started) of the last decoded frame; 0 = none in this connection.
     last_buffer_ms: AtomicI64,
+    /// Wall-clock ms of the last decoded frame (0: none yet), for metrics and health.
+    pub last_frame_wall_ms: AtomicI64,
 }
 
 /// Timeouts; the defaults follow R-IN3.
@@ -62,7 +64,7 @@ impl Default for Timing {
 
 pub struct Camera {
     pub id: Arc<str>,
-    config: config::Camera,
+    config: settings::Camera,
     creds: Option<(String, String)>,
     state: Arc<Mutex<CameraState>>,
     stats: Arc<CameraStats>,
@@ -81,7 +83,7 @@ pub enum IngestError {
 
 /// The credentials of a camera: inline, or `user:password` on the first line of its credentials file
 /// (read at each start, so a reload picks up a changed file).
-pub fn credentials(c: &config::Camera) -> Result<Option<(String, String)>, IngestError> {
+pub fn credentials(c: &settings::Camera) -> Result<Option<(String, String)>, IngestError> {
     if let Some(p) = &c.credentials_file {
         let err = |reason: String| IngestError::Credentials { camera: c.id.clone(), path: p.display().to_string(), reason };
         let text = std::fs::read_to_string(p).map_err(|e| err(e.to_string()))?;
@@ -98,7 +100,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Camera {
     /// Starts the camera's thread; it streams into `queue` until [`Camera::stop`].
-    pub fn spawn(c: &config::Camera, queue: Arc<FrameQueue>, timing: Timing) -> Result<Camera, IngestError> {
+    pub fn spawn(c: &settings::Camera, queue: Arc<FrameQueue>, timing: Timing) -> Result<Camera, IngestError> {
         gst::init().map_err(|e| IngestError::Init(e.to_string()))?;
         let creds = credentials(c)?;
         let id: Arc<str> = c.id.as_str().into();
@@ -124,7 +126,7 @@ impl Camera {
     }
 
     /// The settings this camera runs with.
-    pub fn config(&self) -> &config::Camera {
+    pub fn config(&self) -> &settings::Camera {
         &self.config
     }
 
@@ -135,7 +137,7 @@ impl Camera {
 
     /// Whether this camera runs `c` as it stands now (same settings, same credentials): a reload leaves
     /// such a camera streaming.
-    pub fn runs(&self, c: &config::Camera) -> bool {
+    pub fn runs(&self, c: &settings::Camera) -> bool {
         self.config == *c && credentials(c).ok().as_ref() == Some(&self.creds)
     }
 
@@ -167,7 +169,7 @@ type Ended = (Failure, String);
 
 /// What the camera thread works with.
 struct Ctx {
-    cfg: config::Camera,
+    cfg: settings::Camera,
     creds: Option<(String, String)>,
     id: Arc<str>,
     queue: Arc<FrameQueue>,
@@ -228,9 +230,38 @@ fn run(ctx: Ctx) {
     }
 }
 
+/// Why a camera's pipeline, or the decoder chain in it, could not be put together (the text goes into
+/// the camera's failure reason).
+#[derive(Debug, thiserror::Error)]
+enum PipelineError {
+    #[error("{0}")]
+    Launch(gst::glib::Error),
+    #[error("not a pipeline")]
+    NotAPipeline,
+    /// An element, pad or queue the pipeline should have.
+    #[error("{0}")]
+    Missing(&'static str),
+    #[error("working directory: {0}")]
+    WorkingDir(std::io::Error),
+    #[error("{name}: {source}")]
+    Element { name: String, source: gst::glib::BoolError },
+    #[error("{0}")]
+    Make(gst::glib::BoolError),
+    #[error("{0}")]
+    Add(gst::glib::BoolError),
+    #[error("{0} cannot link")]
+    Link(String),
+    #[error("empty chain")]
+    EmptyChain,
+    #[error("{0}")]
+    State(gst::glib::BoolError),
+    #[error("{0:?}")]
+    PadLink(gst::PadLinkError),
+}
+
 /// The pipeline up to the source and from the colour conversion on; the decoder chain between them is
 /// linked when the source announces its stream (see [`Link::pad_added`]).
-fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Option<Ended>>>) -> Result<gst::Pipeline, String> {
+fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Option<Ended>>>) -> Result<gst::Pipeline, PipelineError> {
     let c = &ctx.cfg;
     let rtp = c.url.starts_with("rtsp");
     let file = c.url.starts_with("file:");
@@ -238,15 +269,15 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
     // queue drops the oldest frame when conversion falls behind.
     let leaky = if file { "no" } else { "downstream" };
     let tail = format!(
-        "queue name=tail max-size-buffers=2 leaky={leaky} ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop={} sync={file}",
+        "queue name=tail max-size-buffers=1 leaky={leaky} ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop={} sync={file}",
         !file
     );
     let desc = if rtp { format!("rtspsrc name=src {tail}") } else { format!("urisourcebin name=uri ! parsebin name=src {tail}") };
-    let pipeline = gst::parse::launch(&desc).map_err(|e| e.to_string())?.downcast::<gst::Pipeline>().map_err(|_| "not a pipeline".to_string())?;
-    let src = pipeline.by_name("src").ok_or("no source element")?;
+    let pipeline = gst::parse::launch(&desc).map_err(PipelineError::Launch)?.downcast::<gst::Pipeline>().map_err(|_| PipelineError::NotAPipeline)?;
+    let src = pipeline.by_name("src").ok_or(PipelineError::Missing("no source element"))?;
     if rtp {
         src.set_property("location", &c.url);
-        src.set_property("latency", c.latency_ms);
+        src.set_property("latency", c.jitter_latency_ms());
         // A server that accepts the connection and then says nothing (stopped, hung) fails the attempt
         // within the connect timeout rather than rtspsrc's default of 20 s.
         src.set_property("tcp-timeout", ctx.timing.connect.as_micros().min(u64::MAX as u128) as u64);
@@ -261,8 +292,8 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
             src.set_property("user-pw", p);
         }
     } else {
-        let cwd = std::env::current_dir().map_err(|e| format!("working directory: {e}"))?;
-        pipeline.by_name("uri").ok_or("no uri source")?.set_property("uri", super::uri::resolve(&c.url, &cwd));
+        let cwd = std::env::current_dir().map_err(PipelineError::WorkingDir)?;
+        pipeline.by_name("uri").ok_or(PipelineError::Missing("no uri source"))?.set_property("uri", super::uri::resolve(&c.url, &cwd));
     }
     let link = Link {
         pipeline: pipeline.downgrade(),
@@ -296,7 +327,7 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
     }
     let sampled = link.sampled.clone();
     src.connect_pad_added(move |_, pad| link.pad_added(pad));
-    let sink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or("no appsink")?;
+    let sink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or(PipelineError::Missing("no appsink"))?;
     let gate = c.motion_gate.then(|| MotionGate::new(c.motion_threshold, &c.roi));
     sink.set_callbacks(appsink_callbacks(ctx.id.clone(), ctx.queue.clone(), ctx.stats.clone(), sampled, gate));
     Ok(pipeline)
@@ -358,24 +389,28 @@ impl Link {
         }
     }
 
-    fn link_chain(&self, pipeline: &gst::Pipeline, pad: &gst::Pad, chain: &Chain) -> Result<(), String> {
+    fn link_chain(&self, pipeline: &gst::Pipeline, pad: &gst::Pad, chain: &Chain) -> Result<(), PipelineError> {
         let mut elements = Vec::new();
         for name in chain.elements() {
-            elements.push(gst::ElementFactory::make(name).build().map_err(|e| format!("{name}: {e}"))?);
+            // libav's decoders keep their own thread count (one per core): with one thread, a camera's
+            // decoding fell behind real time on the loaded 2-core machine (the stream piled up in the
+            // socket and the camera noticed its server's death 11 s late), and decoding cannot drop frames.
+            elements.push(gst::ElementFactory::make(name).build().map_err(|source| PipelineError::Element { name: name.to_string(), source })?);
         }
-        let tail = pipeline.by_name("tail").ok_or("no tail queue")?;
-        pipeline.add_many(&elements).map_err(|e| e.to_string())?;
+        let tail = pipeline.by_name("tail").ok_or(PipelineError::Missing("no tail queue"))?;
+        pipeline.add_many(&elements).map_err(PipelineError::Add)?;
         let mut all = elements.clone();
         all.push(tail);
-        gst::Element::link_many(&all).map_err(|_| format!("{} cannot link", chain.elements().join(" ! ")))?;
-        let (Some(first), Some(last)) = (elements.first(), elements.last()) else { return Err("empty chain".into()) };
-        let out = last.static_pad("src").ok_or("decoder without a src pad")?;
+        gst::Element::link_many(&all).map_err(|_| PipelineError::Link(chain.elements().join(" ! ")))?;
+        let (Some(first), Some(last)) = (elements.first(), elements.last()) else { return Err(PipelineError::EmptyChain) };
+        let out = last.static_pad("src").ok_or(PipelineError::Missing("decoder without a src pad"))?;
         let (stats, sampler, sampled, started) = (self.stats.clone(), self.sampler.clone(), self.sampled.clone(), self.started);
         out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
             let seq = stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
             let mono = started.elapsed();
             stats.last_buffer_ms.store(mono.as_millis() as i64 + 1, Ordering::Relaxed);
+            stats.last_frame_wall_ms.store(now_ms(), Ordering::Relaxed);
             if lock(&sampler).take(pts.unwrap_or(mono.as_nanos() as u64)) {
                 let mut s = lock(&sampled);
                 if s.len() >= 8 {
@@ -389,20 +424,24 @@ impl Link {
             }
         });
         for e in &elements {
-            e.sync_state_with_parent().map_err(|e| e.to_string())?;
+            e.sync_state_with_parent().map_err(PipelineError::State)?;
         }
-        let sink = first.static_pad("sink").ok_or("no sink pad")?;
-        pad.link(&sink).map_err(|e| format!("{e:?}"))?;
+        let sink = first.static_pad("sink").ok_or(PipelineError::Missing("no sink pad"))?;
+        pad.link(&sink).map_err(PipelineError::PadLink)?;
         Ok(())
     }
 }
 
-fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), String> {
-    let sink = gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build().map_err(|e| e.to_string())?;
-    pipeline.add(&sink).map_err(|e| e.to_string())?;
-    sink.sync_state_with_parent().map_err(|e| e.to_string())?;
-    let sp = sink.static_pad("sink").ok_or("no sink pad")?;
-    pad.link(&sp).map(|_| ()).map_err(|e| format!("{e:?}"))
+fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), PipelineError> {
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .map_err(PipelineError::Make)?;
+    pipeline.add(&sink).map_err(PipelineError::Add)?;
+    sink.sync_state_with_parent().map_err(PipelineError::State)?;
+    let sp = sink.static_pad("sink").ok_or(PipelineError::Missing("no sink pad"))?;
+    pad.link(&sp).map(|_| ()).map_err(PipelineError::PadLink)
 }
 
 /// Converted frames to [`Frame`]s (tightly packed BGR), through the motion gate, into the queue.

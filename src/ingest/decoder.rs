@@ -52,11 +52,13 @@ impl Codec {
         }
     }
 
-    /// Hardware decoders in order of preference: Jetson, stateless then stateful V4L2, VA, VA-API.
+    /// Hardware decoders in order of preference: Jetson (and DeepStream on a discrete GPU), NVDEC
+    /// through gst-plugins-bad's `nvcodec` (a desktop or server NVIDIA GPU), stateless then stateful
+    /// V4L2, VA, VA-API.
     fn hardware(self) -> &'static [&'static str] {
         match self {
-            Codec::H264 => &["nvv4l2decoder", "v4l2slh264dec", "v4l2h264dec", "vah264dec", "vaapih264dec"],
-            Codec::H265 => &["nvv4l2decoder", "v4l2slh265dec", "v4l2h265dec", "vah265dec", "vaapih265dec"],
+            Codec::H264 => &["nvv4l2decoder", "nvh264dec", "v4l2slh264dec", "v4l2h264dec", "vah264dec", "vaapih264dec"],
+            Codec::H265 => &["nvv4l2decoder", "nvh265dec", "v4l2slh265dec", "v4l2h265dec", "vah265dec", "vaapih265dec"],
             Codec::Jpeg => &[],
         }
     }
@@ -110,22 +112,59 @@ pub enum ChoiceError {
     Missing { codec: Codec, element: String },
 }
 
+/// Which GStreamer element factories exist. [`GstRegistry`] asks GStreamer's registry; tests pass a
+/// fake one (a closure over a list of names is one), so the choice is tested for a Jetson, a VA-API box
+/// or a bare one without their plugins.
+pub trait ElementRegistry {
+    /// Is an element factory of this name installed?
+    fn has(&self, factory: &str) -> bool;
+}
+
+impl<F: Fn(&str) -> bool> ElementRegistry for F {
+    fn has(&self, factory: &str) -> bool {
+        self(factory)
+    }
+}
+
+/// The registry of this process's GStreamer (call `gstreamer::init` first).
+pub struct GstRegistry;
+
+impl ElementRegistry for GstRegistry {
+    fn has(&self, factory: &str) -> bool {
+        installed(factory)
+    }
+}
+
+/// The element that copies `nvv4l2decoder`'s NVMM buffers to system memory: Jetson's `nvvidconv`, or
+/// DeepStream's `nvvideoconvert` (a discrete GPU, or a Jetson with only DeepStream's plugins).
+fn nvmm_converter(installed: &dyn ElementRegistry) -> Option<&'static str> {
+    ["nvvidconv", "nvvideoconvert"].into_iter().find(|e| installed.has(e))
+}
+
 /// The chain for `codec` under the `decoder` setting. `rtp`: the stream arrives as RTP (needs a depayloader);
 /// otherwise it is an elementary stream that parsebin already parsed. `installed` asks the registry.
-pub fn choose(codec: Codec, setting: &str, rtp: bool, installed: &dyn Fn(&str) -> bool) -> Result<Chain, ChoiceError> {
-    let (decoder, hardware) = match setting {
-        "software" => (codec.software().to_string(), false),
-        "auto" => match codec.hardware().iter().find(|e| installed(e)) {
-            Some(hw) => (hw.to_string(), true),
-            None => (codec.software().to_string(), false),
-        },
-        named => (named.to_string(), !named.starts_with("avdec_") && named != "jpegdec"),
-    };
+///
+/// Under `auto` a hardware decoder is taken only when everything its chain needs is installed (a Jetson
+/// decoder without an NVMM converter is passed over), else the next one, else software.
+pub fn choose(codec: Codec, setting: &str, rtp: bool, installed: &dyn ElementRegistry) -> Result<Chain, ChoiceError> {
     let depay = rtp.then(|| codec.depay());
     let parse = if rtp { codec.parse() } else { None };
-    let to_system_memory = (decoder == "nvv4l2decoder").then_some("nvvidconv");
-    let chain = Chain { codec, depay, parse, decoder, to_system_memory, hardware };
-    if let Some(missing) = chain.elements().into_iter().find(|e| !installed(e)) {
+    let chain_with = |decoder: &str, hardware: bool| {
+        let to_system_memory = if decoder == "nvv4l2decoder" { Some(nvmm_converter(installed).unwrap_or("nvvidconv")) } else { None };
+        Chain { codec, depay, parse, decoder: decoder.to_string(), to_system_memory, hardware }
+    };
+    let complete = |c: &Chain| c.elements().into_iter().all(|e| installed.has(e));
+    let chain = match setting {
+        "software" => chain_with(codec.software(), false),
+        "auto" => codec
+            .hardware()
+            .iter()
+            .map(|hw| chain_with(hw, true))
+            .find(|c| complete(c))
+            .unwrap_or_else(|| chain_with(codec.software(), false)),
+        named => chain_with(named, !named.starts_with("avdec_") && named != "jpegdec"),
+    };
+    if let Some(missing) = chain.elements().into_iter().find(|e| !installed.has(e)) {
         return Err(ChoiceError::Missing { codec, element: missing.to_string() });
     }
     Ok(chain)
@@ -214,6 +253,58 @@ mod tests {
         let jetson: &[&str] = &["rtph264depay", "h264parse", "nvv4l2decoder", "nvvidconv", "avdec_h264"];
         let c = choose(Codec::H264, "auto", true, &only(jetson)).unwrap();
         assert_eq!(c.elements(), ["rtph264depay", "h264parse", "nvv4l2decoder", "nvvidconv"]);
+    }
+
+    /// A fake GStreamer registry: the element factories a kind of box has installed.
+    struct FakeRegistry(Vec<&'static str>);
+
+    impl FakeRegistry {
+        fn with(extra: &[&'static str]) -> FakeRegistry {
+            FakeRegistry(SOFT.iter().chain(extra).copied().collect())
+        }
+    }
+
+    impl ElementRegistry for FakeRegistry {
+        fn has(&self, factory: &str) -> bool {
+            self.0.contains(&factory)
+        }
+    }
+
+    #[test]
+    fn jetson_decoders_are_chosen_when_the_registry_has_them_software_otherwise() {
+        // A Jetson with L4T's GStreamer plugins: NVDEC through V4L2, NVMM copied out by nvvidconv.
+        let jetson = FakeRegistry::with(&["nvv4l2decoder", "nvvidconv", "nvvideoconvert"]);
+        for (codec, depay, parse) in [(Codec::H264, "rtph264depay", "h264parse"), (Codec::H265, "rtph265depay", "h265parse")] {
+            let c = choose(codec, "auto", true, &jetson).unwrap();
+            assert_eq!((c.elements(), c.hardware), (vec![depay, parse, "nvv4l2decoder", "nvvidconv"], true));
+        }
+        // MJPEG stays in software even there.
+        assert_eq!(choose(Codec::Jpeg, "auto", true, &jetson).unwrap().elements(), ["rtpjpegdepay", "jpegdec"]);
+        // `software` is obeyed on a Jetson.
+        assert_eq!(choose(Codec::H264, "software", true, &jetson).unwrap().decoder, "avdec_h264");
+
+        // DeepStream without L4T's nvvidconv (a discrete GPU): its nvvideoconvert copies NVMM out.
+        let deepstream = FakeRegistry::with(&["nvv4l2decoder", "nvvideoconvert"]);
+        let c = choose(Codec::H264, "auto", true, &deepstream).unwrap();
+        assert_eq!(c.to_system_memory, Some("nvvideoconvert"));
+
+        // nvv4l2decoder alone cannot hand frames to system memory: auto passes it over for the next
+        // hardware decoder, then for software; naming it fails on the missing converter.
+        let half = FakeRegistry::with(&["nvv4l2decoder", "nvh264dec"]);
+        let c = choose(Codec::H264, "auto", true, &half).unwrap();
+        assert_eq!((c.decoder.as_str(), c.to_system_memory, c.hardware), ("nvh264dec", None, true));
+        let half = FakeRegistry::with(&["nvv4l2decoder"]);
+        let c = choose(Codec::H265, "auto", true, &half).unwrap();
+        assert_eq!((c.decoder.as_str(), c.hardware), ("avdec_h265", false));
+        let e = choose(Codec::H265, "nvv4l2decoder", true, &half).unwrap_err();
+        assert_eq!(e, ChoiceError::Missing { codec: Codec::H265, element: "nvvidconv".into() });
+
+        // A desktop NVIDIA GPU with gst-plugins-bad's nvcodec, and a box with no hardware decoder.
+        let nvdec = FakeRegistry::with(&["nvh264dec", "nvh265dec", "vaapih264dec"]);
+        assert_eq!(choose(Codec::H265, "auto", true, &nvdec).unwrap().decoder, "nvh265dec");
+        let bare = FakeRegistry::with(&[]);
+        let c = choose(Codec::H264, "auto", false, &bare).unwrap();
+        assert_eq!((c.elements(), c.hardware), (vec!["avdec_h264"], false));
     }
 
     #[test]

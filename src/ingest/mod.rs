@@ -14,6 +14,7 @@ pub mod motion;
 pub mod queue;
 pub mod sampler;
 pub mod set;
+pub mod settings;
 pub mod state;
 pub mod uri;
 

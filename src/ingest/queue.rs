@@ -12,14 +12,23 @@ pub struct FrameQueue {
     ready: Condvar,
     capacity: AtomicUsize,
     dropped: AtomicU64,
+    /// The same drops by the camera of the frame dropped, for metrics.
+    dropped_by_camera: Mutex<std::collections::BTreeMap<std::sync::Arc<str>, u64>>,
 }
 
-/// Frames held per running camera: enough to ride out one slow recognizer call, few enough to stay fresh.
-pub const FRAMES_PER_CAMERA: usize = 4;
+/// Frames held per running camera: enough to ride out one slow recognizer call, few enough to stay fresh
+/// (each 1080p frame is 6 MiB of BGR; 4 per camera held 25 MiB per camera whenever the recognizer lagged).
+pub const FRAMES_PER_CAMERA: usize = 2;
 
 impl FrameQueue {
     pub fn new(capacity: usize) -> FrameQueue {
-        FrameQueue { frames: Mutex::new(VecDeque::new()), ready: Condvar::new(), capacity: AtomicUsize::new(capacity.max(1)), dropped: AtomicU64::new(0) }
+        FrameQueue {
+            frames: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            capacity: AtomicUsize::new(capacity.max(1)),
+            dropped: AtomicU64::new(0),
+            dropped_by_camera: Mutex::new(std::collections::BTreeMap::new()),
+        }
     }
 
     /// Sizes the queue for `cameras` running cameras (a reload adds or removes some); a smaller queue
@@ -36,7 +45,9 @@ impl FrameQueue {
         let mut q = self.frames.lock().unwrap_or_else(|p| p.into_inner());
         let capacity = self.capacity();
         while q.len() >= capacity {
-            q.pop_front();
+            if let Some(old) = q.pop_front() {
+                *self.dropped_by_camera.lock().unwrap_or_else(|p| p.into_inner()).entry(old.camera).or_default() += 1;
+            }
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         q.push_back(f);
@@ -52,6 +63,11 @@ impl FrameQueue {
 
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Frames dropped, by camera.
+    pub fn dropped_by_camera(&self) -> Vec<(std::sync::Arc<str>, u64)> {
+        self.dropped_by_camera.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(c, n)| (c.clone(), *n)).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -78,6 +94,7 @@ mod tests {
             q.push(frame(s));
         }
         assert_eq!(q.dropped(), 3);
+        assert_eq!(q.dropped_by_camera(), vec![("c".into(), 3)]);
         assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(3));
         assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(4));
         assert!(q.pop(Duration::from_millis(10)).is_none());
@@ -88,14 +105,15 @@ mod tests {
         let q = FrameQueue::new(1);
         q.size_for_cameras(3);
         assert_eq!(q.capacity(), 3 * FRAMES_PER_CAMERA);
-        for s in 0..12 {
+        let full = 3 * FRAMES_PER_CAMERA as u64;
+        for s in 0..full {
             q.push(frame(s));
         }
-        assert_eq!((q.len(), q.dropped()), (12, 0));
+        assert_eq!((q.len() as u64, q.dropped()), (full, 0));
         q.size_for_cameras(0);
         assert_eq!(q.capacity(), FRAMES_PER_CAMERA);
-        q.push(frame(12));
-        assert_eq!((q.len(), q.dropped()), (FRAMES_PER_CAMERA, 9));
-        assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(13 - FRAMES_PER_CAMERA as u64));
+        q.push(frame(full));
+        assert_eq!((q.len(), q.dropped()), (FRAMES_PER_CAMERA, full + 1 - FRAMES_PER_CAMERA as u64));
+        assert_eq!(q.pop(Duration::ZERO).map(|f| f.seq), Some(full + 1 - FRAMES_PER_CAMERA as u64));
     }
 }

@@ -4,7 +4,7 @@
 
 use super::camera::{Camera, Timing};
 use super::{CameraState, FrameQueue};
-use crate::config;
+use super::settings;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -44,9 +44,9 @@ impl CameraSet {
 
     /// Brings the running cameras in line with `wanted` (the enabled ones run). Blocks while changed
     /// cameras stop (each within its teardown deadline, all at once), so call it off the supervisor loop.
-    pub fn apply(&self, wanted: &[config::Camera]) -> ReloadReport {
+    pub fn apply(&self, wanted: &[settings::Camera]) -> ReloadReport {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        let wanted: Vec<&config::Camera> = wanted.iter().filter(|c| c.enabled).collect();
+        let wanted: Vec<&settings::Camera> = wanted.iter().filter(|c| c.enabled).collect();
         self.queue.size_for_cameras(wanted.len());
         let mut report = ReloadReport::default();
         let leaving: Vec<Camera> = {

@@ -91,6 +91,21 @@ pub fn frame_to_bgr(f: &Frame) -> Result<Mat, FrameError> {
     Ok(m.reshape(3, h as i32)?.try_clone()?)
 }
 
+/// Runs `f` on the frame (packed BGR) as an OpenCV image over the frame's own bytes: no copy of a
+/// multi-megabyte frame for each analysis.
+pub fn with_bgr<R>(fr: &Frame, f: impl FnOnce(&Mat) -> R) -> Result<R, FrameError> {
+    let (w, h) = (fr.width as usize, fr.height as usize);
+    let want = w * h * 3;
+    if fr.data.len() != want || w < 2 || h < 2 {
+        return Err(FrameError::Size { width: fr.width, height: fr.height, got: fr.data.len(), want });
+    }
+    // SAFETY: the header points into `fr.data`, which outlives it: the image is dropped at the end of this
+    // function and `f` only gets a shared reference to it (OpenCV's const inputs; crops and JPEGs copy).
+    // Its size and type match the checked length above.
+    let img = unsafe { Mat::new_rows_cols_with_data_unsafe_def(h as i32, w as i32, opencv::core::CV_8UC3, fr.data.as_ptr().cast_mut().cast()) }?;
+    Ok(f(&img))
+}
+
 /// The frame reads of one frame, for the tracker: crops JPEG-encoded from the frame itself so that a
 /// vehicle read's crop comes from the same frame as its best reading.
 fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) -> Vec<FrameRead<Images>> {
@@ -449,6 +464,12 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
     let current = || shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let settings = current();
     let mut tracker = match Tracker::new(settings.tracker.clone()) {
+        // With early alerts, a frame that reads a hotlisted plate confidently alerts at once (the
+        // track's vote still confirms, changes or withdraws it when the pass closes).
+        Ok(t) if settings.early_alerts => {
+            let hotlists = sink.hotlists.clone();
+            t.watching(move |p| !hotlists.hits(p.expose(), &[], None).is_empty())
+        }
         Ok(t) => t,
         Err(e) => {
             log::error!("tracker settings invalid, frames are not analysed: {e}");
@@ -467,21 +488,25 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
         // Frames are rotated here, once, so that crops and boxes share the rotated frame's pixels.
         let mut view = settings.views.get(&*frame.camera).cloned().unwrap_or_default();
         let rotate = std::mem::take(&mut view.rotate_deg);
-        // One copy of the frame's bytes; a second only to rotate it.
-        let result = frame_to_bgr(&frame).map_err(|e| e.to_string()).and_then(|img| {
+        // No copy of the frame's bytes; one only to rotate it.
+        let result = with_bgr(&frame, |img| {
             let turned = match rotate.abs() >= 0.01 {
-                true => Some(crate::recognize::rotated(&img, rotate).map_err(|e| e.to_string())?),
+                true => Some(crate::recognize::rotated(img, rotate).map_err(|e| e.to_string())?),
                 false => None,
             };
-            let img: &Mat = turned.as_ref().unwrap_or(&img);
+            let img: &Mat = turned.as_ref().unwrap_or(img);
             let r = rec.recognize(img, &view).map_err(|e| e.to_string())?;
+            crate::observe::recorder().frame(&frame.camera, frame.captured_at_ms, &r);
             stats.plates_read.fetch_add(r.reads.len() as u64, Ordering::Relaxed);
             Ok(frame_reads(&frame, img, r.reads, &settings))
-        });
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
         match result {
             Ok(reads) => events.handle(tracker.push_frame(reads, frame.captured_at_ms)),
             Err(e) => {
                 stats.frames_failed.fetch_add(1, Ordering::Relaxed);
+                crate::observe::recorder().frame_failed(&frame.camera);
                 // One line per minute at most: a broken stream must not flood the journal.
                 if last_error_log.elapsed() >= Duration::from_secs(60) {
                     last_error_log = std::time::Instant::now();

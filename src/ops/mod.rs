@@ -4,6 +4,8 @@ pub mod analyse;
 pub mod commands;
 pub mod hotlists;
 pub mod logging;
+pub mod malloc;
 pub mod notify;
+pub mod observer;
 pub mod reads;
 pub mod supervisor;

@@ -25,6 +25,7 @@ impl ReadSink {
     pub fn accept_as(&self, read: NewRead, stage: Option<(AlertStage, &CertaintyV1)>) -> Result<(StoredRead, Vec<AlertRecord>), StoreError> {
         let id = self.store.put_read(read)?;
         let stored = self.store.get_read(id)?.ok_or(StoreError::ReadNotFound(id))?;
+        crate::observe::recorder().read_stored(&stored.camera_id, jiff::Timestamp::now().as_millisecond());
         log::debug!(read = id.to_string().as_str(), camera = stored.camera_id.as_str(), plate = stored.plate.expose(); "vehicle read stored");
         let alerts = match stage {
             Some((stage, certainty)) => self.hotlists.check_read_as(&stored, stage, certainty)?,
@@ -39,6 +40,7 @@ impl ReadSink {
     pub fn store_only(&self, read: NewRead) -> Result<StoredRead, StoreError> {
         let id = self.store.put_read(read)?;
         let stored = self.store.get_read(id)?.ok_or(StoreError::ReadNotFound(id))?;
+        crate::observe::recorder().read_stored(&stored.camera_id, jiff::Timestamp::now().as_millisecond());
         self.wake();
         Ok(stored)
     }

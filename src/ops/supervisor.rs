@@ -167,7 +167,29 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     let mut uplink_waker = None;
     let uplink = uplink_settings.map(|settings| {
         let handler = Arc::new(crate::ops::commands::DaemonCommands { store: store.clone(), hotlists: hotlists.clone(), audit: audit.clone() });
-        let u = crate::uplink::Uplink::new(settings, store.clone(), handler);
+        crate::uplink::Uplink::new(settings, store.clone(), handler)
+    });
+    // Metrics, health and ALPR telemetry (issue 16 §1): the listener and the health the MQTT status carries.
+    let cfg_now = lock(&shared.config).clone();
+    let sources = Arc::new(crate::observe::metrics::Sources::new(
+        shared.cameras.clone(),
+        {
+            let a = shared.analysis.clone();
+            Box::new(move || crate::observe::metrics::AnalysisCounts {
+                frames: a.frames.load(Ordering::Relaxed),
+                frames_failed: a.frames_failed.load(Ordering::Relaxed),
+                plates_read: a.plates_read.load(Ordering::Relaxed),
+                store_errors: a.store_errors.load(Ordering::Relaxed),
+            })
+        },
+        uplink.as_ref().map(|u| u.stats()),
+        store.clone(),
+        Duration::from_secs(cfg_now.metrics.uplink_outage_budget_s),
+    ));
+    let observer = crate::ops::observer::start(&cfg_now, sources).await?;
+    let uplink = uplink.map(|u| {
+        let every = Duration::from_secs(cfg_now.metrics.status_interval_s);
+        let u = u.with_status(observer.status_source(), every, crate::observe::recorder().changed.clone());
         *lock(&shared.uplink) = Some(u.stats());
         uplink_waker = Some(u.waker());
         tokio::spawn(u.run(uplink_stop_rx))
@@ -175,13 +197,13 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     let sink = Arc::new(crate::ops::reads::ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: uplink_waker });
     let frame_drain = spawn_frame_analysis(recognizer, shared.analysis_settings.clone(), frames, sink, shared.clone());
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
-    let cfg_now = lock(&shared.config).clone();
     let api = start_api(&cfg_now, &store, &audit, &hotlists, &shared.cameras, api_handle.clone()).await?;
     let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit).await;
     api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
     if let Some(a) = api {
         let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
     }
+    observer.stop().await;
 
     // Shutdown in the order the data flows, so that nothing already seen is lost: cameras, then the
     // frames they decoded, then the open tracks (their reads and alerts stored, alerts in the outbox),
@@ -476,6 +498,7 @@ fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::acc
                 log::error!("camera reload not started: {e}");
             }
             *lock(&shared.analysis_settings) = Arc::new(crate::ops::analyse::Settings::from_config(&new.config));
+            crate::observe::recorder().configure_telemetry(new.config.telemetry.enabled.then(|| crate::ops::observer::telemetry_params(&new.config.telemetry)));
             let mut next = new.config;
             next.store.path = cur.store.path.clone();
             next.store.cache_capacity_mb = cur.store.cache_capacity_mb;
@@ -520,6 +543,7 @@ fn spawn_sweeper(store: Arc<Store>, audit: Arc<AuditLog>, shared: Arc<Shared>) -
             let mut h = lock(&shared.health);
             match result {
                 Ok(Ok(report)) => {
+                    crate::observe::recorder().swept(jiff::Timestamp::now().as_millisecond(), report.purged);
                     h.last_sweep = Some(report);
                     h.sweep_error = None;
                 }

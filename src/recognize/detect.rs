@@ -3,7 +3,7 @@
 
 use super::geometry::{nms, BoxF, Letterbox};
 use super::model::{self, ModelError, ShapeError};
-use crate::config::{ColorOrder, DetectorKind, DetectorModel, DetectorOutput, DnnBackend};
+use super::settings::{ColorOrder, DetectorKind, DetectorModel, DetectorOutput, DnnBackend};
 use opencv::core::{self, Mat, Rect, Scalar, Size, Vector};
 use opencv::prelude::*;
 use opencv::{dnn, imgproc, objdetect};

@@ -4,7 +4,7 @@
 //! letter or a digit.
 
 use super::decode::Reading;
-use crate::config::PlateFormat;
+use super::settings::PlateFormat;
 use crate::domain::confusion::{digit_for_letter, letter_for_digit};
 
 /// Ranking weight of a reading no pattern fits, relative to one that fits as read.

@@ -2,20 +2,19 @@
 //!
 //! `detect` (ONNX network or cascade) → `prepare` (crop, deskew, contrast, resize) → `ocr` (slots or
 //! CTC network) → `decode` → `format` (region patterns rank candidates and fix confusions). Pure logic
-//! (`geometry`, `decode`, `format`, `metrics`) is tested without OpenCV; `render` draws the plates
-//! that tests, the start-up check and the demo use.
+//! (`geometry`, `decode`, `format`) is tested without OpenCV. `smoke` is the start-up check on an embedded
+//! image; the renderer that drew it, labelled sets and accuracy counting are in the polewatch-dev crate.
 
-pub mod dataset;
+pub mod backend;
 pub mod decode;
 pub mod detect;
 pub mod format;
 pub mod geometry;
-pub mod metrics;
 pub mod model;
 pub mod ocr;
 pub mod prepare;
-pub mod render;
-mod smoke;
+pub mod settings;
+pub mod smoke;
 
 pub use detect::{Detection, Detector};
 pub use format::{Candidate, Formats};
@@ -23,7 +22,7 @@ pub use geometry::BoxF;
 pub use model::ModelError;
 pub use ocr::OcrNet;
 
-use crate::config::{self, DetectorModel, DnnBackend, OcrModel};
+use settings::{DetectorModel, DnnBackend, OcrModel};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use std::time::Instant;
@@ -40,6 +39,8 @@ pub enum RecognizeError {
     NoOcr,
     #[error("OpenCV: {0}")]
     Cv(#[from] opencv::Error),
+    #[error(transparent)]
+    Backend(#[from] backend::CudaMissing),
 }
 
 /// One plate found and read in a frame.
@@ -84,16 +85,6 @@ pub struct View {
 }
 
 impl View {
-    pub fn from_camera(c: &config::Camera) -> View {
-        View {
-            roi: c.roi.clone(),
-            min_plate_width_px: c.min_plate_width_px,
-            max_plate_width_px: c.max_plate_width_px,
-            region: c.region.clone(),
-            rotate_deg: c.rotate_deg,
-        }
-    }
-
     /// Whether a detection counts for this camera: centre inside the region of interest, width
     /// within the bounds.
     pub fn admits(&self, b: &BoxF) -> bool {
@@ -118,7 +109,7 @@ pub struct Recognizer {
 impl Recognizer {
     /// The recognizer the `[recognizer]` section describes; each model is checked (checksum, load, a
     /// read of the built-in plate image when `smoke_test` is on) before it is accepted.
-    pub fn from_config(r: &config::Recognizer) -> Result<Recognizer, RecognizeError> {
+    pub fn from_config(r: &settings::Recognizer) -> Result<Recognizer, RecognizeError> {
         if r.threads > 0 {
             opencv::core::set_num_threads(r.threads as i32)?;
         }
@@ -134,13 +125,15 @@ impl Recognizer {
         ocr: &OcrModel,
         backend: DnnBackend,
         detect_confidence: f32,
-        formats: &[config::PlateFormat],
+        formats: &[settings::PlateFormat],
         top_n: usize,
     ) -> Result<Recognizer, RecognizeError> {
-        let onnx_detector = detector.filter(|d| d.kind == config::DetectorKind::Onnx).map(|d| d.path.clone());
+        // `auto` becomes CUDA or the CPU here, once per recognizer, with one log line.
+        let backend = backend::resolve(backend)?;
+        let onnx_detector = detector.filter(|d| d.kind == settings::DetectorKind::Onnx).map(|d| d.path.clone());
         let detector = detector.map(|d| detect::load(d, detect_confidence, backend)).transpose()?;
         let ocr = OcrNet::load(ocr, backend)?;
-        let d = config::Recognizer::default();
+        let d = settings::Recognizer::default();
         let plate_chars = d.min_plate_chars as usize..=d.max_plate_chars as usize;
         Ok(Recognizer { detector, onnx_detector, ocr, formats: Formats::new(formats), top_n: top_n.max(1), plate_chars })
     }

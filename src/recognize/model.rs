@@ -1,7 +1,7 @@
 //! Loading model files: the checksum named in the configuration is checked before OpenCV sees a byte,
 //! and the network is placed on the configured DNN backend.
 
-use crate::config::DnnBackend;
+use super::settings::DnnBackend;
 use opencv::core::Vector;
 use opencv::dnn;
 use opencv::prelude::*;
@@ -64,11 +64,12 @@ pub fn load_onnx(path: &Path, bytes: &[u8], backend: DnnBackend) -> Result<dnn::
         return Err(ModelError::Load { path: path.to_path_buf(), message: "the network is empty".into() });
     }
     let (b, t) = match backend {
-        DnnBackend::Cpu => (dnn::Backend::DNN_BACKEND_OPENCV, dnn::Target::DNN_TARGET_CPU),
+        // `auto` is resolved before (`backend::resolve`); left unresolved it means the CPU.
+        DnnBackend::Cpu | DnnBackend::Auto => (dnn::Backend::DNN_BACKEND_OPENCV, dnn::Target::DNN_TARGET_CPU),
         DnnBackend::Cuda => (dnn::Backend::DNN_BACKEND_CUDA, dnn::Target::DNN_TARGET_CUDA),
         DnnBackend::Openvino => (dnn::Backend::DNN_BACKEND_INFERENCE_ENGINE, dnn::Target::DNN_TARGET_CPU),
     };
-    if backend != DnnBackend::Cpu {
+    if !matches!(backend, DnnBackend::Cpu | DnnBackend::Auto) {
         let available = dnn::get_available_targets(b).map(|v| v.iter().any(|x| x == t)).unwrap_or(false);
         if !available {
             return Err(ModelError::Backend(backend));

@@ -5,7 +5,7 @@ use super::decode::{self, Reading};
 use super::geometry::BoxF;
 use super::model::{self, ModelError, ShapeError};
 use super::prepare;
-use crate::config::{DnnBackend, OcrKind, OcrModel};
+use super::settings::{DnnBackend, OcrKind, OcrModel};
 use opencv::core::Mat;
 use opencv::dnn;
 

@@ -3,7 +3,7 @@
 //! network wants.
 
 use super::geometry::BoxF;
-use crate::config::{ColorOrder, OcrModel, ResizeMode, TensorLayout};
+use super::settings::{ColorOrder, OcrModel, ResizeMode, TensorLayout};
 use opencv::core::{self, Mat, Point2f, Rect, Scalar, Size, Vector};
 use opencv::prelude::*;
 use opencv::{dnn, imgproc};
@@ -142,7 +142,7 @@ pub fn to_input(crop: &Mat, spec: &OcrModel) -> opencv::Result<Mat> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OcrKind, OcrModel};
+    use crate::recognize::settings::{OcrKind, OcrModel};
 
     fn spec(color: ColorOrder, layout: TensorLayout, resize: ResizeMode) -> OcrModel {
         OcrModel {
@@ -194,31 +194,6 @@ mod tests {
         let boxed = to_input(&tall, &spec(ColorOrder::Gray, TensorLayout::Nchw, ResizeMode::Letterbox)).unwrap();
         let v = boxed.data_typed::<f32>().unwrap();
         assert_eq!((v[0], v[3]), (114.0, 0.0), "grey bars left and right of a tall crop");
-    }
-
-    #[test]
-    fn deskew_levels_a_tilted_plate_and_contrast_stretch_widens_the_range() {
-        let plate = crate::recognize::render::plate("7KQX214", crate::recognize::render::PlateStyle::Us, 100).unwrap();
-        let mut canvas = Mat::new_rows_cols_with_default(200, 300, core::CV_8UC3, Scalar::all(60.0)).unwrap();
-        plate.copy_to(&mut Mat::roi_mut(&mut canvas, Rect::new(50, 50, 200, 100)).unwrap()).unwrap();
-        let m = imgproc::get_rotation_matrix_2d(Point2f::new(150.0, 100.0), 8.0, 1.0).unwrap();
-        let mut tilted = Mat::default();
-        imgproc::warp_affine(&canvas, &mut tilted, &m, canvas.size().unwrap(), imgproc::INTER_LINEAR, core::BORDER_REPLICATE, Scalar::default()).unwrap();
-        let a = skew_degrees(&tilted).unwrap().expect("edges found");
-        assert!((a.abs() - 8.0).abs() < 2.0, "estimated {a}");
-        let level = skew_degrees(&deskew(&tilted).unwrap()).unwrap().unwrap_or(0.0);
-        assert!(level.abs() < 2.0, "after deskew {level}");
-
-        let mut dim = Mat::default();
-        plate.convert_to(&mut dim, -1, 0.25, 20.0).unwrap();
-        let spread = |m: &Mat| {
-            let g = gray(m).unwrap();
-            let (mut lo, mut hi) = (0.0, 0.0);
-            core::min_max_loc(&g, Some(&mut lo), Some(&mut hi), None, None, &core::no_array()).unwrap();
-            hi - lo
-        };
-        let (before, after) = (spread(&dim), spread(&normalize_contrast(&dim).unwrap()));
-        assert!(after >= 200.0 && after > before * 2.0, "range {before} -> {after}");
     }
 
     #[test]

@@ -7,11 +7,17 @@
 //! stored under that clock does not vouch for it. A sweep that would delete more than
 //! `max_purge_percent` of the store waits a day of trusted time or an operator's confirmation
 //! ([`Store::confirm_purge`]).
+//!
+//! Cost: `reads` is keyed by [`ReadId`], a UUIDv7 whose leading 48 bits are the capture time, so the
+//! tree is itself the time-ordered index: a sweep range-scans from the front up to the cutoff and
+//! touches only expired reads (and their images, index entries and holds, by key). The large-purge guard
+//! counts the expired reads and at most a bounded number past the cutoff. Nothing in a sweep walks the
+//! whole store (`polewatch bench store --scale`).
 
 use super::{holds_tx, image_key, ImageKind, ReadId, Result, Store, StoreError, StoredRead};
 use crate::domain::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::clock::Clock;
-use crate::retention::{check_clock, hold_binds, purge_cutoff_ms, purge_is_large, purge_now_ms, ClockDistrust, Policy, TrustAnchor, DAY_MS};
+use crate::retention::{check_clock, hold_binds, purge_cutoff_ms, purge_now_ms, unexpired_reads_for_small_purge, ClockDistrust, Policy, TrustAnchor, DAY_MS};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,6 +120,20 @@ impl Store {
         let end = super::model::first_key_at(cutoff_ms).to_vec();
         let mut n = 0u64;
         for k in self.trees.reads.range(..end).keys() {
+            k?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Stored reads captured at or after `cutoff_ms`, counted up to `limit` (the count stops there).
+    fn count_from(&self, cutoff_ms: i64, limit: u64) -> Result<u64> {
+        let start = super::model::first_key_at(cutoff_ms).to_vec();
+        let mut n = 0u64;
+        for k in self.trees.reads.range(start..).keys() {
+            if n >= limit {
+                break;
+            }
             k?;
             n += 1;
         }
@@ -256,9 +276,17 @@ pub fn sweep(
 /// once on an operator's confirmation.
 fn large_purge_gate(store: &Store, p: &Policy, cutoff_ms: i64, mono_ms: i64, confirmed: bool) -> Result<Option<SweepOutcome>> {
     let expired = if p.max_purge_percent >= 100 { 0 } else { store.count_before(cutoff_ms)? };
-    // Counting the store walks it: only when the purge could be large at all.
-    let stored = if expired > p.large_purge_min_reads { store.count_reads() as u64 } else { 0 };
-    let large = expired > p.large_purge_min_reads && purge_is_large(expired, stored, p);
+    // The reads past the cutoff are counted only as far as it takes to show the purge is small (a
+    // bounded walk from the cutoff, ≤ expired·(100 − pct)/pct keys), never the whole store: a day's
+    // purge costs the same in a store of a month or of a year. When the purge is large the count is
+    // complete, so `stored` is exact where it is reported.
+    let (large, stored) = match unexpired_reads_for_small_purge(expired, p) {
+        None => (false, 0),
+        Some(bound) => {
+            let rest = store.count_from(cutoff_ms, bound)?;
+            (rest < bound, expired + rest)
+        }
+    };
     let mut last = store.purge_wait.lock().unwrap_or_else(|e| e.into_inner());
     if !large || confirmed {
         *last = None;

@@ -40,7 +40,11 @@
 //! alerts when the vote over at least `early_min_frames` frames reaches `early_confidence`
 //! ([`EarlyBasis::Confident`]), or when `early_agree_frames` frames, most of the track's, read the voted
 //! text exactly and the vote reaches `min_confidence` ([`EarlyBasis::Agreement`]: plates no single frame
-//! is sure of, at dusk or night, small or dirty). The vehicle read(s) for the same track carry the same
+//! is sure of, at dusk or night, small or dirty). A tracker told which texts to watch for
+//! ([`Tracker::watching`]: the daemon passes its hotlist check) also raises it on the first frame that
+//! reads a watched text with `early_confidence` while the track's vote is that text
+//! ([`EarlyBasis::ConfidentFrame`]): a hit goes out on its first confident read, not three frames later,
+//! and the pass's vote still confirms, changes or withdraws it. The vehicle read(s) for the same track carry the same
 //! [`TrackId`]; the early read vouches for the track, so a pass that raised one always reports.
 
 pub mod config;

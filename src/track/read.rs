@@ -102,6 +102,10 @@ pub enum EarlyBasis {
     /// `early_agree_frames` frames, most of the track's, read the voted text exactly; the vote reached
     /// `min_confidence` but not `early_confidence`.
     Agreement,
+    /// A frame read a watched (hotlisted) text with `early_confidence` and the track's vote is that text
+    /// (see [`Tracker::watching`](super::Tracker::watching)); fewer than `early_min_frames` frames, or
+    /// a vote not yet that sure.
+    ConfidentFrame,
 }
 
 impl EarlyBasis {
@@ -109,6 +113,7 @@ impl EarlyBasis {
         match self {
             EarlyBasis::Confident => "confident",
             EarlyBasis::Agreement => "agreement",
+            EarlyBasis::ConfidentFrame => "confident-frame",
         }
     }
 }

@@ -82,18 +82,46 @@ enum Slot {
     Dormant(usize),
 }
 
+/// Which texts are watched for (on a hotlist): a frame that reads one with `early_confidence` raises the
+/// track's early read at once, without waiting for `early_min_frames` (see [`Tracker::watching`]).
+#[derive(Default)]
+pub struct Watch(Option<Box<dyn Fn(&Plate) -> bool + Send>>);
+
+impl Watch {
+    fn hits(&self, p: &Plate) -> bool {
+        self.0.as_ref().is_some_and(|f| f(p))
+    }
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Watch(set)" } else { "Watch(none)" })
+    }
+}
+
 #[derive(Debug)]
 pub struct Tracker<C> {
     cfg: TrackerConfig,
     cameras: BTreeMap<String, Camera<C>>,
     next_id: u64,
     stats: TrackStats,
+    watch: Watch,
 }
 
 impl<C: Clone> Tracker<C> {
     pub fn new(cfg: TrackerConfig) -> Result<Tracker<C>, ConfigError> {
         cfg.validate()?;
-        Ok(Tracker { cfg, cameras: BTreeMap::new(), next_id: 1, stats: TrackStats::default() })
+        Ok(Tracker { cfg, cameras: BTreeMap::new(), next_id: 1, stats: TrackStats::default(), watch: Watch::default() })
+    }
+
+    /// Texts to watch for: the first frame of a track that reads one of them with `early_confidence`
+    /// raises the track's early read ([`EarlyBasis::ConfidentFrame`]) if the track's vote is that text,
+    /// rather than after `early_min_frames` frames. The caller passes its hotlist check, so that a hit is
+    /// alerted on the first confident read while the vote over the pass still confirms, changes or
+    /// withdraws it.
+    pub fn watching(mut self, watched: impl Fn(&Plate) -> bool + Send + 'static) -> Tracker<C> {
+        self.watch = Watch(Some(Box::new(watched)));
+        self
     }
 
     pub fn config(&self) -> &TrackerConfig {
@@ -169,7 +197,7 @@ impl<C: Clone> Tracker<C> {
     }
 
     fn assign(&mut self, camera: String, reads: Vec<FrameRead<C>>, events: &mut Vec<TrackEvent<C>>) {
-        let Tracker { cfg, cameras, next_id, stats } = self;
+        let Tracker { cfg, cameras, next_id, stats, watch } = self;
         stats.frames += reads.len() as u64;
         let cam = cameras.entry(camera.clone()).or_default();
         let rects: Vec<Rect> = reads.iter().map(|r| Rect::from_bbox(r.bbox)).collect();
@@ -201,7 +229,7 @@ impl<C: Clone> Tracker<C> {
         let mut later: Vec<(Option<Track<C>>, FrameRead<C>, Rect)> = Vec::new();
         for ((r, rect), slot) in reads.into_iter().zip(rects).zip(slot_of) {
             match slot {
-                Some(Slot::Open(j)) => update(cfg, stats, &mut cam.open[j], r, rect, events),
+                Some(Slot::Open(j)) => update(cfg, stats, watch, &mut cam.open[j], r, rect, events),
                 Some(Slot::Dormant(j)) => later.push((dormant[j].take(), r, rect)),
                 None => later.push((None, r, rect)),
             }
@@ -241,7 +269,7 @@ impl<C: Clone> Tracker<C> {
                     close(cfg, stats, cam, t, events);
                 }
             }
-            update(cfg, stats, &mut track, r, rect, events);
+            update(cfg, stats, watch, &mut track, r, rect, events);
             cam.open.push(track);
         }
     }
@@ -293,8 +321,15 @@ fn dormant_cost<C>(cfg: &TrackerConfig, t: &Track<C>, r: &FrameRead<C>, rect: &R
 const MAX_EARLY_READS: u32 = 3;
 
 /// Adds a read to its track, then raises the early read or a parked report if one is due.
-fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C>, r: FrameRead<C>, rect: Rect, events: &mut Vec<TrackEvent<C>>) {
+fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, watch: &Watch, t: &mut Track<C>, r: FrameRead<C>, rect: Rect, events: &mut Vec<TrackEvent<C>>) {
     let at = r.captured_at_ms;
+    // A confident frame of a watched text that has had no early read yet.
+    let watched = (t.reports == 0
+        && t.earlies < MAX_EARLY_READS
+        && super::vote::unit(r.confidence) >= cfg.early_confidence
+        && t.early_text.as_ref() != Some(&r.plate)
+        && watch.hits(&r.plate))
+    .then(|| r.plate.clone());
     t.motion.observe(rect, at, cfg.parked_motion_widths);
     t.last_frame = (r.frame_seq, at);
     t.last_text = r.plate.clone();
@@ -312,23 +347,30 @@ fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C
     };
     // The full reading (which clones the crop handle) only once the early read is due.
     let due = !t.early_sent || (t.earlies < MAX_EARLY_READS && t.early_text.as_ref() != Some(&t.lead));
-    if due && t.reports == 0 {
+    // A watched text read confidently in this frame, and the track's vote is that text.
+    let watched = watched.filter(|p| *p == t.lead);
+    if (due || watched.is_some()) && t.reports == 0 {
         let frames = w.ballot.frames();
-        let confident = frames >= cfg.early_min_frames && confidence >= cfg.early_confidence;
+        let confident = due && frames >= cfg.early_min_frames && confidence >= cfg.early_confidence;
         let agreeing = if confident || cfg.early_agree_frames == 0 { 0 } else { w.ballot.agreeing(&t.lead) };
-        let agreed = cfg.early_agree_frames > 0
+        let agreed = due
+            && cfg.early_agree_frames > 0
             && agreeing >= cfg.early_agree_frames
             && 2 * agreeing > frames
             && frames >= cfg.min_frames
             && confidence >= cfg.min_confidence;
-        if confident || agreed {
+        if confident || agreed || watched.is_some() {
             if let Some(reading) = w.ballot.reading(cfg.max_candidates, cfg.confusable_cost) {
                 t.early_sent = true;
                 t.early_text = Some(reading.plate.clone());
                 t.earlies += 1;
                 stats.early_reads += 1;
-                let basis = if confident { EarlyBasis::Confident } else { EarlyBasis::Agreement };
-                let agreeing_frames = if confident { w.ballot.agreeing(&reading.plate) } else { agreeing };
+                let basis = match (confident, agreed) {
+                    (true, _) => EarlyBasis::Confident,
+                    (false, true) => EarlyBasis::Agreement,
+                    (false, false) => EarlyBasis::ConfidentFrame,
+                };
+                let agreeing_frames = if agreed && !confident { agreeing } else { w.ballot.agreeing(&reading.plate) };
                 events.push(TrackEvent::Early(EarlyRead { track_id: t.id, camera_id: t.camera_id.clone(), frames, agreeing_frames, basis, reading }));
             }
         }
@@ -567,6 +609,34 @@ mod tests {
         assert_eq!(evs[0].track_id(), e.track_id);
         assert_eq!(tr.stats().early_reads, 1);
         assert_eq!(tr.stats().dropped_few_frames, 0);
+    }
+
+    #[test]
+    fn a_watched_text_read_confidently_raises_the_early_read_on_its_first_frame() {
+        let watched = |tr: Tracker<u64>| tr.watching(|p: &Plate| p.expose() == "MUC4821" || p.expose() == "KPW5513");
+        let early = |evs: &[TrackEvent<u64>]| -> Vec<(String, EarlyBasis, u32)> {
+            evs.iter().filter_map(|e| if let TrackEvent::Early(e) = e { Some((e.reading.plate.expose().to_string(), e.basis, e.frames)) } else { None }).collect()
+        };
+        // Defaults (3 frames before an early read): a watched text is alerted on its first confident frame.
+        let mut tr = watched(tracker(TrackerConfig::default()));
+        let evs = tr.push(read("a", 1, 0, [100, 100, 80, 20], "MUC4821", 0.95), 0);
+        assert_eq!(early(&evs), [("MUC4821".to_string(), EarlyBasis::ConfidentFrame, 1)]);
+        assert!(early(&tr.push(read("a", 2, 100, [100, 100, 80, 20], "MUC4821", 0.97), 100)).is_empty(), "once per text");
+        // Not watched, or watched but not confident: no early read on the first frame.
+        let evs = tr.push_frame(vec![read("b", 1, 0, [100, 100, 80, 20], "7ABC123", 0.99), read("c", 1, 0, [100, 100, 80, 20], "KPW5513", 0.6)], 200);
+        assert!(early(&evs).is_empty());
+        // Without a watch the same frame waits for the vote over 3 frames.
+        let mut plain = tracker(TrackerConfig::default());
+        assert!(early(&plain.push(read("a", 1, 0, [100, 100, 80, 20], "MUC4821", 0.95), 0)).is_empty());
+        // A confident frame of a watched text the track's vote does not lead with (two frames read
+        // another text) raises nothing until the vote comes round to it.
+        let mut tr = watched(tracker(TrackerConfig::default()));
+        tr.push(read("a", 1, 0, [100, 100, 80, 20], "MUC4321", 0.8), 0);
+        tr.push(read("a", 2, 100, [100, 100, 80, 20], "MUC4321", 0.8), 100);
+        assert!(early(&tr.push(read("a", 3, 200, [100, 100, 80, 20], "MUC4821", 0.9), 200)).is_empty());
+        let evs = tr.push(read("a", 4, 300, [100, 100, 80, 20], "MUC4821", 1.0), 300);
+        assert_eq!(early(&evs).len(), 1);
+        assert_eq!(early(&evs)[0].0, "MUC4821");
     }
 
     #[test]

@@ -175,6 +175,14 @@ pub struct StatusV1 {
     pub state: String,
     pub at: String,
     pub version: String,
+    /// On `offline`: true when the daemon stopped cleanly (retained, and the broker drops the will); false in
+    /// the last will, which the broker publishes only when the link broke (its `at` is when the link was made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_shutdown: Option<bool>,
+    /// On `online`: the health summary of `/readyz` (see `observe::health`), sent again every
+    /// `[metrics] status_interval_s` and when a camera's `camera_degraded` state changes. No plate data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<serde_json::Value>,
 }
 
 impl StatusV1 {
@@ -187,6 +195,8 @@ impl StatusV1 {
             state: state.into(),
             at: rfc3339(now_ms),
             version: env!("CARGO_PKG_VERSION").into(),
+            clean_shutdown: None,
+            health: None,
         }
     }
 }

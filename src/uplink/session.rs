@@ -1,9 +1,10 @@
 //! The MQTT session: drains the durable outbox (alerts first, then batched reads), deletes entries only
-//! on their PUBACK, answers inbound commands, and reconnects with backoff and jitter.
+//! on their PUBACK, answers inbound commands, and reconnects with backoff and jitter, going through the
+//! configured brokers in order ([`super::brokers`]).
 //!
 //! rumqttc's `publish()` returns when queued, and a broker that lost the session drops unacknowledged
-//! publishes; so each connection gets a fresh client, packet ids are matched here (publishes leave in
-//! request order, so `Outgoing::Publish(pkid)` events pair with our FIFO of requests), and whatever
+//! publishes; so each connection gets a fresh client and fresh bookkeeping ([`super::delivery`]: packet
+//! ids paired with our FIFO of requests, the cursors over the outbox and the upload queue), and whatever
 //! was not acknowledged when a connection ends is sent again from sled on the next. PUBACKs already
 //! read when a connection fails are still applied, so what was acknowledged is not sent again.
 //!
@@ -13,13 +14,14 @@
 //! its reason (and audited through the handler) when over the size limit, retained, malformed or, with
 //! a configured key, not signed. Backoff starts over only after a connection stayed up `healthy_after`.
 
+use super::brokers::{Rotation, Wait};
+use super::delivery::{Delivery, Pending};
 use super::payload::{command_signing_bytes, AckV1, CommandV1, HealthV1, ReadsBatchV1, StatusV1};
 use super::topics::Topics;
 use crate::store::commands::{CommandDone, MAX_COMMAND_ID_BYTES};
-use crate::store::{OutboxKey, Store};
+use crate::store::Store;
 use backon::BackoffBuilder;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, Transport};
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,8 +30,8 @@ use crate::clock::now_ms;
 
 #[derive(Clone)]
 pub struct Settings {
-    pub host: String,
-    pub port: u16,
+    /// The brokers, host and port, tried in this order (see [`Rotation`]); at least one.
+    pub brokers: Vec<(String, u16)>,
     pub client_id: String,
     pub keepalive: Duration,
     /// None only when the configuration explicitly asks for plaintext (lab use).
@@ -75,53 +77,22 @@ pub struct Stats {
     pub connects: AtomicU64,
     pub outbox_acked: AtomicU64,
     pub reads_acked: AtomicU64,
+    /// Outbox messages (alerts first) and reads published, acknowledged or not.
+    pub published_outbox: AtomicU64,
+    pub published_reads: AtomicU64,
     pub commands: AtomicU64,
     pub commands_refused: AtomicU64,
     pub dropped_oversized: AtomicU64,
+    /// `host:port` of the broker connected to, or last tried.
+    pub broker: Mutex<String>,
     pub last_error: Mutex<Option<String>>,
 }
 
-enum Pending {
-    Outbox(OutboxKey),
-    Reads(Vec<u64>),
-    Untracked,
-}
-
-/// Per-connection state: what was published and not yet acknowledged.
-#[derive(Default)]
-struct Conn {
-    fifo: VecDeque<Pending>,
-    by_pkid: HashMap<u16, Pending>,
-    outbox_cursor: Option<OutboxKey>,
-    reads_cursor: Option<u64>,
-    tracked: usize,
-    partial_batch_since: Option<Instant>,
-}
-
-impl Conn {
-    /// rumqttc sent the oldest publish it was given with this packet id (0: QoS 0, nothing to wait for).
-    /// rumqttc's `publish()` returns when queued, so its packet ids are paired with our FIFO here.
-    fn sent(&mut self, pkid: u16) {
-        if let Some(p) = self.fifo.pop_front() {
-            if pkid != 0 {
-                self.by_pkid.insert(pkid, p);
-            }
-        }
-    }
-
-    /// The broker's PUBACK for this packet id: the message it acknowledges, when it was one of ours.
-    fn acked(&mut self, pkid: u16) -> Option<Pending> {
-        self.by_pkid.remove(&pkid)
-    }
-
-    fn publish(&mut self, client: &AsyncClient, topic: String, qos: QoS, retain: bool, payload: Vec<u8>, p: Pending) -> Result<(), ConnError> {
-        client.try_publish(topic, qos, retain, payload).map_err(|e| ConnError::Mqtt(e.to_string()))?;
-        if !matches!(p, Pending::Untracked) {
-            self.tracked += 1;
-        }
-        self.fifo.push_back(p);
-        Ok(())
-    }
+/// Hands a message to the client and records it in the connection's bookkeeping.
+fn publish(client: &AsyncClient, d: &mut Delivery, topic: String, qos: QoS, retain: bool, payload: Vec<u8>, p: Pending) -> Result<(), ConnError> {
+    client.try_publish(topic, qos, retain, payload).map_err(|e| ConnError::Mqtt(e.to_string()))?;
+    d.queued(p);
+    Ok(())
 }
 
 pub struct Uplink {
@@ -132,7 +103,12 @@ pub struct Uplink {
     handler: Arc<dyn CommandHandler>,
     /// Commands are answered one at a time, so a repeat delivered meanwhile finds the first answer.
     commands: Arc<Mutex<()>>,
+    /// The health summary the retained status carries, how often it is sent again, and what wakes it early.
+    status: Option<(StatusSource, Duration, Arc<Notify>)>,
 }
+
+/// The health summary for the status topic (`observe::health::Summary` as JSON).
+pub type StatusSource = Arc<dyn Fn() -> Option<serde_json::Value> + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 enum ConnError {
@@ -144,7 +120,24 @@ enum ConnError {
 
 impl Uplink {
     pub fn new(settings: Settings, store: Arc<Store>, handler: Arc<dyn CommandHandler>) -> Uplink {
-        Uplink { settings, store, wake: Arc::new(Notify::new()), stats: Arc::new(Stats::default()), handler, commands: Arc::default() }
+        Uplink { settings, store, wake: Arc::new(Notify::new()), stats: Arc::new(Stats::default()), handler, commands: Arc::default(), status: None }
+    }
+
+    /// The retained `online` status carries `source`'s health summary, sent again every `every` (zero: only
+    /// at connect) and at once when `changed` is notified.
+    pub fn with_status(mut self, source: StatusSource, every: Duration, changed: Arc<Notify>) -> Uplink {
+        self.status = Some((source, every, changed));
+        self
+    }
+
+    fn status_payload(&self, state: &str, clean_shutdown: Option<bool>) -> Vec<u8> {
+        let s = &self.settings;
+        let mut status = StatusV1::new(&s.site, &s.device, state, now_ms());
+        status.clean_shutdown = clean_shutdown;
+        if state == "online" {
+            status.health = self.status.as_ref().and_then(|(source, _, _)| source());
+        }
+        serde_json::to_vec(&status).unwrap_or_default()
     }
 
     /// Notify after queueing something so it goes out at once.
@@ -156,9 +149,9 @@ impl Uplink {
         self.stats.clone()
     }
 
-    fn options(&self) -> MqttOptions {
+    fn options(&self, host: &str, port: u16) -> MqttOptions {
         let s = &self.settings;
-        let mut o = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+        let mut o = MqttOptions::new(s.client_id.clone(), host, port);
         o.set_keep_alive(s.keepalive)
             // Persistent: QoS 1 commands sent while we are away wait for us at the broker.
             .set_clean_session(false)
@@ -166,7 +159,9 @@ impl Uplink {
             .set_manual_acks(true)
             .set_max_packet_size(s.max_inbound_bytes.max(s.max_command_bytes), s.max_packet_bytes)
             .set_inflight((s.max_inflight * 2).clamp(10, u16::MAX as usize) as u16);
-        let offline = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "offline", now_ms())).unwrap_or_default();
+        // The broker publishes the will only when the link breaks: `clean_shutdown: false`. A clean stop says
+        // `true` and ends with DISCONNECT, on which the broker discards the will (MQTT 3.1.1, 3.14.4).
+        let offline = self.status_payload("offline", Some(false));
         o.set_last_will(LastWill::new(s.topics.status(), offline, QoS::AtLeastOnce, true));
         if let Some(tls) = &s.tls {
             o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.clone())));
@@ -180,13 +175,22 @@ impl Uplink {
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = self.backoff();
+        let mut brokers = Rotation::new(self.settings.brokers.len());
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let (client, eventloop) = AsyncClient::new(self.options(), self.settings.max_inflight * 4 + 16);
+            let Some((host, port)) = self.settings.brokers.get(brokers.current()).cloned() else {
+                log::error!("no MQTT broker configured; the uplink stops");
+                return;
+            };
+            let broker = format!("{host}:{port}");
+            if let Ok(mut b) = self.stats.broker.lock() {
+                b.clone_from(&broker);
+            }
+            let (client, eventloop) = AsyncClient::new(self.options(&host, port), self.settings.max_inflight * 4 + 16);
             let mut connected_at = None;
-            let result = self.connection(&client, eventloop, &mut shutdown, &mut connected_at).await;
+            let result = self.connection(&client, eventloop, &mut shutdown, &mut connected_at, &broker).await;
             self.stats.connected.store(false, Ordering::Relaxed);
             match result {
                 Ok(()) => {
@@ -195,18 +199,23 @@ impl Uplink {
                 }
                 Err(e) => {
                     let msg = e.to_string();
-                    log::warn!(broker = self.settings.host.as_str(); "MQTT connection lost or refused: {msg}");
+                    log::warn!(broker = broker.as_str(); "MQTT connection lost or refused: {msg}");
                     if let Ok(mut l) = self.stats.last_error.lock() {
-                        *l = Some(msg);
+                        *l = Some(format!("{broker}: {msg}"));
                     }
                 }
             }
             // A connection that fails at once (a broker that drops us on every connect) must not reset
             // the backoff, or the box reconnects every second for as long as the cause stays.
-            if connected_at.is_some_and(|t: Instant| t.elapsed() >= self.settings.healthy_after) {
+            let healthy = connected_at.is_some_and(|t: Instant| t.elapsed() >= self.settings.healthy_after);
+            if healthy {
                 backoff = self.backoff();
             }
-            let delay = backoff.next().unwrap_or(self.settings.backoff_max);
+            let delay = match brokers.failed(healthy) {
+                Wait::Backoff => backoff.next().unwrap_or(self.settings.backoff_max),
+                // The next broker of the list, at once: failing over is what the list is for.
+                Wait::NextBroker => Duration::ZERO,
+            };
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => {}
@@ -230,12 +239,17 @@ impl Uplink {
         mut ev: EventLoop,
         shutdown: &mut watch::Receiver<bool>,
         connected_at: &mut Option<Instant>,
+        broker: &str,
     ) -> Result<(), ConnError> {
-        let mut conn = Conn::default();
+        let mut conn = Delivery::new();
         let mut online = false;
         let (ack_tx, mut ack_rx) = mpsc::channel::<(String, AckV1, rumqttc::Publish)>(64);
         let mut health = tokio::time::interval(self.settings.health_interval);
         let mut batch_timer = tokio::time::interval(Duration::from_millis(100).min(self.settings.reads_batch_max_age));
+        let status_every = self.status.as_ref().map(|(_, every, _)| *every).filter(|e| !e.is_zero());
+        let mut status_tick = tokio::time::interval(status_every.unwrap_or(Duration::from_secs(3600)));
+        status_tick.tick().await;
+        let status_changed = self.status.as_ref().map(|(_, _, n)| n.clone()).unwrap_or_default();
         loop {
             tokio::select! {
                 event = ev.poll() => {
@@ -252,10 +266,10 @@ impl Uplink {
                             *connected_at = Some(Instant::now());
                             self.stats.connected.store(true, Ordering::Relaxed);
                             self.stats.connects.fetch_add(1, Ordering::Relaxed);
-                            log::info!(broker = self.settings.host.as_str(); "MQTT connected");
+                            log::info!(broker; "MQTT connected");
                             let s = &self.settings;
-                            let status = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "online", now_ms())).unwrap_or_default();
-                            conn.publish(client, s.topics.status(), QoS::AtLeastOnce, true, status, Pending::Untracked)?;
+                            let status = self.status_payload("online", None);
+                            publish(client, &mut conn, s.topics.status(), QoS::AtLeastOnce, true, status, Pending::Untracked)?;
                             // The broker kept our subscription with the session; subscribing again would
                             // make it send retained commands again.
                             if !ack.session_present {
@@ -268,7 +282,7 @@ impl Uplink {
                         }
                         Event::Incoming(Packet::PubAck(ack)) => {
                             if let Some(p) = conn.acked(ack.pkid) {
-                                self.acknowledged(&mut conn, p)?;
+                                self.acknowledged(p)?;
                             }
                             self.fill(client, &mut conn)?;
                         }
@@ -276,18 +290,26 @@ impl Uplink {
                         _ => {}
                     }
                 }
-                Some((cmd, ack, publish)) = ack_rx.recv() => {
+                Some((cmd, ack, command)) = ack_rx.recv() => {
                     let payload = serde_json::to_vec(&ack).unwrap_or_default();
                     log::info!(command = cmd.as_str(), ok = ack.ok, duplicate = ack.duplicate; "command answered");
-                    conn.publish(client, self.settings.topics.ack(), QoS::AtLeastOnce, false, payload, Pending::Untracked)?;
+                    publish(client, &mut conn, self.settings.topics.ack(), QoS::AtLeastOnce, false, payload, Pending::Untracked)?;
                     // Answered (and, when applied, recorded): the broker may forget it now.
-                    client.try_ack(&publish).map_err(|e| ConnError::Mqtt(e.to_string()))?;
+                    client.try_ack(&command).map_err(|e| ConnError::Mqtt(e.to_string()))?;
                 }
                 _ = self.wake.notified(), if online => self.fill(client, &mut conn)?,
                 _ = batch_timer.tick(), if online => self.fill(client, &mut conn)?,
+                _ = status_tick.tick(), if online && status_every.is_some() => {
+                    let status = self.status_payload("online", None);
+                    publish(client, &mut conn, self.settings.topics.status(), QoS::AtLeastOnce, true, status, Pending::Untracked)?;
+                }
+                _ = status_changed.notified(), if online && self.status.is_some() => {
+                    let status = self.status_payload("online", None);
+                    publish(client, &mut conn, self.settings.topics.status(), QoS::AtLeastOnce, true, status, Pending::Untracked)?;
+                }
                 _ = health.tick(), if online => {
                     let payload = serde_json::to_vec(&self.health()).unwrap_or_default();
-                    conn.publish(client, self.settings.topics.health(), QoS::AtMostOnce, false, payload, Pending::Untracked)?;
+                    publish(client, &mut conn, self.settings.topics.health(), QoS::AtMostOnce, false, payload, Pending::Untracked)?;
                 }
                 _ = shutdown.changed() => {
                     if online {
@@ -304,19 +326,19 @@ impl Uplink {
     /// [`SHUTDOWN_DRAIN`], so a clean stop neither strands an alert nor leaves delivered messages to be
     /// sent twice; then tell the server we leave (the retained status replaces the last will). Whatever is
     /// not acknowledged by then stays in the outbox for the next start.
-    async fn drain_on_shutdown(&self, client: &AsyncClient, ev: &mut EventLoop, conn: &mut Conn) {
+    async fn drain_on_shutdown(&self, client: &AsyncClient, ev: &mut EventLoop, conn: &mut Delivery) {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
         if let Err(e) = self.fill(client, conn) {
             log::warn!("cannot send the outbox while stopping: {e}");
         }
-        while conn.tracked > 0 {
+        while conn.in_flight() > 0 {
             match tokio::time::timeout_at(deadline, ev.poll()).await {
                 Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
                     conn.sent(pkid);
                 }
                 Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
                     if let Some(p) = conn.acked(ack.pkid) {
-                        if let Err(e) = self.acknowledged(conn, p) {
+                        if let Err(e) = self.acknowledged(p) {
                             log::warn!("cannot record an acknowledgement while stopping: {e}");
                             break;
                         }
@@ -330,12 +352,13 @@ impl Uplink {
                 Ok(Err(_)) | Err(_) => break,
             }
         }
-        let s = &self.settings;
-        let status = serde_json::to_vec(&StatusV1::new(&s.site, &s.device, "offline", now_ms())).unwrap_or_default();
-        if client.try_publish(s.topics.status(), QoS::AtMostOnce, true, status).is_ok() {
-            let _ = tokio::time::timeout(Duration::from_millis(300), async {
+        // The clean stop, retained, then DISCONNECT so that the broker drops the will instead of publishing it
+        // over this status (the event loop must send it: dropping the connection would fire the will).
+        let status = self.status_payload("offline", Some(true));
+        if client.try_publish(self.settings.topics.status(), QoS::AtLeastOnce, true, status).is_ok() && client.try_disconnect().is_ok() {
+            let _ = tokio::time::timeout(Duration::from_millis(1000), async {
                 while let Ok(e) = ev.poll().await {
-                    if matches!(e, Event::Outgoing(Outgoing::Publish(_))) {
+                    if matches!(e, Event::Outgoing(Outgoing::Disconnect)) {
                         break;
                     }
                 }
@@ -344,17 +367,15 @@ impl Uplink {
         }
     }
 
-    fn acknowledged(&self, conn: &mut Conn, p: Pending) -> Result<(), ConnError> {
+    fn acknowledged(&self, p: Pending) -> Result<(), ConnError> {
         match p {
             Pending::Outbox(key) => {
                 self.store.outbox_remove(&key)?;
                 self.stats.outbox_acked.fetch_add(1, Ordering::Relaxed);
-                conn.tracked -= 1;
             }
             Pending::Reads(seqs) => {
                 self.store.upload_queue_remove(&seqs)?;
                 self.stats.reads_acked.fetch_add(seqs.len() as u64, Ordering::Relaxed);
-                conn.tracked -= 1;
             }
             Pending::Untracked => {}
         }
@@ -362,33 +383,26 @@ impl Uplink {
     }
 
     /// Publishes what is waiting, alerts and other outbox messages before reads, up to the in-flight window.
-    fn fill(&self, client: &AsyncClient, conn: &mut Conn) -> Result<(), ConnError> {
+    fn fill(&self, client: &AsyncClient, conn: &mut Delivery) -> Result<(), ConnError> {
         let s = &self.settings;
-        while conn.tracked < s.max_inflight {
-            if let Some(m) = self.store.outbox_peek(conn.outbox_cursor.as_ref(), 1)?.into_iter().next() {
-                conn.outbox_cursor = Some(m.key.clone());
+        while conn.has_room(s.max_inflight) {
+            if let Some(m) = self.store.outbox_peek(conn.outbox_cursor(), 1)?.into_iter().next() {
                 if m.payload.len() + m.topic.len() + 64 > s.max_packet_bytes {
                     // It can never be sent and would block everything behind it.
                     log::error!(seq = m.key.seq(), bytes = m.payload.len(); "outbox message larger than mqtt.max_packet_kib; dropped");
                     self.stats.dropped_oversized.fetch_add(1, Ordering::Relaxed);
                     self.store.outbox_remove(&m.key)?;
+                    conn.skipped(m.key);
                     continue;
                 }
-                conn.publish(client, s.topics.topic(&m.topic), QoS::AtLeastOnce, false, m.payload, Pending::Outbox(m.key))?;
+                publish(client, conn, s.topics.topic(&m.topic), QoS::AtLeastOnce, false, m.payload, Pending::Outbox(m.key))?;
+                self.stats.published_outbox.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let batch = self.store.upload_queue_peek(conn.reads_cursor, s.reads_batch_max)?;
-            if batch.is_empty() {
-                conn.partial_batch_since = None;
+            let batch = self.store.upload_queue_peek(conn.reads_cursor(), s.reads_batch_max)?;
+            if !conn.batch_due(batch.len(), s.reads_batch_max, s.reads_batch_max_age, Instant::now()) {
                 break;
             }
-            if batch.len() < s.reads_batch_max {
-                let since = *conn.partial_batch_since.get_or_insert_with(Instant::now);
-                if since.elapsed() < s.reads_batch_max_age {
-                    break;
-                }
-            }
-            conn.partial_batch_since = None;
             let mut take = batch.len();
             let payload = loop {
                 let reads: Vec<_> = batch[..take].iter().map(|(_, r)| r.clone()).collect();
@@ -399,15 +413,16 @@ impl Uplink {
                 take = take.div_ceil(2);
             };
             let seqs: Vec<u64> = batch[..take].iter().map(|(q, _)| *q).collect();
-            conn.reads_cursor = seqs.last().copied();
-            conn.publish(client, s.topics.reads(), QoS::AtLeastOnce, false, payload, Pending::Reads(seqs))?;
+            let n = seqs.len() as u64;
+            publish(client, conn, s.topics.reads(), QoS::AtLeastOnce, false, payload, Pending::Reads(seqs))?;
+            self.stats.published_reads.fetch_add(n, Ordering::Relaxed);
         }
         Ok(())
     }
 
     /// After a connection failed: PUBACKs read before the failure are still waiting in the event
     /// loop; apply them so acknowledged messages are not sent again on the next connection.
-    fn salvage(&self, ev: &mut EventLoop, conn: &mut Conn) {
+    fn salvage(&self, ev: &mut EventLoop, conn: &mut Delivery) {
         while let Some(e) = ev.state.events.pop_front() {
             match e {
                 Event::Outgoing(Outgoing::Publish(pkid)) => {
@@ -415,7 +430,7 @@ impl Uplink {
                 }
                 Event::Incoming(Packet::PubAck(ack)) => {
                     if let Some(p) = conn.acked(ack.pkid) {
-                        if let Err(e) = self.acknowledged(conn, p) {
+                        if let Err(e) = self.acknowledged(p) {
                             log::warn!("cannot record an acknowledgement after a failed connection: {e}");
                         }
                     }

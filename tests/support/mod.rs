@@ -2,14 +2,15 @@
 #![allow(dead_code)]
 
 pub mod mqtt;
+pub mod nats;
 pub mod rtsp;
 pub mod webdriver;
 
-pub use polewatch::bench::rig::{Broker as RigBroker, Pki};
+pub use polewatch_dev::bench::rig::{Broker as RigBroker, Pki};
 use std::path::Path;
 
 pub fn pki(dir: &Path, tag: &str, server_names: &[&str], server_expired: bool) -> Pki {
-    polewatch::bench::rig::pki(dir, tag, server_names, server_expired).expect("test PKI")
+    polewatch_dev::bench::rig::pki(dir, tag, server_names, server_expired).expect("test PKI")
 }
 
 /// Every file under `dir` with its bytes, sorted by path: what a store holds on disk, to show it was left
@@ -32,7 +33,7 @@ pub fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 }
 
 pub fn free_port() -> u16 {
-    polewatch::bench::rig::free_port().expect("free port")
+    polewatch_dev::bench::rig::free_port().expect("free port")
 }
 
 pub struct Broker(pub RigBroker);

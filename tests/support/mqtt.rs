@@ -1,6 +1,6 @@
 //! The central server's side in tests: a subscriber on `polewatch/#` with its own client certificate.
 
-use polewatch::bench::rig::Pki;
+use polewatch_dev::bench::rig::Pki;
 use polewatch::uplink::tls;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,17 @@ pub async fn subscriber(pki: &Pki, port: u16) -> (AsyncClient, Inbox) {
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain)),
                 Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) => {
+                    // rumqttc reads packets in bunches: those read with the end of a connection wait in
+                    // its state and would only come out after a reconnect to the same broker, which may
+                    // never come (a broker that was killed). Take them now.
+                    while let Some(e) = ev.state.events.pop_front() {
+                        if let Event::Incoming(Packet::Publish(p)) = e {
+                            sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain));
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
             }
         }
     });

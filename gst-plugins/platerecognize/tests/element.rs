@@ -21,10 +21,10 @@ fn model_set() -> PathBuf {
 /// The demo scene at `t` seconds: the first car (plate 7KQX214) is in view from 0.5 s to 4 s.
 fn demo_frame(t: f64, w: i32, h: i32) -> Vec<u8> {
     use opencv::prelude::*;
-    let road = polewatch::recognize::render::road(w, h, 42).unwrap();
+    let road = polewatch_dev::recognize::render::road(w, h, 42).unwrap();
     let plates: Vec<opencv::core::Mat> =
-        polewatch::demo::passes().iter().map(|p| polewatch::recognize::render::plate(p.text, p.style, 120).unwrap()).collect();
-    let img = polewatch::demo::frame(&road, &plates, t, 7).unwrap();
+        polewatch_dev::demo::passes().iter().map(|p| polewatch_dev::recognize::render::plate(p.text, p.style, 120).unwrap()).collect();
+    let img = polewatch_dev::demo::frame(&road, &plates, t, 7).unwrap();
     assert_eq!((img.cols(), img.rows(), img.channels()), (w, h, 3));
     img.data_bytes().unwrap().to_vec()
 }
@@ -39,7 +39,7 @@ fn harness_passes_frames_through_and_attaches_and_posts_each_plate() {
     let mut harness = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
     harness.set_src_caps_str(&format!("video/x-raw,format=BGR,width={w},height={h},framerate=10/1"));
 
-    let empty = polewatch::recognize::render::road(w, h, 42).unwrap();
+    let empty = polewatch_dev::recognize::render::road(w, h, 42).unwrap();
     let frames = [(0.0, { use opencv::prelude::*; empty.data_bytes().unwrap().to_vec() }), (2.5, demo_frame(2.5, w, h))];
     let mut outs = Vec::new();
     for (i, (t, bytes)) in frames.iter().enumerate() {
@@ -103,7 +103,7 @@ fn gst_tool(tool: &str, plugins: &Path, registry: &Path) -> Command {
 fn gst_launch_reads_the_plates_of_a_rendered_video() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("demo.mp4");
-    polewatch::demo::write_video(&video, 1280, 720, 4, 4.0).unwrap();
+    polewatch_dev::demo::write_video(&video, 1280, 720, 4, 4.0).unwrap();
     let registry = dir.path().join("registry.bin");
     let plugins = plugin_dir(dir.path());
 

@@ -1,4 +1,4 @@
-//! `polewatch bench audit`: durable audit appends (one writer, four writers) and the time to verify a
+//! `polewatch-dev bench audit`: durable audit appends (one writer, four writers) and the time to verify a
 //! large log.
 
 use crate::access::audit::{AuditKey, AuditLog};

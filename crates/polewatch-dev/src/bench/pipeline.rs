@@ -1,4 +1,4 @@
-//! `polewatch bench pipeline`: N cameras pulling 1080p H.264 of the project's demo scene from a real
+//! `polewatch-dev bench pipeline`: N cameras pulling 1080p H.264 of the project's demo scene from a real
 //! RTSP server on 127.0.0.1, through decode, sampling, the recognizer, the tracker and the store.
 //! Prints per N: decoded and analysed frames per second, dropped frames, CPU and RSS per camera, and
 //! frame-to-stored-read latency (capture of a pass's best frame to the durable read; it includes the
@@ -118,6 +118,8 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             logging: Default::default(),
             service: Default::default(),
             tracker: Default::default(),
+            metrics: Default::default(),
+            telemetry: Default::default(),
         };
         for i in 0..n {
             let cam: crate::config::Camera = serde_json::from_value(serde_json::json!({

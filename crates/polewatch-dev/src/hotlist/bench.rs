@@ -1,4 +1,4 @@
-//! Hotlist matching figures (for `polewatch bench`): index build time and time per read against a large
+//! Hotlist matching figures (for `polewatch-dev bench`): index build time and time per read against a large
 //! synthetic list. Figures only; tests never assert on time. The synthetic list and reads are public so
 //! that tests can check the matcher on the same data.
 

@@ -1,4 +1,4 @@
-//! A local MQTT rig for tests and `polewatch bench uplink`: certificates made here (rcgen) and a real
+//! A local MQTT rig for tests and `polewatch-dev bench uplink`: certificates made here (rcgen) and a real
 //! mosquitto broker with TLS on a free 127.0.0.1 port.
 
 use anyhow::{anyhow, Context, Result};

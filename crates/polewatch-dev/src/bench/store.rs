@@ -1,4 +1,5 @@
-//! `polewatch bench store`: durable insert rate, bytes on disk per read, purge time against store size.
+//! `polewatch-dev bench store`: durable insert rate, bytes on disk per read, purge time against store size;
+//! with `--scale`, the year's-scale figures of [`super::store_scale`] instead.
 
 use crate::bench::{print_figures, synthetic_read, ScratchDir};
 use crate::clock::FixedClock;
@@ -21,6 +22,10 @@ pub struct Options {
     pub encrypted: bool,
     /// Size of the stores (one clear, one encrypted) the search figures are taken on; 0: none.
     pub search_reads: usize,
+    /// Store sizes for the year's-scale figures ([`super::store_scale`]); when given, only those run.
+    pub scale: Vec<usize>,
+    /// Crop bytes per read in the year's-scale stores (0: metadata only).
+    pub scale_crop_bytes: usize,
 }
 
 fn random_key() -> anyhow::Result<Arc<Keyring>> {
@@ -119,6 +124,19 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now().as_millisecond();
     let keys = if o.encrypted { Some(random_key()?) } else { None };
     figures.push(("encrypted".into(), o.encrypted as u8 as f64, "0/1"));
+    if !o.scale.is_empty() {
+        let so = super::store_scale::ScaleOptions {
+            sizes: &o.scale,
+            dir: o.dir.as_deref(),
+            keys,
+            crop_bytes: o.scale_crop_bytes,
+            wildcard_budget: Duration::from_secs(60),
+        };
+        figures.push(("scale_crop_bytes".into(), o.scale_crop_bytes as f64, "bytes"));
+        super::store_scale::run(&so, now, &mut figures)?;
+        print_figures(&figures, o.json);
+        return Ok(());
+    }
 
     // 0. CPU cost of sealing one read (1 KB-ish record, 3 KB crop, index value and keyed hash), one core.
     {

@@ -6,8 +6,8 @@ use std::time::Duration;
 #[test]
 fn sigkill_loses_no_acknowledged_read() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_polewatch"));
-    let r = polewatch::bench::crash::run_cycles(exe, dir.path(), 30, Duration::from_millis(400)).unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_polewatch-dev"));
+    let r = polewatch_dev::bench::crash::run_cycles(exe, dir.path(), 30, Duration::from_millis(400)).unwrap();
     assert!(r.problems.is_empty(), "{:#?}", r.problems);
     assert_eq!((r.lost, r.damaged, r.failed_opens, r.corrupt_recoveries), (0, 0, 0, 0));
     // The test means something only if the child got reads acknowledged before most kills.
@@ -17,16 +17,16 @@ fn sigkill_loses_no_acknowledged_read() {
 #[test]
 fn sigkill_loses_no_acknowledged_hold_audit_entry_or_outbox_message() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_polewatch"));
-    let opts = polewatch::bench::crash::Options { cycles: 20, max_delay: Duration::from_millis(500), verify_every: 5, ..Default::default() };
-    let r = polewatch::bench::crash::run(exe, dir.path(), &opts).unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_polewatch-dev"));
+    let opts = polewatch_dev::bench::crash::Options { cycles: 20, max_delay: Duration::from_millis(500), verify_every: 5, ..Default::default() };
+    let r = polewatch_dev::bench::crash::run(exe, dir.path(), &opts).unwrap();
     assert!(r.problems.is_empty(), "{:#?}", r.problems);
     assert_eq!(r.violations(), 0, "{r:#?}");
     assert!(r.acknowledged_holds >= 20 && r.acknowledged_audit >= 20 && r.acknowledged_outbox >= 20, "too little was acknowledged to mean anything: {r:#?}");
 }
 
 mod powercut_model {
-    use polewatch::bench::powercut::{parse_journal, Fate, Model, SyncFileRange};
+    use polewatch_dev::bench::powercut::{parse_journal, Fate, Model, SyncFileRange};
 
     fn rec(kind: u8, path: &str, a: u64, data: &[u8]) -> Vec<u8> {
         let mut v = vec![kind];
@@ -96,15 +96,15 @@ mod powercut_model {
 #[test]
 fn a_power_cut_loses_no_acknowledged_item_and_the_store_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_polewatch"));
-    let opts = polewatch::bench::crash::Options {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_polewatch-dev"));
+    let opts = polewatch_dev::bench::crash::Options {
         cycles: 12,
         max_delay: Duration::from_millis(1500),
-        cut: polewatch::bench::crash::Cut::PowerLoss(polewatch::bench::powercut::SyncFileRange::NotDurable),
+        cut: polewatch_dev::bench::crash::Cut::PowerLoss(polewatch_dev::bench::powercut::SyncFileRange::NotDurable),
         verify_every: 4,
         ..Default::default()
     };
-    let r = polewatch::bench::crash::run(exe, dir.path(), &opts).unwrap();
+    let r = polewatch_dev::bench::crash::run(exe, dir.path(), &opts).unwrap();
     assert!(r.problems.is_empty(), "{:#?}", r.problems);
     assert_eq!(r.violations(), 0, "{r:#?}");
     assert!(r.acknowledged >= 50, "too little was acknowledged to mean anything: {r:#?}");

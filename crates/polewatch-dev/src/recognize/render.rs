@@ -183,8 +183,8 @@ pub fn blur_and_noise(img: &Mat, len: i32, noise_sigma: f64, seed: u64) -> Resul
 }
 
 /// The start-up check scene: its plate text and box (x, y, w, h).
-pub const SMOKE_TEXT: &str = "8PWT417";
-pub const SMOKE_BOX: [u32; 4] = [255, 212, 150, 75];
+/// (The daemon's constants: it embeds the scene, not this code.)
+pub use super::smoke::{BOX as SMOKE_BOX, TEXT as SMOKE_TEXT};
 /// A plainly readable size: the check is for models that compute garbage, not for hard plates.
 const SMOKE_PLATE_W: i32 = 150;
 

@@ -1,6 +1,6 @@
-//! `polewatch bench alerts`: the daemon's real alert path, timed from the camera's side. A rendered clip
+//! `polewatch-dev bench alerts`: the daemon's real alert path, timed from the camera's side. A rendered clip
 //! of the demo scene (1080p, 15 fps; one plate at dusk) is served over RTSP on loopback by a child
-//! process (so it can be killed -9), pulled by a `polewatch run` child with the shipped recognizer, the
+//! process (so it can be killed -9), pulled by a `polewatch run` child ([`super::daemon_exe`]) with the shipped recognizer, the
 //! tracker, the store and the MQTT uplink to a loopback mosquitto with TLS, and a hotlist holding three
 //! of the five plates. A subscriber takes the alerts as a central server would.
 //!
@@ -243,7 +243,7 @@ pub fn run(o: &Options) -> Result<()> {
     let mut server = Server { exe: exe.clone(), port: free_port()?, file: video.clone(), child: None, starts: Arc::default() };
     server.start()?;
     let cfg = config(&scratch.0, o, &pki, broker.port, server.port)?;
-    let mut daemon = Command::new(&exe).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().context("cannot start the daemon")?;
+    let mut daemon = Command::new(super::daemon_exe()?).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().context("cannot start the daemon")?;
     collect(daemon.stderr.take().ok_or_else(|| anyhow!("no stderr"))?, inbox.clone());
     let daemon = Proc(daemon);
 
@@ -307,6 +307,10 @@ pub fn run(o: &Options) -> Result<()> {
     // Score the alerts against the passes of each play.
     let alerts = std::mem::take(&mut *alerts.lock().unwrap_or_else(|p| p.into_inner()));
     let mut latencies: Vec<f64> = Vec::new();
+    // The split of frame → alert: from the plate's first frame to the frame the alert's read was taken
+    // from (the plate becoming readable, the reads the tracker waits for, the transport and decode), and
+    // from that frame's arrival at the daemon (the read's captured_at) to the subscriber.
+    let (mut to_read, mut read_to_alert): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     let (mut hotlisted, mut alerted, mut false_alerts, mut updates) = (0usize, 0usize, 0usize, 0usize);
     let mut used = vec![false; alerts.len()];
     for &(start, end) in &plays {
@@ -323,6 +327,8 @@ pub fn run(o: &Options) -> Result<()> {
             if let Some(&first) = mine.first() {
                 alerted += 1;
                 latencies.push((alerts[first].at_ms - appear) as f64);
+                to_read.push((alerts[first].captured_ms - appear) as f64);
+                read_to_alert.push((alerts[first].at_ms - alerts[first].captured_ms) as f64);
                 eprintln!("play at {start}: {} alerted {} ms after it appeared", p.text, alerts[first].at_ms - appear);
             } else {
                 eprintln!("play at {start}: {} NOT alerted", p.text);
@@ -356,6 +362,8 @@ pub fn run(o: &Options) -> Result<()> {
         eprintln!("second track folded into an earlier alert, logged {} ms into the play at {play}", t - play);
     }
     latencies.sort_by(f64::total_cmp);
+    to_read.sort_by(f64::total_cmp);
+    read_to_alert.sort_by(f64::total_cmp);
     reconnect_ms.sort_by(f64::total_cmp);
 
     // Analysed frames per second over status windows inside one play.
@@ -379,6 +387,8 @@ pub fn run(o: &Options) -> Result<()> {
         ("frame → alert p50", format!("{p50:.0} ms")),
         ("frame → alert p99", format!("{p99:.0} ms")),
         ("frame → alert max", format!("{:.0} ms", latencies.last().copied().unwrap_or(f64::NAN))),
+        ("… plate's first frame → alert's read frame p50 / p99", format!("{:.0} / {:.0} ms", percentile(&to_read, 0.5), percentile(&to_read, 0.99))),
+        ("… read frame (at the daemon) → alert p50 / p99", format!("{:.0} / {:.0} ms", percentile(&read_to_alert, 0.5), percentile(&read_to_alert, 0.99))),
         ("hotlisted passes", hotlisted.to_string()),
         ("alerted", alerted.to_string()),
         ("false alerts", false_alerts.to_string()),
@@ -397,6 +407,7 @@ pub fn run(o: &Options) -> Result<()> {
     let round = |x: f64| if x.is_finite() { serde_json::json!((x * 100.0).round() / 100.0) } else { serde_json::Value::Null };
     let obj = serde_json::json!({
         "frame_to_alert_ms": {"p50": round(p50), "p99": round(p99)},
+        "read_frame_to_alert_ms": {"p50": round(percentile(&read_to_alert, 0.5)), "p99": round(percentile(&read_to_alert, 0.99))},
         "hotlisted": hotlisted,
         "alerted": alerted,
         "false_alerts": false_alerts,

@@ -1,16 +1,18 @@
-//! Benchmarks and the kill -9 harness; figures are printed by `polewatch bench …`, never asserted on
+//! Benchmarks and the kill -9 harness; figures are printed by `polewatch-dev bench …`, never asserted on
 //! time in unit tests.
 
 pub mod accuracy;
 pub mod alerts;
 pub mod audit;
 pub mod crash;
+pub mod login;
 pub mod outage;
 pub mod powercut;
 pub mod pipeline;
 pub mod recognize;
 pub mod rig;
 pub mod store;
+pub mod store_scale;
 pub mod uplink;
 
 use crate::store::{Candidate, NewRead, Plate};
@@ -57,6 +59,20 @@ pub fn print_figures(figures: &[(String, f64, &str)], json: bool) {
             figures.iter().map(|(n, v, _)| (n.clone(), serde_json::json!((v * 100.0).round() / 100.0))).collect();
         println!("{}", serde_json::Value::Object(obj));
     }
+}
+
+/// The daemon binary the benchmarks start (`polewatch run`): `$POLEWATCH_BIN`, else the `polewatch` beside
+/// this executable (cargo puts both in `target/<profile>/`).
+pub fn daemon_exe() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("POLEWATCH_BIN") {
+        return Ok(p.into());
+    }
+    let me = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find my own executable: {e}"))?;
+    let exe = me.with_file_name("polewatch");
+    if !exe.is_file() {
+        anyhow::bail!("no daemon binary at {} (build it: cargo build --release -p polewatch, or set POLEWATCH_BIN)", exe.display());
+    }
+    Ok(exe)
 }
 
 /// A scratch directory removed on drop.

@@ -1,4 +1,4 @@
-//! `polewatch bench uplink`: vehicle read → alert PUBACK latency through a local mosquitto with TLS,
+//! `polewatch-dev bench uplink`: vehicle read → alert PUBACK latency through a local mosquitto with TLS,
 //! and how fast a backlog drains after an outage.
 
 use crate::bench::rig::{free_port, pki, Broker};
@@ -55,8 +55,7 @@ async fn run_async(o: &Options) -> Result<()> {
     let pki = pki(&scratch.0.join("pki"), "bench", &["127.0.0.1"], false)?;
     let broker = Broker::start(&pki, free_port()?)?;
     let settings = Settings {
-        host: "127.0.0.1".into(),
-        port: broker.port,
+        brokers: vec![("127.0.0.1".into(), broker.port)],
         client_id: "bench-pole".into(),
         keepalive: Duration::from_secs(30),
         tls: Some(tls::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key)))?),

@@ -1,4 +1,4 @@
-//! `polewatch bench recognize`: frames per second on one core for 1080p frames the project renders
+//! `polewatch-dev bench recognize`: frames per second on one core for 1080p frames the project renders
 //! (three vehicles with plates 90–200 px wide): detector alone, and detector plus OCR on every plate;
 //! and OCR alone per plate.
 

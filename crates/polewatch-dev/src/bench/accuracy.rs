@@ -1,4 +1,4 @@
-//! `polewatch bench accuracy`: a model set (and optionally a second one, `--against`) on a labelled
+//! `polewatch-dev bench accuracy`: a model set (and optionally a second one, `--against`) on a labelled
 //! set: detection recall/precision at IoU 0.5, OCR-only exact match on the labelled boxes, end-to-end
 //! exact match, character accuracy and milliseconds per stage, per group and overall.
 
