@@ -227,7 +227,7 @@ pub fn run_cycles(exe: &Path, dir: &Path, cycles: usize, max_delay: Duration) ->
 #[derive(Default)]
 struct Acked {
     reads: Vec<(ReadId, u64)>,
-    holds: Vec<(ReadId, uuid::Uuid)>,
+    holds: Vec<(ReadId, String)>,
     audit_head: u64,
     audit: usize,
     /// Outbox seq -> n, for messages not (being) removed.
@@ -239,7 +239,7 @@ struct Acked {
 struct Findings {
     lost: HashSet<ReadId>,
     damaged: HashSet<ReadId>,
-    lost_holds: HashSet<uuid::Uuid>,
+    lost_holds: HashSet<String>,
     lost_outbox: HashSet<u64>,
 }
 
@@ -307,7 +307,7 @@ pub fn run(exe: &Path, dir: &Path, opts: &Options) -> anyhow::Result<CrashReport
             let p: Vec<&str> = l.split_whitespace().collect();
             match p.as_slice() {
                 ["stored", id, seq] => acked.reads.push((ReadId(id.parse()?), seq.parse()?)),
-                ["hold", read, hold] => acked.holds.push((ReadId(read.parse()?), hold.parse()?)),
+                ["hold", read, hold] => acked.holds.push((ReadId(read.parse()?), hold.to_string())),
                 ["audit", seq] => {
                     acked.audit += 1;
                     acked.audit_head = acked.audit_head.max(seq.parse()?);
@@ -432,9 +432,9 @@ fn verify_reads(store: &Store, acked: &[(ReadId, u64)], frames: bool, cycle: usi
     Ok(())
 }
 
-fn verify_holds(store: &Store, acked: &[(ReadId, uuid::Uuid)], cycle: usize, report: &mut CrashReport, f: &mut Findings) -> anyhow::Result<()> {
+fn verify_holds(store: &Store, acked: &[(ReadId, String)], cycle: usize, report: &mut CrashReport, f: &mut Findings) -> anyhow::Result<()> {
     for (read, hold) in acked {
-        if !store.holds_for(*read).is_ok_and(|v| v.iter().any(|h| h.id == *hold && h.released.is_none())) && f.lost_holds.insert(*hold) {
+        if !store.holds_for(*read).is_ok_and(|v| v.iter().any(|h| h.id.to_string() == *hold && h.released.is_none())) && f.lost_holds.insert(hold.clone()) {
             report.problem(format!("cycle {cycle}: acknowledged hold {hold} on read {read} is missing"));
         }
     }
@@ -503,6 +503,6 @@ fn repoint_head(store: &Store, key: &Path) -> anyhow::Result<()> {
         return Ok(());
     };
     let e = decode_record(&crate::store::AuditRecord { key_seq: Some(head), bytes }).map_err(|u| anyhow::anyhow!("{}", u.0))?;
-    ChainHead { seq: head, hash: hex::encode(e.hash), at_ms: e.at_ms }.save(key)?;
+    ChainHead { seq: head, hash: e.hash.iter().map(|b| format!("{b:02x}")).collect::<String>(), at_ms: e.at_ms }.save(key)?;
     Ok(())
 }

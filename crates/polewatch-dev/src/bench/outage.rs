@@ -67,8 +67,7 @@ pub fn produce(dir: &Path, port: u16, rate: f64, cameras: usize, alert_every: u6
     let pki_dir = dir.join("pki");
     let (ca, client_cert, client_key) = (pki_dir.join("outage-ca.pem"), pki_dir.join("outage-client.pem"), pki_dir.join("outage-client.key"));
     let settings = Settings {
-        host: "127.0.0.1".into(),
-        port,
+        brokers: vec![("127.0.0.1".into(), port)],
         client_id: "outage-pole".into(),
         keepalive: Duration::from_secs(5),
         tls: Some(tls::client_config(&ca, Some((&client_cert, &client_key)))?),
