@@ -192,4 +192,66 @@ proptest! {
             }
         }
     }
+
+    // Issue 15, the other inputs from outside the box (the same properties are cargo fuzz targets in
+    // fuzz/, which need a nightly build of the whole tree).
+
+    #[test]
+    fn any_hotlist_text_parses_or_names_its_lines(text in "(?s).{0,800}") {
+        if let Err(polewatch::hotlist::HotlistError::Invalid { problems, .. }) = polewatch::hotlist::parse_csv("fuzz", &text, 1_700_000_000_000) {
+            prop_assert!(!problems.is_empty());
+            for p in &problems {
+                prop_assert!(p.message.len() < 2000, "a problem quotes a long value back: {}", p.message);
+            }
+        }
+    }
+
+    #[test]
+    fn hotlist_shaped_csv_parses_or_names_its_lines(
+        rows in prop::collection::vec((
+            "[A-Z0-9*?]{0,12}|.{0,12}", "[a-z-]{0,6}", "[a-z ]{0,12}", "[0-9]{0,2}|x", "[a-z]{0,6}", "(2027-01-01)?|.{0,10}", ".{0,20}",
+        ), 0..20),
+        bom in any::<bool>(),
+    ) {
+        let mut text = String::from(if bom { "\u{feff}plate,region,category,priority,source,expiry,notes\n" } else { "plate,region,category,priority,source,expiry,notes\n" });
+        for (plate, region, cat, prio, src, exp, notes) in &rows {
+            text.push_str(&format!("{plate},{region},{cat},{prio},{src},{exp},{notes}\n"));
+        }
+        match polewatch::hotlist::parse_csv("fuzz", &text, 1_700_000_000_000) {
+            Ok(list) => prop_assert!(list.entries.len() <= rows.len()),
+            Err(polewatch::hotlist::HotlistError::Invalid { problems, .. }) => {
+                prop_assert!(problems.iter().all(|p| p.line <= rows.len() as u64 + 2), "{problems:?}");
+            }
+            Err(e) => prop_assert!(false, "{e}"),
+        }
+    }
+
+    #[test]
+    fn audit_verify_takes_any_stored_bytes_without_panic(
+        records in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..400), 0..8),
+        checkpoint in "(?s).{0,200}",
+    ) {
+        use polewatch::access::audit::{decode_record, AuditKey, Checkpoint, Verifier};
+        let key = AuditKey::from_bytes(&[9; 32]).unwrap();
+        let mut v = Verifier::new(&key, Checkpoint::parse(&checkpoint).ok());
+        if let Some(bytes) = records.first() {
+            // Random bytes are never a valid first entry under this key.
+            let first = polewatch::store::AuditRecord { key_seq: Some(1), bytes: bytes.clone() };
+            prop_assert!(v.push(decode_record(&first)).is_err(), "random bytes passed as entry 1");
+        }
+        // Any record, any key: decoded or refused, never a panic.
+        for (i, bytes) in records.iter().enumerate() {
+            let _ = decode_record(&polewatch::store::AuditRecord { key_seq: (i % 2 == 0).then_some(i as u64), bytes: bytes.clone() });
+        }
+    }
+
+    #[test]
+    fn api_search_patterns_and_globs_parse_without_panic(text in "(?s).{0,40}", plate in "[A-Z0-9]{0,16}") {
+        if let Ok(p) = polewatch::store::PlatePattern::parse(&text) {
+            let _ = p.matches(plate.as_bytes());
+        }
+        let _ = polewatch::hotlist::PlateGlob::parse(&text);
+        let body = serde_json::json!({ "plate": text, "purpose": "x", "case_number": "y" });
+        prop_assert!(serde_json::to_vec(&body).is_ok());
+    }
 }

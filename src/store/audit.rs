@@ -67,7 +67,7 @@ impl Store {
             })
             .map_err(tx_err)?;
         // Durable before the access it records goes ahead.
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(first)
     }
 

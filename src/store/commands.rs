@@ -31,7 +31,7 @@ impl Store {
         }
         let v = serde_json::to_vec(done).map_err(|e| StoreError::Decode { key: "command".into(), reason: e.to_string() })?;
         self.trees.commands.insert(id.as_bytes(), v)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(())
     }
 

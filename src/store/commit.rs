@@ -103,6 +103,6 @@ fn write_group(trees: &Trees, jobs: &[Job]) -> Result<()> {
     for j in jobs {
         Store::write_prepared(trees, &j.reads)?;
     }
-    trees.db.flush()?;
+    trees.durable()?;
     Ok(())
 }

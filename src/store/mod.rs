@@ -28,6 +28,7 @@ pub mod commands;
 mod commit;
 pub mod crypt;
 pub mod disk;
+mod durable;
 mod open;
 pub mod outbox;
 pub mod pattern;
@@ -176,6 +177,18 @@ pub(crate) struct Trees {
     pub releases: sled::Tree,
     /// Inbound commands already answered, by id (`commands`).
     pub commands: sled::Tree,
+    /// What sled's flush leaves unsynced (see `durable`).
+    pub sync: std::sync::Arc<durable::Syncer>,
+}
+
+impl Trees {
+    /// sled's flush, then the log file and new blob files synced: durable through a power cut. Every
+    /// write the store acknowledges as durable goes through here.
+    pub fn durable(&self) -> sled::Result<usize> {
+        let n = self.db.flush()?;
+        self.sync.sync()?;
+        Ok(n)
+    }
 }
 
 pub struct Store {
@@ -639,7 +652,7 @@ impl Store {
                 Ok(())
             })
             .map_err(tx_err)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(hold)
     }
 
@@ -662,7 +675,7 @@ impl Store {
                 Ok(out)
             })
             .map_err(tx_err)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(released)
     }
 
@@ -685,14 +698,14 @@ impl Store {
 
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(())
     }
 
     /// Stops the commit thread after the queued commits and flushes.
     pub fn close(self) -> Result<()> {
         self.committer.stop();
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(())
     }
 }

@@ -58,8 +58,10 @@ fn try_open_waiting(opts: &StoreOptions) -> std::result::Result<sled::Db, Failur
     }
 }
 
-fn trees(db: sled::Db) -> Result<Trees> {
+fn trees(db: sled::Db, path: &Path) -> Result<Trees> {
+    let sync = std::sync::Arc::new(super::durable::Syncer::open(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?);
     Ok(Trees {
+        sync,
         reads: db.open_tree("reads")?,
         images: db.open_tree("images")?,
         plate_idx: db.open_tree("plate_idx")?,
@@ -92,7 +94,7 @@ fn check_schema(t: &Trees, path: &Path) -> Result<()> {
         None => {
             t.meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
             t.meta.insert("created_at_ms", &jiff::Timestamp::now().as_millisecond().to_be_bytes())?;
-            t.db.flush()?;
+            t.durable()?;
             Ok(())
         }
     }
@@ -144,7 +146,7 @@ pub(super) fn open(opts: &StoreOptions) -> Result<(Trees, OpenOutcome)> {
             db
         }
     };
-    let t = trees(db)?;
+    let t = trees(db, &opts.path)?;
     // A tool that only looks never writes the schema version of a store that lacks one.
     if !opts.create && t.meta.get("schema_version")?.is_none() {
         return Err(StoreError::Corrupt { path: opts.path.clone(), cause: "it has no schema version".into() });
@@ -190,7 +192,7 @@ fn check_keys(t: &Trees, opts: &StoreOptions) -> Result<()> {
             }
         }
         t.meta.insert(ROTATION_KEY, &current[..])?;
-        t.db.flush()?;
+        t.durable()?;
         return Ok(());
     }
     if let Some(to) = rotation_to {
@@ -209,7 +211,7 @@ fn check_keys(t: &Trees, opts: &StoreOptions) -> Result<()> {
         )),
         None if t.reads.is_empty() && t.images.is_empty() => {
             t.meta.insert(KEY_ID_KEY, &current[..])?;
-            t.db.flush()?;
+            t.durable()?;
             Ok(())
         }
         None => refuse("holds reads in clear text; encrypt them first with `polewatch store rotate-key --new-key FILE`".into()),

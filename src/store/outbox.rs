@@ -114,7 +114,7 @@ impl Store {
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
             .map_err(tx_err)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(key)
     }
 
@@ -142,7 +142,7 @@ impl Store {
             })
             .map_err(tx_err)?;
         if matches!(swap, Swap::Done(_)) {
-            self.trees.db.flush()?;
+            self.trees.durable()?;
         }
         Ok(swap)
     }
@@ -151,7 +151,7 @@ impl Store {
     pub fn enqueue(&self, lane: Lane, topic: &str, payload: Vec<u8>) -> Result<OutboxKey> {
         let key = OutboxKey::new(lane, self.trees.db.generate_id()?);
         self.trees.outbox.insert(key.0, encode(&Stored { topic: topic.to_string(), payload })?)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(key)
     }
 
@@ -235,7 +235,7 @@ impl Store {
             dropped += 1;
         }
         self.trees.upload_queue.apply_batch(b)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(dropped)
     }
 
@@ -282,7 +282,7 @@ impl Store {
                 Ok(rec)
             })
             .map_err(tx_err)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(rec)
     }
 }

@@ -17,13 +17,13 @@ impl Store {
     pub fn put_pushed_list(&self, list: &PushedList) -> Result<()> {
         let v = serde_json::to_vec(list).map_err(|e| StoreError::Decode { key: "hotlist".into(), reason: e.to_string() })?;
         self.trees.hotlists.insert(list.name.as_bytes(), v)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(())
     }
 
     pub fn remove_pushed_list(&self, name: &str) -> Result<bool> {
         let existed = self.trees.hotlists.remove(name.as_bytes())?.is_some();
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(existed)
     }
 

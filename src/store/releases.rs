@@ -9,7 +9,7 @@ impl Store {
     pub fn put_release(&self, r: &Request) -> Result<()> {
         let v = serde_json::to_vec(r).map_err(|e| StoreError::Decode { key: "release".into(), reason: e.to_string() })?;
         self.trees.releases.insert(r.id.as_bytes(), v)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(())
     }
 

@@ -103,7 +103,7 @@ impl Store {
                     Ok((rn, inn))
                 })
                 .map_err(tx_err)?;
-            self.trees.db.flush()?;
+            self.trees.durable()?;
             rep.reads += reads_n;
             rep.images += images_n;
             rep.batches += 1;
@@ -137,7 +137,7 @@ impl Store {
         }
         self.trees.meta.insert(KEY_ID_KEY, &current[..])?;
         self.trees.meta.remove(ROTATION_KEY)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         rep.finished = true;
         Ok(rep)
     }

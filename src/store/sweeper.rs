@@ -106,7 +106,7 @@ impl Store {
             return Err(StoreError::InvalidHold("a purge confirmation needs who gave it".into()));
         }
         self.trees.meta.insert(CONFIRM_KEY, by.as_bytes())?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(())
     }
 
@@ -180,7 +180,7 @@ impl Store {
                 Ok((purged, held))
             })
             .map_err(super::tx_err)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         let next = if candidates.len() >= max { last } else { None };
         Ok(Batch { purged, held, next })
     }
@@ -264,7 +264,7 @@ pub fn sweep(
         store.trees.meta.remove(CONFIRM_KEY)?;
         log::warn!(by = by.as_str(); "retention sweep ran on an operator's confirmation of the clock and of a large purge");
     }
-    store.trees.db.flush()?;
+    store.trees.durable()?;
     report.elapsed = started.elapsed();
     record_purge(&report, confirmed_by.as_deref(), audit)?;
     Ok(report)

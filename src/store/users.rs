@@ -18,7 +18,7 @@ impl Store {
     /// Inserts or replaces a user.
     pub fn put_user(&self, user: &User) -> Result<()> {
         self.trees.users.insert(user.username.as_bytes(), encode(user)?)?;
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(())
     }
 
@@ -28,7 +28,7 @@ impl Store {
         if swapped.is_err() {
             return Ok(false);
         }
-        self.trees.db.flush()?;
+        self.trees.durable()?;
         Ok(true)
     }
 

@@ -176,7 +176,43 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Kill -9 a writing child many times and count acknowledged reads lost.
+    /// A broker outage at production rate with a kill -9 of the box in the middle: delivered, lost and
+    /// duplicated by id, alerts before reads, backlog, RSS and drain time.
+    Outage {
+        #[arg(long, default_value_t = 4)]
+        cameras: usize,
+        #[arg(long, default_value_t = 2.0)]
+        reads_per_s_per_camera: f64,
+        /// One read in N is on a hotlisted plate (raises an alert).
+        #[arg(long, default_value_t = 20)]
+        alert_every: u64,
+        #[arg(long, default_value_t = 600)]
+        outage_s: u64,
+        #[arg(long, default_value_t = 20)]
+        before_s: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Simulated power cuts (only synced writes survive; LD_PRELOAD journal shim, built with `cc`) of a
+    /// child writing reads, holds, audit entries and outbox messages: count acknowledged items lost.
+    Powerloss {
+        #[arg(long, default_value_t = 100)]
+        cycles: usize,
+        #[arg(long, default_value_t = 600)]
+        max_delay_ms: u64,
+        /// Count sled's sync_file_range as durable as fsync (what sled assumes; its man page says not).
+        #[arg(long)]
+        trust_sync_file_range: bool,
+        /// No full frames (sled blob files) among the reads.
+        #[arg(long)]
+        no_frames: bool,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Kill -9 a writing child many times and count acknowledged reads, holds, audit entries and outbox
+    /// messages lost.
     Crash {
         #[arg(long, default_value_t = 200)]
         cycles: usize,
@@ -215,7 +251,23 @@ enum DebugCmd {
         #[arg(long)]
         file: PathBuf,
     },
-    /// Write synthetic reads until killed, printing `stored <id> <seq>` for each durable one.
+    /// The box of `bench outage`: store, sink, hotlists and uplink fed synthetic reads until killed.
+    Produce {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        rate: f64,
+        #[arg(long, default_value_t = 4)]
+        cameras: usize,
+        #[arg(long, default_value_t = 20)]
+        alert_every: u64,
+        #[arg(long, default_value_t = 0)]
+        seq_start: u64,
+    },
+    /// Write synthetic reads (and holds, audit entries, outbox messages) until killed, printing a line for
+    /// each durable one.
     WriteReads {
         #[arg(long)]
         store: PathBuf,
@@ -223,6 +275,9 @@ enum DebugCmd {
         threads: usize,
         #[arg(long, default_value_t = 0)]
         seq_start: u64,
+        /// No full frames (no sled blob files).
+        #[arg(long)]
+        no_frames: bool,
     },
 }
 
@@ -230,8 +285,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Bench { what } => bench_cmd(what, &cli.config),
-        Cmd::Debug { what: DebugCmd::WriteReads { store, threads, seq_start } } => {
-            bench::crash::write_forever(&store, threads, seq_start)
+        Cmd::Debug { what: DebugCmd::WriteReads { store, threads, seq_start, no_frames } } => {
+            bench::crash::write_forever(&store, threads, seq_start, !no_frames)
+        }
+        Cmd::Debug { what: DebugCmd::Produce { dir, port, rate, cameras, alert_every, seq_start } } => {
+            bench::outage::produce(&dir, port, rate, cameras, alert_every, seq_start)
         }
         Cmd::Debug { what: DebugCmd::RenderSmoke { out } } => render_smoke(&out),
         Cmd::Debug { what: DebugCmd::RtspServe { port, file } } => bench::alerts::serve_rtsp(port, &file),
@@ -315,26 +373,62 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
         }
         BenchCmd::Audit { entries, json } => bench::audit::run(&bench::audit::Options { entries, json, ..Default::default() }),
         BenchCmd::Crash { cycles, max_delay_ms, dir, json } => {
-            let scratch = bench::ScratchDir::new(dir.as_deref(), "bench-crash")?;
-            let exe = std::env::current_exe().context("cannot find my own executable")?;
-            let t = std::time::Instant::now();
-            let r = bench::crash::run_cycles(&exe, &scratch.0, cycles, std::time::Duration::from_millis(max_delay_ms))?;
-            for p in &r.problems {
-                eprintln!("{p}");
-            }
-            bench::print_figures(
-                &[
-                    ("kill9_cycles".into(), r.cycles as f64, ""),
-                    ("acknowledged_reads".into(), r.acknowledged as f64, ""),
-                    ("acknowledged_reads_lost".into(), r.lost as f64, ""),
-                    ("acknowledged_reads_damaged".into(), r.damaged as f64, ""),
-                    ("store_failed_to_open".into(), r.failed_opens as f64, ""),
-                    ("store_found_corrupt".into(), r.corrupt_recoveries as f64, ""),
-                    ("elapsed_s".into(), t.elapsed().as_secs_f64(), "s"),
-                ],
-                json,
-            );
-            Ok(())
+            let opts = bench::crash::Options { cycles, max_delay: std::time::Duration::from_millis(max_delay_ms), ..Default::default() };
+            crash_bench(&opts, dir.as_deref(), json)
         }
+        BenchCmd::Powerloss { cycles, max_delay_ms, trust_sync_file_range, no_frames, dir, json } => {
+            use polewatch_dev::bench::powercut::SyncFileRange;
+            let srange = if trust_sync_file_range { SyncFileRange::Durable } else { SyncFileRange::NotDurable };
+            let opts = bench::crash::Options {
+                cycles,
+                max_delay: std::time::Duration::from_millis(max_delay_ms),
+                cut: bench::crash::Cut::PowerLoss(srange),
+                frames: !no_frames,
+                ..Default::default()
+            };
+            crash_bench(&opts, dir.as_deref(), json)
+        }
+        BenchCmd::Outage { cameras, reads_per_s_per_camera, alert_every, outage_s, before_s, json } => bench::outage::run(&bench::outage::Options {
+            cameras,
+            reads_per_s_per_camera,
+            alert_every,
+            before: std::time::Duration::from_secs(before_s),
+            outage: std::time::Duration::from_secs(outage_s),
+            json,
+        }),
     }
+}
+
+fn crash_bench(opts: &bench::crash::Options, dir: Option<&std::path::Path>, json: bool) -> anyhow::Result<()> {
+    let scratch = bench::ScratchDir::new(dir, "bench-crash")?;
+    let exe = std::env::current_exe().context("cannot find my own executable")?;
+    let t = std::time::Instant::now();
+    let r = bench::crash::run(&exe, &scratch.0, opts)?;
+    for p in &r.problems {
+        eprintln!("{p}");
+    }
+    bench::print_figures(
+        &[
+            ("cycles".into(), r.cycles as f64, ""),
+            ("acknowledged_reads".into(), r.acknowledged as f64, ""),
+            ("acknowledged_holds".into(), r.acknowledged_holds as f64, ""),
+            ("acknowledged_audit_entries".into(), r.acknowledged_audit as f64, ""),
+            ("acknowledged_outbox_messages".into(), r.acknowledged_outbox as f64, ""),
+            ("acknowledged_reads_lost".into(), r.lost as f64, ""),
+            ("acknowledged_reads_damaged".into(), r.damaged as f64, ""),
+            ("acknowledged_holds_lost".into(), r.lost_holds as f64, ""),
+            ("acknowledged_audit_entries_lost".into(), r.lost_audit as f64, ""),
+            ("audit_log_refused_cycles".into(), r.audit_failures as f64, ""),
+            ("acknowledged_outbox_lost".into(), r.lost_outbox as f64, ""),
+            ("store_failed_to_open".into(), r.failed_opens as f64, ""),
+            ("acknowledged_items_in_stores_that_did_not_open".into(), r.lost_with_store as f64, ""),
+            ("store_found_corrupt".into(), r.corrupt_recoveries as f64, ""),
+            ("simulated_writes_dropped".into(), r.dropped_writes as f64, ""),
+            ("simulated_writes_torn".into(), r.torn_writes as f64, ""),
+            ("violations".into(), r.violations() as f64, ""),
+            ("elapsed_s".into(), t.elapsed().as_secs_f64(), "s"),
+        ],
+        json,
+    );
+    Ok(())
 }

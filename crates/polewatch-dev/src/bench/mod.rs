@@ -6,6 +6,8 @@ pub mod alerts;
 pub mod audit;
 pub mod crash;
 pub mod login;
+pub mod outage;
+pub mod powercut;
 pub mod pipeline;
 pub mod recognize;
 pub mod rig;
