@@ -145,7 +145,7 @@ const SECOND_PROCESS_STORE: &str = "POLEWATCH_TEST_SECOND_PROCESS_STORE";
 #[ignore]
 fn second_process_writes_reads() {
     let Some(store) = std::env::var_os(SECOND_PROCESS_STORE) else { return };
-    if let Err(e) = polewatch_dev::bench::crash::write_forever(Path::new(&store), 1, 0) {
+    if let Err(e) = polewatch_dev::bench::crash::write_forever(Path::new(&store), 1, 0, false) {
         panic!("{e:#}");
     }
 }

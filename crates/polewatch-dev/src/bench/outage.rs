@@ -15,8 +15,8 @@
 use crate::bench::rig::{free_port, pki, Broker, Pki};
 
 use crate::bench::{print_figures, synthetic_read, ScratchDir};
-use crate::ops::hotlists::{AlertTarget, Hotlists};
-use crate::ops::reads::ReadSink;
+use crate::pipeline::hotlists::{AlertTarget, Hotlists};
+use crate::pipeline::reads::ReadSink;
 use crate::store::{Plate, Store, StoreOptions};
 use crate::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
 use anyhow::{anyhow, Context, Result};
@@ -278,8 +278,13 @@ async fn subscriber(pki: &Pki, port: u16) -> Result<(rumqttc::AsyncClient, Inbox
     Ok((client, inbox))
 }
 
+/// An id with its arrival index and time.
+type Arrival = (String, usize, Instant);
+/// An acknowledged id with when it was acknowledged.
+type Acked = (String, Instant);
+
 /// Arrivals by id: reads (from every batch) and alerts, each with its arrival index and time.
-fn arrivals(inbox: &Inbox) -> (Vec<(String, usize, Instant)>, Vec<(String, usize, Instant)>) {
+fn arrivals(inbox: &Inbox) -> (Vec<Arrival>, Vec<Arrival>) {
     let (mut reads, mut alerts) = (Vec::new(), Vec::new());
     let Ok(msgs) = inbox.lock() else { return (reads, alerts) };
     for (i, (topic, payload, at)) in msgs.iter().enumerate() {
@@ -335,7 +340,7 @@ async fn run_async(o: &Options) -> Result<()> {
     let rss_after_restart = last_status(&seen).map_or(0, |s| s[0]);
     tokio::time::sleep((o.outage / 2).saturating_sub(Duration::from_secs(3))).await;
     let at_reconnect = last_status(&seen).unwrap_or_default();
-    let (acked_reads, acked_alerts): (Vec<(String, Instant)>, Vec<(String, Instant)>) = {
+    let (acked_reads, acked_alerts): (Vec<Acked>, Vec<Acked>) = {
         let s = seen.lock().map_err(|_| anyhow!("poisoned"))?;
         (s.reads.clone(), s.alerts.clone())
     };
@@ -363,7 +368,7 @@ async fn run_async(o: &Options) -> Result<()> {
     let rss_after_drain = last_status(&seen).map_or(0, |s| s[0]);
     kill(b)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (acked_reads, acked_alerts): (Vec<(String, Instant)>, Vec<(String, Instant)>) = {
+    let (acked_reads, acked_alerts): (Vec<Acked>, Vec<Acked>) = {
         let s = seen.lock().map_err(|_| anyhow!("poisoned"))?;
         (s.reads.clone(), s.alerts.clone())
     };
