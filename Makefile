@@ -42,6 +42,7 @@ ADVISORY_DB ?= $(firstword $(wildcard ../shared/advisory-db ../../shared/advisor
 test: deps
 	$(if $(ADVISORY_DB),scripts/deny $(abspath $(ADVISORY_DB)),@echo "test: no RustSec snapshot (ADVISORY_DB): cargo deny skipped; run make lint")
 	scripts/import-graph --quiet
+	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	POLEWATCH_TEST_DATA=$(abspath $(TEST_DATA)) $(CARGO) test --locked --workspace
 

@@ -46,7 +46,8 @@ pub fn stage_of(record: &AlertRecord) -> AlertStage {
 
 /// The hit an alert record was raised for.
 pub fn hit_of(record: &AlertRecord) -> Result<HitV1, StoreError> {
-    serde_json::from_value(record.detail.clone()).map_err(|e| StoreError::InvalidAlert(format!("alert {}: {e}", record.id)))
+    serde_json::from_value(record.detail.clone())
+        .map_err(|e| StoreError::InvalidAlert(format!("alert {}: {e}", record.id)))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -84,7 +85,13 @@ pub fn raise_as(
         certainty,
         final_read: None,
     };
-    let record = AlertRecord { id, read_id: read.id, raised_at_ms: now.as_millisecond(), detail: detail(&hit, stage, 0)?, verification: None };
+    let record = AlertRecord {
+        id,
+        read_id: read.id,
+        raised_at_ms: now.as_millisecond(),
+        detail: detail(&hit, stage, 0)?,
+        verification: None,
+    };
     let bytes = serde_json::to_vec(&payload).map_err(|e| StoreError::InvalidAlert(e.to_string()))?;
     store.raise_alert(&record, "alerts", bytes)?;
     log::info!(alert = id.to_string().as_str(), read = read.id.to_string().as_str(), list = hit.list.as_str(), match_kind = hit.match_kind.as_str(), stage = stage.as_str();
@@ -146,7 +153,8 @@ fn revise(
 ) -> Result<(AlertRecord, Vec<u8>), StoreError> {
     let hit = hit_of(record)?;
     let revision = revision_of(record).saturating_add(1);
-    let raised_at = jiff::Timestamp::from_millisecond(record.raised_at_ms).map(|t| format!("{t:.3}")).unwrap_or_default();
+    let raised_at =
+        jiff::Timestamp::from_millisecond(record.raised_at_ms).map(|t| format!("{t:.3}")).unwrap_or_default();
     let payload = AlertV1 {
         v: VERSION,
         kind: "alert".into(),
@@ -206,20 +214,29 @@ mod tests {
             matched_text: "MUC4821".into(),
         };
         let certainty = CertaintyV1::stored(&read);
-        let alert = raise_as(&store, "s", "d", &read, hit, false, 1 << 20, AlertStage::Provisional, certainty.clone()).unwrap();
+        let alert =
+            raise_as(&store, "s", "d", &read, hit, false, 1 << 20, AlertStage::Provisional, certainty.clone()).unwrap();
         let final_read = FinalReadV1 { plate: "MUC4821".into(), confidence: 0.8, frames: 9, candidates: vec![] };
 
         // The update has read the record and built its next state; the operator rejects the alert; then
         // the update writes. The stale write is refused and the decision stays.
-        let (next, bytes) = revise(&alert, "s", "d", &read, AlertStage::Confirmed, certainty.clone(), final_read.clone()).unwrap();
-        let decision = Verification { decision: Decision::Rejected, by: "op".into(), at_ms: 1_790_000_000_500, note: String::new() };
+        let (next, bytes) =
+            revise(&alert, "s", "d", &read, AlertStage::Confirmed, certainty.clone(), final_read.clone()).unwrap();
+        let decision = Verification {
+            decision: Decision::Rejected,
+            by: "op".into(),
+            at_ms: 1_790_000_000_500,
+            note: String::new(),
+        };
         store.verify_alert(alert.id, decision.clone()).unwrap();
         assert!(matches!(store.swap_alert(&alert, &next, "alerts", bytes).unwrap(), Swap::Changed(Some(_))));
         assert_eq!(store.alert(alert.id).unwrap().unwrap().verification, Some(decision.clone()));
         assert_eq!(store.outbox_len(), 1, "nothing queued by the refused swap");
 
         // `update` rebuilds on the record as stored: new stage and revision, the decision kept.
-        let updated = update(&store, "s", "d", alert.id, &read, AlertStage::Confirmed, certainty.clone(), final_read.clone()).unwrap();
+        let updated =
+            update(&store, "s", "d", alert.id, &read, AlertStage::Confirmed, certainty.clone(), final_read.clone())
+                .unwrap();
         let stored = store.alert(alert.id).unwrap().unwrap();
         assert_eq!(stored, updated);
         assert_eq!(stored.verification, Some(decision.clone()));
@@ -227,9 +244,15 @@ mod tests {
         // A further update (a second track of the vehicle) takes the next revision.
         update(&store, "s", "d", alert.id, &read, AlertStage::Changed, certainty, final_read).unwrap();
         let stored = store.alert(alert.id).unwrap().unwrap();
-        assert_eq!((stage_of(&stored), revision_of(&stored), stored.verification), (AlertStage::Changed, 2, Some(decision)));
+        assert_eq!(
+            (stage_of(&stored), revision_of(&stored), stored.verification),
+            (AlertStage::Changed, 2, Some(decision))
+        );
         let msgs = store.outbox_peek(None, 10).unwrap();
-        let revisions: Vec<u64> = msgs.iter().map(|m| serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["revision"].as_u64().unwrap()).collect();
+        let revisions: Vec<u64> = msgs
+            .iter()
+            .map(|m| serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["revision"].as_u64().unwrap())
+            .collect();
         assert_eq!(revisions, [0, 1, 2]);
     }
 }

@@ -59,20 +59,31 @@ fn main() -> ExitCode {
         Cmd::Recognize { images, models } => return recognize_images(&images, models.as_deref(), &cli.config),
         Cmd::Policy { html } => with_config(&cli.config, |c| {
             let roles = polewatch::api::role_lines();
-            print!("{}", if html { polewatch::config::policy::html(c, &roles) } else { polewatch::config::policy::markdown(c, &roles) });
+            print!(
+                "{}",
+                if html {
+                    polewatch::config::policy::html(c, &roles)
+                } else {
+                    polewatch::config::policy::markdown(c, &roles)
+                }
+            );
             Ok(())
         }),
         Cmd::User(args) => with_config(&cli.config, |c| polewatch::cli::user::run(c, args)),
         Cmd::Audit(args) => with_config(&cli.config, |c| polewatch::cli::audit::run(c, args)),
         Cmd::Export(args) => match args.command {
-            polewatch::cli::export::ExportCmd::Key => with_config(&cli.config, |c| polewatch::cli::export::run(Some(c), args)),
+            polewatch::cli::export::ExportCmd::Key => {
+                with_config(&cli.config, |c| polewatch::cli::export::run(Some(c), args))
+            }
             _ => polewatch::cli::export::run(None, args),
         },
         Cmd::Man { out } => write_man_pages(&out),
         Cmd::Store(args) => match args.command {
             // A key is made before any configuration names it.
             polewatch::cli::store::StoreCmd::GenKey { file } => polewatch::cli::store::gen_key(&file),
-            command => with_config(&cli.config, |c| polewatch::cli::store::run(c, polewatch::cli::store::StoreArgs { command })),
+            command => with_config(&cli.config, |c| {
+                polewatch::cli::store::run(c, polewatch::cli::store::StoreArgs { command })
+            }),
         },
     };
     match result {
@@ -172,7 +183,15 @@ fn recognize_images(images: &[PathBuf], models: Option<&std::path::Path>, config
         // A model set alone: default thresholds, no formats, five candidates.
         Some(m) => config::load_model_set(m).map_err(|e| anyhow::anyhow!("model set invalid:\n{e}")).and_then(|set| {
             let ocr = set.ocr.as_ref().context("no [ocr] model in the model set")?;
-            Ok(polewatch::recognize::Recognizer::new(set.detector.as_ref(), ocr, config::DnnBackend::Cpu, 0.35, &[], 5)?.checked()?)
+            Ok(polewatch::recognize::Recognizer::new(
+                set.detector.as_ref(),
+                ocr,
+                config::DnnBackend::Cpu,
+                0.35,
+                &[],
+                5,
+            )?
+            .checked()?)
         }),
         // The configuration's [recognizer], as the daemon builds it.
         None => config::load(config_path)

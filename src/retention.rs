@@ -193,7 +193,10 @@ mod tests {
         assert_eq!(check_clock(now - 400 * DAY_MS, now, Some(true), &p), Ok(()));
         assert_eq!(purge_now_ms(now - 400 * DAY_MS, now), now - 400 * DAY_MS);
         assert_eq!(check_clock(now + 30 * DAY_MS, now, Some(true), &p), Ok(()));
-        assert_eq!(check_clock(now + 31 * DAY_MS, now, Some(true), &p), Err(ClockDistrust::FarAheadOfTrustedTime { ahead_days: 31 }));
+        assert_eq!(
+            check_clock(now + 31 * DAY_MS, now, Some(true), &p),
+            Err(ClockDistrust::FarAheadOfTrustedTime { ahead_days: 31 })
+        );
     }
 
     #[test]

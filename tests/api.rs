@@ -10,8 +10,8 @@ use polewatch::access::service::{Actor, UserService};
 use polewatch::access::users::{AccessPolicy, NewUser, Training};
 use polewatch::access::AuditSink;
 use polewatch::api::{self, ApiState};
-use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{Plate, Store, StoreOptions};
+use polewatch_dev::bench::synthetic_read;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -74,10 +74,23 @@ fn start() -> Server {
         ("ada", Role::Admin, true),
         ("ian", Role::Installer, true),
     ] {
-        let nu = NewUser { username: name.into(), display_name: name.into(), organisation: "Auburn PD".into(), job_title: "Officer".into(), roles: vec![role] };
+        let nu = NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            organisation: "Auburn PD".into(),
+            job_title: "Officer".into(),
+            roles: vec![role],
+        };
         users.add_user(&admin, nu, PW, t).unwrap();
         if trained {
-            users.record_training(&admin, name, Training { course: "ALPR operator".into(), completed_ms: t - DAY, expires_ms: t + 365 * DAY }, t).unwrap();
+            users
+                .record_training(
+                    &admin,
+                    name,
+                    Training { course: "ALPR operator".into(), completed_ms: t - DAY, expires_ms: t + 365 * DAY },
+                    t,
+                )
+                .unwrap();
         }
     }
     for (i, p) in ["7ABC123", "7ABC123", "8XY0001"].iter().enumerate() {
@@ -88,7 +101,11 @@ fn start() -> Server {
     // One hotlist file in force, as the daemon loads it.
     let list = dir.path().join("state-stolen.csv");
     std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\n8XY0001,,stolen,1,DOJ,,white sedan\n7AB*,,wanted,2,DOJ,,\n").unwrap();
-    let target = polewatch::pipeline::hotlists::AlertTarget { site: "s1".into(), device: "pole-01".into(), max_packet_bytes: 1 << 20 };
+    let target = polewatch::pipeline::hotlists::AlertTarget {
+        site: "s1".into(),
+        device: "pole-01".into(),
+        max_packet_bytes: 1 << 20,
+    };
     let hotlists = Arc::new(polewatch::pipeline::hotlists::Hotlists::load(store.clone(), &[list], 30, target).unwrap());
     let (cert, key) = api::tls::generated_paths(dir.path());
     api::tls::ensure_self_signed(&cert, &key, &["127.0.0.1".into()]).unwrap();
@@ -114,10 +131,19 @@ fn start() -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.spawn(api::serve(state, addr, tls, handle.clone()));
     let pem = std::fs::read(&cert).unwrap();
-    let certs: Vec<ureq::tls::Certificate<'static>> =
-        ureq::tls::parse_pem(&pem).filter_map(|i| match i.ok()? { ureq::tls::PemItem::Certificate(c) => Some(c), _ => None }).collect();
+    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i.ok()? {
+            ureq::tls::PemItem::Certificate(c) => Some(c),
+            _ => None,
+        })
+        .collect();
     let tls_cfg = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs))).build();
-    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls_cfg).http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls_cfg)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
     let base = format!("https://127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while agent.get(&format!("{base}/policy")).call().is_err() {
@@ -156,7 +182,8 @@ impl Server {
 
     /// Audit entries written since `from_seq` (exclusive).
     fn audit_since(&self, from_seq: u64) -> Vec<polewatch::access::audit::AuditEntry> {
-        let mut v: Vec<_> = self.audit.latest(100_000, None, None).unwrap().into_iter().filter(|e| e.seq > from_seq).collect();
+        let mut v: Vec<_> =
+            self.audit.latest(100_000, None, None).unwrap().into_iter().filter(|e| e.seq > from_seq).collect();
         v.reverse();
         v
     }
@@ -174,7 +201,9 @@ fn nothing_without_login_and_the_policy_is_public() {
     let mut res = s.agent.get(&format!("{}/policy", s.base)).call().unwrap();
     assert_eq!(res.status().as_u16(), 200);
     let page = res.body_mut().read_to_string().unwrap();
-    assert!(page.contains("ALPR usage and privacy policy") && page.contains("ALPR operator") && page.contains("Records"));
+    assert!(
+        page.contains("ALPR usage and privacy policy") && page.contains("ALPR operator") && page.contains("Records")
+    );
 }
 
 /// Issue 15: a locked or untrained account's right password used to get a message of its own, which
@@ -213,7 +242,8 @@ fn searches_need_purpose_and_case_and_each_access_is_audited_once() {
     assert_eq!(st, 400, "no purpose");
     let (st, _) = s.post("/api/search", Some(&t), json!({"plate": "7ABC123", "purpose": "stolen vehicle"}));
     assert_eq!(st, 400, "no case number");
-    let (st, v) = s.post("/api/search", Some(&t), json!({"plate": "7ABC*", "purpose": "stolen vehicle", "case_number": "C-1"}));
+    let (st, v) =
+        s.post("/api/search", Some(&t), json!({"plate": "7ABC*", "purpose": "stolen vehicle", "case_number": "C-1"}));
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["total"], 2);
     let id = v["reads"][0]["id"].as_str().unwrap().to_string();
@@ -221,7 +251,12 @@ fn searches_need_purpose_and_case_and_each_access_is_audited_once() {
     let (st, r) = s.post(&format!("/api/reads/{id}"), Some(&t), why.clone());
     assert_eq!(st, 200);
     assert_eq!(r["plate"], "7ABC123");
-    let mut res = s.agent.post(&format!("{}/api/reads/{id}/crop", s.base)).header("authorization", &format!("Bearer {t}")).send_json(why).unwrap();
+    let mut res = s
+        .agent
+        .post(&format!("{}/api/reads/{id}/crop", s.base))
+        .header("authorization", &format!("Bearer {t}"))
+        .send_json(why)
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(res.body_mut().read_to_vec().unwrap().len(), 600);
     let (st, _) = s.post("/api/holds", Some(&t), json!({"read_id": id, "case_number": "C-1", "reason": "evidence"}));
@@ -236,7 +271,10 @@ fn searches_need_purpose_and_case_and_each_access_is_audited_once() {
     );
     let search = &e[2];
     assert_eq!((search.user.as_str(), search.organisation.as_str()), ("olive", "Auburn PD"));
-    assert_eq!((search.query.as_str(), search.purpose.as_str(), search.case_number.as_str(), search.result_count), ("7ABC*", "stolen vehicle", "C-1", Some(2)));
+    assert_eq!(
+        (search.query.as_str(), search.purpose.as_str(), search.case_number.as_str(), search.result_count),
+        ("7ABC*", "stolen vehicle", "C-1", Some(2))
+    );
     assert!(search.source.starts_with("127.0.0.1:"));
     assert!(s.audit.verify(None).is_ok());
 }
@@ -246,12 +284,19 @@ fn roles_limit_what_each_user_may_do() {
     let s = start();
     let a = s.login("audrey");
     let before = s.head();
-    assert_eq!(s.post("/api/search", Some(&a), json!({"plate": "7ABC123", "purpose": "audit", "case_number": "A-1"})).0, 403, "an auditor does not search reads");
+    assert_eq!(
+        s.post("/api/search", Some(&a), json!({"plate": "7ABC123", "purpose": "audit", "case_number": "A-1"})).0,
+        403,
+        "an auditor does not search reads"
+    );
     let (st, v) = s.get("/api/audit?limit=20", Some(&a));
     assert_eq!(st, 200);
     assert!(!v["entries"].as_array().unwrap().is_empty());
     let e = s.audit_since(before);
-    assert_eq!(e.iter().map(|x| format!("{:?}/{:?}", x.action, x.outcome)).collect::<Vec<_>>(), ["Search/Denied", "AuditViewed/Ok"]);
+    assert_eq!(
+        e.iter().map(|x| format!("{:?}/{:?}", x.action, x.outcome)).collect::<Vec<_>>(),
+        ["Search/Denied", "AuditViewed/Ok"]
+    );
     let o = s.login("olive");
     assert_eq!(s.get("/api/audit", Some(&o)).0, 403, "an operator does not read the audit log");
     assert_eq!(s.get("/api/users", Some(&o)).0, 403);
@@ -275,8 +320,13 @@ fn export_needs_an_approved_request_from_another_person() {
     assert_eq!(st, 200, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
     assert_eq!(s.post(&format!("/api/releases/{id}/export"), Some(&sup), json!({})).0, 403, "not approved yet");
-    assert_eq!(s.post(&format!("/api/releases/{id}/decision"), Some(&o), json!({"approved": true})).0, 403, "operators do not approve");
-    let (st, _) = s.post(&format!("/api/releases/{id}/decision"), Some(&sup), json!({"approved": true, "note": "per 471.7"}));
+    assert_eq!(
+        s.post(&format!("/api/releases/{id}/decision"), Some(&o), json!({"approved": true})).0,
+        403,
+        "operators do not approve"
+    );
+    let (st, _) =
+        s.post(&format!("/api/releases/{id}/decision"), Some(&sup), json!({"approved": true, "note": "per 471.7"}));
     assert_eq!(st, 200);
     let (st, v) = s.post(&format!("/api/releases/{id}/export"), Some(&sup), json!({}));
     assert_eq!(st, 200, "{v}");
@@ -314,7 +364,10 @@ fn browser_logs_in_searches_opens_a_read_and_finds_the_audit_entry() {
     std::fs::write(&out, &png).unwrap();
     eprintln!("console screenshot: {}", out.display());
     let e = s.audit.latest(50, Some("olive"), None).unwrap();
-    let search = e.iter().find(|x| x.case_number == "CASE-77" && x.query == "7ABC123").expect("the browser's search is in the audit log");
+    let search = e
+        .iter()
+        .find(|x| x.case_number == "CASE-77" && x.query == "7ABC123")
+        .expect("the browser's search is in the audit log");
     assert_eq!(search.purpose, "stolen vehicle");
     assert!(e.iter().any(|x| x.case_number == "CASE-77" && format!("{:?}", x.action).contains("ViewRead")));
 }
@@ -335,19 +388,33 @@ fn the_daemon_serves_the_console_over_https_with_a_generated_certificate() {
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["run", "--config"]).arg(&cfg).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let cert = dir.path().join("state/api-cert.pem");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let body = loop {
         assert!(std::time::Instant::now() < deadline, "console did not come up");
         if cert.exists() {
             let pem = std::fs::read(&cert).unwrap();
-            let certs: Vec<ureq::tls::Certificate<'static>> =
-                ureq::tls::parse_pem(&pem).filter_map(|i| match i.ok()? { ureq::tls::PemItem::Certificate(c) => Some(c), _ => None }).collect();
-            let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs))).build();
-            let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).http_status_as_error(false).build().into();
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i.ok()? {
+                    ureq::tls::PemItem::Certificate(c) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            let tls =
+                ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs))).build();
+            let agent: ureq::Agent =
+                ureq::Agent::config_builder().tls_config(tls).http_status_as_error(false).build().into();
             if let Ok(mut r) = agent.get(&format!("https://127.0.0.1:{port}/")).call() {
-                let login = agent.post(&format!("https://127.0.0.1:{port}/api/login")).send_json(json!({"username": "nobody", "password": "nothing-here"})).unwrap();
+                let login = agent
+                    .post(&format!("https://127.0.0.1:{port}/api/login"))
+                    .send_json(json!({"username": "nobody", "password": "nothing-here"}))
+                    .unwrap();
                 assert_eq!(login.status().as_u16(), 401);
                 break r.body_mut().read_to_string().unwrap();
             }
@@ -358,10 +425,22 @@ fn the_daemon_serves_the_console_over_https_with_a_generated_certificate() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
     // The failed login is in the audit log, which verifies.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["audit", "verify", "--config"]).arg(&cfg).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch"))
+        .args(["audit", "verify", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["audit", "show", "--action", "login_failed", "--config"]).arg(&cfg).output().unwrap();
-    assert!(String::from_utf8_lossy(&shown.stdout).contains("login_failed"), "{}", String::from_utf8_lossy(&shown.stdout));
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch"))
+        .args(["audit", "show", "--action", "login_failed", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("login_failed"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
 }
 
 /// Each remaining audited action through the API leaves exactly one entry, naming who, what and how it
@@ -384,22 +463,57 @@ fn every_other_action_leaves_exactly_one_audit_entry() {
         matched_text: "8XY0001".into(),
     };
     let alert = polewatch::alert::raise(&s.store, "s1", "pole-01", &read, hit, false, 1 << 20).unwrap();
-    let (_, held) = s.post("/api/holds", Some(&o), json!({"read_id": read.id.to_string(), "case_number": "C-9", "reason": "evidence"}));
+    let (_, held) = s.post(
+        "/api/holds",
+        Some(&o),
+        json!({"read_id": read.id.to_string(), "case_number": "C-9", "reason": "evidence"}),
+    );
     let req = json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A", "purpose": "robbery",
         "case_number": "C-9", "scope": {"kind": "held_for_case", "case_number": "C-9"}});
 
     let id = std::cell::RefCell::new(String::new());
     type Step<'a> = (&'static str, Box<dyn Fn() -> u16 + 'a>);
     let mut steps: Vec<Step> = Vec::new();
-    steps.push(("AlertVerified/Ok", Box::new(|| s.post(&format!("/api/alerts/{}/decision", alert.id), Some(&o), json!({"decision": "verified", "note": "state system"})).0)));
-    steps.push(("ReleaseRequested/Ok", Box::new(|| {
-        let (st, v) = s.post("/api/releases", Some(&o), req.clone());
-        *id.borrow_mut() = v["id"].as_str().unwrap_or_default().to_string();
-        st
-    })));
-    steps.push(("ReleaseDecided/Ok", Box::new(|| s.post(&format!("/api/releases/{}/decision", id.borrow()), Some(&sup), json!({"approved": true})).0)));
-    steps.push(("Export/Ok", Box::new(|| s.post(&format!("/api/releases/{}/export", id.borrow()), Some(&sup), json!({})).0)));
-    steps.push(("HoldReleased/Ok", Box::new(|| s.post("/api/holds/release", Some(&sup), json!({"read_id": read.id.to_string(), "hold_id": held["hold_id"], "reason": "case closed"})).0)));
+    steps.push((
+        "AlertVerified/Ok",
+        Box::new(|| {
+            s.post(
+                &format!("/api/alerts/{}/decision", alert.id),
+                Some(&o),
+                json!({"decision": "verified", "note": "state system"}),
+            )
+            .0
+        }),
+    ));
+    steps.push((
+        "ReleaseRequested/Ok",
+        Box::new(|| {
+            let (st, v) = s.post("/api/releases", Some(&o), req.clone());
+            *id.borrow_mut() = v["id"].as_str().unwrap_or_default().to_string();
+            st
+        }),
+    ));
+    steps.push((
+        "ReleaseDecided/Ok",
+        Box::new(|| {
+            s.post(&format!("/api/releases/{}/decision", id.borrow()), Some(&sup), json!({"approved": true})).0
+        }),
+    ));
+    steps.push((
+        "Export/Ok",
+        Box::new(|| s.post(&format!("/api/releases/{}/export", id.borrow()), Some(&sup), json!({})).0),
+    ));
+    steps.push((
+        "HoldReleased/Ok",
+        Box::new(|| {
+            s.post(
+                "/api/holds/release",
+                Some(&sup),
+                json!({"read_id": read.id.to_string(), "hold_id": held["hold_id"], "reason": "case closed"}),
+            )
+            .0
+        }),
+    ));
     steps.push(("Logout/Ok", Box::new(|| s.post("/api/logout", Some(&o), json!({})).0)));
     for (expected, step) in steps {
         let before = s.head();
@@ -435,11 +549,19 @@ fn an_admin_manages_users_while_the_daemon_runs() {
     let training = json!({"course": "ALPR operator", "completed": jiff::Timestamp::from_millisecond(t - DAY).unwrap().to_string(),
                           "expires": jiff::Timestamp::from_millisecond(t + 30 * DAY).unwrap().to_string()});
     assert_eq!(s.post("/api/users/dana/training", Some(&adm), training).0, 200);
-    assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "kettle-marsh-ember"})).0, 401, "roles not approved yet");
+    assert_eq!(
+        s.post("/api/login", None, json!({"username": "dana", "password": "kettle-marsh-ember"})).0,
+        401,
+        "roles not approved yet"
+    );
     assert_eq!(s.post("/api/users/dana/approve", Some(&ada), json!({})).0, 200);
     let (st, v) = s.post("/api/login", None, json!({"username": "dana", "password": "kettle-marsh-ember"}));
     assert_eq!((st, v["must_change_password"].as_bool()), (403, Some(true)), "{v}");
-    let (st, v) = s.post("/api/password", None, json!({"username": "dana", "password": "kettle-marsh-ember", "new_password": "her-own-secret-words"}));
+    let (st, v) = s.post(
+        "/api/password",
+        None,
+        json!({"username": "dana", "password": "kettle-marsh-ember", "new_password": "her-own-secret-words"}),
+    );
     assert_eq!(st, 200, "{v}");
     assert!(v["token"].is_string());
     assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "her-own-secret-words"})).0, 200);
@@ -449,8 +571,14 @@ fn an_admin_manages_users_while_the_daemon_runs() {
     assert_eq!(s.post("/api/login", None, json!({"username": "dana", "password": "her-own-secret-words"})).0, 200);
     let changes = s.audit.latest(100, Some("adam"), None).unwrap();
     let kinds: Vec<String> = changes.iter().rev().map(|e| format!("{:?}/{:?}", e.action, e.outcome)).collect();
-    assert!(kinds.contains(&"UserAdded/Ok".to_string()) && kinds.contains(&"TrainingRecorded/Ok".to_string()), "{kinds:?}");
-    assert!(kinds.contains(&"UserLocked/Ok".to_string()) && kinds.contains(&"UserUnlocked/Ok".to_string()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"UserAdded/Ok".to_string()) && kinds.contains(&"TrainingRecorded/Ok".to_string()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"UserLocked/Ok".to_string()) && kinds.contains(&"UserUnlocked/Ok".to_string()),
+        "{kinds:?}"
+    );
 }
 
 // ---- issue 20: audit integrity and API hardening ----
@@ -497,12 +625,17 @@ fn failed_actions_are_recorded_as_what_happened_never_as_ok() {
     let (st, _, e) = step(&format!("/api/alerts/{alert}/decision"), &o, json!({"decision": "rejected"}));
     assert_eq!((st, outcomes(&e)), (409, vec!["AlertRejected/Denied".to_string()]));
     assert!(e[0].detail.contains("already decided"), "{:?}", e[0]);
-    assert_eq!(s.store.alert(alert).unwrap().unwrap().verification.unwrap().decision, polewatch::store::Decision::Verified, "the first decision stands");
+    assert_eq!(
+        s.store.alert(alert).unwrap().unwrap().verification.unwrap().decision,
+        polewatch::store::Decision::Verified,
+        "the first decision stands"
+    );
 
     let rid = read.id.to_string();
     let (st, _, e) = step("/api/holds/release", &sup, json!({"read_id": rid, "hold_id": unknown, "reason": "closed"}));
     assert_eq!((st, outcomes(&e)), (404, vec!["HoldReleased/Error".to_string()]));
-    let (st, _, e) = step("/api/holds", &o, json!({"read_id": unknown.to_string(), "case_number": "C-1", "reason": "evidence"}));
+    let (st, _, e) =
+        step("/api/holds", &o, json!({"read_id": unknown.to_string(), "case_number": "C-1", "reason": "evidence"}));
     assert_eq!((st, outcomes(&e)), (404, vec!["HoldPlaced/Error".to_string()]));
     let (st, held, _) = step("/api/holds", &o, json!({"read_id": rid, "case_number": "C-1", "reason": "evidence"}));
     assert_eq!(st, 200);
@@ -514,7 +647,10 @@ fn failed_actions_are_recorded_as_what_happened_never_as_ok() {
 
     let unknown_text = unknown.to_string();
     let all = s.audit_since(0);
-    assert!(all.iter().filter(|e| e.object.contains(&unknown_text)).all(|e| e.outcome != polewatch::access::Outcome::Ok), "no `ok` for an unknown object");
+    assert!(
+        all.iter().filter(|e| e.object.contains(&unknown_text)).all(|e| e.outcome != polewatch::access::Outcome::Ok),
+        "no `ok` for an unknown object"
+    );
     assert!(s.audit.verify(None).is_ok());
 }
 
@@ -534,7 +670,19 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
     let ada = s.login("ada");
     let ian = s.login("ian");
     let (read, alert) = an_alert(&s);
-    let held = s.store.place_hold(read.id, polewatch::store::HoldRequest { placed_by: "olive".into(), case_number: "C-1".into(), reason: "evidence".into(), expires_at_ms: None }, now()).unwrap();
+    let held = s
+        .store
+        .place_hold(
+            read.id,
+            polewatch::store::HoldRequest {
+                placed_by: "olive".into(),
+                case_number: "C-1".into(),
+                reason: "evidence".into(),
+                expires_at_ms: None,
+            },
+            now(),
+        )
+        .unwrap();
     let request = |decided: bool| {
         let r = Request {
             id: uuid::Uuid::now_v7(),
@@ -544,11 +692,21 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
                 requester_name: "Det. A".into(),
                 purpose: "robbery".into(),
                 case_number: "C-7".into(),
-                scope: Scope::Plates { plates: vec!["7ABC123".into()], from_ms: 0, to_ms: now() + DAY, whole_store: false },
+                scope: Scope::Plates {
+                    plates: vec!["7ABC123".into()],
+                    from_ms: 0,
+                    to_ms: now() + DAY,
+                    whole_store: false,
+                },
             },
             entered_by: "olive".into(),
             entered_at_ms: now(),
-            decision: decided.then(|| ReleaseDecision { reviewer: "sam".into(), approved: true, at_ms: now(), note: String::new() }),
+            decision: decided.then(|| ReleaseDecision {
+                reviewer: "sam".into(),
+                approved: true,
+                at_ms: now(),
+                note: String::new(),
+            }),
             exports: vec![],
         };
         s.store.put_release(&r).unwrap();
@@ -570,45 +728,125 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         ("get", "/policy.md", None, "/policy.md".into(), Value::Null),
         ("post", "/api/login", None, "/api/login".into(), json!({"username": "olive", "password": PW})),
         ("get", "/api/me", some(&o), "/api/me".into(), Value::Null),
-        ("post", "/api/search", some(&o), "/api/search".into(), json!({"plate": "7ABC*", "purpose": "stolen vehicle", "case_number": "C-1"})),
+        (
+            "post",
+            "/api/search",
+            some(&o),
+            "/api/search".into(),
+            json!({"plate": "7ABC*", "purpose": "stolen vehicle", "case_number": "C-1"}),
+        ),
         ("post", "/api/reads/{id}", some(&o), format!("/api/reads/{}", read.id), why.clone()),
         ("post", "/api/reads/{id}/crop", some(&o), format!("/api/reads/{}/crop", read.id), why.clone()),
         ("get", "/api/holds", some(&o), "/api/holds".into(), Value::Null),
-        ("post", "/api/holds", some(&o), "/api/holds".into(), json!({"read_id": read.id.to_string(), "case_number": "C-1", "reason": "evidence"})),
-        ("post", "/api/holds/release", some(&sup), "/api/holds/release".into(), json!({"read_id": read.id.to_string(), "hold_id": held.id, "reason": "closed"})),
+        (
+            "post",
+            "/api/holds",
+            some(&o),
+            "/api/holds".into(),
+            json!({"read_id": read.id.to_string(), "case_number": "C-1", "reason": "evidence"}),
+        ),
+        (
+            "post",
+            "/api/holds/release",
+            some(&sup),
+            "/api/holds/release".into(),
+            json!({"read_id": read.id.to_string(), "hold_id": held.id, "reason": "closed"}),
+        ),
         ("get", "/api/alerts", some(&o), "/api/alerts".into(), Value::Null),
         ("get", "/api/alerts/stream", some(&o), "/api/alerts/stream".into(), Value::Null),
         ("get", "/api/alerts/{id}/crop", some(&o), format!("/api/alerts/{alert}/crop"), Value::Null),
-        ("post", "/api/alerts/{id}/decision", some(&o), format!("/api/alerts/{alert}/decision"), json!({"decision": "verified"})),
+        (
+            "post",
+            "/api/alerts/{id}/decision",
+            some(&o),
+            format!("/api/alerts/{alert}/decision"),
+            json!({"decision": "verified"}),
+        ),
         ("get", "/api/cameras", some(&ian), "/api/cameras".into(), Value::Null),
         ("get", "/api/cameras/stream", some(&ian), "/api/cameras/stream".into(), Value::Null),
         ("get", "/api/cameras/{id}/snapshot", some(&ian), "/api/cameras/lane1/snapshot".into(), Value::Null),
-        ("post", "/api/cameras/{id}/roi", some(&ian), "/api/cameras/lane1/roi".into(), json!({"points": [[100, 100], [1100, 100], [1100, 700], [100, 700]], "width": 1280, "height": 720})),
+        (
+            "post",
+            "/api/cameras/{id}/roi",
+            some(&ian),
+            "/api/cameras/lane1/roi".into(),
+            json!({"points": [[100, 100], [1100, 100], [1100, 700], [100, 700]], "width": 1280, "height": 720}),
+        ),
         ("get", "/api/hotlists", some(&o), "/api/hotlists".into(), Value::Null),
         ("post", "/api/hotlists/search", some(&o), "/api/hotlists/search".into(), json!({"query": "8XY"})),
-        ("post", "/api/hotlists/local", some(&sup), "/api/hotlists/local".into(), json!({"plate": "5LOC001", "category": "stolen", "priority": 2, "reason": "BOLO 26-14"})),
-        ("post", "/api/hotlists/local/remove", some(&sup), "/api/hotlists/local/remove".into(), json!({"plate": "5LOC001", "reason": "recovered"})),
+        (
+            "post",
+            "/api/hotlists/local",
+            some(&sup),
+            "/api/hotlists/local".into(),
+            json!({"plate": "5LOC001", "category": "stolen", "priority": 2, "reason": "BOLO 26-14"}),
+        ),
+        (
+            "post",
+            "/api/hotlists/local/remove",
+            some(&sup),
+            "/api/hotlists/local/remove".into(),
+            json!({"plate": "5LOC001", "reason": "recovered"}),
+        ),
         ("get", "/api/releases", some(&sup), "/api/releases".into(), Value::Null),
-        ("post", "/api/releases", some(&o), "/api/releases".into(), json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A",
-            "purpose": "robbery", "case_number": "C-9", "scope": {"kind": "plates", "plates": ["7ABC123"], "from_ms": 0, "to_ms": now() + DAY}})),
-        ("post", "/api/releases/{id}/decision", some(&sup), format!("/api/releases/{pending}/decision"), json!({"approved": true})),
+        (
+            "post",
+            "/api/releases",
+            some(&o),
+            "/api/releases".into(),
+            json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A",
+            "purpose": "robbery", "case_number": "C-9", "scope": {"kind": "plates", "plates": ["7ABC123"], "from_ms": 0, "to_ms": now() + DAY}}),
+        ),
+        (
+            "post",
+            "/api/releases/{id}/decision",
+            some(&sup),
+            format!("/api/releases/{pending}/decision"),
+            json!({"approved": true}),
+        ),
         ("post", "/api/releases/{id}/export", some(&sup), format!("/api/releases/{approved}/export"), json!({})),
         ("get", "/api/releases/{id}/bundle", some(&sup), format!("/api/releases/{approved}/bundle"), Value::Null),
         ("get", "/api/audit", some(&aud), "/api/audit?limit=5".into(), Value::Null),
         ("post", "/api/audit/verify", some(&aud), "/api/audit/verify".into(), json!({})),
-        ("get", "/api/audit/report", some(&aud), "/api/audit/report?from=2020-01-01&to=2099-12-31&tz=UTC".into(), Value::Null),
+        (
+            "get",
+            "/api/audit/report",
+            some(&aud),
+            "/api/audit/report?from=2020-01-01&to=2099-12-31&tz=UTC".into(),
+            Value::Null,
+        ),
         ("get", "/api/users", some(&adm), "/api/users".into(), Value::Null),
-        ("post", "/api/users", some(&adm), "/api/users".into(), json!({"username": "dana", "display_name": "Dana", "job_title": "Officer", "roles": ["operator"], "password": "kettle-marsh-ember"})),
+        (
+            "post",
+            "/api/users",
+            some(&adm),
+            "/api/users".into(),
+            json!({"username": "dana", "display_name": "Dana", "job_title": "Officer", "roles": ["operator"], "password": "kettle-marsh-ember"}),
+        ),
         ("post", "/api/users/{name}/approve", some(&ada), "/api/users/dana/approve".into(), json!({})),
         ("post", "/api/users/{name}/training", some(&adm), "/api/users/newbie/training".into(), training),
         ("post", "/api/users/{name}/lock", some(&adm), "/api/users/lockme/lock".into(), json!({"reason": "review"})),
         ("post", "/api/users/{name}/unlock", some(&adm), "/api/users/lockme/unlock".into(), json!({})),
-        ("post", "/api/users/{name}/password", some(&adm), "/api/users/lockme/password".into(), json!({"password": temp})),
-        ("post", "/api/password", None, "/api/password".into(), json!({"username": "lockme", "password": temp, "new_password": "quiet-river-lantern"})),
+        (
+            "post",
+            "/api/users/{name}/password",
+            some(&adm),
+            "/api/users/lockme/password".into(),
+            json!({"password": temp}),
+        ),
+        (
+            "post",
+            "/api/password",
+            None,
+            "/api/password".into(),
+            json!({"username": "lockme", "password": temp, "new_password": "quiet-river-lantern"}),
+        ),
         ("post", "/api/logout", some(&aud), "/api/logout".into(), json!({})),
     ];
-    let listed: std::collections::BTreeSet<(String, String)> = ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
-    let sampled: std::collections::BTreeSet<(String, String)> = samples.iter().map(|x| (x.0.to_string(), x.1.to_string())).collect();
+    let listed: std::collections::BTreeSet<(String, String)> =
+        ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
+    let sampled: std::collections::BTreeSet<(String, String)> =
+        samples.iter().map(|x| (x.0.to_string(), x.1.to_string())).collect();
     assert_eq!(listed.len(), ROUTES.len(), "a route is listed twice");
     assert_eq!(listed, sampled, "every route of the router needs a sample here, and every sample a route");
     for (method, route, token, path, body) in samples {
@@ -616,7 +854,12 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
         let before = s.head();
         let (st, v) = if route.ends_with("/stream") || route.ends_with("/snapshot") {
             // A stream never ends: its status, then hang up.
-            let r = s.agent.get(&format!("{}{path}", s.base)).header("authorization", &format!("Bearer {}", token.as_deref().unwrap_or(""))).call().unwrap();
+            let r = s
+                .agent
+                .get(&format!("{}{path}", s.base))
+                .header("authorization", &format!("Bearer {}", token.as_deref().unwrap_or("")))
+                .call()
+                .unwrap();
             (r.status().as_u16(), Value::Null)
         } else if method == "get" {
             s.get(&path, token.as_deref())
@@ -632,7 +875,10 @@ fn every_route_that_answers_200_leaves_an_audit_entry() {
             ),
             Audit::Exempt(why) => {
                 assert!(e.is_empty(), "{method} {route} is exempt ({why}) yet wrote {e:?}");
-                assert!(method == "get" && (token.is_none() || route == "/api/me"), "only public pages and the caller's own account are exempt");
+                assert!(
+                    method == "get" && (token.is_none() || route == "/api/me"),
+                    "only public pages and the caller's own account are exempt"
+                );
             }
         }
     }
@@ -666,19 +912,35 @@ fn an_admin_can_neither_reach_the_data_nor_become_anyone() {
     assert_eq!(st, 409, "the admin who granted the roles may not approve them: {v}");
     assert_eq!(s.post("/api/users/mole/approve", Some(&ada), json!({})).0, 200, "a second admin may");
     let (st, v) = s.post("/api/login", None, json!({"username": "mole", "password": "kettle-marsh-ember"}));
-    assert_eq!((st, v["must_change_password"].as_bool(), v["token"].is_string()), (403, Some(true), false), "the admin's password opens nothing: {v}");
+    assert_eq!(
+        (st, v["must_change_password"].as_bool(), v["token"].is_string()),
+        (403, Some(true), false),
+        "the admin's password opens nothing: {v}"
+    );
 
     // Resetting a supervisor's password does not let the admin in as that supervisor unnoticed.
     let before = s.head();
     assert_eq!(s.post("/api/users/sam/password", Some(&adm), json!({"password": "admin-chosen-words"})).0, 200);
     let (st, v) = s.post("/api/login", None, json!({"username": "sam", "password": "admin-chosen-words"}));
     assert_eq!((st, v["token"].is_string()), (403, false), "{v}");
-    let (st, v) = s.post("/api/password", None, json!({"username": "sam", "password": "admin-chosen-words", "new_password": "admin-chosen-words"}));
+    let (st, v) = s.post(
+        "/api/password",
+        None,
+        json!({"username": "sam", "password": "admin-chosen-words", "new_password": "admin-chosen-words"}),
+    );
     assert_eq!(st, 400, "the new password must differ: {v}");
-    let (st, _) = s.post("/api/password", None, json!({"username": "sam", "password": "admin-chosen-words", "new_password": "copper-meadow-signal"}));
+    let (st, _) = s.post(
+        "/api/password",
+        None,
+        json!({"username": "sam", "password": "admin-chosen-words", "new_password": "copper-meadow-signal"}),
+    );
     assert_eq!(st, 200);
     let e = s.audit_since(before);
-    let changes: Vec<(String, String)> = e.iter().filter(|x| format!("{:?}", x.action) == "PasswordChanged" && x.outcome == polewatch::access::Outcome::Ok).map(|x| (x.user.clone(), x.detail.clone())).collect();
+    let changes: Vec<(String, String)> = e
+        .iter()
+        .filter(|x| format!("{:?}", x.action) == "PasswordChanged" && x.outcome == polewatch::access::Outcome::Ok)
+        .map(|x| (x.user.clone(), x.detail.clone()))
+        .collect();
     assert_eq!(changes.len(), 2, "{e:?}");
     assert_eq!(changes[0].0, "adam");
     assert!(changes[0].1.contains("temporary"));
@@ -702,18 +964,48 @@ fn free_text_is_bounded_and_control_characters_are_refused() {
     let rid = read.id.to_string();
     let big = "x".repeat(1 << 20);
     let before = s.head();
-    assert_eq!(s.post("/api/holds", Some(&o), json!({"read_id": rid, "case_number": "C-1", "reason": big})).0, 422, "1 MB reason");
-    assert_eq!(s.post("/api/holds", Some(&o), json!({"read_id": rid, "case_number": "C".repeat(65), "reason": "r"})).0, 422, "65-character case number");
-    assert_eq!(s.post("/api/holds", Some(&o), json!({"read_id": rid, "case_number": "C-1\u{0}", "reason": "r"})).0, 422, "NUL in a case number");
-    assert_eq!(s.post("/api/holds", Some(&o), json!({"read_id": rid, "case_number": "C-1", "reason": "a\nb"})).0, 422, "line break in a reason");
-    assert_eq!(s.post(&format!("/api/alerts/{alert}/decision"), Some(&o), json!({"decision": "verified", "note": "n".repeat(2049)})).0, 422, "note over 2 KiB");
+    assert_eq!(
+        s.post("/api/holds", Some(&o), json!({"read_id": rid, "case_number": "C-1", "reason": big})).0,
+        422,
+        "1 MB reason"
+    );
+    assert_eq!(
+        s.post("/api/holds", Some(&o), json!({"read_id": rid, "case_number": "C".repeat(65), "reason": "r"})).0,
+        422,
+        "65-character case number"
+    );
+    assert_eq!(
+        s.post("/api/holds", Some(&o), json!({"read_id": rid, "case_number": "C-1\u{0}", "reason": "r"})).0,
+        422,
+        "NUL in a case number"
+    );
+    assert_eq!(
+        s.post("/api/holds", Some(&o), json!({"read_id": rid, "case_number": "C-1", "reason": "a\nb"})).0,
+        422,
+        "line break in a reason"
+    );
+    assert_eq!(
+        s.post(
+            &format!("/api/alerts/{alert}/decision"),
+            Some(&o),
+            json!({"decision": "verified", "note": "n".repeat(2049)})
+        )
+        .0,
+        422,
+        "note over 2 KiB"
+    );
     assert!(s.audit_since(before).is_empty(), "a malformed body is not an action");
     assert!(s.store.holds_for(read.id).unwrap().is_empty());
     assert!(s.store.alert(alert).unwrap().unwrap().verification.is_none());
 
-    let (st, _) = s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1\u{0}"}));
+    let (st, _) = s.post(
+        "/api/search",
+        Some(&o),
+        json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1\u{0}"}),
+    );
     assert_eq!(st, 400);
-    let (st, _) = s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": big}));
+    let (st, _) =
+        s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": big}));
     assert_eq!(st, 400);
     let req = json!({"agency": big, "jurisdiction": "CA", "requester_name": "Det. A", "purpose": "robbery", "case_number": "C-9",
         "scope": {"kind": "plates", "plates": ["7ABC123"], "from_ms": 0, "to_ms": 1}});
@@ -734,17 +1026,35 @@ fn release_scope_needs_a_case_number_and_bounds_and_the_whole_store_is_flagged()
     let s = start();
     let o = s.login("olive");
     let sup = s.login("sam");
-    let req = |case: &str, scope: Value| {
-        json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A", "purpose": "robbery", "case_number": case, "scope": scope})
-    };
+    let req = |case: &str, scope: Value| json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A", "purpose": "robbery", "case_number": case, "scope": scope});
     let t = now();
     let plates = |p: Value, from: i64, whole: bool| json!({"kind": "plates", "plates": p, "from_ms": from, "to_ms": t, "whole_store": whole});
-    assert_eq!(s.post("/api/releases", Some(&o), req("", plates(json!(["7ABC123"]), t - DAY, false))).0, 400, "no case number");
-    assert_eq!(s.post("/api/releases", Some(&o), req("C-1", plates(json!(["*"]), 0, false))).0, 400, "everything, unflagged");
-    assert_eq!(s.post("/api/releases", Some(&o), req("C-1", plates(json!(["*"]), 0, true))).0, 400, "everything over all time");
-    assert_eq!(s.post("/api/releases", Some(&o), req("C-1", plates(json!(["7AB*"]), t - 91 * DAY, false))).0, 400, "a wildcard over 91 days");
+    assert_eq!(
+        s.post("/api/releases", Some(&o), req("", plates(json!(["7ABC123"]), t - DAY, false))).0,
+        400,
+        "no case number"
+    );
+    assert_eq!(
+        s.post("/api/releases", Some(&o), req("C-1", plates(json!(["*"]), 0, false))).0,
+        400,
+        "everything, unflagged"
+    );
+    assert_eq!(
+        s.post("/api/releases", Some(&o), req("C-1", plates(json!(["*"]), 0, true))).0,
+        400,
+        "everything over all time"
+    );
+    assert_eq!(
+        s.post("/api/releases", Some(&o), req("C-1", plates(json!(["7AB*"]), t - 91 * DAY, false))).0,
+        400,
+        "a wildcard over 91 days"
+    );
     assert_eq!(s.post("/api/releases", Some(&o), req("C-1", plates(json!(["7AB*"]), t - 90 * DAY, false))).0, 200);
-    assert_eq!(s.post("/api/releases", Some(&o), req("C-1", plates(json!(["7ABC123"]), 0, false))).0, 200, "listed plates: any range");
+    assert_eq!(
+        s.post("/api/releases", Some(&o), req("C-1", plates(json!(["7ABC123"]), 0, false))).0,
+        200,
+        "listed plates: any range"
+    );
     let (st, v) = s.post("/api/releases", Some(&o), req("C-2", plates(json!(["*"]), t - 30 * DAY, true)));
     assert_eq!(st, 200, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
@@ -753,7 +1063,15 @@ fn release_scope_needs_a_case_number_and_bounds_and_the_whole_store_is_flagged()
     assert_eq!(shown["scope"]["whole_store"], true, "the approver sees the flag: {shown}");
     let (st, v) = s.post(&format!("/api/releases/{id}/decision"), Some(&sup), json!({"approved": true}));
     assert_eq!(st, 409, "approval needs the approver's confirmation: {v}");
-    assert_eq!(s.post(&format!("/api/releases/{id}/decision"), Some(&sup), json!({"approved": true, "confirm_whole_store": true})).0, 200);
+    assert_eq!(
+        s.post(
+            &format!("/api/releases/{id}/decision"),
+            Some(&sup),
+            json!({"approved": true, "confirm_whole_store": true})
+        )
+        .0,
+        200
+    );
     let d = s.audit.latest(1, Some("sam"), Some("release_decided")).unwrap().remove(0);
     assert!(d.detail.contains("WHOLE STORE"), "{d:?}");
 }
@@ -766,7 +1084,12 @@ fn every_answer_carries_the_security_headers() {
     let check = |what: &str, res: &ureq::http::Response<ureq::Body>| {
         let h = |n: &str| res.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let csp = h("content-security-policy");
-        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{what}: {csp:?}");
+        assert!(
+            csp.contains("frame-ancestors 'none'")
+                && csp.contains("script-src 'self'")
+                && !csp.contains("unsafe-inline"),
+            "{what}: {csp:?}"
+        );
         assert_eq!(h("x-frame-options"), "DENY", "{what}");
         assert_eq!(h("x-content-type-options"), "nosniff", "{what}");
         assert_eq!(h("referrer-policy"), "no-referrer", "{what}");
@@ -781,12 +1104,25 @@ fn every_answer_carries_the_security_headers() {
     }
     check("/api/me", &s.agent.get(&url("/api/me")).header("authorization", &format!("Bearer {t}")).call().unwrap());
     check("/api/me without a session", &s.agent.get(&url("/api/me")).call().unwrap());
-    check("/api/login", &s.agent.post(&url("/api/login")).send_json(json!({"username": "olive", "password": PW})).unwrap());
-    let search = s.agent.post(&url("/api/search")).header("authorization", &format!("Bearer {t}")).send_json(json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"})).unwrap();
+    check(
+        "/api/login",
+        &s.agent.post(&url("/api/login")).send_json(json!({"username": "olive", "password": PW})).unwrap(),
+    );
+    let search = s
+        .agent
+        .post(&url("/api/search"))
+        .header("authorization", &format!("Bearer {t}"))
+        .send_json(json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"}))
+        .unwrap();
     assert_eq!(search.status().as_u16(), 200);
     check("/api/search", &search);
     let page = s.agent.get(&url("/")).call().unwrap().body_mut().read_to_string().unwrap();
-    assert!(page.contains("<script src=\"/console.js\"></script>") && !page.contains("<script>") && !page.contains("<style>"), "no inline script or style");
+    assert!(
+        page.contains("<script src=\"/console.js\"></script>")
+            && !page.contains("<script>")
+            && !page.contains("<style>"),
+        "no inline script or style"
+    );
     // Plate and case number no longer travel in a URL.
     assert_eq!(s.get("/api/search?plate=7ABC123&purpose=stolen%20vehicle&case_number=C-1", Some(&t)).0, 405);
 }
@@ -811,7 +1147,14 @@ fn browser_makes_the_user_replace_an_administrators_password() {
     b.click("#change-button");
     b.wait_text("#who", "olive");
     // (An operator's console also reads the alert queue at login, audited as alerts_viewed.)
-    let e: Vec<_> = s.audit.latest(10, Some("olive"), None).unwrap().into_iter().filter(|x| x.action != polewatch::access::Action::AlertsViewed).take(2).collect();
+    let e: Vec<_> = s
+        .audit
+        .latest(10, Some("olive"), None)
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.action != polewatch::access::Action::AlertsViewed)
+        .take(2)
+        .collect();
     assert_eq!(outcomes(&e), ["Login/Ok", "PasswordChanged/Ok"], "newest first");
     assert_eq!(s.post("/api/login", None, json!({"username": "olive", "password": "violet-harbor-engine"})).0, 200);
 }
@@ -828,7 +1171,10 @@ fn browser_cannot_frame_the_console_from_another_origin() {
     };
     // The other origin: a plain page on another loopback port that frames the console (a data: URL would
     // be stopped by Chromium's private network rules before the console's headers were even read).
-    let page = format!("<!doctype html><title>elsewhere</title><iframe id=f width=900 height=600 src=\"{}/\"></iframe>", s.base);
+    let page = format!(
+        "<!doctype html><title>elsewhere</title><iframe id=f width=900 height=600 src=\"{}/\"></iframe>",
+        s.base
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let other = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -837,7 +1183,11 @@ fn browser_cannot_frame_the_console_from_another_origin() {
             let mut conn = conn;
             let mut buf = [0u8; 4096];
             let _ = conn.read(&mut buf);
-            let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}", page.len());
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
         }
     });
     b.goto(&format!("http://{other}/"));
@@ -853,12 +1203,20 @@ fn a_page_past_the_end_of_numbers_is_refused_not_wrapped() {
     let s = start();
     let o = s.login("olive");
     let before = s.head();
-    let (st, v) = s.post("/api/search", Some(&o), json!({"plate": "7ABC*", "purpose": "stolen vehicle", "case_number": "C-1", "page": 9223372036854775808u64}));
+    let (st, v) = s.post(
+        "/api/search",
+        Some(&o),
+        json!({"plate": "7ABC*", "purpose": "stolen vehicle", "case_number": "C-1", "page": 9223372036854775808u64}),
+    );
     assert_eq!(st, 400, "{v}");
     let e = s.audit_since(before);
     assert_eq!(outcomes(&e), ["Search/Denied"]);
     assert!(e[0].detail.contains("out of range"));
-    let (st, v) = s.post("/api/search", Some(&o), json!({"plate": "7ABC*", "purpose": "stolen vehicle", "case_number": "C-1", "page": 1u64 << 40, "per_page": 1}));
+    let (st, v) = s.post(
+        "/api/search",
+        Some(&o),
+        json!({"plate": "7ABC*", "purpose": "stolen vehicle", "case_number": "C-1", "page": 1u64 << 40, "per_page": 1}),
+    );
     assert_eq!((st, v["reads"].as_array().map(|r| r.len())), (200, Some(0)), "a far but addressable page is empty");
 }
 
@@ -893,7 +1251,8 @@ fn the_generated_certificate_is_valid_two_years_and_renewed() {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(der.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
     let at = |days: i64| UnixTime::since_unix_epoch(Duration::from_millis((now() + days * DAY) as u64));
     assert!(verifier.verify_server_cert(&der, &[], &name, &[], at(0)).is_ok());
@@ -959,7 +1318,9 @@ fn post_from(src: [u8; 4], port: u16, roots: &Arc<rustls::RootCertStore>, path: 
         .unwrap()
         .with_root_certificates(roots.clone())
         .with_no_client_auth();
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap()).unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(cfg), rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap())
+            .unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     write!(tls, "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
     tls.flush().unwrap();
@@ -973,7 +1334,11 @@ fn post_from(src: [u8; 4], port: u16, roots: &Arc<rustls::RootCertStore>, path: 
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Issue 15 fault 3: 128 logins at once from 64 addresses took the daemon from 340 MB to 2.49 GB (19 MiB of
@@ -1012,7 +1377,10 @@ fn a_login_flood_keeps_memory_bounded_and_a_valid_login_still_succeeds() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     cli(&["user", "add", "flo", "--name", "Flo", "--title", "Officer", "--role", "operator"], &format!("{PW}\n"));
-    cli(&["user", "train", "flo", "--course", "ALPR operator", "--completed", "2020-01-10", "--expires", "2099-12-31"], "");
+    cli(
+        &["user", "train", "flo", "--course", "ALPR operator", "--completed", "2020-01-10", "--expires", "2099-12-31"],
+        "",
+    );
     /// The daemon, killed if the test fails before it stops it.
     struct Daemon(std::process::Child);
     impl Drop for Daemon {
@@ -1023,7 +1391,14 @@ fn a_login_flood_keeps_memory_bounded_and_a_valid_login_still_succeeds() {
             }
         }
     }
-    let mut child = Daemon(std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["run", "--config"]).arg(&cfg).stderr(std::process::Stdio::null()).spawn().unwrap());
+    let mut child = Daemon(
+        std::process::Command::new(env!("CARGO_BIN_EXE_polewatch"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let cert = dir.path().join("state/api-cert.pem");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     use rustls::pki_types::pem::PemObject;
@@ -1061,7 +1436,14 @@ fn a_login_flood_keeps_memory_bounded_and_a_valid_login_still_succeeds() {
             let (roots, barrier) = (roots.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                post_from([127, 0, 1, 10 + i / 2], port, &roots, "/api/login", &format!(r#"{{"username":"nobody{i}","password":"guess-{i}-words"}}"#)).0
+                post_from(
+                    [127, 0, 1, 10 + i / 2],
+                    port,
+                    &roots,
+                    "/api/login",
+                    &format!(r#"{{"username":"nobody{i}","password":"guess-{i}-words"}}"#),
+                )
+                .0
             })
         })
         .collect();
@@ -1069,30 +1451,56 @@ fn a_login_flood_keeps_memory_bounded_and_a_valid_login_still_succeeds() {
     flooding.store(false, std::sync::atomic::Ordering::Relaxed);
     sampler.join().unwrap();
     let count = |c: u16| statuses.iter().filter(|s| **s == c).count();
-    eprintln!("flood: {} × 401, {} × 503, {} × 429; RSS {} MiB before, peak {} MiB", count(401), count(503), count(429), base / 1024, peak.load(std::sync::atomic::Ordering::Relaxed) / 1024);
+    eprintln!(
+        "flood: {} × 401, {} × 503, {} × 429; RSS {} MiB before, peak {} MiB",
+        count(401),
+        count(503),
+        count(429),
+        base / 1024,
+        peak.load(std::sync::atomic::Ordering::Relaxed) / 1024
+    );
     assert_eq!(count(401) + count(503) + count(429), 128, "{statuses:?}");
     assert!(count(503) > 0, "past the bound, logins are turned away, not queued");
     let grown = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(base) / 1024;
     assert!(grown < 200, "RSS grew {grown} MiB during the flood (unbounded: ~2.4 GB)");
 
     // A valid login still succeeds.
-    let (st, body) = post_from([127, 0, 2, 1], port, &roots, "/api/login", &format!(r#"{{"username":"flo","password":"{PW}"}}"#));
+    let (st, body) =
+        post_from([127, 0, 2, 1], port, &roots, "/api/login", &format!(r#"{{"username":"flo","password":"{PW}"}}"#));
     assert_eq!(st, 200, "{body}");
 
     // One address over its allowance is refused before any hashing: 429s, and no more audited attempts
     // than the burst.
-    let one: Vec<u16> = (0..30).map(|i| post_from([127, 0, 3, 1], port, &roots, "/api/login", &format!(r#"{{"username":"x{i}","password":"guess-words-{i}"}}"#)).0).collect();
+    let one: Vec<u16> = (0..30)
+        .map(|i| {
+            post_from(
+                [127, 0, 3, 1],
+                port,
+                &roots,
+                "/api/login",
+                &format!(r#"{{"username":"x{i}","password":"guess-words-{i}"}}"#),
+            )
+            .0
+        })
+        .collect();
     assert!(one.iter().filter(|s| **s == 429).count() >= 10, "{one:?}");
     std::thread::sleep(Duration::from_millis(500));
     let after = rss_kib(pid) / 1024;
     eprintln!("RSS after the flood: {after} MiB");
-    assert!(after.saturating_sub(base / 1024) < 100, "memory not returned: {after} MiB after, {} MiB before", base / 1024);
+    assert!(
+        after.saturating_sub(base / 1024) < 100,
+        "memory not returned: {after} MiB after, {} MiB before",
+        base / 1024
+    );
 
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     assert!(child.0.wait().unwrap().success());
     let shown = cli(&["audit", "show", "--action", "login_failed"], "");
     let from_one = shown.lines().filter(|l| l.contains("127.0.3.1:")).count();
-    assert!(from_one <= polewatch::api::gate::PER_SOURCE_BURST as usize, "{from_one} attempts from one address were hashed and audited");
+    assert!(
+        from_one <= polewatch::api::gate::PER_SOURCE_BURST as usize,
+        "{from_one} attempts from one address were hashed and audited"
+    );
     assert!(from_one >= 1);
 }
 
@@ -1114,10 +1522,18 @@ fn the_compliance_report_flags_what_an_auditor_looks_for_and_checks_every_export
     let sup = s.login("sam");
     let aud = s.login("audrey");
     for _ in 0..3 {
-        let (st, v) = s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"}));
+        let (st, v) = s.post(
+            "/api/search",
+            Some(&o),
+            json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"}),
+        );
         assert_eq!(st, 200, "{v}");
     }
-    assert_eq!(s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle"})).0, 400, "no case number");
+    assert_eq!(
+        s.post("/api/search", Some(&o), json!({"plate": "7ABC123", "purpose": "stolen vehicle"})).0,
+        400,
+        "no case number"
+    );
     // A request entered, approved by another person and exported, all through the API: clean.
     let (st, v) = s.post("/api/releases", Some(&o), json!({"agency": "Placer County Sheriff", "jurisdiction": "CA", "requester_name": "Det. A",
         "purpose": "robbery", "case_number": "PCSO-1", "scope": {"kind": "plates", "plates": ["7ABC123"], "from_ms": 0, "to_ms": now() + DAY}}));
@@ -1145,7 +1561,8 @@ fn the_compliance_report_flags_what_an_auditor_looks_for_and_checks_every_export
     assert_eq!(s.post(&format!("/api/releases/{}/export", forged.id), Some(&sup), json!({})).0, 200);
 
     let day = today_utc();
-    let path = format!("/api/audit/report?from={day}&to={day}&tz=UTC&burst_count=3&burst_minutes=10&day_start=0&day_end=0");
+    let path =
+        format!("/api/audit/report?from={day}&to={day}&tz=UTC&burst_count=3&burst_minutes=10&day_start=0&day_end=0");
     assert_eq!(s.get(&path, Some(&o)).0, 403, "an operator may not see the report");
     let before = s.head();
     let (st, r) = s.get(&path, Some(&aud));
@@ -1153,27 +1570,49 @@ fn the_compliance_report_flags_what_an_auditor_looks_for_and_checks_every_export
     assert_eq!(r["chain"]["ok"], true, "{}", r["chain"]);
     // The report the console shows is the one the monthly MQTT message carries (report.v1): with its flags,
     // exports, bursts and refusals it matches the published schema.
-    let schema: Value = serde_json::from_slice(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas/report.v1.schema.json")).unwrap()).unwrap();
+    let schema: Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas/report.v1.schema.json")).unwrap(),
+    )
+    .unwrap();
     let msg = json!({"v": 1, "type": "compliance_report", "site": "s", "device": "d", "period": "2026-12", "from": r["from"], "to": r["to"], "summarised": false, "report": r});
-    let errors: Vec<String> = jsonschema::validator_for(&schema).unwrap().iter_errors(&msg).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    let errors: Vec<String> = jsonschema::validator_for(&schema)
+        .unwrap()
+        .iter_errors(&msg)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(r["searches"]["total"], 3);
     let bursts = r["flags"]["bursts"].as_array().unwrap();
     assert_eq!(bursts.len(), 1, "{bursts:?}");
-    assert_eq!((bursts[0]["user"].as_str(), bursts[0]["count"].as_u64()), (Some("olive"), Some(4)), "refused attempts count too");
+    assert_eq!(
+        (bursts[0]["user"].as_str(), bursts[0]["count"].as_u64()),
+        (Some("olive"), Some(4)),
+        "refused attempts count too"
+    );
     let no_case = r["flags"]["search_without_case"].as_array().unwrap();
     assert_eq!(no_case.len(), 1, "{no_case:?}");
     assert_eq!(no_case[0]["outcome"], "denied");
-    assert_eq!(r["flags"]["unusual_hours"].as_array().unwrap().len(), 4, "an empty day (0 to 0) makes every hour unusual; attempts count");
+    assert_eq!(
+        r["flags"]["unusual_hours"].as_array().unwrap().len(),
+        4,
+        "an empty day (0 to 0) makes every hour unusual; attempts count"
+    );
     assert_eq!(r["flags"]["exports_checked"], 2);
     let bad = r["flags"]["export_without_approved_request"].as_array().unwrap();
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert_eq!(bad[0]["request"], forged.id.to_string());
     assert!(bad[0]["problem"].as_str().unwrap().contains("not in the audit log"), "{}", bad[0]);
     let clean = r["exports"]["lines"].as_array().unwrap().iter().find(|l| l["request"] == good.as_str()).unwrap();
-    assert_eq!((clean["problem"].as_str(), clean["entered_by"].as_str(), clean["approved_by"].as_str()), (Some(""), Some("olive"), Some("sam")));
+    assert_eq!(
+        (clean["problem"].as_str(), clean["entered_by"].as_str(), clean["approved_by"].as_str()),
+        (Some(""), Some("olive"), Some("sam"))
+    );
     assert!(clean["approval_entry"].as_u64().is_some());
-    assert_eq!(r["searches"]["without_later_hold_or_release"].as_array().unwrap().len(), 3, "C-1 led to no hold or release");
+    assert_eq!(
+        r["searches"]["without_later_hold_or_release"].as_array().unwrap().len(),
+        3,
+        "C-1 led to no hold or release"
+    );
     let e = s.audit_since(before);
     assert_eq!(outcomes(&e), ["AuditReport/Ok"]);
     assert_eq!((e[0].user.as_str(), e[0].result_count), ("audrey", Some(7)));
@@ -1182,15 +1621,24 @@ fn the_compliance_report_flags_what_an_auditor_looks_for_and_checks_every_export
     let (_, r) = s.get(&format!("/api/audit/report?from={day}&to={day}&tz=UTC&day_start=0&day_end=24"), Some(&aud));
     assert_eq!(r["flags"]["unusual_hours"].as_array().unwrap().len(), 0);
     // Printable: a page with its style allowed by the Content-Security-Policy.
-    let res = s.agent.get(&format!("{}/api/audit/report?from={day}&to={day}&format=html", s.base)).header("authorization", &format!("Bearer {aud}")).call().unwrap();
+    let res = s
+        .agent
+        .get(&format!("{}/api/audit/report?from={day}&to={day}&format=html", s.base))
+        .header("authorization", &format!("Bearer {aud}"))
+        .call()
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     let csp = res.headers().get("content-security-policy").unwrap().to_str().unwrap().to_string();
     use base64::Engine;
     use sha2::Digest;
-    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(polewatch::access::report::HTML_STYLE.as_bytes()));
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(polewatch::access::report::HTML_STYLE.as_bytes()));
     assert!(csp.contains(&hash), "{csp}");
     let page = res.into_body().read_to_string().unwrap();
-    assert!(page.contains("Compliance report") && page.contains("not in the audit log") && !page.contains("<script"), "{page}");
+    assert!(
+        page.contains("Compliance report") && page.contains("not in the audit log") && !page.contains("<script"),
+        "{page}"
+    );
     // Bad periods are refused and recorded.
     let before = s.head();
     assert_eq!(s.get(&format!("/api/audit/report?from={day}&to=2000-01-01"), Some(&aud)).0, 400);
@@ -1213,7 +1661,10 @@ fn an_auditor_verifies_the_chain_through_the_running_api() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["entries"].as_u64(), Some(before));
     let offline = polewatch::access::audit::verify_summary(&s.audit.verify(None).unwrap());
-    assert!(v["message"].as_str().unwrap().starts_with(&format!("audit log OK: {before} entries; head seq {before}")), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().starts_with(&format!("audit log OK: {before} entries; head seq {before}")),
+        "{v}"
+    );
     assert!(offline.starts_with("audit log OK:"), "{offline}");
     let e = s.audit_since(before);
     assert_eq!(outcomes(&e), ["AuditVerified/Ok"]);
@@ -1271,12 +1722,22 @@ fn browser_auditor_verifies_the_chain_and_shows_the_compliance_report() {
     std::fs::write(dir.join("console-audit-report-phone.png"), b.screenshot_png()).unwrap();
     eprintln!("screenshots: {}/console-audit-report*.png", dir.display());
     let e = s.audit.latest(50, Some("audrey"), None).unwrap();
-    assert!(e.iter().any(|x| x.action == polewatch::access::Action::AuditVerified && x.outcome == polewatch::access::Outcome::Ok));
-    assert!(e.iter().any(|x| x.action == polewatch::access::Action::AuditReport && x.outcome == polewatch::access::Outcome::Ok));
+    assert!(e
+        .iter()
+        .any(|x| x.action == polewatch::access::Action::AuditVerified && x.outcome == polewatch::access::Outcome::Ok));
+    assert!(e
+        .iter()
+        .any(|x| x.action == polewatch::access::Action::AuditReport && x.outcome == polewatch::access::Outcome::Ok));
     b.click("#logout");
     b.find("#login-form");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !s.audit.latest(5, Some("audrey"), Some("logout")).unwrap().iter().any(|x| x.outcome == polewatch::access::Outcome::Ok) {
+    while !s
+        .audit
+        .latest(5, Some("audrey"), Some("logout"))
+        .unwrap()
+        .iter()
+        .any(|x| x.outcome == polewatch::access::Outcome::Ok)
+    {
         assert!(std::time::Instant::now() < deadline, "the logout is recorded");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -1314,19 +1775,36 @@ fn the_alert_queue_lists_pending_hits_and_streams_new_ones_live() {
     let (st, v) = s.get("/api/alerts?pending=true", Some(&o));
     assert_eq!(st, 200, "{v}");
     let a = &v["alerts"][0];
-    assert_eq!((a["id"].as_str(), a["plate"].as_str(), a["hit"]["entry"].as_str(), a["hit"]["match_kind"].as_str()), (Some(first.to_string().as_str()), Some("8XY0001"), Some("8XY0001"), Some("exact")));
+    assert_eq!(
+        (a["id"].as_str(), a["plate"].as_str(), a["hit"]["entry"].as_str(), a["hit"]["match_kind"].as_str()),
+        (Some(first.to_string().as_str()), Some("8XY0001"), Some("8XY0001"), Some("exact"))
+    );
     assert_eq!(outcomes(&s.audit_since(before)), ["AlertsViewed/Ok"]);
-    let res = s.agent.get(&format!("{}/api/alerts/{first}/crop", s.base)).header("authorization", &format!("Bearer {o}")).call().unwrap();
+    let res = s
+        .agent
+        .get(&format!("{}/api/alerts/{first}/crop", s.base))
+        .header("authorization", &format!("Bearer {o}"))
+        .call()
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert!(res.into_body().read_to_vec().unwrap().len() > 10);
 
     // The live stream, through an agent without the shared one's 30 s limit (so only the server can end it).
     let pem = std::fs::read(api::tls::generated_paths(s._dir.path()).0).unwrap();
-    let certs: Vec<ureq::tls::Certificate<'static>> =
-        ureq::tls::parse_pem(&pem).filter_map(|i| match i.ok()? { ureq::tls::PemItem::Certificate(c) => Some(c), _ => None }).collect();
+    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i.ok()? {
+            ureq::tls::PemItem::Certificate(c) => Some(c),
+            _ => None,
+        })
+        .collect();
     let tls_cfg = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs))).build();
-    let long: ureq::Agent = ureq::Agent::config_builder().tls_config(tls_cfg).http_status_as_error(false).build().into();
-    let res = long.get(&format!("{}/api/alerts/stream", s.base)).header("authorization", &format!("Bearer {o}")).call().unwrap();
+    let long: ureq::Agent =
+        ureq::Agent::config_builder().tls_config(tls_cfg).http_status_as_error(false).build().into();
+    let res = long
+        .get(&format!("{}/api/alerts/stream", s.base))
+        .header("authorization", &format!("Bearer {o}"))
+        .call()
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert!(res.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/event-stream"));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -1358,14 +1836,26 @@ fn the_alert_queue_lists_pending_hits_and_streams_new_ones_live() {
     let second = raise_alert(&s, "7ABC123", "confusion");
     wait_for(&second.to_string());
     // Decided: out of the pending queue, in the full list with its verification.
-    assert_eq!(s.post(&format!("/api/alerts/{first}/decision"), Some(&o), json!({"decision": "rejected", "note": "crop shows 8XY0007"})).0, 200);
+    assert_eq!(
+        s.post(
+            &format!("/api/alerts/{first}/decision"),
+            Some(&o),
+            json!({"decision": "rejected", "note": "crop shows 8XY0007"})
+        )
+        .0,
+        200
+    );
     wait_for(&first.to_string());
     let (_, v) = s.get("/api/alerts?pending=true", Some(&o));
     let ids: Vec<&str> = v["alerts"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [second.to_string().as_str()]);
     let (_, v) = s.get("/api/alerts", Some(&o));
-    let decided = v["alerts"].as_array().unwrap().iter().find(|a| a["id"] == first.to_string().as_str()).unwrap().clone();
-    assert_eq!((decided["verification"]["decision"].as_str(), decided["verification"]["note"].as_str()), (Some("rejected"), Some("crop shows 8XY0007")));
+    let decided =
+        v["alerts"].as_array().unwrap().iter().find(|a| a["id"] == first.to_string().as_str()).unwrap().clone();
+    assert_eq!(
+        (decided["verification"]["decision"].as_str(), decided["verification"]["note"].as_str()),
+        (Some("rejected"), Some("crop shows 8XY0007"))
+    );
     // Logging out ends the stream (checked every 15 s).
     assert_eq!(s.post("/api/logout", Some(&o), json!({})).0, 200);
     let deadline = std::time::Instant::now() + Duration::from_secs(25);
@@ -1450,7 +1940,19 @@ fn browser_officer_works_the_alert_queue_live_by_keyboard() {
     };
     use polewatch::uplink::payload::{AlertStage, CertaintyV1, FinalReadV1};
     let early = CertaintyV1 { basis: "agreement".into(), frames: 3, agreeing_frames: 3, confidence: 0.7 };
-    let prov = polewatch::alert::raise_as(&s.store, "s1", "pole-01", &read, hit, false, 1 << 20, AlertStage::Provisional, early.clone()).unwrap().id;
+    let prov = polewatch::alert::raise_as(
+        &s.store,
+        "s1",
+        "pole-01",
+        &read,
+        hit,
+        false,
+        1 << 20,
+        AlertStage::Provisional,
+        early.clone(),
+    )
+    .unwrap()
+    .id;
     b.wait_text("#alerts-count", "2 alert(s)");
     b.wait_text("#alert-list", "provisional");
     b.keys("#alert-list", "\u{E015}"); // ArrowDown: the newest
@@ -1461,10 +1963,17 @@ fn browser_officer_works_the_alert_queue_live_by_keyboard() {
     polewatch::alert::update(&s.store, "s1", "pole-01", prov, &read, AlertStage::Withdrawn, early, vote).unwrap();
     b.wait_text("#alert-stage", "Withdrawn");
     b.wait_text("#alert-list", "withdrawn");
-    assert_eq!(b.execute("return document.getElementById('alert-confirm').disabled"), json!(true), "a withdrawn hit cannot be confirmed");
+    assert_eq!(
+        b.execute("return document.getElementById('alert-confirm').disabled"),
+        json!(true),
+        "a withdrawn hit cannot be confirmed"
+    );
     let e = s.audit.latest(50, Some("olive"), Some("alert_verified")).unwrap();
     assert_eq!(e.len(), 1);
-    assert_eq!((e[0].object.as_str(), e[0].detail.as_str(), e[0].outcome), (id.to_string().as_str(), "matches DOJ stolen record, checked", polewatch::access::Outcome::Ok));
+    assert_eq!(
+        (e[0].object.as_str(), e[0].detail.as_str(), e[0].outcome),
+        (id.to_string().as_str(), "matches DOJ stolen record, checked", polewatch::access::Outcome::Ok)
+    );
     assert!(!s.audit.latest(50, Some("olive"), Some("alerts_viewed")).unwrap().is_empty());
     b.click("#logout");
     b.find("#login-form");
@@ -1480,7 +1989,18 @@ fn browser_release_request_is_entered_approved_by_another_and_downloaded_as_one_
         return;
     };
     let read = s.store.search(&polewatch::store::PlatePattern::parse("8XY0001").unwrap(), 1).unwrap().remove(0);
-    s.store.place_hold(read.id, polewatch::store::HoldRequest { placed_by: "olive".into(), case_number: "PCSO-26-9".into(), reason: "evidence".into(), expires_at_ms: None }, now()).unwrap();
+    s.store
+        .place_hold(
+            read.id,
+            polewatch::store::HoldRequest {
+                placed_by: "olive".into(),
+                case_number: "PCSO-26-9".into(),
+                reason: "evidence".into(),
+                expires_at_ms: None,
+            },
+            now(),
+        )
+        .unwrap();
     b.goto(&s.base);
     b.type_into("#username", "olive");
     b.type_into("#password", PW);
@@ -1494,7 +2014,10 @@ fn browser_release_request_is_entered_approved_by_another_and_downloaded_as_one_
     b.click("#release-submit");
     b.wait_text("#release-msg", "a second person must approve it");
     b.wait_text("#releases", "waiting");
-    assert!(b.execute("return document.querySelectorAll('.rel-approve').length") == json!(0), "an operator cannot approve");
+    assert!(
+        b.execute("return document.querySelectorAll('.rel-approve').length") == json!(0),
+        "an operator cannot approve"
+    );
     b.click("#logout");
     b.find("#login-form");
     b.type_into("#username", "sam");
@@ -1512,7 +2035,11 @@ fn browser_release_request_is_entered_approved_by_another_and_downloaded_as_one_
     std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-releases.png"), b.screenshot_png()).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let tar = loop {
-        let found = std::fs::read_dir(b.download_dir()).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "tar"));
+        let found = std::fs::read_dir(b.download_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "tar"));
         if let Some(p) = found {
             break p;
         }
@@ -1525,7 +2052,14 @@ fn browser_release_request_is_entered_approved_by_another_and_downloaded_as_one_
     let bundle = std::fs::read_dir(out.path()).unwrap().next().unwrap().unwrap().path();
     polewatch::access::export::verify_bundle(&bundle, Some(&s.device_key_hex)).unwrap();
     let e = s.audit.latest(100, None, None).unwrap();
-    let has = |user: &str, action: polewatch::access::Action, detail: &str| e.iter().any(|x| x.user == user && x.action == action && x.outcome == polewatch::access::Outcome::Ok && x.detail.contains(detail));
+    let has = |user: &str, action: polewatch::access::Action, detail: &str| {
+        e.iter().any(|x| {
+            x.user == user
+                && x.action == action
+                && x.outcome == polewatch::access::Outcome::Ok
+                && x.detail.contains(detail)
+        })
+    };
     assert!(has("olive", polewatch::access::Action::ReleaseRequested, "Placer County Sheriff"));
     assert!(has("sam", polewatch::access::Action::ReleaseDecided, "approved; note: per 471.7"));
     assert!(has("sam", polewatch::access::Action::Export, ""));
@@ -1553,7 +2087,11 @@ fn browser_admins_manage_users_with_a_second_admin_approving_roles() {
     };
     b.goto(&s.base);
     login("adam");
-    assert_eq!(b.execute("return document.getElementById('search-view').classList.contains('hidden')"), json!(true), "an admin sees no search");
+    assert_eq!(
+        b.execute("return document.getElementById('search-view').classList.contains('hidden')"),
+        json!(true),
+        "an admin sees no search"
+    );
     b.type_into("#nu-username", "dana");
     b.type_into("#nu-name", "Dana Reyes");
     b.type_into("#nu-title", "Officer");
@@ -1592,7 +2130,9 @@ fn browser_admins_manage_users_with_a_second_admin_approving_roles() {
     assert!(!b.text("#users tr[data-name=dana] .status").contains("wait for approval"));
     b.wait_text("#users tr[data-name=adam]", &jiff::Timestamp::now().strftime("%Y-%m-%d").to_string());
     let e = s.audit.latest(200, None, None).unwrap();
-    let has = |user: &str, action: Action, outcome: Outcome| e.iter().any(|x| x.user == user && x.action == action && x.outcome == outcome && x.object == "dana");
+    let has = |user: &str, action: Action, outcome: Outcome| {
+        e.iter().any(|x| x.user == user && x.action == action && x.outcome == outcome && x.object == "dana")
+    };
     assert!(has("adam", Action::UserAdded, Outcome::Ok));
     assert!(has("adam", Action::TrainingRecorded, Outcome::Ok));
     assert!(has("adam", Action::UserLocked, Outcome::Ok));
@@ -1616,7 +2156,20 @@ fn browser_supervisor_sees_retention_and_holds_and_releases_one() {
         return;
     };
     let reads = s.store.search(&polewatch::store::PlatePattern::parse("*").unwrap(), 10).unwrap();
-    let hold = |i: usize, case: &str, exp: Option<i64>| s.store.place_hold(reads[i].id, HoldRequest { placed_by: "olive".into(), case_number: case.into(), reason: "evidence".into(), expires_at_ms: exp }, now()).unwrap();
+    let hold = |i: usize, case: &str, exp: Option<i64>| {
+        s.store
+            .place_hold(
+                reads[i].id,
+                HoldRequest {
+                    placed_by: "olive".into(),
+                    case_number: case.into(),
+                    reason: "evidence".into(),
+                    expires_at_ms: exp,
+                },
+                now(),
+            )
+            .unwrap()
+    };
     let h1 = hold(0, "PCSO-1", None);
     hold(1, "PCSO-1", Some(now() + 30 * DAY));
     hold(2, "PCSO-2", Some(now() + 1000));
@@ -1646,7 +2199,10 @@ fn browser_supervisor_sees_retention_and_holds_and_releases_one() {
     std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-holds.png"), b.screenshot_png()).unwrap();
     let e = s.audit.latest(50, Some("sam"), None).unwrap();
     assert!(e.iter().any(|x| x.action == Action::HoldsViewed && x.outcome == Outcome::Ok && x.result_count == Some(3)));
-    assert!(e.iter().any(|x| x.action == Action::HoldReleased && x.outcome == Outcome::Ok && x.detail == "case closed by the DA" && x.case_number == "PCSO-1"));
+    assert!(e.iter().any(|x| x.action == Action::HoldReleased
+        && x.outcome == Outcome::Ok
+        && x.detail == "case closed by the DA"
+        && x.case_number == "PCSO-1"));
     b.click("#logout");
     b.find("#login-form");
 }
@@ -1689,10 +2245,22 @@ fn an_installer_sees_cameras_and_nothing_of_stored_reads() {
     let s = start();
     let ian = s.login("ian");
     let (st, v) = s.get("/api/cameras", Some(&ian));
-    assert_eq!((st, v["cameras"].as_array().map(|a| a.len())), (200, Some(0)), "no camera set in this test server: {v}");
+    assert_eq!(
+        (st, v["cameras"].as_array().map(|a| a.len())),
+        (200, Some(0)),
+        "no camera set in this test server: {v}"
+    );
     let why = json!({"purpose": "stolen vehicle", "case_number": "C-1"});
     let read = s.store.search(&polewatch::store::PlatePattern::parse("7ABC123").unwrap(), 1).unwrap().remove(0);
-    assert_eq!(s.post("/api/search", Some(&ian), json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"})).0, 403);
+    assert_eq!(
+        s.post(
+            "/api/search",
+            Some(&ian),
+            json!({"plate": "7ABC123", "purpose": "stolen vehicle", "case_number": "C-1"})
+        )
+        .0,
+        403
+    );
     assert_eq!(s.post(&format!("/api/reads/{}", read.id), Some(&ian), why.clone()).0, 403);
     assert_eq!(s.post(&format!("/api/reads/{}/crop", read.id), Some(&ian), why).0, 403);
     for path in ["/api/alerts", "/api/holds", "/api/hotlists", "/api/releases", "/api/audit", "/api/users"] {
@@ -1715,8 +2283,17 @@ fn an_installer_sees_cameras_and_nothing_of_stored_reads() {
     assert_eq!(s.post("/api/cameras/lane9/roi", Some(&ian), square.clone()).0, 404);
     assert_eq!(s.post("/api/cameras/lane1/roi", Some(&o), square).0, 403, "an operator does not draw regions");
     let e = s.audit.latest(10, Some("ian"), Some("cameras_viewed")).unwrap();
-    let roi: Vec<(String, polewatch::access::Outcome)> = e.iter().filter(|x| x.object.ends_with(" roi")).map(|x| (x.object.clone(), x.outcome)).collect();
-    assert_eq!(roi, vec![("camera lane9 roi".into(), polewatch::access::Outcome::Denied), ("camera lane1 roi".into(), polewatch::access::Outcome::Denied), ("camera lane1 roi".into(), polewatch::access::Outcome::Ok)], "newest first");
+    let roi: Vec<(String, polewatch::access::Outcome)> =
+        e.iter().filter(|x| x.object.ends_with(" roi")).map(|x| (x.object.clone(), x.outcome)).collect();
+    assert_eq!(
+        roi,
+        vec![
+            ("camera lane9 roi".into(), polewatch::access::Outcome::Denied),
+            ("camera lane1 roi".into(), polewatch::access::Outcome::Denied),
+            ("camera lane1 roi".into(), polewatch::access::Outcome::Ok)
+        ],
+        "newest first"
+    );
 }
 
 /// A supervisor adds and removes entries of the console's local list with a reason: the entry is in force
@@ -1728,9 +2305,21 @@ fn browser_supervisor_adds_and_removes_a_local_hotlist_entry() {
     let s = start();
     let o = s.login("olive");
     let sup = s.login("sam");
-    assert_eq!(s.post("/api/hotlists/local", Some(&o), json!({"plate": "7ABC123", "category": "stolen", "priority": 1, "reason": "x"})).0, 403);
+    assert_eq!(
+        s.post(
+            "/api/hotlists/local",
+            Some(&o),
+            json!({"plate": "7ABC123", "category": "stolen", "priority": 1, "reason": "x"})
+        )
+        .0,
+        403
+    );
     let before = s.head();
-    let (st, v) = s.post("/api/hotlists/local", Some(&sup), json!({"plate": "7ABC123", "category": "stolen", "priority": 0, "reason": "x"}));
+    let (st, v) = s.post(
+        "/api/hotlists/local",
+        Some(&sup),
+        json!({"plate": "7ABC123", "category": "stolen", "priority": 0, "reason": "x"}),
+    );
     assert_eq!(st, 400, "priority 0 is refused by the list parser: {v}");
     assert_eq!(outcomes(&s.audit_since(before)), ["HotlistChanged/Denied"]);
     assert_eq!(s.post("/api/hotlists/local/remove", Some(&sup), json!({"plate": "NOPE1", "reason": "x"})).0, 404);
@@ -1752,15 +2341,27 @@ fn browser_supervisor_adds_and_removes_a_local_hotlist_entry() {
     b.wait_text("#hotlists-msg", "Entry 7ABC123 added; 2 alert(s) from recent reads");
     b.wait_text("#hotlists", "added in the console");
     let (_, v) = s.get("/api/alerts?pending=true", Some(&o));
-    assert_eq!(v["alerts"].as_array().unwrap().iter().filter(|a| a["hit"]["list"] == "console:local").count(), 2, "the two stored reads of 7ABC123, retroactively");
-    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-hotlists-local.png"), b.screenshot_png()).unwrap();
+    assert_eq!(
+        v["alerts"].as_array().unwrap().iter().filter(|a| a["hit"]["list"] == "console:local").count(),
+        2,
+        "the two stored reads of 7ABC123, retroactively"
+    );
+    std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-hotlists-local.png"), b.screenshot_png())
+        .unwrap();
     b.type_into("#local-remove-plate", "7ABC123");
     b.type_into("#local-remove-reason", "vehicle recovered");
     b.click("#local-remove");
     b.wait_text("#hotlists-msg", "1 entry removed");
     let e = s.audit.latest(20, Some("sam"), Some("hotlist_changed")).unwrap();
-    assert!(e.iter().any(|x| x.outcome == Outcome::Ok && x.query == "7abc123" && x.detail.contains("reason: BOLO 26-14 from dispatch")), "{e:?}");
-    assert!(e.iter().any(|x| x.outcome == Outcome::Ok && x.query == "7ABC123" && x.detail.contains("reason: vehicle recovered")));
+    assert!(
+        e.iter().any(|x| x.outcome == Outcome::Ok
+            && x.query == "7abc123"
+            && x.detail.contains("reason: BOLO 26-14 from dispatch")),
+        "{e:?}"
+    );
+    assert!(e
+        .iter()
+        .any(|x| x.outcome == Outcome::Ok && x.query == "7ABC123" && x.detail.contains("reason: vehicle recovered")));
     let _ = Action::HotlistChanged;
     b.click("#logout");
     b.find("#login-form");

@@ -5,20 +5,23 @@
 
 mod support;
 
-use polewatch::access::audit::{decode_record, encode, seal, AuditEntry, AuditKey, AuditLog, Broken, BrokenReason, ChainHead, Checkpoint, KeyError, VerifyError, VerifyReport, GENESIS};
+use polewatch::access::audit::{
+    decode_record, encode, seal, AuditEntry, AuditKey, AuditLog, Broken, BrokenReason, ChainHead, Checkpoint, KeyError,
+    VerifyError, VerifyReport, GENESIS,
+};
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
-use polewatch_dev::bench::synthetic_read;
 use polewatch::clock::FixedClock;
 use polewatch::retention::{Policy, DAY_MS};
 use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};
 use polewatch::store::{AuditRecord, HoldRequest, OnCorrupt, Store, StoreError, StoreOptions};
+use polewatch_dev::bench::synthetic_read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use support::snapshot;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+use support::snapshot;
 
 const KEY: [u8; 32] = [0x42; 32];
 
@@ -115,7 +118,10 @@ fn a_clean_log_verifies_and_keeps_what_was_recorded() {
     tamper(d.path(), |audit, _| {
         let e = stored(audit, 17);
         let n = new_entry(17);
-        assert_eq!((e.seq, e.user, e.query, e.case_number, e.action, e.outcome), (17, n.user, n.query, n.case_number, Action::Search, Outcome::Ok));
+        assert_eq!(
+            (e.seq, e.user, e.query, e.case_number, e.action, e.outcome),
+            (17, n.user, n.query, n.case_number, Action::Search, Outcome::Ok)
+        );
         assert_eq!(stored(audit, 16).hash, e.prev_hash);
         assert!(stored(audit, 1).prev_hash == GENESIS);
         let now = jiff::Timestamp::now().as_millisecond();
@@ -259,7 +265,11 @@ fn a_chain_rebuilt_with_another_key_is_a_key_mismatch_at_seq_1() {
     });
     let b = broken(d.path(), None);
     assert_eq!((b.first_bad_seq, b.reason), (1, BrokenReason::KeyMismatch));
-    assert_eq!(with_log(d.path(), other, |log| log.verify(None).unwrap().entries), 50, "consistent under the forger's key");
+    assert_eq!(
+        with_log(d.path(), other, |log| log.verify(None).unwrap().entries),
+        50,
+        "consistent under the forger's key"
+    );
 }
 
 #[test]
@@ -373,10 +383,23 @@ fn purges_are_audited_and_never_touch_the_audit_log() {
         log.record(new_entry(i)).unwrap();
     }
     let before: Vec<AuditRecord> = store.audit_records().map(Result::unwrap).collect();
-    let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: true, max_purge_percent: 100, large_purge_min_reads: 0 };
+    let p = Policy {
+        min_days: 10,
+        max_days: 10,
+        max_clock_lead_ms: 60 * DAY_MS,
+        max_clock_lag_ms: 0,
+        require_clock_sync: true,
+        max_purge_percent: 100,
+        large_purge_min_reads: 0,
+    };
     store.put_reads((0..30).map(|i| synthetic_read(i, NOW - 20 * DAY_MS + i as i64, 100)).collect()).unwrap();
     let held = store.put_read(synthetic_read(99, NOW - 20 * DAY_MS + 500, 0)).unwrap();
-    let req = HoldRequest { placed_by: "det. a".into(), case_number: "C-9".into(), reason: "evidence".into(), expires_at_ms: None };
+    let req = HoldRequest {
+        placed_by: "det. a".into(),
+        case_number: "C-9".into(),
+        reason: "evidence".into(),
+        expires_at_ms: None,
+    };
     store.place_hold(held, req, NOW).unwrap();
     store.put_read(synthetic_read(100, NOW, 0)).unwrap();
     let settings = SweepSettings { batch_size: 7, batch_pause: Duration::ZERO };
@@ -403,7 +426,10 @@ fn purges_are_audited_and_never_touch_the_audit_log() {
     assert_eq!(&after[..10], &before[..], "the purge left every earlier audit entry as it was");
     let entries: Vec<AuditEntry> = after.iter().map(|r| decode_record(r).unwrap()).collect();
     let (refused, done) = (&entries[10], &entries[11]);
-    assert_eq!((refused.action, refused.outcome, refused.result_count), (Action::RetentionPurge, Outcome::Denied, Some(0)));
+    assert_eq!(
+        (refused.action, refused.outcome, refused.result_count),
+        (Action::RetentionPurge, Outcome::Denied, Some(0))
+    );
     assert!(refused.detail.starts_with("refused: "), "{}", refused.detail);
     assert_eq!((done.action, done.outcome, done.result_count), (Action::RetentionPurge, Outcome::Ok, Some(30)));
     assert_eq!((done.user.as_str(), done.source.as_str(), done.object.as_str()), ("system", "daemon", "reads"));
@@ -441,7 +467,11 @@ fn polewatch(cfg: &Path, args: &[&str]) -> (Option<i32>, String, String) {
         .env_remove("POLEWATCH_CONFIG")
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -503,7 +533,10 @@ fn cli_verify_checkpoint_and_show() {
     let (code, out, err) = polewatch(&cfg, &["verify"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("audit log OK: 20 entries"), "{out}");
-    assert!(err.contains("the audit key was last used with entry 35") && err.contains("this log ends at entry 20"), "{err}");
+    assert!(
+        err.contains("the audit key was last used with entry 35") && err.contains("this log ends at entry 20"),
+        "{err}"
+    );
     let (code, _, err) = polewatch(&cfg, &["verify", "--checkpoint", cp_file.to_str().unwrap()]);
     assert_eq!(code, Some(1));
     assert!(err.contains("audit log broken at seq 21: missing"), "{err}");
@@ -549,7 +582,15 @@ fn a_purge_that_cannot_be_recorded_is_an_error_not_silence() {
     let store = Arc::new(store);
     let log = AuditLog::new(store.clone(), key());
     store.put_reads((0..5).map(|i| synthetic_read(i, NOW - 20 * DAY_MS + i as i64, 0)).collect()).unwrap();
-    let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: false, max_purge_percent: 100, large_purge_min_reads: 0 };
+    let p = Policy {
+        min_days: 10,
+        max_days: 10,
+        max_clock_lead_ms: 60 * DAY_MS,
+        max_clock_lag_ms: 0,
+        require_clock_sync: false,
+        max_purge_percent: 100,
+        large_purge_min_reads: 0,
+    };
     let clock = FixedClock { now: NOW, synced: None };
     let settings = SweepSettings { batch_size: 10, batch_pause: Duration::ZERO };
     let err = sweep(&store, &p, &clock, settings, &AtomicBool::new(false), Some(&log)).unwrap_err();
@@ -559,7 +600,6 @@ fn a_purge_that_cannot_be_recorded_is_an_error_not_silence() {
 }
 
 // --- issue 15: a corrupt store must not silently restart the chain ------------------------------------
-
 
 fn logged(store: Arc<Store>, key_file: &Path, n: u64) -> Arc<Store> {
     let log = AuditLog::open(store.clone(), key_file).unwrap();
@@ -584,7 +624,10 @@ fn the_key_records_its_chain_head_and_refuses_a_chain_that_restarts_or_is_cut() 
     let (empty, _) = Store::open(&StoreOptions::at(store_path(d.path()))).unwrap();
     let empty = Arc::new(empty);
     match AuditLog::open_verified(empty.clone(), &key_file) {
-        Err(AuditError::Chain(m)) => assert!(m.contains("last used with entry 9") && m.contains("ends at entry 0") && m.contains("restart-chain"), "{m}"),
+        Err(AuditError::Chain(m)) => assert!(
+            m.contains("last used with entry 9") && m.contains("ends at entry 0") && m.contains("restart-chain"),
+            "{m}"
+        ),
         Err(e) => panic!("unexpected {e}"),
         Ok(_) => panic!("a new chain over a lost one must not start by itself"),
     }
@@ -656,8 +699,17 @@ fn verify_never_modifies_a_corrupt_store_and_restart_chain_is_explicit_and_repor
     let (code, out, err) = polewatch(&cfg, &["restart-chain", "--reason", "INC-42: store corrupt after power loss"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(err.contains("moved, byte for byte, to"), "{err}");
-    assert!(out.contains("new audit chain started at entry 1") && out.contains("3 reads") && out.contains("audit entries 1..=16"), "{out}");
-    let kept: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("store.corrupt-")).collect();
+    assert!(
+        out.contains("new audit chain started at entry 1")
+            && out.contains("3 reads")
+            && out.contains("audit entries 1..=16"),
+        "{out}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("store.corrupt-"))
+        .collect();
     assert_eq!(kept.len(), 1, "the old copy is kept");
     let (code, out, err) = polewatch(&cfg, &["verify"]);
     assert_eq!(code, Some(0), "{out}{err}");
@@ -666,7 +718,12 @@ fn verify_never_modifies_a_corrupt_store_and_restart_chain_is_explicit_and_repor
     assert_eq!(code, Some(0));
     let e: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     let detail = e["detail"].as_str().unwrap();
-    assert!(detail.contains("INC-42") && detail.contains("previous chain ended at entry 16") && detail.contains("store.corrupt-"), "{detail}");
+    assert!(
+        detail.contains("INC-42")
+            && detail.contains("previous chain ended at entry 16")
+            && detail.contains("store.corrupt-"),
+        "{detail}"
+    );
     // Restarting again over a living chain is refused.
     let (code, _, err) = polewatch(&cfg, &["restart-chain", "--reason", "again"]);
     assert_eq!(code, Some(1));

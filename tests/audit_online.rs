@@ -37,7 +37,9 @@ fn recognizer_tables() -> String {
         .map(|l| match l {
             "[detector]" => "[recognizer.detector]".to_string(),
             "[ocr]" => "[recognizer.ocr]".to_string(),
-            l if l.starts_with("path = \"") => l.replacen("path = \"", &format!("path = \"{}/models/", repo().display()), 1),
+            l if l.starts_with("path = \"") => {
+                l.replacen("path = \"", &format!("path = \"{}/models/", repo().display()), 1)
+            }
             l => l.to_string(),
         })
         .collect::<Vec<_>>()
@@ -60,7 +62,12 @@ fn polewatch(cfg: &Path, args: &[&str], stdin: &str) -> std::process::Output {
 }
 
 fn ok(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -91,10 +98,36 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     .unwrap();
     // Users, offline, before the daemon takes the store.
     for (name, role) in [("audrey", "auditor"), ("olive", "operator"), ("ian", "installer")] {
-        ok(&polewatch(&cfg, &["user", "add", name, "--name", name, "--title", "Officer", "--role", role], &format!("{PW}\n")));
-        ok(&polewatch(&cfg, &["user", "train", name, "--course", "ALPR operator", "--completed", "2026-01-01", "--expires", "2099-01-01"], ""));
+        ok(&polewatch(
+            &cfg,
+            &["user", "add", name, "--name", name, "--title", "Officer", "--role", role],
+            &format!("{PW}\n"),
+        ));
+        ok(&polewatch(
+            &cfg,
+            &[
+                "user",
+                "train",
+                name,
+                "--course",
+                "ALPR operator",
+                "--completed",
+                "2026-01-01",
+                "--expires",
+                "2099-01-01",
+            ],
+            "",
+        ));
     }
-    let mut daemon = Killed(Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+    let mut daemon = Killed(
+        Command::new(env!("CARGO_BIN_EXE_polewatch"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stderr = daemon.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -113,16 +146,25 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
         n
     };
     let mut log = Vec::new();
-    assert!(stored_by(Instant::now() + Duration::from_secs(90), 1, &mut log) >= 1, "no read stored; log:\n{}", log.join("\n"));
+    assert!(
+        stored_by(Instant::now() + Duration::from_secs(90), 1, &mut log) >= 1,
+        "no read stored; log:\n{}",
+        log.join("\n")
+    );
 
     // An operator searches through the API meanwhile: three times, fast (a burst of three).
     let pem = std::fs::read(dir.path().join("state/api-cert.pem")).unwrap();
-    let certs: Vec<ureq::tls::Certificate<'static>> =
-        ureq::tls::parse_pem(&pem).filter_map(|i| match i.ok()? { ureq::tls::PemItem::Certificate(c) => Some(c), _ => None }).collect();
+    let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i.ok()? {
+            ureq::tls::PemItem::Certificate(c) => Some(c),
+            _ => None,
+        })
+        .collect();
     let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs))).build();
     let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).http_status_as_error(false).build().into();
     let base = format!("https://127.0.0.1:{api_port}");
-    let mut login = agent.post(&format!("{base}/api/login")).send_json(json!({"username": "olive", "password": PW})).unwrap();
+    let mut login =
+        agent.post(&format!("{base}/api/login")).send_json(json!({"username": "olive", "password": PW})).unwrap();
     assert_eq!(login.status().as_u16(), 200);
     let token = login.body_mut().read_json::<Value>().unwrap()["token"].as_str().unwrap().to_string();
     for _ in 0..3 {
@@ -138,20 +180,33 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     let verify = ok(&polewatch(&cfg, &["audit", "verify", "--online", "--login", "audrey"], &format!("{PW}\n")));
     assert!(verify.starts_with("audit log OK: "), "{verify}");
     // And shows the latest entries, oldest first, while the daemon runs.
-    let shown = ok(&polewatch(&cfg, &["audit", "show", "--online", "--action", "audit_verified", "--login", "audrey"], &format!("{PW}\n")));
+    let shown = ok(&polewatch(
+        &cfg,
+        &["audit", "show", "--online", "--action", "audit_verified", "--login", "audrey"],
+        &format!("{PW}\n"),
+    ));
     let lines: Vec<Value> = shown.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 1, "{shown}");
     assert_eq!((lines[0]["user"].as_str(), lines[0]["outcome"].as_str()), (Some("audrey"), Some("ok")));
     assert!(lines[0]["detail"].as_str().unwrap().starts_with("audit log OK"), "{shown}");
-    let offline_only = polewatch(&cfg, &["audit", "show", "--online", "--query", "7AB", "--login", "audrey"], &format!("{PW}\n"));
+    let offline_only =
+        polewatch(&cfg, &["audit", "show", "--online", "--query", "7AB", "--login", "audrey"], &format!("{PW}\n"));
     assert!(!offline_only.status.success(), "--query is offline only");
     // A wrong password is refused, and says so.
     let refused = polewatch(&cfg, &["audit", "verify", "--online", "--login", "audrey"], "wrong-password-here\n");
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("login refused"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("login refused"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     // The compliance report for today (UTC), as JSON and as a page.
     let day = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
-    let report = ok(&polewatch(&cfg, &["audit", "report", "--from", &day, "--to", &day, "--tz", "UTC", "--burst-count", "3", "--login", "audrey"], &format!("{PW}\n")));
+    let report = ok(&polewatch(
+        &cfg,
+        &["audit", "report", "--from", &day, "--to", &day, "--tz", "UTC", "--burst-count", "3", "--login", "audrey"],
+        &format!("{PW}\n"),
+    ));
     let r: Value = serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report}"));
     assert_eq!(r["chain"]["ok"], true, "{}", r["chain"]);
     assert_eq!(r["searches"]["total"], 3);
@@ -159,37 +214,70 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     assert_eq!(r["flags"]["exports_checked"], 0);
     assert_eq!(r["flags"]["export_without_approved_request"], json!([]));
     assert!(r["logins"]["failed"].as_u64().unwrap() >= 1, "the wrong password above: {}", r["logins"]);
-    let page = ok(&polewatch(&cfg, &["audit", "report", "--from", &day, "--to", &day, "--html", "--login", "audrey"], &format!("{PW}\n")));
+    let page = ok(&polewatch(
+        &cfg,
+        &["audit", "report", "--from", &day, "--to", &day, "--html", "--login", "audrey"],
+        &format!("{PW}\n"),
+    ));
     assert!(page.contains("<h1>Compliance report</h1>"), "{page}");
 
     // Issue 18 §1, in part: the installer's Cameras page shows the demo camera live, with a verdict.
-    let mut login = agent.post(&format!("{base}/api/login")).send_json(json!({"username": "ian", "password": PW})).unwrap();
+    let mut login =
+        agent.post(&format!("{base}/api/login")).send_json(json!({"username": "ian", "password": PW})).unwrap();
     assert_eq!(login.status().as_u16(), 200);
     let ian = login.body_mut().read_json::<Value>().unwrap()["token"].as_str().unwrap().to_string();
-    let mut res = agent.get(&format!("{base}/api/cameras")).header("authorization", &format!("Bearer {ian}")).call().unwrap();
+    let mut res =
+        agent.get(&format!("{base}/api/cameras")).header("authorization", &format!("Bearer {ian}")).call().unwrap();
     let cams: Value = res.body_mut().read_json().unwrap();
-    assert_eq!((cams["cameras"][0]["id"].as_str(), cams["cameras"][0]["state"].as_str()), (Some("lane1"), Some("streaming")), "{cams}");
+    assert_eq!(
+        (cams["cameras"][0]["id"].as_str(), cams["cameras"][0]["state"].as_str()),
+        (Some("lane1"), Some("streaming")),
+        "{cams}"
+    );
     assert!(cams["cameras"][0]["decoder"].as_str().unwrap_or_default().contains("H.264"), "{cams}");
-    let searched = agent.post(&format!("{base}/api/search")).header("authorization", &format!("Bearer {ian}"))
-        .send_json(json!({"plate": "*", "purpose": "stolen vehicle", "case_number": "C-77"})).unwrap();
+    let searched = agent
+        .post(&format!("{base}/api/search"))
+        .header("authorization", &format!("Bearer {ian}"))
+        .send_json(json!({"plate": "*", "purpose": "stolen vehicle", "case_number": "C-77"}))
+        .unwrap();
     assert_eq!(searched.status().as_u16(), 403, "an installer sees nothing of stored reads");
     // Issue 18 §1, aiming: the camera's live snapshot carries the demo's plates, each with its box, height in
     // pixels, OCR text and fit against the recommended band, and a verdict in plain words.
-    let shot = snapshot_with_plates(&agent, &format!("{base}/api/cameras/lane1/snapshot"), &ian, Duration::from_secs(90));
+    let shot =
+        snapshot_with_plates(&agent, &format!("{base}/api/cameras/lane1/snapshot"), &ian, Duration::from_secs(90));
     assert!(shot["image"].as_str().unwrap().starts_with("data:image/jpeg;base64,"), "{}", shot["verdict"]);
     assert_eq!(shot["size"], json!([1280, 720]));
     assert_eq!(shot["band"], json!(polewatch::api::aim::default_band(1280, Some(640))));
-    let plate = shot["plates"].as_array().unwrap().iter().find(|p| p["text"].is_string()).unwrap_or_else(|| panic!("no plate read: {}", shot["plates"]));
+    let plate = shot["plates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["text"].is_string())
+        .unwrap_or_else(|| panic!("no plate read: {}", shot["plates"]));
     let h = plate["height_px"].as_f64().unwrap();
     assert!((20.0..200.0).contains(&h), "demo plates are tens of pixels high: {plate}");
     // The demo's cars come from afar: a plate is judged against the band as it is now.
     let band = polewatch::api::aim::default_band(1280, Some(640));
-    let want = if h < band[0] as f64 { "too small" } else if h > band[1] as f64 { "too large" } else { "ok" };
+    let want = if h < band[0] as f64 {
+        "too small"
+    } else if h > band[1] as f64 {
+        "too large"
+    } else {
+        "ok"
+    };
     assert!(plate["fit"] == want || (want == "ok" && plate["fit"] == "too oblique"), "{plate} against {band:?}");
     assert!(shot["verdict"]["text"].as_str().unwrap().contains("px high"), "{}", shot["verdict"]);
-    let refused = agent.get(&format!("{base}/api/cameras/lane1/snapshot")).header("authorization", &format!("Bearer {token}")).call().unwrap();
+    let refused = agent
+        .get(&format!("{base}/api/cameras/lane1/snapshot"))
+        .header("authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
     assert_eq!(refused.status().as_u16(), 403, "an operator does not aim cameras");
-    let nosuch = agent.get(&format!("{base}/api/cameras/lane9/snapshot")).header("authorization", &format!("Bearer {ian}")).call().unwrap();
+    let nosuch = agent
+        .get(&format!("{base}/api/cameras/lane9/snapshot"))
+        .header("authorization", &format!("Bearer {ian}"))
+        .call()
+        .unwrap();
     assert_eq!(nosuch.status().as_u16(), 404);
     let mut browser_ran = false;
     if let Some(b) = support::webdriver::Browser::start() {
@@ -203,7 +291,10 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
         b.wait_text("#cameras tr[data-id=lane1] .state", "streaming");
         // The second event carries rates: "streaming N fps, analysing M fps…".
         b.wait_text("#cameras tr[data-id=lane1] .verdict", "fps");
-        assert_eq!(b.execute("return document.getElementById('search-view').classList.contains('hidden')"), json!(true));
+        assert_eq!(
+            b.execute("return document.getElementById('search-view').classList.contains('hidden')"),
+            json!(true)
+        );
         let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
         std::fs::write(tmp.join("console-cameras.png"), b.screenshot_png()).unwrap();
         // Aiming in the browser: the snapshot with its plates, then a region of interest drawn on it.
@@ -231,15 +322,24 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
         };
         tap("[[0.1, 0.3], [0.9, 0.3], [0.9, 0.95], [0.1, 0.95]]");
         b.click("#roi-get");
-        let toml = || b.execute("return document.getElementById('roi-toml').value").as_str().unwrap_or_default().to_string();
+        let toml =
+            || b.execute("return document.getElementById('roi-toml').value").as_str().unwrap_or_default().to_string();
         let deadline = Instant::now() + Duration::from_secs(15);
         while toml().is_empty() {
             assert!(Instant::now() < deadline, "no TOML; error: {}", b.text("#roi-error"));
             std::thread::sleep(Duration::from_millis(100));
         }
         // Where the taps fell, in frame pixels (within the page's rounding of a scaled picture).
-        let got: Vec<u32> = toml().split("roi = ").nth(1).unwrap_or_default().chars().map(|c| if c.is_ascii_digit() { c } else { ' ' }).collect::<String>()
-            .split_whitespace().map(|n| n.parse().unwrap()).collect();
+        let got: Vec<u32> = toml()
+            .split("roi = ")
+            .nth(1)
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if c.is_ascii_digit() { c } else { ' ' })
+            .collect::<String>()
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
         let want = [128, 216, 1152, 216, 1152, 684, 128, 684];
         assert!(got.len() == want.len() && got.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= 2), "{}", toml());
         assert!(toml().contains("id = \"lane1\""), "{}", toml());
@@ -263,7 +363,11 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     // The daemon never stopped: it is running and keeps storing reads after the audit.
     assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon is still running");
     let mut after = Vec::new();
-    assert!(stored_by(Instant::now() + Duration::from_secs(60), 1, &mut after) >= 1, "no read stored after the audit; log:\n{}", after.join("\n"));
+    assert!(
+        stored_by(Instant::now() + Duration::from_secs(60), 1, &mut after) >= 1,
+        "no read stored after the audit; log:\n{}",
+        after.join("\n")
+    );
 
     // SAFETY: signalling our own child.
     unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) };
@@ -278,7 +382,12 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     let actions: Vec<(String, String)> = shown
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|v| (v["action"].as_str().unwrap_or_default().to_string(), v["outcome"].as_str().unwrap_or_default().to_string()))
+        .map(|v| {
+            (
+                v["action"].as_str().unwrap_or_default().to_string(),
+                v["outcome"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     for want in ["audit_verified", "audit_report"] {
         assert!(actions.iter().any(|(a, o)| a == want && o == "ok"), "{want} missing: {actions:?}");
@@ -289,9 +398,17 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
     let views: Vec<(String, String)> = ian
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|v| (v["object"].as_str().unwrap_or_default().to_string(), v["outcome"].as_str().unwrap_or_default().to_string()))
+        .map(|v| {
+            (
+                v["object"].as_str().unwrap_or_default().to_string(),
+                v["outcome"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
-    assert!(views.contains(&("camera lane1 snapshot".into(), "ok".into())), "the snapshot (plate text shown) is recorded: {views:?}");
+    assert!(
+        views.contains(&("camera lane1 snapshot".into(), "ok".into())),
+        "the snapshot (plate text shown) is recorded: {views:?}"
+    );
     assert!(views.contains(&("camera lane9 snapshot".into(), "denied".into())), "{views:?}");
     if browser_ran {
         assert!(views.contains(&("camera lane1 roi".into(), "ok".into())), "{views:?}");
@@ -314,5 +431,8 @@ fn snapshot_with_plates(agent: &ureq::Agent, url: &str, token: &str, within: Dur
             return last;
         }
     }
-    panic!("no snapshot with a plate within {within:?}; the last: verdict {} plates {}", last["verdict"], last["plates"]);
+    panic!(
+        "no snapshot with a plate within {within:?}; the last: verdict {} plates {}",
+        last["verdict"], last["plates"]
+    );
 }

@@ -127,7 +127,11 @@ impl Status {
     fn parse(msg: &str) -> Option<Status> {
         let text = msg.lines().find_map(|l| l.strip_prefix("STATUS="))?.to_string();
         // "…; 123 frames analysed, 4 vehicle reads stored"
-        let frames = text.split("; ").find_map(|p| p.split_once(" frames analysed").map(|(n, _)| n)).and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+        let frames = text
+            .split("; ")
+            .find_map(|p| p.split_once(" frames analysed").map(|(n, _)| n))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
         Some(Status { text, frames })
     }
 
@@ -136,7 +140,11 @@ impl Status {
         let cams = self.text.split("cameras: ").nth(1).unwrap_or("");
         let Some(at) = cams.find(&format!("{id}=")).filter(|&i| i == 0 || cams[..i].ends_with(", ")) else { return "" };
         let state = &cams[at + id.len() + 1..];
-        let end = if state.starts_with("backoff(") { state.find(')').map_or(state.len(), |i| i + 1) } else { state.find([',', ';']).unwrap_or(state.len()) };
+        let end = if state.starts_with("backoff(") {
+            state.find(')').map_or(state.len(), |i| i + 1)
+        } else {
+            state.find([',', ';']).unwrap_or(state.len())
+        };
         &state[..end]
     }
 
@@ -154,7 +162,9 @@ fn proc_count(pid: u32, what: &str) -> usize {
         "fds" => std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0),
         _ => std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("Threads:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("Threads:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
             .unwrap_or(0),
     }
 }
@@ -171,7 +181,9 @@ fn recognizer_tables() -> String {
         .map(|l| match l {
             "[detector]" => "[recognizer.detector]".to_string(),
             "[ocr]" => "[recognizer.ocr]".to_string(),
-            l if l.starts_with("path = \"") => l.replacen("path = \"", &format!("path = \"{}/models/", repo().display()), 1),
+            l if l.starts_with("path = \"") => {
+                l.replacen("path = \"", &format!("path = \"{}/models/", repo().display()), 1)
+            }
             l => l.to_string(),
         })
         .collect::<Vec<_>>()
@@ -242,7 +254,9 @@ fn camera_b_killed_stalled_garbled_and_resized_while_camera_a_is_analysed() {
     );
     let pid = d.0.id();
     let limit = Duration::from_secs(120);
-    let both = notes.wait("both cameras streaming and frames analysed", limit, |s| s.streaming("a") && s.streaming("b") && s.frames > 0);
+    let both = notes.wait("both cameras streaming and frames analysed", limit, |s| {
+        s.streaming("a") && s.streaming("b") && s.frames > 0
+    });
     let (threads0, fds0) = (proc_count(pid, "threads"), proc_count(pid, "fds"));
     println!("start: {} threads, {} fds; {}", threads0, fds0, both.text);
     let mut states_of_b = Vec::new();
@@ -251,7 +265,9 @@ fn camera_b_killed_stalled_garbled_and_resized_while_camera_a_is_analysed() {
     let a_analysed_while_b = |what: &str, states: &mut Vec<String>| {
         let down = notes.wait(&format!("b down ({what})"), limit, |s| s.down("b"));
         states.push(down.camera("b").to_string());
-        let more = notes.wait(&format!("frames analysed with b down ({what})"), limit, |s| s.down("b") && s.frames >= down.frames + 10);
+        let more = notes.wait(&format!("frames analysed with b down ({what})"), limit, |s| {
+            s.down("b") && s.frames >= down.frames + 10
+        });
         assert!(more.streaming("a"), "a stopped streaming while b was down: {}", more.text);
     };
 
@@ -277,7 +293,8 @@ fn camera_b_killed_stalled_garbled_and_resized_while_camera_a_is_analysed() {
     std::thread::sleep(Duration::from_millis(200));
     let stop_garbage = garbage_server(pb);
     a_analysed_while_b("garbage", &mut states_of_b);
-    let again = notes.wait("b retried against the garbage", limit, |s| s.camera("b").contains("attempt ") && s.down("b"));
+    let again =
+        notes.wait("b retried against the garbage", limit, |s| s.camera("b").contains("attempt ") && s.down("b"));
     states_of_b.push(again.camera("b").to_string());
     stop_garbage.store(true, std::sync::atomic::Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(300));
@@ -303,7 +320,8 @@ fn camera_b_killed_stalled_garbled_and_resized_while_camera_a_is_analysed() {
     // frames of the reconnection are lost), but the camera comes back and is analysed again.
     println!("b during its resolution change: {:?}", b_seen.borrow());
     notes.wait("b streaming again after its resolution change", limit, |s| s.streaming("b"));
-    let more = notes.wait("b analysed again after its resolution change", limit, |s| s.down("a") && s.frames >= after.frames + 6);
+    let more = notes
+        .wait("b analysed again after its resolution change", limit, |s| s.down("a") && s.frames >= after.frames + 6);
     assert!(more.down("a"), "{}", more.text);
     alive(&mut d.0);
 
@@ -327,6 +345,9 @@ fn camera_b_killed_stalled_garbled_and_resized_while_camera_a_is_analysed() {
     assert!(!text.contains("panicked"), "a thread panicked:\n{text}");
     // The stall is reported as one (STATUS is sampled every 0.5 s and may show only the retry after it;
     // the warning is logged once per kind of failure).
-    assert!(text.contains("camera not streaming (stalled)"), "the stall was not reported as such; b went through {states_of_b:?}; log:\n{text}");
+    assert!(
+        text.contains("camera not streaming (stalled)"),
+        "the stall was not reported as such; b went through {states_of_b:?}; log:\n{text}"
+    );
     drop(server_b);
 }

@@ -45,13 +45,18 @@ fn shipped_configs_are_valid_and_complete() {
     assert_eq!(full.config.recognizer.ocr, set.ocr);
     assert_eq!(full.config.site.site_id, "main-st-north");
     assert_eq!(full.config.cameras.len(), 1);
-    assert_eq!((full.config.cameras[0].latency_ms, full.config.cameras[0].jitter_latency_ms()), (None, 0), "no jitter buffer over TCP unless set");
+    assert_eq!(
+        (full.config.cameras[0].latency_ms, full.config.cameras[0].jitter_latency_ms()),
+        (None, 0),
+        "no jitter buffer over TCP unless set"
+    );
     assert_eq!(full.config.store.retention.min_days, 365);
     // The [tracker] values written out in the sample are the defaults.
     assert_eq!(full.config.tracker, polewatch::track::TrackerConfig::default());
     assert_eq!(full.config.cameras[0].decoder, "auto");
     // The plate formats the sample ships are the ones `bench accuracy --formats` is given.
-    let formats = config::load_formats(&root.join("config/plate-formats.toml")).expect("config/plate-formats.toml is valid");
+    let formats =
+        config::load_formats(&root.join("config/plate-formats.toml")).expect("config/plate-formats.toml is valid");
     assert_eq!(full.config.recognizer.formats, formats);
     assert!(formats.iter().any(|f| f.region == "br"));
     assert_eq!((full.config.recognizer.min_plate_chars, full.config.recognizer.max_plate_chars), (4, 10));
@@ -67,7 +72,12 @@ fn a_model_set_file_or_model_tables_but_not_both() {
     let d = tempfile::tempdir().unwrap();
     let set = write(d.path(), "set.toml", "[ocr]\npath = \"ocr.onnx\"\nsha256 = \"{}\"\nkind = \"ctc\"\ninput_width = 128\ninput_height = 32\nalphabet = \"AB\"\n".replace("{}", &"a".repeat(64)).as_str());
     std::fs::write(d.path().join("ocr.onnx"), b"x").unwrap();
-    let ok = config::load(&write(d.path(), "a.toml", &format!("{MINIMAL}[recognizer]\nmodel_set = \"{}\"\n", set.display()))).unwrap();
+    let ok = config::load(&write(
+        d.path(),
+        "a.toml",
+        &format!("{MINIMAL}[recognizer]\nmodel_set = \"{}\"\n", set.display()),
+    ))
+    .unwrap();
     assert_eq!(ok.config.recognizer.ocr.unwrap().path, d.path().join("ocr.onnx"), "paths are relative to the set file");
     let both = format!("{MINIMAL}[recognizer]\nmodel_set = \"{}\"\n[recognizer.ocr]\npath = \"{}\"\nsha256 = \"{}\"\nkind = \"ctc\"\ninput_width = 128\ninput_height = 32\nalphabet = \"AB\"\n", set.display(), d.path().join("ocr.onnx").display(), "b".repeat(64));
     let p = one(d.path(), &both);
@@ -144,7 +154,9 @@ fn recognizer_backend_is_auto_by_default_and_a_bad_one_names_file_line_and_key()
     let d = tempfile::tempdir().unwrap();
     let c = config::load(&write(d.path(), "polewatch.toml", MINIMAL)).unwrap().config;
     assert_eq!(c.recognizer.backend, config::DnnBackend::Auto);
-    for (text, want) in [("auto", config::DnnBackend::Auto), ("cpu", config::DnnBackend::Cpu), ("cuda", config::DnnBackend::Cuda)] {
+    for (text, want) in
+        [("auto", config::DnnBackend::Auto), ("cpu", config::DnnBackend::Cpu), ("cuda", config::DnnBackend::Cuda)]
+    {
         let f = write(d.path(), "polewatch.toml", &format!("{MINIMAL}[recognizer]\nbackend = \"{text}\"\n"));
         assert_eq!(config::load(&f).unwrap().config.recognizer.backend, want);
     }
@@ -172,7 +184,11 @@ fn out_of_range_values_are_all_reported() {
     let keys: Vec<(&str, Option<usize>)> = ps.iter().map(|p| (p.key.as_str(), p.line)).collect();
     assert_eq!(
         keys,
-        vec![("store.cache_capacity_mb", Some(5)), ("store.retention.max_days", Some(8)), ("api.session_idle_minutes", Some(10))]
+        vec![
+            ("store.cache_capacity_mb", Some(5)),
+            ("store.retention.max_days", Some(8)),
+            ("api.session_idle_minutes", Some(10))
+        ]
     );
 }
 
@@ -189,7 +205,10 @@ fn mqtt_needs_tls_unless_explicitly_insecure() {
     let d = tempfile::tempdir().unwrap();
     let p = one(d.path(), &format!("{MINIMAL}[mqtt]\nenabled = true\nhost = \"broker\"\n"));
     assert_eq!((p.key.as_str(), p.line), ("mqtt.ca_file", Some(4)));
-    let p = one(d.path(), &format!("{MINIMAL}[mqtt]\nenabled = true\nhost = \"b\"\ninsecure_plaintext = true\npassword = \"x\"\n"));
+    let p = one(
+        d.path(),
+        &format!("{MINIMAL}[mqtt]\nenabled = true\nhost = \"b\"\ninsecure_plaintext = true\npassword = \"x\"\n"),
+    );
     assert_eq!(p.key, "mqtt.insecure_plaintext");
 }
 
@@ -199,18 +218,32 @@ fn mqtt_needs_tls_unless_explicitly_insecure() {
 fn mqtt_hosts_list_brokers_in_order_and_bad_entries_name_their_line() {
     let d = tempfile::tempdir().unwrap();
     let head = format!("{MINIMAL}[mqtt]\nenabled = true\ninsecure_plaintext = true\n");
-    let c = config::load(&write(d.path(), "polewatch.toml", &format!("{head}port = 1884\nhosts = [\"n1.example\", \"10.0.0.2:8883\", \"[::1]:1885\", \"[fe80::1]\"]\n")))
+    let c = config::load(&write(
+        d.path(),
+        "polewatch.toml",
+        &format!("{head}port = 1884\nhosts = [\"n1.example\", \"10.0.0.2:8883\", \"[::1]:1885\", \"[fe80::1]\"]\n"),
+    ))
+    .unwrap()
+    .config;
+    let want =
+        [("n1.example", 1884), ("10.0.0.2", 8883), ("::1", 1885), ("fe80::1", 1884)].map(|(h, p)| (h.to_string(), p));
+    assert_eq!(config::mqtt_brokers(&c.mqtt), want);
+    let c = config::load(&write(d.path(), "polewatch.toml", &format!("{head}host = \"broker\"\nport = 8884\n")))
         .unwrap()
         .config;
-    let want = [("n1.example", 1884), ("10.0.0.2", 8883), ("::1", 1885), ("fe80::1", 1884)].map(|(h, p)| (h.to_string(), p));
-    assert_eq!(config::mqtt_brokers(&c.mqtt), want);
-    let c = config::load(&write(d.path(), "polewatch.toml", &format!("{head}host = \"broker\"\nport = 8884\n"))).unwrap().config;
     assert_eq!(config::mqtt_brokers(&c.mqtt), vec![("broker".to_string(), 8884)]);
 
     let p = one(d.path(), &format!("{head}hosts = [\n  \"a:8883\",\n  \"b:99999\",\n]\n"));
     assert_eq!((p.key.as_str(), p.line), ("mqtt.hosts[1]", Some(9)));
     assert!(p.message.contains("99999"), "{}", p.message);
-    for (bad, why) in [("", "host name"), ("a:b:c", "brackets"), ("[::1", "close"), ("[::1]x", ":port"), ("h:0", "port"), ("a b", "host name")] {
+    for (bad, why) in [
+        ("", "host name"),
+        ("a:b:c", "brackets"),
+        ("[::1", "close"),
+        ("[::1]x", ":port"),
+        ("h:0", "port"),
+        ("a b", "host name"),
+    ] {
         let p = one(d.path(), &format!("{head}hosts = [\"{bad}\"]\n"));
         assert_eq!((p.key.as_str(), p.line), ("mqtt.hosts[0]", Some(7)), "{bad}");
         assert!(p.message.contains(why), "{bad}: {}", p.message);
@@ -227,8 +260,16 @@ fn mqtt_hosts_list_brokers_in_order_and_bad_entries_name_their_line() {
 #[test]
 fn drop_ins_merge_append_cameras_and_errors_name_the_drop_in() {
     let d = tempfile::tempdir().unwrap();
-    let main = write(d.path(), "polewatch.toml", &format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"file:///v.mp4\"\n[store]\npath = \"/s\"\n"));
-    write(d.path(), "conf.d/20-b.toml", "[[cameras]]\nid = \"b\"\nurl = \"rtsp://h/b\"\n\n[store]\ncache_capacity_mb = 16\n");
+    let main = write(
+        d.path(),
+        "polewatch.toml",
+        &format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"file:///v.mp4\"\n[store]\npath = \"/s\"\n"),
+    );
+    write(
+        d.path(),
+        "conf.d/20-b.toml",
+        "[[cameras]]\nid = \"b\"\nurl = \"rtsp://h/b\"\n\n[store]\ncache_capacity_mb = 16\n",
+    );
     write(d.path(), "conf.d/10-a.toml", "[logging]\nlevel = \"debug\"\n");
     write(d.path(), "conf.d/ignored.txt", "not toml");
     let l = config::load(&main).unwrap();
@@ -256,7 +297,11 @@ fn files_the_config_uses_must_exist() {
     assert_eq!((p.key.as_str(), p.line), ("mqtt.client_key", Some(9)));
     assert!(p.message.contains("/nonexistent/k does not exist"), "{}", p.message);
     // Not in use: not checked.
-    let p = write(d.path(), "polewatch.toml", &format!("{MINIMAL}[mqtt]\nenabled = false\nca_file = \"/nonexistent/ca\"\n"));
+    let p = write(
+        d.path(),
+        "polewatch.toml",
+        &format!("{MINIMAL}[mqtt]\nenabled = false\nca_file = \"/nonexistent/ca\"\n"),
+    );
     assert!(config::load(&p).is_ok());
 }
 
@@ -298,7 +343,9 @@ fn check_config_command_exit_codes() {
 #[test]
 fn camera_decoder_must_be_an_installed_decoder_element() {
     let d = tempfile::tempdir().unwrap();
-    let cam = |decoder: &str| format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"rtsp://192.0.2.1/s\"\ndecoder = \"{decoder}\"\n");
+    let cam = |decoder: &str| {
+        format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"rtsp://192.0.2.1/s\"\ndecoder = \"{decoder}\"\n")
+    };
     for ok in ["auto", "software", "avdec_h264", "jpegdec"] {
         config::load(&write(d.path(), "polewatch.toml", &cam(ok))).unwrap_or_else(|e| panic!("decoder {ok}: {e}"));
     }
@@ -313,7 +360,13 @@ fn camera_decoder_must_be_an_installed_decoder_element() {
 #[test]
 fn tracker_table_maps_onto_the_tracker_and_bad_values_name_the_key() {
     let d = tempfile::tempdir().unwrap();
-    let c = config::load(&write(d.path(), "polewatch.toml", &format!("{MINIMAL}[tracker]\ngap_ms = 2000\nmin_frames = 3\n"))).unwrap().config;
+    let c = config::load(&write(
+        d.path(),
+        "polewatch.toml",
+        &format!("{MINIMAL}[tracker]\ngap_ms = 2000\nmin_frames = 3\n"),
+    ))
+    .unwrap()
+    .config;
     let t = c.tracker;
     assert_eq!((t.gap_ms, t.min_frames), (2000, 3));
     assert_eq!(t.max_gate_widths, polewatch::track::TrackerConfig::default().max_gate_widths);
@@ -322,7 +375,8 @@ fn tracker_table_maps_onto_the_tracker_and_bad_values_name_the_key() {
     let p = one(d.path(), &format!("{MINIMAL}[tracker]\nmax_gate_widths = 0.5\n"));
     assert_eq!((p.line, p.key.as_str()), (Some(5), "tracker.max_gate_widths"));
     assert_eq!(one(d.path(), &format!("{MINIMAL}[tracker]\ngap = 1\n")).key, "tracker.gap");
-    let p = one(d.path(), &format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"file:///v.mkv\"\nmotion_threshold = 0\n"));
+    let p =
+        one(d.path(), &format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"file:///v.mkv\"\nmotion_threshold = 0\n"));
     assert_eq!((p.line, p.key.as_str()), (Some(7), "cameras[0].motion_threshold"));
 }
 
@@ -348,15 +402,27 @@ fn check_config_refuses_a_five_megabyte_camera_name() {
     let out = Command::new(exe).args(["check-config", "--config"]).arg(&p).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:8: cameras[0].name: 5242880 bytes long; at most 256", p.display())), "{}", &err[..err.len().min(2000)]);
+    assert!(
+        err.contains(&format!("{}:8: cameras[0].name: 5242880 bytes long; at most 256", p.display())),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
     assert!(err.len() < 10_000, "the error must not carry the value back");
     // Every other string has a bound too: a 5 MB URL is refused the same way.
     let url = format!("rtsp://192.0.2.1/{}", "u".repeat(5 * 1024 * 1024));
     let q = one(d.path(), &format!("{MINIMAL}[[cameras]]\nid = \"a\"\nurl = \"{url}\"\n"));
     assert_eq!((q.line, q.key.as_str()), (Some(6), "cameras[0].url"));
     // The longest names allowed still load.
-    config::load(&write(d.path(), "ok/polewatch.toml", &format!("{MINIMAL}[[cameras]]\nid = \"{}\"\nurl = \"rtsp://192.0.2.1/s\"\nname = \"{}\"\n", "i".repeat(64), "n".repeat(256))))
-        .expect("names at the bound load");
+    config::load(&write(
+        d.path(),
+        "ok/polewatch.toml",
+        &format!(
+            "{MINIMAL}[[cameras]]\nid = \"{}\"\nurl = \"rtsp://192.0.2.1/s\"\nname = \"{}\"\n",
+            "i".repeat(64),
+            "n".repeat(256)
+        ),
+    ))
+    .expect("names at the bound load");
 }
 
 /// Issue 16 §6: `check-config` stopped at the first unknown key, type or enum error. Every error of a file

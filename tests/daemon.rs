@@ -3,9 +3,9 @@
 
 use polewatch::access::audit::{decode_record, AuditLog};
 use polewatch::access::Action;
-use polewatch_dev::bench::synthetic_read;
 use polewatch::retention::DAY_MS;
 use polewatch::store::{AuditRecord, HoldRequest, Store, StoreOptions};
+use polewatch_dev::bench::synthetic_read;
 use std::io::Read;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -90,7 +90,12 @@ fn runs_under_a_notify_socket_sweeps_reloads_and_stops_cleanly() {
         let (s, _) = Store::open(&StoreOptions::at(dir.path().join("store"))).unwrap();
         let expired = s.put_read(synthetic_read(1, now - 400 * DAY_MS, 100)).unwrap();
         let held = s.put_read(synthetic_read(2, now - 400 * DAY_MS + 1, 100)).unwrap();
-        let req = HoldRequest { placed_by: "det. a".into(), case_number: "C-1".into(), reason: "evidence".into(), expires_at_ms: None };
+        let req = HoldRequest {
+            placed_by: "det. a".into(),
+            case_number: "C-1".into(),
+            reason: "evidence".into(),
+            expires_at_ms: None,
+        };
         s.place_hold(held, req, now).unwrap();
         let fresh = s.put_read(synthetic_read(3, now - 1000, 100)).unwrap();
         s.close().unwrap();
@@ -130,7 +135,12 @@ fn runs_under_a_notify_socket_sweeps_reloads_and_stops_cleanly() {
     signal(child.id(), libc::SIGHUP);
     // systemd ≥ 253 stops a service whose RELOADING=1 comes without the monotonic time.
     let reloading = notes.wait_for("RELOADING=1", Duration::from_secs(5));
-    assert!(reloading.lines().any(|l| l.strip_prefix("MONOTONIC_USEC=").is_some_and(|v| v.parse::<u64>().is_ok_and(|us| us > 0))), "{reloading}");
+    assert!(
+        reloading
+            .lines()
+            .any(|l| l.strip_prefix("MONOTONIC_USEC=").is_some_and(|v| v.parse::<u64>().is_ok_and(|us| us > 0))),
+        "{reloading}"
+    );
     notes.wait_for("READY=1", Duration::from_secs(5));
     notes.wait_for("WATCHDOG=1", Duration::from_secs(5));
 
@@ -166,7 +176,10 @@ fn runs_under_a_notify_socket_sweeps_reloads_and_stops_cleanly() {
     // (A disk above the high watermark on the test machine puts a disk_watermark entry first.)
     let n = log.verify(None).unwrap().entries;
     let purge = (1..=n)
-        .map(|seq| decode_record(&AuditRecord { key_seq: Some(seq), bytes: log.store().audit_record(seq).unwrap().unwrap() }).unwrap())
+        .map(|seq| {
+            decode_record(&AuditRecord { key_seq: Some(seq), bytes: log.store().audit_record(seq).unwrap().unwrap() })
+                .unwrap()
+        })
         .find(|e| e.action == Action::RetentionPurge)
         .expect("a retention_purge entry");
     assert_eq!((purge.result_count, purge.user.as_str()), (Some(1), "system"));
@@ -176,7 +189,15 @@ fn runs_under_a_notify_socket_sweeps_reloads_and_stops_cleanly() {
 fn run_refuses_an_invalid_config_before_touching_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("polewatch.toml");
-    std::fs::write(&cfg, format!("{}[store.retention]\nmax_days = 1\n", config(dir.path(), "info").replace("[store.retention]\nmin_days = 365\nmax_days = 365\nrequire_clock_sync = false\n", ""))).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}[store.retention]\nmax_days = 1\n",
+            config(dir.path(), "info")
+                .replace("[store.retention]\nmin_days = 365\nmax_days = 365\nrequire_clock_sync = false\n", "")
+        ),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["run", "--config"]).arg(&cfg).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -205,12 +226,19 @@ fn camera_states_show_in_the_systemd_status() {
     // SIGHUP: an added camera starts, the unchanged one keeps running (its attempt count goes on, where a
     // restart would begin again at 0); then a removed one goes.
     notes.wait_for("cameras: gate=backoff(not-found, attempt 3)", Duration::from_secs(20));
-    let cam = |id: &str, file: &str| format!("[[cameras]]\nid = \"{id}\"\nurl = \"file://{}\"\n", dir.path().join(file).display());
+    let cam = |id: &str, file: &str| {
+        format!("[[cameras]]\nid = \"{id}\"\nurl = \"file://{}\"\n", dir.path().join(file).display())
+    };
     let base = config(dir.path(), "info");
     std::fs::write(&cfg, format!("{base}{}{}", cam("gate", "missing.mkv"), cam("lane2", "lane2.mkv"))).unwrap();
     signal(child.id(), libc::SIGHUP);
     let status = notes.wait_for(", lane2=backoff(not-found", Duration::from_secs(20));
-    let gate_attempt: u32 = status.split("gate=backoff(not-found, attempt ").nth(1).and_then(|r| r.split(')').next()).and_then(|n| n.parse().ok()).expect(&status);
+    let gate_attempt: u32 = status
+        .split("gate=backoff(not-found, attempt ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .expect(&status);
     assert!(gate_attempt >= 3, "gate was restarted: {status}");
     std::fs::write(&cfg, format!("{base}{}", cam("lane2", "lane2.mkv"))).unwrap();
     signal(child.id(), libc::SIGHUP);
@@ -246,7 +274,8 @@ fn the_watchdog_is_withheld_while_every_camera_is_silent() {
     let ready_at = Instant::now();
     let got = notes.collect(Duration::from_secs(5));
     // Well past the window (ticks every 200 ms; silence counts from the first tick after READY).
-    let late: Vec<&String> = got.iter().filter(|(at, _)| *at > ready_at + Duration::from_millis(2500)).map(|(_, m)| m).collect();
+    let late: Vec<&String> =
+        got.iter().filter(|(at, _)| *at > ready_at + Duration::from_millis(2500)).map(|(_, m)| m).collect();
     assert!(late.iter().all(|m| !m.contains("WATCHDOG=1")), "watchdog petted with every camera silent: {late:?}");
     assert!(late.iter().filter(|m| m.contains("STATUS=")).count() >= 3, "the supervisor loop stopped ticking: {got:?}");
     assert!(late.iter().any(|m| m.contains("cameras: gate=")), "{late:?}");

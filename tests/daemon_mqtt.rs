@@ -3,8 +3,8 @@
 
 mod support;
 
-use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{Decision, Store, StoreOptions};
+use polewatch_dev::bench::synthetic_read;
 use rumqttc::QoS;
 use std::collections::HashSet;
 use std::path::Path;
@@ -63,7 +63,12 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
             let ids = s.put_reads(batch.collect()).unwrap();
             reads.extend(ids.iter().map(|id| id.to_string()));
             let read = s.get_read(ids[0]).unwrap().unwrap();
-            alerts.insert(polewatch::alert::raise(&s, "site1", "pole-01", &read, exact_hit(read.plate.expose()), false, 1 << 20).unwrap().id.to_string());
+            alerts.insert(
+                polewatch::alert::raise(&s, "site1", "pole-01", &read, exact_hit(read.plate.expose()), false, 1 << 20)
+                    .unwrap()
+                    .id
+                    .to_string(),
+            );
         }
         s.close().unwrap();
     }
@@ -71,7 +76,11 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     // The daemon starts with the broker down, and is killed.
     let mut d = start(&cfg, &dir.path().join("run1.log"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(d.try_wait().unwrap().is_none(), "daemon must keep running without a broker: {}", std::fs::read_to_string(dir.path().join("run1.log")).unwrap());
+    assert!(
+        d.try_wait().unwrap().is_none(),
+        "daemon must keep running without a broker: {}",
+        std::fs::read_to_string(dir.path().join("run1.log")).unwrap()
+    );
     d.kill().unwrap();
     d.wait().unwrap();
 
@@ -95,28 +104,55 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     // The central server verifies one alert.
     let alert_id = alerts.iter().next().unwrap().clone();
     let cmd = serde_json::json!({"v": 1, "id": "cmd-7", "by": "dispatcher 14", "body": {"alert_id": alert_id, "decision": "verified", "note": "confirmed with state system"}});
-    central.publish("polewatch/site1/pole-01/cmd/alert", QoS::AtLeastOnce, false, serde_json::to_vec(&cmd).unwrap()).await.unwrap();
-    wait_until("the ack", Duration::from_secs(10), || inbox.lock().unwrap().iter().any(|(t, p, _)| t.ends_with("/ack") && String::from_utf8_lossy(p).contains("cmd-7"))).await;
+    central
+        .publish("polewatch/site1/pole-01/cmd/alert", QoS::AtLeastOnce, false, serde_json::to_vec(&cmd).unwrap())
+        .await
+        .unwrap();
+    wait_until("the ack", Duration::from_secs(10), || {
+        inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(t, p, _)| t.ends_with("/ack") && String::from_utf8_lossy(p).contains("cmd-7"))
+    })
+    .await;
     let ack = inbox.lock().unwrap().iter().find(|(t, _, _)| t.ends_with("/ack")).unwrap().1.clone();
     let ack: serde_json::Value = serde_json::from_slice(&ack).unwrap();
     assert_eq!(ack["ok"], true, "{ack}");
 
     // A pushed hotlist: a malformed one is refused whole, a good one finds a stored read retroactively.
     let bad = serde_json::json!({"v": 1, "id": "cmd-8", "by": "ops", "body": {"name": "state", "csv": "plate,region,category,priority,source,expiry,notes\nT0000042,,stolen,0,x,,\n"}});
-    central.publish("polewatch/site1/pole-01/cmd/hotlist", QoS::AtLeastOnce, false, serde_json::to_vec(&bad).unwrap()).await.unwrap();
+    central
+        .publish("polewatch/site1/pole-01/cmd/hotlist", QoS::AtLeastOnce, false, serde_json::to_vec(&bad).unwrap())
+        .await
+        .unwrap();
     let good = serde_json::json!({"v": 1, "id": "cmd-9", "by": "ops", "body": {"name": "state", "csv": "plate,region,category,priority,source,expiry,notes\nT0000042,,stolen,1,x,,\n"}});
-    central.publish("polewatch/site1/pole-01/cmd/hotlist", QoS::AtLeastOnce, false, serde_json::to_vec(&good).unwrap()).await.unwrap();
+    central
+        .publish("polewatch/site1/pole-01/cmd/hotlist", QoS::AtLeastOnce, false, serde_json::to_vec(&good).unwrap())
+        .await
+        .unwrap();
     let ack_of = |id: &str| -> Option<serde_json::Value> {
-        inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).map(|(_, p, _)| serde_json::from_slice::<serde_json::Value>(p).unwrap()).find(|a| a["id"] == id)
+        inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t.ends_with("/ack"))
+            .map(|(_, p, _)| serde_json::from_slice::<serde_json::Value>(p).unwrap())
+            .find(|a| a["id"] == id)
     };
-    wait_until("hotlist acks", Duration::from_secs(10), || ack_of("cmd-8").is_some() && ack_of("cmd-9").is_some()).await;
+    wait_until("hotlist acks", Duration::from_secs(10), || ack_of("cmd-8").is_some() && ack_of("cmd-9").is_some())
+        .await;
     let bad_ack = ack_of("cmd-8").unwrap();
     assert_eq!(bad_ack["ok"], false);
     assert!(bad_ack["error"].as_str().unwrap().contains("line 2"), "{bad_ack}");
     let good_ack = ack_of("cmd-9").unwrap();
     assert_eq!(good_ack["result"]["retroactive_alerts"], 1, "{good_ack}");
     wait_until("the retroactive alert", Duration::from_secs(10), || {
-        inbox.lock().unwrap().iter().any(|(t, p, _)| t.ends_with("/alerts") && String::from_utf8_lossy(p).contains(r#""retroactive":true"#))
+        inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(t, p, _)| t.ends_with("/alerts") && String::from_utf8_lossy(p).contains(r#""retroactive":true"#))
     })
     .await;
 
@@ -136,8 +172,18 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     for (name, payload, retain) in rejects {
         central.publish(format!("{base}/{name}"), QoS::AtLeastOnce, retain, payload).await.unwrap();
     }
-    wait_until("five more acks", Duration::from_secs(20), || inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).count() >= before + 5).await;
-    let dup = inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).map(|(_, p, _)| serde_json::from_slice::<serde_json::Value>(p).unwrap()).filter(|a| a["id"] == "cmd-7").count();
+    wait_until("five more acks", Duration::from_secs(20), || {
+        inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).count() >= before + 5
+    })
+    .await;
+    let dup = inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/ack"))
+        .map(|(_, p, _)| serde_json::from_slice::<serde_json::Value>(p).unwrap())
+        .filter(|a| a["id"] == "cmd-7")
+        .count();
     assert_eq!(dup, 2, "the repeat of cmd-7 is answered");
     assert!(d.try_wait().unwrap().is_none(), "the daemon is still running");
 
@@ -151,7 +197,10 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     let (s, _) = Store::open(&StoreOptions::at(dir.path().join("store"))).unwrap();
     let rec = s.alert(alert_id.parse().unwrap()).unwrap().unwrap();
     let v = rec.verification.unwrap();
-    assert_eq!((v.decision, v.by.as_str(), v.note.as_str()), (Decision::Verified, "dispatcher 14", "confirmed with state system"));
+    assert_eq!(
+        (v.decision, v.by.as_str(), v.note.as_str()),
+        (Decision::Verified, "dispatcher 14", "confirmed with state system")
+    );
     assert_eq!(s.outbox_len(), 0);
     assert_eq!(s.upload_queue_len(), 0);
     // The audit log holds every command: the applied ones, and the refused ones with why.
@@ -160,7 +209,9 @@ async fn backlog_survives_outage_and_sigkill_and_alerts_go_first() {
     let rejected = log.latest(100, None, Some("command_rejected")).unwrap();
     let details: Vec<String> = rejected.iter().map(|e| format!("{} | {} | {}", e.user, e.object, e.detail)).collect();
     assert_eq!(rejected.len(), 5, "{details:#?}");
-    for want in ["malformed command", "unknown command `nosuch`", "`by` must name", "bytes refused", "repeat of command cmd-7"] {
+    for want in
+        ["malformed command", "unknown command `nosuch`", "`by` must name", "bytes refused", "repeat of command cmd-7"]
+    {
         assert!(details.iter().any(|d| d.contains(want)), "no audit entry for {want}: {details:#?}");
     }
     assert_eq!(log.latest(100, None, Some("alert_verified")).unwrap().len(), 1, "cmd-7 applied once");
@@ -177,12 +228,20 @@ async fn the_monthly_compliance_report_goes_to_the_central_server_once() {
     let pki = pki(dir.path(), "d", &["127.0.0.1"], false);
     let port = free_port();
     let cfg = config(dir.path(), &pki, port);
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("keepalive_s = 5\n", "keepalive_s = 5\ncompliance_report_day = 1\ncompliance_report_hour = 0\n");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("keepalive_s = 5\n", "keepalive_s = 5\ncompliance_report_day = 1\ncompliance_report_hour = 0\n");
     std::fs::write(&cfg, text).unwrap();
     let _broker = Broker::start(&pki, port);
     let (_central, inbox) = subscriber(&pki, port).await;
     let reports = || -> Vec<serde_json::Value> {
-        inbox.lock().unwrap().iter().filter(|(t, _, _)| t == "polewatch/site1/pole-01/report").map(|(_, p, _)| serde_json::from_slice(p).unwrap()).collect()
+        inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t == "polewatch/site1/pole-01/report")
+            .map(|(_, p, _)| serde_json::from_slice(p).unwrap())
+            .collect()
     };
     let stop = |mut d: Child| async move {
         unsafe { libc::kill(d.id() as libc::pid_t, libc::SIGTERM) };
@@ -195,11 +254,17 @@ async fn the_monthly_compliance_report_goes_to_the_central_server_once() {
     let d = start(&cfg, &dir.path().join("run1.log"));
     wait_until("the monthly report", Duration::from_secs(60), || !reports().is_empty()).await;
     let r = reports().remove(0);
-    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas/report.v1.schema.json")).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas/report.v1.schema.json")).unwrap(),
+    )
+    .unwrap();
     let v = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = v.iter_errors(&r).map(|e| format!("{} at {}", e, e.instance_path)).collect();
     assert!(errors.is_empty(), "{errors:#?}\n{r}");
-    assert!(!v.is_valid(&serde_json::json!({"v": 1, "type": "compliance_report"})), "the schema refuses an empty report");
+    assert!(
+        !v.is_valid(&serde_json::json!({"v": 1, "type": "compliance_report"})),
+        "the schema refuses an empty report"
+    );
     let now = jiff::ZonedDateTime::now().with_time_zone(jiff::tz::TimeZone::system());
     let month = now.date().first_of_month().checked_sub(jiff::Span::new().months(1)).unwrap();
     assert_eq!((r["site"].as_str(), r["device"].as_str()), (Some("site1"), Some("pole-01")));
@@ -212,7 +277,9 @@ async fn the_monthly_compliance_report_goes_to_the_central_server_once() {
     let before = inbox.lock().unwrap().len();
     let d = start(&cfg, &dir.path().join("run2.log"));
     wait_until("the second run's status", Duration::from_secs(30), || {
-        inbox.lock().unwrap()[before..].iter().any(|(t, p, _)| t.ends_with("/status") && String::from_utf8_lossy(p).contains("online"))
+        inbox.lock().unwrap()[before..]
+            .iter()
+            .any(|(t, p, _)| t.ends_with("/status") && String::from_utf8_lossy(p).contains("online"))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -251,9 +318,18 @@ async fn status_carries_health_and_a_clean_stop_is_not_replaced_by_the_will() {
     let log = dir.path().join("run.log");
     let mut d = start(&cfg, &log);
     let statuses = |inbox: &support::mqtt::Inbox| -> Vec<(serde_json::Value, Vec<u8>, bool)> {
-        inbox.lock().unwrap().iter().filter(|(t, _, _)| t == "polewatch/site1/pole-01/status").map(|(_, p, r)| (serde_json::from_slice(p).unwrap(), p.clone(), *r)).collect()
+        inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t == "polewatch/site1/pole-01/status")
+            .map(|(_, p, r)| (serde_json::from_slice(p).unwrap(), p.clone(), *r))
+            .collect()
     };
-    wait_until("three statuses with health", Duration::from_secs(30), || statuses(&inbox).iter().filter(|(s, _, _)| s["health"].is_object()).count() >= 3).await;
+    wait_until("three statuses with health", Duration::from_secs(30), || {
+        statuses(&inbox).iter().filter(|(s, _, _)| s["health"].is_object()).count() >= 3
+    })
+    .await;
     let schema = status_schema();
     for (s, raw, _) in statuses(&inbox) {
         let j: serde_json::Value = serde_json::from_slice(&raw).unwrap();
@@ -290,16 +366,30 @@ async fn status_carries_health_and_a_clean_stop_is_not_replaced_by_the_will() {
     wait_until("the retained status", Duration::from_secs(10), || !statuses(&late_inbox).is_empty()).await;
     let (retained, raw, flag) = statuses(&late_inbox).remove(0);
     assert!(flag, "retained");
-    assert_eq!((retained["state"].as_str(), retained["clean_shutdown"].as_bool()), (Some("offline"), Some(true)), "{retained}");
+    assert_eq!(
+        (retained["state"].as_str(), retained["clean_shutdown"].as_bool()),
+        (Some("offline"), Some(true)),
+        "{retained}"
+    );
     let at: jiff::Timestamp = retained["at"].as_str().unwrap().parse().unwrap();
-    assert!(at.as_millisecond() >= stop_at.as_millisecond() - 1000, "the retained status is the stop's ({at}), not the connection's");
-    let errors: Vec<String> = status_schema().iter_errors(&serde_json::from_slice(&raw).unwrap()).map(|e| e.to_string()).collect();
+    assert!(
+        at.as_millisecond() >= stop_at.as_millisecond() - 1000,
+        "the retained status is the stop's ({at}), not the connection's"
+    );
+    let errors: Vec<String> =
+        status_schema().iter_errors(&serde_json::from_slice(&raw).unwrap()).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
 
     // And a link that breaks (SIGKILL) is told by the will: offline, clean_shutdown false.
     let mut d = start(&cfg, &dir.path().join("run2.log"));
-    wait_until("online again", Duration::from_secs(30), || statuses(&late_inbox).iter().any(|(s, _, _)| s["state"] == "online")).await;
+    wait_until("online again", Duration::from_secs(30), || {
+        statuses(&late_inbox).iter().any(|(s, _, _)| s["state"] == "online")
+    })
+    .await;
     d.kill().unwrap();
     d.wait().unwrap();
-    wait_until("the will", Duration::from_secs(20), || statuses(&late_inbox).iter().any(|(s, _, _)| s["clean_shutdown"] == false)).await;
+    wait_until("the will", Duration::from_secs(20), || {
+        statuses(&late_inbox).iter().any(|(s, _, _)| s["clean_shutdown"] == false)
+    })
+    .await;
 }

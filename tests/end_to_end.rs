@@ -36,7 +36,15 @@ fn rtsp_server(video: &std::path::Path) -> (Killed, u16) {
 
 /// The daemon with its log lines on a channel.
 fn daemon(cfg: &std::path::Path) -> (Killed, std::sync::mpsc::Receiver<String>) {
-    let mut d = Killed(Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["run", "--config"]).arg(cfg).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+    let mut d = Killed(
+        Command::new(env!("CARGO_BIN_EXE_polewatch"))
+            .args(["run", "--config"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stderr = d.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -92,7 +100,9 @@ fn recognizer_tables() -> String {
         .map(|l| match l {
             "[detector]" => "[recognizer.detector]".to_string(),
             "[ocr]" => "[recognizer.ocr]".to_string(),
-            l if l.starts_with("path = \"") => l.replacen("path = \"", &format!("path = \"{}/models/", repo().display()), 1),
+            l if l.starts_with("path = \"") => {
+                l.replacen("path = \"", &format!("path = \"{}/models/", repo().display()), 1)
+            }
             l => l.to_string(),
         })
         .collect::<Vec<_>>()
@@ -146,7 +156,10 @@ fn demo_video_over_rtsp_gives_one_correct_read_per_vehicle() {
     let (mut stored, mut log) = (0, Vec::new());
     while stored < 5 && Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            assert!(!["7KQX214", "BAC4F21", "MUC4821", "4TRM882", "KPW5513"].iter().any(|p| line.contains(p)), "plate text at info: {line}");
+            assert!(
+                !["7KQX214", "BAC4F21", "MUC4821", "4TRM882", "KPW5513"].iter().any(|p| line.contains(p)),
+                "plate text at info: {line}"
+            );
             stored += usize::from(line.contains("vehicle read stored"));
             log.push(line);
         }
@@ -178,7 +191,10 @@ fn demo_video_over_rtsp_gives_one_correct_read_per_vehicle() {
         // The camera keeps full frames: the best frame's JPEG, 1280x720, much larger than the crop.
         let frame = store.image(r.id, ImageKind::Frame).unwrap().expect("full frame stored");
         let decoded = polewatch::recognize::decode_image(&frame).unwrap();
-        assert_eq!((opencv::prelude::MatTraitConst::cols(&decoded), opencv::prelude::MatTraitConst::rows(&decoded)), (1280, 720));
+        assert_eq!(
+            (opencv::prelude::MatTraitConst::cols(&decoded), opencv::prelude::MatTraitConst::rows(&decoded)),
+            (1280, 720)
+        );
         assert!(r.confidence >= 0.5 && r.bbox[2] > 40);
     }
 }
@@ -186,10 +202,18 @@ fn demo_video_over_rtsp_gives_one_correct_read_per_vehicle() {
 /// The configuration of the shutdown test: the demo camera (unless `camera` is None), a hotlist holding
 /// the first pass's plate, alerts only when a pass closes (so the alert can only come from the shutdown
 /// closing the open track), the uplink to the broker on `mqtt_port`.
-fn shutdown_config(dir: &std::path::Path, pki: &polewatch_dev::bench::rig::Pki, mqtt_port: u16, camera: Option<u16>) -> PathBuf {
+fn shutdown_config(
+    dir: &std::path::Path,
+    pki: &polewatch_dev::bench::rig::Pki,
+    mqtt_port: u16,
+    camera: Option<u16>,
+) -> PathBuf {
     let hotlist = dir.join("hot.csv");
-    std::fs::write(&hotlist, "plate,region,category,priority,source,expiry,notes\n7KQX214,,stolen vehicle,1,test,,\n").unwrap();
-    let camera = camera.map(|port| format!("[[cameras]]\nid = \"lane1\"\nurl = \"rtsp://127.0.0.1:{port}/demo\"\nanalysis_fps = 10\n")).unwrap_or_default();
+    std::fs::write(&hotlist, "plate,region,category,priority,source,expiry,notes\n7KQX214,,stolen vehicle,1,test,,\n")
+        .unwrap();
+    let camera = camera
+        .map(|port| format!("[[cameras]]\nid = \"lane1\"\nurl = \"rtsp://127.0.0.1:{port}/demo\"\nanalysis_fps = 10\n"))
+        .unwrap_or_default();
     let cfg = dir.join(if camera.is_empty() { "no-camera.toml" } else { "polewatch.toml" });
     std::fs::write(
         &cfg,
@@ -222,7 +246,11 @@ fn alerts(inbox: &support::mqtt::Inbox) -> Vec<(String, u64, String)> {
         .filter(|(t, _, _)| t.ends_with("/alerts"))
         .map(|(_, p, _)| {
             let v: serde_json::Value = serde_json::from_slice(p).unwrap();
-            (v["id"].as_str().unwrap().to_string(), v["revision"].as_u64().unwrap_or(0), v["read"]["plate"].as_str().unwrap().to_string())
+            (
+                v["id"].as_str().unwrap().to_string(),
+                v["revision"].as_u64().unwrap_or(0),
+                v["read"]["plate"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
@@ -253,10 +281,18 @@ async fn sigterm_with_a_hotlisted_plate_in_view_delivers_its_alert_or_keeps_it()
         let cfg = shutdown_config(&run, &pki, mqtt_port, Some(rtsp_port));
         let (mut d, rx) = daemon(&cfg);
         let mut log = Vec::new();
-        assert!(wait_line(&rx, &mut log, "camera streaming", Duration::from_secs(60)), "camera never streamed:\n{}", log.join("\n"));
+        assert!(
+            wait_line(&rx, &mut log, "camera streaming", Duration::from_secs(60)),
+            "camera never streamed:\n{}",
+            log.join("\n")
+        );
         // The plate is in view from 0.5 s on; give the recognizer a few of its frames, then stop.
         let _ = wait_line(&rx, &mut log, "never-logged", Duration::from_millis(2500));
-        assert!(!log.iter().any(|l| l.contains("hotlist alert raised")), "the pass closed before SIGTERM; the test proves nothing:\n{}", log.join("\n"));
+        assert!(
+            !log.iter().any(|l| l.contains("hotlist alert raised")),
+            "the pass closed before SIGTERM; the test proves nothing:\n{}",
+            log.join("\n")
+        );
         terminate(&mut d, &rx, &mut log);
         let text = log.join("\n");
         assert!(text.contains("hotlist alert raised"), "no alert raised on shutdown:\n{text}");
@@ -264,7 +300,10 @@ async fn sigterm_with_a_hotlisted_plate_in_view_delivers_its_alert_or_keeps_it()
         match inbox {
             Some((_client, inbox)) => {
                 // The daemon waited for the broker's PUBACK before it exited, so the broker has it.
-                support::mqtt::wait_until("the alert at the subscriber", Duration::from_secs(5), || !alerts(&inbox).is_empty()).await;
+                support::mqtt::wait_until("the alert at the subscriber", Duration::from_secs(5), || {
+                    !alerts(&inbox).is_empty()
+                })
+                .await;
                 let got = alerts(&inbox);
                 assert_eq!(got.len(), 1, "{got:?}");
                 assert_eq!(got[0].2, "7KQX214");
@@ -287,7 +326,10 @@ async fn sigterm_with_a_hotlisted_plate_in_view_delivers_its_alert_or_keeps_it()
                 let cfg = shutdown_config(&run, &pki, mqtt_port, None);
                 let (mut d, rx) = daemon(&cfg);
                 let mut log = Vec::new();
-                support::mqtt::wait_until("the kept alert at the subscriber", Duration::from_secs(30), || !alerts(&inbox).is_empty()).await;
+                support::mqtt::wait_until("the kept alert at the subscriber", Duration::from_secs(30), || {
+                    !alerts(&inbox).is_empty()
+                })
+                .await;
                 terminate(&mut d, &rx, &mut log);
                 let got = alerts(&inbox);
                 assert_eq!(got.len(), 1, "sent once: {got:?}");

@@ -14,10 +14,10 @@
 
 mod support;
 
-use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{Store, StoreOptions};
 use polewatch::uplink::payload::{AlertV1, CommandV1};
 use polewatch::uplink::{tls, CommandHandler, Settings, Stats, Topics, Uplink};
+use polewatch_dev::bench::synthetic_read;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use std::collections::{HashMap, HashSet};
@@ -141,7 +141,9 @@ async fn central(ca: &Path, cert: &Path, key: &Path, ports: Vec<u16>) -> (Inbox,
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         let _ = tx.try_send(());
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((Instant::now(), p.topic.clone(), p.payload.to_vec())),
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        sink.lock().unwrap().push((Instant::now(), p.topic.clone(), p.payload.to_vec()))
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         // Packets read with the end of the connection wait in rumqttc's state: keep them.
@@ -200,7 +202,11 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
             publish: vec![format!("polewatch.fleet.{d}.>")],
             // `cmd/#` is `cmd` and `cmd.>` in NATS; QoS 1 subscriptions are JetStream consumers that
             // deliver on `$MQTT.sub.<id>`, which the client must be allowed to subscribe to.
-            subscribe: vec![format!("polewatch.fleet.{d}.cmd"), format!("polewatch.fleet.{d}.cmd.>"), "$MQTT.sub.>".into()],
+            subscribe: vec![
+                format!("polewatch.fleet.{d}.cmd"),
+                format!("polewatch.fleet.{d}.cmd.>"),
+                "$MQTT.sub.>".into(),
+            ],
         })
         .collect();
     users.push(User {
@@ -212,11 +218,15 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     let mut cluster = Cluster::start(&dir.path().join("nats"), &ca.pem, &server_cert, &server_key, &users);
     let nodes: Vec<(String, u16)> = cluster.nodes.iter().map(|n| ("127.0.0.1".to_string(), n.ports.mqtt)).collect();
     // The central archive starts on n1, with the other nodes to go to.
-    let (inbox, central_connects) = central(&ca.pem, &central_cert, &central_key, nodes.iter().map(|n| n.1).collect()).await;
+    let (inbox, central_connects) =
+        central(&ca.pem, &central_cert, &central_key, nodes.iter().map(|n| n.1).collect()).await;
     let mut workers = Vec::new();
     // One worker on each node: the one on the node that dies goes with it, the others take its share.
     for (i, node) in [0usize, 1, 2].iter().enumerate() {
-        workers.push(queue_worker(cluster.nodes[*node].ports.client, "polewatch.*.*.reads", "readers", &format!("worker-{i}")).await);
+        workers.push(
+            queue_worker(cluster.nodes[*node].ports.client, "polewatch.*.*.reads", "readers", &format!("worker-{i}"))
+                .await,
+        );
     }
 
     // Kill the leader of the stream that holds the QoS 1 messages for the archive: the hardest node to
@@ -225,7 +235,9 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     let killed_name = format!("127.0.0.1:{}", nodes[killed].1);
     let leaders: Vec<String> = ["$MQTT_msgs", "$MQTT_sess", "$MQTT_rmsgs"]
         .iter()
-        .map(|s| format!("{s}: {}", cluster.stream_leader(s).map_or("?".to_string(), |i| cluster.nodes[i].name.clone())))
+        .map(|s| {
+            format!("{s}: {}", cluster.stream_leader(s).map_or("?".to_string(), |i| cluster.nodes[i].name.clone()))
+        })
         .collect();
     eprintln!("fleet: stream leaders {leaders:?}; the node to kill: {}", cluster.nodes[killed].name);
 
@@ -240,10 +252,19 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
         o.queue_for_upload = true;
         o.cache_capacity_bytes = 4 << 20;
         let store = Arc::new(Store::open(&o).unwrap().0);
-        let mut b = Boxed { id: id.clone(), store, stats: Arc::default(), reads: HashSet::new(), alerts: HashSet::new(), next: 0, wake: Arc::default() };
+        let mut b = Boxed {
+            id: id.clone(),
+            store,
+            stats: Arc::default(),
+            reads: HashSet::new(),
+            alerts: HashSet::new(),
+            next: 0,
+            wake: Arc::default(),
+        };
         // The backlog of an outage of the central link, queued before the uplink starts.
         if backlog > 0 {
-            let reads = (0..backlog).map(|n| synthetic_read(i as u64 * 10_000_000 + n, 1_790_000_000_000 + n as i64, 200));
+            let reads =
+                (0..backlog).map(|n| synthetic_read(i as u64 * 10_000_000 + n, 1_790_000_000_000 + n as i64, 200));
             b.reads.extend(b.store.put_reads(reads.collect()).unwrap().iter().map(|r| r.to_string()));
             b.next = backlog;
         }
@@ -255,7 +276,10 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
         boxes.push(b);
     }
     eprintln!("fleet: {boxes_n} boxes set up in {:.1?}", setup.elapsed());
-    support::mqtt::wait_until("every box connected", Duration::from_secs(120), || boxes.iter().all(|b| b.stats.connected.load(Ordering::Relaxed))).await;
+    support::mqtt::wait_until("every box connected", Duration::from_secs(120), || {
+        boxes.iter().all(|b| b.stats.connected.load(Ordering::Relaxed))
+    })
+    .await;
     let started = Instant::now();
     eprintln!("fleet: all connected after {:.1?}", setup.elapsed());
 
@@ -263,9 +287,14 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     {
         let (ic, ik) = ca.leaf("intruder", &[]);
         let mut o = MqttOptions::new("intruder", "127.0.0.1", nodes[2].1);
-        o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls::client_config(&ca.pem, Some((&ic, &ik))).unwrap())));
+        o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+            tls::client_config(&ca.pem, Some((&ic, &ik))).unwrap(),
+        )));
         let (client, mut ev) = AsyncClient::new(o, 10);
-        client.publish("polewatch/fleet/pole-001/alerts", QoS::AtLeastOnce, false, b"{\"forged\":true}".to_vec()).await.unwrap();
+        client
+            .publish("polewatch/fleet/pole-001/alerts", QoS::AtLeastOnce, false, b"{\"forged\":true}".to_vec())
+            .await
+            .unwrap();
         let refused = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 match ev.poll().await {
@@ -292,11 +321,16 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     while started.elapsed() < Duration::from_secs(seconds) {
         t.tick().await;
         for (i, b) in boxes.iter_mut().enumerate() {
-            let reads = (0..per_tick).map(|n| synthetic_read(i as u64 * 10_000_000 + b.next + n, 1_790_000_000_000 + (b.next + n) as i64, 200));
+            let reads = (0..per_tick).map(|n| {
+                synthetic_read(i as u64 * 10_000_000 + b.next + n, 1_790_000_000_000 + (b.next + n) as i64, 200)
+            });
             b.reads.extend(b.store.put_reads(reads.collect()).unwrap().iter().map(|r| r.to_string()));
             b.next += per_tick;
             if b.next % 50 < per_tick {
-                let rid = b.store.put_read(synthetic_read(i as u64 * 10_000_000 + 5_000_000 + b.next, 1_790_000_000_000, 500)).unwrap();
+                let rid = b
+                    .store
+                    .put_read(synthetic_read(i as u64 * 10_000_000 + 5_000_000 + b.next, 1_790_000_000_000, 500))
+                    .unwrap();
                 b.reads.insert(rid.to_string());
                 let read = b.store.get_read(rid).unwrap().unwrap();
                 let hit = support::mqtt::exact_hit(read.plate.expose());
@@ -307,9 +341,15 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
             }
         }
         if killed_at.is_none() && started.elapsed() >= Duration::from_secs(seconds / 2) {
-            assert!(on_killed.iter().all(|i| *boxes[*i].stats.broker.lock().unwrap() == killed_name), "a third of the fleet is on the node to be killed");
+            assert!(
+                on_killed.iter().all(|i| *boxes[*i].stats.broker.lock().unwrap() == killed_name),
+                "a third of the fleet is on the node to be killed"
+            );
             // What the boxes on it have sent and not seen acknowledged: the copies to expect.
-            in_flight_at_kill = on_killed.iter().map(|i| boxes[*i].store.outbox_len() + boxes[*i].store.upload_queue_len()).sum::<usize>();
+            in_flight_at_kill = on_killed
+                .iter()
+                .map(|i| boxes[*i].store.outbox_len() + boxes[*i].store.upload_queue_len())
+                .sum::<usize>();
             cluster.nodes[killed].kill();
             killed_at = Some(Instant::now());
             eprintln!("fleet: killed {} at {:.1?}", cluster.nodes[killed].name, started.elapsed());
@@ -317,7 +357,10 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
         if let Some(k) = killed_at {
             for i in &on_killed {
                 let s = &boxes[*i].stats;
-                if !failover.contains_key(i) && s.connected.load(Ordering::Relaxed) && *s.broker.lock().unwrap() != killed_name {
+                if !failover.contains_key(i)
+                    && s.connected.load(Ordering::Relaxed)
+                    && *s.broker.lock().unwrap() != killed_name
+                {
                     failover.insert(*i, k.elapsed());
                 }
             }
@@ -326,7 +369,9 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     let produced_for = started.elapsed();
     let killed_at = killed_at.expect("the node was killed");
     support::mqtt::wait_until("every box of the killed node reconnected elsewhere", Duration::from_secs(60), || {
-        on_killed.iter().all(|i| boxes[*i].stats.connected.load(Ordering::Relaxed) && *boxes[*i].stats.broker.lock().unwrap() != killed_name)
+        on_killed.iter().all(|i| {
+            boxes[*i].stats.connected.load(Ordering::Relaxed) && *boxes[*i].stats.broker.lock().unwrap() != killed_name
+        })
     })
     .await;
     for i in &on_killed {
@@ -341,8 +386,14 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     let want_alerts: usize = boxes.iter().map(|b| b.alerts.len()).sum();
     let received = |inbox: &Inbox| -> (HashSet<String>, HashSet<String>) {
         let msgs = inbox.lock().unwrap();
-        let reads = msgs.iter().filter(|(_, t, _)| t.ends_with("/reads")).flat_map(|(_, _, p)| read_ids_of(p)).collect();
-        let alerts = msgs.iter().filter(|(_, t, _)| t.ends_with("/alerts")).filter_map(|(_, _, p)| serde_json::from_slice::<AlertV1>(p).ok()).map(|a| a.id).collect();
+        let reads =
+            msgs.iter().filter(|(_, t, _)| t.ends_with("/reads")).flat_map(|(_, _, p)| read_ids_of(p)).collect();
+        let alerts = msgs
+            .iter()
+            .filter(|(_, t, _)| t.ends_with("/alerts"))
+            .filter_map(|(_, _, p)| serde_json::from_slice::<AlertV1>(p).ok())
+            .map(|a| a.id)
+            .collect();
         (reads, alerts)
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -360,9 +411,15 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
 
     // Dedupe by id, as the central side does, and count what was lost.
     let msgs = inbox.lock().unwrap().clone();
-    let all_reads: Vec<String> = msgs.iter().filter(|(_, t, _)| t.ends_with("/reads")).flat_map(|(_, _, p)| read_ids_of(p)).collect();
+    let all_reads: Vec<String> =
+        msgs.iter().filter(|(_, t, _)| t.ends_with("/reads")).flat_map(|(_, _, p)| read_ids_of(p)).collect();
     let forged = msgs.iter().filter(|(_, _, p)| p.windows(8).any(|w| w == b"\"forged\"")).count();
-    let all_alerts: Vec<String> = msgs.iter().filter(|(_, t, _)| t.ends_with("/alerts")).filter_map(|(_, _, p)| serde_json::from_slice::<AlertV1>(p).ok()).map(|a| a.id).collect();
+    let all_alerts: Vec<String> = msgs
+        .iter()
+        .filter(|(_, t, _)| t.ends_with("/alerts"))
+        .filter_map(|(_, _, p)| serde_json::from_slice::<AlertV1>(p).ok())
+        .map(|a| a.id)
+        .collect();
     let read_copies = copies(all_reads.iter().map(String::as_str));
     let alert_copies = copies(all_alerts.iter().map(String::as_str));
     let mut lost_reads = 0;
@@ -400,25 +457,43 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     let mut fo: Vec<Duration> = failover.values().copied().collect();
     fo.sort();
     let per_worker: Vec<usize> = workers.iter().map(|w| w.lock().unwrap().len()).collect();
-    let worker_ids: Vec<String> = workers.iter().flat_map(|w| w.lock().unwrap().iter().flat_map(|(_, p)| read_ids_of(p)).collect::<Vec<_>>()).collect();
+    let worker_ids: Vec<String> = workers
+        .iter()
+        .flat_map(|w| w.lock().unwrap().iter().flat_map(|(_, p)| read_ids_of(p)).collect::<Vec<_>>())
+        .collect();
     let worker_unique: HashSet<&String> = worker_ids.iter().collect();
     let batches_at_archive = msgs.iter().filter(|(_, t, _)| t.ends_with("/reads")).count();
 
     eprintln!("fleet figures ({boxes_n} boxes, {rate} reads/s each, 1 in 50 an alert, backlog {backlog} reads each, {seconds} s, node {} killed at {:.1?}):", cluster.nodes[killed].name, killed_at.duration_since(started));
     eprintln!("  produced: {want_reads} reads, {want_alerts} alerts in {produced_for:.1?}; all boxes drained at {drained:.1?}");
     eprintln!("  central archive (MQTT QoS 1, persistent): {messages} messages ({batches_at_archive} read batches), {:.0} msg/s average over {span:.1} s, peak {peak} msg/s; {:.0} reads/s average", messages as f64 / span, all_reads.len() as f64 / span);
-    eprintln!("  steady state before the kill: {:.0} msg/s", per_second(first + Duration::from_secs(5).min(killed_at.duration_since(first) / 2), killed_at));
+    eprintln!(
+        "  steady state before the kill: {:.0} msg/s",
+        per_second(first + Duration::from_secs(5).min(killed_at.duration_since(first) / 2), killed_at)
+    );
     eprintln!("  lost: {lost_reads} reads, {lost_alerts} alerts; copies removed by id: {extra_reads} reads, {extra_alerts} alerts; unknown ids: {unknown}");
     eprintln!("  waiting in the outboxes and upload queues of the killed node's boxes at the kill: {in_flight_at_kill} (alerts + reads, sent or not)");
-    eprintln!("  failover of the {} boxes on the killed node: p50 {:.2?}, max {:.2?}", fo.len(), percentile(&fo, 0.5), percentile(&fo, 1.0));
-    eprintln!("  the central archive connected {} times (it moves to the next node as the boxes do)", central_connects.load(Ordering::Relaxed));
+    eprintln!(
+        "  failover of the {} boxes on the killed node: p50 {:.2?}, max {:.2?}",
+        fo.len(),
+        percentile(&fo, 0.5),
+        percentile(&fo, 1.0)
+    );
+    eprintln!(
+        "  the central archive connected {} times (it moves to the next node as the boxes do)",
+        central_connects.load(Ordering::Relaxed)
+    );
     eprintln!("  queue group `readers` (3 NATS workers, one per node, core NATS, at most once): {per_worker:?} batches, {} read ids, {} distinct", worker_ids.len(), worker_unique.len());
     if !lost_on.is_empty() {
         eprintln!("  lost per box: {lost_on:?}");
     }
 
     // Every permission violation the nodes logged is the intruder's.
-    let violations: Vec<String> = cluster.nodes.iter().flat_map(|n| n.log_text().lines().filter(|l| l.contains("Violation")).map(str::to_string).collect::<Vec<_>>()).collect();
+    let violations: Vec<String> = cluster
+        .nodes
+        .iter()
+        .flat_map(|n| n.log_text().lines().filter(|l| l.contains("Violation")).map(str::to_string).collect::<Vec<_>>())
+        .collect();
     eprintln!("  permission violations logged: {} (the intruder's forged publish)", violations.len());
     assert!(!violations.is_empty() && violations.iter().all(|l| l.contains("CN=intruder")), "{violations:#?}");
     assert_eq!(forged, 0, "a certificate allowed only pole-000's topics published as pole-001");

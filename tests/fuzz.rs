@@ -6,8 +6,8 @@
 
 use base64::Engine;
 use ed25519_dalek::Signer;
-use polewatch::uplink::payload::{command_signing_bytes, CommandV1};
 use polewatch::uplink::check_command;
+use polewatch::uplink::payload::{command_signing_bytes, CommandV1};
 use proptest::prelude::*;
 use std::path::Path;
 
@@ -51,7 +51,8 @@ fn tree(leaf: BoxedStrategy<serde_json::Value>) -> impl Strategy<Value = serde_j
     leaf.prop_recursive(3, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
-            prop::collection::btree_map(".{0,12}", inner, 0..6).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(".{0,12}", inner, 0..6)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ]
     })
 }

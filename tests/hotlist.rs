@@ -2,10 +2,10 @@
 //! of the read with a plain recursive glob, literally and in confusion-canonical form. The indexed
 //! matcher must report exactly the same (entry, kind) pairs, and exact entries first.
 
-use polewatch_dev::hotlist::bench::{synthetic_list, synthetic_reads};
 use polewatch::domain::confusion::canonical;
 use polewatch::hotlist::{Entry, EntryId, Hotlist, MatchKind, Matcher, PlateGlob};
 use polewatch::store::Plate;
+use polewatch_dev::hotlist::bench::{synthetic_list, synthetic_reads};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 

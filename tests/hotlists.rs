@@ -1,10 +1,10 @@
 //! Hotlists in the daemon's read path: a stored read is matched and alerted; a pushed list is rejected
 //! whole or stored, put in force and checked against recent reads; everything survives a reopen.
 
-use polewatch_dev::bench::synthetic_read;
 use polewatch::pipeline::hotlists::{AlertTarget, Hotlists};
 use polewatch::pipeline::reads::ReadSink;
 use polewatch::store::{Candidate, Plate, Store, StoreOptions};
+use polewatch_dev::bench::synthetic_read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,7 +25,13 @@ fn now() -> i64 {
 }
 
 fn alerts_in_outbox(store: &Store) -> Vec<serde_json::Value> {
-    store.outbox_peek(None, 1000).unwrap().into_iter().filter(|m| m.topic == "alerts").map(|m| serde_json::from_slice(&m.payload).unwrap()).collect()
+    store
+        .outbox_peek(None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.topic == "alerts")
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect()
 }
 
 #[test]
@@ -46,7 +52,10 @@ fn a_read_that_hits_raises_one_alert_per_entry_with_how_it_matched() {
 
     let mut r = synthetic_read(2, now(), 0);
     r.plate = Plate::new("7AB9999").unwrap();
-    r.candidates = vec![Candidate { text: "7AB9999".into(), confidence: 0.8 }, Candidate { text: "A8C1234".into(), confidence: 0.1 }];
+    r.candidates = vec![
+        Candidate { text: "7AB9999".into(), confidence: 0.8 },
+        Candidate { text: "A8C1234".into(), confidence: 0.1 },
+    ];
     let (_, alerts) = sink.accept(r).unwrap();
     assert_eq!(alerts.len(), 2, "wildcard on the best text, confusion on a candidate");
 
@@ -122,8 +131,16 @@ fn check_config_rejects_a_bad_hotlist_file() {
     let list = dir.path().join("l.csv");
     std::fs::write(&list, format!("{HEADER}AAA111,,stolen,1,x,not-a-date,\n")).unwrap();
     let cfg = dir.path().join("p.toml");
-    std::fs::write(&cfg, format!("[site]\nsite_id = \"s\"\ndevice_id = \"d\"\n[hotlists]\nfiles = [\"{}\"]\n", list.display())).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["check-config", "--config"]).arg(&cfg).output().unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[site]\nsite_id = \"s\"\ndevice_id = \"d\"\n[hotlists]\nfiles = [\"{}\"]\n", list.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch"))
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2"), "{err}");
@@ -142,11 +159,19 @@ fn a_broad_push_raises_at_most_the_limit_and_one_summary_for_the_rest() {
     let sent = alerts_in_outbox(&store);
     assert_eq!(sent.len(), 10);
     assert!(sent.iter().all(|a| a["retroactive"] == true));
-    let summaries: Vec<serde_json::Value> =
-        store.outbox_peek(None, 1000).unwrap().into_iter().filter(|m| m.topic == "alerts/summary").map(|m| serde_json::from_slice(&m.payload).unwrap()).collect();
+    let summaries: Vec<serde_json::Value> = store
+        .outbox_peek(None, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.topic == "alerts/summary")
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
     assert_eq!(summaries.len(), 1);
     let s = &summaries[0];
-    assert_eq!((s["type"].as_str(), s["alerts_sent"].as_u64(), s["hits_not_sent"].as_u64(), s["reads_not_sent"].as_u64()), (Some("retroactive_summary"), Some(10), Some(30), Some(30)));
+    assert_eq!(
+        (s["type"].as_str(), s["alerts_sent"].as_u64(), s["hits_not_sent"].as_u64(), s["reads_not_sent"].as_u64()),
+        (Some("retroactive_summary"), Some(10), Some(30), Some(30))
+    );
     assert!(!s.to_string().contains("T0000"), "the summary carries no plates");
     // Within the limit there is no summary.
     let (_, retro) = hot.push("narrow", &format!("{HEADER}T0000003,,felony,1,BOLO,,\n"), "ops").unwrap();

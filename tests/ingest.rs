@@ -217,7 +217,11 @@ fn fds() -> usize {
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Runs the restart cycles in a process of their own, so that the thread, descriptor and memory figures
@@ -249,14 +253,20 @@ fn restart_cycles_child() {
     let Ok(cycles) = std::env::var(CYCLES_ENV).map(|c| c.parse::<usize>().unwrap()) else { return };
     let mut server = Server::start(free_port());
     let steady = Server::start(free_port());
-    let cam = Camera::spawn(&camera("north", &server.url("/cam"), 5.0, ""), Arc::new(FrameQueue::new(8)), timing()).unwrap();
-    let other = Camera::spawn(&camera("south", &steady.url("/cam"), 5.0, ""), Arc::new(FrameQueue::new(8)), timing()).unwrap();
-    wait("streaming", Duration::from_secs(20), || cam.state() == CameraState::Streaming && other.state() == CameraState::Streaming);
+    let cam =
+        Camera::spawn(&camera("north", &server.url("/cam"), 5.0, ""), Arc::new(FrameQueue::new(8)), timing()).unwrap();
+    let other =
+        Camera::spawn(&camera("south", &steady.url("/cam"), 5.0, ""), Arc::new(FrameQueue::new(8)), timing()).unwrap();
+    wait("streaming", Duration::from_secs(20), || {
+        cam.state() == CameraState::Streaming && other.state() == CameraState::Streaming
+    });
     let mut baseline = None;
     let mut worst = Duration::ZERO;
     for cycle in 1..=cycles {
         server.stop();
-        wait("the outage to be noticed", Duration::from_secs(15), || matches!(cam.state(), CameraState::Backoff { .. }));
+        wait("the outage to be noticed", Duration::from_secs(15), || {
+            matches!(cam.state(), CameraState::Backoff { .. })
+        });
         let why = match cam.state() {
             CameraState::Backoff { reason, .. } => reason.to_string(),
             s => s.to_string(),
@@ -272,7 +282,13 @@ fn restart_cycles_child() {
         assert_eq!(other.state(), CameraState::Streaming, "cycle {cycle}");
         std::thread::sleep(Duration::from_millis(500));
         let now = (threads(), fds(), rss_kib());
-        println!("cycle {cycle}: {why}, resumed in {} ms; threads {}, fds {}, VmRSS {} KiB", resumed.as_millis(), now.0, now.1, now.2);
+        println!(
+            "cycle {cycle}: {why}, resumed in {} ms; threads {}, fds {}, VmRSS {} KiB",
+            resumed.as_millis(),
+            now.0,
+            now.1,
+            now.2
+        );
         match baseline {
             None if cycle >= 2 => baseline = Some(now),
             None => {}
@@ -301,10 +317,17 @@ fn bad_credentials_wrong_path_and_no_server_give_distinct_states() {
     let q = Arc::new(FrameQueue::new(4));
     let good_creds = format!("credentials_file = \"{}\"", cred.display());
     let ok = Camera::spawn(&camera("ok", &server.url("/cam"), 5.0, &good_creds), q.clone(), timing()).unwrap();
-    let badauth = Camera::spawn(&camera("badauth", &server.url("/cam"), 5.0, "username = \"viewer\"\npassword = \"wrong\""), q.clone(), timing()).unwrap();
+    let badauth = Camera::spawn(
+        &camera("badauth", &server.url("/cam"), 5.0, "username = \"viewer\"\npassword = \"wrong\""),
+        q.clone(),
+        timing(),
+    )
+    .unwrap();
     let noauth = Camera::spawn(&camera("noauth", &server.url("/cam"), 5.0, ""), q.clone(), timing()).unwrap();
     let wrong = Camera::spawn(&camera("wrong", &server.url("/nosuch"), 5.0, &good_creds), q.clone(), timing()).unwrap();
-    let nobody = Camera::spawn(&camera("nobody", &format!("rtsp://127.0.0.1:{}/cam", free_port()), 5.0, ""), q, timing()).unwrap();
+    let nobody =
+        Camera::spawn(&camera("nobody", &format!("rtsp://127.0.0.1:{}/cam", free_port()), 5.0, ""), q, timing())
+            .unwrap();
     let reason = |c: &Camera| match c.state() {
         CameraState::Backoff { reason, .. } => Some(reason),
         _ => None,
@@ -321,7 +344,12 @@ fn bad_credentials_wrong_path_and_no_server_give_distinct_states() {
     // Failures stay failures: several attempts later none has streamed, and each is back in backoff for the
     // same reason (between attempts a camera is briefly connecting, so that is waited for, not sampled).
     std::thread::sleep(Duration::from_secs(2));
-    for (c, why) in [(&badauth, Failure::FailedAuth), (&noauth, Failure::FailedAuth), (&wrong, Failure::NotFound), (&nobody, Failure::Unreachable)] {
+    for (c, why) in [
+        (&badauth, Failure::FailedAuth),
+        (&noauth, Failure::FailedAuth),
+        (&wrong, Failure::NotFound),
+        (&nobody, Failure::Unreachable),
+    ] {
         assert_eq!(c.stats().connects.load(Ordering::Relaxed), 0, "{}", c.id);
         wait(&format!("{} back in backoff", c.id), Duration::from_secs(20), || reason(c) == Some(why));
         assert_eq!(c.stats().connects.load(Ordering::Relaxed), 0, "{}", c.id);
@@ -335,13 +363,17 @@ fn bad_credentials_wrong_path_and_no_server_give_distinct_states() {
 fn h265_and_mjpeg_streams_decode() {
     let server = Server::start(free_port());
     let mut checked = 0;
-    for (path, codec, encoder, decoder) in [("/h265", Codec::H265, "x265enc", "avdec_h265"), ("/mjpeg", Codec::Jpeg, "jpegenc", "jpegdec")] {
+    for (path, codec, encoder, decoder) in
+        [("/h265", Codec::H265, "x265enc", "avdec_h265"), ("/mjpeg", Codec::Jpeg, "jpegenc", "jpegdec")]
+    {
         if skip(encoder) || skip(decoder) {
             continue;
         }
         let q = Arc::new(FrameQueue::new(8));
         // `software` so the decoder is known whatever hardware this machine has.
-        let cam = Camera::spawn(&camera(&path[1..], &server.url(path), 5.0, "decoder = \"software\""), q.clone(), timing()).unwrap();
+        let cam =
+            Camera::spawn(&camera(&path[1..], &server.url(path), 5.0, "decoder = \"software\""), q.clone(), timing())
+                .unwrap();
         wait(path, Duration::from_secs(20), || cam.state() == CameraState::Streaming && !q.is_empty());
         let chain = cam.decoder().unwrap();
         assert_eq!((chain.codec, chain.decoder.as_str()), (codec, decoder));
@@ -357,11 +389,18 @@ fn h265_and_mjpeg_streams_decode() {
 fn an_unknown_codec_or_a_decoder_that_cannot_take_it_is_unsupported_codec() {
     let server = Server::start(free_port());
     // An H.265 decoder for an H.264 stream: the chain cannot link.
-    let mismatch = Camera::spawn(&camera("mismatch", &server.url("/cam"), 5.0, "decoder = \"avdec_h265\""), Arc::new(FrameQueue::new(4)), timing()).unwrap();
+    let mismatch = Camera::spawn(
+        &camera("mismatch", &server.url("/cam"), 5.0, "decoder = \"avdec_h265\""),
+        Arc::new(FrameQueue::new(4)),
+        timing(),
+    )
+    .unwrap();
     let unsupported = |c: &Camera| matches!(c.state(), CameraState::Backoff { reason: Failure::UnsupportedCodec, .. });
     wait("unsupported-codec (mismatched decoder)", Duration::from_secs(20), || unsupported(&mismatch));
     if !skip("avenc_mpeg4") && !skip("rtpmp4vpay") {
-        let mp4v = Camera::spawn(&camera("mp4v", &server.url("/mp4v"), 5.0, ""), Arc::new(FrameQueue::new(4)), timing()).unwrap();
+        let mp4v =
+            Camera::spawn(&camera("mp4v", &server.url("/mp4v"), 5.0, ""), Arc::new(FrameQueue::new(4)), timing())
+                .unwrap();
         wait("unsupported-codec (MPEG-4)", Duration::from_secs(20), || unsupported(&mp4v));
         assert!(mp4v.decoder().is_none());
         mp4v.stop();
@@ -382,11 +421,15 @@ fn a_file_source_streams_and_replays_after_its_end() {
     .unwrap();
     p.set_state(gst::State::Playing).unwrap();
     let bus = p.bus().unwrap();
-    bus.timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Eos, gst::MessageType::Error]).expect("clip written");
+    bus.timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .expect("clip written");
     p.set_state(gst::State::Null).unwrap();
     let q = Arc::new(FrameQueue::new(64));
-    let cam = Camera::spawn(&camera("replay", &format!("file://{}", file.display()), 10.0, ""), q.clone(), timing()).unwrap();
-    wait("the end of the clip", Duration::from_secs(20), || matches!(cam.state(), CameraState::Backoff { reason: Failure::EndOfStream, .. }));
+    let cam =
+        Camera::spawn(&camera("replay", &format!("file://{}", file.display()), 10.0, ""), q.clone(), timing()).unwrap();
+    wait("the end of the clip", Duration::from_secs(20), || {
+        matches!(cam.state(), CameraState::Backoff { reason: Failure::EndOfStream, .. })
+    });
     let first = decoded(&cam);
     assert!(first >= 15, "decoded {first} of 20 frames");
     // 2 s of video sampled at 10 fps: every frame of the 10 fps clip.
@@ -401,10 +444,18 @@ fn a_file_source_streams_and_replays_after_its_end() {
 fn reload_restarts_changed_cameras_and_leaves_the_others_streaming() {
     let server = Server::start(free_port());
     let set = CameraSet::new(Arc::new(FrameQueue::new(1)), timing());
-    let (a, b, c) = (camera("a", &server.url("/cam"), 5.0, ""), camera("b", &server.url("/cam"), 5.0, ""), camera("c", &server.url("/cam"), 5.0, ""));
+    let (a, b, c) = (
+        camera("a", &server.url("/cam"), 5.0, ""),
+        camera("b", &server.url("/cam"), 5.0, ""),
+        camera("c", &server.url("/cam"), 5.0, ""),
+    );
     let r = set.apply(&[a.clone(), b.clone(), c.clone()]);
     assert_eq!(r.started, ["a", "b", "c"]);
-    assert_eq!(set.queue().capacity(), 3 * polewatch::ingest::queue::FRAMES_PER_CAMERA, "the queue is sized for the cameras");
+    assert_eq!(
+        set.queue().capacity(),
+        3 * polewatch::ingest::queue::FRAMES_PER_CAMERA,
+        "the queue is sized for the cameras"
+    );
     let streaming = |id: &str| set.with(id, |c| c.state() == CameraState::Streaming).unwrap_or(false);
     wait("three cameras streaming", Duration::from_secs(20), || ["a", "b", "c"].iter().all(|id| streaming(id)));
     let decoded_a = set.with("a", decoded).unwrap();
@@ -415,7 +466,10 @@ fn reload_restarts_changed_cameras_and_leaves_the_others_streaming() {
     c_off.enabled = false;
     let r = set.apply(&[a.clone(), b2, c_off, d.clone()]);
     assert_eq!(set.queue().capacity(), 3 * polewatch::ingest::queue::FRAMES_PER_CAMERA);
-    assert_eq!((r.kept, r.restarted, r.stopped, r.started), (vec!["a".to_string()], vec!["b".to_string()], vec!["c".to_string()], vec!["d".to_string()]));
+    assert_eq!(
+        (r.kept, r.restarted, r.stopped, r.started),
+        (vec!["a".to_string()], vec!["b".to_string()], vec!["c".to_string()], vec!["d".to_string()])
+    );
     assert!(set.with("c", |_| ()).is_none(), "c stopped");
     wait("b and d streaming", Duration::from_secs(20), || streaming("b") && streaming("d"));
     // a was never touched: the same connection, still decoding.
@@ -430,25 +484,35 @@ fn reload_restarts_changed_cameras_and_leaves_the_others_streaming() {
     assert!(set.states().is_empty());
 }
 
-
 #[test]
 fn a_silent_server_is_stalled_and_the_camera_resumes_when_it_speaks_again() {
     let server = Server::start(free_port());
     let pid = server.child.as_ref().unwrap().id() as libc::pid_t;
-    let cam = Camera::spawn(&camera("frozen", &server.url("/cam"), 5.0, ""), Arc::new(FrameQueue::new(4)), timing()).unwrap();
+    let cam =
+        Camera::spawn(&camera("frozen", &server.url("/cam"), 5.0, ""), Arc::new(FrameQueue::new(4)), timing()).unwrap();
     wait("streaming", Duration::from_secs(20), || cam.state() == CameraState::Streaming);
     // SAFETY: signals to our own child process. SIGSTOP keeps its sockets open but sends nothing.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     let stopped = Instant::now();
-    wait("stalled", Duration::from_secs(15), || matches!(cam.state(), CameraState::Backoff { reason: Failure::Stalled, .. }));
+    wait("stalled", Duration::from_secs(15), || {
+        matches!(cam.state(), CameraState::Backoff { reason: Failure::Stalled, .. })
+    });
     let noticed = stopped.elapsed();
     // The retries reach a server that accepts the connection but never answers: each ends as
     // unreachable (no answer within the connect timeout), not as a stall or an endless "connecting".
-    wait("a retry that got no answer", Duration::from_secs(20), || matches!(cam.state(), CameraState::Backoff { reason: Failure::Unreachable, .. }));
+    wait("a retry that got no answer", Duration::from_secs(20), || {
+        matches!(cam.state(), CameraState::Backoff { reason: Failure::Unreachable, .. })
+    });
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     let back = Instant::now();
-    wait("streaming again", Duration::from_secs(20), || cam.state() == CameraState::Streaming && cam.stats().connects.load(Ordering::Relaxed) >= 2);
-    eprintln!("stall noticed after {} ms, streaming again {} ms after the server resumed", noticed.as_millis(), back.elapsed().as_millis());
+    wait("streaming again", Duration::from_secs(20), || {
+        cam.state() == CameraState::Streaming && cam.stats().connects.load(Ordering::Relaxed) >= 2
+    });
+    eprintln!(
+        "stall noticed after {} ms, streaming again {} ms after the server resumed",
+        noticed.as_millis(),
+        back.elapsed().as_millis()
+    );
     // Stall timeout 2 s in these tests, plus the 100 ms bus poll.
     assert!(noticed < Duration::from_secs(4), "stall noticed after {noticed:?}");
     assert!(back.elapsed() < Duration::from_secs(10));

@@ -48,7 +48,10 @@ fn parse(body: &str) -> prometheus_parse::Scrape {
             continue;
         }
         let info = prometheus_parse::LineInfo::parse(line);
-        assert!(!matches!(info, prometheus_parse::LineInfo::Ignored | prometheus_parse::LineInfo::Empty), "not Prometheus text: {line:?}");
+        assert!(
+            !matches!(info, prometheus_parse::LineInfo::Ignored | prometheus_parse::LineInfo::Empty),
+            "not Prometheus text: {line:?}"
+        );
     }
     assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
     prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("the exposition parses")
@@ -56,11 +59,15 @@ fn parse(body: &str) -> prometheus_parse::Scrape {
 
 /// The value of the sample `name` whose labels include `labels`.
 fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    s.samples.iter().find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v))).and_then(|x| match &x.value {
-        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => Some(*v),
-        prometheus_parse::Value::Histogram(h) => h.last().map(|b| b.count),
-        prometheus_parse::Value::Summary(_) => None,
-    })
+    s.samples.iter().find(|x| x.metric == name && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v))).and_then(
+        |x| match &x.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(*v),
+            prometheus_parse::Value::Histogram(h) => h.last().map(|b| b.count),
+            prometheus_parse::Value::Summary(_) => None,
+        },
+    )
 }
 
 fn config(dir: &Path, pki: &support::Pki, mqtt: u16, metrics: u16, video: &Path) -> PathBuf {
@@ -103,7 +110,13 @@ fn a_running_daemon_serves_metrics_health_and_readiness_without_plate_data() {
     let cfg = config(dir.path(), &pki, mqtt_port, metrics_port, &video);
     let log = dir.path().join("daemon.log");
     let mut daemon = Killed(
-        Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap(),
+        Command::new(env!("CARGO_BIN_EXE_polewatch"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
     );
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
 
@@ -117,17 +130,18 @@ fn a_running_daemon_serves_metrics_health_and_readiness_without_plate_data() {
     assert_eq!(live["live"], true);
 
     // The demo's plates are read and stored and go up; the band (300..600 px) is missed: camera_degraded.
-    let (scrape, text) = wait_for("reads stored, published and acknowledged, and camera_degraded", Duration::from_secs(120), || {
-        let (code, body) = get(metrics_port, "/metrics")?;
-        assert_eq!(code, 200);
-        let s = parse(&body);
-        let ok = value(&s, "polewatch_reads_stored_total", &[("camera", "lane1")]).unwrap_or(0.0) >= 1.0
+    let (scrape, text) =
+        wait_for("reads stored, published and acknowledged, and camera_degraded", Duration::from_secs(120), || {
+            let (code, body) = get(metrics_port, "/metrics")?;
+            assert_eq!(code, 200);
+            let s = parse(&body);
+            let ok = value(&s, "polewatch_reads_stored_total", &[("camera", "lane1")]).unwrap_or(0.0) >= 1.0
             && value(&s, "polewatch_mqtt_acked_total", &[("class", "reads")]).unwrap_or(0.0) >= 1.0
             && value(&s, "polewatch_camera_degraded", &[("camera", "lane1"), ("kind", "plate_height")]) == Some(1.0)
             // The store's count is at most 10 s old.
             && value(&s, "polewatch_store_reads", &[]).unwrap_or(0.0) >= 1.0;
-        ok.then_some((s, body))
-    });
+            ok.then_some((s, body))
+        });
 
     // Every metric the issue lists.
     let lane1 = [("camera", "lane1")];
@@ -145,22 +159,41 @@ fn a_running_daemon_serves_metrics_health_and_readiness_without_plate_data() {
     for name in per_camera {
         assert!(value(&scrape, name, &lane1).is_some(), "no {name}{{camera=\"lane1\"}} in\n{text}");
     }
-    let states: f64 = ["connecting", "streaming", "backoff", "disabled"].iter().map(|st| value(&scrape, "polewatch_camera_state", &[("camera", "lane1"), ("state", st)]).unwrap()).sum();
+    let states: f64 = ["connecting", "streaming", "backoff", "disabled"]
+        .iter()
+        .map(|st| value(&scrape, "polewatch_camera_state", &[("camera", "lane1"), ("state", st)]).unwrap())
+        .sum();
     assert_eq!(states, 1.0, "one state at a time");
     assert_eq!(value(&scrape, "polewatch_camera_state", &[("camera", "lane2"), ("state", "streaming")]), Some(0.0));
     assert!(value(&scrape, "polewatch_camera_frames_decoded_total", &lane1).unwrap() > 0.0);
     assert!(value(&scrape, "polewatch_camera_frames_analysed_total", &lane1).unwrap() > 0.0);
     assert!(value(&scrape, "polewatch_camera_last_frame_age_seconds", &lane1).unwrap() < 30.0);
     for reason in ["not_sampled", "no_motion"] {
-        assert!(value(&scrape, "polewatch_camera_frames_skipped_total", &[("camera", "lane1"), ("reason", reason)]).is_some(), "drops by {reason}");
+        assert!(
+            value(&scrape, "polewatch_camera_frames_skipped_total", &[("camera", "lane1"), ("reason", reason)])
+                .is_some(),
+            "drops by {reason}"
+        );
     }
     // Frames decoded at 10 fps, analysed at 5: half are skipped as not sampled.
-    assert!(value(&scrape, "polewatch_camera_frames_skipped_total", &[("camera", "lane1"), ("reason", "not_sampled")]).unwrap() > 0.0);
+    assert!(
+        value(&scrape, "polewatch_camera_frames_skipped_total", &[("camera", "lane1"), ("reason", "not_sampled")])
+            .unwrap()
+            > 0.0
+    );
     for h in ["polewatch_detector_seconds", "polewatch_ocr_seconds"] {
         assert!(value(&scrape, h, &[]).unwrap_or(0.0) > 0.0, "{h} observed");
-        assert!(scrape.samples.iter().any(|x| x.metric == h && matches!(x.value, prometheus_parse::Value::Histogram(_))), "{h} is a histogram");
+        assert!(
+            scrape.samples.iter().any(|x| x.metric == h && matches!(x.value, prometheus_parse::Value::Histogram(_))),
+            "{h} is a histogram"
+        );
     }
-    for (name, class) in [("polewatch_outbox_depth", "alerts"), ("polewatch_outbox_depth", "reads"), ("polewatch_outbox_oldest_age_seconds", "alerts"), ("polewatch_outbox_oldest_age_seconds", "reads")] {
+    for (name, class) in [
+        ("polewatch_outbox_depth", "alerts"),
+        ("polewatch_outbox_depth", "reads"),
+        ("polewatch_outbox_oldest_age_seconds", "alerts"),
+        ("polewatch_outbox_oldest_age_seconds", "reads"),
+    ] {
         assert!(value(&scrape, name, &[("class", class)]).is_some(), "{name}{{class={class}}}");
     }
     assert_eq!(value(&scrape, "polewatch_mqtt_connected", &[]), Some(1.0));
@@ -181,11 +214,18 @@ fn a_running_daemon_serves_metrics_health_and_readiness_without_plate_data() {
         assert!(value(&scrape, name, &[]).is_some(), "no {name} in\n{text}");
     }
     assert!(value(&scrape, "polewatch_store_reads", &[]).unwrap() >= 1.0);
-    assert!(value(&scrape, "polewatch_retention_last_sweep_timestamp_seconds", &[]).unwrap() > 1.7e9, "the start-up sweep is recorded");
+    assert!(
+        value(&scrape, "polewatch_retention_last_sweep_timestamp_seconds", &[]).unwrap() > 1.7e9,
+        "the start-up sweep is recorded"
+    );
     assert!(value(&scrape, "polewatch_audit_seq", &[]).unwrap() >= 1.0);
     assert!(value(&scrape, "process_resident_memory_bytes", &[]).unwrap() > 10e6);
     assert!(value(&scrape, "process_threads", &[]).unwrap() > 2.0);
-    assert!(value(&scrape, "polewatch_camera_degraded_events_total", &[("camera", "lane1"), ("kind", "plate_height")]).unwrap() >= 1.0);
+    assert!(
+        value(&scrape, "polewatch_camera_degraded_events_total", &[("camera", "lane1"), ("kind", "plate_height")])
+            .unwrap()
+            >= 1.0
+    );
 
     // Readiness: lane2's file does not exist, so the box is not ready, and says why; the rest is fine.
     let (code, body) = get(metrics_port, "/readyz").unwrap();
@@ -200,7 +240,10 @@ fn a_running_daemon_serves_metrics_health_and_readiness_without_plate_data() {
     assert_eq!(ready["store"]["accepts_reads"], true);
     assert_eq!(ready["degraded_cameras"], serde_json::json!(["lane1"]));
     assert_eq!(ready["cameras"][0]["degraded"][0]["kind"], "plate_height");
-    assert!(log_text().contains("camera_degraded") || log_text().contains("camera lane1 degraded"), "the event is logged");
+    assert!(
+        log_text().contains("camera_degraded") || log_text().contains("camera lane1 degraded"),
+        "the event is logged"
+    );
     assert_eq!(get(metrics_port, "/nothing").unwrap().0, 404);
 
     // No plate text in anything served, nor in the log lines about telemetry.
@@ -216,7 +259,8 @@ fn a_running_daemon_serves_metrics_health_and_readiness_without_plate_data() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // The learnt baselines are kept for the next start.
-    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("telemetry.json")).unwrap()).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("telemetry.json")).unwrap()).unwrap();
     assert!(saved["baselines"]["lane1"]["mean"].as_array().unwrap().len() == 168);
 }
 
@@ -237,7 +281,8 @@ fn the_listener_can_be_turned_off_and_a_bad_address_is_a_config_error() {
     std::fs::write(&p, &base).unwrap();
     let c = polewatch::config::load(&p).unwrap().config;
     assert_eq!(c.metrics.listen, "127.0.0.1:9899", "on by default, loopback only");
-    std::fs::write(&p, format!("{base}[metrics]\nlisten = \"localhost\"\n[telemetry]\nrate_drop_ratio = 1.5\n")).unwrap();
+    std::fs::write(&p, format!("{base}[metrics]\nlisten = \"localhost\"\n[telemetry]\nrate_drop_ratio = 1.5\n"))
+        .unwrap();
     let e = polewatch::config::load(&p).unwrap_err();
     let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["metrics.listen", "telemetry.rate_drop_ratio"], "{e}");

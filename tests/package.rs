@@ -12,7 +12,12 @@ fn root() -> &'static Path {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn man_pages(dir: &Path) -> PathBuf {
@@ -26,7 +31,8 @@ fn man_pages(dir: &Path) -> PathBuf {
 fn a_man_page_for_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     let man1 = man_pages(dir.path());
-    let mut names: Vec<String> = std::fs::read_dir(&man1).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&man1).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     for want in [
         "polewatch.1",
@@ -41,7 +47,10 @@ fn a_man_page_for_every_subcommand() {
     ] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
-    assert!(!names.iter().any(|n| n.contains("debug") || n.ends_with("-help.1")), "hidden commands have no page: {names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains("debug") || n.ends_with("-help.1")),
+        "hidden commands have no page: {names:?}"
+    );
     // The benchmarks, the demo video and the test helpers are polewatch-dev's, not the daemon's (issue 14).
     assert!(!names.iter().any(|n| n.contains("bench") || n.contains("demo")), "dev tools in the daemon: {names:?}");
     let page = std::fs::read_to_string(man1.join("polewatch-export-verify.1")).unwrap();
@@ -51,7 +60,8 @@ fn a_man_page_for_every_subcommand() {
     let top = std::fs::read_to_string(man1.join("polewatch.1")).unwrap();
     assert!(top.contains("polewatch\\-export(1)") && top.contains("polewatch\\-run(1)"), "{top}");
     if have("man") {
-        let out = Command::new("man").env("MANPATH", dir.path()).args(["-w", "polewatch-export-verify"]).output().unwrap();
+        let out =
+            Command::new("man").env("MANPATH", dir.path()).args(["-w", "polewatch-export-verify"]).output().unwrap();
         assert!(out.status.success(), "man cannot find the page: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
@@ -78,7 +88,8 @@ fn the_unit_verifies_and_scores_at_most_2_in_systemd_analyze_security() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify:\n{err}");
 
-    let out = Command::new("systemd-analyze").args(["security", "--offline=true", "--no-pager"]).arg(&unit).output().unwrap();
+    let out =
+        Command::new("systemd-analyze").args(["security", "--offline=true", "--no-pager"]).arg(&unit).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let score: f64 = text
         .lines()
@@ -88,7 +99,13 @@ fn the_unit_verifies_and_scores_at_most_2_in_systemd_analyze_security() {
         .unwrap_or_else(|| panic!("no score in:\n{text}\n{}", String::from_utf8_lossy(&out.stderr)));
     assert!(score <= 2.0, "exposure {score} > 2.0:\n{text}");
     // (@privileged and @clock stay marked: adjtimex, read-only without CAP_SYS_TIME, is allowed back.)
-    for must in ["SystemCallFilter=~@mount", "SystemCallFilter=~@raw-io", "SystemCallArchitectures=", "ProtectProc=", "RemoveIPC="] {
+    for must in [
+        "SystemCallFilter=~@mount",
+        "SystemCallFilter=~@raw-io",
+        "SystemCallArchitectures=",
+        "ProtectProc=",
+        "RemoveIPC=",
+    ] {
         let line = text.lines().find(|l| l.contains(must)).unwrap_or_else(|| panic!("{must} not rated"));
         assert!(line.starts_with('✓'), "{line}");
     }
@@ -122,7 +139,10 @@ fn the_broker_recipe_keeps_each_box_to_its_own_topics() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let tls = |who: &str| -> Vec<String> {
-        ["--cafile", "ca.pem", "--cert", &format!("{who}.pem"), "--key", &format!("{who}.key")].iter().map(|s| s.to_string()).collect()
+        ["--cafile", "ca.pem", "--cert", &format!("{who}.pem"), "--key", &format!("{who}.key")]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     };
     let sub = Command::new("mosquitto_sub")
         .current_dir(&state)
@@ -144,7 +164,10 @@ fn the_broker_recipe_keeps_each_box_to_its_own_topics() {
     };
     assert!(publish(&tls("site-a-pole-01"), "polewatch/site-a/pole-01/status", "own"));
     publish(&tls("site-a-pole-01"), "polewatch/site-a/pole-02/status", "forged");
-    assert!(!publish(&["--cafile".into(), "ca.pem".into()], "polewatch/site-a/pole-01/status", "anonymous"), "no certificate, no connection");
+    assert!(
+        !publish(&["--cafile".into(), "ca.pem".into()], "polewatch/site-a/pole-01/status", "anonymous"),
+        "no certificate, no connection"
+    );
     let got = sub.wait_with_output().unwrap();
     let _ = broker.kill();
     let _ = broker.wait();
@@ -160,7 +183,10 @@ fn a_built_package_passes_check_deb() {
     let debs = root().join("target/debian");
     let newest = std::fs::read_dir(&debs).ok().and_then(|d| {
         d.flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("polewatch_") && e.file_name().to_string_lossy().ends_with(".deb"))
+            .filter(|e| {
+                e.file_name().to_string_lossy().starts_with("polewatch_")
+                    && e.file_name().to_string_lossy().ends_with(".deb")
+            })
             .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
     });
     let Some(deb) = newest else {
@@ -225,7 +251,8 @@ fn postinst_turns_encryption_at_rest_on_with_a_0600_key() {
     let first = std::fs::read(&key).unwrap();
     run(&script);
     assert_eq!(std::fs::read(&key).unwrap(), first, "a second configure keeps the key");
-    let loaded = polewatch::config::load(&etc.join("polewatch.toml")).expect("the shipped configuration with the drop-in is valid");
+    let loaded = polewatch::config::load(&etc.join("polewatch.toml"))
+        .expect("the shipped configuration with the drop-in is valid");
     assert!(loaded.config.store.encryption, "encryption on");
     assert_eq!(loaded.config.store.key_file.as_deref(), Some(key.as_path()));
 

@@ -11,20 +11,28 @@
 use opencv::core::{Mat, Scalar};
 use polewatch::api::aim::{self, CurvePoint, DEFAULT_MAX_TILT_DEG};
 use polewatch::config::{self, ModelSet};
-use polewatch_dev::recognize::render::{self, PlateStyle};
 use polewatch::recognize::{BoxF, Recognizer, View};
+use polewatch_dev::recognize::render::{self, PlateStyle};
 use std::path::PathBuf;
 
 fn shipped() -> ModelSet {
-    config::load_model_set(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/polewatch.toml")).expect("models/polewatch.toml")
+    config::load_model_set(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/polewatch.toml"))
+        .expect("models/polewatch.toml")
 }
 
 fn recognizer() -> Recognizer {
     let set = shipped();
     let d = config::Recognizer::default();
-    Recognizer::new(set.detector.as_ref(), set.ocr.as_ref().expect("an OCR model"), config::DnnBackend::Cpu, d.detect_confidence as f32, &[], d.top_n as usize)
-        .expect("shipped models load")
-        .with_plate_chars(d.min_plate_chars as usize, d.max_plate_chars as usize)
+    Recognizer::new(
+        set.detector.as_ref(),
+        set.ocr.as_ref().expect("an OCR model"),
+        config::DnnBackend::Cpu,
+        d.detect_confidence as f32,
+        &[],
+        d.top_n as usize,
+    )
+    .expect("shipped models load")
+    .with_plate_chars(d.min_plate_chars as usize, d.max_plate_chars as usize)
 }
 
 /// A plate text for trial `i`: digit, three letters, three digits (the demo's US pattern), varied.
@@ -54,9 +62,19 @@ fn trial(rec: &mut Recognizer, fw: i32, fh: i32, height: i32, tilt: f64, i: u64)
     let plate = render::plate(&truth, PlateStyle::Us, 128).unwrap();
     // Across the frame's middle third, so that the detector's letterbox sees plates at different offsets.
     let cx = fw / 3 + (i as i32 * 97) % (fw / 3);
-    let r = render::put_vehicle(&mut scene, &plate, cx, fh * 6 / 10, height * 2, tilt, Scalar::new(60.0 + (i % 5) as f64 * 30.0, 50.0, 40.0, 0.0)).unwrap();
+    let r = render::put_vehicle(
+        &mut scene,
+        &plate,
+        cx,
+        fh * 6 / 10,
+        height * 2,
+        tilt,
+        Scalar::new(60.0 + (i % 5) as f64 * 30.0, 50.0, 40.0, 0.0),
+    )
+    .unwrap();
     let img: Mat = render::blur_and_noise(&scene, 2, 3.0, i).unwrap();
-    let view = View { roi: Vec::new(), min_plate_width_px: 8, max_plate_width_px: 0, region: String::new(), rotate_deg: 0.0 };
+    let view =
+        View { roi: Vec::new(), min_plate_width_px: 8, max_plate_width_px: 0, region: String::new(), rotate_deg: 0.0 };
     let res = rec.recognize(&img, &view).unwrap();
     let truth_box = BoxF { x: r.x as f32, y: r.y as f32, w: r.width as f32, h: r.height as f32 };
     let found: Vec<_> = res.reads.iter().filter(|p| p.bbox.iou(&truth_box) >= 0.3).collect();
@@ -87,7 +105,13 @@ fn curve(rec: &mut Recognizer, fw: i32, fh: i32, heights: &[u32], tilt: f64) -> 
 fn print(title: &str, c: &[CurvePoint]) {
     println!("\n{title}\n| plate height (px) | trials | detected | read exactly |\n|---:|---:|---:|---:|");
     for p in c {
-        println!("| {} | {} | {:.0} % | {:.0} % |", p.height_px, p.trials, 100.0 * p.detected as f64 / p.trials as f64, 100.0 * p.accuracy());
+        println!(
+            "| {} | {} | {:.0} % | {:.0} % |",
+            p.height_px,
+            p.trials,
+            100.0 * p.detected as f64 / p.trials as f64,
+            100.0 * p.accuracy()
+        );
     }
 }
 
@@ -114,10 +138,14 @@ fn the_recommended_plate_height_band_is_where_the_recognizer_reads() {
         print(&format!("{fw} × {fh}, plate level"), &c);
         let measured = aim::band_from_curve(&c, aim::BAND_ACCURACY);
         let band = aim::default_band(fw as u32, Some(640));
-        println!("band measured at {:.0} % exact reads: {measured:?}; recommended {band:?}", aim::BAND_ACCURACY * 100.0);
+        println!(
+            "band measured at {:.0} % exact reads: {measured:?}; recommended {band:?}",
+            aim::BAND_ACCURACY * 100.0
+        );
         curves.push((fw, band, c));
     }
-    let tilts: Vec<f64> = if full() { vec![0.0, 3.0, 5.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0] } else { vec![0.0, 5.0, 10.0, 15.0] };
+    let tilts: Vec<f64> =
+        if full() { vec![0.0, 3.0, 5.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0] } else { vec![0.0, 5.0, 10.0, 15.0] };
     let n = trials();
     let mid = 64;
     println!("\n1920 × 1080, plate {mid} px high, tilted\n| tilt (°) | read exactly |\n|---:|---:|");
@@ -128,14 +156,20 @@ fn the_recommended_plate_height_band_is_where_the_recognizer_reads() {
         tilt_ok.push((t, ok as f64 / n as f64));
     }
 
-    let at = |c: &[CurvePoint], h: u32| c.iter().filter(|p| p.height_px >= h).map(|p| (p.height_px, p.accuracy())).next().unwrap();
+    let at = |c: &[CurvePoint], h: u32| {
+        c.iter().filter(|p| p.height_px >= h).map(|p| (p.height_px, p.accuracy())).next().unwrap()
+    };
     for (fw, [lo, hi], c) in &curves {
         for h in [*lo, (lo + hi) / 2, *hi] {
             let (m, a) = at(c, h);
             assert!(a >= 0.7, "{fw} wide: {h} px is in the band but {m} px reads {:.0} %", 100.0 * a);
         }
         let (m, a) = at(c, lo / 2);
-        assert!(a < 0.8, "{fw} wide: {m} px, half the band's lower end, still reads {:.0} %: the band is too cautious", 100.0 * a);
+        assert!(
+            a < 0.8,
+            "{fw} wide: {m} px, half the band's lower end, still reads {:.0} %: the band is too cautious",
+            100.0 * a
+        );
     }
     for (t, a) in tilt_ok {
         if t <= DEFAULT_MAX_TILT_DEG as f64 {

@@ -4,8 +4,8 @@
 use opencv::core::{Mat, Rect, Scalar, Size};
 use opencv::prelude::*;
 use polewatch::config::{self, DetectorKind, DetectorModel, ModelSet};
-use polewatch_dev::recognize::render::{self, PlateStyle};
 use polewatch::recognize::{BoxF, ModelError, RecognizeError, Recognizer, View};
+use polewatch_dev::recognize::render::{self, PlateStyle};
 use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {
@@ -13,14 +13,22 @@ fn repo() -> PathBuf {
 }
 
 fn shipped() -> ModelSet {
-    config::load_model_set(&repo().join("models/polewatch.toml")).expect("models/polewatch.toml describes the shipped models")
+    config::load_model_set(&repo().join("models/polewatch.toml"))
+        .expect("models/polewatch.toml describes the shipped models")
 }
 
 fn recognizer(set: &ModelSet) -> Recognizer {
-    Recognizer::new(set.detector.as_ref(), set.ocr.as_ref().expect("an OCR model"), config::DnnBackend::Cpu, 0.35, &[], 5)
-        .expect("shipped models load")
-        .checked()
-        .expect("shipped models pass the start-up check")
+    Recognizer::new(
+        set.detector.as_ref(),
+        set.ocr.as_ref().expect("an OCR model"),
+        config::DnnBackend::Cpu,
+        0.35,
+        &[],
+        5,
+    )
+    .expect("shipped models load")
+    .checked()
+    .expect("shipped models pass the start-up check")
 }
 
 fn sha256(p: &Path) -> String {
@@ -98,9 +106,13 @@ fn shipped_detector_finds_and_reads_plates_in_a_rendered_1080p_scene() {
     let mut rec = recognizer(&shipped());
     let (scene, boxes) = polewatch_dev::bench::recognize::scene_1080p(5).unwrap();
     let r = rec.recognize(&scene, &View::default()).unwrap();
-    for ((b, text), style) in boxes.iter().zip(["7KQX214", "BAC4F21", "MUC4821"]).zip([PlateStyle::Us, PlateStyle::Br, PlateStyle::Eu]) {
+    for ((b, text), style) in
+        boxes.iter().zip(["7KQX214", "BAC4F21", "MUC4821"]).zip([PlateStyle::Us, PlateStyle::Br, PlateStyle::Eu])
+    {
         let hit = r.reads.iter().find(|p| p.bbox.iou(b) >= 0.5);
-        let hit = hit.unwrap_or_else(|| panic!("no box on plate {text} at {b:?}; found {:?}", r.reads.iter().map(|p| p.bbox).collect::<Vec<_>>()));
+        let hit = hit.unwrap_or_else(|| {
+            panic!("no box on plate {text} at {b:?}; found {:?}", r.reads.iter().map(|p| p.bbox).collect::<Vec<_>>())
+        });
         assert_read(&hit.text, text, style);
     }
     // A 4K frame of the same scene: the letterbox takes any size.
@@ -108,7 +120,11 @@ fn shipped_detector_finds_and_reads_plates_in_a_rendered_1080p_scene() {
     opencv::imgproc::resize(&scene, &mut big, Size::new(3840, 2160), 0.0, 0.0, opencv::imgproc::INTER_LINEAR).unwrap();
     let r4k = rec.recognize(&big, &View::default()).unwrap();
     let us = BoxF { x: boxes[0].x * 2.0, y: boxes[0].y * 2.0, w: boxes[0].w * 2.0, h: boxes[0].h * 2.0 };
-    assert!(r4k.reads.iter().any(|p| p.bbox.iou(&us) >= 0.5 && near(&p.text, "7KQX214")), "4K: {:?}", r4k.reads.iter().map(|p| (&p.text, p.bbox)).collect::<Vec<_>>());
+    assert!(
+        r4k.reads.iter().any(|p| p.bbox.iou(&us) >= 0.5 && near(&p.text, "7KQX214")),
+        "4K: {:?}",
+        r4k.reads.iter().map(|p| (&p.text, p.bbox)).collect::<Vec<_>>()
+    );
     // A camera mounted at a 12° roll: the view's rotation levels the frame before detection.
     let rolled = polewatch::recognize::rotated(&scene, 12.0).unwrap();
     let level = View { rotate_deg: -12.0, ..View::default() };
@@ -171,7 +187,13 @@ fn wrong_checksum_missing_file_and_unreadable_model_are_clear_errors() {
         Ok(r) => r.checked().err().expect("start-up check refuses a detector as OCR"),
         Err(e) => e,
     };
-    assert!(matches!(e, RecognizeError::Model(ModelError::Smoke { .. } | ModelError::Shape { .. } | ModelError::Run { .. })), "{e}");
+    assert!(
+        matches!(
+            e,
+            RecognizeError::Model(ModelError::Smoke { .. } | ModelError::Shape { .. } | ModelError::Run { .. })
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -189,7 +211,12 @@ fn cascade_detector_from_opencv_data_finds_a_plate_of_its_shape() {
     // The cascade was trained on long one-row (Russian) plates: the EU-style plate of the scene is its shape.
     let (scene, boxes) = polewatch_dev::bench::recognize::scene_1080p(5).unwrap();
     let found = rec.detect(&scene, &View::default()).unwrap();
-    assert!(found.iter().any(|d| d.bbox.iou(&boxes[2]) >= 0.5), "EU plate at {:?}; cascade found {:?}", boxes[2], found.iter().map(|d| d.bbox).collect::<Vec<_>>());
+    assert!(
+        found.iter().any(|d| d.bbox.iou(&boxes[2]) >= 0.5),
+        "EU plate at {:?}; cascade found {:?}",
+        boxes[2],
+        found.iter().map(|d| d.bbox).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -201,7 +228,10 @@ fn config_with_the_shipped_models_starts_and_reads() {
         Ok(l) => l.config.recognizer,
         Err(e) => {
             // Only the missing installed model files may be wrong here.
-            assert!(e.problems().iter().all(|p| p.key.starts_with("recognizer.") && p.message.contains("does not exist")), "{e}");
+            assert!(
+                e.problems().iter().all(|p| p.key.starts_with("recognizer.") && p.message.contains("does not exist")),
+                "{e}"
+            );
             config::Recognizer::default()
         }
     };
@@ -265,7 +295,8 @@ fn recognize_cli_prints_one_json_object_per_image_and_fails_on_a_bad_one() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "a bad image makes the exit status non-zero");
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     let texts: Vec<&str> = lines[0]["reads"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap()).collect();
     assert!(texts.iter().any(|t| near(t, "7KQX214")), "{texts:?}");
@@ -288,5 +319,10 @@ fn readings_outside_the_plate_length_are_not_plates() {
     let (scene, _) = polewatch_dev::bench::recognize::scene_1080p(5).unwrap();
     let r = strict.recognize(&scene, &View::default()).unwrap();
     assert!(r.reads.iter().all(|p| (8..=10).contains(&p.text.len())), "{:?}", r.reads);
-    assert!(r.detections >= 3 && r.rejected.len() + r.reads.len() == r.detections, "{} found, {} rejected", r.detections, r.rejected.len());
+    assert!(
+        r.detections >= 3 && r.rejected.len() + r.reads.len() == r.detections,
+        "{} found, {} rejected",
+        r.detections,
+        r.rejected.len()
+    );
 }

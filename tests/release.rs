@@ -4,8 +4,8 @@
 use polewatch::access::export::{export, verify_bundle, DeviceKey, Exporter};
 use polewatch::access::release::{check_new, decide, Limits, NewRequest, Request, Scope};
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
-use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{HoldRequest, Plate, Store, StoreOptions};
+use polewatch_dev::bench::synthetic_read;
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -40,7 +40,14 @@ fn request(scope: Scope) -> Request {
         scope,
     };
     check_new(&new, &Limits { allowed_jurisdictions: vec!["CA".into()], max_range_days: 90 }).unwrap();
-    Request { id: uuid::Uuid::now_v7(), request: new, entered_by: "clerk".into(), entered_at_ms: T0, decision: None, exports: vec![] }
+    Request {
+        id: uuid::Uuid::now_v7(),
+        request: new,
+        entered_by: "clerk".into(),
+        entered_at_ms: T0,
+        decision: None,
+        exports: vec![],
+    }
 }
 
 fn who() -> Exporter<'static> {
@@ -59,7 +66,12 @@ fn export_needs_an_approved_request_and_produces_a_verifiable_bundle() {
     let key = DeviceKey::load_or_create(&dir.path().join("keys/device.key")).unwrap();
     let audit = Memory::default();
     let out = dir.path().join("out");
-    let mut req = request(Scope::Plates { plates: vec!["7ABC123".into(), "8XY*".into()], from_ms: T0, to_ms: T0 + 2500, whole_store: false });
+    let mut req = request(Scope::Plates {
+        plates: vec!["7ABC123".into(), "8XY*".into()],
+        from_ms: T0,
+        to_ms: T0 + 2500,
+        whole_store: false,
+    });
     store.put_release(&req).unwrap();
 
     let err = export(&store, &req, &key, &out, &who(), &audit, T0).unwrap_err();
@@ -76,17 +88,29 @@ fn export_needs_an_approved_request_and_produces_a_verifiable_bundle() {
     assert_eq!(b.manifest.reads, 3, "two 7ABC123 and the 8XY0001 read inside the time range");
     assert_eq!(b.manifest.request_id, req.id.to_string());
     let e = audit.0.lock().unwrap().last().unwrap().clone();
-    assert_eq!((e.action, e.outcome, e.result_count, e.case_number.as_str()), (Some(Action::Export), Some(Outcome::Ok), Some(3), "PCSO-26-1182"));
+    assert_eq!(
+        (e.action, e.outcome, e.result_count, e.case_number.as_str()),
+        (Some(Action::Export), Some(Outcome::Ok), Some(3), "PCSO-26-1182")
+    );
     let m = verify_bundle(&b.dir, Some(&key.public_hex())).unwrap();
     assert_eq!(m.files.iter().filter(|f| f.path.starts_with("images/")).count(), 3);
     assert!(m.files.iter().any(|f| f.path == "request.json"));
 
     // Checked without polewatch (coreutils) and with the CLI, which takes the key from the caller only.
-    let sha256sum = |dir: &std::path::Path| Command::new("sha256sum").args(["-c", "--strict", "SHA256SUMS"]).current_dir(dir).output().unwrap();
+    let sha256sum = |dir: &std::path::Path| {
+        Command::new("sha256sum").args(["-c", "--strict", "SHA256SUMS"]).current_dir(dir).output().unwrap()
+    };
     let out = sha256sum(&b.dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.ends_with(": OK")).count(), m.files.len() + 2);
-    let cli = |key: &str| Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["export", "verify"]).arg(&b.dir).args(["--key", key]).output().unwrap();
+    let cli = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_polewatch"))
+            .args(["export", "verify"])
+            .arg(&b.dir)
+            .args(["--key", key])
+            .output()
+            .unwrap()
+    };
     let ok = cli(&key.public_hex());
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("bundle OK"));
@@ -96,7 +120,11 @@ fn export_needs_an_approved_request_and_produces_a_verifiable_bundle() {
     let wrong = DeviceKey::load_or_create(&dir.path().join("keys/wrong.key")).unwrap();
     let bad = cli(&wrong.public_hex());
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("signature does not match"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("signature does not match"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     assert!(!cli(&format!("+a{}", &key.public_hex()[2..])).status.success(), "a sign is not a hex digit");
     let no_key = Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["export", "verify"]).arg(&b.dir).output().unwrap();
     assert!(!no_key.status.success(), "verifying needs a key from outside the bundle");
@@ -123,7 +151,12 @@ fn evidence_export_takes_the_reads_held_for_the_case() {
     let a = store.put_read(synthetic_read(1, T0, 100)).unwrap();
     let b = store.put_read(synthetic_read(2, T0 + 1, 100)).unwrap();
     store.put_read(synthetic_read(3, T0 + 2, 100)).unwrap();
-    let hold = |case: &str| HoldRequest { placed_by: "det".into(), case_number: case.into(), reason: "evidence".into(), expires_at_ms: None };
+    let hold = |case: &str| HoldRequest {
+        placed_by: "det".into(),
+        case_number: case.into(),
+        reason: "evidence".into(),
+        expires_at_ms: None,
+    };
     store.place_hold(a, hold("C-1"), T0).unwrap();
     store.place_hold(b, hold("C-2"), T0).unwrap();
     let mut req = request(Scope::HeldForCase { case_number: "C-1".into() });
@@ -131,7 +164,8 @@ fn evidence_export_takes_the_reads_held_for_the_case() {
     let key = DeviceKey::load_or_create(&dir.path().join("device.key")).unwrap();
     let bundle = export(&store, &req, &key, dir.path(), &who(), &Memory::default(), T0 + 5).unwrap();
     assert_eq!(bundle.manifest.reads, 1);
-    let reads: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.dir.join("reads.json")).unwrap()).unwrap();
+    let reads: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.dir.join("reads.json")).unwrap()).unwrap();
     assert_eq!(reads[0]["id"], a.to_string());
 }
 

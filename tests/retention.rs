@@ -2,11 +2,11 @@
 //! holds exactly what the policy says it must. A wall clock that jumps (while real, monotonic time
 //! goes on) purges nothing early, and large purges wait.
 
-use polewatch_dev::bench::synthetic_read;
 use polewatch::clock::{FixedClock, ManualClock};
 use polewatch::retention::{check_clock, purge_now_ms, ClockDistrust, Policy, TrustAnchor, DAY_MS};
 use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};
 use polewatch::store::{HoldRequest, ReadId, Store, StoreOptions};
+use polewatch_dev::bench::synthetic_read;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -174,7 +174,15 @@ proptest! {
 fn a_sweep_stops_when_asked_and_resumes_later() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(&StoreOptions::at(dir.path().join("s"))).unwrap();
-    let p = Policy { min_days: 10, max_days: 10, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 0, require_clock_sync: true, max_purge_percent: 100, large_purge_min_reads: 0 };
+    let p = Policy {
+        min_days: 10,
+        max_days: 10,
+        max_clock_lead_ms: 60 * DAY_MS,
+        max_clock_lag_ms: 0,
+        require_clock_sync: true,
+        max_purge_percent: 100,
+        large_purge_min_reads: 0,
+    };
     store.put_reads((0..50).map(|i| synthetic_read(i, NOW0 - 20 * DAY_MS + i as i64, 0)).collect()).unwrap();
     store.put_read(synthetic_read(99, NOW0, 0)).unwrap();
     let clock = FixedClock { now: NOW0, synced: Some(true) };
@@ -193,11 +201,27 @@ fn a_sweep_stops_when_asked_and_resumes_later() {
 fn purging_the_newest_read_does_not_stop_the_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(&StoreOptions::at(dir.path().join("s"))).unwrap();
-    let p = Policy { min_days: 26, max_days: 45, max_clock_lead_ms: 60 * DAY_MS, max_clock_lag_ms: 300_000, require_clock_sync: false, max_purge_percent: 100, large_purge_min_reads: 0 };
+    let p = Policy {
+        min_days: 26,
+        max_days: 45,
+        max_clock_lead_ms: 60 * DAY_MS,
+        max_clock_lag_ms: 300_000,
+        require_clock_sync: false,
+        max_purge_percent: 100,
+        large_purge_min_reads: 0,
+    };
     store.put_read(synthetic_read(0, NOW0 - 100 * DAY_MS, 0)).unwrap();
     store.put_read(synthetic_read(1, NOW0 - 50 * DAY_MS, 0)).unwrap();
     let clock = FixedClock { now: NOW0, synced: None };
-    let r = sweep(&store, &p, &clock, SweepSettings { batch_size: 1, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None).unwrap();
+    let r = sweep(
+        &store,
+        &p,
+        &clock,
+        SweepSettings { batch_size: 1, batch_pause: Duration::ZERO },
+        &AtomicBool::new(false),
+        None,
+    )
+    .unwrap();
     assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 2));
 }
 
@@ -234,14 +258,22 @@ fn a_forward_clock_jump_purges_nothing_early_even_after_reads_are_stored_under_i
     clock.mono_ms += 10_000;
     clock.set_wall(NOW0 + 730 * DAY_MS);
     let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
-    assert!(matches!(r.outcome, SweepOutcome::Refused(ClockDistrust::FarAheadOfTrustedTime { ahead_days: 729..=730 })), "{:?}", r.outcome);
+    assert!(
+        matches!(r.outcome, SweepOutcome::Refused(ClockDistrust::FarAheadOfTrustedTime { ahead_days: 729..=730 })),
+        "{:?}",
+        r.outcome
+    );
     // Ten seconds later a read is stored with the wrong clock, as the camera pipeline stamps them.
     clock.pass(10_000);
     store.put_read(synthetic_read(900, clock.wall_ms, 0)).unwrap();
     clock.pass(10_000);
     let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
     assert!(matches!(r.outcome, SweepOutcome::Refused(_)), "{:?}", r.outcome);
-    assert_eq!(store.count_reads(), 197, "nothing unexpired may be purged after a read is stored under the jumped clock");
+    assert_eq!(
+        store.count_reads(),
+        197,
+        "nothing unexpired may be purged after a read is stored under the jumped clock"
+    );
 
     // A restart on the wrong clock: the monotonic clock starts again, the persisted mark holds.
     store.close().unwrap();
@@ -307,7 +339,10 @@ fn a_purge_of_a_large_share_waits_for_confirmation_or_a_day() {
     let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
     assert!(matches!(r.outcome, SweepOutcome::AwaitingConfirmation { expired: 40, .. }), "{:?}", r.outcome);
     clock.pass(DAY_MS - 1);
-    assert!(matches!(sweep(&store, &p, &clock, settings, &stop, None).unwrap().outcome, SweepOutcome::AwaitingConfirmation { .. }));
+    assert!(matches!(
+        sweep(&store, &p, &clock, settings, &stop, None).unwrap().outcome,
+        SweepOutcome::AwaitingConfirmation { .. }
+    ));
     clock.pass(1);
     let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
     assert_eq!((r.outcome, r.purged), (SweepOutcome::Completed, 40));
@@ -320,7 +355,11 @@ fn a_purge_of_a_large_share_waits_for_confirmation_or_a_day() {
     clock.mono_ms += 1_000;
     clock.set_wall(clock.wall_ms + 2 * DAY_MS);
     let r = sweep(&store, &p, &clock, settings, &stop, None).unwrap();
-    assert!(matches!(r.outcome, SweepOutcome::AwaitingConfirmation { .. }), "a clock step must not end the wait: {:?}", r.outcome);
+    assert!(
+        matches!(r.outcome, SweepOutcome::AwaitingConfirmation { .. }),
+        "a clock step must not end the wait: {:?}",
+        r.outcome
+    );
 }
 
 /// The `reads` tree is keyed by capture time (UUIDv7), so it is the sweep's time-ordered index: a day's
@@ -332,7 +371,15 @@ fn a_days_purge_walks_only_that_day_by_capture_time_and_keeps_holds() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(&StoreOptions::at(dir.path().join("s"))).unwrap();
     // The daemon's guard (10%), with a small floor so this store's day counts as a purge to judge.
-    let p = Policy { min_days: 365, max_days: 365, max_clock_lead_ms: 30 * DAY_MS, max_clock_lag_ms: 300_000, require_clock_sync: true, max_purge_percent: 10, large_purge_min_reads: 2 };
+    let p = Policy {
+        min_days: 365,
+        max_days: 365,
+        max_clock_lead_ms: 30 * DAY_MS,
+        max_clock_lag_ms: 300_000,
+        require_clock_sync: true,
+        max_purge_percent: 10,
+        large_purge_min_reads: 2,
+    };
     // Three reads a day for 366 days, written newest first; then a late upload of a read from the
     // oldest day (a box that was offline), written last.
     let per_day = 3;
@@ -344,29 +391,62 @@ fn a_days_purge_walks_only_that_day_by_capture_time_and_keeps_holds() {
     let total = 366 * per_day as usize + 1;
     // One read of the expiring day is held as evidence.
     let held = store.search(&polewatch::store::PlatePattern::parse("T0000001").unwrap(), 10).unwrap()[0].id;
-    let req = HoldRequest { placed_by: "det. a".into(), case_number: "C-7".into(), reason: "evidence".into(), expires_at_ms: None };
+    let req = HoldRequest {
+        placed_by: "det. a".into(),
+        case_number: "C-7".into(),
+        reason: "evidence".into(),
+        expires_at_ms: None,
+    };
     store.place_hold(held, req, NOW0).unwrap();
 
     let clock = FixedClock { now: NOW0, synced: Some(true) };
     let batch = 2;
-    let r = sweep(&store, &p, &clock, SweepSettings { batch_size: batch, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None).unwrap();
+    let r = sweep(
+        &store,
+        &p,
+        &clock,
+        SweepSettings { batch_size: batch, batch_pause: Duration::ZERO },
+        &AtomicBool::new(false),
+        None,
+    )
+    .unwrap();
     // Day 0 (4 reads with the late one) is past 365 days; day 1 is not.
     assert_eq!((r.outcome, r.purged, r.held_kept), (SweepOutcome::Completed, 3, 1));
-    assert!(r.batches as usize <= 4 / batch + 1, "{} batches for 4 expired reads: the sweep walked past the cutoff", r.batches);
+    assert!(
+        r.batches as usize <= 4 / batch + 1,
+        "{} batches for 4 expired reads: the sweep walked past the cutoff",
+        r.batches
+    );
     assert_eq!(store.count_reads(), total - 3);
-    assert!(store.get_read(late).unwrap().is_none(), "the late upload of an expired read is purged by its capture time");
+    assert!(
+        store.get_read(late).unwrap().is_none(),
+        "the late upload of an expired read is purged by its capture time"
+    );
     assert!(store.get_read(held).unwrap().is_some(), "a held read is never purged");
     assert_eq!(store.oldest_read_ms().unwrap(), Some(at(0, 1)), "the held read is the oldest left");
     let second = store.search(&polewatch::store::PlatePattern::parse("T0000010").unwrap(), 10).unwrap();
     assert_eq!(second.len(), 1, "day 1 is kept");
 
     // Thirty days on: 90 more (8% of the store) go, the held read stays.
-    let sweep_at = |now: i64| sweep(&store, &p, &FixedClock { now, synced: Some(true) }, SweepSettings { batch_size: batch, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None).unwrap();
+    let sweep_at = |now: i64| {
+        sweep(
+            &store,
+            &p,
+            &FixedClock { now, synced: Some(true) },
+            SweepSettings { batch_size: batch, batch_pause: Duration::ZERO },
+            &AtomicBool::new(false),
+            None,
+        )
+        .unwrap()
+    };
     let r = sweep_at(NOW0 + 30 * DAY_MS);
     assert_eq!((r.outcome, r.purged, r.held_kept), (SweepOutcome::Completed, 90, 1));
     assert_eq!(store.count_reads(), total - 93);
     // 150 days on, 361 of 1006 (36%) would go at once: held back, with the exact store size reported.
     let r = sweep_at(NOW0 + 150 * DAY_MS);
-    assert_eq!(r.outcome, SweepOutcome::AwaitingConfirmation { expired: 361, stored: total as u64 - 93, left_ms: DAY_MS });
+    assert_eq!(
+        r.outcome,
+        SweepOutcome::AwaitingConfirmation { expired: 361, stored: total as u64 - 93, left_ms: DAY_MS }
+    );
     assert_eq!(store.count_reads(), total - 93);
 }

@@ -2,8 +2,8 @@
 
 mod support;
 
-use polewatch_dev::bench::synthetic_read;
 use polewatch::store::*;
+use polewatch_dev::bench::synthetic_read;
 use std::path::Path;
 use support::snapshot;
 
@@ -68,7 +68,11 @@ fn exact_prefix_suffix_and_wildcard_search() {
     let plates = ["7ABC123", "7ABD999", "ABC1234", "XBC1234", "ABC1299", "ABC12", "ZZZ1234", "7ABC123"];
     let ids = s.put_reads(plates.iter().enumerate().map(|(i, p)| read(p, T0 + i as i64)).collect()).unwrap();
     let find = |p: &str| -> Vec<String> {
-        s.search(&PlatePattern::parse(p).unwrap(), 100).unwrap().into_iter().map(|r| r.plate.expose().to_string()).collect()
+        s.search(&PlatePattern::parse(p).unwrap(), 100)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.plate.expose().to_string())
+            .collect()
     };
     assert_eq!(find("7ABC123"), ["7ABC123", "7ABC123"]);
     assert_eq!(find("7abc-123"), ["7ABC123", "7ABC123"]);
@@ -90,7 +94,12 @@ fn holds_are_recorded_released_and_validated() {
     let d = tempfile::tempdir().unwrap();
     let (s, _) = open(d.path());
     let id = s.put_read(read("HELD1", T0)).unwrap();
-    let req = HoldRequest { placed_by: "det. smith".into(), case_number: "2026-000123".into(), reason: "homicide evidence".into(), expires_at_ms: None };
+    let req = HoldRequest {
+        placed_by: "det. smith".into(),
+        case_number: "2026-000123".into(),
+        reason: "homicide evidence".into(),
+        expires_at_ms: None,
+    };
     let h = s.place_hold(id, req.clone(), T0 + 10).unwrap();
     assert_eq!((h.placed_by.as_str(), h.case_number.as_str(), h.placed_at_ms), ("det. smith", "2026-000123", T0 + 10));
     let h2 = s.place_hold(id, HoldRequest { expires_at_ms: Some(T0 + 1_000_000), ..req.clone() }, T0 + 20).unwrap();
@@ -150,7 +159,6 @@ fn second_process_writes_reads() {
     }
 }
 
-
 /// Issue 15: a corrupt store was moved aside and replaced by an empty one on any open, by the daemon and
 /// by checking tools alike. Now opening refuses and leaves every byte; only the operator's explicit
 /// `OnCorrupt::MoveAside` (`audit restart-chain`) moves it aside, kept byte for byte.
@@ -181,7 +189,9 @@ fn a_corrupt_store_is_refused_untouched_and_moved_aside_only_on_request() {
     let mut opts = StoreOptions::at(d.path().join("store"));
     opts.on_corrupt = OnCorrupt::MoveAside;
     let (s, outcome) = Store::open(&opts).unwrap();
-    let OpenOutcome::RecoveredFromCorruption { moved_to, cause } = outcome else { panic!("expected recovery, got {outcome:?}") };
+    let OpenOutcome::RecoveredFromCorruption { moved_to, cause } = outcome else {
+        panic!("expected recovery, got {outcome:?}")
+    };
     assert!(!cause.is_empty());
     assert!(moved_to.file_name().unwrap().to_string_lossy().starts_with("store.corrupt-"));
     assert_eq!(std::fs::read(moved_to.join("conf")).unwrap(), garbage, "the old store is kept byte for byte");
@@ -213,7 +223,11 @@ fn concurrent_writers_all_land() {
     let handles: Vec<_> = (0..8)
         .map(|w| {
             let s = s.clone();
-            std::thread::spawn(move || (0..50).map(|i| s.put_read(synthetic_read(w * 1000 + i, T0 + (w * 1000 + i) as i64, 100)).unwrap()).collect::<Vec<_>>())
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|i| s.put_read(synthetic_read(w * 1000 + i, T0 + (w * 1000 + i) as i64, 100)).unwrap())
+                    .collect::<Vec<_>>()
+            })
         })
         .collect();
     let ids: Vec<ReadId> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();

@@ -4,10 +4,10 @@
 //! real small tmpfs.
 
 use polewatch::access::{AuditError, AuditSink, NewAuditEntry};
-use polewatch_dev::bench::synthetic_read;
 use polewatch::store::crypt::{Key, Keyring};
 use polewatch::store::disk::{DiskLevel, DiskSpace, SpaceSource, Statvfs, Watermarks};
 use polewatch::store::*;
+use polewatch_dev::bench::synthetic_read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,7 +66,10 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// Files under `dir` that contain `needle`.
 fn grep(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    files_under(dir).into_iter().filter(|f| std::fs::read(f).unwrap().windows(needle.len()).any(|w| w == needle)).collect()
+    files_under(dir)
+        .into_iter()
+        .filter(|f| std::fs::read(f).unwrap().windows(needle.len()).any(|w| w == needle))
+        .collect()
 }
 
 fn store_reads(s: &Store, n: usize) -> Vec<ReadId> {
@@ -78,7 +81,12 @@ fn store_reads(s: &Store, n: usize) -> Vec<ReadId> {
 }
 
 fn search(s: &Store, p: &str) -> Vec<String> {
-    let mut v: Vec<String> = s.search(&PlatePattern::parse(p).unwrap(), usize::MAX).unwrap().into_iter().map(|r| r.plate.expose().to_string()).collect();
+    let mut v: Vec<String> = s
+        .search(&PlatePattern::parse(p).unwrap(), usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.plate.expose().to_string())
+        .collect();
     v.sort();
     v
 }
@@ -118,7 +126,12 @@ fn encrypted_store_holds_no_plate_text_and_no_jpeg_magic_on_disk() {
     let (s, _) = Store::open(&opts(d.path(), Some(Keyring::single(key(1))))).unwrap();
     assert!(s.encrypted());
     let ids = store_reads(&s, n);
-    s.place_hold(ids[3], HoldRequest { placed_by: "det".into(), case_number: "C-1".into(), reason: "case".into(), expires_at_ms: None }, T0).unwrap();
+    s.place_hold(
+        ids[3],
+        HoldRequest { placed_by: "det".into(), case_number: "C-1".into(), reason: "case".into(), expires_at_ms: None },
+        T0,
+    )
+    .unwrap();
     assert_all_readable(&s, &ids);
     // Retroactive hotlist matching walks reads by time: it sees every plate.
     let mut seen = Vec::new();
@@ -198,7 +211,8 @@ fn rotation_interrupted_and_resumed_ends_with_everything_under_the_new_key() {
 
     // Neither key alone starts the store while the rotation is unfinished.
     for k in [1, 2] {
-        let err = Store::open(&opts(d.path(), Some(Keyring::single(key(k))))).err().expect("interrupted rotation refused");
+        let err =
+            Store::open(&opts(d.path(), Some(Keyring::single(key(k))))).err().expect("interrupted rotation refused");
         assert!(err.to_string().contains("interrupted"), "{err}");
     }
     // Resuming with another new key is refused.
@@ -317,10 +331,17 @@ fn watermark_steps_drop_frames_then_crops_refuse_when_full_and_recover() {
     // Space returns: reads are taken again, with their images.
     space.set_used_pct(40.0);
     assert_eq!(kept(&s, put(7).unwrap()), (true, true));
-    let steps: Vec<String> = sink.0.lock().unwrap().iter().map(|e| e.detail.split(':').next().unwrap().to_string()).collect();
+    let steps: Vec<String> =
+        sink.0.lock().unwrap().iter().map(|e| e.detail.split(':').next().unwrap().to_string()).collect();
     assert_eq!(
         steps,
-        ["disk watermark ok → warn", "disk watermark warn → no_frames", "disk watermark no_frames → no_crops", "disk watermark no_crops → full", "disk watermark full → ok"]
+        [
+            "disk watermark ok → warn",
+            "disk watermark warn → no_frames",
+            "disk watermark no_frames → no_crops",
+            "disk watermark no_crops → full",
+            "disk watermark full → ok"
+        ]
     );
     assert!(sink.0.lock().unwrap().iter().all(|e| e.action == Some(polewatch::access::Action::DiskWatermark)));
     s.close().unwrap();
@@ -341,7 +362,8 @@ fn a_store_opened_above_a_watermark_records_the_step_it_found() {
     let (s, _) = Store::open(&o).unwrap();
     let sink = Arc::new(MemorySink::default());
     s.set_audit_sink(sink.clone());
-    let got: Vec<String> = sink.0.lock().unwrap().iter().map(|e| e.detail.split(':').next().unwrap().to_string()).collect();
+    let got: Vec<String> =
+        sink.0.lock().unwrap().iter().map(|e| e.detail.split(':').next().unwrap().to_string()).collect();
     assert_eq!(got, ["disk watermark ok → no_frames"]);
     assert_eq!(s.disk_state().unwrap().level, DiskLevel::NoFrames);
 }
@@ -383,7 +405,12 @@ fn a_real_small_filesystem_filled_through_every_step_to_enospc() {
     let d = tempfile::tempdir().unwrap();
     let mnt = d.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs"]).arg(&mnt).status().map(|s| s.success()).unwrap_or(false);
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !ok {
         eprintln!("SKIPPED: cannot mount a tmpfs here (not root?); the fake free-space test covers the steps");
         return;
@@ -429,10 +456,17 @@ fn a_real_small_filesystem_filled_through_every_step_to_enospc() {
     // Space returns.
     std::fs::remove_file(&filler).unwrap();
     step(&s, (true, true), &mut acked);
-    let levels: Vec<String> = sink.0.lock().unwrap().iter().map(|e| e.detail.split(':').next().unwrap().to_string()).collect();
+    let levels: Vec<String> =
+        sink.0.lock().unwrap().iter().map(|e| e.detail.split(':').next().unwrap().to_string()).collect();
     assert_eq!(
         levels,
-        ["disk watermark ok → warn", "disk watermark warn → no_frames", "disk watermark no_frames → no_crops", "disk watermark no_crops → full", "disk watermark full → ok"]
+        [
+            "disk watermark ok → warn",
+            "disk watermark warn → no_frames",
+            "disk watermark no_frames → no_crops",
+            "disk watermark no_crops → full",
+            "disk watermark full → ok"
+        ]
     );
     s.close().unwrap();
     let (s, _) = Store::open(&o).unwrap();
@@ -451,7 +485,13 @@ fn a_real_small_filesystem_filled_through_every_step_to_enospc() {
 // ---- The binary: configuration errors, `store rotate-key`, the daemon refusing a wrong key ----
 
 fn polewatch(cfg: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(args).arg("--config").arg(cfg).env_remove("CREDENTIALS_DIRECTORY").output().unwrap()
+    std::process::Command::new(env!("CARGO_BIN_EXE_polewatch"))
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap()
 }
 
 fn write_config(dir: &Path, key_file: Option<&Path>) -> PathBuf {
@@ -481,7 +521,11 @@ fn the_binary_checks_the_key_rotates_resumably_with_audit_and_refuses_a_wrong_ke
     std::fs::create_dir_all(d.path().join("keys")).unwrap();
     let (ka, kb) = (d.path().join("keys/a.key"), d.path().join("keys/b.key"));
     for k in [&ka, &kb] {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch")).args(["store", "gen-key"]).arg(k).output().unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_polewatch"))
+            .args(["store", "gen-key"])
+            .arg(k)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", text(&o));
     }
     // Encryption on without a key, and with a key others can read: errors naming file, line and key.
@@ -490,7 +534,8 @@ fn the_binary_checks_the_key_rotates_resumably_with_audit_and_refuses_a_wrong_ke
     let o = polewatch(&cfg, &["check-config"]);
     assert!(!o.status.success());
     assert!(text(&o).contains(&format!("{}:5: store.encryption", cfg.display())), "{}", text(&o));
-    std::fs::write(&cfg, "[site]\nsite_id = \"s1\"\ndevice_id = \"d1\"\n[store]\ndisk_frames_watermark_pct = 97\n").unwrap();
+    std::fs::write(&cfg, "[site]\nsite_id = \"s1\"\ndevice_id = \"d1\"\n[store]\ndisk_frames_watermark_pct = 97\n")
+        .unwrap();
     let o = polewatch(&cfg, &["check-config"]);
     assert!(!o.status.success());
     assert!(text(&o).contains(&format!("{}:5: store.disk_frames_watermark_pct", cfg.display())), "{}", text(&o));
@@ -498,7 +543,11 @@ fn the_binary_checks_the_key_rotates_resumably_with_audit_and_refuses_a_wrong_ke
     std::fs::set_permissions(&ka, std::fs::Permissions::from_mode(0o644)).unwrap();
     let o = polewatch(&cfg, &["check-config"]);
     assert!(!o.status.success());
-    assert!(text(&o).contains(&format!("{}:7: store.key_file", cfg.display())) && text(&o).contains("mode 644"), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("{}:7: store.key_file", cfg.display())) && text(&o).contains("mode 644"),
+        "{}",
+        text(&o)
+    );
     std::fs::set_permissions(&ka, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(polewatch(&cfg, &["check-config"]).status.success());
 
@@ -546,7 +595,12 @@ fn sled_meeting_enospc_acknowledges_nothing_and_the_store_recovers() {
     let d = tempfile::tempdir().unwrap();
     let mnt = d.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs"]).arg(&mnt).status().map(|s| s.success()).unwrap_or(false);
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !ok {
         eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
         return;

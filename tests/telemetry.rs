@@ -43,9 +43,22 @@ fn apply(scene: &Mat, c: Condition) -> Mat {
         Condition::Shifted => {
             // Re-aimed and zoomed out: the scene at half its size in a corner of the frame.
             let mut small = Mat::default();
-            opencv::imgproc::resize(scene, &mut small, Size::new(scene.cols() / 2, scene.rows() / 2), 0.0, 0.0, opencv::imgproc::INTER_AREA).unwrap();
+            opencv::imgproc::resize(
+                scene,
+                &mut small,
+                Size::new(scene.cols() / 2, scene.rows() / 2),
+                0.0,
+                0.0,
+                opencv::imgproc::INTER_AREA,
+            )
+            .unwrap();
             out = Mat::new_rows_cols_with_default(scene.rows(), scene.cols(), scene.typ(), Scalar::all(90.0)).unwrap();
-            small.copy_to(&mut Mat::roi_mut(&mut out, Rect::new(scene.cols() - small.cols(), 0, small.cols(), small.rows())).unwrap()).unwrap();
+            small
+                .copy_to(
+                    &mut Mat::roi_mut(&mut out, Rect::new(scene.cols() - small.cols(), 0, small.cols(), small.rows()))
+                        .unwrap(),
+                )
+                .unwrap();
         }
     }
     out
@@ -72,7 +85,16 @@ fn scene(seed: u64) -> Mat {
     let cars = [("7KQX214", 420, 620, 200), ("4TRM882", 1000, 560, 190), ("8PWT417", 1540, 720, 210)];
     for (i, (text, x, y, w)) in cars.into_iter().enumerate() {
         let p = render::plate(text, PlateStyle::Us, 80).unwrap();
-        render::put_vehicle(&mut scene, &p, x, y, w, 1.5 - 1.5 * i as f64, Scalar::new(40.0 + 50.0 * i as f64, 60.0, 120.0, 0.0)).unwrap();
+        render::put_vehicle(
+            &mut scene,
+            &p,
+            x,
+            y,
+            w,
+            1.5 - 1.5 * i as f64,
+            Scalar::new(40.0 + 50.0 * i as f64, 60.0, 120.0, 0.0),
+        )
+        .unwrap();
     }
     render::blur_and_noise(&scene, 3, 3.0, seed).unwrap()
 }
@@ -113,7 +135,14 @@ fn blurred_darkened_and_shifted_frames_move_the_signals_and_raise_camera_degrade
     assert!(clear_reads >= 8, "the clear scenes are read: {clear_reads} of 12 plates");
     // The band an installer sets from the clear view.
     let band = (median(&clear_h) as f64 * 0.6, median(&clear_h) as f64 * 1.8);
-    let p = Params { min_plate_height_px: band.0, max_plate_height_px: band.1, height_window: 5, rate_drop_ratio: 0.5, min_expected_reads_per_hour: 4.0, learn_weeks: 2 };
+    let p = Params {
+        min_plate_height_px: band.0,
+        max_plate_height_px: band.1,
+        height_window: 5,
+        rate_drop_ratio: 0.5,
+        min_expected_reads_per_hour: 4.0,
+        learn_weeks: 2,
+    };
 
     // Two weeks of Monday 08:00 in the clear: learnt, nothing raised.
     let mut cam = Camera::default();
@@ -135,25 +164,44 @@ fn blurred_darkened_and_shifted_frames_move_the_signals_and_raise_camera_degrade
                 Change::Recovered(_) => None,
             })
             .collect();
-        eprintln!("{c:?}: {reads} reads (clear {clear_reads}), median height {:.0} px (clear {:.0}): {changes:?}", median(&heights), median(&clear_h));
+        eprintln!(
+            "{c:?}: {reads} reads (clear {clear_reads}), median height {:.0} px (clear {:.0}): {changes:?}",
+            median(&heights),
+            median(&clear_h)
+        );
         match c {
             Condition::Blurred | Condition::Darkened => {
                 assert!(reads * 2 < clear_reads, "{c:?}: the recognizer's reads drop ({reads} of {clear_reads})");
                 assert!(kinds.contains(&Kind::ReadRate), "{c:?}: camera_degraded on the read rate: {changes:?}");
-                assert!(changes.iter().any(|ch| matches!(ch, Change::Degraded(Reason::ReadRateLow { reads: r, .. }) if *r == reads)));
+                assert!(changes
+                    .iter()
+                    .any(|ch| matches!(ch, Change::Degraded(Reason::ReadRateLow { reads: r, .. }) if *r == reads)));
             }
             Condition::Shifted => {
                 assert!(!heights.is_empty(), "some plates are still read after the shift");
-                assert!((median(&heights) as f64) < band.0, "plates shrink out of the band: {} px from {} px", median(&heights), median(&clear_h));
+                assert!(
+                    (median(&heights) as f64) < band.0,
+                    "plates shrink out of the band: {} px from {} px",
+                    median(&heights),
+                    median(&clear_h)
+                );
                 assert!(kinds.contains(&Kind::PlateHeight), "camera_degraded on the plate height: {changes:?}");
             }
             Condition::Clear => unreachable!(),
         }
         // The clear view back: the camera recovers, on each kind raised.
         let back = hour(&mut bad, MONDAY + (2 + i as i64) * WEEK + 9 * HOUR + WEEK, 0, &clear_h, &p);
-        assert!(back.iter().any(|ch| matches!(ch, Change::Recovered(Kind::PlateHeight))) || !kinds.contains(&Kind::PlateHeight), "{back:?}");
+        assert!(
+            back.iter().any(|ch| matches!(ch, Change::Recovered(Kind::PlateHeight)))
+                || !kinds.contains(&Kind::PlateHeight),
+            "{back:?}"
+        );
         let rate_back = hour(&mut bad, MONDAY + (3 + i as i64) * WEEK + 8 * HOUR + WEEK, clear_reads, &clear_h, &p);
-        assert!(rate_back.iter().any(|ch| matches!(ch, Change::Recovered(Kind::ReadRate))) || !kinds.contains(&Kind::ReadRate), "{rate_back:?}");
+        assert!(
+            rate_back.iter().any(|ch| matches!(ch, Change::Recovered(Kind::ReadRate)))
+                || !kinds.contains(&Kind::ReadRate),
+            "{rate_back:?}"
+        );
         assert!(bad.degraded().is_empty(), "{:?}", bad.degraded());
     }
     eprintln!("condition, confident reads of 12 plates, median plate height px: {seen:?}");

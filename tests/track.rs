@@ -63,7 +63,13 @@ fn vehicles(evs: &[TrackEvent<Crop>]) -> Vec<&VehicleRead<Crop>> {
 
 /// Pushes frames `0..n` of `pass` at 10 fps from `t0` (`text(i)` is what frame i reads), then lets the
 /// track close; returns every event.
-fn drive(tr: &mut Tracker<Crop>, pass: &Pass, t0: i64, n: u32, text: impl Fn(u32) -> (String, f32)) -> Vec<TrackEvent<Crop>> {
+fn drive(
+    tr: &mut Tracker<Crop>,
+    pass: &Pass,
+    t0: i64,
+    n: u32,
+    text: impl Fn(u32) -> (String, f32),
+) -> Vec<TrackEvent<Crop>> {
     let mut evs = Vec::new();
     for i in 0..n {
         let at = t0 + i as i64 * 100;
@@ -113,8 +119,20 @@ fn parallel(one_by_one: bool) {
     for i in 0..16u32 {
         let at = i as i64 * 100;
         let seq = i as u64;
-        let ta = if i == 4 { "7ABC128" } else if i == 9 { "7A8C123" } else { "7ABC123" };
-        let tb = if i == 6 { "7ABC123" } else if i == 10 { "7ABC12B" } else { "7ABC128" };
+        let ta = if i == 4 {
+            "7ABC128"
+        } else if i == 9 {
+            "7A8C123"
+        } else {
+            "7ABC123"
+        };
+        let tb = if i == 6 {
+            "7ABC123"
+        } else if i == 10 {
+            "7ABC12B"
+        } else {
+            "7ABC128"
+        };
         // The cross-misreads are the most confident frames: on the wrong track they would be its best crop.
         let conf = |t: &str, own: &str| if t == own { 0.8 } else { 0.95 };
         let mut reads = vec![a.read(i, seq, at, ta, conf(ta, "7ABC123")), b.read(i, seq, at, tb, conf(tb, "7ABC128"))];
@@ -250,7 +268,12 @@ fn check_parked_reports(v: &[&VehicleRead<Crop>], cfg: &TrackerConfig) {
         assert_eq!(r.report, k as u32);
     }
     for w in v.windows(2) {
-        assert!(w[1].last_seen_ms - w[0].last_seen_ms >= cfg.parked_repeat_ms, "repeats too soon: {} then {}", w[0].last_seen_ms, w[1].last_seen_ms);
+        assert!(
+            w[1].last_seen_ms - w[0].last_seen_ms >= cfg.parked_repeat_ms,
+            "repeats too soon: {} then {}",
+            w[0].last_seen_ms,
+            w[1].last_seen_ms
+        );
         assert!(w[1].first_seen_ms > w[0].last_seen_ms, "each report votes over the frames since the last");
     }
 }

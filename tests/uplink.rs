@@ -3,10 +3,10 @@
 
 mod support;
 
-use polewatch_dev::bench::synthetic_read;
 use polewatch::store::{Lane, Store, StoreOptions};
 use polewatch::uplink::payload::{AlertV1, CommandV1};
 use polewatch::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
+use polewatch_dev::bench::synthetic_read;
 use rumqttc::QoS;
 use std::collections::HashSet;
 use std::path::Path;
@@ -63,7 +63,9 @@ fn open_store(dir: &Path) -> Arc<Store> {
 fn alert(store: &Store, n: u64, crop_len: usize) -> uuid::Uuid {
     let read_id = store.put_read(synthetic_read(900_000 + n, 1_790_000_000_000 + n as i64, crop_len)).unwrap();
     let read = store.get_read(read_id).unwrap().unwrap();
-    polewatch::alert::raise(store, "site1", "pole-01", &read, exact_hit(read.plate.expose()), false, 1 << 20).unwrap().id
+    polewatch::alert::raise(store, "site1", "pole-01", &read, exact_hit(read.plate.expose()), false, 1 << 20)
+        .unwrap()
+        .id
 }
 
 fn schema(name: &str) -> jsonschema::Validator {
@@ -86,11 +88,19 @@ fn published_schemas_accept_their_examples_and_our_types() {
         assert_valid(&schema(name), &example);
         // The example is what our types read and write.
         let roundtrip = match name {
-            "reads" => serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::ReadsBatchV1>(&example).unwrap()),
+            "reads" => serde_json::to_vec(
+                &serde_json::from_slice::<polewatch::uplink::payload::ReadsBatchV1>(&example).unwrap(),
+            ),
             "alert" => serde_json::to_vec(&serde_json::from_slice::<AlertV1>(&example).unwrap()),
-            "status" => serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::StatusV1>(&example).unwrap()),
-            "health" => serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::HealthV1>(&example).unwrap()),
-            "ack" => serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::AckV1>(&example).unwrap()),
+            "status" => {
+                serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::StatusV1>(&example).unwrap())
+            }
+            "health" => {
+                serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::HealthV1>(&example).unwrap())
+            }
+            "ack" => {
+                serde_json::to_vec(&serde_json::from_slice::<polewatch::uplink::payload::AckV1>(&example).unwrap())
+            }
             _ => serde_json::to_vec(&serde_json::from_slice::<CommandV1>(&example).unwrap()),
         }
         .unwrap();
@@ -110,7 +120,18 @@ fn provisional_alerts_and_their_updates_match_the_schema() {
     let read_id = store.put_read(synthetic_read(7, 1_790_000_000_000, 3000)).unwrap();
     let read = store.get_read(read_id).unwrap().unwrap();
     let sure = CertaintyV1 { basis: "agreement".into(), frames: 4, agreeing_frames: 3, confidence: 0.62 };
-    let alert = polewatch::alert::raise_as(&store, "site1", "pole-01", &read, exact_hit(read.plate.expose()), false, 1 << 20, AlertStage::Provisional, sure).unwrap();
+    let alert = polewatch::alert::raise_as(
+        &store,
+        "site1",
+        "pole-01",
+        &read,
+        exact_hit(read.plate.expose()),
+        false,
+        1 << 20,
+        AlertStage::Provisional,
+        sure,
+    )
+    .unwrap();
     let closed = CertaintyV1 { basis: "pass".into(), frames: 11, agreeing_frames: 5, confidence: 0.41 };
     let vote = FinalReadV1 { plate: "T0000001".into(), confidence: 0.41, frames: 11, candidates: vec![] };
     polewatch::alert::update(&store, "site1", "pole-01", alert.id, &read, AlertStage::Withdrawn, closed, vote).unwrap();
@@ -122,7 +143,10 @@ fn provisional_alerts_and_their_updates_match_the_schema() {
     }
     let first: AlertV1 = serde_json::from_slice(&msgs[0].payload).unwrap();
     let second: AlertV1 = serde_json::from_slice(&msgs[1].payload).unwrap();
-    assert_eq!((first.id.as_str(), first.revision, first.stage), (alert.id.to_string().as_str(), 0, AlertStage::Provisional));
+    assert_eq!(
+        (first.id.as_str(), first.revision, first.stage),
+        (alert.id.to_string().as_str(), 0, AlertStage::Provisional)
+    );
     assert!(first.crop_jpeg_base64.is_some() && first.final_read.is_none());
     assert_eq!((first.certainty.basis.as_str(), first.certainty.agreeing_frames), ("agreement", 3));
     assert_eq!((second.id, second.revision, second.stage), (first.id.clone(), 1, AlertStage::Withdrawn));
@@ -152,7 +176,8 @@ async fn mtls_delivers_alerts_first_then_batched_reads_and_removes_acknowledged(
     let task = tokio::spawn(uplink.run(stop_rx));
 
     wait_until("all reads", Duration::from_secs(20), || read_ids(&inbox).len() >= 251).await;
-    wait_until("queues drained", Duration::from_secs(10), || store.outbox_len() == 0 && store.upload_queue_len() == 0).await;
+    wait_until("queues drained", Duration::from_secs(10), || store.outbox_len() == 0 && store.upload_queue_len() == 0)
+        .await;
     let msgs = inbox.lock().unwrap().clone();
     let topics: Vec<&str> = msgs.iter().map(|(t, _, _)| t.rsplit('/').next().unwrap()).collect();
     let first_alert = topics.iter().position(|t| *t == "alerts").expect("alert delivered");
@@ -238,14 +263,18 @@ async fn username_and_password_over_tls() {
     s.username = Some("pole-01".into());
     s.password = Some("wrong".into());
     let e = refused(s.clone(), store.clone()).await;
-    assert!(e.to_lowercase().contains("refused") || e.contains("NotAuthorized") || e.contains("BadUserNamePassword"), "{e}");
+    assert!(
+        e.to_lowercase().contains("refused") || e.contains("NotAuthorized") || e.contains("BadUserNamePassword"),
+        "{e}"
+    );
 
     s.password = Some("correct horse battery".into());
     let uplink = Uplink::new(s, store, Arc::new(Echo));
     let stats = uplink.stats();
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = tokio::spawn(uplink.run(stop_rx));
-    wait_until("connected with the password", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await;
+    wait_until("connected with the password", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed))
+        .await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }
@@ -264,14 +293,17 @@ async fn broker_outage_and_restart_lose_nothing() {
         let uplink = Uplink::new(settings(&pki, "127.0.0.1", port), store.clone(), Arc::new(Echo));
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(uplink.run(stop_rx));
-        for id in store.put_reads((0..50).map(|i| synthetic_read(i, 1_790_000_000_000 + i as i64, 100)).collect()).unwrap() {
+        for id in
+            store.put_reads((0..50).map(|i| synthetic_read(i, 1_790_000_000_000 + i as i64, 100)).collect()).unwrap()
+        {
             expected.insert(id.to_string());
         }
         wait_until("first reads", Duration::from_secs(20), || read_ids(&inbox).len() >= 50).await;
 
         broker.stop();
         for chunk in 0..20u64 {
-            let reads = (0..100).map(|i| synthetic_read(1000 + chunk * 100 + i, 1_790_000_100_000 + (chunk * 100 + i) as i64, 100));
+            let reads = (0..100)
+                .map(|i| synthetic_read(1000 + chunk * 100 + i, 1_790_000_100_000 + (chunk * 100 + i) as i64, 100));
             for id in store.put_reads(reads.collect()).unwrap() {
                 expected.insert(id.to_string());
             }
@@ -294,7 +326,8 @@ async fn broker_outage_and_restart_lose_nothing() {
     let uplink = Uplink::new(settings(&pki, "127.0.0.1", port), store.clone(), Arc::new(Echo));
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = tokio::spawn(uplink.run(stop_rx));
-    wait_until("backlog drained", Duration::from_secs(60), || store.outbox_len() == 0 && store.upload_queue_len() == 0).await;
+    wait_until("backlog drained", Duration::from_secs(60), || store.outbox_len() == 0 && store.upload_queue_len() == 0)
+        .await;
     wait_until("backlog received", Duration::from_secs(10), || {
         let got: HashSet<String> = read_ids(&inbox).into_iter().chain(read_ids(&inbox2)).collect();
         expected.is_subset(&got)
@@ -329,16 +362,30 @@ async fn commands_are_answered_on_the_ack_topic() {
     wait_until("connected", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // the uplink's subscription
     let base = "polewatch/site1/pole-01/cmd";
-    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, r#"{"v":1,"id":"c-1","by":"ops","body":{"x":1}}"#).await.unwrap();
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, r#"{"v":1,"id":"c-1","by":"ops","body":{"x":1}}"#)
+        .await
+        .unwrap();
     sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, "not json").await.unwrap();
-    sub.publish(format!("{base}/nosuch"), QoS::AtLeastOnce, false, r#"{"v":1,"id":"c-3","by":"ops","body":{}}"#).await.unwrap();
-    wait_until("three acks", Duration::from_secs(10), || inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).count() >= 3).await;
-    let acks: Vec<serde_json::Value> =
-        inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).map(|(_, p, _)| serde_json::from_slice(p).unwrap()).collect();
+    sub.publish(format!("{base}/nosuch"), QoS::AtLeastOnce, false, r#"{"v":1,"id":"c-3","by":"ops","body":{}}"#)
+        .await
+        .unwrap();
+    wait_until("three acks", Duration::from_secs(10), || {
+        inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).count() >= 3
+    })
+    .await;
+    let acks: Vec<serde_json::Value> = inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/ack"))
+        .map(|(_, p, _)| serde_json::from_slice(p).unwrap())
+        .collect();
     for a in &acks {
         assert_valid(&schema("ack"), &serde_json::to_vec(a).unwrap());
     }
-    let by_id = |id: Option<&str>| acks.iter().find(|a| a["id"].as_str() == id).unwrap_or_else(|| panic!("no ack for {id:?}: {acks:?}"));
+    let by_id = |id: Option<&str>| {
+        acks.iter().find(|a| a["id"].as_str() == id).unwrap_or_else(|| panic!("no ack for {id:?}: {acks:?}"))
+    };
     assert_eq!(by_id(Some("c-1"))["ok"], true);
     assert_eq!(by_id(Some("c-1"))["result"]["body"]["x"], 1);
     assert_eq!(by_id(None)["ok"], false);
@@ -390,7 +437,13 @@ impl CommandHandler for Recorder {
 }
 
 fn acks(inbox: &support::mqtt::Inbox) -> Vec<serde_json::Value> {
-    inbox.lock().unwrap().iter().filter(|(t, _, _)| t.ends_with("/ack")).map(|(_, p, _)| serde_json::from_slice(p).unwrap()).collect()
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/ack"))
+        .map(|(_, p, _)| serde_json::from_slice(p).unwrap())
+        .collect()
 }
 
 fn cmd(id: &str, body: serde_json::Value) -> Vec<u8> {
@@ -425,9 +478,15 @@ async fn a_retained_oversized_command_is_refused_and_the_session_stays_up() {
     let task = tokio::spawn(uplink.run(stop_rx));
 
     wait_until("both refusals answered", Duration::from_secs(20), || acks(&inbox).len() >= 2).await;
-    wait_until("queues drained", Duration::from_secs(20), || store.outbox_len() == 0 && store.upload_queue_len() == 0).await;
+    wait_until("queues drained", Duration::from_secs(20), || store.outbox_len() == 0 && store.upload_queue_len() == 0)
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(stats.connects.load(Ordering::Relaxed), 1, "one connection, never dropped: {:?}", stats.last_error.lock().unwrap());
+    assert_eq!(
+        stats.connects.load(Ordering::Relaxed),
+        1,
+        "one connection, never dropped: {:?}",
+        stats.last_error.lock().unwrap()
+    );
     let a = acks(&inbox);
     let huge = a.iter().find(|x| x["command"] == "hotlist").expect("the oversized command is answered");
     assert_eq!(huge["ok"], false);
@@ -439,8 +498,11 @@ async fn a_retained_oversized_command_is_refused_and_the_session_stays_up() {
     assert_eq!(refused.len(), 2, "each refusal is recorded: {refused:?}");
     // Every alert went out exactly once.
     let msgs = inbox.lock().unwrap().clone();
-    let sent: Vec<String> =
-        msgs.iter().filter(|(t, _, _)| t.ends_with("/alerts")).map(|(_, p, _)| serde_json::from_slice::<AlertV1>(p).unwrap().id).collect();
+    let sent: Vec<String> = msgs
+        .iter()
+        .filter(|(t, _, _)| t.ends_with("/alerts"))
+        .map(|(_, p, _)| serde_json::from_slice::<AlertV1>(p).unwrap().id)
+        .collect();
     assert_eq!(sent.len(), 5, "no alert re-sent");
     assert_eq!(sent.into_iter().collect::<HashSet<_>>(), alert_ids);
     assert_eq!(read_ids(&inbox).len(), 105);
@@ -506,18 +568,29 @@ async fn commands_sent_while_offline_arrive_and_each_id_is_applied_once() {
 
     // Offline: the server sends a command.
     let base = "polewatch/site1/pole-01/cmd";
-    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, cmd("off-1", serde_json::json!({"x": 1}))).await.unwrap();
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, cmd("off-1", serde_json::json!({"x": 1})))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (stats, stop_tx, task) = run(store.clone());
-    wait_until("the offline command's answer", Duration::from_secs(10), || acks(&inbox).iter().any(|a| a["id"] == "off-1")).await;
+    wait_until("the offline command's answer", Duration::from_secs(10), || {
+        acks(&inbox).iter().any(|a| a["id"] == "off-1")
+    })
+    .await;
     assert_eq!(*rec.applied.lock().unwrap(), ["off-1"]);
 
     // The same id again (a server's retry): answered with the first answer, not applied again.
-    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, cmd("off-1", serde_json::json!({"x": 1}))).await.unwrap();
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, cmd("off-1", serde_json::json!({"x": 1})))
+        .await
+        .unwrap();
     // Malformed and versionless commands are refused with why, and recorded.
     sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, "{not json").await.unwrap();
-    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, r#"{"v":2,"id":"v2","by":"ops","body":{}}"#).await.unwrap();
-    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, r#"{"v":1,"id":"nob","by":" ","body":{}}"#).await.unwrap();
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, r#"{"v":2,"id":"v2","by":"ops","body":{}}"#)
+        .await
+        .unwrap();
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, r#"{"v":1,"id":"nob","by":" ","body":{}}"#)
+        .await
+        .unwrap();
     wait_until("four more answers", Duration::from_secs(10), || acks(&inbox).len() >= 5).await;
     let a = acks(&inbox);
     for x in &a {
@@ -539,8 +612,13 @@ async fn commands_sent_while_offline_arrive_and_each_id_is_applied_once() {
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     assert_eq!(stats.connects.load(Ordering::Relaxed), 1);
     let (_, stop_tx, task) = run(store.clone());
-    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, cmd("off-1", serde_json::json!({"x": 1}))).await.unwrap();
-    wait_until("the third answer to off-1", Duration::from_secs(10), || acks(&inbox).iter().filter(|x| x["id"] == "off-1").count() >= 3).await;
+    sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, cmd("off-1", serde_json::json!({"x": 1})))
+        .await
+        .unwrap();
+    wait_until("the third answer to off-1", Duration::from_secs(10), || {
+        acks(&inbox).iter().filter(|x| x["id"] == "off-1").count() >= 3
+    })
+    .await;
     assert_eq!(rec.applied.lock().unwrap().len(), 1);
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
@@ -559,7 +637,12 @@ async fn with_a_key_configured_only_signed_commands_are_applied() {
     let server = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     let intruder = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
     let mut s = settings(&pki, "127.0.0.1", broker.port);
-    s.command_key = Some(polewatch::config::parse_command_key(&server.verifying_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap());
+    s.command_key = Some(
+        polewatch::config::parse_command_key(
+            &server.verifying_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        )
+        .unwrap(),
+    );
     let rec = Arc::new(Recorder::default());
     let uplink = Uplink::new(s, open_store(dir.path()), rec.clone());
     let stats = uplink.stats();
@@ -569,16 +652,26 @@ async fn with_a_key_configured_only_signed_commands_are_applied() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let topic = "polewatch/site1/pole-01/cmd/echo";
-    let signed = |key: &ed25519_dalek::SigningKey, signed_topic: &str, id: &str, body: serde_json::Value| -> CommandV1 {
-        let mut c = CommandV1 { v: 1, id: id.into(), by: "ops".into(), body, sig: None };
-        let sig = key.sign(&polewatch::uplink::payload::command_signing_bytes(signed_topic, &c));
-        c.sig = Some(base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()));
-        c
-    };
+    let signed =
+        |key: &ed25519_dalek::SigningKey, signed_topic: &str, id: &str, body: serde_json::Value| -> CommandV1 {
+            let mut c = CommandV1 { v: 1, id: id.into(), by: "ops".into(), body, sig: None };
+            let sig = key.sign(&polewatch::uplink::payload::command_signing_bytes(signed_topic, &c));
+            c.sig = Some(base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()));
+            c
+        };
     let send = |c: &CommandV1| serde_json::to_vec(c).unwrap();
-    sub.publish(topic, QoS::AtLeastOnce, false, send(&signed(&server, topic, "s-1", serde_json::json!({"b": 2, "a": [1, {"z": 1, "y": 2}]})))).await.unwrap();
+    sub.publish(
+        topic,
+        QoS::AtLeastOnce,
+        false,
+        send(&signed(&server, topic, "s-1", serde_json::json!({"b": 2, "a": [1, {"z": 1, "y": 2}]}))),
+    )
+    .await
+    .unwrap();
     sub.publish(topic, QoS::AtLeastOnce, false, cmd("s-2", serde_json::json!({}))).await.unwrap();
-    sub.publish(topic, QoS::AtLeastOnce, false, send(&signed(&intruder, topic, "s-3", serde_json::json!({})))).await.unwrap();
+    sub.publish(topic, QoS::AtLeastOnce, false, send(&signed(&intruder, topic, "s-3", serde_json::json!({}))))
+        .await
+        .unwrap();
     let mut changed = signed(&server, topic, "s-4", serde_json::json!({"hold": "C-1"}));
     changed.body = serde_json::json!({"hold": "C-2"});
     sub.publish(topic, QoS::AtLeastOnce, false, send(&changed)).await.unwrap();
@@ -630,14 +723,18 @@ async fn the_connected_broker_dies_and_the_box_fails_over_to_the_next_with_nothi
     // 60 rounds of 20 reads every 25 ms (800 reads/s), an alert every fifth round; the first broker
     // dies after round 20.
     for round in 0..60u64 {
-        let batch_reads = (0..20).map(|i| synthetic_read(round * 20 + i, 1_790_000_000_000 + (round * 20 + i) as i64, 100));
+        let batch_reads =
+            (0..20).map(|i| synthetic_read(round * 20 + i, 1_790_000_000_000 + (round * 20 + i) as i64, 100));
         reads.extend(store.put_reads(batch_reads.collect()).unwrap().iter().map(|id| id.to_string()));
         if round % 5 == 0 {
-            let read_id = store.put_read(synthetic_read(900_000 + round, 1_790_000_000_000 + round as i64, 500)).unwrap();
+            let read_id =
+                store.put_read(synthetic_read(900_000 + round, 1_790_000_000_000 + round as i64, 500)).unwrap();
             reads.insert(read_id.to_string());
             let read = store.get_read(read_id).unwrap().unwrap();
             let hit = exact_hit(read.plate.expose());
-            alerts.insert(polewatch::alert::raise(&store, "site1", "pole-01", &read, hit, false, 1 << 20).unwrap().id.to_string());
+            alerts.insert(
+                polewatch::alert::raise(&store, "site1", "pole-01", &read, hit, false, 1 << 20).unwrap().id.to_string(),
+            );
         }
         if round == 20 {
             wait_until("reads at the first broker", Duration::from_secs(20), || !read_ids(&inbox_a).is_empty()).await;
@@ -645,7 +742,11 @@ async fn the_connected_broker_dies_and_the_box_fails_over_to_the_next_with_nothi
             first.stop();
             killed_at = Some(std::time::Instant::now());
         }
-        if killed_at.is_some() && failed_over.is_none() && stats.connected.load(Ordering::Relaxed) && *stats.broker.lock().unwrap() == second_name {
+        if killed_at.is_some()
+            && failed_over.is_none()
+            && stats.connected.load(Ordering::Relaxed)
+            && *stats.broker.lock().unwrap() == second_name
+        {
             failed_over = killed_at.map(|t| t.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -655,7 +756,8 @@ async fn the_connected_broker_dies_and_the_box_fails_over_to_the_next_with_nothi
     })
     .await;
     let failover = failed_over.unwrap_or_else(|| killed_at.unwrap().elapsed());
-    wait_until("backlog drained", Duration::from_secs(30), || store.outbox_len() == 0 && store.upload_queue_len() == 0).await;
+    wait_until("backlog drained", Duration::from_secs(30), || store.outbox_len() == 0 && store.upload_queue_len() == 0)
+        .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let got: HashSet<String> = read_ids(&inbox_a).into_iter().chain(read_ids(&inbox_b)).collect();
@@ -663,7 +765,13 @@ async fn the_connected_broker_dies_and_the_box_fails_over_to_the_next_with_nothi
         if missing == 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{missing} of {} reads at neither broker (first: {}, second: {})", reads.len(), read_ids(&inbox_a).len(), read_ids(&inbox_b).len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing} of {} reads at neither broker (first: {}, second: {})",
+            reads.len(),
+            read_ids(&inbox_a).len(),
+            read_ids(&inbox_b).len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let all: Vec<String> = read_ids(&inbox_a).into_iter().chain(read_ids(&inbox_b)).collect();
@@ -674,12 +782,19 @@ async fn the_connected_broker_dies_and_the_box_fails_over_to_the_next_with_nothi
         .filter(|(t, _, _)| t.ends_with("/alerts"))
         .map(|(_, p, _)| serde_json::from_slice::<AlertV1>(&p).unwrap().id)
         .collect();
-    assert_eq!(alert_ids.iter().cloned().collect::<HashSet<_>>(), alerts, "every alert arrives, at one broker or the other");
+    assert_eq!(
+        alert_ids.iter().cloned().collect::<HashSet<_>>(),
+        alerts,
+        "every alert arrives, at one broker or the other"
+    );
     // Nothing arrives that the box did not store: the rest are copies, removable by id.
     let copies = all.len() - unique.len();
     assert_eq!(unique.into_iter().cloned().collect::<HashSet<String>>(), reads);
     let alert_copies = alert_ids.len() - alerts.len();
-    assert!(copies <= window * batch, "{copies} read copies; at most the window of {window} batches of {batch} was in flight");
+    assert!(
+        copies <= window * batch,
+        "{copies} read copies; at most the window of {window} batches of {batch} was in flight"
+    );
     assert!(alert_copies <= window, "{alert_copies} alert copies; at most the window was in flight");
     assert!(stats.connects.load(Ordering::Relaxed) >= 2);
     // Straight to the next broker: well under the 5 s a backoff round would take.

@@ -207,7 +207,8 @@ fn failing_audit_sink_blocks_every_action() {
     let before = r.store.get_user("jdoe").unwrap().unwrap();
 
     r.sink.set_failing(true);
-    let audit_err = |res: Result<_, UserError>| assert!(matches!(res, Err(UserError::Audit(_))), "expected an audit error");
+    let audit_err =
+        |res: Result<_, UserError>| assert!(matches!(res, Err(UserError::Audit(_))), "expected an audit error");
     audit_err(r.svc.add_user(&admin(), new_user("asmith", vec![Role::Auditor]), PW, T0).map(|_| ()));
     audit_err(r.svc.set_password(&admin(), "jdoe", "another fine passphrase", T0).map(|_| ()));
     audit_err(r.svc.record_training(&admin(), "jdoe", course(T0 - DAY, T0 + 2 * DAY), T0).map(|_| ()));
@@ -223,7 +224,10 @@ fn failing_audit_sink_blocks_every_action() {
 
     // The service with a sink that always fails: nothing at all happens.
     let svc = UserService::new(r.store.clone(), AccessPolicy::default(), Arc::new(FailingSink));
-    assert!(matches!(svc.add_user(&admin(), new_user("bsmith", vec![Role::Operator]), PW, T0), Err(UserError::Audit(_))));
+    assert!(matches!(
+        svc.add_user(&admin(), new_user("bsmith", vec![Role::Operator]), PW, T0),
+        Err(UserError::Audit(_))
+    ));
     assert!(r.store.get_user("bsmith").unwrap().is_none());
 
     r.sink.set_failing(false);
@@ -317,7 +321,22 @@ fn cli_adds_the_first_admin_lists_locks_and_unlocks() {
     );
     std::fs::write(d.join("polewatch.toml"), cfg).unwrap();
 
-    let out = cli(d, &["add", "Chief", "--name", "Pat Chief", "--title", "ALPR administrator", "--role", "admin", "--role", "auditor"], Some(&format!("{PW}\n")));
+    let out = cli(
+        d,
+        &[
+            "add",
+            "Chief",
+            "--name",
+            "Pat Chief",
+            "--title",
+            "ALPR administrator",
+            "--role",
+            "admin",
+            "--role",
+            "auditor",
+        ],
+        Some(&format!("{PW}\n")),
+    );
     let stdout = ok(&out);
     assert!(stdout.contains("added chief"), "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -341,13 +360,21 @@ fn cli_adds_the_first_admin_lists_locks_and_unlocks() {
     assert!(stderr.contains("list of common"), "{stderr}");
     assert!(!stderr.contains("Password1"), "{stderr}");
 
-    ok(&cli(d, &["train", "chief", "--course", "ALPR operator", "--completed", "2020-01-10", "--expires", "2099-12-31"], None));
+    ok(&cli(
+        d,
+        &["train", "chief", "--course", "ALPR operator", "--completed", "2020-01-10", "--expires", "2099-12-31"],
+        None,
+    ));
     let list = ok(&cli(d, &["list"], None));
     let rows: Vec<&str> = list.lines().collect();
     assert_eq!(rows.len(), 2, "{list}");
     assert!(rows[0].starts_with("username\t"));
     let cols: Vec<&str> = rows[1].split('\t').collect();
-    assert_eq!(&cols[..6], ["chief", "Pat Chief", "Auburn PD", "ALPR administrator", "admin,auditor", "active"], "{list}");
+    assert_eq!(
+        &cols[..6],
+        ["chief", "Pat Chief", "Auburn PD", "ALPR administrator", "admin,auditor", "active"],
+        "{list}"
+    );
     assert!(cols[6].contains("ALPR operator until 2099-12-31"), "{list}");
     assert!(!list.contains("argon2"), "no hashes in the list");
 
@@ -387,7 +414,10 @@ fn console_grants_wait_for_a_second_admin_and_admin_passwords_are_temporary() {
 
     let u = r.svc.admin_add_user(&adam, new_user("jdoe", vec![Role::Operator]), PW, T0).unwrap();
     assert!(u.roles.is_empty() && u.must_change_password);
-    assert_eq!(u.pending_roles.as_ref().map(|p| (p.roles.clone(), p.by.clone())), Some((vec![Role::Operator], "adam".to_string())));
+    assert_eq!(
+        u.pending_roles.as_ref().map(|p| (p.roles.clone(), p.by.clone())),
+        Some((vec![Role::Operator], "adam".to_string()))
+    );
     let e = one(&r.sink, Action::UserAdded, Outcome::Ok);
     assert!(e.detail.contains("second administrator") && e.detail.contains("temporary"), "{}", e.detail);
     r.svc.record_training(&adam, "jdoe", course(T0 - DAY, T0 + 365 * DAY), T0).unwrap();
@@ -403,21 +433,30 @@ fn console_grants_wait_for_a_second_admin_and_admin_passwords_are_temporary() {
     // The temporary password: login refused until changed; the change is the user's own, then a login.
     assert!(matches!(r.svc.login("jdoe", PW, "x", T0 + MIN), Err(UserError::Denied(LoginDenied::MustChangePassword))));
     one(&r.sink, Action::LoginFailed, Outcome::Denied);
-    assert!(matches!(r.svc.change_own_password("jdoe", "wrong current one", "new long words", "x", T0 + MIN), Err(UserError::Denied(LoginDenied::BadPassword))));
+    assert!(matches!(
+        r.svc.change_own_password("jdoe", "wrong current one", "new long words", "x", T0 + MIN),
+        Err(UserError::Denied(LoginDenied::BadPassword))
+    ));
     one(&r.sink, Action::LoginFailed, Outcome::Denied);
     let (u, session) = r.svc.change_own_password("jdoe", PW, "new long words", "x", T0 + 2 * MIN).unwrap();
     assert!(!u.must_change_password);
     let e = r.sink.take();
-    assert_eq!(e.iter().map(|x| (x.action, x.outcome, x.user.as_str())).collect::<Vec<_>>(), vec![
-        (Some(Action::PasswordChanged), Some(Outcome::Ok), "jdoe"),
-        (Some(Action::Login), Some(Outcome::Ok), "jdoe"),
-    ]);
+    assert_eq!(
+        e.iter().map(|x| (x.action, x.outcome, x.user.as_str())).collect::<Vec<_>>(),
+        vec![
+            (Some(Action::PasswordChanged), Some(Outcome::Ok), "jdoe"),
+            (Some(Action::Login), Some(Outcome::Ok), "jdoe"),
+        ]
+    );
     assert!(r.svc.session_user(&session.token, T0 + 3 * MIN).is_ok());
     // An administrator's reset is temporary again and ends the sessions.
     r.svc.reset_password(&adam, "jdoe", "admin chosen words", T0 + 4 * MIN).unwrap();
     assert!(one(&r.sink, Action::PasswordChanged, Outcome::Ok).detail.contains("temporary"));
     assert!(r.svc.session_user(&session.token, T0 + 5 * MIN).is_err());
-    assert!(matches!(r.svc.login("jdoe", "admin chosen words", "x", T0 + 5 * MIN), Err(UserError::Denied(LoginDenied::MustChangePassword))));
+    assert!(matches!(
+        r.svc.login("jdoe", "admin chosen words", "x", T0 + 5 * MIN),
+        Err(UserError::Denied(LoginDenied::MustChangePassword))
+    ));
     r.sink.take();
 
     // The last administrator who can act is not locked from the console (root on the box still may).

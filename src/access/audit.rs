@@ -32,7 +32,9 @@ mod verify;
 pub use filter::{action_name, parse_action, Filter, UnknownAction};
 pub use key::{head_path, AuditKey, ChainHead, KeyError, KeyTextError};
 pub use sink::{verify_summary, AuditLog, VerifyError};
-pub use verify::{decode_record, verify, Broken, BrokenReason, Checkpoint, CheckpointError, Unreadable, Verifier, VerifyReport};
+pub use verify::{
+    decode_record, verify, Broken, BrokenReason, Checkpoint, CheckpointError, Unreadable, Verifier, VerifyReport,
+};
 
 use super::{Action, NewAuditEntry, Outcome};
 use serde::{Deserialize, Serialize};
@@ -144,7 +146,13 @@ pub fn check(new: &NewAuditEntry) -> Result<(Action, Outcome), InvalidEntry> {
 }
 
 /// Builds entry `seq` after `prev_hash`, with its hash and MAC.
-pub fn seal(new: &NewAuditEntry, seq: u64, at_ms: i64, prev_hash: Digest, key: &AuditKey) -> Result<AuditEntry, InvalidEntry> {
+pub fn seal(
+    new: &NewAuditEntry,
+    seq: u64,
+    at_ms: i64,
+    prev_hash: Digest,
+    key: &AuditKey,
+) -> Result<AuditEntry, InvalidEntry> {
     let (action, outcome) = check(new)?;
     let mut e = AuditEntry {
         seq,

@@ -40,16 +40,25 @@ impl DeviceKey {
         use std::os::unix::fs::OpenOptionsExt;
         match std::fs::read(path) {
             Ok(bytes) => {
-                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| ExportError::Key { path: path.into(), reason: "not 32 bytes".into() })?;
+                let seed: [u8; 32] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ExportError::Key { path: path.into(), reason: "not 32 bytes".into() })?;
                 Ok(DeviceKey(SigningKey::from_bytes(&seed)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut seed = [0u8; 32];
-                getrandom::getrandom(&mut seed).map_err(|e| ExportError::Key { path: path.into(), reason: e.to_string() })?;
+                getrandom::getrandom(&mut seed)
+                    .map_err(|e| ExportError::Key { path: path.into(), reason: e.to_string() })?;
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(io(dir))?;
                 }
-                let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io(path))?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(io(path))?;
                 std::io::Write::write_all(&mut f, &seed).map_err(io(path))?;
                 f.sync_all().map_err(io(path))?;
                 log::info!(key = path.display().to_string().as_str(); "created the device signing key");
@@ -62,7 +71,10 @@ impl DeviceKey {
     /// An existing key only (for printing its public half); never creates one.
     pub fn load(path: &Path) -> Result<DeviceKey, ExportError> {
         let bytes = std::fs::read(path).map_err(io(path))?;
-        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| ExportError::Key { path: path.into(), reason: "not 32 bytes".into() })?;
+        let seed: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| ExportError::Key { path: path.into(), reason: "not 32 bytes".into() })?;
         Ok(DeviceKey(SigningKey::from_bytes(&seed)))
     }
 
@@ -119,7 +131,12 @@ fn reads_in_scope(store: &Store, scope: &Scope, now_ms: i64) -> Result<Vec<Store
             let mut out = Vec::new();
             for p in plates {
                 let pattern = PlatePattern::parse(p).map_err(|_| ReleaseError::BadPlate)?;
-                out.extend(store.search(&pattern, usize::MAX)?.into_iter().filter(|r| r.captured_at_ms >= *from_ms && r.captured_at_ms <= *to_ms));
+                out.extend(
+                    store
+                        .search(&pattern, usize::MAX)?
+                        .into_iter()
+                        .filter(|r| r.captured_at_ms >= *from_ms && r.captured_at_ms <= *to_ms),
+                );
             }
             out
         }
@@ -156,14 +173,22 @@ pub fn export(
         return Err(e.into());
     }
     let reads = reads_in_scope(store, &request.request.scope, now_ms)?;
-    let seq = audit.record(NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(reads.len() as u64), ..base.clone() })?;
+    let seq = audit.record(NewAuditEntry {
+        outcome: Some(Outcome::Ok),
+        result_count: Some(reads.len() as u64),
+        ..base.clone()
+    })?;
 
     let created = jiff::Timestamp::from_millisecond(now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let dir = out_dir.join(format!("polewatch-export-{}-{}", request.id, created.strftime("%Y%m%dT%H%M%SZ")));
     let result = write_bundle(store, request, key, &dir, &reads, who, created);
     if let Err(e) = &result {
         // The data may have partly left: say so in the log of record.
-        let _ = audit.record(NewAuditEntry { outcome: Some(Outcome::Error), detail: format!("export of entry #{seq} failed: {e}"), ..base });
+        let _ = audit.record(NewAuditEntry {
+            outcome: Some(Outcome::Error),
+            detail: format!("export of entry #{seq} failed: {e}"),
+            ..base
+        });
     }
     result
 }
@@ -243,15 +268,20 @@ fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, ExportError> {
 pub fn verify_bundle(dir: &Path, expected_key: Option<&str>) -> Result<Manifest, ExportError> {
     let mpath = dir.join("manifest.json");
     let mbytes = std::fs::read(&mpath).map_err(io(&mpath))?;
-    let manifest: Manifest = serde_json::from_slice(&mbytes).map_err(|e| ExportError::Verify(format!("manifest: {e}")))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&mbytes).map_err(|e| ExportError::Verify(format!("manifest: {e}")))?;
     let key_hex = expected_key.unwrap_or(&manifest.device_public_key);
-    let key_bytes: [u8; 32] = unhex(key_hex).and_then(|b| b.try_into().ok()).ok_or_else(|| ExportError::Verify("bad public key".into()))?;
+    let key_bytes: [u8; 32] =
+        unhex(key_hex).and_then(|b| b.try_into().ok()).ok_or_else(|| ExportError::Verify("bad public key".into()))?;
     let vk = VerifyingKey::from_bytes(&key_bytes).map_err(|e| ExportError::Verify(e.to_string()))?;
     let spath = dir.join("manifest.sig");
     let sig_hex = std::fs::read_to_string(&spath).map_err(io(&spath))?;
     let sums_path = dir.join(SUMS);
-    let sig_bytes: [u8; 64] = unhex(sig_hex.trim()).and_then(|b| b.try_into().ok()).ok_or_else(|| ExportError::Verify("bad signature encoding".into()))?;
-    vk.verify(&mbytes, &ed25519_dalek::Signature::from_bytes(&sig_bytes)).map_err(|_| ExportError::Verify("signature does not match the manifest".into()))?;
+    let sig_bytes: [u8; 64] = unhex(sig_hex.trim())
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ExportError::Verify("bad signature encoding".into()))?;
+    vk.verify(&mbytes, &ed25519_dalek::Signature::from_bytes(&sig_bytes))
+        .map_err(|_| ExportError::Verify("signature does not match the manifest".into()))?;
     let mut listed = std::collections::HashSet::new();
     for f in &manifest.files {
         let p = dir.join(&f.path);
@@ -272,8 +302,15 @@ pub fn verify_bundle(dir: &Path, expected_key: Option<&str>) -> Result<Manifest,
     }
     for sub in ["", "images"] {
         for e in std::fs::read_dir(dir.join(sub)).map_err(io(dir))?.flatten() {
-            let rel = if sub.is_empty() { e.file_name().to_string_lossy().into_owned() } else { format!("{sub}/{}", e.file_name().to_string_lossy()) };
-            if e.path().is_file() && !listed.contains(&rel) && !["manifest.json", "manifest.sig", SUMS].contains(&rel.as_str()) {
+            let rel = if sub.is_empty() {
+                e.file_name().to_string_lossy().into_owned()
+            } else {
+                format!("{sub}/{}", e.file_name().to_string_lossy())
+            };
+            if e.path().is_file()
+                && !listed.contains(&rel)
+                && !["manifest.json", "manifest.sig", SUMS].contains(&rel.as_str())
+            {
                 return Err(ExportError::Verify(format!("{rel} is not in the manifest")));
             }
         }

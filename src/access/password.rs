@@ -50,12 +50,7 @@ pub enum HashError {
 fn banned() -> &'static HashSet<String> {
     static SET: OnceLock<HashSet<String>> = OnceLock::new();
     SET.get_or_init(|| {
-        BANNED
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_lowercase)
-            .collect()
+        BANNED.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_lowercase).collect()
     })
 }
 
@@ -91,7 +86,10 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
     let mut salt = [0u8; 16];
     getrandom::getrandom(&mut salt).map_err(|e| HashError::Random(e.to_string()))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| HashError::Argon2(e.to_string()))?;
-    hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| HashError::Argon2(e.to_string()))
+    hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Argon2(e.to_string()))
 }
 
 /// Whether `password` matches the stored PHC string. The parameters come from the string, so hashes
@@ -135,7 +133,9 @@ mod tests {
 
     #[test]
     fn banned_list_is_case_insensitive_and_has_the_context_words() {
-        for p in ["password1", "PASSWORD1", "Police123", "polewatch", "PoleWatch", "12345678", "qwertyuiop", "thinblueline"] {
+        for p in
+            ["password1", "PASSWORD1", "Police123", "polewatch", "PoleWatch", "12345678", "qwertyuiop", "thinblueline"]
+        {
             assert_eq!(password_problem(p, "jdoe"), Some(PasswordProblem::Banned), "{p}");
         }
         assert!(banned().len() > 300, "{}", banned().len());
@@ -181,8 +181,10 @@ mod tests {
     fn other_algorithms_are_refused() {
         let params = Params::new(1024, 1, 1, None).unwrap();
         let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
-        let argon2i =
-            Argon2::new(Algorithm::Argon2i, Version::V0x13, params).hash_password(b"pw-pw-pw-pw", &salt).unwrap().to_string();
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password(b"pw-pw-pw-pw", &salt)
+            .unwrap()
+            .to_string();
         assert!(!verify_password("pw-pw-pw-pw", &argon2i));
     }
 

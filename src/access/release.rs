@@ -121,7 +121,14 @@ pub fn check_new(r: &NewRequest, limits: &Limits) -> Result<(), ReleaseError> {
 
 /// [`decide`], with the approver's confirmation that a whole-store request is meant: approving one needs
 /// `confirm_whole_store`.
-pub fn decide_confirmed(r: &mut Request, reviewer: &str, approved: bool, confirm_whole_store: bool, note: &str, now_ms: i64) -> Result<(), ReleaseError> {
+pub fn decide_confirmed(
+    r: &mut Request,
+    reviewer: &str,
+    approved: bool,
+    confirm_whole_store: bool,
+    note: &str,
+    now_ms: i64,
+) -> Result<(), ReleaseError> {
     if approved && r.request.scope.whole_store() && !confirm_whole_store && r.decision.is_none() {
         return Err(ReleaseError::WholeStoreUnconfirmed);
     }
@@ -162,7 +169,12 @@ mod tests {
             requester_name: "Det. R. Alvarez".into(),
             purpose: "robbery investigation".into(),
             case_number: "PCSO-26-1182".into(),
-            scope: Scope::Plates { plates: vec!["7ABC123".into(), "8XY*".into()], from_ms: 0, to_ms: 10, whole_store: false },
+            scope: Scope::Plates {
+                plates: vec!["7ABC123".into(), "8XY*".into()],
+                from_ms: 0,
+                to_ms: 10,
+                whole_store: false,
+            },
         }
     }
 
@@ -174,13 +186,30 @@ mod tests {
     fn scope_is_listed_plates_or_a_bounded_range_and_everything_is_flagged() {
         let ok = limits();
         let plates = |p: &[&str], days: i64, whole: bool| NewRequest {
-            scope: Scope::Plates { plates: p.iter().map(|x| x.to_string()).collect(), from_ms: 0, to_ms: days * DAY_MS, whole_store: whole },
+            scope: Scope::Plates {
+                plates: p.iter().map(|x| x.to_string()).collect(),
+                from_ms: 0,
+                to_ms: days * DAY_MS,
+                whole_store: whole,
+            },
             ..req()
         };
-        assert_eq!(check_new(&NewRequest { case_number: " ".into(), ..req() }, &ok), Err(ReleaseError::Missing("a case number")));
-        assert!(matches!(check_new(&NewRequest { case_number: "C\u{0}1".into(), ..req() }, &ok), Err(ReleaseError::Text(_))));
-        assert!(matches!(check_new(&NewRequest { case_number: "9".repeat(65), ..req() }, &ok), Err(ReleaseError::Text(_))));
-        assert!(matches!(check_new(&NewRequest { agency: "a".repeat(1 << 20), ..req() }, &ok), Err(ReleaseError::Text(_))));
+        assert_eq!(
+            check_new(&NewRequest { case_number: " ".into(), ..req() }, &ok),
+            Err(ReleaseError::Missing("a case number"))
+        );
+        assert!(matches!(
+            check_new(&NewRequest { case_number: "C\u{0}1".into(), ..req() }, &ok),
+            Err(ReleaseError::Text(_))
+        ));
+        assert!(matches!(
+            check_new(&NewRequest { case_number: "9".repeat(65), ..req() }, &ok),
+            Err(ReleaseError::Text(_))
+        ));
+        assert!(matches!(
+            check_new(&NewRequest { agency: "a".repeat(1 << 20), ..req() }, &ok),
+            Err(ReleaseError::Text(_))
+        ));
         // Exact plates: any range.
         assert_eq!(check_new(&plates(&["7ABC123"], 3650, false), &ok), Ok(()));
         // A wildcard: at most 90 days.
@@ -199,8 +228,18 @@ mod tests {
 
     #[test]
     fn a_whole_store_request_is_approved_only_when_the_approver_confirms_it() {
-        let new = NewRequest { scope: Scope::Plates { plates: vec!["*".into()], from_ms: 0, to_ms: DAY_MS, whole_store: true }, ..req() };
-        let mut r = Request { id: uuid::Uuid::nil(), request: new, entered_by: "clerk".into(), entered_at_ms: 0, decision: None, exports: vec![] };
+        let new = NewRequest {
+            scope: Scope::Plates { plates: vec!["*".into()], from_ms: 0, to_ms: DAY_MS, whole_store: true },
+            ..req()
+        };
+        let mut r = Request {
+            id: uuid::Uuid::nil(),
+            request: new,
+            entered_by: "clerk".into(),
+            entered_at_ms: 0,
+            decision: None,
+            exports: vec![],
+        };
         assert_eq!(decide_confirmed(&mut r, "cmdr", true, false, "", 1), Err(ReleaseError::WholeStoreUnconfirmed));
         assert!(r.decision.is_none());
         decide_confirmed(&mut r, "cmdr", true, true, "", 1).unwrap();
@@ -212,18 +251,37 @@ mod tests {
         let ok = limits();
         assert_eq!(check_new(&req(), &ok), Ok(()));
         assert_eq!(check_new(&NewRequest { jurisdiction: "ca ".into(), ..req() }, &ok), Ok(()));
-        assert_eq!(check_new(&NewRequest { jurisdiction: "NV".into(), ..req() }, &ok), Err(ReleaseError::Jurisdiction("NV".into())));
+        assert_eq!(
+            check_new(&NewRequest { jurisdiction: "NV".into(), ..req() }, &ok),
+            Err(ReleaseError::Jurisdiction("NV".into()))
+        );
         assert!(matches!(check_new(&NewRequest { purpose: " ".into(), ..req() }, &ok), Err(ReleaseError::Missing(_))));
-        assert!(matches!(check_new(&NewRequest { requester_name: "".into(), ..req() }, &ok), Err(ReleaseError::Missing(_))));
-        let bad_range = NewRequest { scope: Scope::Plates { plates: vec!["A1".into()], from_ms: 5, to_ms: 1, whole_store: false }, ..req() };
+        assert!(matches!(
+            check_new(&NewRequest { requester_name: "".into(), ..req() }, &ok),
+            Err(ReleaseError::Missing(_))
+        ));
+        let bad_range = NewRequest {
+            scope: Scope::Plates { plates: vec!["A1".into()], from_ms: 5, to_ms: 1, whole_store: false },
+            ..req()
+        };
         assert_eq!(check_new(&bad_range, &ok), Err(ReleaseError::BadRange));
-        let bad_plate = NewRequest { scope: Scope::Plates { plates: vec!["A%1".into()], from_ms: 0, to_ms: 1, whole_store: false }, ..req() };
+        let bad_plate = NewRequest {
+            scope: Scope::Plates { plates: vec!["A%1".into()], from_ms: 0, to_ms: 1, whole_store: false },
+            ..req()
+        };
         assert_eq!(check_new(&bad_plate, &ok), Err(ReleaseError::BadPlate));
     }
 
     #[test]
     fn only_an_approved_request_by_another_person_allows_export() {
-        let mut r = Request { id: uuid::Uuid::nil(), request: req(), entered_by: "clerk".into(), entered_at_ms: 0, decision: None, exports: vec![] };
+        let mut r = Request {
+            id: uuid::Uuid::nil(),
+            request: req(),
+            entered_by: "clerk".into(),
+            entered_at_ms: 0,
+            decision: None,
+            exports: vec![],
+        };
         assert_eq!(may_export(&r), Err(ReleaseError::NotApproved));
         assert_eq!(decide(&mut r, "clerk", true, "", 1), Err(ReleaseError::SameReviewer));
         decide(&mut r, "cmdr", false, "no nexus", 1).unwrap();

@@ -33,7 +33,13 @@ pub struct Rules {
 
 impl Default for Rules {
     fn default() -> Rules {
-        Rules { burst_count: 20, burst_minutes: 10, day_start_hour: 6, day_end_hour: 22, tz: jiff::tz::TimeZone::system() }
+        Rules {
+            burst_count: 20,
+            burst_minutes: 10,
+            day_start_hour: 6,
+            day_end_hour: 22,
+            tz: jiff::tz::TimeZone::system(),
+        }
     }
 }
 
@@ -285,7 +291,9 @@ pub fn build(i: &Inputs) -> Report {
     let mut per_user: BTreeMap<String, UserSearches> = BTreeMap::new();
     let mut total = 0;
     for e in period.iter().filter(|e| is_search_like(e.action)) {
-        let u = per_user.entry(e.user.clone()).or_insert_with(|| UserSearches { user: e.user.clone(), ..Default::default() });
+        let u = per_user
+            .entry(e.user.clone())
+            .or_insert_with(|| UserSearches { user: e.user.clone(), ..Default::default() });
         match (e.action, e.outcome) {
             (Action::Search, Outcome::Ok) => {
                 total += 1;
@@ -300,12 +308,17 @@ pub fn build(i: &Inputs) -> Report {
     }
     // The last hold or release request per case, so each search is checked in O(1), not against the log.
     let mut last_use: BTreeMap<&str, u64> = BTreeMap::new();
-    for e in i.entries.iter().filter(|e| e.outcome == Outcome::Ok && matches!(e.action, Action::HoldPlaced | Action::ReleaseRequested)) {
+    for e in i
+        .entries
+        .iter()
+        .filter(|e| e.outcome == Outcome::Ok && matches!(e.action, Action::HoldPlaced | Action::ReleaseRequested))
+    {
         let seq = last_use.entry(e.case_number.as_str()).or_insert(0);
         *seq = (*seq).max(e.seq);
     }
     let led_on = |s: &AuditEntry| last_use.get(s.case_number.as_str()).is_some_and(|seq| *seq > s.seq);
-    let ok_searches: Vec<&&AuditEntry> = period.iter().filter(|e| e.action == Action::Search && e.outcome == Outcome::Ok).collect();
+    let ok_searches: Vec<&&AuditEntry> =
+        period.iter().filter(|e| e.action == Action::Search && e.outcome == Outcome::Ok).collect();
     let without_later = ok_searches.iter().filter(|s| !led_on(s)).map(|s| Mark::of(s, tz)).collect();
 
     // Exports and the request behind each.
@@ -321,7 +334,9 @@ pub fn build(i: &Inputs) -> Report {
     let problems: Vec<ExportLine> = lines.iter().filter(|l| !l.problem.is_empty()).cloned().collect();
 
     // Holds.
-    let marks = |a: Action| period.iter().filter(|e| e.action == a && e.outcome == Outcome::Ok).map(|e| Mark::of(e, tz)).collect::<Vec<_>>();
+    let marks = |a: Action| {
+        period.iter().filter(|e| e.action == a && e.outcome == Outcome::Ok).map(|e| Mark::of(e, tz)).collect::<Vec<_>>()
+    };
     let expired = i
         .holds
         .iter()
@@ -348,7 +363,11 @@ pub fn build(i: &Inputs) -> Report {
     let mut last = i.from_ms;
     for t in sweeps.iter().map(|e| e.at_ms).chain(std::iter::once(end)) {
         if t - last > limit_ms {
-            gaps.push(Gap { from: local(last, tz), to: local(t, tz), hours: ((t - last) as f64 / 3_600_000.0 * 10.0).round() / 10.0 });
+            gaps.push(Gap {
+                from: local(last, tz),
+                to: local(t, tz),
+                hours: ((t - last) as f64 / 3_600_000.0 * 10.0).round() / 10.0,
+            });
         }
         last = last.max(t);
     }
@@ -372,21 +391,35 @@ pub fn build(i: &Inputs) -> Report {
     }
     let lockouts = period
         .iter()
-        .filter(|e| (e.action == Action::UserLocked && e.outcome == Outcome::Ok) || (e.action == Action::LoginFailed && e.detail.contains("account locked:")))
+        .filter(|e| {
+            (e.action == Action::UserLocked && e.outcome == Outcome::Ok)
+                || (e.action == Action::LoginFailed && e.detail.contains("account locked:"))
+        })
         .map(|e| Mark::of(e, tz))
         .collect();
     let mut training_lapses = Vec::new();
     for u in i.users {
         for t in &u.training {
-            let renewed = u.training.iter().any(|o| o.course == t.course && o.expires_ms > t.expires_ms && o.completed_ms <= t.expires_ms);
+            let renewed = u
+                .training
+                .iter()
+                .any(|o| o.course == t.course && o.expires_ms > t.expires_ms && o.completed_ms <= t.expires_ms);
             if t.expires_ms >= i.from_ms && t.expires_ms < end && !renewed {
-                training_lapses.push(Lapse { user: u.username.clone(), course: t.course.clone(), expired: local(t.expires_ms, tz) });
+                training_lapses.push(Lapse {
+                    user: u.username.clone(),
+                    course: t.course.clone(),
+                    expired: local(t.expires_ms, tz),
+                });
             }
         }
     }
 
     // Flags.
-    let search_without_case: Vec<Mark> = period.iter().filter(|e| is_search_like(e.action) && e.case_number.trim().is_empty()).map(|e| Mark::of(e, tz)).collect();
+    let search_without_case: Vec<Mark> = period
+        .iter()
+        .filter(|e| is_search_like(e.action) && e.case_number.trim().is_empty())
+        .map(|e| Mark::of(e, tz))
+        .collect();
     let mut by_user: BTreeMap<&str, Vec<(i64, u64)>> = BTreeMap::new();
     for e in period.iter().filter(|e| e.action == Action::Search) {
         by_user.entry(e.user.as_str()).or_default().push((e.at_ms, e.seq));
@@ -394,28 +427,56 @@ pub fn build(i: &Inputs) -> Report {
     let mut burst_list = Vec::new();
     for (user, times) in &by_user {
         for (lo, hi) in bursts(times, i.rules.burst_count, i64::from(i.rules.burst_minutes) * 60_000) {
-            burst_list.push(Burst { user: user.to_string(), count: (hi + 1 - lo) as u64, from: local(times[lo].0, tz), to: local(times[hi].0, tz), first_seq: times[lo].1 });
+            burst_list.push(Burst {
+                user: user.to_string(),
+                count: (hi + 1 - lo) as u64,
+                from: local(times[lo].0, tz),
+                to: local(times[hi].0, tz),
+                first_seq: times[lo].1,
+            });
         }
     }
     let unusual: Vec<Mark> = period
         .iter()
-        .filter(|e| e.action == Action::Search && hour(e.at_ms, tz).is_some_and(|h| unusual_hour(h, i.rules.day_start_hour, i.rules.day_end_hour)))
+        .filter(|e| {
+            e.action == Action::Search
+                && hour(e.at_ms, tz).is_some_and(|h| unusual_hour(h, i.rules.day_start_hour, i.rules.day_end_hour))
+        })
         .map(|e| Mark::of(e, tz))
         .collect();
     let total_flags = (search_without_case.len() + burst_list.len() + unusual.len() + problems.len()) as u64;
-    let last_checkpoint = i.entries.iter().rev().find(|e| e.action == Action::AuditCheckpoint && e.outcome == Outcome::Ok).map(|e| Mark::of(e, tz));
+    let last_checkpoint = i
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.action == Action::AuditCheckpoint && e.outcome == Outcome::Ok)
+        .map(|e| Mark::of(e, tz));
 
     Report {
         from: local(i.from_ms, tz),
         to: local(i.to_ms, tz),
         generated: local(i.now_ms, tz),
         time_zone: tz.iana_name().unwrap_or("UTC offset as shown").to_string(),
-        rules: RulesOut { burst_count: i.rules.burst_count, burst_minutes: i.rules.burst_minutes, day_start_hour: i.rules.day_start_hour, day_end_hour: i.rules.day_end_hour },
+        rules: RulesOut {
+            burst_count: i.rules.burst_count,
+            burst_minutes: i.rules.burst_minutes,
+            day_start_hour: i.rules.day_start_hour,
+            day_end_hour: i.rules.day_end_hour,
+        },
         chain: i.chain.clone(),
         last_checkpoint,
-        searches: Searches { total, per_user: per_user.into_values().collect(), without_later_hold_or_release: without_later },
+        searches: Searches {
+            total,
+            per_user: per_user.into_values().collect(),
+            without_later_hold_or_release: without_later,
+        },
         exports: Exports { total: lines.len() as u64, refused, lines: lines.clone() },
-        holds: Holds { placed: marks(Action::HoldPlaced), released: marks(Action::HoldReleased), expired, in_force_now },
+        holds: Holds {
+            placed: marks(Action::HoldPlaced),
+            released: marks(Action::HoldReleased),
+            expired,
+            in_force_now,
+        },
         retention,
         logins: Logins { failed: failed.len() as u64, failed_per_user, lockouts, training_lapses },
         flags: Flags {
@@ -446,7 +507,11 @@ fn export_line(e: &AuditEntry, i: &Inputs, tz: &jiff::tz::TimeZone) -> ExportLin
     line.request = Some(r.id.to_string());
     line.entered_by = Some(r.entered_by.clone());
     let approval = i.entries.iter().find(|a| {
-        a.seq < e.seq && a.action == Action::ReleaseDecided && a.outcome == Outcome::Ok && a.object == e.object && a.detail.starts_with("approved")
+        a.seq < e.seq
+            && a.action == Action::ReleaseDecided
+            && a.outcome == Outcome::Ok
+            && a.object == e.object
+            && a.detail.starts_with("approved")
     });
     line.approval_entry = approval.map(|a| a.seq);
     line.problem = match &r.decision {
@@ -502,17 +567,34 @@ fn marks_table(out: &mut String, title: &str, marks: &[Mark]) {
 /// A standalone, printable page (no script; its one style sheet inline, for printing off the box).
 pub fn html(r: &Report) -> String {
     let mut o = String::new();
-    o.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>polewatch compliance report</title>");
+    o.push_str(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>polewatch compliance report</title>",
+    );
     o.push_str(&format!("<style>{HTML_STYLE}</style></head><body>\n"));
-    o.push_str(&format!("<h1>Compliance report</h1>\n<p>Period {} to {} (time zone {}); generated {}.</p>\n", esc(&r.from), esc(&r.to), esc(&r.time_zone), esc(&r.generated)));
+    o.push_str(&format!(
+        "<h1>Compliance report</h1>\n<p>Period {} to {} (time zone {}); generated {}.</p>\n",
+        esc(&r.from),
+        esc(&r.to),
+        esc(&r.time_zone),
+        esc(&r.generated)
+    ));
     let chain = if r.chain.ok {
-        format!("verified: {} entries, head seq {}", r.chain.entries, r.chain.head_seq.map(|s| s.to_string()).unwrap_or_else(|| "none".into()))
+        format!(
+            "verified: {} entries, head seq {}",
+            r.chain.entries,
+            r.chain.head_seq.map(|s| s.to_string()).unwrap_or_else(|| "none".into())
+        )
     } else {
         format!("<span class=\"flag\">BROKEN</span>: {}", esc(r.chain.problem.as_deref().unwrap_or("")))
     };
     o.push_str(&format!("<h2>Audit chain</h2>\n<p>{chain}</p>\n"));
     match &r.last_checkpoint {
-        Some(c) => o.push_str(&format!("<p>Last off-box checkpoint: entry {} at {} by {}.</p>\n", c.seq, esc(&c.at), esc(&c.user))),
+        Some(c) => o.push_str(&format!(
+            "<p>Last off-box checkpoint: entry {} at {} by {}.</p>\n",
+            c.seq,
+            esc(&c.at),
+            esc(&c.user)
+        )),
         None => o.push_str("<p class=\"flag\">No checkpoint was ever taken.</p>\n"),
     }
     let f = &r.flags;
@@ -524,11 +606,27 @@ pub fn html(r: &Report) -> String {
         f.export_without_approved_request.len()
     ));
     marks_table(&mut o, "Searches or views without a case number", &f.search_without_case);
-    o.push_str(&format!("<h3>Bursts: {} or more searches by one user within {} minutes ({})</h3>\n", r.rules.burst_count, r.rules.burst_minutes, f.bursts.len()));
+    o.push_str(&format!(
+        "<h3>Bursts: {} or more searches by one user within {} minutes ({})</h3>\n",
+        r.rules.burst_count,
+        r.rules.burst_minutes,
+        f.bursts.len()
+    ));
     for b in &f.bursts {
-        o.push_str(&format!("<p class=\"flag\">{}: {} searches from {} to {} (first entry {})</p>\n", esc(&b.user), b.count, esc(&b.from), esc(&b.to), b.first_seq));
+        o.push_str(&format!(
+            "<p class=\"flag\">{}: {} searches from {} to {} (first entry {})</p>\n",
+            esc(&b.user),
+            b.count,
+            esc(&b.from),
+            esc(&b.to),
+            b.first_seq
+        ));
     }
-    marks_table(&mut o, &format!("Searches at unusual hours (outside {:02}:00–{:02}:00)", r.rules.day_start_hour, r.rules.day_end_hour), &f.unusual_hours);
+    marks_table(
+        &mut o,
+        &format!("Searches at unusual hours (outside {:02}:00–{:02}:00)", r.rules.day_start_hour, r.rules.day_end_hour),
+        &f.unusual_hours,
+    );
     o.push_str(&format!("<h2>Searches ({})</h2>\n<table><tr><th>user</th><th>searches</th><th>refused</th><th>views</th><th>purposes</th><th>case numbers</th></tr>\n", r.searches.total));
     for u in &r.searches.per_user {
         let purposes: Vec<String> = u.purposes.iter().map(|(p, n)| format!("{p} ({n})")).collect();
@@ -544,7 +642,11 @@ pub fn html(r: &Report) -> String {
         ));
     }
     o.push_str("</table>\n");
-    marks_table(&mut o, "Searches that match no later hold or release request", &r.searches.without_later_hold_or_release);
+    marks_table(
+        &mut o,
+        "Searches that match no later hold or release request",
+        &r.searches.without_later_hold_or_release,
+    );
     o.push_str(&format!("<h2>Exports ({}, {} refused)</h2>\n<table><tr><th>#</th><th>time</th><th>by</th><th>request</th><th>entered by</th><th>approved by</th><th>approval entry</th><th>problem</th></tr>\n", r.exports.total, r.exports.refused));
     for l in &r.exports.lines {
         o.push_str(&format!(
@@ -564,7 +666,12 @@ pub fn html(r: &Report) -> String {
     marks_table(&mut o, "Released", &r.holds.released);
     o.push_str(&format!("<h3>Expired ({})</h3>\n", r.holds.expired.len()));
     for h in &r.holds.expired {
-        o.push_str(&format!("<p>case {} placed by {}: expired {}</p>\n", esc(&h.case_number), esc(&h.placed_by), esc(&h.expired)));
+        o.push_str(&format!(
+            "<p>case {} placed by {}: expired {}</p>\n",
+            esc(&h.case_number),
+            esc(&h.placed_by),
+            esc(&h.expired)
+        ));
     }
     o.push_str(&format!("<p>Holds in force now: {}.</p>\n", r.holds.in_force_now));
     let rt = &r.retention;
@@ -573,16 +680,29 @@ pub fn html(r: &Report) -> String {
         rt.sweeps_completed,
         rt.sweeps_refused.len(),
         rt.sweep_interval_s,
-        if rt.every_sweep_ran { "yes".to_string() } else { format!("<span class=\"flag\">no, {} gap(s)</span>", rt.gaps.len()) }
+        if rt.every_sweep_ran {
+            "yes".to_string()
+        } else {
+            format!("<span class=\"flag\">no, {} gap(s)</span>", rt.gaps.len())
+        }
     ));
     for g in &rt.gaps {
-        o.push_str(&format!("<p class=\"flag\">no sweep from {} to {} ({} h)</p>\n", esc(&g.from), esc(&g.to), g.hours));
+        o.push_str(&format!(
+            "<p class=\"flag\">no sweep from {} to {} ({} h)</p>\n",
+            esc(&g.from),
+            esc(&g.to),
+            g.hours
+        ));
     }
     o.push_str(&format!(
         "<p>Oldest read: {} days old against a retention of {} days{}.</p>\n",
         rt.oldest_read_age_days.map(|a| a.to_string()).unwrap_or_else(|| "none stored,".into()),
         rt.retention_days,
-        if rt.oldest_read_past_retention { " <span class=\"flag\">(past retention: held as evidence, or a sweep missed it)</span>" } else { "" }
+        if rt.oldest_read_past_retention {
+            " <span class=\"flag\">(past retention: held as evidence, or a sweep missed it)</span>"
+        } else {
+            ""
+        }
     ));
     marks_table(&mut o, "Refused sweeps", &rt.sweeps_refused);
     o.push_str(&format!("<h2>Logins</h2>\n<p>{} failed login(s).</p>\n", r.logins.failed));
@@ -646,7 +766,16 @@ mod tests {
 
     impl Log {
         #[allow(clippy::too_many_arguments)]
-        fn add(&mut self, at_ms: i64, user: &str, action: Action, outcome: Outcome, case: &str, object: &str, detail: &str) -> u64 {
+        fn add(
+            &mut self,
+            at_ms: i64,
+            user: &str,
+            action: Action,
+            outcome: Outcome,
+            case: &str,
+            object: &str,
+            detail: &str,
+        ) -> u64 {
             let seq = self.0.len() as u64 + 1;
             let n = NewAuditEntry {
                 user: user.into(),
@@ -697,7 +826,12 @@ mod tests {
             oldest_read_ms: None,
             retention_days: 365,
             sweep_interval_s: 3600,
-            chain: ChainResult { ok: true, entries: log.0.len() as u64, head_seq: Some(log.0.len() as u64), problem: None },
+            chain: ChainResult {
+                ok: true,
+                entries: log.0.len() as u64,
+                head_seq: Some(log.0.len() as u64),
+                problem: None,
+            },
             rules: r,
         })
     }
@@ -716,18 +850,25 @@ mod tests {
 
     #[test]
     fn unusual_hours_wrap_midnight() {
-        assert!(unusual_hour(3, 6, 22) && unusual_hour(22, 6, 22) && !unusual_hour(6, 6, 22) && !unusual_hour(21, 6, 22));
+        assert!(
+            unusual_hour(3, 6, 22) && unusual_hour(22, 6, 22) && !unusual_hour(6, 6, 22) && !unusual_hour(21, 6, 22)
+        );
         assert!(!unusual_hour(23, 22, 6) && !unusual_hour(2, 22, 6) && unusual_hour(12, 22, 6));
         assert!(unusual_hour(12, 0, 0), "an empty day makes every hour unusual");
     }
 
     #[test]
     fn an_export_is_clean_only_with_an_audited_approval_by_another_person_before_it() {
-        let (good, refused, selfish, unknown) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-        let approve = |by: &str| Some(Decision { reviewer: by.into(), approved: true, at_ms: NOON, note: String::new() });
+        let (good, refused, selfish, unknown) =
+            (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let approve =
+            |by: &str| Some(Decision { reviewer: by.into(), approved: true, at_ms: NOON, note: String::new() });
         let releases = vec![
             request(good, approve("sam")),
-            request(refused, Some(Decision { reviewer: "sam".into(), approved: false, at_ms: NOON, note: String::new() })),
+            request(
+                refused,
+                Some(Decision { reviewer: "sam".into(), approved: false, at_ms: NOON, note: String::new() }),
+            ),
             request(selfish, approve("olive")),
         ];
         let mut log = Log(vec![]);
@@ -741,7 +882,12 @@ mod tests {
         assert_eq!((r.exports.total, r.exports.refused, r.flags.exports_checked), (4, 1, 4));
         let problems: Vec<&str> = r.flags.export_without_approved_request.iter().map(|l| l.problem.as_str()).collect();
         assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].contains("refused") && problems[1].contains("approved by the person who entered it") && problems[2].contains("no stored release request"), "{problems:?}");
+        assert!(
+            problems[0].contains("refused")
+                && problems[1].contains("approved by the person who entered it")
+                && problems[2].contains("no stored release request"),
+            "{problems:?}"
+        );
         assert_eq!(r.exports.lines[0].approval_entry, Some(1));
         assert!(r.exports.lines[0].problem.is_empty());
         // An approval stored but never audited is flagged too.
@@ -759,7 +905,15 @@ mod tests {
         }
         log.add(NOON + 5 * MIN, "olive", Action::HoldPlaced, Outcome::Ok, "C-1", "r1", "");
         log.add(NOON + 6 * MIN, "sam", Action::Search, Outcome::Ok, "C-2", "", "");
-        log.add(NOON + 7 * MIN, "sam", Action::Search, Outcome::Denied, "", "", "a case or incident number is required");
+        log.add(
+            NOON + 7 * MIN,
+            "sam",
+            Action::Search,
+            Outcome::Denied,
+            "",
+            "",
+            "a case or incident number is required",
+        );
         let night = NOON + 14 * 3_600_000; // 02:00 UTC
         log.add(night, "sam", Action::Search, Outcome::Ok, "C-3", "", "");
         log.add(night + MIN, "sam", Action::ReleaseRequested, Outcome::Ok, "C-3", "x", "");
@@ -768,10 +922,15 @@ mod tests {
         assert_eq!(r.searches.total, 5);
         assert_eq!(r.flags.bursts.len(), 1);
         assert_eq!((r.flags.bursts[0].user.as_str(), r.flags.bursts[0].count), ("olive", 3));
-        assert_eq!(r.flags.search_without_case.len(), 1, "the refused one in the period; the one before it is not in the period");
+        assert_eq!(
+            r.flags.search_without_case.len(),
+            1,
+            "the refused one in the period; the one before it is not in the period"
+        );
         assert_eq!(r.flags.search_without_case[0].outcome, Outcome::Denied);
         assert_eq!(r.flags.unusual_hours.iter().map(|m| m.case_number.as_str()).collect::<Vec<_>>(), vec!["C-3"]);
-        let without: Vec<&str> = r.searches.without_later_hold_or_release.iter().map(|m| m.case_number.as_str()).collect();
+        let without: Vec<&str> =
+            r.searches.without_later_hold_or_release.iter().map(|m| m.case_number.as_str()).collect();
         assert_eq!(without, vec!["C-2"], "C-1 led to a hold, C-3 to a release request");
         let sam = r.searches.per_user.iter().find(|u| u.user == "sam").unwrap();
         assert_eq!((sam.searches, sam.refused), (2, 1));
@@ -784,7 +943,15 @@ mod tests {
     fn a_period_without_sweeps_shows_the_gap_and_refusals_are_listed() {
         let mut log = Log(vec![]);
         log.add(NOON, "system", Action::RetentionPurge, Outcome::Ok, "", "reads", "completed");
-        log.add(NOON + 3_600_000, "system", Action::RetentionPurge, Outcome::Denied, "", "reads", "refused: the clock is not synchronised");
+        log.add(
+            NOON + 3_600_000,
+            "system",
+            Action::RetentionPurge,
+            Outcome::Denied,
+            "",
+            "reads",
+            "refused: the clock is not synchronised",
+        );
         let r = report(&log, &[], &rules(), NOON - MIN, NOON + 10 * 3_600_000);
         assert_eq!(r.retention.sweeps_completed, 1);
         assert_eq!(r.retention.sweeps_refused.len(), 1);

@@ -209,14 +209,26 @@ impl UserService {
         self.put_password(by, username, password, true, now_ms)
     }
 
-    fn put_password(&self, by: &Actor, username: &str, password: &str, temporary: bool, now_ms: i64) -> Result<User, UserError> {
+    fn put_password(
+        &self,
+        by: &Actor,
+        username: &str,
+        password: &str,
+        temporary: bool,
+        now_ms: i64,
+    ) -> Result<User, UserError> {
         let a = Action::PasswordChanged;
         let _w = self.lock_writes();
         let user = self.existing(by, a, username)?;
         if let Some(p) = password::password_problem(password, &user.username) {
             return self.refuse(by, a, &user.username, p.into());
         }
-        let updated = User { password_hash: password::hash_password(password)?, password_changed_ms: now_ms, must_change_password: temporary, ..user };
+        let updated = User {
+            password_hash: password::hash_password(password)?,
+            password_changed_ms: now_ms,
+            must_change_password: temporary,
+            ..user
+        };
         let detail = if temporary { "temporary: must be changed at the next login".to_string() } else { String::new() };
         self.commit(Self::entry(by, a, &updated.username, Outcome::Ok, detail), || self.store.put_user(&updated))?;
         self.sessions.end_user(&updated.username);
@@ -275,7 +287,14 @@ impl UserService {
         }
         if console && user.roles.contains(&Role::Admin) && users::may_act(&user, &self.policy, now_ms).is_ok() {
             let others = self.store.list_users()?;
-            let others = others.iter().filter(|u| u.username != user.username && u.roles.contains(&Role::Admin) && users::may_act(u, &self.policy, now_ms).is_ok()).count();
+            let others = others
+                .iter()
+                .filter(|u| {
+                    u.username != user.username
+                        && u.roles.contains(&Role::Admin)
+                        && users::may_act(u, &self.policy, now_ms).is_ok()
+                })
+                .count();
             if others == 0 {
                 return self.refuse(by, a, &user.username, UserError::LastAdmin(user.username.clone()));
             }
@@ -305,17 +324,37 @@ impl UserService {
 
     /// Checks a password and the account's rules; on success a new session. The error names the real
     /// reason (the audit entry records it); the console answers every refusal alike.
-    pub fn login(&self, username: &str, password: &str, source: &str, now_ms: i64) -> Result<(User, Session), UserError> {
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        source: &str,
+        now_ms: i64,
+    ) -> Result<(User, Session), UserError> {
         self.sign_in(username, password, None, source, now_ms)
     }
 
     /// A user who proves their current password (the temporary one an administrator set, or their own)
     /// replaces it and is logged in. A wrong current password counts as a failed login.
-    pub fn change_own_password(&self, username: &str, current: &str, new: &str, source: &str, now_ms: i64) -> Result<(User, Session), UserError> {
+    pub fn change_own_password(
+        &self,
+        username: &str,
+        current: &str,
+        new: &str,
+        source: &str,
+        now_ms: i64,
+    ) -> Result<(User, Session), UserError> {
         self.sign_in(username, current, Some(new), source, now_ms)
     }
 
-    fn sign_in(&self, username: &str, password: &str, new_password: Option<&str>, source: &str, now_ms: i64) -> Result<(User, Session), UserError> {
+    fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        new_password: Option<&str>,
+        source: &str,
+        now_ms: i64,
+    ) -> Result<(User, Session), UserError> {
         let unknown = |detail: &str| -> Result<(User, Session), UserError> {
             password::verify_nothing(password);
             let by = Actor { user: UNKNOWN_USER.into(), organisation: String::new(), source: source.into() };
@@ -351,11 +390,16 @@ impl UserService {
             Ok(()) => {
                 let mut updated = updated;
                 if let Some(new) = new_password {
-                    let problem = password::password_problem(new, &name).or((new == password).then_some(PasswordProblem::Unchanged));
+                    let problem = password::password_problem(new, &name)
+                        .or((new == password).then_some(PasswordProblem::Unchanged));
                     if let Some(p) = problem {
                         return self.refuse(&by, Action::PasswordChanged, &name, p.into());
                     }
-                    let detail = if updated.must_change_password { "by the user, replacing a password an administrator set" } else { "by the user" };
+                    let detail = if updated.must_change_password {
+                        "by the user, replacing a password an administrator set"
+                    } else {
+                        "by the user"
+                    };
                     updated = User {
                         password_hash: password::hash_password(new)?,
                         password_changed_ms: now_ms,
@@ -363,7 +407,9 @@ impl UserService {
                         last_login_ms: Some(now_ms),
                         ..updated
                     };
-                    self.commit(Self::entry(&by, Action::PasswordChanged, &name, Outcome::Ok, detail.into()), || self.store.put_user(&updated))?;
+                    self.commit(Self::entry(&by, Action::PasswordChanged, &name, Outcome::Ok, detail.into()), || {
+                        self.store.put_user(&updated)
+                    })?;
                     self.sessions.end_user(&name);
                 }
                 let before = self.sessions.count_for(&name, now_ms);

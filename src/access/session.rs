@@ -71,10 +71,12 @@ impl Sessions {
         let mut b = [0u8; TOKEN_BYTES];
         getrandom::getrandom(&mut b).map_err(|e| TokenError(e.to_string()))?;
         let token = hex::encode(b);
-        let s = Session { token: token.clone(), username: username.to_string(), created_ms: now_ms, last_seen_ms: now_ms };
+        let s =
+            Session { token: token.clone(), username: username.to_string(), created_ms: now_ms, last_seen_ms: now_ms };
         let mut map = self.map();
         map.retain(|_, s| self.ended(s, now_ms).is_none());
-        let mut mine: Vec<(i64, String)> = map.values().filter(|x| x.username == username).map(|x| (x.created_ms, x.token.clone())).collect();
+        let mut mine: Vec<(i64, String)> =
+            map.values().filter(|x| x.username == username).map(|x| (x.created_ms, x.token.clone())).collect();
         mine.sort();
         let over = (mine.len() + 1).saturating_sub(MAX_SESSIONS_PER_USER);
         for (_, t) in mine.into_iter().take(over) {

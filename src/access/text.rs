@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(CaseNumber::parse(&"9".repeat(64)).unwrap().as_str().len(), 64);
         // Characters, not bytes: 64 × `é` is 128 bytes and still fits.
         assert!(CaseNumber::parse(&"é".repeat(64)).is_ok());
-        assert_eq!(CaseNumber::parse(&"9".repeat(65)), Err(TextError::TooLong { what: "the case number", max: "64 characters" }));
+        assert_eq!(
+            CaseNumber::parse(&"9".repeat(65)),
+            Err(TextError::TooLong { what: "the case number", max: "64 characters" })
+        );
         assert_eq!(CaseNumber::parse("  "), Err(TextError::Empty("the case number")));
         assert_eq!(CaseNumber::parse(""), Err(TextError::Empty("the case number")));
         for bad in ["C-1\0", "C\n1", "C\t1", "C\u{7f}1", "C\u{85}1"] {

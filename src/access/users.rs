@@ -274,7 +274,12 @@ pub fn may_act(user: &User, policy: &AccessPolicy, now_ms: i64) -> Result<(), Lo
 /// reaches `lockout_failures` within the window locks it. Only with the right password are lock,
 /// inactivity and training reported, so the attempt after the locking one is refused even with the
 /// right password.
-pub fn check_login(user: &User, password_ok: bool, policy: &AccessPolicy, now_ms: i64) -> (User, Result<(), LoginDenied>) {
+pub fn check_login(
+    user: &User,
+    password_ok: bool,
+    policy: &AccessPolicy,
+    now_ms: i64,
+) -> (User, Result<(), LoginDenied>) {
     let mut u = user.clone();
     // Failures from "the future" (clock stepped back) still count: the safe side.
     u.failed_logins.retain(|t| now_ms - t < policy.lockout_window_ms);
@@ -332,7 +337,10 @@ mod tests {
             roles: vec![Role::Operator],
         };
         let u = new_user(n, "$argon2id$dummy".into(), "admin", T0 - 10 * DAY).unwrap();
-        with_training(&u, Training { course: "ALPR operator".into(), completed_ms: T0 - 10 * DAY, expires_ms: T0 + 365 * DAY })
+        with_training(
+            &u,
+            Training { course: "ALPR operator".into(), completed_ms: T0 - 10 * DAY, expires_ms: T0 + 365 * DAY },
+        )
     }
 
     #[test]
@@ -402,7 +410,10 @@ mod tests {
         assert_eq!(r, Err(LoginDenied::Locked { kind: LockKind::FailedLogins }));
         assert_eq!(u2.last_login_ms, None);
         // And it stays locked long after the window: only an administrator unlocks.
-        assert_eq!(check_login(&u, true, &policy(), T0 + 30 * DAY).1, Err(LoginDenied::Locked { kind: LockKind::FailedLogins }));
+        assert_eq!(
+            check_login(&u, true, &policy(), T0 + 30 * DAY).1,
+            Err(LoginDenied::Locked { kind: LockKind::FailedLogins })
+        );
         let u = unlocked(&u, T0 + DAY);
         assert_eq!(check_login(&u, true, &policy(), T0 + DAY + 1).1, Ok(()));
     }
@@ -446,12 +457,21 @@ mod tests {
         let mut untrained = u.clone();
         untrained.training.clear();
         assert_eq!(check_login(&untrained, true, &p, T0).1, Err(course.clone()));
-        let other = with_training(&untrained, Training { course: "First aid".into(), completed_ms: T0 - DAY, expires_ms: T0 + DAY });
+        let other = with_training(
+            &untrained,
+            Training { course: "First aid".into(), completed_ms: T0 - DAY, expires_ms: T0 + DAY },
+        );
         assert_eq!(check_login(&other, true, &p, T0).1, Err(course.clone()));
         // Every required course, case-insensitive.
         let p2 = AccessPolicy { required_courses: vec!["ALPR operator".into(), "CJIS security".into()], ..p.clone() };
-        assert_eq!(check_login(&u, true, &p2, T0).1, Err(LoginDenied::NoCurrentTraining { course: "CJIS security".into() }));
-        let both = with_training(&u, Training { course: "cjis SECURITY".into(), completed_ms: T0 - DAY, expires_ms: T0 + DAY });
+        assert_eq!(
+            check_login(&u, true, &p2, T0).1,
+            Err(LoginDenied::NoCurrentTraining { course: "CJIS security".into() })
+        );
+        let both = with_training(
+            &u,
+            Training { course: "cjis SECURITY".into(), completed_ms: T0 - DAY, expires_ms: T0 + DAY },
+        );
         assert_eq!(check_login(&both, true, &p2, T0).1, Ok(()));
     }
 
@@ -507,10 +527,22 @@ mod tests {
 
     #[test]
     fn admin_and_data_roles_are_never_held_together() {
-        let n = |roles: Vec<Role>| NewUser { username: "x1".into(), display_name: "X".into(), organisation: "PD".into(), job_title: "t".into(), roles };
-        assert_eq!(new_user(n(vec![Role::Admin, Role::Supervisor]), String::new(), "a", 0), Err(UserInvalid::Separation));
+        let n = |roles: Vec<Role>| NewUser {
+            username: "x1".into(),
+            display_name: "X".into(),
+            organisation: "PD".into(),
+            job_title: "t".into(),
+            roles,
+        };
+        assert_eq!(
+            new_user(n(vec![Role::Admin, Role::Supervisor]), String::new(), "a", 0),
+            Err(UserInvalid::Separation)
+        );
         assert_eq!(new_user(n(vec![Role::Operator, Role::Admin]), String::new(), "a", 0), Err(UserInvalid::Separation));
-        assert!(new_user(n(vec![Role::Admin, Role::Auditor]), String::new(), "a", 0).is_ok(), "auditing is not reading data");
+        assert!(
+            new_user(n(vec![Role::Admin, Role::Auditor]), String::new(), "a", 0).is_ok(),
+            "auditing is not reading data"
+        );
         // An account stored before the rule may not act until split.
         let mut u = trained_user();
         u.roles = vec![Role::Admin, Role::Operator];

@@ -160,18 +160,27 @@ pub fn verdict(e: &Evidence) -> Aim {
             return fix(if e.watched_ms >= RECENT_MS {
                 "no plates in the last 10 minutes: check the aim, the focus and the region of interest".to_string()
             } else {
-                format!("no plates yet (watching for {} s): wait for a car, or check the aim and focus", e.watched_ms / 1000)
+                format!(
+                    "no plates yet (watching for {} s): wait for a car, or check the aim and focus",
+                    e.watched_ms / 1000
+                )
             });
         }
         let h = median(&e.plates.iter().map(|p| p.height_px).collect::<Vec<_>>()).unwrap_or(0.0);
-        return fix(format!("plates found ({h:.0} px high) but none reads: check the focus and motion blur (shorter exposure)"));
+        return fix(format!(
+            "plates found ({h:.0} px high) but none reads: check the focus and motion blur (shorter exposure)"
+        ));
     };
     let from = if e.plates.iter().any(|p| p.text.is_some()) { "" } else { " (last 10 minutes)" };
     if h < lo as f32 {
-        return fix(format!("plates {h:.0} px high{from}, too small: zoom in or move closer (recommended {lo}–{hi} px)"));
+        return fix(format!(
+            "plates {h:.0} px high{from}, too small: zoom in or move closer (recommended {lo}–{hi} px)"
+        ));
     }
     if h > hi as f32 {
-        return fix(format!("plates {h:.0} px high{from}, too large: zoom out or move back (recommended {lo}–{hi} px)"));
+        return fix(format!(
+            "plates {h:.0} px high{from}, too large: zoom out or move back (recommended {lo}–{hi} px)"
+        ));
     }
     let tilts: Vec<f32> = e.plates.iter().filter_map(|p| p.tilt_deg).collect();
     if let Some(t) = median(&tilts).filter(|t| t.abs() > e.max_tilt_deg) {
@@ -192,16 +201,32 @@ mod tests {
     }
 
     fn plate(h: f32, tilt: Option<f32>, text: Option<&str>) -> SeenPlate {
-        SeenPlate { bbox: [0.0, 0.0, 2.0 * h, h], height_px: h, tilt_deg: tilt, text: text.map(String::from), confidence: 0.9, fit: "ok" }
+        SeenPlate {
+            bbox: [0.0, 0.0, 2.0 * h, h],
+            height_px: h,
+            tilt_deg: tilt,
+            text: text.map(String::from),
+            confidence: 0.9,
+            fit: "ok",
+        }
     }
 
     fn ev<'a>(plates: &'a [SeenPlate], recent: &'a [f32]) -> Evidence<'a> {
-        Evidence { plates, recent_heights: recent, watched_ms: 20 * 60_000, brightness: Some(120.0), band: [24, 130], max_tilt_deg: 15.0, rotate_deg: 0.0 }
+        Evidence {
+            plates,
+            recent_heights: recent,
+            watched_ms: 20 * 60_000,
+            brightness: Some(120.0),
+            band: [24, 130],
+            max_tilt_deg: 15.0,
+            rotate_deg: 0.0,
+        }
     }
 
     #[test]
     fn the_band_is_the_longest_run_of_heights_that_read() {
-        let c = [pt(40, 10), pt(10, 0), pt(16, 6), pt(20, 9), pt(24, 10), pt(32, 9), pt(64, 10), pt(200, 7), pt(300, 10)];
+        let c =
+            [pt(40, 10), pt(10, 0), pt(16, 6), pt(20, 9), pt(24, 10), pt(32, 9), pt(64, 10), pt(200, 7), pt(300, 10)];
         assert_eq!(band_from_curve(&c, 0.9), Some((20, 64)));
         assert_eq!(band_from_curve(&c, 1.0), Some((40, 64)));
         assert_eq!(band_from_curve(&[pt(10, 1)], 0.9), None);
@@ -230,17 +255,28 @@ mod tests {
     #[test]
     fn verdicts_in_plain_words() {
         let small = [plate(18.0, Some(1.0), Some("7ABC123"))];
-        assert_eq!(verdict(&ev(&small, &[])).text, "plates 18 px high, too small: zoom in or move closer (recommended 24–130 px)");
+        assert_eq!(
+            verdict(&ev(&small, &[])).text,
+            "plates 18 px high, too small: zoom in or move closer (recommended 24–130 px)"
+        );
         let large = [plate(150.0, None, Some("7ABC123"))];
         assert!(verdict(&ev(&large, &[])).text.contains("too large: zoom out"));
         let tilted = [plate(40.0, Some(22.0), Some("7ABC123"))];
         let v = verdict(&ev(&tilted, &[]));
         assert!(v.text.contains("too oblique") && v.text.contains("rotate_deg = 22"), "{}", v.text);
         let good = [plate(40.0, Some(2.0), Some("7ABC123")), plate(44.0, None, Some("8XYZ999"))];
-        assert_eq!(verdict(&ev(&good, &[])), Aim { level: "ok", text: "plates 44 px high: within the recommended 24–130 px; aimed well".into() });
+        assert_eq!(
+            verdict(&ev(&good, &[])),
+            Aim { level: "ok", text: "plates 44 px high: within the recommended 24–130 px; aimed well".into() }
+        );
         // No plate on the snapshot: the last ten minutes speak.
-        assert!(verdict(&ev(&[], &[16.0, 17.0, 15.0])).text.starts_with("plates 16 px high (last 10 minutes), too small"));
-        assert_eq!(verdict(&ev(&[], &[])).text, "no plates in the last 10 minutes: check the aim, the focus and the region of interest");
+        assert!(verdict(&ev(&[], &[16.0, 17.0, 15.0]))
+            .text
+            .starts_with("plates 16 px high (last 10 minutes), too small"));
+        assert_eq!(
+            verdict(&ev(&[], &[])).text,
+            "no plates in the last 10 minutes: check the aim, the focus and the region of interest"
+        );
         let mut young = ev(&[], &[]);
         young.watched_ms = 30_000;
         assert!(verdict(&young).text.starts_with("no plates yet (watching for 30 s)"));

@@ -65,9 +65,15 @@ pub fn rates(before: &Sample, now: &Sample, secs: f64, last: Option<Rates>) -> R
     let decoded = d(before.frames_decoded, now.frames_decoded);
     let sampled = d(before.frames_sampled, now.frames_sampled);
     let gated = d(before.frames_gated, now.frames_gated);
-    let since = if now.frames_decoded > before.frames_decoded { 0.0 } else { last.map_or(0.0, |l| l.since_frame_s) + secs };
+    let since =
+        if now.frames_decoded > before.frames_decoded { 0.0 } else { last.map_or(0.0, |l| l.since_frame_s) + secs };
     let r1 = |x: f64| (x * 10.0).round() / 10.0;
-    Rates { decoded_fps: r1(decoded), analysed_fps: r1(sampled - gated), gated_fps: r1(gated), since_frame_s: r1(since) }
+    Rates {
+        decoded_fps: r1(decoded),
+        analysed_fps: r1(sampled - gated),
+        gated_fps: r1(gated),
+        since_frame_s: r1(since),
+    }
 }
 
 /// What an installer on a ladder needs to hear, in plain words.
@@ -88,7 +94,8 @@ pub fn verdict(s: &Sample, r: Option<&Rates>) -> String {
         return format!("no frame for {:.0} s: the camera or the network stalls", r.since_frame_s);
     }
     if s.motion_gate && s.frames_sampled >= 20 && s.frames_gated == s.frames_sampled {
-        return "motion gate never opens: nothing moves in the region of interest, or motion_threshold is too high".into();
+        return "motion gate never opens: nothing moves in the region of interest, or motion_threshold is too high"
+            .into();
     }
     let sampled = r.analysed_fps + r.gated_fps;
     if s.analysis_fps > 0.0 && sampled < 0.5 * s.analysis_fps.min(r.decoded_fps.max(0.1)) {
@@ -132,7 +139,11 @@ mod tests {
         let (a, b) = (s("streaming", 100, 50, 10), s("streaming", 150, 60, 12));
         let r = rates(&a, &b, 2.0, None);
         assert_eq!((r.decoded_fps, r.analysed_fps, r.gated_fps, r.since_frame_s), (25.0, 4.0, 1.0, 0.0));
-        assert!(verdict(&b, Some(&r)).starts_with("streaming 25.0 fps, analysing 4.0 fps"), "{}", verdict(&b, Some(&r)));
+        assert!(
+            verdict(&b, Some(&r)).starts_with("streaming 25.0 fps, analysing 4.0 fps"),
+            "{}",
+            verdict(&b, Some(&r))
+        );
         let stalled = rates(&b, &b, 2.0, Some(rates(&b, &b, 2.0, Some(r))));
         assert_eq!(stalled.since_frame_s, 4.0);
         assert!(verdict(&b, Some(&stalled)).starts_with("no frame for 4 s"));

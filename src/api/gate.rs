@@ -48,7 +48,9 @@ pub enum Refused {
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         let (status, retry, msg) = match self {
-            Refused::TooOften => (StatusCode::TOO_MANY_REQUESTS, "60", "too many login attempts from this address; wait a minute"),
+            Refused::TooOften => {
+                (StatusCode::TOO_MANY_REQUESTS, "60", "too many login attempts from this address; wait a minute")
+            }
             Refused::Busy => (StatusCode::SERVICE_UNAVAILABLE, "2", "too many logins at once; try again in a moment"),
         };
         (status, [(header::RETRY_AFTER, retry)], Json(serde_json::json!({ "error": msg }))).into_response()

@@ -16,8 +16,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The Content-Security-Policy of every answer.
 pub fn content_security_policy() -> String {
-    let style = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(crate::config::policy::HTML_STYLE.as_bytes()));
-    let report = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(crate::access::report::HTML_STYLE.as_bytes()));
+    let style =
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(crate::config::policy::HTML_STYLE.as_bytes()));
+    let report =
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(crate::access::report::HTML_STYLE.as_bytes()));
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self' 'sha256-{style}' 'sha256-{report}'; img-src 'self' blob:; connect-src 'self'; \
          form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -26,7 +28,8 @@ pub fn content_security_policy() -> String {
 
 /// The fixed headers, by name and value.
 pub fn security_headers() -> Vec<(header::HeaderName, HeaderValue)> {
-    let csp = HeaderValue::from_str(&content_security_policy()).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    let csp = HeaderValue::from_str(&content_security_policy())
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
     vec![
         (header::CONTENT_SECURITY_POLICY, csp),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),

@@ -3,14 +3,14 @@
 //! it is answered, and an audit failure refuses the access. [`ROUTES`] lists every route with its audit
 //! rule; [`headers`] sets the security headers on every answer; [`gate`] bounds password checks.
 
-pub mod gate;
 pub mod aim;
 pub mod cameras;
+pub mod gate;
 pub mod headers;
 pub mod roi;
+mod routes;
 pub mod snapshot;
 pub mod tarball;
-mod routes;
 pub mod tls;
 
 pub use routes::{role_lines, Audit, Route, ROUTES};

@@ -23,10 +23,12 @@ pub enum RoiError {
 
 /// Twice the signed area (shoelace); positive when the points turn counter-clockwise in y-up axes.
 fn twice_area(p: &[[f64; 2]]) -> f64 {
-    (0..p.len()).map(|i| {
-        let (a, b) = (p[i], p[(i + 1) % p.len()]);
-        a[0] * b[1] - b[0] * a[1]
-    }).sum()
+    (0..p.len())
+        .map(|i| {
+            let (a, b) = (p[i], p[(i + 1) % p.len()]);
+            a[0] * b[1] - b[0] * a[1]
+        })
+        .sum()
 }
 
 /// The polygon's area in square pixels.
@@ -49,7 +51,10 @@ pub fn segments_meet(a: [f64; 2], b: [f64; 2], c: [f64; 2], d: [f64; 2]) -> bool
     if o1 * o2 < 0.0 && o3 * o4 < 0.0 {
         return true;
     }
-    (o1 == 0.0 && on_segment(a, b, c)) || (o2 == 0.0 && on_segment(a, b, d)) || (o3 == 0.0 && on_segment(c, d, a)) || (o4 == 0.0 && on_segment(c, d, b))
+    (o1 == 0.0 && on_segment(a, b, c))
+        || (o2 == 0.0 && on_segment(a, b, d))
+        || (o3 == 0.0 && on_segment(c, d, a))
+        || (o4 == 0.0 && on_segment(c, d, b))
 }
 
 /// The first pair of non-adjacent edges that meet (edge i runs from point i to point i + 1).
@@ -74,7 +79,12 @@ pub fn check(points: &[[f64; 2]], width: u32, height: u32) -> Result<Vec<[u32; 2
     }
     let mut out: Vec<[u32; 2]> = Vec::with_capacity(points.len());
     for (index, &[x, y]) in points.iter().enumerate() {
-        if !(x.is_finite() && y.is_finite()) || x < -0.5 || y < -0.5 || x > width as f64 + 0.5 || y > height as f64 + 0.5 {
+        if !(x.is_finite() && y.is_finite())
+            || x < -0.5
+            || y < -0.5
+            || x > width as f64 + 0.5
+            || y > height as f64 + 0.5
+        {
             return Err(RoiError::Outside { index, x, y, width, height });
         }
         let q = [(x.round().max(0.0) as u32).min(width), (y.round().max(0.0) as u32).min(height)];
@@ -132,7 +142,8 @@ mod tests {
 
     #[test]
     fn a_drawn_outline_becomes_whole_pixels_inside_the_frame() {
-        let r = check(&[[100.4, 200.6], [1200.0, 210.0], [1279.8, 719.9], [100.0, 700.0], [100.0, 700.2]], 1280, 720).unwrap();
+        let r = check(&[[100.4, 200.6], [1200.0, 210.0], [1279.8, 719.9], [100.0, 700.0], [100.0, 700.2]], 1280, 720)
+            .unwrap();
         assert_eq!(r, vec![[100, 201], [1200, 210], [1280, 720], [100, 700]], "rounded, the repeated point dropped");
         assert_eq!(area(&[[0, 0], [10, 0], [10, 10], [0, 10]]), 100.0);
         assert_eq!(area(&[[0, 0], [0, 10], [10, 10], [10, 0]]), 100.0, "either direction");
@@ -142,15 +153,27 @@ mod tests {
     fn bad_outlines_are_refused_with_the_reason() {
         assert_eq!(check(&[[0.0, 0.0], [10.0, 0.0]], 100, 100), Err(RoiError::Points(2)));
         assert_eq!(check(&vec![[1.0, 1.0]; 33], 100, 100), Err(RoiError::Points(33)));
-        assert!(matches!(check(&[[0.0, 0.0], [150.0, 0.0], [0.0, 50.0]], 100, 100), Err(RoiError::Outside { index: 1, .. })));
-        assert!(matches!(check(&[[0.0, 0.0], [f64::NAN, 0.0], [0.0, 50.0]], 100, 100), Err(RoiError::Outside { index: 1, .. })));
+        assert!(matches!(
+            check(&[[0.0, 0.0], [150.0, 0.0], [0.0, 50.0]], 100, 100),
+            Err(RoiError::Outside { index: 1, .. })
+        ));
+        assert!(matches!(
+            check(&[[0.0, 0.0], [f64::NAN, 0.0], [0.0, 50.0]], 100, 100),
+            Err(RoiError::Outside { index: 1, .. })
+        ));
         // A figure of eight: edge 1 (0,0)-(100,100) crosses edge 3 (100,0)-(0,100).
-        assert_eq!(check(&[[0.0, 0.0], [100.0, 100.0], [100.0, 0.0], [0.0, 100.0]], 100, 100), Err(RoiError::Crossing(1, 3)));
+        assert_eq!(
+            check(&[[0.0, 0.0], [100.0, 100.0], [100.0, 0.0], [0.0, 100.0]], 100, 100),
+            Err(RoiError::Crossing(1, 3))
+        );
         // Points that collapse to a line after rounding.
         assert_eq!(check(&[[5.0, 5.0], [5.2, 5.1], [4.9, 5.0]], 100, 100), Err(RoiError::Points(1)));
         assert!(matches!(check(&[[0.0, 0.0], [5.0, 0.0], [5.0, 5.0]], 100, 100), Err(RoiError::TooSmall(_))));
         // An edge that runs back over another is a crossing too.
-        assert!(matches!(check(&[[0.0, 0.0], [80.0, 0.0], [80.0, 80.0], [40.0, 0.0], [0.0, 80.0]], 100, 100), Err(RoiError::Crossing(..))));
+        assert!(matches!(
+            check(&[[0.0, 0.0], [80.0, 0.0], [80.0, 80.0], [40.0, 0.0], [0.0, 80.0]], 100, 100),
+            Err(RoiError::Crossing(..))
+        ));
     }
 
     #[test]
@@ -167,7 +190,10 @@ mod tests {
         let s = snippet("lane \"1\"", &roi, 1280, 720);
         assert!(s.contains("id = \"lane \\\"1\\\"\""), "{s}");
         // Pasted into a camera's table, the daemon's own loader reads the same region.
-        let text = format!("[site]\nsite_id = \"s\"\ndevice_id = \"d\"\n[[cameras]]\nid = \"lane1\"\nurl = \"file:///v.mp4\"\n{}", snippet("lane1", &roi, 1280, 720));
+        let text = format!(
+            "[site]\nsite_id = \"s\"\ndevice_id = \"d\"\n[[cameras]]\nid = \"lane1\"\nurl = \"file:///v.mp4\"\n{}",
+            snippet("lane1", &roi, 1280, 720)
+        );
         let loaded = crate::config::load_texts(&[(std::path::Path::new("p.toml"), text.as_str())]).unwrap();
         let t = &loaded.config.cameras[0];
         assert_eq!(t.roi, roi);

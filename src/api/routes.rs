@@ -8,7 +8,6 @@
 
 mod aim;
 
-use aim::{roi_snippet, snapshot_stream};
 use super::gate::LoginGate;
 use super::ApiState;
 use crate::access::export::{export, Exporter};
@@ -18,8 +17,10 @@ use crate::access::service::UserError;
 use crate::access::text::{for_audit, CaseNumber, Note, Reason};
 use crate::access::users::{LoginDenied, User};
 use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
+use crate::clock::now_ms;
 use crate::store::{Decision, HoldRequest, ImageKind, PlatePattern, ReadId, StoreError, StoredRead, Verification};
 use crate::uplink::payload::ReadV1;
+use aim::{roi_snippet, snapshot_stream};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -29,7 +30,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use crate::clock::now_ms;
 
 /// What the handlers share: the daemon's [`ApiState`] and the router's own guards.
 pub(super) struct Shared {
@@ -170,7 +170,10 @@ async fn console_css() -> impl IntoResponse {
 pub fn role_lines() -> Vec<crate::config::policy::RoleLine> {
     roles::PERMISSIONS
         .iter()
-        .map(|(r, ps)| crate::config::policy::RoleLine { role: r.as_str().to_string(), permissions: ps.iter().map(|p| p.as_str().replace('_', " ")).collect() })
+        .map(|(r, ps)| crate::config::policy::RoleLine {
+            role: r.as_str().to_string(),
+            permissions: ps.iter().map(|p| p.as_str().replace('_', " ")).collect(),
+        })
         .collect()
 }
 
@@ -179,7 +182,10 @@ async fn policy_html(State(s): St) -> impl IntoResponse {
 }
 
 async fn policy_md(State(s): St) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], crate::config::policy::markdown(&s.config, &role_lines()))
+    (
+        [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+        crate::config::policy::markdown(&s.config, &role_lines()),
+    )
 }
 
 /// The signed-in user of a request, re-checked (lock, training) on every call.
@@ -234,7 +240,15 @@ fn require_any(s: &ApiState, c: &Caller, ps: &[Permission], action: Action, obje
         return Ok(());
     }
     let names: Vec<&str> = ps.iter().map(|p| p.as_str()).collect();
-    audit(s, NewAuditEntry { object: for_audit(object), outcome: Some(Outcome::Denied), detail: format!("role lacks {}", names.join(" or ")), ..c.entry(action) })?;
+    audit(
+        s,
+        NewAuditEntry {
+            object: for_audit(object),
+            outcome: Some(Outcome::Denied),
+            detail: format!("role lacks {}", names.join(" or ")),
+            ..c.entry(action)
+        },
+    )?;
     Err(err(StatusCode::FORBIDDEN, format!("your role may not {}", names.join(" or ").replace('_', " "))))
 }
 
@@ -266,7 +280,11 @@ fn act<T>(s: &ApiState, entry: NewAuditEntry, change: impl FnOnce() -> Result<T,
 fn act_on<T>(sink: &dyn AuditSink, entry: NewAuditEntry, change: impl FnOnce() -> Result<T, StoreError>) -> Res<T> {
     let seq = record(sink, NewAuditEntry { outcome: Some(Outcome::Ok), ..entry.clone() })?;
     change().map_err(|e| {
-        let void = NewAuditEntry { outcome: Some(Outcome::Error), detail: format!("not done, entry #{seq} is void: {e}"), ..entry };
+        let void = NewAuditEntry {
+            outcome: Some(Outcome::Error),
+            detail: format!("not done, entry #{seq} is void: {e}"),
+            ..entry
+        };
         if let Err(ae) = sink.record(void) {
             log::error!("audit: cannot record that entry #{seq} was not done: {ae}");
         }
@@ -294,21 +312,30 @@ struct LoginBody {
 
 /// What a failed login is told, whatever the reason: a wrong password, an unknown, locked, disabled or
 /// untrained account all read alike, so the answer confirms nothing; the audit entry has the reason.
-const LOGIN_FAILED: &str = "wrong username or password, or the account may not log in; ask an administrator if this persists";
+const LOGIN_FAILED: &str =
+    "wrong username or password, or the account may not log in; ask an administrator if this persists";
 
 fn login_error(e: UserError) -> ApiError {
     match e {
         UserError::Audit(_) | UserError::Store(_) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        UserError::Denied(LoginDenied::MustChangePassword) => ApiError(StatusCode::FORBIDDEN, LoginDenied::MustChangePassword.to_string()),
+        UserError::Denied(LoginDenied::MustChangePassword) => {
+            ApiError(StatusCode::FORBIDDEN, LoginDenied::MustChangePassword.to_string())
+        }
         UserError::Password(p) => err(StatusCode::BAD_REQUEST, p.to_string()),
-        UserError::Denied(_) | UserError::NotFound(_) | UserError::Invalid(_) | UserError::Session(_) => err(StatusCode::UNAUTHORIZED, LOGIN_FAILED),
+        UserError::Denied(_) | UserError::NotFound(_) | UserError::Invalid(_) | UserError::Session(_) => {
+            err(StatusCode::UNAUTHORIZED, LOGIN_FAILED)
+        }
         other => err(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     }
 }
 
 /// Runs a password check (login or change) through the gate: rate limit per source address before any
 /// hashing, then a bounded number at once (see [`LoginGate`]).
-async fn verify_gated<T: Send + 'static>(s: &Arc<Shared>, addr: SocketAddr, f: impl FnOnce(&ApiState) -> Result<T, UserError> + Send + 'static) -> Result<T, Response> {
+async fn verify_gated<T: Send + 'static>(
+    s: &Arc<Shared>,
+    addr: SocketAddr,
+    f: impl FnOnce(&ApiState) -> Result<T, UserError> + Send + 'static,
+) -> Result<T, Response> {
     let permit = s.logins.admit(addr.ip()).map_err(|r| r.into_response())?;
     let st = s.clone();
     tokio::task::spawn_blocking(move || {
@@ -326,8 +353,13 @@ async fn verify_gated<T: Send + 'static>(s: &Arc<Shared>, addr: SocketAddr, f: i
     })
 }
 
-async fn login(State(s): St, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<LoginBody>) -> Result<Json<Value>, Response> {
-    let (user, session) = verify_gated(&s, addr, move |a| a.users.login(&b.username, &b.password, &addr.to_string(), now_ms())).await?;
+async fn login(
+    State(s): St,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(b): Json<LoginBody>,
+) -> Result<Json<Value>, Response> {
+    let (user, session) =
+        verify_gated(&s, addr, move |a| a.users.login(&b.username, &b.password, &addr.to_string(), now_ms())).await?;
     Ok(Json(json!({ "token": session.token, "user": user_json(&s, &user) })))
 }
 
@@ -340,14 +372,29 @@ struct ChangePasswordBody {
 }
 
 /// A user replaces their password (required after an administrator set it) and is logged in.
-async fn change_password(State(s): St, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<ChangePasswordBody>) -> Result<Json<Value>, Response> {
-    let (user, session) =
-        verify_gated(&s, addr, move |a| a.users.change_own_password(&b.username, &b.password, &b.new_password, &addr.to_string(), now_ms())).await?;
+async fn change_password(
+    State(s): St,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(b): Json<ChangePasswordBody>,
+) -> Result<Json<Value>, Response> {
+    let (user, session) = verify_gated(&s, addr, move |a| {
+        a.users.change_own_password(&b.username, &b.password, &b.new_password, &addr.to_string(), now_ms())
+    })
+    .await?;
     Ok(Json(json!({ "token": session.token, "user": user_json(&s, &user) })))
 }
 
-async fn logout(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, _body: Bytes) -> Res<Json<Value>> {
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+async fn logout(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    _body: Bytes,
+) -> Res<Json<Value>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
     s.users.logout(token, &addr.to_string()).map_err(user_error)?;
     Ok(Json(json!({ "ok": true })))
 }
@@ -378,7 +425,13 @@ fn check_why(s: &ApiState, why: &Why, base: NewAuditEntry) -> Res<CaseNumber> {
             Err(e) => e.to_string(),
         }
     };
-    refuse(s, NewAuditEntry { purpose: for_audit(&why.purpose), case_number: for_audit(&why.case_number), ..base }, Outcome::Denied, StatusCode::BAD_REQUEST, problem)
+    refuse(
+        s,
+        NewAuditEntry { purpose: for_audit(&why.purpose), case_number: for_audit(&why.case_number), ..base },
+        Outcome::Denied,
+        StatusCode::BAD_REQUEST,
+        problem,
+    )
 }
 
 /// A search: in a POST body, so plate and case number stay out of URLs and the logs that keep them.
@@ -398,7 +451,12 @@ struct SearchBody {
     per_page: Option<u64>,
 }
 
-async fn search(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(q): Json<SearchBody>) -> Res<Json<Value>> {
+async fn search(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(q): Json<SearchBody>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::Search, Action::Search, "")?;
     let base = NewAuditEntry { query: for_audit(&q.plate), ..c.entry(Action::Search) };
@@ -422,7 +480,11 @@ async fn search(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo
     let to = q.to.map(|t| t.as_millisecond()).unwrap_or(i64::MAX);
     let reads: Vec<StoredRead> = found
         .into_iter()
-        .filter(|r| r.captured_at_ms >= from && r.captured_at_ms <= to && q.camera.as_ref().is_none_or(|cam| &r.camera_id == cam))
+        .filter(|r| {
+            r.captured_at_ms >= from
+                && r.captured_at_ms <= to
+                && q.camera.as_ref().is_none_or(|cam| &r.camera_id == cam)
+        })
         .collect();
     let page: Vec<ReadV1> = reads.iter().skip(skip).take(per_page as usize).map(ReadV1::from).collect();
     audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(reads.len() as u64), ..base })?;
@@ -433,7 +495,13 @@ fn parse_id(id: &str) -> Option<ReadId> {
     id.parse::<uuid::Uuid>().ok().map(ReadId)
 }
 
-async fn read_detail(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<String>, Json(why): Json<Why>) -> Res<Json<Value>> {
+async fn read_detail(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Json(why): Json<Why>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewRead, Action::ViewRead, &id)?;
     let base = NewAuditEntry { object: for_audit(&id), ..c.entry(Action::ViewRead) };
@@ -444,7 +512,13 @@ async fn read_detail(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connec
     };
     let read = s.store.get_read(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let Some(read) = read else {
-        return refuse(&s, NewAuditEntry { result_count: Some(0), ..base }, Outcome::Error, StatusCode::NOT_FOUND, "no such read".into());
+        return refuse(
+            &s,
+            NewAuditEntry { result_count: Some(0), ..base },
+            Outcome::Error,
+            StatusCode::NOT_FOUND,
+            "no such read".into(),
+        );
     };
     let holds = s.store.holds_for(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(1), ..base })?;
@@ -454,7 +528,13 @@ async fn read_detail(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connec
     Ok(Json(v))
 }
 
-async fn read_crop(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<String>, Json(why): Json<Why>) -> Res<Response> {
+async fn read_crop(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Json(why): Json<Why>,
+) -> Res<Response> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewImage, Action::ViewImage, &id)?;
     let base = NewAuditEntry { object: for_audit(&id), ..c.entry(Action::ViewImage) };
@@ -465,7 +545,13 @@ async fn read_crop(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectI
     };
     let img = s.store.image(rid, ImageKind::Crop).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let Some(img) = img else {
-        return refuse(&s, NewAuditEntry { result_count: Some(0), ..base }, Outcome::Error, StatusCode::NOT_FOUND, "no crop for this read".into());
+        return refuse(
+            &s,
+            NewAuditEntry { result_count: Some(0), ..base },
+            Outcome::Error,
+            StatusCode::NOT_FOUND,
+            "no crop for this read".into(),
+        );
     };
     audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(1), ..base })?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], img).into_response())
@@ -480,22 +566,43 @@ struct HoldBody {
     expires_at: Option<jiff::Timestamp>,
 }
 
-async fn place_hold(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<HoldBody>) -> Res<Json<Value>> {
+async fn place_hold(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(b): Json<HoldBody>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::PlaceHold, Action::HoldPlaced, &b.read_id)?;
-    let base = NewAuditEntry { object: for_audit(&b.read_id), case_number: b.case_number.to_string(), detail: b.reason.to_string(), ..c.entry(Action::HoldPlaced) };
+    let base = NewAuditEntry {
+        object: for_audit(&b.read_id),
+        case_number: b.case_number.to_string(),
+        detail: b.reason.to_string(),
+        ..c.entry(Action::HoldPlaced)
+    };
     let Some(rid) = parse_id(&b.read_id) else {
         return refuse(&s, base, Outcome::Error, StatusCode::BAD_REQUEST, "not a read id".into());
     };
     let now = now_ms();
     let expires_at_ms = b.expires_at.map(|t| t.as_millisecond());
     if expires_at_ms.is_some_and(|e| e <= now) {
-        return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, "a hold's expiry must be in the future".into());
+        return refuse(
+            &s,
+            base,
+            Outcome::Denied,
+            StatusCode::BAD_REQUEST,
+            "a hold's expiry must be in the future".into(),
+        );
     }
     if s.store.get_read(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.is_none() {
         return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such read".into());
     }
-    let req = HoldRequest { placed_by: c.user.username.clone(), case_number: b.case_number.into_string(), reason: b.reason.into_string(), expires_at_ms };
+    let req = HoldRequest {
+        placed_by: c.user.username.clone(),
+        case_number: b.case_number.into_string(),
+        reason: b.reason.into_string(),
+        expires_at_ms,
+    };
     let h = act(&s, base, || s.store.place_hold(rid, req, now))?;
     Ok(Json(json!({ "hold_id": h.id, "read_id": h.read_id })))
 }
@@ -566,7 +673,15 @@ async fn list_holds(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     let n = v["holds"].as_array().map_or(0, |a| a.len());
-    audit(&s, NewAuditEntry { object: "holds".into(), outcome: Some(Outcome::Ok), result_count: Some(n as u64), ..c.entry(Action::HoldsViewed) })?;
+    audit(
+        &s,
+        NewAuditEntry {
+            object: "holds".into(),
+            outcome: Some(Outcome::Ok),
+            result_count: Some(n as u64),
+            ..c.entry(Action::HoldsViewed)
+        },
+    )?;
     Ok(Json(v))
 }
 
@@ -578,10 +693,19 @@ struct ReleaseHoldBody {
     reason: Reason,
 }
 
-async fn release_hold(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<ReleaseHoldBody>) -> Res<Json<Value>> {
+async fn release_hold(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(b): Json<ReleaseHoldBody>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ReleaseHold, Action::HoldReleased, &b.read_id)?;
-    let base = NewAuditEntry { object: format!("{}/{}", for_audit(&b.read_id), b.hold_id), detail: b.reason.to_string(), ..c.entry(Action::HoldReleased) };
+    let base = NewAuditEntry {
+        object: format!("{}/{}", for_audit(&b.read_id), b.hold_id),
+        detail: b.reason.to_string(),
+        ..c.entry(Action::HoldReleased)
+    };
     let Some(rid) = parse_id(&b.read_id) else {
         return refuse(&s, base, Outcome::Error, StatusCode::BAD_REQUEST, "not a read id".into());
     };
@@ -589,10 +713,13 @@ async fn release_hold(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
     let holds = s.store.holds_for(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match holds.iter().find(|h| h.id == b.hold_id) {
         None => refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such hold on this read".into()),
-        Some(h) if h.released.is_some() => refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, "the hold was already released".into()),
+        Some(h) if h.released.is_some() => {
+            refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, "the hold was already released".into())
+        }
         Some(h) => {
             let base = NewAuditEntry { case_number: h.case_number.clone(), ..base };
-            let h = act(&s, base, || s.store.release_hold(rid, b.hold_id, &c.user.username, b.reason.as_str(), now_ms()))?;
+            let h =
+                act(&s, base, || s.store.release_hold(rid, b.hold_id, &c.user.username, b.reason.as_str(), now_ms()))?;
             Ok(Json(json!({ "hold_id": h.id, "released": true })))
         }
     }
@@ -606,7 +733,13 @@ struct AlertDecisionBody {
     note: Note,
 }
 
-async fn alert_decision(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>, Json(b): Json<AlertDecisionBody>) -> Res<Json<Value>> {
+async fn alert_decision(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<uuid::Uuid>,
+    Json(b): Json<AlertDecisionBody>,
+) -> Res<Json<Value>> {
     let action = if b.decision == Decision::Verified { Action::AlertVerified } else { Action::AlertRejected };
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::VerifyAlert, action, &id.to_string())?;
@@ -614,9 +747,16 @@ async fn alert_decision(State(s): St, headers: HeaderMap, ConnectInfo(addr): Con
     let _g = s.change_lock();
     match s.store.alert(id).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
         None => refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such alert".into()),
-        Some(a) if a.verification.is_some() => refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, "the alert was already decided".into()),
+        Some(a) if a.verification.is_some() => {
+            refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, "the alert was already decided".into())
+        }
         Some(_) => {
-            let v = Verification { decision: b.decision, by: c.user.username.clone(), at_ms: now_ms(), note: b.note.into_string() };
+            let v = Verification {
+                decision: b.decision,
+                by: c.user.username.clone(),
+                at_ms: now_ms(),
+                note: b.note.into_string(),
+            };
             let rec = act(&s, base, || s.store.verify_alert(id, v))?;
             Ok(Json(json!({ "alert": rec.id, "decision": b.decision })))
         }
@@ -634,7 +774,12 @@ struct AlertsQuery {
 
 /// The alert queue, newest first: each hit with the read's text, camera and time, the list entry it
 /// matched, the match kind and score, and its verification if decided.
-async fn list_alerts(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Query(q): Query<AlertsQuery>) -> Res<Json<Value>> {
+async fn list_alerts(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<AlertsQuery>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, "alert queue")?;
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
@@ -668,20 +813,42 @@ async fn list_alerts(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connec
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let detail = if q.pending { "pending alerts" } else { "all alerts" };
-    audit(&s, NewAuditEntry { object: "alert queue".into(), outcome: Some(Outcome::Ok), result_count: Some(found.len() as u64), detail: detail.into(), ..c.entry(Action::AlertsViewed) })?;
+    audit(
+        &s,
+        NewAuditEntry {
+            object: "alert queue".into(),
+            outcome: Some(Outcome::Ok),
+            result_count: Some(found.len() as u64),
+            detail: detail.into(),
+            ..c.entry(Action::AlertsViewed)
+        },
+    )?;
     Ok(Json(json!({ "alerts": found })))
 }
 
 /// The plate crop of an alert's read, for the officer to compare with the hit.
-async fn alert_crop(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>) -> Res<Response> {
+async fn alert_crop(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<uuid::Uuid>,
+) -> Res<Response> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, &id.to_string())?;
     let base = NewAuditEntry { object: id.to_string(), detail: "crop".into(), ..c.entry(Action::AlertsViewed) };
     let Some(a) = s.store.alert(id).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? else {
         return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such alert".into());
     };
-    let Some(img) = s.store.image(a.read_id, ImageKind::Crop).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? else {
-        return refuse(&s, NewAuditEntry { result_count: Some(0), ..base }, Outcome::Error, StatusCode::NOT_FOUND, "no crop for this alert's read".into());
+    let Some(img) =
+        s.store.image(a.read_id, ImageKind::Crop).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    else {
+        return refuse(
+            &s,
+            NewAuditEntry { result_count: Some(0), ..base },
+            Outcome::Error,
+            StatusCode::NOT_FOUND,
+            "no crop for this alert's read".into(),
+        );
     };
     audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(1), ..base })?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], img).into_response())
@@ -698,12 +865,27 @@ async fn alert_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
     use axum::response::sse::{Event, KeepAlive, Sse};
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, "alert stream")?;
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").to_string();
-    audit(&s, NewAuditEntry { object: "alert stream".into(), outcome: Some(Outcome::Ok), detail: "live queue opened (events carry alert ids only)".into(), ..c.entry(Action::AlertsViewed) })?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    audit(
+        &s,
+        NewAuditEntry {
+            object: "alert stream".into(),
+            outcome: Some(Outcome::Ok),
+            detail: "live queue opened (events carry alert ids only)".into(),
+            ..c.entry(Action::AlertsViewed)
+        },
+    )?;
     let sub = s.store.watch_alerts();
     let until = tokio::time::Instant::now() + STREAM_MAX;
     let st = s.clone();
-    let hello = futures_util::stream::once(async { Ok::<Event, std::convert::Infallible>(Event::default().event("ready").data("listening")) });
+    let hello = futures_util::stream::once(async {
+        Ok::<Event, std::convert::Infallible>(Event::default().event("ready").data("listening"))
+    });
     let events = futures_util::stream::unfold((sub, st, token), move |(mut sub, st, token)| async move {
         loop {
             if tokio::time::Instant::now() >= until {
@@ -711,7 +893,9 @@ async fn alert_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
             }
             match tokio::time::timeout(std::time::Duration::from_secs(15), &mut sub).await {
                 Ok(Some(ev)) => {
-                    let id = <[u8; 16]>::try_from(ev.key().as_ref()).map(|b| uuid::Uuid::from_bytes(b).to_string()).unwrap_or_default();
+                    let id = <[u8; 16]>::try_from(ev.key().as_ref())
+                        .map(|b| uuid::Uuid::from_bytes(b).to_string())
+                        .unwrap_or_default();
                     return Some((Ok(Event::default().event("alert").data(id)), (sub, st, token)));
                 }
                 Ok(None) => return None,
@@ -729,11 +913,23 @@ fn camera_samples(s: &ApiState) -> Vec<super::cameras::Sample> {
 }
 
 /// The cameras' state once (the Cameras page streams it: [`camera_stream`]).
-async fn list_cameras(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+async fn list_cameras(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, "cameras")?;
     let views: Vec<_> = camera_samples(&s).into_iter().map(|x| super::cameras::view(x, None)).collect();
-    audit(&s, NewAuditEntry { object: "cameras".into(), outcome: Some(Outcome::Ok), result_count: Some(views.len() as u64), ..c.entry(Action::CamerasViewed) })?;
+    audit(
+        &s,
+        NewAuditEntry {
+            object: "cameras".into(),
+            outcome: Some(Outcome::Ok),
+            result_count: Some(views.len() as u64),
+            ..c.entry(Action::CamerasViewed)
+        },
+    )?;
     Ok(Json(json!({ "cameras": views })))
 }
 
@@ -743,11 +939,25 @@ async fn camera_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conn
     use axum::response::sse::{Event, KeepAlive, Sse};
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, "camera stream")?;
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").to_string();
-    audit(&s, NewAuditEntry { object: "camera stream".into(), outcome: Some(Outcome::Ok), detail: "Cameras page opened (live state)".into(), ..c.entry(Action::CamerasViewed) })?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    audit(
+        &s,
+        NewAuditEntry {
+            object: "camera stream".into(),
+            outcome: Some(Outcome::Ok),
+            detail: "Cameras page opened (live state)".into(),
+            ..c.entry(Action::CamerasViewed)
+        },
+    )?;
     let until = tokio::time::Instant::now() + STREAM_MAX;
     type Prev = std::collections::HashMap<String, (super::cameras::Sample, Option<super::cameras::Rates>)>;
-    let start: (Arc<Shared>, String, Prev, std::time::Instant, bool) = (s.clone(), token, Prev::new(), std::time::Instant::now(), true);
+    let start: (Arc<Shared>, String, Prev, std::time::Instant, bool) =
+        (s.clone(), token, Prev::new(), std::time::Instant::now(), true);
     let events = futures_util::stream::unfold(start, move |(st, token, mut prev, mut at, first)| async move {
         if !first {
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -766,19 +976,28 @@ async fn camera_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conn
             })
             .collect();
         let data = serde_json::to_string(&views).unwrap_or_else(|_| "[]".into());
-        Some((Ok::<Event, std::convert::Infallible>(Event::default().event("cameras").data(data)), (st, token, prev, at, false)))
+        Some((
+            Ok::<Event, std::convert::Infallible>(Event::default().event("cameras").data(data)),
+            (st, token, prev, at, false),
+        ))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
 fn hotlists_of(s: &ApiState) -> Res<&crate::pipeline::hotlists::Hotlists> {
-    s.hotlists.as_deref().ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "the hotlists are not loaded in this process"))
+    s.hotlists
+        .as_deref()
+        .ok_or_else(|| err(StatusCode::SERVICE_UNAVAILABLE, "the hotlists are not loaded in this process"))
 }
 
 /// The lists in force: name, origin (a file on the box, or pushed by the central server), when loaded
 /// (its version), entries and entries still active. Read-only: files are kept in TOML-managed paths,
 /// pushes come from the central server.
-async fn list_hotlists(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+async fn list_hotlists(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require_any(&s, &c, &[Permission::VerifyAlert, Permission::ManageHotlists], Action::HotlistsViewed, "hotlists")?;
     let m = hotlists_of(&s)?.matcher();
@@ -798,7 +1017,15 @@ async fn list_hotlists(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conn
                    "entries": l.entries.len(), "active": l.entries.iter().filter(|e| e.is_active(now)).count()})
         })
         .collect();
-    audit(&s, NewAuditEntry { object: "hotlists".into(), outcome: Some(Outcome::Ok), result_count: Some(lists.len() as u64), ..c.entry(Action::HotlistsViewed) })?;
+    audit(
+        &s,
+        NewAuditEntry {
+            object: "hotlists".into(),
+            outcome: Some(Outcome::Ok),
+            result_count: Some(lists.len() as u64),
+            ..c.entry(Action::HotlistsViewed)
+        },
+    )?;
     Ok(Json(json!({ "lists": lists })))
 }
 
@@ -810,13 +1037,34 @@ struct HotlistSearchBody {
 }
 
 /// Entries of the lists in force whose plate or pattern contains the query (at most 200).
-async fn search_hotlists(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<HotlistSearchBody>) -> Res<Json<Value>> {
+async fn search_hotlists(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(b): Json<HotlistSearchBody>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
-    require_any(&s, &c, &[Permission::VerifyAlert, Permission::ManageHotlists], Action::HotlistsViewed, "hotlist entries")?;
-    let base = NewAuditEntry { object: "hotlist entries".into(), query: for_audit(&b.query), ..c.entry(Action::HotlistsViewed) };
+    require_any(
+        &s,
+        &c,
+        &[Permission::VerifyAlert, Permission::ManageHotlists],
+        Action::HotlistsViewed,
+        "hotlist entries",
+    )?;
+    let base = NewAuditEntry {
+        object: "hotlist entries".into(),
+        query: for_audit(&b.query),
+        ..c.entry(Action::HotlistsViewed)
+    };
     let q = b.query.trim().to_uppercase();
     if q.is_empty() || q.chars().count() > 16 || q.chars().any(char::is_control) {
-        return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, "search for 1 to 16 characters of a plate".into());
+        return refuse(
+            &s,
+            base,
+            Outcome::Denied,
+            StatusCode::BAD_REQUEST,
+            "search for 1 to 16 characters of a plate".into(),
+        );
     }
     let m = hotlists_of(&s)?.matcher();
     let now = now_ms();
@@ -853,10 +1101,20 @@ struct LocalEntryBody {
 
 /// Applies a checked change to the console's local list: recorded `ok` first, then put in force; should
 /// that fail, a second entry says so and voids the first (as [`act`] does for the store).
-fn apply_local(s: &ApiState, h: &crate::pipeline::hotlists::Hotlists, entry: NewAuditEntry, csv: &str, by: &str) -> Res<usize> {
+fn apply_local(
+    s: &ApiState,
+    h: &crate::pipeline::hotlists::Hotlists,
+    entry: NewAuditEntry,
+    csv: &str,
+    by: &str,
+) -> Res<usize> {
     let seq = audit(s, NewAuditEntry { outcome: Some(Outcome::Ok), ..entry.clone() })?;
     h.put_local(csv, by).map_err(|e| {
-        let void = NewAuditEntry { outcome: Some(Outcome::Error), detail: format!("not done, entry #{seq} is void: {e}"), ..entry };
+        let void = NewAuditEntry {
+            outcome: Some(Outcome::Error),
+            detail: format!("not done, entry #{seq} is void: {e}"),
+            ..entry
+        };
         if let Err(ae) = s.audit.record(void) {
             log::error!("audit: cannot record that entry #{seq} was not done: {ae}");
         }
@@ -865,11 +1123,20 @@ fn apply_local(s: &ApiState, h: &crate::pipeline::hotlists::Hotlists, entry: New
 }
 
 /// Adds (or replaces) an entry of the console's local list, with a reason; audited as hotlist_changed.
-async fn add_local_entry(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<LocalEntryBody>) -> Res<Json<Value>> {
+async fn add_local_entry(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(b): Json<LocalEntryBody>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::pipeline::hotlists::LOCAL)?;
     let h = hotlists_of(&s)?;
-    let base = NewAuditEntry { object: crate::pipeline::hotlists::LOCAL.into(), query: for_audit(&b.plate), ..c.entry(Action::HotlistChanged) };
+    let base = NewAuditEntry {
+        object: crate::pipeline::hotlists::LOCAL.into(),
+        query: for_audit(&b.plate),
+        ..c.entry(Action::HotlistChanged)
+    };
     let e = crate::pipeline::hotlists::LocalEntry {
         plate: b.plate.clone(),
         region: b.region.clone(),
@@ -907,16 +1174,35 @@ struct RemoveLocalBody {
 }
 
 /// Removes the console's local entries for a plate, with a reason; audited as hotlist_changed.
-async fn remove_local_entry(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<RemoveLocalBody>) -> Res<Json<Value>> {
+async fn remove_local_entry(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(b): Json<RemoveLocalBody>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::pipeline::hotlists::LOCAL)?;
     let h = hotlists_of(&s)?;
-    let base = NewAuditEntry { object: crate::pipeline::hotlists::LOCAL.into(), query: for_audit(&b.plate), ..c.entry(Action::HotlistChanged) };
+    let base = NewAuditEntry {
+        object: crate::pipeline::hotlists::LOCAL.into(),
+        query: for_audit(&b.plate),
+        ..c.entry(Action::HotlistChanged)
+    };
     let _g = s.change_lock();
-    let current = h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.unwrap_or_default();
+    let current =
+        h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.unwrap_or_default();
     let (csv, gone) = match crate::pipeline::hotlists::local_without(&current, &b.plate) {
         Ok(x) if x.1 > 0 => x,
-        Ok(_) => return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such entry in the console's local list (files and central lists are changed at their source)".into()),
+        Ok(_) => {
+            return refuse(
+                &s,
+                base,
+                Outcome::Error,
+                StatusCode::NOT_FOUND,
+                "no such entry in the console's local list (files and central lists are changed at their source)"
+                    .into(),
+            )
+        }
         Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let detail = format!("{gone} entry removed; reason: {}", b.reason);
@@ -924,21 +1210,41 @@ async fn remove_local_entry(State(s): St, headers: HeaderMap, ConnectInfo(addr):
     Ok(Json(json!({ "removed": gone })))
 }
 
-async fn list_releases(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
+async fn list_releases(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require_any(&s, &c, &[Permission::RequestRelease, Permission::ApproveRelease], Action::ReleasesViewed, "")?;
     let all = s.store.releases().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let whole = all.iter().filter(|r| r.request.scope.whole_store()).count();
     let detail = if whole > 0 { format!("{whole} covering the whole store") } else { String::new() };
-    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(all.len() as u64), detail, ..c.entry(Action::ReleasesViewed) })?;
+    audit(
+        &s,
+        NewAuditEntry {
+            outcome: Some(Outcome::Ok),
+            result_count: Some(all.len() as u64),
+            detail,
+            ..c.entry(Action::ReleasesViewed)
+        },
+    )?;
     Ok(Json(json!({ "requests": all })))
 }
 
 fn release_limits(s: &ApiState) -> release::Limits {
-    release::Limits { allowed_jurisdictions: s.config.access.allowed_jurisdictions.clone(), max_range_days: i64::from(s.config.access.max_release_days) }
+    release::Limits {
+        allowed_jurisdictions: s.config.access.allowed_jurisdictions.clone(),
+        max_range_days: i64::from(s.config.access.max_release_days),
+    }
 }
 
-async fn request_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<NewRequest>) -> Res<Json<Value>> {
+async fn request_release(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(b): Json<NewRequest>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::RequestRelease, Action::ReleaseRequested, "")?;
     let scope = if b.scope.whole_store() { "; WHOLE STORE" } else { "" };
@@ -951,7 +1257,14 @@ async fn request_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): Co
     if let Err(e) = release::check_new(&b, &release_limits(&s)) {
         return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string());
     }
-    let r = Request { id: uuid::Uuid::now_v7(), request: b, entered_by: c.user.username.clone(), entered_at_ms: now_ms(), decision: None, exports: vec![] };
+    let r = Request {
+        id: uuid::Uuid::now_v7(),
+        request: b,
+        entered_by: c.user.username.clone(),
+        entered_at_ms: now_ms(),
+        decision: None,
+        exports: vec![],
+    };
     act(&s, NewAuditEntry { object: r.id.to_string(), ..base }, || s.store.put_release(&r))?;
     Ok(Json(json!({ "id": r.id })))
 }
@@ -974,14 +1287,27 @@ fn load_release(s: &ApiState, base: &NewAuditEntry, id: uuid::Uuid) -> Res<Reque
     }
 }
 
-async fn decide_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>, Json(b): Json<ReleaseDecisionBody>) -> Res<Json<Value>> {
+async fn decide_release(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<uuid::Uuid>,
+    Json(b): Json<ReleaseDecisionBody>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ApproveRelease, Action::ReleaseDecided, &id.to_string())?;
     let _g = s.change_lock();
     let base = NewAuditEntry { object: id.to_string(), ..c.entry(Action::ReleaseDecided) };
     let mut r = load_release(&s, &base, id)?;
     let base = NewAuditEntry { case_number: r.request.case_number.clone(), purpose: r.request.purpose.clone(), ..base };
-    if let Err(e) = release::decide_confirmed(&mut r, &c.user.username, b.approved, b.confirm_whole_store, b.note.as_str(), now_ms()) {
+    if let Err(e) = release::decide_confirmed(
+        &mut r,
+        &c.user.username,
+        b.approved,
+        b.confirm_whole_store,
+        b.note.as_str(),
+        now_ms(),
+    ) {
         return refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, e.to_string());
     }
     let mut detail = if b.approved { "approved".to_string() } else { "refused".to_string() };
@@ -995,7 +1321,13 @@ async fn decide_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): Con
     Ok(Json(json!({ "id": id, "approved": b.approved })))
 }
 
-async fn export_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>, _body: Bytes) -> Res<Json<Value>> {
+async fn export_release(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<uuid::Uuid>,
+    _body: Bytes,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::Export, Action::Export, &id.to_string())?;
     let mut r = load_release(&s, &NewAuditEntry { object: id.to_string(), ..c.entry(Action::Export) }, id)?;
@@ -1020,7 +1352,12 @@ async fn export_release(State(s): St, headers: HeaderMap, ConnectInfo(addr): Con
 
 /// The latest signed bundle of an approved request, as one tar file. The download is data leaving the box:
 /// it is recorded as an export (the compliance report checks it against the approved request like any).
-async fn release_bundle(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(id): Path<uuid::Uuid>) -> Res<Response> {
+async fn release_bundle(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<uuid::Uuid>,
+) -> Res<Response> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::Export, Action::Export, &id.to_string())?;
     let base = NewAuditEntry { object: id.to_string(), ..c.entry(Action::Export) };
@@ -1031,7 +1368,13 @@ async fn release_bundle(State(s): St, headers: HeaderMap, ConnectInfo(addr): Con
     }
     let dir = r.exports.last().map(std::path::PathBuf::from).filter(|d| d.starts_with(&s.export_dir) && d.is_dir());
     let Some(dir) = dir else {
-        return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no bundle exported for this request yet: export it first".into());
+        return refuse(
+            &s,
+            base,
+            Outcome::Error,
+            StatusCode::NOT_FOUND,
+            "no bundle exported for this request yet: export it first".into(),
+        );
     };
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "polewatch-export".into());
     let d2 = dir.clone();
@@ -1046,9 +1389,20 @@ async fn release_bundle(State(s): St, headers: HeaderMap, ConnectInfo(addr): Con
         Ok(t) => t,
         Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(count as u64), detail: format!("signed bundle {name} downloaded as one tar file"), ..base })?;
+    audit(
+        &s,
+        NewAuditEntry {
+            outcome: Some(Outcome::Ok),
+            result_count: Some(count as u64),
+            detail: format!("signed bundle {name} downloaded as one tar file"),
+            ..base
+        },
+    )?;
     Ok((
-        [(header::CONTENT_TYPE, "application/x-tar".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.tar\""))],
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.tar\"")),
+        ],
         bytes,
     )
         .into_response())
@@ -1062,13 +1416,29 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
-async fn audit_view(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Query(q): Query<AuditQuery>) -> Res<Json<Value>> {
+async fn audit_view(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<AuditQuery>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewAudit, Action::AuditViewed, "")?;
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    let entries = s.audit_log.latest(limit, q.user.as_deref(), q.action.as_deref()).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let entries = s
+        .audit_log
+        .latest(limit, q.user.as_deref(), q.action.as_deref())
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let detail = format!("user={:?} action={:?}", q.user.as_deref().map(for_audit), q.action.as_deref().map(for_audit));
-    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(entries.len() as u64), detail, ..c.entry(Action::AuditViewed) })?;
+    audit(
+        &s,
+        NewAuditEntry {
+            outcome: Some(Outcome::Ok),
+            result_count: Some(entries.len() as u64),
+            detail,
+            ..c.entry(Action::AuditViewed)
+        },
+    )?;
     Ok(Json(json!({ "entries": entries })))
 }
 
@@ -1082,7 +1452,12 @@ struct AuditVerifyBody {
 
 /// The same checks as the offline `polewatch audit verify`, on the running daemon's store: nothing stops.
 /// The result (passed, or where the chain breaks) is itself recorded.
-async fn audit_verify(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, body: Bytes) -> Res<Json<Value>> {
+async fn audit_verify(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewAudit, Action::AuditVerified, "audit log")?;
     let base = NewAuditEntry { object: "audit log".into(), ..c.entry(Action::AuditVerified) };
@@ -1091,7 +1466,9 @@ async fn audit_verify(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
     } else {
         match serde_json::from_slice(&body) {
             Ok(b) => b,
-            Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+            Err(e) => {
+                return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, format!("bad request body: {e}"))
+            }
         }
     };
     let cp = match b.checkpoint.as_deref().map(crate::access::audit::Checkpoint::parse).transpose() {
@@ -1099,12 +1476,24 @@ async fn audit_verify(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
         Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string()),
     };
     let st = s.clone();
-    let result = tokio::task::spawn_blocking(move || st.audit_log.verify(cp)).await.map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let result = tokio::task::spawn_blocking(move || st.audit_log.verify(cp))
+        .await
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match result {
         Ok(r) => {
             let message = crate::access::audit::verify_summary(&r);
-            audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(r.entries), detail: message.replace('\n', "; "), ..base })?;
-            Ok(Json(json!({ "ok": true, "entries": r.entries, "head": r.head, "checkpoint_seq": r.checkpoint_seq, "message": message })))
+            audit(
+                &s,
+                NewAuditEntry {
+                    outcome: Some(Outcome::Ok),
+                    result_count: Some(r.entries),
+                    detail: message.replace('\n', "; "),
+                    ..base
+                },
+            )?;
+            Ok(Json(
+                json!({ "ok": true, "entries": r.entries, "head": r.head, "checkpoint_seq": r.checkpoint_seq, "message": message }),
+            ))
         }
         Err(crate::access::audit::VerifyError::Broken(b)) => {
             let message = b.to_string();
@@ -1139,7 +1528,9 @@ fn report_bound(text: &str, tz: &jiff::tz::TimeZone, end: bool) -> Result<i64, S
         let d = if end { d.tomorrow().map_err(|e| e.to_string())? } else { d };
         return d.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_millisecond()).map_err(|e| e.to_string());
     }
-    text.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()).map_err(|_| format!("`{}` is neither YYYY-MM-DD nor an RFC 3339 time", for_audit(text)))
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| format!("`{}` is neither YYYY-MM-DD nor an RFC 3339 time", for_audit(text)))
 }
 
 fn report_rules(q: &ReportQuery) -> Result<crate::access::report::Rules, String> {
@@ -1161,21 +1552,47 @@ fn report_rules(q: &ReportQuery) -> Result<crate::access::report::Rules, String>
 }
 
 /// Gathers the report's inputs from the store and the log, with the chain verified.
-fn compliance(s: &ApiState, from_ms: i64, to_ms: i64, rules: &crate::access::report::Rules) -> Result<crate::access::report::Report, String> {
+fn compliance(
+    s: &ApiState,
+    from_ms: i64,
+    to_ms: i64,
+    rules: &crate::access::report::Rules,
+) -> Result<crate::access::report::Report, String> {
     let r = &s.config.store.retention;
-    crate::access::report::gather(&s.store, &s.audit_log, r.max_days.max(r.min_days), r.sweep_interval_s, from_ms, to_ms, rules)
+    crate::access::report::gather(
+        &s.store,
+        &s.audit_log,
+        r.max_days.max(r.min_days),
+        r.sweep_interval_s,
+        from_ms,
+        to_ms,
+        rules,
+    )
 }
 
 /// The compliance report for a period, as JSON or a printable page. Produced while the daemon runs, and
 /// recorded with its period and the number of flags.
-async fn audit_report(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Query(q): Query<ReportQuery>) -> Res<Response> {
+async fn audit_report(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<ReportQuery>,
+) -> Res<Response> {
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewAudit, Action::AuditReport, "compliance report")?;
     let base = NewAuditEntry { object: "compliance report".into(), ..c.entry(Action::AuditReport) };
     let html = match q.format.as_deref() {
         None | Some("json") => false,
         Some("html") => true,
-        Some(other) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, format!("format `{}`: json or html", for_audit(other))),
+        Some(other) => {
+            return refuse(
+                &s,
+                base,
+                Outcome::Denied,
+                StatusCode::BAD_REQUEST,
+                format!("format `{}`: json or html", for_audit(other)),
+            )
+        }
     };
     let rules = match report_rules(&q) {
         Ok(r) => r,
@@ -1183,7 +1600,15 @@ async fn audit_report(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
     };
     let (from_ms, to_ms) = match (report_bound(&q.from, &rules.tz, false), report_bound(&q.to, &rules.tz, true)) {
         (Ok(f), Ok(t)) if f < t => (f, t),
-        (Ok(_), Ok(_)) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, "the period ends before it starts".into()),
+        (Ok(_), Ok(_)) => {
+            return refuse(
+                &s,
+                base,
+                Outcome::Denied,
+                StatusCode::BAD_REQUEST,
+                "the period ends before it starts".into(),
+            )
+        }
         (Err(e), _) | (_, Err(e)) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e),
     };
     let st = s.clone();
@@ -1195,7 +1620,11 @@ async fn audit_report(State(s): St, headers: HeaderMap, ConnectInfo(addr): Conne
         Ok(r) => r,
         Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    let chain = if report.chain.ok { "chain verified".to_string() } else { format!("chain BROKEN: {}", report.chain.problem.as_deref().unwrap_or("")) };
+    let chain = if report.chain.ok {
+        "chain verified".to_string()
+    } else {
+        format!("chain BROKEN: {}", report.chain.problem.as_deref().unwrap_or(""))
+    };
     let detail = format!("period {} to {}; {} flag(s); {chain}", report.from, report.to, report.flags.total);
     audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(report.flags.total), detail, ..base })?;
     if html {
@@ -1213,7 +1642,14 @@ async fn list_users(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
     let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ManageUsers, Action::UsersViewed, "")?;
     let users = s.users.list().map_err(user_error)?;
-    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(users.len() as u64), ..c.entry(Action::UsersViewed) })?;
+    audit(
+        &s,
+        NewAuditEntry {
+            outcome: Some(Outcome::Ok),
+            result_count: Some(users.len() as u64),
+            ..c.entry(Action::UsersViewed)
+        },
+    )?;
     let out: Vec<Value> = users
         .iter()
         .map(|u| {
@@ -1231,7 +1667,11 @@ async fn list_users(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
 fn admin(s: &ApiState, headers: &HeaderMap, addr: SocketAddr, object: &str) -> Res<crate::access::service::Actor> {
     let c = caller(s, headers, addr)?;
     require(s, &c, Permission::ManageUsers, Action::UserChanged, object)?;
-    Ok(crate::access::service::Actor { user: c.user.username.clone(), organisation: c.user.organisation.clone(), source: c.source })
+    Ok(crate::access::service::Actor {
+        user: c.user.username.clone(),
+        organisation: c.user.organisation.clone(),
+        source: c.source,
+    })
 }
 
 fn user_summary(u: &User) -> Value {
@@ -1251,7 +1691,12 @@ struct AddUserBody {
 }
 
 /// A new account: its roles wait for a second administrator and its password is temporary.
-async fn add_user(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<AddUserBody>) -> Res<Json<Value>> {
+async fn add_user(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(b): Json<AddUserBody>,
+) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &b.username)?;
     let new = crate::access::users::NewUser {
         username: b.username,
@@ -1275,9 +1720,19 @@ struct TrainingBody {
     expires: jiff::Timestamp,
 }
 
-async fn user_training(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, Json(b): Json<TrainingBody>) -> Res<Json<Value>> {
+async fn user_training(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    Json(b): Json<TrainingBody>,
+) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
-    let t = crate::access::users::Training { course: b.course, completed_ms: b.completed.as_millisecond(), expires_ms: b.expires.as_millisecond() };
+    let t = crate::access::users::Training {
+        course: b.course,
+        completed_ms: b.completed.as_millisecond(),
+        expires_ms: b.expires.as_millisecond(),
+    };
     let u = s.users.record_training(&by, &name, t, now_ms()).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
@@ -1287,20 +1742,38 @@ struct LockBody {
     reason: String,
 }
 
-async fn user_lock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, Json(b): Json<LockBody>) -> Res<Json<Value>> {
+async fn user_lock(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    Json(b): Json<LockBody>,
+) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
     let u = s.users.admin_lock(&by, &name, &b.reason, now_ms()).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
 
-async fn user_unlock(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, _body: Bytes) -> Res<Json<Value>> {
+async fn user_unlock(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    _body: Bytes,
+) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
     let u = s.users.unlock(&by, &name, now_ms()).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
 
 /// A second administrator approves the roles another granted.
-async fn user_approve(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, _body: Bytes) -> Res<Json<Value>> {
+async fn user_approve(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    _body: Bytes,
+) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
     let u = s.users.approve_roles(&by, &name, now_ms()).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
@@ -1312,7 +1785,13 @@ struct PasswordBody {
 }
 
 /// An administrator's reset: temporary, the user must change it at the next login.
-async fn user_password(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(name): Path<String>, Json(b): Json<PasswordBody>) -> Res<Json<Value>> {
+async fn user_password(
+    State(s): St,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    Json(b): Json<PasswordBody>,
+) -> Res<Json<Value>> {
     let by = admin(&s, &headers, addr, &name)?;
     let st = s.clone();
     let u = tokio::task::spawn_blocking(move || st.users.reset_password(&by, &name, &b.password, now_ms()))
@@ -1339,13 +1818,19 @@ mod tests {
     }
 
     fn entry() -> NewAuditEntry {
-        NewAuditEntry { user: "olive".into(), action: Some(Action::AlertVerified), object: "a1".into(), ..Default::default() }
+        NewAuditEntry {
+            user: "olive".into(),
+            action: Some(Action::AlertVerified),
+            object: "a1".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn a_change_that_fails_after_its_ok_entry_voids_it_by_seq() {
         let sink = Memory::default();
-        let r: Res<()> = act_on(&sink, entry(), || Err(StoreError::InvalidAlert("alert a1 was already decided".into())));
+        let r: Res<()> =
+            act_on(&sink, entry(), || Err(StoreError::InvalidAlert("alert a1 was already decided".into())));
         assert!(r.is_err());
         let v = sink.0.lock().unwrap();
         assert_eq!(v.iter().map(|e| e.outcome).collect::<Vec<_>>(), vec![Some(Outcome::Ok), Some(Outcome::Error)]);

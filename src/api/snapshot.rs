@@ -91,10 +91,27 @@ pub fn picture(shot: &Shot, band: [u32; 2], max_tilt_deg: f32) -> Result<Picture
         let y = if r.y - ts.height - 8 >= 0 { r.y - 4 } else { r.y + r.height + ts.height + 4 };
         let bg = Rect::new(r.x - 1, y - ts.height - 4, ts.width + 6, ts.height + base + 6);
         imgproc::rectangle(&mut out, bg, Scalar::all(20.0), -1, imgproc::LINE_8, 0)?;
-        imgproc::put_text(&mut out, &label, Point::new(r.x + 2, y), imgproc::FONT_HERSHEY_SIMPLEX, font_scale, color(p.fit), thick, imgproc::LINE_AA, false)?;
+        imgproc::put_text(
+            &mut out,
+            &label,
+            Point::new(r.x + 2, y),
+            imgproc::FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            color(p.fit),
+            thick,
+            imgproc::LINE_AA,
+            false,
+        )?;
     }
     let jpeg = crate::recognize::encode_jpeg(&out, 80)?;
-    Ok(Picture { jpeg, width: img.cols() as u32, height: img.rows() as u32, plates, brightness, captured_at_ms: shot.frame.captured_at_ms })
+    Ok(Picture {
+        jpeg,
+        width: img.cols() as u32,
+        height: img.rows() as u32,
+        plates,
+        brightness,
+        captured_at_ms: shot.frame.captured_at_ms,
+    })
 }
 
 #[cfg(test)]
@@ -117,7 +134,10 @@ mod tests {
         let shot = Shot {
             frame,
             rotate_deg: 0.0,
-            boxes: vec![ShotBox { bbox: plate, text: Some("8PWT417".into()), confidence: 0.9 }, ShotBox { bbox: other, text: None, confidence: 0.0 }],
+            boxes: vec![
+                ShotBox { bbox: plate, text: Some("8PWT417".into()), confidence: 0.9 },
+                ShotBox { bbox: other, text: None, confidence: 0.0 },
+            ],
         };
         let p = picture(&shot, [24, 130], 15.0).unwrap();
         assert_eq!((p.width, p.height, p.captured_at_ms), (w, h, 5));

@@ -29,7 +29,11 @@ fn header(path: &str, size: u64, mtime: u64) -> Result<[u8; 512], TarError> {
         ("", path)
     } else {
         // Split at a '/' so the name fits 100 bytes and the prefix 155.
-        let cut = path.char_indices().filter(|(i, c)| *c == '/' && *i <= 155 && path.len() - i - 1 <= 100).map(|(i, _)| i).next();
+        let cut = path
+            .char_indices()
+            .filter(|(i, c)| *c == '/' && *i <= 155 && path.len() - i - 1 <= 100)
+            .map(|(i, _)| i)
+            .next();
         match cut {
             Some(i) => (&path[..i], &path[i + 1..]),
             None => return Err(TarError::NameTooLong(path.into())),

@@ -43,7 +43,9 @@ pub fn needs_renewal(written: std::time::SystemTime, now: std::time::SystemTime)
 pub fn ensure_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<(), ApiTlsError> {
     use std::os::unix::fs::OpenOptionsExt;
     if cert.exists() && key.exists() {
-        let written = std::fs::metadata(cert).and_then(|m| m.modified()).map_err(|source| ApiTlsError::Io { path: cert.into(), source })?;
+        let written = std::fs::metadata(cert)
+            .and_then(|m| m.modified())
+            .map_err(|source| ApiTlsError::Io { path: cert.into(), source })?;
         if !needs_renewal(written, std::time::SystemTime::now()) {
             return Ok(());
         }
@@ -65,8 +67,15 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<(
     if let Some(d) = cert.parent() {
         std::fs::create_dir_all(d).map_err(|source| ApiTlsError::Io { path: d.into(), source })?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(key).map_err(|source| ApiTlsError::Io { path: key.into(), source })?;
-    std::io::Write::write_all(&mut f, kp.serialize_pem().as_bytes()).map_err(|source| ApiTlsError::Io { path: key.into(), source })?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(key)
+        .map_err(|source| ApiTlsError::Io { path: key.into(), source })?;
+    std::io::Write::write_all(&mut f, kp.serialize_pem().as_bytes())
+        .map_err(|source| ApiTlsError::Io { path: key.into(), source })?;
     std::fs::write(cert, c.pem()).map_err(|source| ApiTlsError::Io { path: cert.into(), source })?;
     log::warn!(cert = cert.display().to_string().as_str(); "no [api] tls_cert configured: generated a self-signed certificate for the console");
     Ok(())
@@ -81,7 +90,8 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
         return Err(ApiTlsError::Pem { path: cert.into(), what: "certificate" });
     }
     let key_pem = std::fs::read(key).map_err(|source| ApiTlsError::Io { path: key.into(), source })?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| ApiTlsError::Pem { path: key.into(), what: "private key" })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| ApiTlsError::Pem { path: key.into(), what: "private key" })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

@@ -1,6 +1,8 @@
 //! `polewatch audit …`: verify, show and checkpoint the audit log, offline on the store.
 
-use crate::access::audit::{decode_record, format_ms, parse_action, AuditEntry, AuditKey, AuditLog, Checkpoint, Filter, VerifyError};
+use crate::access::audit::{
+    decode_record, format_ms, parse_action, AuditEntry, AuditKey, AuditLog, Checkpoint, Filter, VerifyError,
+};
 use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::store::{OnCorrupt, OpenOutcome, Store, StoreOptions};
 use anyhow::Context;
@@ -144,7 +146,11 @@ fn read_checkpoint(p: &std::path::Path) -> anyhow::Result<(String, Checkpoint)> 
     Ok((text, cp))
 }
 
-fn verify_online(cfg: &crate::config::Config, checkpoint: Option<PathBuf>, conn: &super::online::OnlineArgs) -> anyhow::Result<()> {
+fn verify_online(
+    cfg: &crate::config::Config,
+    checkpoint: Option<PathBuf>,
+    conn: &super::online::OnlineArgs,
+) -> anyhow::Result<()> {
     let text = checkpoint.as_deref().map(read_checkpoint).transpose()?.map(|(t, _)| t);
     let client = super::online::Client::login(cfg, conn)?;
     let (status, body) = client.post("/api/audit/verify", serde_json::json!({ "checkpoint": text }))?;
@@ -169,7 +175,9 @@ pub fn run(cfg: &crate::config::Config, args: AuditArgs) -> anyhow::Result<()> {
         AuditCmd::Verify { checkpoint, online: true, conn } => return verify_online(cfg, checkpoint, &conn),
         AuditCmd::Show { user, action, since, until, query, limit, online: true, conn } => {
             if since.is_some() || until.is_some() || query.is_some() {
-                anyhow::bail!("--since, --until and --query work offline only; online, filter by --user, --action and --limit");
+                anyhow::bail!(
+                    "--since, --until and --query work offline only; online, filter by --user, --action and --limit"
+                );
             }
             let mut q = vec![format!("limit={}", limit.unwrap_or(1000).min(10_000))];
             if let Some(a) = action {
@@ -188,7 +196,8 @@ pub fn run(cfg: &crate::config::Config, args: AuditArgs) -> anyhow::Result<()> {
                 entries: Vec<AuditEntry>,
             }
             // From the text (the hashes decode from borrowed strings).
-            let mut entries = serde_json::from_str::<Answer>(&body).context("the daemon's entries do not decode")?.entries;
+            let mut entries =
+                serde_json::from_str::<Answer>(&body).context("the daemon's entries do not decode")?.entries;
             entries.reverse();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for e in &entries {
@@ -200,8 +209,13 @@ pub fn run(cfg: &crate::config::Config, args: AuditArgs) -> anyhow::Result<()> {
         }
         AuditCmd::Report { from, to, html, burst_count, burst_minutes, day_start, day_end, tz, conn } => {
             let mut q = vec![("from", from), ("to", to), ("format", if html { "html" } else { "json" }.to_string())];
-            for (k, v) in [("burst_count", burst_count.map(|v| v.to_string())), ("burst_minutes", burst_minutes.map(|v| v.to_string())),
-                           ("day_start", day_start.map(|v| v.to_string())), ("day_end", day_end.map(|v| v.to_string())), ("tz", tz)] {
+            for (k, v) in [
+                ("burst_count", burst_count.map(|v| v.to_string())),
+                ("burst_minutes", burst_minutes.map(|v| v.to_string())),
+                ("day_start", day_start.map(|v| v.to_string())),
+                ("day_end", day_end.map(|v| v.to_string())),
+                ("tz", tz),
+            ] {
                 if let Some(v) = v {
                     q.push((k, v));
                 }
@@ -249,7 +263,8 @@ fn restart_chain(cfg: &crate::config::Config, reason: &str) -> anyhow::Result<()
     let census = crate::store::read_census(path);
     let mut opts = StoreOptions::for_config(&cfg.store)?;
     opts.on_corrupt = OnCorrupt::MoveAside;
-    let (store, outcome) = Store::open(&opts).with_context(|| format!("cannot open the store at {}", path.display()))?;
+    let (store, outcome) =
+        Store::open(&opts).with_context(|| format!("cannot open the store at {}", path.display()))?;
     let store = Arc::new(store);
     let key_file = &cfg.access.audit_key_file;
     let lost_store = match &outcome {
@@ -283,7 +298,15 @@ fn restart_chain(cfg: &crate::config::Config, reason: &str) -> anyhow::Result<()
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass).
 fn encode_query(v: &str) -> String {
-    v.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn open_log(store: Arc<Store>, key_file: &std::path::Path) -> anyhow::Result<AuditLog> {
@@ -360,7 +383,9 @@ fn show(log: &AuditLog, cfg: &crate::config::Config, filter: &Filter, limit: Opt
     }
     std::io::Write::flush(&mut out)?;
     if unreadable > 0 {
-        eprintln!("warning: {unreadable} stored record(s) could not be read and are not shown; run `polewatch audit verify`");
+        eprintln!(
+            "warning: {unreadable} stored record(s) could not be read and are not shown; run `polewatch audit verify`"
+        );
     }
     Ok(())
 }
@@ -377,7 +402,8 @@ fn checkpoint(log: &AuditLog, cfg: &crate::config::Config) -> anyhow::Result<()>
     e.detail = format!("checkpoint of entries 1..={} and this one", head);
     let seq = log.record(e)?;
     let bytes = log.store().audit_record(seq)?.context("the checkpoint entry just written is missing")?;
-    let entry = decode_record(&crate::store::AuditRecord { key_seq: Some(seq), bytes }).map_err(|u| anyhow::anyhow!("{}", u.0))?;
+    let entry = decode_record(&crate::store::AuditRecord { key_seq: Some(seq), bytes })
+        .map_err(|u| anyhow::anyhow!("{}", u.0))?;
     println!("{}", serde_json::to_string(&Checkpoint::of(&entry))?);
     Ok(())
 }

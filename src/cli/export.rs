@@ -32,7 +32,8 @@ fn key_arg(key: &str) -> anyhow::Result<String> {
     if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(t.to_string());
     }
-    let text = std::fs::read_to_string(key).with_context(|| format!("--key {key}: neither 64 hex digits nor a readable file"))?;
+    let text = std::fs::read_to_string(key)
+        .with_context(|| format!("--key {key}: neither 64 hex digits nor a readable file"))?;
     Ok(text.trim().to_string())
 }
 

@@ -4,5 +4,5 @@
 pub mod audit;
 pub mod export;
 pub mod online;
-pub mod user;
 pub mod store;
+pub mod user;

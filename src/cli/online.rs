@@ -25,7 +25,11 @@ pub struct OnlineArgs {
 }
 
 fn default_user() -> String {
-    ["SUDO_USER", "USER"].iter().filter_map(|v| std::env::var(v).ok()).find(|u| !u.trim().is_empty()).unwrap_or_default()
+    ["SUDO_USER", "USER"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| !u.trim().is_empty())
+        .unwrap_or_default()
 }
 
 fn read_password(user: &str) -> anyhow::Result<String> {
@@ -65,14 +69,24 @@ impl Client {
                 crate::api::tls::generated_paths(&state).0
             }
         };
-        let pem = std::fs::read(&ca).with_context(|| format!("cannot read the API certificate {} (--ca)", ca.display()))?;
-        let certs: Vec<ureq::tls::Certificate<'static>> =
-            ureq::tls::parse_pem(&pem).filter_map(|i| match i.ok()? { ureq::tls::PemItem::Certificate(c) => Some(c), _ => None }).collect();
+        let pem =
+            std::fs::read(&ca).with_context(|| format!("cannot read the API certificate {} (--ca)", ca.display()))?;
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i.ok()? {
+                ureq::tls::PemItem::Certificate(c) => Some(c),
+                _ => None,
+            })
+            .collect();
         if certs.is_empty() {
             bail!("{} holds no certificate", ca.display());
         }
         let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs))).build();
-        let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).http_status_as_error(false).timeout_global(Some(Duration::from_secs(600))).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .into();
         let user = a.login.clone().unwrap_or_else(default_user);
         if user.is_empty() {
             bail!("who logs in? pass --login USER");
@@ -81,12 +95,16 @@ impl Client {
         let mut res = agent
             .post(&format!("{base}/api/login"))
             .send_json(json!({"username": user, "password": password}))
-            .with_context(|| format!("cannot reach the daemon's API at {base}: is polewatch running with [api] enabled?"))?;
+            .with_context(|| {
+                format!("cannot reach the daemon's API at {base}: is polewatch running with [api] enabled?")
+            })?;
         let status = res.status().as_u16();
         let v: Value = res.body_mut().read_json().unwrap_or(Value::Null);
         match status {
             200 => {}
-            403 if v["must_change_password"] == true => bail!("{user} must first replace the password an administrator set (log in once in the console)"),
+            403 if v["must_change_password"] == true => {
+                bail!("{user} must first replace the password an administrator set (log in once in the console)")
+            }
             _ => bail!("login refused ({status}): {}", v["error"].as_str().unwrap_or("")),
         }
         let token = v["token"].as_str().context("the login answer has no token")?.to_string();
@@ -99,24 +117,39 @@ impl Client {
     }
 
     pub fn get(&self, path_and_query: &str) -> anyhow::Result<(u16, String)> {
-        let res = self.agent.get(&format!("{}{path_and_query}", self.base)).header("authorization", &format!("Bearer {}", self.token)).call()?;
+        let res = self
+            .agent
+            .get(&format!("{}{path_and_query}", self.base))
+            .header("authorization", &format!("Bearer {}", self.token))
+            .call()?;
         Self::answer(res)
     }
 
     pub fn post(&self, path: &str, body: Value) -> anyhow::Result<(u16, String)> {
-        let res = self.agent.post(&format!("{}{path}", self.base)).header("authorization", &format!("Bearer {}", self.token)).send_json(body)?;
+        let res = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("authorization", &format!("Bearer {}", self.token))
+            .send_json(body)?;
         Self::answer(res)
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        let _ = self.agent.post(&format!("{}/api/logout", self.base)).header("authorization", &format!("Bearer {}", self.token)).send_json(json!({}));
+        let _ = self
+            .agent
+            .post(&format!("{}/api/logout", self.base))
+            .header("authorization", &format!("Bearer {}", self.token))
+            .send_json(json!({}));
     }
 }
 
 /// The error message of a refused call.
 pub fn refusal(status: u16, body: &str) -> anyhow::Error {
-    let msg = serde_json::from_str::<Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_string)).unwrap_or_else(|| body.to_string());
+    let msg = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.to_string());
     anyhow::anyhow!("the daemon refused ({status}): {msg}")
 }

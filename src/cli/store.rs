@@ -1,7 +1,7 @@
 //! `polewatch store …`: the encryption key of the store, offline (the daemon must be stopped).
 
-use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::access::audit::AuditLog;
+use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::store::crypt::{Key, Keyring};
 use crate::store::{OnCorrupt, Store, StoreOptions};
 use anyhow::Context;
@@ -49,7 +49,12 @@ pub fn gen_key(file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rotate(cfg: &crate::config::Config, new_key: &std::path::Path, batch: usize, max_batches: Option<u32>) -> anyhow::Result<()> {
+fn rotate(
+    cfg: &crate::config::Config,
+    new_key: &std::path::Path,
+    batch: usize,
+    max_batches: Option<u32>,
+) -> anyhow::Result<()> {
     let new = Key::load_file(new_key)?;
     let mut old = Vec::new();
     // The configured key, when encryption is on; a store in clear text needs none.
@@ -68,9 +73,11 @@ fn rotate(cfg: &crate::config::Config, new_key: &std::path::Path, batch: usize, 
     opts.disk = None;
     opts.rotating = true;
     opts.keys = Some(Arc::new(Keyring { current: new, old, accept_plain: true }));
-    let (store, _) = Store::open(&opts).with_context(|| format!("cannot open the store at {}", cfg.store.path.display()))?;
+    let (store, _) =
+        Store::open(&opts).with_context(|| format!("cannot open the store at {}", cfg.store.path.display()))?;
     let store = Arc::new(store);
-    let audit = AuditLog::open_verified(store.clone(), &cfg.access.audit_key_file).context("cannot open the audit log")?;
+    let audit =
+        AuditLog::open_verified(store.clone(), &cfg.access.audit_key_file).context("cannot open the audit log")?;
     let entry = |outcome, detail: String| NewAuditEntry {
         user: super::audit::operator(),
         source: "cli".into(),
@@ -80,21 +87,35 @@ fn rotate(cfg: &crate::config::Config, new_key: &std::path::Path, batch: usize, 
         detail,
         ..NewAuditEntry::default()
     };
-    audit.record(entry(Outcome::Ok, format!("key rotation from key id {from} to {to} started (or resumed)"))).context("the rotation was not recorded in the audit log; nothing was changed")?;
+    audit
+        .record(entry(Outcome::Ok, format!("key rotation from key id {from} to {to} started (or resumed)")))
+        .context("the rotation was not recorded in the audit log; nothing was changed")?;
     let rep = store.rotate_keys(batch, max_batches);
     let rep = match rep {
         Ok(r) => r,
         Err(e) => {
-            let _ = audit.record(entry(Outcome::Denied, format!("key rotation to key id {to} stopped by an error: {e}; run it again to resume")));
+            let _ = audit.record(entry(
+                Outcome::Denied,
+                format!("key rotation to key id {to} stopped by an error: {e}; run it again to resume"),
+            ));
             return Err(e).context("key rotation stopped; run the command again to resume");
         }
     };
-    let counts = format!("{} reads and {} images re-encrypted, {} stale index entries removed, {} batch(es)", rep.reads, rep.images, rep.index_removed, rep.batches);
+    let counts = format!(
+        "{} reads and {} images re-encrypted, {} stale index entries removed, {} batch(es)",
+        rep.reads, rep.images, rep.index_removed, rep.batches
+    );
     if rep.finished {
         audit.record(entry(Outcome::Ok, format!("key rotation from key id {from} to {to} completed: {counts}")))?;
-        println!("store re-encrypted under key id {to}: {counts}. Point store.key_file (or the credential) at {} now.", new_key.display());
+        println!(
+            "store re-encrypted under key id {to}: {counts}. Point store.key_file (or the credential) at {} now.",
+            new_key.display()
+        );
     } else {
-        audit.record(entry(Outcome::Ok, format!("key rotation to key id {to} paused: {counts}; run it again to resume")))?;
+        audit.record(entry(
+            Outcome::Ok,
+            format!("key rotation to key id {to} paused: {counts}; run it again to resume"),
+        ))?;
         println!("key rotation paused after {counts}; run the command again to finish (the daemon refuses to start until then)");
     }
     drop(audit);

@@ -7,12 +7,12 @@
 use crate::access::service::{day, Actor, UserService};
 use crate::access::users::{self, AccessPolicy, NewUser, Training, User};
 use crate::access::{AuditSink, Role};
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::store::{OpenOutcome, Store, StoreError, StoreOptions};
 use anyhow::{bail, Context};
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
-use crate::clock::now_ms;
 
 #[derive(Debug, clap::Args)]
 pub struct UserArgs {
@@ -66,7 +66,8 @@ pub enum UserCmd {
 
 /// The audit sink the CLI records to: the store's hash-chained audit log.
 pub fn cli_audit_sink(cfg: &Config, store: &Arc<Store>) -> anyhow::Result<Arc<dyn AuditSink>> {
-    let log = crate::access::audit::AuditLog::open(store.clone(), &cfg.access.audit_key_file).context("cannot open the audit log")?;
+    let log = crate::access::audit::AuditLog::open(store.clone(), &cfg.access.audit_key_file)
+        .context("cannot open the audit log")?;
     Ok(Arc::new(log))
 }
 
@@ -90,18 +91,24 @@ fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     match Store::open(&StoreOptions::for_config(&cfg.store)?) {
         Ok((store, outcome)) => {
             if let OpenOutcome::RecoveredFromCorruption { moved_to, cause } = outcome {
-                eprintln!("ALERT: the store was corrupt ({cause}); it was moved to {} and a new one started", moved_to.display());
+                eprintln!(
+                    "ALERT: the store was corrupt ({cause}); it was moved to {} and a new one started",
+                    moved_to.display()
+                );
             }
             Ok(store)
         }
-        Err(e @ StoreError::Locked { .. }) => Err(anyhow::Error::new(e).context("stop the daemon first (systemctl stop polewatch)")),
+        Err(e @ StoreError::Locked { .. }) => {
+            Err(anyhow::Error::new(e).context("stop the daemon first (systemctl stop polewatch)"))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 fn read_password(username: &str) -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password(format!("New password for {username}: ")).context("cannot read the password")?;
+        let first =
+            rpassword::prompt_password(format!("New password for {username}: ")).context("cannot read the password")?;
         let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
         if first != again {
             bail!("the passwords differ; nothing changed");
@@ -148,11 +155,7 @@ fn command(cfg: &Config, service: &UserService, cmd: UserCmd) -> anyhow::Result<
             println!("password of {} changed", u.username);
         }
         UserCmd::Train { username, course, completed, expires } => {
-            let t = Training {
-                course,
-                completed_ms: start_of(completed)?,
-                expires_ms: start_of(expires.tomorrow()?)?,
-            };
+            let t = Training { course, completed_ms: start_of(completed)?, expires_ms: start_of(expires.tomorrow()?)? };
             let u = service.record_training(&by, &username, t, now_ms())?;
             println!("training recorded for {}", u.username);
         }
@@ -185,7 +188,8 @@ fn table(list: &[User], policy: &AccessPolicy, now_ms: i64) -> String {
     for u in list {
         let roles: Vec<&str> = u.roles.iter().map(|r| r.as_str()).collect();
         // Expiry shown as the last day it counts, as entered.
-        let training: Vec<String> = u.training.iter().map(|t| format!("{} until {}", t.course, day(t.expires_ms - 1))).collect();
+        let training: Vec<String> =
+            u.training.iter().map(|t| format!("{} until {}", t.course, day(t.expires_ms - 1))).collect();
         out.push_str(&format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             u.username,

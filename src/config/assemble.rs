@@ -146,7 +146,12 @@ impl crate::uplink::Settings {
             max_command_bytes: m.max_command_kib as usize * 1024,
             max_inbound_bytes: m.max_inbound_kib as usize * 1024,
             healthy_after: Duration::from_secs(m.healthy_after_s as u64),
-            command_key: m.command_public_key.as_deref().map(super::parse_command_key).transpose().map_err(|e| UplinkError::CommandKey(e.to_string()))?,
+            command_key: m
+                .command_public_key
+                .as_deref()
+                .map(super::parse_command_key)
+                .transpose()
+                .map_err(|e| UplinkError::CommandKey(e.to_string()))?,
         })
     }
 }

@@ -167,7 +167,10 @@ mod tests {
 
     #[test]
     fn paths_split_into_keys_and_positions() {
-        assert_eq!(segments("cameras[1].roi[0][1]"), vec![Seg::Key("cameras".into()), Seg::Index(1), Seg::Key("roi".into()), Seg::Index(0), Seg::Index(1)]);
+        assert_eq!(
+            segments("cameras[1].roi[0][1]"),
+            vec![Seg::Key("cameras".into()), Seg::Index(1), Seg::Key("roi".into()), Seg::Index(0), Seg::Index(1)]
+        );
         assert_eq!(join(&segments("a.b[2].c")), "a.b[2].c");
         let mut v = serde_json::json!({"cameras": [{"id": "c", "roi": [[1, "x"]]}], "mqtt": {"port": "p"}});
         let at = removable(&v, "cameras[0].roi[0][1]").unwrap();

@@ -103,7 +103,9 @@ pub fn secrets(c: &Config, merged: &Merged) -> Vec<Problem> {
                 file,
                 line,
                 key,
-                message: format!("secret in a file with mode {mode:o} that others can read; chmod 600 it or use a credentials file"),
+                message: format!(
+                    "secret in a file with mode {mode:o} that others can read; chmod 600 it or use a credentials file"
+                ),
             });
         }
     }
@@ -128,7 +130,8 @@ pub fn secrets(c: &Config, merged: &Merged) -> Vec<Problem> {
     files.push(("access.audit_key_file".into(), &c.access.audit_key_file));
     for (key, p) in files {
         if let Some(mode) = exposed(p) {
-            let mut pr = merged.problem(&key, format!("{} has mode {mode:o}; others can read this secret, chmod 600 it", p.display()));
+            let mut pr = merged
+                .problem(&key, format!("{} has mode {mode:o}; others can read this secret, chmod 600 it", p.display()));
             pr.key = key;
             out.push(pr);
         }

@@ -258,11 +258,18 @@ mod tests {
     fn long_strings_are_refused_naming_file_line_and_key() {
         let mut m = Merged::default();
         let name = "x".repeat(257);
-        let e = m.add(Path::new("/c.toml"), &format!("[site]\nsite_id = \"s\"\n\n[[cameras]]\nid = \"c1\"\nname = \"{name}\"\n")).unwrap_err();
+        let e = m
+            .add(
+                Path::new("/c.toml"),
+                &format!("[site]\nsite_id = \"s\"\n\n[[cameras]]\nid = \"c1\"\nname = \"{name}\"\n"),
+            )
+            .unwrap_err();
         assert_eq!((e.file, e.line, e.key.as_str()), (PathBuf::from("/c.toml"), Some(6), "cameras[0].name"));
         assert!(e.message.contains("257 bytes long; at most 256"), "{}", e.message);
         let mut m = Merged::default();
-        assert!(m.add(Path::new("/c.toml"), &format!("[[cameras]]\nid = \"c1\"\nname = \"{}\"\n", "x".repeat(256))).is_ok());
+        assert!(m
+            .add(Path::new("/c.toml"), &format!("[[cameras]]\nid = \"c1\"\nname = \"{}\"\n", "x".repeat(256)))
+            .is_ok());
         assert_eq!(without_positions("a.b[12].c[3]"), "a.b[].c[]");
     }
 

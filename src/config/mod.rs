@@ -12,8 +12,8 @@ pub mod policy;
 mod schema;
 mod validate;
 
-pub use schema::*;
 pub use observe::{Metrics, Telemetry};
+pub use schema::*;
 pub use validate::{mqtt_brokers, parse_broker, BrokerAddrError};
 pub use validate::{parse_command_key, CommandKeyError};
 
@@ -127,19 +127,36 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
     };
     let mut config = *config;
     // A key set aside above is already reported; its stand-in (default or placeholder) is not judged again.
-    let unjudged = |key: &str| touched.iter().any(|t| key == t || key.starts_with(&format!("{t}.")) || key.starts_with(&format!("{t}[")));
-    problems.extend(validate::validate(&config).into_iter().filter(|(key, _)| !unjudged(key)).map(|(key, msg)| merged.problem(&key, msg)));
-    problems.extend(observe::check(&config.metrics, &config.telemetry).into_iter().filter(|(key, _)| !unjudged(key)).map(|(key, msg)| merged.problem(&key, msg)));
+    let unjudged = |key: &str| {
+        touched.iter().any(|t| key == t || key.starts_with(&format!("{t}.")) || key.starts_with(&format!("{t}[")))
+    };
+    problems.extend(
+        validate::validate(&config)
+            .into_iter()
+            .filter(|(key, _)| !unjudged(key))
+            .map(|(key, msg)| merged.problem(&key, msg)),
+    );
+    problems.extend(
+        observe::check(&config.metrics, &config.telemetry)
+            .into_iter()
+            .filter(|(key, _)| !unjudged(key))
+            .map(|(key, msg)| merged.problem(&key, msg)),
+    );
     if let Some(set) = config.recognizer.model_set.clone() {
         if config.recognizer.detector.is_some() || config.recognizer.ocr.is_some() {
-            problems.push(merged.problem("recognizer.model_set", "give either model_set or [recognizer.detector]/[recognizer.ocr], not both"));
+            problems.push(merged.problem(
+                "recognizer.model_set",
+                "give either model_set or [recognizer.detector]/[recognizer.ocr], not both",
+            ));
         } else {
             match load_model_set(&set) {
                 Ok(m) => {
                     config.recognizer.detector = m.detector;
                     config.recognizer.ocr = m.ocr;
                 }
-                Err(e) => problems.push(merged.problem("recognizer.model_set", format!("model set {}: {e}", set.display()))),
+                Err(e) => {
+                    problems.push(merged.problem("recognizer.model_set", format!("model set {}: {e}", set.display())))
+                }
             }
         }
     }
@@ -166,7 +183,8 @@ pub fn load_texts(texts: &[(&Path, &str)]) -> Result<Loaded, ConfigError> {
 /// Loads a model set file (a `[detector]` and/or an `[ocr]` table, as under `[recognizer]`). Relative
 /// model paths are taken from the file's own directory, so a set and its models can move together.
 pub fn load_model_set(path: &Path) -> Result<ModelSet, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     let mut merged = load::Merged::default();
     merged.add(path, &text).map_err(|p| ConfigError::Invalid(vec![p]))?;
     let root = serde_json::Value::Object(std::mem::take(&mut merged.root));
@@ -200,7 +218,8 @@ pub fn load_formats(path: &Path) -> Result<Vec<PlateFormat>, ConfigError> {
     struct File {
         formats: Vec<PlateFormat>,
     }
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
     let mut merged = load::Merged::default();
     merged.add(path, &text).map_err(|p| ConfigError::Invalid(vec![p]))?;
     let root = serde_json::Value::Object(std::mem::take(&mut merged.root));
@@ -226,7 +245,13 @@ fn describe_serde_error(path: &str, message: &str) -> (String, String) {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some(end) = rest.find('`') {
             let field = &rest[..end];
-            let key = if path.is_empty() { field.to_string() } else if path.ends_with(field) { path.clone() } else { format!("{path}.{field}") };
+            let key = if path.is_empty() {
+                field.to_string()
+            } else if path.ends_with(field) {
+                path.clone()
+            } else {
+                format!("{path}.{field}")
+            };
             return (key, format!("unknown key `{field}`{}", &rest[end + 1..]));
         }
     }

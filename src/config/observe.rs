@@ -20,7 +20,11 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { listen: default_metrics_listen(), status_interval_s: default_status_interval_s(), uplink_outage_budget_s: default_outage_budget_s() }
+        Metrics {
+            listen: default_metrics_listen(),
+            status_interval_s: default_status_interval_s(),
+            uplink_outage_budget_s: default_outage_budget_s(),
+        }
     }
 }
 
@@ -85,20 +89,32 @@ pub fn check(m: &Metrics, t: &Telemetry) -> Vec<(String, String)> {
     if m.status_interval_s > 86_400 {
         out.push(("metrics.status_interval_s".into(), format!("{} is out of range 0..=86400", m.status_interval_s)));
     }
-    if !(t.min_plate_height_px >= 1.0 && t.min_plate_height_px < t.max_plate_height_px && t.max_plate_height_px <= 4320.0) {
+    if !(t.min_plate_height_px >= 1.0
+        && t.min_plate_height_px < t.max_plate_height_px
+        && t.max_plate_height_px <= 4320.0)
+    {
         out.push((
             "telemetry.max_plate_height_px".into(),
-            format!("the band {}..{} px must have 1 <= min < max <= 4320", t.min_plate_height_px, t.max_plate_height_px),
+            format!(
+                "the band {}..{} px must have 1 <= min < max <= 4320",
+                t.min_plate_height_px, t.max_plate_height_px
+            ),
         ));
     }
     if !(1..=10_000).contains(&t.height_window) {
         out.push(("telemetry.height_window".into(), format!("{} is out of range 1..=10000", t.height_window)));
     }
     if !(t.rate_drop_ratio > 0.0 && t.rate_drop_ratio < 1.0) {
-        out.push(("telemetry.rate_drop_ratio".into(), format!("{} must be between 0 and 1 (exclusive)", t.rate_drop_ratio)));
+        out.push((
+            "telemetry.rate_drop_ratio".into(),
+            format!("{} must be between 0 and 1 (exclusive)", t.rate_drop_ratio),
+        ));
     }
     if !(0.0..=1e6).contains(&t.min_expected_reads_per_hour) {
-        out.push(("telemetry.min_expected_reads_per_hour".into(), format!("{} is out of range 0..=1000000", t.min_expected_reads_per_hour)));
+        out.push((
+            "telemetry.min_expected_reads_per_hour".into(),
+            format!("{} is out of range 0..=1000000", t.min_expected_reads_per_hour),
+        ));
     }
     if !(1..=52).contains(&t.learn_weeks) {
         out.push(("telemetry.learn_weeks".into(), format!("{} is out of range 1..=52", t.learn_weeks)));

@@ -175,7 +175,12 @@ mod tests {
 
     #[test]
     fn policy_states_what_the_config_enforces() {
-        let mut c: Config = crate::config::load_texts(&[(std::path::Path::new("x.toml"), "[site]\nsite_id = \"s\"\ndevice_id = \"d\"\n")]).unwrap().config;
+        let mut c: Config = crate::config::load_texts(&[(
+            std::path::Path::new("x.toml"),
+            "[site]\nsite_id = \"s\"\ndevice_id = \"d\"\n",
+        )])
+        .unwrap()
+        .config;
         c.store.retention.max_days = 400;
         c.access.allowed_jurisdictions = vec!["CA".into()];
         c.access.custodian = "Records <Unit>".into();

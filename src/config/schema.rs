@@ -15,7 +15,8 @@ pub const MAX_STRING_BYTES: usize = 4096;
 pub fn max_string_bytes(key: &str) -> usize {
     match key {
         "site.site_id" | "site.device_id" | "cameras[].id" | "mqtt.client_id" | "recognizer.formats[].region" => 64,
-        "cameras[].name" | "site.organisation" | "mqtt.topic_prefix" | "mqtt.username" | "access.custodian" | "access.designee" => 256,
+        "cameras[].name" | "site.organisation" | "mqtt.topic_prefix" | "mqtt.username" | "access.custodian"
+        | "access.designee" => 256,
         "mqtt.host" | "mqtt.hosts[]" | "api.listen" => 255,
         "mqtt.command_public_key" => 128,
         _ => MAX_STRING_BYTES,
@@ -68,8 +69,8 @@ pub struct Site {
 // The [[cameras]] table is ingest's settings type, the [recognizer] table the recognizer's.
 pub use crate::ingest::settings::{Camera, Transport};
 pub use crate::recognize::settings::{
-    ColorOrder, DetectorKind, DetectorModel, DetectorOutput, DnnBackend, ModelSet, OcrKind, OcrModel, PlateFormat, Recognizer, ResizeMode,
-    TensorLayout,
+    ColorOrder, DetectorKind, DetectorModel, DetectorOutput, DnnBackend, ModelSet, OcrKind, OcrModel, PlateFormat,
+    Recognizer, ResizeMode, TensorLayout,
 };
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

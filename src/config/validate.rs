@@ -87,7 +87,9 @@ pub fn mqtt_brokers(m: &Mqtt) -> Vec<(String, u16)> {
 
 /// Ids that end up in MQTT topics and file names.
 fn id_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 pub fn validate(c: &Config) -> Issues {
@@ -124,7 +126,8 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
         }
         let scheme = c.url.split("://").next().unwrap_or("");
         let relative_file = c.url.starts_with("file:") && !c.url.starts_with("file://") && c.url.len() > 5;
-        if !relative_file && (!c.url.contains("://") || !matches!(scheme, "rtsp" | "rtsps" | "file" | "http" | "https")) {
+        if !relative_file && (!c.url.contains("://") || !matches!(scheme, "rtsp" | "rtsps" | "file" | "http" | "https"))
+        {
             push(out, k("url"), "must start with rtsp://, rtsps://, http(s):// or file:// (or be file:PATH relative to the working directory)");
         }
         if c.url.contains('@') && scheme.starts_with("rtsp") {
@@ -145,7 +148,11 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
             push(out, k("roi"), "a region of interest needs at least 3 points (or none for the whole frame)");
         }
         if let Some([lo, hi]) = c.plate_height_band_px.filter(|[lo, hi]| *lo < 4 || lo >= hi || *hi > 4000) {
-            push(out, k("plate_height_band_px"), format!("[{lo}, {hi}]: give [lowest, highest] plate height in pixels, 4 <= lowest < highest <= 4000"));
+            push(
+                out,
+                k("plate_height_band_px"),
+                format!("[{lo}, {hi}]: give [lowest, highest] plate height in pixels, 4 <= lowest < highest <= 4000"),
+            );
         }
         if !(-180.0..=180.0).contains(&c.rotate_deg) {
             push(out, k("rotate_deg"), format!("{} is out of range -180..=180", c.rotate_deg));
@@ -164,7 +171,6 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
         }
     }
 }
-
 
 /// The tracker checks its own settings (one rule set for TOML and code); its first complaint names the key.
 fn tracker(out: &mut Issues, t: &crate::track::TrackerConfig) {
@@ -202,7 +208,10 @@ fn recognizer(out: &mut Issues, r: &Recognizer) {
             push(out, format!("recognizer.formats[{i}].patterns"), "needs at least one pattern");
         }
         for (j, p) in f.patterns.iter().enumerate() {
-            if p.is_empty() || p.len() > 12 || !p.bytes().all(|b| matches!(b, b'@' | b'#' | b'*') || b.is_ascii_uppercase() || b.is_ascii_digit()) {
+            if p.is_empty()
+                || p.len() > 12
+                || !p.bytes().all(|b| matches!(b, b'@' | b'#' | b'*') || b.is_ascii_uppercase() || b.is_ascii_digit())
+            {
                 push(
                     out,
                     format!("recognizer.formats[{i}].patterns[{j}]"),
@@ -270,7 +279,10 @@ fn ocr_model(out: &mut Issues, at: &str, o: &OcrModel) {
         }
     }
     let mut seen = HashSet::new();
-    if o.alphabet.is_empty() || !o.alphabet.chars().all(|c| c.is_ascii_graphic()) || !o.alphabet.chars().all(|c| seen.insert(c)) {
+    if o.alphabet.is_empty()
+        || !o.alphabet.chars().all(|c| c.is_ascii_graphic())
+        || !o.alphabet.chars().all(|c| seen.insert(c))
+    {
         push(out, format!("{at}.alphabet"), "must be distinct printable ASCII characters");
     }
     match o.kind {
@@ -281,7 +293,11 @@ fn ocr_model(out: &mut Issues, at: &str, o: &OcrModel) {
         }
         OcrKind::Ctc => {
             if o.blank as usize > o.alphabet.chars().count() {
-                push(out, format!("{at}.blank"), format!("{} is beyond the {} classes", o.blank, o.alphabet.chars().count() + 1));
+                push(
+                    out,
+                    format!("{at}.blank"),
+                    format!("{} is beyond the {} classes", o.blank, o.alphabet.chars().count() + 1),
+                );
             }
             range(out, &format!("{at}.beam_width"), o.beam_width, 1, 64);
         }
@@ -301,7 +317,11 @@ fn store(out: &mut Issues, s: &Store) {
     }
     if let Some(f) = s.disk_frames_watermark_pct {
         if f < s.disk_high_watermark_pct || f > s.disk_full_watermark_pct {
-            push(out, "store.disk_frames_watermark_pct", "must lie between disk_high_watermark_pct and disk_full_watermark_pct");
+            push(
+                out,
+                "store.disk_frames_watermark_pct",
+                "must lie between disk_high_watermark_pct and disk_full_watermark_pct",
+            );
         }
     }
     range(out, "store.disk_reserve_mb", s.disk_reserve_mb, 1, 1_048_576);
@@ -348,7 +368,9 @@ fn mqtt(out: &mut Issues, m: &Mqtt) {
     for (i, h) in m.hosts.iter().enumerate() {
         match parse_broker(h, m.port) {
             Err(e) => push(out, format!("mqtt.hosts[{i}]"), e.to_string()),
-            Ok(b) if !seen.insert(b.clone()) => push(out, format!("mqtt.hosts[{i}]"), format!("{}:{} is listed twice", b.0, b.1)),
+            Ok(b) if !seen.insert(b.clone()) => {
+                push(out, format!("mqtt.hosts[{i}]"), format!("{}:{} is listed twice", b.0, b.1))
+            }
             Ok(_) => {}
         }
     }

@@ -118,7 +118,8 @@ mod tests {
 
     #[test]
     fn digit_and_letter_twins_are_each_groups_first_two() {
-        let pairs: Vec<(char, char)> = "0123456789".chars().filter_map(|d| letter_for_digit(d).map(|l| (d, l))).collect();
+        let pairs: Vec<(char, char)> =
+            "0123456789".chars().filter_map(|d| letter_for_digit(d).map(|l| (d, l))).collect();
         assert_eq!(pairs, vec![('0', 'O'), ('1', 'I'), ('2', 'Z'), ('5', 'S'), ('6', 'G'), ('8', 'B')]);
         for (d, l) in pairs {
             assert_eq!(digit_for_letter(l), Some(d));

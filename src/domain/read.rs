@@ -25,7 +25,8 @@ impl Plate {
 
     /// Normalises (upper case, spaces and dashes removed) and checks the text.
     pub fn new(text: &str) -> Result<Plate, PlateError> {
-        let s: String = text.chars().filter(|c| !matches!(c, ' ' | '-' | '\t')).flat_map(|c| c.to_uppercase()).collect();
+        let s: String =
+            text.chars().filter(|c| !matches!(c, ' ' | '-' | '\t')).flat_map(|c| c.to_uppercase()).collect();
         if s.is_empty() {
             return Err(PlateError::Empty);
         }

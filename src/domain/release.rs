@@ -20,7 +20,9 @@ pub enum Scope {
         #[serde(default)]
         whole_store: bool,
     },
-    HeldForCase { case_number: String },
+    HeldForCase {
+        case_number: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,4 +57,3 @@ pub struct Request {
     #[serde(default)]
     pub exports: Vec<String>,
 }
-

@@ -112,4 +112,3 @@ pub struct Lock {
     pub by: String,
     pub reason: String,
 }
-

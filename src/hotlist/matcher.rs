@@ -36,9 +36,9 @@
 //! up its own prefixes and suffixes, only the lengths some pattern uses. Only patterns with `*` and no
 //! literal at either end (`*AB*`, `?A*`) are checked against every read.
 
-use crate::domain::confusion::{canonical_char, substitutions};
 use super::entry::MAX_PLATE_LEN;
 use super::{Entry, Hotlist};
+use crate::domain::confusion::{canonical_char, substitutions};
 use crate::domain::Plate;
 use std::collections::HashMap;
 use std::fmt;

@@ -14,9 +14,10 @@ use super::backoff::delay;
 use super::decoder::{self, Chain, Codec};
 use super::motion::MotionGate;
 use super::sampler::Sampler;
+use super::settings::{self, Transport};
 use super::state::{classify_error, CameraState, Failure, LogLimit};
 use super::{Frame, FrameQueue};
-use super::settings::{self, Transport};
+use crate::clock::now_ms;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -25,7 +26,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use crate::clock::now_ms;
 
 /// Counters for status and metrics (since the camera started, across reconnections).
 #[derive(Default)]
@@ -58,7 +58,12 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Timing {
-        Timing { stall: Duration::from_secs(5), connect: Duration::from_secs(5), teardown: Duration::from_secs(5), backoff_scale: 1.0 }
+        Timing {
+            stall: Duration::from_secs(5),
+            connect: Duration::from_secs(5),
+            teardown: Duration::from_secs(5),
+            backoff_scale: 1.0,
+        }
     }
 }
 
@@ -85,7 +90,8 @@ pub enum IngestError {
 /// (read at each start, so a reload picks up a changed file).
 pub fn credentials(c: &settings::Camera) -> Result<Option<(String, String)>, IngestError> {
     if let Some(p) = &c.credentials_file {
-        let err = |reason: String| IngestError::Credentials { camera: c.id.clone(), path: p.display().to_string(), reason };
+        let err =
+            |reason: String| IngestError::Credentials { camera: c.id.clone(), path: p.display().to_string(), reason };
         let text = std::fs::read_to_string(p).map_err(|e| err(e.to_string()))?;
         let line = text.lines().next().unwrap_or_default();
         let (u, pw) = line.split_once(':').ok_or_else(|| err("expected `user:password` on the first line".into()))?;
@@ -109,8 +115,23 @@ impl Camera {
         let chain = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = if c.enabled {
-            let ctx = Ctx { cfg: c.clone(), creds: creds.clone(), id: id.clone(), queue, state: state.clone(), stats: stats.clone(), chain: chain.clone(), stop: stop.clone(), timing };
-            Some(std::thread::Builder::new().name(format!("cam-{}", c.id)).spawn(move || run(ctx)).map_err(|e| IngestError::Init(e.to_string()))?)
+            let ctx = Ctx {
+                cfg: c.clone(),
+                creds: creds.clone(),
+                id: id.clone(),
+                queue,
+                state: state.clone(),
+                stats: stats.clone(),
+                chain: chain.clone(),
+                stop: stop.clone(),
+                timing,
+            };
+            Some(
+                std::thread::Builder::new()
+                    .name(format!("cam-{}", c.id))
+                    .spawn(move || run(ctx))
+                    .map_err(|e| IngestError::Init(e.to_string()))?,
+            )
         } else {
             None
         };
@@ -261,7 +282,12 @@ enum PipelineError {
 
 /// The pipeline up to the source and from the colour conversion on; the decoder chain between them is
 /// linked when the source announces its stream (see [`Link::pad_added`]).
-fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Option<Ended>>>) -> Result<gst::Pipeline, PipelineError> {
+fn build(
+    ctx: &Ctx,
+    setting: &str,
+    started: Instant,
+    link_failure: &Arc<Mutex<Option<Ended>>>,
+) -> Result<gst::Pipeline, PipelineError> {
     let c = &ctx.cfg;
     let rtp = c.url.starts_with("rtsp");
     let file = c.url.starts_with("file:");
@@ -272,8 +298,15 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
         "queue name=tail max-size-buffers=1 leaky={leaky} ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop={} sync={file}",
         !file
     );
-    let desc = if rtp { format!("rtspsrc name=src {tail}") } else { format!("urisourcebin name=uri ! parsebin name=src {tail}") };
-    let pipeline = gst::parse::launch(&desc).map_err(PipelineError::Launch)?.downcast::<gst::Pipeline>().map_err(|_| PipelineError::NotAPipeline)?;
+    let desc = if rtp {
+        format!("rtspsrc name=src {tail}")
+    } else {
+        format!("urisourcebin name=uri ! parsebin name=src {tail}")
+    };
+    let pipeline = gst::parse::launch(&desc)
+        .map_err(PipelineError::Launch)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| PipelineError::NotAPipeline)?;
     let src = pipeline.by_name("src").ok_or(PipelineError::Missing("no source element"))?;
     if rtp {
         src.set_property("location", &c.url);
@@ -293,7 +326,10 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
         }
     } else {
         let cwd = std::env::current_dir().map_err(PipelineError::WorkingDir)?;
-        pipeline.by_name("uri").ok_or(PipelineError::Missing("no uri source"))?.set_property("uri", super::uri::resolve(&c.url, &cwd));
+        pipeline
+            .by_name("uri")
+            .ok_or(PipelineError::Missing("no uri source"))?
+            .set_property("uri", super::uri::resolve(&c.url, &cwd));
     }
     let link = Link {
         pipeline: pipeline.downgrade(),
@@ -319,7 +355,10 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
             let enc = s.and_then(|s| s.get::<&str>("encoding-name").ok()).unwrap_or("?").to_string();
             if video && Codec::from_rtp_encoding(&enc).is_none() {
                 let mut f = lock(&failure);
-                f.get_or_insert((Failure::UnsupportedCodec, format!("the camera sends {enc}; polewatch decodes H.264, H.265 and MJPEG")));
+                f.get_or_insert((
+                    Failure::UnsupportedCodec,
+                    format!("the camera sends {enc}; polewatch decodes H.264, H.265 and MJPEG"),
+                ));
             }
             log::debug!(camera = id.as_ref(); "SDP stream: {enc} (video: {video})");
             Some(video.to_value())
@@ -327,7 +366,10 @@ fn build(ctx: &Ctx, setting: &str, started: Instant, link_failure: &Arc<Mutex<Op
     }
     let sampled = link.sampled.clone();
     src.connect_pad_added(move |_, pad| link.pad_added(pad));
-    let sink = pipeline.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or(PipelineError::Missing("no appsink"))?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or(PipelineError::Missing("no appsink"))?;
     let gate = c.motion_gate.then(|| MotionGate::new(c.motion_threshold, &c.roi));
     sink.set_callbacks(appsink_callbacks(ctx.id.clone(), ctx.queue.clone(), ctx.stats.clone(), sampled, gate));
     Ok(pipeline)
@@ -370,7 +412,10 @@ impl Link {
         }
         // Failures here are logged by the camera thread, rate-limited.
         let Some(codec) = codec else {
-            *lock(&self.failure) = Some((Failure::UnsupportedCodec, format!("the camera sends {what}; polewatch decodes H.264, H.265 and MJPEG")));
+            *lock(&self.failure) = Some((
+                Failure::UnsupportedCodec,
+                format!("the camera sends {what}; polewatch decodes H.264, H.265 and MJPEG"),
+            ));
             return;
         };
         let chain = match decoder::choose(codec, &self.setting, self.rtp, &decoder::installed) {
@@ -395,16 +440,23 @@ impl Link {
             // libav's decoders keep their own thread count (one per core): with one thread, a camera's
             // decoding fell behind real time on the loaded 2-core machine (the stream piled up in the
             // socket and the camera noticed its server's death 11 s late), and decoding cannot drop frames.
-            elements.push(gst::ElementFactory::make(name).build().map_err(|source| PipelineError::Element { name: name.to_string(), source })?);
+            elements.push(
+                gst::ElementFactory::make(name)
+                    .build()
+                    .map_err(|source| PipelineError::Element { name: name.to_string(), source })?,
+            );
         }
         let tail = pipeline.by_name("tail").ok_or(PipelineError::Missing("no tail queue"))?;
         pipeline.add_many(&elements).map_err(PipelineError::Add)?;
         let mut all = elements.clone();
         all.push(tail);
         gst::Element::link_many(&all).map_err(|_| PipelineError::Link(chain.elements().join(" ! ")))?;
-        let (Some(first), Some(last)) = (elements.first(), elements.last()) else { return Err(PipelineError::EmptyChain) };
+        let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
+            return Err(PipelineError::EmptyChain);
+        };
         let out = last.static_pad("src").ok_or(PipelineError::Missing("decoder without a src pad"))?;
-        let (stats, sampler, sampled, started) = (self.stats.clone(), self.sampler.clone(), self.sampled.clone(), self.started);
+        let (stats, sampler, sampled, started) =
+            (self.stats.clone(), self.sampler.clone(), self.sampled.clone(), self.started);
         out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             let pts = info.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
             let seq = stats.frames_decoded.fetch_add(1, Ordering::Relaxed);
@@ -500,7 +552,13 @@ fn tight_bgr(src: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
 }
 
 /// Plays the pipeline until it fails or `stop`; returns why it ended (None: asked to stop).
-fn stream(pipeline: &gst::Pipeline, ctx: &Ctx, started: Instant, link_failure: &Mutex<Option<Ended>>, attempt: &mut u32) -> Option<Ended> {
+fn stream(
+    pipeline: &gst::Pipeline,
+    ctx: &Ctx,
+    started: Instant,
+    link_failure: &Mutex<Option<Ended>>,
+    attempt: &mut u32,
+) -> Option<Ended> {
     let mono_ms = || started.elapsed().as_millis() as i64;
     let Some(bus) = pipeline.bus() else { return Some((Failure::Other, "pipeline without a bus".into())) };
     let error = |m: &gst::Message| match m.view() {
@@ -513,7 +571,8 @@ fn stream(pipeline: &gst::Pipeline, ctx: &Ctx, started: Instant, link_failure: &
     };
     if pipeline.set_state(gst::State::Playing).is_err() {
         // A source that fails to start (missing file, bad device) posts why on the bus.
-        let why = bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]).and_then(|m| error(&m));
+        let why =
+            bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]).and_then(|m| error(&m));
         return Some(why.unwrap_or((Failure::Other, "the pipeline would not start".into())));
     }
     let t0 = Instant::now();
@@ -525,7 +584,8 @@ fn stream(pipeline: &gst::Pipeline, ctx: &Ctx, started: Instant, link_failure: &
                 return Some(lock(link_failure).take().unwrap_or(f));
             }
             if let gst::MessageView::Eos(_) = msg.view() {
-                let what = if streaming { "end-of-stream while streaming" } else { "end-of-stream before the first frame" };
+                let what =
+                    if streaming { "end-of-stream while streaming" } else { "end-of-stream before the first frame" };
                 return Some((Failure::EndOfStream, what.into()));
             }
         }

@@ -96,13 +96,25 @@ pub struct Chain {
 
 impl Chain {
     pub fn elements(&self) -> Vec<&str> {
-        self.depay.iter().copied().chain(self.parse).chain([self.decoder.as_str()]).chain(self.to_system_memory).collect()
+        self.depay
+            .iter()
+            .copied()
+            .chain(self.parse)
+            .chain([self.decoder.as_str()])
+            .chain(self.to_system_memory)
+            .collect()
     }
 }
 
 impl fmt::Display for Chain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} via {} ({})", self.codec, self.elements().join(" ! "), if self.hardware { "hardware" } else { "software" })
+        write!(
+            f,
+            "{} via {} ({})",
+            self.codec,
+            self.elements().join(" ! "),
+            if self.hardware { "hardware" } else { "software" }
+        )
     }
 }
 
@@ -150,7 +162,8 @@ pub fn choose(codec: Codec, setting: &str, rtp: bool, installed: &dyn ElementReg
     let depay = rtp.then(|| codec.depay());
     let parse = if rtp { codec.parse() } else { None };
     let chain_with = |decoder: &str, hardware: bool| {
-        let to_system_memory = if decoder == "nvv4l2decoder" { Some(nvmm_converter(installed).unwrap_or("nvvidconv")) } else { None };
+        let to_system_memory =
+            if decoder == "nvv4l2decoder" { Some(nvmm_converter(installed).unwrap_or("nvvidconv")) } else { None };
         Chain { codec, depay, parse, decoder: decoder.to_string(), to_system_memory, hardware }
     };
     let complete = |c: &Chain| c.elements().into_iter().all(|e| installed.has(e));
@@ -181,7 +194,8 @@ pub fn fallback(setting: &str, chain: Option<&Chain>, ended: super::Failure, str
 /// Whether `name` is an installed element that GStreamer classes as a decoder.
 pub fn is_decoder_element(name: &str) -> Result<bool, gstreamer::glib::Error> {
     gstreamer::init()?;
-    Ok(gstreamer::ElementFactory::find(name).is_some_and(|f| f.metadata("klass").is_some_and(|k| k.contains("Decoder"))))
+    Ok(gstreamer::ElementFactory::find(name)
+        .is_some_and(|f| f.metadata("klass").is_some_and(|k| k.contains("Decoder"))))
 }
 
 /// Why a camera's `decoder` setting is refused; the text is what the configuration check reports at the
@@ -198,7 +212,9 @@ pub enum SettingError {
 
 /// GStreamer element names: a letter, then letters, digits, `-` and `_` (at most 64).
 fn element_name_ok(s: &str) -> bool {
-    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The `decoder` setting's form, without GStreamer: `auto`, `software` or an element name.
@@ -238,7 +254,16 @@ mod tests {
         move |e| present.contains(&e)
     }
 
-    const SOFT: &[&str] = &["rtph264depay", "rtph265depay", "rtpjpegdepay", "h264parse", "h265parse", "avdec_h264", "avdec_h265", "jpegdec"];
+    const SOFT: &[&str] = &[
+        "rtph264depay",
+        "rtph265depay",
+        "rtpjpegdepay",
+        "h264parse",
+        "h265parse",
+        "avdec_h264",
+        "avdec_h265",
+        "jpegdec",
+    ];
 
     #[test]
     fn auto_prefers_installed_hardware_then_software() {
@@ -274,7 +299,9 @@ mod tests {
     fn jetson_decoders_are_chosen_when_the_registry_has_them_software_otherwise() {
         // A Jetson with L4T's GStreamer plugins: NVDEC through V4L2, NVMM copied out by nvvidconv.
         let jetson = FakeRegistry::with(&["nvv4l2decoder", "nvvidconv", "nvvideoconvert"]);
-        for (codec, depay, parse) in [(Codec::H264, "rtph264depay", "h264parse"), (Codec::H265, "rtph265depay", "h265parse")] {
+        for (codec, depay, parse) in
+            [(Codec::H264, "rtph264depay", "h264parse"), (Codec::H265, "rtph265depay", "h265parse")]
+        {
             let c = choose(codec, "auto", true, &jetson).unwrap();
             assert_eq!((c.elements(), c.hardware), (vec![depay, parse, "nvv4l2decoder", "nvvidconv"], true));
         }

@@ -73,7 +73,11 @@ impl Grid {
         if w == 0 || h == 0 || f.data.len() < (w as usize) * (h as usize) * 3 {
             return None;
         }
-        let (cols, rows) = if w >= h { (GRID_LONG.min(w), (GRID_LONG * h / w).clamp(1, h)) } else { ((GRID_LONG * w / h).clamp(1, w), GRID_LONG.min(h)) };
+        let (cols, rows) = if w >= h {
+            (GRID_LONG.min(w), (GRID_LONG * h / w).clamp(1, h))
+        } else {
+            ((GRID_LONG * w / h).clamp(1, w), GRID_LONG.min(h))
+        };
         let mut grey = Vec::with_capacity((cols * rows) as usize);
         for r in 0..rows {
             for c in 0..cols {

@@ -41,7 +41,11 @@ impl Sampler {
             // Steps from gaps, bursts and jumps back are not the source's rate.
             if pts_ns > last && pts_ns - last <= 4 * self.every_ns.max(250_000_000) {
                 let step = (pts_ns - last) as f64;
-                self.interval_ns = if self.interval_ns == 0.0 { step } else { self.interval_ns + STEP_WEIGHT * (step - self.interval_ns) };
+                self.interval_ns = if self.interval_ns == 0.0 {
+                    step
+                } else {
+                    self.interval_ns + STEP_WEIGHT * (step - self.interval_ns)
+                };
             }
         }
         self.last_pts = Some(pts_ns);
@@ -101,7 +105,9 @@ mod tests {
         // into 5 analysed fps: 15 fps, timestamps moved by +20, +11, -17 ms in turn.
         let jitter = [20i64, 11, -17];
         let mut s = Sampler::new(10.0);
-        let taken = (0..900i64).filter(|&i| s.take((1_000_000_000 + i * 66_666_667 + jitter[i as usize % 3] * 1_000_000) as u64)).count();
+        let taken = (0..900i64)
+            .filter(|&i| s.take((1_000_000_000 + i * 66_666_667 + jitter[i as usize % 3] * 1_000_000) as u64))
+            .count();
         assert!((594..=606).contains(&taken), "{taken} frames of 900 (60 s) analysed, want 600");
     }
 

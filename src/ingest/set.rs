@@ -3,8 +3,8 @@
 //! streaming untouched. Stopping happens outside the lock, so status reads never wait on a teardown.
 
 use super::camera::{Camera, Timing};
-use super::{CameraState, FrameQueue};
 use super::settings;
+use super::{CameraState, FrameQueue};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -31,7 +31,13 @@ pub struct ReloadReport {
 
 impl CameraSet {
     pub fn new(queue: Arc<FrameQueue>, timing: Timing) -> CameraSet {
-        CameraSet { cameras: Mutex::new(Vec::new()), reloading: Mutex::new(()), closed: AtomicBool::new(false), queue, timing }
+        CameraSet {
+            cameras: Mutex::new(Vec::new()),
+            reloading: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            queue,
+            timing,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Camera>> {

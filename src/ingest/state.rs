@@ -9,7 +9,10 @@ pub enum CameraState {
     Connecting,
     Streaming,
     /// Waiting before the next attempt; `reason` is the last failure.
-    Backoff { attempt: u32, reason: Failure },
+    Backoff {
+        attempt: u32,
+        reason: Failure,
+    },
     Disabled,
 }
 
@@ -57,10 +60,16 @@ impl Failure {
     /// What an operator should look at, for the (rate-limited) log line.
     pub fn advice(&self) -> &'static str {
         match self {
-            Failure::FailedAuth => "the camera refused the credentials (401): check username/password or credentials_file",
+            Failure::FailedAuth => {
+                "the camera refused the credentials (401): check username/password or credentials_file"
+            }
             Failure::NotFound => "no stream at this URL (404 or no such file): check the path",
-            Failure::Unreachable => "cannot reach the camera (refused or no answer): check its address, port, power and network",
-            Failure::UnsupportedCodec => "the stream's codec cannot be decoded here: check the camera's codec and the decoder setting",
+            Failure::Unreachable => {
+                "cannot reach the camera (refused or no answer): check its address, port, power and network"
+            }
+            Failure::UnsupportedCodec => {
+                "the stream's codec cannot be decoded here: check the camera's codec and the decoder setting"
+            }
             Failure::Stalled => "the camera is connected but sends no frames",
             Failure::EndOfStream => "the camera ended the stream (server closed the session or restarted)",
             Failure::Other => "pipeline error (details at debug level)",
@@ -97,7 +106,8 @@ pub fn classify_error(err: &gstreamer::glib::Error, debug: &str) -> Failure {
     match (err.kind::<ResourceError>(), err.kind::<CoreError>(), err.kind::<StreamError>()) {
         (Some(ResourceError::NotAuthorized), ..) => Failure::FailedAuth,
         (Some(ResourceError::NotFound), ..) => Failure::NotFound,
-        (_, Some(CoreError::MissingPlugin), _) | (.., Some(StreamError::CodecNotFound | StreamError::WrongType | StreamError::TypeNotFound)) => {
+        (_, Some(CoreError::MissingPlugin), _)
+        | (.., Some(StreamError::CodecNotFound | StreamError::WrongType | StreamError::TypeNotFound)) => {
             Failure::UnsupportedCodec
         }
         _ => classify(err.message(), debug),
@@ -110,11 +120,22 @@ pub fn classify(message: &str, debug: &str) -> Failure {
     let t = format!("{message} {debug}").to_ascii_lowercase();
     if t.contains("401") || t.contains("unauthorized") || t.contains("authentication") {
         Failure::FailedAuth
-    } else if t.contains("404") || t.contains("not found") || t.contains("no such file") || t.contains("does not exist") {
+    } else if t.contains("404") || t.contains("not found") || t.contains("no such file") || t.contains("does not exist")
+    {
         Failure::NotFound
-    } else if t.contains("could not connect") || t.contains("connection refused") || t.contains("timeout") || t.contains("timed out") || t.contains("unreachable") || t.contains("could not open resource") {
+    } else if t.contains("could not connect")
+        || t.contains("connection refused")
+        || t.contains("timeout")
+        || t.contains("timed out")
+        || t.contains("unreachable")
+        || t.contains("could not open resource")
+    {
         Failure::Unreachable
-    } else if t.contains("missing") && (t.contains("plugin") || t.contains("plug-in") || t.contains("decoder") || t.contains("element")) || t.contains("not-negotiated") || t.contains("no suitable") {
+    } else if t.contains("missing")
+        && (t.contains("plugin") || t.contains("plug-in") || t.contains("decoder") || t.contains("element"))
+        || t.contains("not-negotiated")
+        || t.contains("no suitable")
+    {
         Failure::UnsupportedCodec
     } else {
         Failure::Other
@@ -140,19 +161,35 @@ mod tests {
     fn rtsp_errors_map_to_states() {
         assert_eq!(classify("Unauthorized", "gstrtspsrc.c(6795): Unauthorized (401)"), Failure::FailedAuth);
         assert_eq!(classify("Not found", "Not Found (404)"), Failure::NotFound);
-        assert_eq!(classify("Could not open resource for reading and writing.", "Failed to connect. (Generic error)"), Failure::Unreachable);
+        assert_eq!(
+            classify("Could not open resource for reading and writing.", "Failed to connect. (Generic error)"),
+            Failure::Unreachable
+        );
         assert_eq!(classify("Could not connect to server.", ""), Failure::Unreachable);
         assert_eq!(classify("Your GStreamer installation is missing a plug-in.", ""), Failure::UnsupportedCodec);
-        assert_eq!(classify("Internal data stream error.", "streaming stopped, reason not-negotiated (-4)"), Failure::UnsupportedCodec);
+        assert_eq!(
+            classify("Internal data stream error.", "streaming stopped, reason not-negotiated (-4)"),
+            Failure::UnsupportedCodec
+        );
         assert_eq!(classify("Internal data stream error.", "reason error (-5)"), Failure::Other);
-        let auth = gstreamer::glib::Error::new(gstreamer::ResourceError::NotAuthorized, "Not authorized to access resource.");
+        let auth =
+            gstreamer::glib::Error::new(gstreamer::ResourceError::NotAuthorized, "Not authorized to access resource.");
         assert_eq!(classify_error(&auth, ""), Failure::FailedAuth);
         let codec = gstreamer::glib::Error::new(gstreamer::CoreError::MissingPlugin, "no decoder");
         assert_eq!(classify_error(&codec, ""), Failure::UnsupportedCodec);
-        let refused = gstreamer::glib::Error::new(gstreamer::ResourceError::OpenReadWrite, "Could not open resource for reading and writing.");
+        let refused = gstreamer::glib::Error::new(
+            gstreamer::ResourceError::OpenReadWrite,
+            "Could not open resource for reading and writing.",
+        );
         assert_eq!(classify_error(&refused, ""), Failure::Unreachable);
-        assert_eq!(CameraState::Backoff { attempt: 3, reason: Failure::NotFound }.to_string(), "backoff(not-found, attempt 3)");
-        assert_eq!(CameraState::Backoff { attempt: 0, reason: Failure::EndOfStream }.to_string(), "backoff(ended, attempt 0)");
+        assert_eq!(
+            CameraState::Backoff { attempt: 3, reason: Failure::NotFound }.to_string(),
+            "backoff(not-found, attempt 3)"
+        );
+        assert_eq!(
+            CameraState::Backoff { attempt: 0, reason: Failure::EndOfStream }.to_string(),
+            "backoff(ended, attempt 0)"
+        );
         assert_eq!(Failure::Stalled.to_string(), "stalled");
         assert_eq!(Failure::Unreachable.to_string(), "unreachable");
     }

@@ -111,7 +111,10 @@ pub fn evaluate(i: &Input) -> Summary {
     if let Some(u) = &i.uplink {
         if !u.connected && u.down_for_s >= u.outage_budget_s {
             ready = false;
-            reasons.push(format!("MQTT uplink down for {:.0} s, over its outage budget of {:.0} s", u.down_for_s, u.outage_budget_s));
+            reasons.push(format!(
+                "MQTT uplink down for {:.0} s, over its outage budget of {:.0} s",
+                u.down_for_s, u.outage_budget_s
+            ));
         }
     }
     let cameras: Vec<CameraSummary> = i
@@ -131,7 +134,11 @@ pub fn evaluate(i: &Input) -> Summary {
         reasons,
         degraded_cameras: cameras.iter().filter(|c| !c.degraded.is_empty()).map(|c| c.id.clone()).collect(),
         cameras,
-        store: StoreSummary { open: !i.store_needs_reopen, accepts_reads: i.accepts_reads, disk_level: i.disk_level.clone() },
+        store: StoreSummary {
+            open: !i.store_needs_reopen,
+            accepts_reads: i.accepts_reads,
+            disk_level: i.disk_level.clone(),
+        },
         uplink: i.uplink.as_ref().map(|u| UplinkSummary {
             connected: u.connected,
             down_for_s: if u.connected { 0 } else { u.down_for_s as u64 },
@@ -206,7 +213,8 @@ mod tests {
     #[test]
     fn a_degraded_camera_is_named_but_the_box_stays_ready() {
         let mut i = healthy();
-        i.cameras[0].degraded = vec![("plate_height".into(), "plates are 9 px high (median), below the band's 14 px".into())];
+        i.cameras[0].degraded =
+            vec![("plate_height".into(), "plates are 9 px high (median), below the band's 14 px".into())];
         let s = evaluate(&i);
         assert!(s.ready);
         assert_eq!(s.degraded_cameras, vec!["lane1"]);

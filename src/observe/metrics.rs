@@ -75,7 +75,16 @@ impl Sources {
         outage_budget: Duration,
     ) -> Sources {
         let started = Instant::now();
-        Sources { cameras, analysis, uplink, store, started, outage_budget, uplink_down_since: Mutex::new(Some(started)), census: Mutex::new(None) }
+        Sources {
+            cameras,
+            analysis,
+            uplink,
+            store,
+            started,
+            outage_budget,
+            uplink_down_since: Mutex::new(Some(started)),
+            census: Mutex::new(None),
+        }
     }
 
     /// Seconds the uplink has been down (0 while up); call often (the health loop does, every second).
@@ -120,7 +129,11 @@ impl Sources {
             .into_iter()
             .filter(|(_, s)| *s != CameraState::Disabled)
             .map(|(id, state)| {
-                let age = self.cameras.with(&id, |c| c.stats().last_frame_wall_ms.load(Ordering::Relaxed)).filter(|ms| *ms > 0).map(|ms| (now_ms - ms).max(0) as f64 / 1e3);
+                let age = self
+                    .cameras
+                    .with(&id, |c| c.stats().last_frame_wall_ms.load(Ordering::Relaxed))
+                    .filter(|ms| *ms > 0)
+                    .map(|ms| (now_ms - ms).max(0) as f64 / 1e3);
                 CameraInput {
                     streaming: state == CameraState::Streaming,
                     state: state.to_string(),
@@ -154,10 +167,18 @@ pub fn registry(sources: Arc<Sources>) -> Registry {
     reg.register("polewatch_detector_seconds", "Plate detector latency per analysed frame", r.detector_seconds.clone());
     reg.register("polewatch_ocr_seconds", "OCR latency per detected plate", r.ocr_seconds.clone());
     reg.register("polewatch_plates_per_frame", "Plates read per analysed frame", r.plates_per_frame.clone());
-    reg.register("polewatch_plate_height_pixels", "Height in pixels of each plate read (ALPR telemetry)", r.plate_height_pixels.clone());
+    reg.register(
+        "polewatch_plate_height_pixels",
+        "Height in pixels of each plate read (ALPR telemetry)",
+        r.plate_height_pixels.clone(),
+    );
     reg.register("polewatch_camera_frames_analysed", "Frames through the recognizer", r.frames_analysed.clone());
     reg.register("polewatch_reads_stored", "Vehicle reads stored", r.reads_stored.clone());
-    reg.register("polewatch_camera_degraded_events", "camera_degraded events raised (ALPR telemetry), by kind", r.degraded_events.clone());
+    reg.register(
+        "polewatch_camera_degraded_events",
+        "camera_degraded events raised (ALPR telemetry), by kind",
+        r.degraded_events.clone(),
+    );
     reg.register_collector(Box::new(Scrape(sources)));
     reg
 }
@@ -175,7 +196,13 @@ struct Scrape(Arc<Sources>);
 
 type Labels = Vec<(&'static str, String)>;
 
-fn labelled<M: EncodeMetric>(enc: &mut DescriptorEncoder, name: &str, help: &str, t: MetricType, rows: Vec<(Labels, M)>) -> std::fmt::Result {
+fn labelled<M: EncodeMetric>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    t: MetricType,
+    rows: Vec<(Labels, M)>,
+) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, t)?;
     for (labels, v) in rows {
         v.encode(m.encode_family(&labels)?)?;
@@ -216,15 +243,26 @@ impl Collector for Scrape {
         let s = &self.0;
         let now_ms = jiff::Timestamp::now().as_millisecond();
         let e = &mut enc;
-        gauges(e, "polewatch_build_info", "Version of the running daemon", vec![(vec![("version", env!("CARGO_PKG_VERSION").to_string())], 1.0)])?;
+        gauges(
+            e,
+            "polewatch_build_info",
+            "Version of the running daemon",
+            vec![(vec![("version", env!("CARGO_PKG_VERSION").to_string())], 1.0)],
+        )?;
         let health = s.health();
         gauge(e, "polewatch_live", "1 when the daemon is live (/healthz)", f64::from(u8::from(health.live)))?;
-        gauge(e, "polewatch_ready", "1 when every camera streams, the store takes reads and the uplink is within its outage budget (/readyz)", f64::from(u8::from(health.ready)))?;
+        gauge(
+            e,
+            "polewatch_ready",
+            "1 when every camera streams, the store takes reads and the uplink is within its outage budget (/readyz)",
+            f64::from(u8::from(health.ready)),
+        )?;
 
         // Cameras.
         let cams = s.cameras.states();
         let mut state_rows = Vec::new();
-        let (mut decoded, mut sampled, mut dropped, mut reconnects, mut age) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut decoded, mut sampled, mut dropped, mut reconnects, mut age) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (id, state) in &cams {
             for name in ["connecting", "streaming", "backoff", "disabled"] {
                 let mut l = cam(id);
@@ -263,11 +301,31 @@ impl Collector for Scrape {
             .map(|(id, n)| (vec![("camera", id.to_string()), ("reason", "queue_full".to_string())], n))
             .collect();
         lost.extend(recorder().analysis_errors());
-        counters(e, "polewatch_camera_frames_lost", "Sampled frames not analysed, by reason (queue_full: the recognizer fell behind; analysis_error)", lost)?;
+        counters(
+            e,
+            "polewatch_camera_frames_lost",
+            "Sampled frames not analysed, by reason (queue_full: the recognizer fell behind; analysis_error)",
+            lost,
+        )?;
         gauges(e, "polewatch_camera_state", "1 for the state each camera is in", state_rows)?;
-        counters(e, "polewatch_camera_frames_decoded", "Frames decoded per camera (rate() gives the decoded fps)", decoded)?;
-        counters(e, "polewatch_camera_frames_queued", "Frames sampled and queued for analysis per camera (rate() gives the analysis fps asked for)", sampled)?;
-        counters(e, "polewatch_camera_frames_skipped", "Decoded frames not analysed, by reason (not_sampled: above analysis_fps; no_motion: the motion gate)", dropped)?;
+        counters(
+            e,
+            "polewatch_camera_frames_decoded",
+            "Frames decoded per camera (rate() gives the decoded fps)",
+            decoded,
+        )?;
+        counters(
+            e,
+            "polewatch_camera_frames_queued",
+            "Frames sampled and queued for analysis per camera (rate() gives the analysis fps asked for)",
+            sampled,
+        )?;
+        counters(
+            e,
+            "polewatch_camera_frames_skipped",
+            "Decoded frames not analysed, by reason (not_sampled: above analysis_fps; no_motion: the motion gate)",
+            dropped,
+        )?;
         counters(e, "polewatch_camera_reconnects", "Reconnections after the first connection per camera", reconnects)?;
         gauges(e, "polewatch_camera_last_frame_age_seconds", "Seconds since each camera's last decoded frame", age)?;
         let telemetry = recorder().telemetry_view();
@@ -284,9 +342,24 @@ impl Collector for Scrape {
                 expected.push((cam(id), *x));
             }
         }
-        gauges(e, "polewatch_camera_degraded", "1 while a camera is degraded (camera_degraded), by kind (read_rate, plate_height)", degraded)?;
-        gauges(e, "polewatch_camera_reads_this_hour", "Vehicle reads stored in the current hour (ALPR telemetry)", this_hour)?;
-        gauges(e, "polewatch_camera_expected_reads_per_hour", "The learnt baseline of reads for the current hour of week", expected)?;
+        gauges(
+            e,
+            "polewatch_camera_degraded",
+            "1 while a camera is degraded (camera_degraded), by kind (read_rate, plate_height)",
+            degraded,
+        )?;
+        gauges(
+            e,
+            "polewatch_camera_reads_this_hour",
+            "Vehicle reads stored in the current hour (ALPR telemetry)",
+            this_hour,
+        )?;
+        gauges(
+            e,
+            "polewatch_camera_expected_reads_per_hour",
+            "The learnt baseline of reads for the current hour of week",
+            expected,
+        )?;
 
         // Recognizer and analysis.
         let a = (s.analysis)();
@@ -297,7 +370,12 @@ impl Collector for Scrape {
 
         // Uplink.
         if let Some(u) = &s.uplink {
-            gauge(e, "polewatch_mqtt_connected", "1 while the MQTT link is up", f64::from(u8::from(u.connected.load(Ordering::Relaxed))))?;
+            gauge(
+                e,
+                "polewatch_mqtt_connected",
+                "1 while the MQTT link is up",
+                f64::from(u8::from(u.connected.load(Ordering::Relaxed))),
+            )?;
             counter(e, "polewatch_mqtt_connects", "MQTT connections made", u.connects.load(Ordering::Relaxed))?;
             counters(
                 e,
@@ -309,22 +387,45 @@ impl Collector for Scrape {
                 e,
                 "polewatch_mqtt_acked",
                 "Messages acknowledged by the broker (alerts: outbox messages; reads: reads)",
-                vec![(vec![("class", "alerts".into())], u.outbox_acked.load(Ordering::Relaxed)), (vec![("class", "reads".into())], u.reads_acked.load(Ordering::Relaxed))],
+                vec![
+                    (vec![("class", "alerts".into())], u.outbox_acked.load(Ordering::Relaxed)),
+                    (vec![("class", "reads".into())], u.reads_acked.load(Ordering::Relaxed)),
+                ],
             )?;
             counter(e, "polewatch_mqtt_commands", "Commands received", u.commands.load(Ordering::Relaxed))?;
-            counter(e, "polewatch_mqtt_commands_refused", "Commands refused", u.commands_refused.load(Ordering::Relaxed))?;
+            counter(
+                e,
+                "polewatch_mqtt_commands_refused",
+                "Commands refused",
+                u.commands_refused.load(Ordering::Relaxed),
+            )?;
         }
 
         // Outbox and store.
         let census = s.census();
-        let alerts_age = s.store.outbox_peek(None, 1).ok().and_then(|m| m.into_iter().next()).and_then(|m| payload_age_s(&m.payload, now_ms)).unwrap_or(0.0);
-        let reads_age = s.store.upload_queue_peek(None, 1).ok().and_then(|m| m.into_iter().next()).map(|(_, r)| (now_ms - r.captured_at_ms).max(0) as f64 / 1e3).unwrap_or(0.0);
+        let alerts_age = s
+            .store
+            .outbox_peek(None, 1)
+            .ok()
+            .and_then(|m| m.into_iter().next())
+            .and_then(|m| payload_age_s(&m.payload, now_ms))
+            .unwrap_or(0.0);
+        let reads_age = s
+            .store
+            .upload_queue_peek(None, 1)
+            .ok()
+            .and_then(|m| m.into_iter().next())
+            .map(|(_, r)| (now_ms - r.captured_at_ms).max(0) as f64 / 1e3)
+            .unwrap_or(0.0);
         if let Some(c) = &census {
             gauges(
                 e,
                 "polewatch_outbox_depth",
                 "Messages waiting to be sent, by class",
-                vec![(vec![("class", "alerts".into())], c.outbox_messages as f64), (vec![("class", "reads".into())], c.reads_waiting_upload as f64)],
+                vec![
+                    (vec![("class", "alerts".into())], c.outbox_messages as f64),
+                    (vec![("class", "reads".into())], c.reads_waiting_upload as f64),
+                ],
             )?;
         }
         gauges(
@@ -342,19 +443,37 @@ impl Collector for Scrape {
             gauge(e, "polewatch_audit_seq", "Sequence number of the newest audit entry", c.audit_head as f64)?;
         }
         if let Some(d) = s.store.disk_state() {
-            gauge(e, "polewatch_disk_headroom_bytes", "Bytes free for the store on its filesystem", d.avail_bytes as f64)?;
+            gauge(
+                e,
+                "polewatch_disk_headroom_bytes",
+                "Bytes free for the store on its filesystem",
+                d.avail_bytes as f64,
+            )?;
             gauge(e, "polewatch_disk_used_ratio", "Share of the store's filesystem in use", d.used_pct / 100.0)?;
             let levels = ["ok", "warn", "no_frames", "no_crops", "full"];
             gauges(
                 e,
                 "polewatch_disk_watermark",
                 "1 for the disk watermark step in force",
-                levels.iter().map(|l| (vec![("level", l.to_string())], f64::from(u8::from(d.level.as_str() == *l)))).collect(),
+                levels
+                    .iter()
+                    .map(|l| (vec![("level", l.to_string())], f64::from(u8::from(d.level.as_str() == *l))))
+                    .collect(),
             )?;
         }
         let sweep = recorder().last_sweep();
-        gauge(e, "polewatch_retention_last_sweep_timestamp_seconds", "When the last retention sweep ended (0: none yet)", sweep.map(|s| s.at_ms as f64 / 1e3).unwrap_or(0.0))?;
-        gauge(e, "polewatch_retention_last_sweep_purged", "Reads the last retention sweep purged", sweep.map(|s| s.purged as f64).unwrap_or(0.0))?;
+        gauge(
+            e,
+            "polewatch_retention_last_sweep_timestamp_seconds",
+            "When the last retention sweep ended (0: none yet)",
+            sweep.map(|s| s.at_ms as f64 / 1e3).unwrap_or(0.0),
+        )?;
+        gauge(
+            e,
+            "polewatch_retention_last_sweep_purged",
+            "Reads the last retention sweep purged",
+            sweep.map(|s| s.purged as f64).unwrap_or(0.0),
+        )?;
 
         // The process.
         if let Some(p) = super::process::sample() {
@@ -366,8 +485,18 @@ impl Collector for Scrape {
                 gauge(e, "process_max_fds", "Maximum number of open file descriptors", m as f64)?;
             }
             // A float counter: ConstCounter<f64>.
-            ConstCounter::new(p.cpu_seconds).encode(e.encode_descriptor("process_cpu_seconds", "Total user and system CPU time spent in seconds", None, MetricType::Counter)?)?;
-            gauge(e, "process_start_time_seconds", "Start time of the process since the Unix epoch in seconds", p.start_time_seconds)?;
+            ConstCounter::new(p.cpu_seconds).encode(e.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                MetricType::Counter,
+            )?)?;
+            gauge(
+                e,
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                p.start_time_seconds,
+            )?;
         }
         Ok(())
     }

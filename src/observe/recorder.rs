@@ -130,7 +130,10 @@ impl Recorder {
 
     /// Frames not analysed for an error, as `polewatch_camera_frames_lost_total` rows.
     pub fn analysis_errors(&self) -> Vec<(CameraLabel, u64)> {
-        lock(&self.analysis_errors).iter().map(|(id, n)| (vec![("camera", id.clone()), ("reason", "analysis_error".to_string())], *n)).collect()
+        lock(&self.analysis_errors)
+            .iter()
+            .map(|(id, n)| (vec![("camera", id.clone()), ("reason", "analysis_error".to_string())], *n))
+            .collect()
     }
 
     /// A vehicle read of this camera was stored.
@@ -164,7 +167,9 @@ impl Recorder {
         match c {
             Change::Degraded(reason) => {
                 let kind = reason.kind().as_str();
-                self.degraded_events.get_or_create(&vec![("camera", camera_id.to_string()), ("kind", kind.to_string())]).inc();
+                self.degraded_events
+                    .get_or_create(&vec![("camera", camera_id.to_string()), ("kind", kind.to_string())])
+                    .inc();
                 log::warn!(camera = camera_id, event = "camera_degraded", kind = kind; "camera {camera_id} degraded: {reason}");
             }
             Change::Recovered(kind) => {
@@ -177,7 +182,9 @@ impl Recorder {
     /// Each camera's reasons in force.
     pub fn degraded(&self, camera_id: &str) -> Vec<Degraded> {
         match lock(&self.telemetry).as_ref().and_then(|f| f.cameras.get(camera_id)) {
-            Some(c) => c.degraded().into_iter().map(|r| Degraded { kind: r.kind().as_str(), detail: r.to_string() }).collect(),
+            Some(c) => {
+                c.degraded().into_iter().map(|r| Degraded { kind: r.kind().as_str(), detail: r.to_string() }).collect()
+            }
             None => Vec::new(),
         }
     }

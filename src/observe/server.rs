@@ -19,12 +19,20 @@ struct Exporter {
 
 pub fn router(sources: Arc<Sources>) -> Router {
     let state = Arc::new(Exporter { registry: metrics::registry(sources.clone()), sources });
-    Router::new().route("/metrics", get(scrape)).route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state)
+    Router::new()
+        .route("/metrics", get(scrape))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
 }
 
 /// Binds the listener (an error is a start-up error: the address is taken or not ours) and serves until
 /// `stop` resolves.
-pub async fn serve(addr: SocketAddr, sources: Arc<Sources>, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub async fn serve(
+    addr: SocketAddr,
+    sources: Arc<Sources>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = router(sources);
     Ok(tokio::spawn(async move {
@@ -38,7 +46,8 @@ async fn scrape(State(x): State<Arc<Exporter>>) -> Response {
     // Counting the store may walk its trees: off the async workers.
     let body = tokio::task::spawn_blocking(move || metrics::encode(&x.registry)).await;
     match body {
-        Ok(Ok(text)) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response(),
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            .into_response(),
         Ok(Err(_)) | Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics could not be encoded\n").into_response(),
     }
 }
@@ -61,7 +70,8 @@ async fn health(x: Arc<Exporter>) -> super::health::Summary {
 async fn healthz(State(x): State<Arc<Exporter>>) -> Response {
     let s = health(x).await;
     let code = if s.live { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, axum::Json(serde_json::json!({"live": s.live, "reasons": if s.live { Vec::new() } else { s.reasons }}))).into_response()
+    (code, axum::Json(serde_json::json!({"live": s.live, "reasons": if s.live { Vec::new() } else { s.reasons }})))
+        .into_response()
 }
 
 async fn readyz(State(x): State<Arc<Exporter>>) -> Response {

@@ -40,7 +40,14 @@ pub struct Params {
 impl Default for Params {
     /// The defaults of `[telemetry]`.
     fn default() -> Params {
-        Params { min_plate_height_px: 14.0, max_plate_height_px: 240.0, height_window: 50, rate_drop_ratio: 0.3, min_expected_reads_per_hour: 6.0, learn_weeks: 1 }
+        Params {
+            min_plate_height_px: 14.0,
+            max_plate_height_px: 240.0,
+            height_window: 50,
+            rate_drop_ratio: 0.3,
+            min_expected_reads_per_hour: 6.0,
+            learn_weeks: 1,
+        }
     }
 }
 
@@ -85,9 +92,15 @@ impl Reason {
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Reason::ReadRateLow { reads, expected } => write!(f, "{reads} reads in the last hour where {expected:.1} are usual for this hour of the week"),
-            Reason::PlateHeightLow { median_px, min_px } => write!(f, "plates are {median_px:.0} px high (median), below the band's {min_px:.0} px"),
-            Reason::PlateHeightHigh { median_px, max_px } => write!(f, "plates are {median_px:.0} px high (median), above the band's {max_px:.0} px"),
+            Reason::ReadRateLow { reads, expected } => {
+                write!(f, "{reads} reads in the last hour where {expected:.1} are usual for this hour of the week")
+            }
+            Reason::PlateHeightLow { median_px, min_px } => {
+                write!(f, "plates are {median_px:.0} px high (median), below the band's {min_px:.0} px")
+            }
+            Reason::PlateHeightHigh { median_px, max_px } => {
+                write!(f, "plates are {median_px:.0} px high (median), above the band's {max_px:.0} px")
+            }
         }
     }
 }
@@ -245,9 +258,9 @@ impl Camera {
             if h.covered() {
                 let slot = slot_of(h.start_ms);
                 let low = match self.baseline.expected(slot, p) {
-                    Some(expected) if expected >= p.min_expected_reads_per_hour => {
-                        ((h.reads as f64) < p.rate_drop_ratio * expected).then_some(Reason::ReadRateLow { reads: h.reads, expected })
-                    }
+                    Some(expected) if expected >= p.min_expected_reads_per_hour => ((h.reads as f64)
+                        < p.rate_drop_ratio * expected)
+                        .then_some(Reason::ReadRateLow { reads: h.reads, expected }),
                     // Not judged: nothing to say about the rate.
                     _ => None,
                 };
@@ -367,7 +380,14 @@ mod tests {
     const WEEK: i64 = 7 * 24 * HOUR_MS;
 
     fn params() -> Params {
-        Params { min_plate_height_px: 16.0, max_plate_height_px: 120.0, height_window: 9, rate_drop_ratio: 0.3, min_expected_reads_per_hour: 6.0, learn_weeks: 2 }
+        Params {
+            min_plate_height_px: 16.0,
+            max_plate_height_px: 120.0,
+            height_window: 9,
+            rate_drop_ratio: 0.3,
+            min_expected_reads_per_hour: 6.0,
+            learn_weeks: 2,
+        }
     }
 
     /// One hour from `start`: a frame every 30 s and `reads` reads spread over it. Returns the changes.

@@ -3,14 +3,14 @@
 //! outcome, refused ones (malformed, unknown, retained, unsigned, over the size limit, a repeat) as
 //! `command_rejected` with why.
 
+use crate::access::text::{for_audit, CaseNumber, Note, Reason};
+use crate::access::{Action, NewAuditEntry, Outcome};
+use crate::clock::now_ms;
 use crate::store::{Decision, HoldRequest, ReadId, Store, Verification};
 use crate::uplink::payload::CommandV1;
 use crate::uplink::CommandHandler;
-use crate::access::text::{for_audit, CaseNumber, Note, Reason};
-use crate::access::{Action, NewAuditEntry, Outcome};
 use serde::Deserialize;
 use std::sync::Arc;
-use crate::clock::now_ms;
 
 pub struct DaemonCommands {
     pub store: Arc<Store>,
@@ -73,7 +73,8 @@ impl CommandHandler for DaemonCommands {
     fn handle(&self, name: &str, cmd: &CommandV1) -> Result<serde_json::Value, String> {
         if cmd.by.trim().is_empty() {
             let why = "`by` must name who sent the command".to_string();
-            self.refused(name, Some(&cmd.id), None, &why).map_err(|e| format!("{why}; and the audit log failed: {e}"))?;
+            self.refused(name, Some(&cmd.id), None, &why)
+                .map_err(|e| format!("{why}; and the audit log failed: {e}"))?;
             return Err(why);
         }
         let action = match name {
@@ -84,7 +85,8 @@ impl CommandHandler for DaemonCommands {
             "confirm_purge" => Action::PurgeConfirmed,
             other => {
                 let why = format!("unknown command `{}`", printable(other));
-                self.refused(name, Some(&cmd.id), Some(&cmd.by), &why).map_err(|e| format!("{why}; and the audit log failed: {e}"))?;
+                self.refused(name, Some(&cmd.id), Some(&cmd.by), &why)
+                    .map_err(|e| format!("{why}; and the audit log failed: {e}"))?;
                 return Err(why);
             }
         };
@@ -94,7 +96,11 @@ impl CommandHandler for DaemonCommands {
         let entry = NewAuditEntry {
             user: format!("central:{}", cmd.by),
             source: "mqtt".into(),
-            action: Some(if name == "alert" && cmd.body.get("decision").and_then(|d| d.as_str()) == Some("rejected") { Action::AlertRejected } else { action }),
+            action: Some(if name == "alert" && cmd.body.get("decision").and_then(|d| d.as_str()) == Some("rejected") {
+                Action::AlertRejected
+            } else {
+                action
+            }),
             object: cmd.id.clone(),
             case_number: for_audit(cmd.body.get("case_number").and_then(|c| c.as_str()).unwrap_or_default()),
             outcome: Some(if result.is_ok() { Outcome::Ok } else { Outcome::Denied }),
@@ -107,7 +113,10 @@ impl CommandHandler for DaemonCommands {
 
     fn refused(&self, name: &str, id: Option<&str>, by: Option<&str>, why: &str) -> Result<(), String> {
         let entry = NewAuditEntry {
-            user: format!("central:{}", by.filter(|b| !b.trim().is_empty()).map(printable).unwrap_or_else(|| "unknown".into())),
+            user: format!(
+                "central:{}",
+                by.filter(|b| !b.trim().is_empty()).map(printable).unwrap_or_else(|| "unknown".into())
+            ),
             source: "mqtt".into(),
             action: Some(Action::CommandRejected),
             object: format!("cmd/{} {}", printable(name), id.map(printable).unwrap_or_else(|| "(no id)".into())),
@@ -129,7 +138,12 @@ impl DaemonCommands {
         match name {
             "alert" => {
                 let b: AlertDecision = body(cmd)?;
-                let v = Verification { decision: b.decision, by: cmd.by.clone(), at_ms: now_ms(), note: b.note.into_string() };
+                let v = Verification {
+                    decision: b.decision,
+                    by: cmd.by.clone(),
+                    at_ms: now_ms(),
+                    note: b.note.into_string(),
+                };
                 let rec = self.store.verify_alert(b.alert_id, v).map_err(|e| e.to_string())?;
                 log::info!(alert = rec.id.to_string().as_str(), by = cmd.by.as_str(); "alert {:?} by command", b.decision);
                 Ok(serde_json::json!({ "alert": rec.id, "decision": b.decision }))
@@ -148,7 +162,10 @@ impl DaemonCommands {
             }
             "release_hold" => {
                 let b: ReleaseHold = body(cmd)?;
-                let h = self.store.release_hold(ReadId(b.read_id), b.hold_id, &cmd.by, b.reason.as_str(), now_ms()).map_err(|e| e.to_string())?;
+                let h = self
+                    .store
+                    .release_hold(ReadId(b.read_id), b.hold_id, &cmd.by, b.reason.as_str(), now_ms())
+                    .map_err(|e| e.to_string())?;
                 log::info!(read = h.read_id.to_string().as_str(), by = cmd.by.as_str(); "evidence hold released by command");
                 Ok(serde_json::json!({ "hold_id": h.id, "released": true }))
             }

@@ -24,8 +24,23 @@ pub const TOPIC: &str = "report";
 const CHECK_EVERY: Duration = Duration::from_secs(3600);
 
 /// The report for `from_ms`..`to_ms` (exclusive), with the whole chain verified ([`report::gather`]).
-pub fn compliance(store: &Store, audit_log: &AuditLog, retention: &crate::config::Retention, from_ms: i64, to_ms: i64, rules: &Rules) -> Result<Report, String> {
-    report::gather(store, audit_log, retention.max_days.max(retention.min_days), retention.sweep_interval_s, from_ms, to_ms, rules)
+pub fn compliance(
+    store: &Store,
+    audit_log: &AuditLog,
+    retention: &crate::config::Retention,
+    from_ms: i64,
+    to_ms: i64,
+    rules: &Rules,
+) -> Result<Report, String> {
+    report::gather(
+        store,
+        audit_log,
+        retention.max_days.max(retention.min_days),
+        retention.sweep_interval_s,
+        from_ms,
+        to_ms,
+        rules,
+    )
 }
 
 /// The month whose report is due at `now`: the previous calendar month, once this month's
@@ -68,9 +83,25 @@ pub struct ReportV1 {
 }
 
 /// The payload for `month`, within `max_bytes` (lists of cited entries dropped first when too big).
-pub fn payload(site: &str, device: &str, month: Date, mut r: Report, max_bytes: usize) -> Result<Vec<u8>, serde_json::Error> {
+pub fn payload(
+    site: &str,
+    device: &str,
+    month: Date,
+    mut r: Report,
+    max_bytes: usize,
+) -> Result<Vec<u8>, serde_json::Error> {
     let (from, to) = (r.from.clone(), r.to.clone());
-    let mut msg = ReportV1 { v: 1, kind: "compliance_report", site: site.into(), device: device.into(), period: label(month), from, to, summarised: false, report: r.clone() };
+    let mut msg = ReportV1 {
+        v: 1,
+        kind: "compliance_report",
+        site: site.into(),
+        device: device.into(),
+        period: label(month),
+        from,
+        to,
+        summarised: false,
+        report: r.clone(),
+    };
     let full = serde_json::to_vec(&msg)?;
     if full.len() <= max_bytes {
         return Ok(full);
@@ -102,17 +133,34 @@ impl Monthly {
         let m = &self.config.mqtt;
         let Some(month) = due_month(now, m.compliance_report_day, m.compliance_report_hour) else { return Ok(None) };
         let object = audit_object(month);
-        let done = self.audit_log.latest(usize::MAX, Some("system"), Some("audit_report")).map_err(|e| e.to_string())?;
+        let done =
+            self.audit_log.latest(usize::MAX, Some("system"), Some("audit_report")).map_err(|e| e.to_string())?;
         if done.iter().any(|e| e.object == object && e.outcome == Outcome::Ok) {
             return Ok(None);
         }
         let tz = now.time_zone().clone();
-        let start = |d: Date| d.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_millisecond()).map_err(|e| e.to_string());
+        let start = |d: Date| {
+            d.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_millisecond()).map_err(|e| e.to_string())
+        };
         let next = month.checked_add(jiff::Span::new().months(1)).map_err(|e| e.to_string())?;
         let rules = Rules { tz: tz.clone(), ..Rules::default() };
-        let r = compliance(&self.store, &self.audit_log, &self.config.store.retention, start(month)?, start(next)?, &rules)?;
+        let r = compliance(
+            &self.store,
+            &self.audit_log,
+            &self.config.store.retention,
+            start(month)?,
+            start(next)?,
+            &rules,
+        )?;
         let flags = r.flags.total;
-        let body = payload(&self.config.site.site_id, &self.config.site.device_id, month, r, (m.max_packet_kib as usize * 1024).saturating_sub(512)).map_err(|e| e.to_string())?;
+        let body = payload(
+            &self.config.site.site_id,
+            &self.config.site.device_id,
+            month,
+            r,
+            (m.max_packet_kib as usize * 1024).saturating_sub(512),
+        )
+        .map_err(|e| e.to_string())?;
         let entry = NewAuditEntry {
             user: "system".into(),
             source: "daemon".into(),
@@ -137,9 +185,14 @@ impl Monthly {
         let me = Arc::new(self);
         loop {
             let m = me.clone();
-            let res = tokio::task::spawn_blocking(move || m.send_if_due(&jiff::ZonedDateTime::now().with_time_zone(TimeZone::system()))).await;
+            let res = tokio::task::spawn_blocking(move || {
+                m.send_if_due(&jiff::ZonedDateTime::now().with_time_zone(TimeZone::system()))
+            })
+            .await;
             match res {
-                Ok(Ok(Some(month))) => log::info!(period = label(month).as_str(); "monthly compliance report queued for the central server"),
+                Ok(Ok(Some(month))) => {
+                    log::info!(period = label(month).as_str(); "monthly compliance report queued for the central server")
+                }
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => log::error!("monthly compliance report not sent: {e}"),
                 Err(e) => log::error!("monthly compliance report task failed: {e}"),
@@ -162,7 +215,11 @@ mod tests {
     fn the_previous_month_is_due_once_the_day_and_hour_have_come() {
         assert_eq!(due_month(&at("2026-12-01T02:59"), 1, 3), None, "before the hour");
         assert_eq!(due_month(&at("2026-12-01T03:00"), 1, 3), Some(Date::constant(2026, 11, 1)));
-        assert_eq!(due_month(&at("2026-12-31T23:00"), 1, 3), Some(Date::constant(2026, 11, 1)), "a box that was off sends it later");
+        assert_eq!(
+            due_month(&at("2026-12-31T23:00"), 1, 3),
+            Some(Date::constant(2026, 11, 1)),
+            "a box that was off sends it later"
+        );
         assert_eq!(due_month(&at("2027-01-05T00:00"), 5, 0), Some(Date::constant(2026, 12, 1)), "across the year");
         assert_eq!(due_month(&at("2027-01-04T23:59"), 5, 0), None);
         assert_eq!(due_month(&at("2027-01-20T00:00"), 0, 0), None, "day 0: off");
@@ -174,11 +231,27 @@ mod tests {
     fn a_report_too_big_for_the_broker_is_summarised() {
         let rules = Rules { tz: TimeZone::UTC, ..Rules::default() };
         let chain = ChainResult { ok: true, entries: 0, head_seq: None, problem: None };
-        let i = Inputs { from_ms: 0, to_ms: 1, now_ms: 2, entries: &[], releases: &[], holds: &[], users: &[], oldest_read_ms: None, retention_days: 365, sweep_interval_s: 60, chain, rules: &rules };
+        let i = Inputs {
+            from_ms: 0,
+            to_ms: 1,
+            now_ms: 2,
+            entries: &[],
+            releases: &[],
+            holds: &[],
+            users: &[],
+            oldest_read_ms: None,
+            retention_days: 365,
+            sweep_interval_s: 60,
+            chain,
+            rules: &rules,
+        };
         let r = report::build(&i);
         let full = payload("s", "d", Date::constant(2026, 11, 1), r.clone(), 1 << 20).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&full).unwrap();
-        assert_eq!((v["period"].as_str(), v["summarised"].as_bool(), v["type"].as_str()), (Some("2026-11"), Some(false), Some("compliance_report")));
+        assert_eq!(
+            (v["period"].as_str(), v["summarised"].as_bool(), v["type"].as_str()),
+            (Some("2026-11"), Some(false), Some("compliance_report"))
+        );
         let small = payload("s", "d", Date::constant(2026, 11, 1), r, 10).unwrap();
         assert_eq!(serde_json::from_slice::<serde_json::Value>(&small).unwrap()["summarised"], true);
     }

@@ -1,10 +1,10 @@
 //! The daemon's side: the listener, the health loop (uplink outage clock, telemetry hours, baselines saved
 //! hourly and at stop) and the health summary the MQTT status carries.
 
+use crate::config::Config;
 use crate::observe::metrics::Sources;
 use crate::observe::recorder;
 use crate::observe::telemetry::{Params, Saved};
-use crate::config::Config;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +33,10 @@ pub fn baselines_path(cfg: &Config) -> PathBuf {
 fn save(path: &Path) {
     let Some(saved) = recorder().saved_baselines() else { return };
     let tmp = path.with_extension("json.tmp");
-    let result = serde_json::to_vec(&saved).map_err(std::io::Error::other).and_then(|b| std::fs::write(&tmp, b)).and_then(|_| std::fs::rename(&tmp, path));
+    let result = serde_json::to_vec(&saved)
+        .map_err(std::io::Error::other)
+        .and_then(|b| std::fs::write(&tmp, b))
+        .and_then(|_| std::fs::rename(&tmp, path));
     if let Err(e) = result {
         log::warn!("cannot save the telemetry baselines to {}: {e}", path.display());
     }
@@ -139,6 +142,9 @@ impl Observer {
 mod tests {
     #[test]
     fn the_telemetry_defaults_are_the_config_defaults() {
-        assert_eq!(super::telemetry_params(&crate::config::Telemetry::default()), crate::observe::telemetry::Params::default());
+        assert_eq!(
+            super::telemetry_params(&crate::config::Telemetry::default()),
+            crate::observe::telemetry::Params::default()
+        );
     }
 }

@@ -94,7 +94,8 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         OpenOutcome::Opened => log::info!(store = store.path().display().to_string().as_str(); "store opened"),
         OpenOutcome::RecoveredFromCorruption { moved_to, cause } => {
             // Already logged at error level by the store; keep it visible in STATUS= until restart.
-            health.store_note = Some(format!("ALERT: corrupt store moved to {} ({cause}); new store in use", moved_to.display()));
+            health.store_note =
+                Some(format!("ALERT: corrupt store moved to {} ({cause}); new store in use", moved_to.display()));
         }
     }
     // Before anything can touch reads: every purge (and later every access) is audited. The chain must
@@ -120,12 +121,16 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         device: cfg.site.device_id.clone(),
         max_packet_bytes: cfg.mqtt.max_packet_kib as usize * 1024,
     };
-    let (st, files, days, max_retro) = (store.clone(), cfg.hotlists.files.clone(), cfg.hotlists.retroactive_days, cfg.hotlists.max_retroactive_alerts);
+    let (st, files, days, max_retro) =
+        (store.clone(), cfg.hotlists.files.clone(), cfg.hotlists.retroactive_days, cfg.hotlists.max_retroactive_alerts);
     let hotlists = Arc::new(
-        tokio::task::spawn_blocking(move || crate::pipeline::hotlists::Hotlists::load(st, &files, days, target).map(|h| h.with_max_retroactive_alerts(max_retro)))
-            .await
-            .context("hotlist load task failed")?
-            .context("cannot load the hotlists")?,
+        tokio::task::spawn_blocking(move || {
+            crate::pipeline::hotlists::Hotlists::load(st, &files, days, target)
+                .map(|h| h.with_max_retroactive_alerts(max_retro))
+        })
+        .await
+        .context("hotlist load task failed")?
+        .context("cannot load the hotlists")?,
     );
     // A model that is missing, altered or computes garbage stops start-up here, before READY.
     let recognizer = match cfg.recognizer.ocr.is_some() {
@@ -167,7 +172,11 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     let (uplink_stop, uplink_stop_rx) = tokio::sync::watch::channel(false);
     let mut uplink_waker = None;
     let uplink = uplink_settings.map(|settings| {
-        let handler = Arc::new(crate::ops::commands::DaemonCommands { store: store.clone(), hotlists: hotlists.clone(), audit: audit.clone() });
+        let handler = Arc::new(crate::ops::commands::DaemonCommands {
+            store: store.clone(),
+            hotlists: hotlists.clone(),
+            audit: audit.clone(),
+        });
         crate::uplink::Uplink::new(settings, store.clone(), handler)
     });
     // Metrics, health and ALPR telemetry (issue 16 §1): the listener and the health the MQTT status carries.
@@ -197,14 +206,33 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     });
     if uplink.is_some() {
         let cfg = lock(&shared.config).clone();
-        let monthly = crate::ops::monthly_report::Monthly { store: store.clone(), audit_log: audit.clone(), config: cfg, uplink: uplink_waker.clone() };
+        let monthly = crate::ops::monthly_report::Monthly {
+            store: store.clone(),
+            audit_log: audit.clone(),
+            config: cfg,
+            uplink: uplink_waker.clone(),
+        };
         tokio::spawn(monthly.run());
     }
-    let sink = Arc::new(crate::pipeline::reads::ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: uplink_waker });
+    let sink = Arc::new(crate::pipeline::reads::ReadSink {
+        store: store.clone(),
+        hotlists: hotlists.clone(),
+        uplink: uplink_waker,
+    });
     let frame_drain = spawn_frame_analysis(recognizer, shared.analysis_settings.clone(), frames, sink, shared.clone());
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
-    let api = start_api(&cfg_now, &store, &audit, &hotlists, &shared.cameras, shared.analysis.snapshots.clone(), api_handle.clone()).await?;
-    let outcome = supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit, &frame_drain).await;
+    let api = start_api(
+        &cfg_now,
+        &store,
+        &audit,
+        &hotlists,
+        &shared.cameras,
+        shared.analysis.snapshots.clone(),
+        api_handle.clone(),
+    )
+    .await?;
+    let outcome =
+        supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit, &frame_drain).await;
     api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
     if let Some(a) = api {
         let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
@@ -235,7 +263,9 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     if let Some(u) = uplink {
         // The uplink sends what waits in the outbox (alerts first) within its own deadline, then leaves.
         if tokio::time::timeout(UPLINK_STOP, u).await.is_err() {
-            log::warn!("MQTT uplink did not stop within {UPLINK_STOP:?}; abandoning it (unsent messages stay in the outbox)");
+            log::warn!(
+                "MQTT uplink did not stop within {UPLINK_STOP:?}; abandoning it (unsent messages stay in the outbox)"
+            );
         }
     }
     if tokio::time::timeout(stop_timeout, sweeper).await.is_err() {
@@ -278,7 +308,8 @@ async fn supervise(
     let mut silence = CameraSilence::default();
     let mono = std::time::Instant::now();
     let status_every = lock(&shared.config).service.status_log_interval_s;
-    let mut status_tick = tokio::time::interval(Duration::from_secs(if status_every == 0 { 86_400 } else { status_every }));
+    let mut status_tick =
+        tokio::time::interval(Duration::from_secs(if status_every == 0 { 86_400 } else { status_every }));
     status_tick.tick().await;
     loop {
         tokio::select! {
@@ -483,7 +514,9 @@ async fn bound_upload_queue(store: &Arc<Store>, max: u64) {
         Ok(Ok((len, dropped))) if dropped > 0 => {
             log::error!(dropped = dropped as u64, waiting = len, max = max; "upload queue full: the oldest {dropped} reads will not be sent (they stay stored)")
         }
-        Ok(Ok((len, _))) if len >= max * 9 / 10 => log::warn!(waiting = len, max = max; "upload queue at {}% of its bound", len * 100 / max),
+        Ok(Ok((len, _))) if len >= max * 9 / 10 => {
+            log::warn!(waiting = len, max = max; "upload queue at {}% of its bound", len * 100 / max)
+        }
         Ok(Ok(_)) => {}
         Ok(Err(e)) => log::error!("upload queue check failed: {e}"),
         Err(e) => log::error!("upload queue check task failed: {e}"),
@@ -514,7 +547,9 @@ fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::acc
                 log::warn!("config: {w}");
             }
             let mut cur = lock(&shared.config);
-            if new.config.store.path != cur.store.path || new.config.store.cache_capacity_mb != cur.store.cache_capacity_mb {
+            if new.config.store.path != cur.store.path
+                || new.config.store.cache_capacity_mb != cur.store.cache_capacity_mb
+            {
                 log::warn!("store.path and store.cache_capacity_mb change only on restart; keeping the running values");
             }
             if new.config.mqtt != cur.mqtt {
@@ -528,13 +563,21 @@ fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::acc
             let (set, cams) = (shared.cameras.clone(), new.config.cameras.clone());
             let spawned = std::thread::Builder::new().name("cam-reload".into()).spawn(move || {
                 let r = set.apply(&cams);
-                log::info!("cameras reloaded: started {:?}, restarted {:?}, stopped {:?}, unchanged {:?}", r.started, r.restarted, r.stopped, r.kept);
+                log::info!(
+                    "cameras reloaded: started {:?}, restarted {:?}, stopped {:?}, unchanged {:?}",
+                    r.started,
+                    r.restarted,
+                    r.stopped,
+                    r.kept
+                );
             });
             if let Err(e) = spawned {
                 log::error!("camera reload not started: {e}");
             }
             *lock(&shared.analysis_settings) = Arc::new(crate::pipeline::analyse::Settings::from_config(&new.config));
-            crate::observe::recorder().configure_telemetry(new.config.telemetry.enabled.then(|| crate::ops::observer::telemetry_params(&new.config.telemetry)));
+            crate::observe::recorder().configure_telemetry(
+                new.config.telemetry.enabled.then(|| crate::ops::observer::telemetry_params(&new.config.telemetry)),
+            );
             let mut next = new.config;
             next.store.path = cur.store.path.clone();
             next.store.cache_capacity_mb = cur.store.cache_capacity_mb;

@@ -19,7 +19,10 @@ pub enum Verdict {
     /// The frame-analysis thread has ended.
     AnalysisDead,
     /// Every running camera has been silent for longer than the window; `shortest` is the least silent.
-    CamerasSilent { cameras: usize, shortest: Duration },
+    CamerasSilent {
+        cameras: usize,
+        shortest: Duration,
+    },
 }
 
 /// The verdict from whether the analysis thread is alive, each running camera's silence and the

@@ -3,11 +3,13 @@
 //! to the [`ReadSink`]. One thread owns the recognizer (OpenCV networks are not shared between threads).
 
 use super::reads::ReadSink;
+use super::recent::Recent;
 use crate::ingest::{Frame, FrameQueue};
 use crate::recognize::{PlateRead, Recognizer, View};
 use crate::store::{AlertRecord, Plate, StoredRead};
-use super::recent::Recent;
-use crate::track::{EarlyRead, FrameRead, PlateCandidate, Reading, TrackEvent, TrackId, Tracker, TrackerConfig, VehicleRead};
+use crate::track::{
+    EarlyRead, FrameRead, PlateCandidate, Reading, TrackEvent, TrackId, Tracker, TrackerConfig, VehicleRead,
+};
 use crate::uplink::payload::{AlertStage, CertaintyV1, FinalReadV1, HitV1};
 use opencv::core::Mat;
 use opencv::prelude::*;
@@ -85,7 +87,14 @@ pub fn with_bgr<R>(fr: &Frame, f: impl FnOnce(&Mat) -> R) -> Result<R, FrameErro
     // SAFETY: the header points into `fr.data`, which outlives it: the image is dropped at the end of this
     // function and `f` only gets a shared reference to it (OpenCV's const inputs; crops and JPEGs copy).
     // Its size and type match the checked length above.
-    let img = unsafe { Mat::new_rows_cols_with_data_unsafe_def(h as i32, w as i32, opencv::core::CV_8UC3, fr.data.as_ptr().cast_mut().cast()) }?;
+    let img = unsafe {
+        Mat::new_rows_cols_with_data_unsafe_def(
+            h as i32,
+            w as i32,
+            opencv::core::CV_8UC3,
+            fr.data.as_ptr().cast_mut().cast(),
+        )
+    }?;
     Ok(f(&img))
 }
 
@@ -111,7 +120,8 @@ fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) ->
             .filter_map(|c| Plate::new(&c.text).ok().map(|p| PlateCandidate { plate: p, confidence: c.confidence }))
             .collect();
         let frame_jpeg = if s.full_frames.contains(&*frame.camera) {
-            full.get_or_insert_with(|| crate::recognize::encode_jpeg(img, s.crop_quality).ok().map(std::sync::Arc::new)).clone()
+            full.get_or_insert_with(|| crate::recognize::encode_jpeg(img, s.crop_quality).ok().map(std::sync::Arc::new))
+                .clone()
         } else {
             None
         };
@@ -169,7 +179,11 @@ fn final_read_of<C>(r: &Reading<C>, frames: u32) -> FinalReadV1 {
         plate: r.plate.expose().to_string(),
         confidence: r.confidence,
         frames,
-        candidates: r.candidates.iter().map(|c| crate::store::Candidate { text: c.plate.expose().to_string(), confidence: c.confidence }).collect(),
+        candidates: r
+            .candidates
+            .iter()
+            .map(|c| crate::store::Candidate { text: c.plate.expose().to_string(), confidence: c.confidence })
+            .collect(),
     }
 }
 
@@ -198,13 +212,20 @@ impl Events<'_> {
     }
 
     fn hits_of(&self, r: &Reading<Images>) -> Vec<HitV1> {
-        let candidates: Vec<(String, f32)> = r.candidates.iter().map(|c| (c.plate.expose().to_string(), c.confidence)).collect();
+        let candidates: Vec<(String, f32)> =
+            r.candidates.iter().map(|c| (c.plate.expose().to_string(), c.confidence)).collect();
         self.sink.hotlists.hits(r.plate.expose(), &candidates, r.region.as_deref())
     }
 
     /// Splits hits into those that are a second alert of an alert raised moments ago on this camera
     /// for the same entry (with that alert's id), and fresh ones.
-    fn partition(&self, camera: &str, track: TrackId, at_ms: i64, hits: Vec<HitV1>) -> (Vec<(HitV1, uuid::Uuid)>, Vec<HitV1>) {
+    fn partition(
+        &self,
+        camera: &str,
+        track: TrackId,
+        at_ms: i64,
+        hits: Vec<HitV1>,
+    ) -> (Vec<(HitV1, uuid::Uuid)>, Vec<HitV1>) {
         let (mut folded, mut fresh) = (Vec::new(), Vec::new());
         for h in hits {
             match self.recent.fold(camera, &h.list, &h.entry, track, at_ms) {
@@ -223,7 +244,16 @@ impl Events<'_> {
 
     /// Raises `hits` on a stored read; remembers them.
     #[allow(clippy::too_many_arguments)]
-    fn raise_fresh(&mut self, read: &StoredRead, hits: Vec<HitV1>, stage: AlertStage, certainty: &CertaintyV1, track: TrackId, at_ms: i64, open: bool) -> Vec<AlertRecord> {
+    fn raise_fresh(
+        &mut self,
+        read: &StoredRead,
+        hits: Vec<HitV1>,
+        stage: AlertStage,
+        certainty: &CertaintyV1,
+        track: TrackId,
+        at_ms: i64,
+        open: bool,
+    ) -> Vec<AlertRecord> {
         let mut out = Vec::new();
         for hit in hits {
             match self.sink.hotlists.raise_hit(read, hit, stage, certainty) {
@@ -245,7 +275,11 @@ impl Events<'_> {
     fn update_folded(&mut self, id: uuid::Uuid, v: &VehicleRead<Images>, certainty: &CertaintyV1) {
         let target = self.sink.hotlists.target().clone();
         let store = self.sink.store.as_ref();
-        let read = match store.alert(id).and_then(|a| a.map(|a| store.get_read(a.read_id)).transpose()).map(Option::flatten) {
+        let read = match store
+            .alert(id)
+            .and_then(|a| a.map(|a| store.get_read(a.read_id)).transpose())
+            .map(Option::flatten)
+        {
             Ok(Some(read)) => read,
             Ok(None) => {
                 log::warn!(alert = id.to_string().as_str(); "alert or its read gone; second track's hit not folded into it");
@@ -258,7 +292,16 @@ impl Events<'_> {
             }
         };
         let stage = if v.reading.plate == read.plate { AlertStage::Confirmed } else { AlertStage::Changed };
-        match crate::alert::update(store, &target.site, &target.device, id, &read, stage, certainty.clone(), final_read_of(&v.reading, v.frames)) {
+        match crate::alert::update(
+            store,
+            &target.site,
+            &target.device,
+            id,
+            &read,
+            stage,
+            certainty.clone(),
+            final_read_of(&v.reading, v.frames),
+        ) {
             Ok(_) => {
                 self.stats.alert_updates.fetch_add(1, Ordering::Relaxed);
                 log::info!(alert = id.to_string().as_str(), track = v.track_id.to_string().as_str(); "second track of an alerted vehicle: alert updated, not raised again");
@@ -273,7 +316,12 @@ impl Events<'_> {
 
     /// A vehicle read with no provisional alert behind it (a pass's vote, a parked car's report).
     fn vehicle(&mut self, v: VehicleRead<Images>) {
-        let certainty = CertaintyV1 { basis: "pass".into(), frames: v.frames, agreeing_frames: v.agreeing_frames, confidence: v.reading.confidence };
+        let certainty = CertaintyV1 {
+            basis: "pass".into(),
+            frames: v.frames,
+            agreeing_frames: v.agreeing_frames,
+            confidence: v.reading.confidence,
+        };
         let (track, camera, first, last) = (v.track_id, v.camera_id.clone(), v.first_seen_ms, v.last_seen_ms);
         let hits = self.hits_of(&v.reading);
         let (folded, fresh) = self.partition(&camera, track, first, hits);
@@ -307,7 +355,12 @@ impl Events<'_> {
         if hits.is_empty() {
             return;
         }
-        let certainty = CertaintyV1 { basis: early.basis.as_str().into(), frames: early.frames, agreeing_frames: early.agreeing_frames, confidence: early.reading.confidence };
+        let certainty = CertaintyV1 {
+            basis: early.basis.as_str().into(),
+            frames: early.frames,
+            agreeing_frames: early.agreeing_frames,
+            confidence: early.reading.confidence,
+        };
         let track = early.track_id;
         let camera = early.camera_id.clone();
         let ms = early.reading.best.captured_at_ms;
@@ -359,7 +412,12 @@ impl Events<'_> {
     fn close_provisional(&mut self, p: Provisional, v: VehicleRead<Images>) {
         let r = &v.reading;
         let still = self.hits_of(r);
-        let certainty = CertaintyV1 { basis: "pass".into(), frames: v.frames, agreeing_frames: v.agreeing_frames, confidence: r.confidence };
+        let certainty = CertaintyV1 {
+            basis: "pass".into(),
+            frames: v.frames,
+            agreeing_frames: v.agreeing_frames,
+            confidence: r.confidence,
+        };
         let final_read = final_read_of(r, v.frames);
         let target = self.sink.hotlists.target().clone();
         let mut alerted: Vec<(String, String)> = Vec::new();
@@ -373,7 +431,16 @@ impl Events<'_> {
             } else {
                 AlertStage::Changed
             };
-            match crate::alert::update(self.sink.store.as_ref(), &target.site, &target.device, a.id, &p.read, stage, certainty.clone(), final_read.clone()) {
+            match crate::alert::update(
+                self.sink.store.as_ref(),
+                &target.site,
+                &target.device,
+                a.id,
+                &p.read,
+                stage,
+                certainty.clone(),
+                final_read.clone(),
+            ) {
                 Ok(_) => self.stats.alert_updates.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {
                     log::error!(alert = a.id.to_string().as_str(); "alert update NOT queued: {e}");
@@ -383,7 +450,8 @@ impl Events<'_> {
         }
         // An entry the vote hits and the early read did not: alerted now, on the vehicle's stored read
         // (or, when another track of the vehicle alerted it moments ago, that alert is updated).
-        let new: Vec<HitV1> = still.into_iter().filter(|h| !alerted.iter().any(|(l, e)| *l == h.list && *e == h.entry)).collect();
+        let new: Vec<HitV1> =
+            still.into_iter().filter(|h| !alerted.iter().any(|(l, e)| *l == h.list && *e == h.entry)).collect();
         let (folded, fresh) = self.partition(&v.camera_id, v.track_id, v.first_seen_ms, new);
         for (_, id) in &folded {
             self.update_folded(*id, &v, &certainty);
@@ -420,7 +488,13 @@ impl Events<'_> {
     }
 
     /// Stores a read and raises its alerts; counts it and its latency.
-    fn store(&mut self, new_read: crate::store::NewRead, best_ms: i64, stage: AlertStage, certainty: CertaintyV1) -> Option<(StoredRead, Vec<AlertRecord>)> {
+    fn store(
+        &mut self,
+        new_read: crate::store::NewRead,
+        best_ms: i64,
+        stage: AlertStage,
+        certainty: CertaintyV1,
+    ) -> Option<(StoredRead, Vec<AlertRecord>)> {
         match self.sink.accept_as(new_read, Some((stage, &certainty))) {
             Ok((stored, alerts)) => {
                 self.count(best_ms);
@@ -443,7 +517,14 @@ impl Events<'_> {
 /// A reload swaps the whole `Arc`, so a frame takes a reference, not a copy of the camera table.
 pub type SharedSettings = Arc<std::sync::Mutex<Arc<Settings>>>;
 
-pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>, sink: Arc<ReadSink>, stats: Arc<AnalyseStats>, stop: impl Fn() -> bool) {
+pub fn run(
+    mut rec: Recognizer,
+    shared: SharedSettings,
+    frames: Arc<FrameQueue>,
+    sink: Arc<ReadSink>,
+    stats: Arc<AnalyseStats>,
+    stop: impl Fn() -> bool,
+) {
     let current = || shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let settings = current();
     let mut tracker = match Tracker::new(settings.tracker.clone()) {
@@ -459,7 +540,13 @@ pub fn run(mut rec: Recognizer, shared: SharedSettings, frames: Arc<FrameQueue>,
             return;
         }
     };
-    let mut events = Events { sink: &sink, stats: &stats, early_alerts: settings.early_alerts, provisional: HashMap::new(), recent: Recent::new(&settings.tracker) };
+    let mut events = Events {
+        sink: &sink,
+        stats: &stats,
+        early_alerts: settings.early_alerts,
+        provisional: HashMap::new(),
+        recent: Recent::new(&settings.tracker),
+    };
     let mut last_error_log = std::time::Instant::now() - Duration::from_secs(60);
     while !stop() {
         let Some(frame) = frames.pop(Duration::from_millis(200)) else {
@@ -523,7 +610,13 @@ mod tests {
             char_confidences: vec![confidence; text.len()],
             candidates: vec![PlateCandidate { plate: Plate::new(text).unwrap(), confidence }],
             region: None,
-            best: BestFrame { frame_seq: 3, captured_at_ms: ms, bbox: [10, 10, 80, 20], confidence, crop: Images { crop: vec![0xFF, 0xD8, 1], frame: None } },
+            best: BestFrame {
+                frame_seq: 3,
+                captured_at_ms: ms,
+                bbox: [10, 10, 80, 20],
+                confidence,
+                crop: Images { crop: vec![0xFF, 0xD8, 1], frame: None },
+            },
         }
     }
 
@@ -532,7 +625,14 @@ mod tests {
     }
 
     fn early_on(camera: &str, track: u64, text: &str, ms: i64) -> TrackEvent<Images> {
-        TrackEvent::Early(EarlyRead { track_id: TrackId(track), camera_id: camera.into(), frames: 3, agreeing_frames: 3, basis: EarlyBasis::Agreement, reading: reading(text, 0.6, ms) })
+        TrackEvent::Early(EarlyRead {
+            track_id: TrackId(track),
+            camera_id: camera.into(),
+            frames: 3,
+            agreeing_frames: 3,
+            basis: EarlyBasis::Agreement,
+            reading: reading(text, 0.6, ms),
+        })
     }
 
     fn closed(track: u64, text: &str) -> TrackEvent<Images> {
@@ -558,7 +658,11 @@ mod tests {
     fn store_and_sink(dir: &std::path::Path) -> (Arc<crate::store::Store>, ReadSink) {
         let store = Arc::new(crate::store::Store::open(&crate::store::StoreOptions::at(dir.join("store"))).unwrap().0);
         let list = dir.join("hot.csv");
-        std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\nMUC4821,,stolen,1,t,,\nKPW55*,,wanted,1,t,,\n").unwrap();
+        std::fs::write(
+            &list,
+            "plate,region,category,priority,source,expiry,notes\nMUC4821,,stolen,1,t,,\nKPW55*,,wanted,1,t,,\n",
+        )
+        .unwrap();
         let target = AlertTarget { site: "s".into(), device: "d".into(), max_packet_bytes: 1 << 20 };
         let hotlists = Arc::new(Hotlists::load(store.clone(), &[list], 0, target).unwrap());
         let sink = ReadSink { store: store.clone(), hotlists, uplink: None };
@@ -575,7 +679,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, sink) = store_and_sink(dir.path());
         let stats = AnalyseStats::default();
-        let mut ev = Events { sink: &sink, stats: &stats, early_alerts: true, provisional: HashMap::new(), recent: Recent::new(&TrackerConfig::default()) };
+        let mut ev = Events {
+            sink: &sink,
+            stats: &stats,
+            early_alerts: true,
+            provisional: HashMap::new(),
+            recent: Recent::new(&TrackerConfig::default()),
+        };
 
         // Not hotlisted: the early read is not stored; the pass's vote is, once.
         ev.handle(vec![early(1, "7KQX214")]);
@@ -597,7 +707,10 @@ mod tests {
         assert_eq!(store.count_reads(), 2, "one stored read per vehicle");
         let msgs = outbox(&store);
         assert_eq!(msgs.len(), 2);
-        assert_eq!((&msgs[1]["id"], msgs[1]["stage"].as_str(), msgs[1]["revision"].as_u64()), (&id, Some("confirmed"), Some(1)));
+        assert_eq!(
+            (&msgs[1]["id"], msgs[1]["stage"].as_str(), msgs[1]["revision"].as_u64()),
+            (&id, Some("confirmed"), Some(1))
+        );
         assert_eq!(msgs[1]["final_read"]["plate"], "MUC4821");
         let uid: uuid::Uuid = id.as_str().unwrap().parse().unwrap();
         assert_eq!(crate::alert::stage_of(&store.alert(uid).unwrap().unwrap()), AlertStage::Confirmed);
@@ -606,7 +719,8 @@ mod tests {
         ev.handle(vec![early(3, "KPW5513"), early(4, "MUC4821")]);
         ev.handle(vec![closed(3, "KPW5518"), closed(4, "WXY9990")]);
         let msgs = outbox(&store);
-        let stages: Vec<(&str, u64)> = msgs[2..].iter().map(|m| (m["stage"].as_str().unwrap(), m["revision"].as_u64().unwrap())).collect();
+        let stages: Vec<(&str, u64)> =
+            msgs[2..].iter().map(|m| (m["stage"].as_str().unwrap(), m["revision"].as_u64().unwrap())).collect();
         assert_eq!(stages, [("provisional", 0), ("provisional", 0), ("changed", 1), ("withdrawn", 1)]);
         assert_eq!(msgs[4]["id"], msgs[2]["id"]);
         assert_eq!(msgs[5]["id"], msgs[3]["id"]);
@@ -614,10 +728,19 @@ mod tests {
         assert_eq!(stats.alert_updates.load(Ordering::Relaxed), 3);
 
         // With early alerts off, only the pass's vote is stored and alerted on, as confirmed.
-        let mut off = Events { sink: &sink, stats: &stats, early_alerts: false, provisional: HashMap::new(), recent: Recent::new(&TrackerConfig::default()) };
+        let mut off = Events {
+            sink: &sink,
+            stats: &stats,
+            early_alerts: false,
+            provisional: HashMap::new(),
+            recent: Recent::new(&TrackerConfig::default()),
+        };
         off.handle(vec![early(5, "MUC4821"), closed(5, "MUC4821")]);
         let msgs = outbox(&store);
-        assert_eq!((msgs.len(), msgs[6]["stage"].as_str(), msgs[6]["certainty"]["basis"].as_str()), (7, Some("confirmed"), Some("pass")));
+        assert_eq!(
+            (msgs.len(), msgs[6]["stage"].as_str(), msgs[6]["certainty"]["basis"].as_str()),
+            (7, Some("confirmed"), Some("pass"))
+        );
         assert_eq!(store.count_reads(), 5);
 
         // The vote hits another entry than the early read did: the first is withdrawn, the other alerted
@@ -625,7 +748,12 @@ mod tests {
         ev.handle(vec![early(6, "MUC4821")]);
         ev.handle(vec![closed(6, "KPW5599")]);
         let msgs = outbox(&store);
-        let tail: Vec<(&str, u64, &str)> = msgs[7..].iter().map(|m| (m["stage"].as_str().unwrap(), m["revision"].as_u64().unwrap(), m["hit"]["entry"].as_str().unwrap())).collect();
+        let tail: Vec<(&str, u64, &str)> = msgs[7..]
+            .iter()
+            .map(|m| {
+                (m["stage"].as_str().unwrap(), m["revision"].as_u64().unwrap(), m["hit"]["entry"].as_str().unwrap())
+            })
+            .collect();
         assert_eq!(tail, [("provisional", 0, "MUC4821"), ("withdrawn", 1, "MUC4821"), ("confirmed", 0, "KPW55*")]);
         assert_eq!(msgs[9]["read"]["id"], msgs[7]["read"]["id"]);
         assert_eq!(store.count_reads(), 6);
@@ -637,9 +765,24 @@ mod tests {
         let (store, sink) = store_and_sink(dir.path());
         let stats = AnalyseStats::default();
         let cfg = TrackerConfig::default();
-        let mut ev = Events { sink: &sink, stats: &stats, early_alerts: true, provisional: HashMap::new(), recent: Recent::new(&cfg) };
+        let mut ev = Events {
+            sink: &sink,
+            stats: &stats,
+            early_alerts: true,
+            provisional: HashMap::new(),
+            recent: Recent::new(&cfg),
+        };
         let entries = |from: usize| -> Vec<(String, String, u64)> {
-            outbox(&store)[from..].iter().map(|m| (m["id"].as_str().unwrap().to_string(), m["stage"].as_str().unwrap().to_string(), m["revision"].as_u64().unwrap())).collect()
+            outbox(&store)[from..]
+                .iter()
+                .map(|m| {
+                    (
+                        m["id"].as_str().unwrap().to_string(),
+                        m["stage"].as_str().unwrap().to_string(),
+                        m["revision"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
         };
         let t = at(1);
 
@@ -653,7 +796,14 @@ mod tests {
         ev.handle(vec![closed_on("c", 2, "MUC4821", t + 900, t + 2000)]);
         let first = entries(0);
         let id = first[0].0.clone();
-        assert_eq!(first, [(id.clone(), "provisional".into(), 0), (id.clone(), "confirmed".into(), 1), (id.clone(), "confirmed".into(), 2)]);
+        assert_eq!(
+            first,
+            [
+                (id.clone(), "provisional".into(), 0),
+                (id.clone(), "confirmed".into(), 1),
+                (id.clone(), "confirmed".into(), 2)
+            ]
+        );
         assert_eq!(store.count_reads(), 1);
 
         // A third piece with no early read, starting within the tracker's gap plus margin of the last

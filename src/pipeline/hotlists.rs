@@ -3,13 +3,13 @@
 //! lists already in force stay; entries added by a push are checked against the reads of the last
 //! `retroactive_days` days.
 
+use crate::clock::now_ms;
 use crate::hotlist::{self, Hit, Hotlist, HotlistError, MatchKind, MatchedText, Matcher};
 use crate::store::{AlertRecord, PushedList, Store, StoreError, StoredRead};
 use crate::uplink::payload::{AlertStage, CertaintyV1, HitV1};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use crate::clock::now_ms;
 
 /// Pushed lists are named apart from files so a push can never replace a file's list.
 const PUSHED_PREFIX: &str = "mqtt:";
@@ -62,10 +62,23 @@ fn write_records(rows: &[csv::StringRecord]) -> Result<String, HotlistsError> {
 pub fn local_with(current: Option<&str>, e: &LocalEntry, now_ms: i64) -> Result<String, HotlistsError> {
     let plate = e.plate.trim().to_uppercase();
     let region = e.region.trim().to_uppercase();
-    let mut rows: Vec<csv::StringRecord> =
-        current.map(records).transpose()?.unwrap_or_default().into_iter().filter(|r| !(r.get(0) == Some(plate.as_str()) && r.get(1) == Some(region.as_str()))).collect();
+    let mut rows: Vec<csv::StringRecord> = current
+        .map(records)
+        .transpose()?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| !(r.get(0) == Some(plate.as_str()) && r.get(1) == Some(region.as_str())))
+        .collect();
     let priority = e.priority.to_string();
-    rows.push(csv::StringRecord::from(vec![plate.as_str(), region.as_str(), e.category.trim(), priority.as_str(), e.source.as_str(), e.expiry.trim(), e.notes.trim()]));
+    rows.push(csv::StringRecord::from(vec![
+        plate.as_str(),
+        region.as_str(),
+        e.category.trim(),
+        priority.as_str(),
+        e.source.as_str(),
+        e.expiry.trim(),
+        e.notes.trim(),
+    ]));
     let text = write_records(&rows)?;
     hotlist::parse_csv(LOCAL, &text, now_ms)?;
     Ok(text)
@@ -152,7 +165,12 @@ fn matches<'m>(m: &'m Matcher, read: &StoredRead, now: i64) -> Vec<Hit<'m>> {
 
 impl Hotlists {
     /// Loads the files and the pushed lists; a bad file is an error (as in `check-config`).
-    pub fn load(store: Arc<Store>, files: &[PathBuf], retro_days: u32, target: AlertTarget) -> Result<Hotlists, HotlistsError> {
+    pub fn load(
+        store: Arc<Store>,
+        files: &[PathBuf],
+        retro_days: u32,
+        target: AlertTarget,
+    ) -> Result<Hotlists, HotlistsError> {
         let files = load_files(files)?;
         let h = Hotlists {
             store,
@@ -209,12 +227,29 @@ impl Hotlists {
 
     /// Matches a stored read of a vehicle still in view (or just voted) and raises its alerts at `stage`
     /// with the given certainty.
-    pub fn check_read_as(&self, read: &StoredRead, stage: AlertStage, certainty: &CertaintyV1) -> Result<Vec<AlertRecord>, StoreError> {
+    pub fn check_read_as(
+        &self,
+        read: &StoredRead,
+        stage: AlertStage,
+        certainty: &CertaintyV1,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
         let m = self.matcher();
         let t = &self.target;
         matches(&m, read, now_ms())
             .iter()
-            .map(|h| crate::alert::raise_as(&self.store, &t.site, &t.device, read, hit_payload(h, read), false, t.max_packet_bytes, stage, certainty.clone()))
+            .map(|h| {
+                crate::alert::raise_as(
+                    &self.store,
+                    &t.site,
+                    &t.device,
+                    read,
+                    hit_payload(h, read),
+                    false,
+                    t.max_packet_bytes,
+                    stage,
+                    certainty.clone(),
+                )
+            })
             .collect()
     }
 
@@ -228,9 +263,25 @@ impl Hotlists {
 
     /// Raises one alert for `hit` on a stored read (a hit found on a text other than the read's own: a
     /// pass's vote that hits an entry its early read did not).
-    pub fn raise_hit(&self, read: &StoredRead, hit: HitV1, stage: AlertStage, certainty: &CertaintyV1) -> Result<AlertRecord, StoreError> {
+    pub fn raise_hit(
+        &self,
+        read: &StoredRead,
+        hit: HitV1,
+        stage: AlertStage,
+        certainty: &CertaintyV1,
+    ) -> Result<AlertRecord, StoreError> {
         let t = &self.target;
-        crate::alert::raise_as(&self.store, &t.site, &t.device, read, hit, false, t.max_packet_bytes, stage, certainty.clone())
+        crate::alert::raise_as(
+            &self.store,
+            &t.site,
+            &t.device,
+            read,
+            hit,
+            false,
+            t.max_packet_bytes,
+            stage,
+            certainty.clone(),
+        )
     }
 
     /// Where the alerts go.
@@ -242,14 +293,25 @@ impl Hotlists {
         let t = &self.target;
         matches(m, read, now_ms())
             .iter()
-            .map(|h| crate::alert::raise(&self.store, &t.site, &t.device, read, hit_payload(h, read), retroactive, t.max_packet_bytes))
+            .map(|h| {
+                crate::alert::raise(
+                    &self.store,
+                    &t.site,
+                    &t.device,
+                    read,
+                    hit_payload(h, read),
+                    retroactive,
+                    t.max_packet_bytes,
+                )
+            })
             .collect()
     }
 
     /// A list pushed by the central server: rejected whole on any problem; else stored, put in force,
     /// and its new entries checked against recent reads. Returns (entries, retroactive alerts).
     pub fn push(&self, name: &str, csv: &str, by: &str) -> Result<(usize, usize), HotlistsError> {
-        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
             return Err(HotlistsError::BadName);
         }
         let now = now_ms();
@@ -262,9 +324,19 @@ impl Hotlists {
             .filter(|l| l.name == full)
             .flat_map(|l| l.entries.iter().map(|e| (e.pattern.expose().to_string(), e.region.clone())))
             .collect();
-        let added: Vec<_> = list.entries.iter().filter(|e| !old.contains(&(e.pattern.expose().to_string(), e.region.clone()))).cloned().collect();
+        let added: Vec<_> = list
+            .entries
+            .iter()
+            .filter(|e| !old.contains(&(e.pattern.expose().to_string(), e.region.clone())))
+            .cloned()
+            .collect();
         let entries = list.entries.len();
-        self.store.put_pushed_list(&PushedList { name: name.to_string(), csv: csv.to_string(), pushed_by: by.to_string(), pushed_at_ms: now })?;
+        self.store.put_pushed_list(&PushedList {
+            name: name.to_string(),
+            csv: csv.to_string(),
+            pushed_by: by.to_string(),
+            pushed_at_ms: now,
+        })?;
         self.rebuild()?;
         let retro = self.retroactive(Hotlist { name: full, entries: added, loaded_at_ms: now }, now)?;
         Ok((entries, retro))
@@ -298,8 +370,18 @@ impl Hotlists {
             .filter(|l| l.name == LOCAL)
             .flat_map(|l| l.entries.iter().map(|e| (e.pattern.expose().to_string(), e.region.clone())))
             .collect();
-        let added: Vec<_> = list.entries.iter().filter(|e| !old.contains(&(e.pattern.expose().to_string(), e.region.clone()))).cloned().collect();
-        self.store.put_pushed_list(&PushedList { name: LOCAL.to_string(), csv: csv.to_string(), pushed_by: by.to_string(), pushed_at_ms: now })?;
+        let added: Vec<_> = list
+            .entries
+            .iter()
+            .filter(|e| !old.contains(&(e.pattern.expose().to_string(), e.region.clone())))
+            .cloned()
+            .collect();
+        self.store.put_pushed_list(&PushedList {
+            name: LOCAL.to_string(),
+            csv: csv.to_string(),
+            pushed_by: by.to_string(),
+            pushed_at_ms: now,
+        })?;
         self.rebuild()?;
         self.retroactive(Hotlist { name: LOCAL.to_string(), entries: added, loaded_at_ms: now }, now)
     }
@@ -353,7 +435,11 @@ impl Hotlists {
                 "days": self.retro_days,
                 "note": "more retroactive hits than hotlists.max_retroactive_alerts; search the box for the rest",
             });
-            self.store.enqueue(crate::store::Lane::Alerts, "alerts/summary", serde_json::to_vec(&summary).unwrap_or_default())?;
+            self.store.enqueue(
+                crate::store::Lane::Alerts,
+                "alerts/summary",
+                serde_json::to_vec(&summary).unwrap_or_default(),
+            )?;
             log::warn!(list = list.as_str(), sent = raised as u64, held_back = held_back as u64; "retroactive hotlist hits over the limit: one summary sent for the rest");
         }
         log::info!(alerts = raised as u64, days = self.retro_days; "retroactive hotlist check done");
@@ -366,7 +452,15 @@ mod tests {
     use super::*;
 
     fn entry(plate: &str, priority: u8) -> LocalEntry {
-        LocalEntry { plate: plate.into(), region: String::new(), category: "stolen".into(), priority, expiry: String::new(), notes: "a, \"quoted\" note".into(), source: "console:sam".into() }
+        LocalEntry {
+            plate: plate.into(),
+            region: String::new(),
+            category: "stolen".into(),
+            priority,
+            expiry: String::new(),
+            notes: "a, \"quoted\" note".into(),
+            source: "console:sam".into(),
+        }
     }
 
     #[test]
@@ -375,10 +469,14 @@ mod tests {
         let two = local_with(Some(&one), &entry("8XY*", 3), 0).unwrap();
         let replaced = local_with(Some(&two), &entry("7ABC123", 1), 0).unwrap();
         let list = hotlist::parse_csv(LOCAL, &replaced, 0).unwrap();
-        let got: Vec<(String, u8)> = list.entries.iter().map(|e| (e.pattern.expose().to_string(), e.priority)).collect();
+        let got: Vec<(String, u8)> =
+            list.entries.iter().map(|e| (e.pattern.expose().to_string(), e.priority)).collect();
         assert_eq!(got, vec![("8XY*".to_string(), 3), ("7ABC123".to_string(), 1)]);
         assert_eq!(list.entries[0].notes, "a, \"quoted\" note", "notes survive CSV quoting");
-        assert!(matches!(local_with(Some(&two), &entry("7ABC123", 0), 0), Err(HotlistsError::List(_))), "priority 0 is refused");
+        assert!(
+            matches!(local_with(Some(&two), &entry("7ABC123", 0), 0), Err(HotlistsError::List(_))),
+            "priority 0 is refused"
+        );
         let (left, gone) = local_without(&replaced, "7abc123").unwrap();
         assert_eq!(gone, 1);
         assert_eq!(hotlist::parse_csv(LOCAL, &left, 0).unwrap().entries.len(), 1);

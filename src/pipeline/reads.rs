@@ -22,7 +22,11 @@ impl ReadSink {
 
     /// As [`ReadSink::accept`], with the stage and certainty its alerts carry (None: `confirmed`, on the
     /// read's own confidence). Returns the stored read.
-    pub fn accept_as(&self, read: NewRead, stage: Option<(AlertStage, &CertaintyV1)>) -> Result<(StoredRead, Vec<AlertRecord>), StoreError> {
+    pub fn accept_as(
+        &self,
+        read: NewRead,
+        stage: Option<(AlertStage, &CertaintyV1)>,
+    ) -> Result<(StoredRead, Vec<AlertRecord>), StoreError> {
         let id = self.store.put_read(read)?;
         let stored = self.store.get_read(id)?.ok_or(StoreError::ReadNotFound(id))?;
         crate::observe::recorder().read_stored(&stored.camera_id, jiff::Timestamp::now().as_millisecond());

@@ -76,14 +76,29 @@ impl Recent {
 
     /// An alert raised (or a hit folded into it) on `track`, seen at `at_ms`, open or already closed.
     #[allow(clippy::too_many_arguments)]
-    pub fn raised(&mut self, camera: &str, list: &str, entry: &str, alert: uuid::Uuid, track: TrackId, at_ms: i64, open: bool) {
+    pub fn raised(
+        &mut self,
+        camera: &str,
+        list: &str,
+        entry: &str,
+        alert: uuid::Uuid,
+        track: TrackId,
+        at_ms: i64,
+        open: bool,
+    ) {
         let seen = if open { Seen::Open(at_ms) } else { Seen::Closed(at_ms) };
         match self.kept.iter_mut().find(|k| k.alert == alert) {
             Some(k) => match k.tracks.iter_mut().find(|(t, _)| *t == track) {
                 Some((_, s)) => *s = seen,
                 None => k.tracks.push((track, seen)),
             },
-            None => self.kept.push(Kept { camera: camera.into(), list: list.into(), entry: entry.into(), alert, tracks: vec![(track, seen)] }),
+            None => self.kept.push(Kept {
+                camera: camera.into(),
+                list: list.into(),
+                entry: entry.into(),
+                alert,
+                tracks: vec![(track, seen)],
+            }),
         }
     }
 
@@ -101,7 +116,9 @@ impl Recent {
     /// Forgets alerts that can no longer fold a hit dated `now_ms` or later (capture clock).
     pub fn forget(&mut self, now_ms: i64) {
         let w = self.window_ms;
-        self.kept.retain(|k| k.tracks.iter().any(|&(_, s)| matches!(s, Seen::Open(_)) || now_ms.saturating_sub(s.ms()) <= w));
+        self.kept.retain(|k| {
+            k.tracks.iter().any(|&(_, s)| matches!(s, Seen::Open(_)) || now_ms.saturating_sub(s.ms()) <= w)
+        });
     }
 
     /// Alerts kept (for tests and status).

@@ -51,7 +51,11 @@ pub struct Snapshots {
 
 impl Default for Snapshots {
     fn default() -> Snapshots {
-        Snapshots { cameras: Mutex::default(), watched_until_ms: AtomicI64::new(0), started_ms: jiff::Timestamp::now().as_millisecond() }
+        Snapshots {
+            cameras: Mutex::default(),
+            watched_until_ms: AtomicI64::new(0),
+            started_ms: jiff::Timestamp::now().as_millisecond(),
+        }
     }
 }
 
@@ -153,7 +157,11 @@ mod tests {
         s.record(frame("a", now - 500), 0.0, vec![plate(40.0)]);
         s.record(frame("a", now - 100), 0.0, vec![]);
         let v = s.view("a", now);
-        assert_eq!(v.shot.as_ref().map(|x| x.frame.captured_at_ms), Some(now - 500), "the recent frame with plates is shown");
+        assert_eq!(
+            v.shot.as_ref().map(|x| x.frame.captured_at_ms),
+            Some(now - 500),
+            "the recent frame with plates is shown"
+        );
         let v = s.view("a", now + PLATES_SHOWN_MS);
         assert_eq!(v.shot.as_ref().map(|x| x.frame.captured_at_ms), Some(now - 100), "then the newest frame");
         // Heights older than the window leave.

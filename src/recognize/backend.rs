@@ -64,7 +64,9 @@ pub fn built_with_cuda(build_information: &str) -> bool {
 /// The backend for `setting` given what OpenCV offers.
 pub fn choose(setting: DnnBackend, offer: Offer) -> Result<Choice, CudaMissing> {
     match (setting, offer.cuda_missing()) {
-        (DnnBackend::Auto, None) | (DnnBackend::Cuda, None) => Ok(Choice { backend: DnnBackend::Cuda, cpu_because: None }),
+        (DnnBackend::Auto, None) | (DnnBackend::Cuda, None) => {
+            Ok(Choice { backend: DnnBackend::Cuda, cpu_because: None })
+        }
         (DnnBackend::Auto, Some(why)) => Ok(Choice { backend: DnnBackend::Cpu, cpu_because: Some(why) }),
         (DnnBackend::Cuda, Some(why)) => Err(CudaMissing(why)),
         (other, _) => Ok(Choice { backend: other, cpu_because: None }),

@@ -66,7 +66,13 @@ pub fn decode_slots(probs: &[f32], rows: usize, alphabet: &[char], pad: char, to
 
 /// Greedy CTC: the most probable class per step, repeats collapsed, blanks dropped. `alphabet` maps the
 /// non-blank classes in order (class `blank` is skipped when counting).
-pub fn decode_ctc_greedy(probs: &[f32], steps: usize, classes: usize, blank: usize, alphabet: &[char]) -> Option<Reading> {
+pub fn decode_ctc_greedy(
+    probs: &[f32],
+    steps: usize,
+    classes: usize,
+    blank: usize,
+    alphabet: &[char],
+) -> Option<Reading> {
     if probs.len() < steps * classes || classes != alphabet.len() + 1 {
         return None;
     }

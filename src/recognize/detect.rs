@@ -58,7 +58,14 @@ fn cv(path: &Path) -> impl Fn(opencv::Error) -> ModelError + '_ {
 pub fn letterbox(frame: &Mat, w: u32, h: u32) -> opencv::Result<(Mat, Letterbox)> {
     let lb = Letterbox::new(frame.cols() as u32, frame.rows() as u32, w, h);
     let mut resized = Mat::default();
-    imgproc::resize(frame, &mut resized, Size::new(lb.inner_w as i32, lb.inner_h as i32), 0.0, 0.0, imgproc::INTER_LINEAR)?;
+    imgproc::resize(
+        frame,
+        &mut resized,
+        Size::new(lb.inner_w as i32, lb.inner_h as i32),
+        0.0,
+        0.0,
+        imgproc::INTER_LINEAR,
+    )?;
     let (top, left) = (lb.pad_y as i32, lb.pad_x as i32);
     let bottom = h as i32 - lb.inner_h as i32 - top;
     let right = w as i32 - lb.inner_w as i32 - left;
@@ -97,8 +104,10 @@ impl Detector for OnnxDetector {
         }
         .map_err(|source| ModelError::Shape { path: path.clone(), source })?;
         let (fw, fh) = (frame.cols() as f32, frame.rows() as f32);
-        let mapped: Vec<Detection> =
-            raw.into_iter().filter_map(|d| lb.to_source(d.bbox).clip(fw, fh).map(|bbox| Detection { bbox, score: d.score })).collect();
+        let mapped: Vec<Detection> = raw
+            .into_iter()
+            .filter_map(|d| lb.to_source(d.bbox).clip(fw, fh).map(|bbox| Detection { bbox, score: d.score }))
+            .collect();
         let boxes: Vec<BoxF> = mapped.iter().map(|d| d.bbox).collect();
         let scores: Vec<f32> = mapped.iter().map(|d| d.score).collect();
         Ok(nms(&boxes, &scores, self.spec.nms_iou as f32).into_iter().map(|i| mapped[i]).collect())
@@ -180,7 +189,10 @@ impl Detector for CascadeDetector {
             .map_err(&err)?;
         Ok(rects
             .iter()
-            .map(|r| Detection { bbox: BoxF { x: r.x as f32, y: r.y as f32, w: r.width as f32, h: r.height as f32 }, score: 1.0 })
+            .map(|r| Detection {
+                bbox: BoxF { x: r.x as f32, y: r.y as f32, w: r.width as f32, h: r.height as f32 },
+                score: 1.0,
+            })
             .collect())
     }
 }

@@ -54,7 +54,16 @@ impl Formats {
         let mut out: Vec<(f32, Candidate)> = Vec::new();
         for r in readings {
             let (cand, weight) = if patterns.is_empty() {
-                (Candidate { text: r.text.clone(), char_confidences: r.char_confidences.clone(), confidence: r.confidence, pattern: None, fixed: 0 }, 1.0)
+                (
+                    Candidate {
+                        text: r.text.clone(),
+                        char_confidences: r.char_confidences.clone(),
+                        confidence: r.confidence,
+                        pattern: None,
+                        fixed: 0,
+                    },
+                    1.0,
+                )
             } else {
                 best_fit(&patterns, r)
             };
@@ -67,11 +76,13 @@ impl Formats {
             out.push((weight * cand.confidence, cand));
         }
         out.sort_by(|a, b| b.0.total_cmp(&a.0));
-        out.into_iter().map(|(_, c)| {
-            let mut c = c;
-            c.confidence = c.confidence.min(1.0);
-            c
-        }).collect()
+        out.into_iter()
+            .map(|(_, c)| {
+                let mut c = c;
+                c.confidence = c.confidence.min(1.0);
+                c
+            })
+            .collect()
     }
 }
 
@@ -86,11 +97,23 @@ fn best_fit(patterns: &[&str], r: &Reading) -> (Candidate, f32) {
     }
     match best {
         Some((text, fixed, p)) => (
-            Candidate { text, char_confidences: r.char_confidences.clone(), confidence: r.confidence, pattern: Some(p.to_string()), fixed },
+            Candidate {
+                text,
+                char_confidences: r.char_confidences.clone(),
+                confidence: r.confidence,
+                pattern: Some(p.to_string()),
+                fixed,
+            },
             if fixed == 0 { 1.0 } else { FIXED_WEIGHT },
         ),
         None => (
-            Candidate { text: r.text.clone(), char_confidences: r.char_confidences.clone(), confidence: r.confidence, pattern: None, fixed: 0 },
+            Candidate {
+                text: r.text.clone(),
+                char_confidences: r.char_confidences.clone(),
+                confidence: r.confidence,
+                pattern: None,
+                fixed: 0,
+            },
             UNMATCHED_WEIGHT,
         ),
     }

@@ -47,12 +47,22 @@ impl BoxF {
 
     /// Grown by `mx` of its width on the left and right and `my` of its height above and below.
     pub fn with_margin(&self, mx: f32, my: f32) -> BoxF {
-        BoxF { x: self.x - self.w * mx, y: self.y - self.h * my, w: self.w * (1.0 + 2.0 * mx), h: self.h * (1.0 + 2.0 * my) }
+        BoxF {
+            x: self.x - self.w * mx,
+            y: self.y - self.h * my,
+            w: self.w * (1.0 + 2.0 * mx),
+            h: self.h * (1.0 + 2.0 * my),
+        }
     }
 
     /// Integer pixel box as `[x, y, w, h]`.
     pub fn to_pixels(&self) -> [u32; 4] {
-        [self.x.max(0.0).round() as u32, self.y.max(0.0).round() as u32, self.w.max(0.0).round() as u32, self.h.max(0.0).round() as u32]
+        [
+            self.x.max(0.0).round() as u32,
+            self.y.max(0.0).round() as u32,
+            self.w.max(0.0).round() as u32,
+            self.h.max(0.0).round() as u32,
+        ]
     }
 }
 
@@ -92,7 +102,12 @@ impl Letterbox {
 
     /// A box in canvas pixels back in source pixels.
     pub fn to_source(&self, b: BoxF) -> BoxF {
-        BoxF { x: (b.x - self.pad_x) / self.scale, y: (b.y - self.pad_y) / self.scale, w: b.w / self.scale, h: b.h / self.scale }
+        BoxF {
+            x: (b.x - self.pad_x) / self.scale,
+            y: (b.y - self.pad_y) / self.scale,
+            w: b.w / self.scale,
+            h: b.h / self.scale,
+        }
     }
 }
 
@@ -154,7 +169,12 @@ mod tests {
         assert_eq!(b.clip(100.0, 100.0), Some(BoxF { x: 0.0, y: 10.0, w: 15.0, h: 10.0 }));
         assert_eq!(BoxF { x: 200.0, y: 0.0, w: 5.0, h: 5.0 }.clip(100.0, 100.0), None);
         let m = BoxF { x: 100.0, y: 100.0, w: 100.0, h: 50.0 }.with_margin(0.05, 0.1);
-        assert!((m.x - 95.0).abs() < 1e-3 && (m.y - 95.0).abs() < 1e-3 && (m.w - 110.0).abs() < 1e-3 && (m.h - 60.0).abs() < 1e-3);
+        assert!(
+            (m.x - 95.0).abs() < 1e-3
+                && (m.y - 95.0).abs() < 1e-3
+                && (m.w - 110.0).abs() < 1e-3
+                && (m.h - 60.0).abs() < 1e-3
+        );
     }
 
     #[test]

@@ -22,9 +22,9 @@ pub use geometry::BoxF;
 pub use model::ModelError;
 pub use ocr::OcrNet;
 
-use settings::{DetectorModel, DnnBackend, OcrModel};
 use opencv::core::Mat;
 use opencv::prelude::*;
+use settings::{DetectorModel, DnnBackend, OcrModel};
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +114,14 @@ impl Recognizer {
             opencv::core::set_num_threads(r.threads as i32)?;
         }
         let ocr = r.ocr.as_ref().ok_or(RecognizeError::NoOcr)?;
-        let rec = Recognizer::new(r.detector.as_ref(), ocr, r.backend, r.detect_confidence as f32, &r.formats, r.top_n as usize)?;
+        let rec = Recognizer::new(
+            r.detector.as_ref(),
+            ocr,
+            r.backend,
+            r.detect_confidence as f32,
+            &r.formats,
+            r.top_n as usize,
+        )?;
         let rec = if r.smoke_test { rec.checked()? } else { rec };
         // After the check: its 7-character plate is the models' test, not the site's plate lengths.
         Ok(rec.with_plate_chars(r.min_plate_chars as usize, r.max_plate_chars as usize))
@@ -135,7 +142,14 @@ impl Recognizer {
         let ocr = OcrNet::load(ocr, backend)?;
         let d = settings::Recognizer::default();
         let plate_chars = d.min_plate_chars as usize..=d.max_plate_chars as usize;
-        Ok(Recognizer { detector, onnx_detector, ocr, formats: Formats::new(formats), top_n: top_n.max(1), plate_chars })
+        Ok(Recognizer {
+            detector,
+            onnx_detector,
+            ocr,
+            formats: Formats::new(formats),
+            top_n: top_n.max(1),
+            plate_chars,
+        })
     }
 
     /// How many characters a reading must have to be taken for a plate (default: `[recognizer]`'s).

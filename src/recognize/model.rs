@@ -75,13 +75,19 @@ pub fn load_onnx(path: &Path, bytes: &[u8], backend: DnnBackend) -> Result<dnn::
             return Err(ModelError::Backend(backend));
         }
     }
-    net.set_preferable_backend(b as i32).map_err(|e| ModelError::Load { path: path.to_path_buf(), message: e.message.clone() })?;
-    net.set_preferable_target(t as i32).map_err(|e| ModelError::Load { path: path.to_path_buf(), message: e.message.clone() })?;
+    net.set_preferable_backend(b as i32)
+        .map_err(|e| ModelError::Load { path: path.to_path_buf(), message: e.message.clone() })?;
+    net.set_preferable_target(t as i32)
+        .map_err(|e| ModelError::Load { path: path.to_path_buf(), message: e.message.clone() })?;
     Ok(net)
 }
 
 /// Runs the network on `blob` and returns its single output as a flat f32 vector with its shape.
-pub fn forward(net: &mut dnn::Net, path: &Path, blob: &opencv::core::Mat) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
+pub fn forward(
+    net: &mut dnn::Net,
+    path: &Path,
+    blob: &opencv::core::Mat,
+) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
     let run = |message: String| ModelError::Run { path: path.to_path_buf(), message };
     net.set_input(blob, "", 1.0, opencv::core::Scalar::default()).map_err(|e| run(e.message.clone()))?;
     let out = net.forward_single("").map_err(|e| run(e.message.clone()))?;

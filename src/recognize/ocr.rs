@@ -33,7 +33,8 @@ impl OcrNet {
     /// nothing); the crop takes the model's margins.
     pub fn read_box(&mut self, frame: &Mat, bbox: BoxF, top_n: usize) -> Result<Vec<Reading>, ModelError> {
         let err = |e: opencv::Error| ModelError::Run { path: self.spec.path.clone(), message: e.message };
-        let Some(c) = prepare::crop(frame, bbox, self.spec.margin_x as f32, self.spec.margin_y as f32).map_err(err)? else {
+        let Some(c) = prepare::crop(frame, bbox, self.spec.margin_x as f32, self.spec.margin_y as f32).map_err(err)?
+        else {
             return Ok(Vec::new());
         };
         self.read_crop(&c, top_n)
@@ -42,13 +43,15 @@ impl OcrNet {
     /// Readings of an image that is already the plate with its margin.
     pub fn read_crop(&mut self, crop: &Mat, top_n: usize) -> Result<Vec<Reading>, ModelError> {
         let path = self.spec.path.clone();
-        let blob = prepare::to_input(crop, &self.spec).map_err(|e| ModelError::Run { path: path.clone(), message: e.message })?;
+        let blob = prepare::to_input(crop, &self.spec)
+            .map_err(|e| ModelError::Run { path: path.clone(), message: e.message })?;
         let (mut data, shape) = model::forward(&mut self.net, &path, &blob)?;
         let classes = match self.spec.kind {
             OcrKind::Slots => self.alphabet.len(),
             OcrKind::Ctc => self.alphabet.len() + 1,
         };
-        let rows = rows_of(&mut data, &shape, classes).map_err(|source| ModelError::Shape { path: path.clone(), source })?;
+        let rows =
+            rows_of(&mut data, &shape, classes).map_err(|source| ModelError::Shape { path: path.clone(), source })?;
         softmax_if_logits(&mut data, classes);
         Ok(match self.spec.kind {
             OcrKind::Slots => {

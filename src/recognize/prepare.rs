@@ -48,7 +48,15 @@ pub fn skew_degrees(crop: &Mat) -> opencv::Result<Option<f32>> {
     let mut angles: Vec<f32> = lines
         .iter()
         .map(|l| ((l[3] - l[1]) as f32).atan2((l[2] - l[0]) as f32).to_degrees())
-        .map(|a| if a > 90.0 { a - 180.0 } else if a < -90.0 { a + 180.0 } else { a })
+        .map(|a| {
+            if a > 90.0 {
+                a - 180.0
+            } else if a < -90.0 {
+                a + 180.0
+            } else {
+                a
+            }
+        })
         .filter(|a| a.abs() <= 25.0)
         .collect();
     if angles.len() < 2 {
@@ -65,7 +73,15 @@ pub fn deskew(crop: &Mat) -> opencv::Result<Mat> {
             let c = Point2f::new(crop.cols() as f32 / 2.0, crop.rows() as f32 / 2.0);
             let m = imgproc::get_rotation_matrix_2d(c, a as f64, 1.0)?;
             let mut out = Mat::default();
-            imgproc::warp_affine(crop, &mut out, &m, crop.size()?, imgproc::INTER_LINEAR, core::BORDER_REPLICATE, Scalar::default())?;
+            imgproc::warp_affine(
+                crop,
+                &mut out,
+                &m,
+                crop.size()?,
+                imgproc::INTER_LINEAR,
+                core::BORDER_REPLICATE,
+                Scalar::default(),
+            )?;
             Ok(out)
         }
         _ => crop.try_clone(),
@@ -129,7 +145,9 @@ pub fn to_input(crop: &Mat, spec: &OcrModel) -> opencv::Result<Mat> {
         ResizeMode::Letterbox => super::detect::letterbox(&colored, w as u32, h as u32)?.0,
     };
     match spec.layout {
-        TensorLayout::Nchw => dnn::blob_from_image(&sized, spec.scale, Size::new(w, h), Scalar::default(), false, false, core::CV_32F),
+        TensorLayout::Nchw => {
+            dnn::blob_from_image(&sized, spec.scale, Size::new(w, h), Scalar::default(), false, false, core::CV_32F)
+        }
         TensorLayout::Nhwc => {
             let mut f = Mat::default();
             sized.convert_to(&mut f, core::CV_32F, spec.scale, 0.0)?;
@@ -174,7 +192,8 @@ mod tests {
     fn input_tensors_in_each_layout_and_channel_order() {
         // A 16x4 BGR image, blue on the left half, red on the right.
         let mut img = Mat::new_rows_cols_with_default(4, 16, core::CV_8UC3, Scalar::new(255.0, 0.0, 0.0, 0.0)).unwrap();
-        imgproc::rectangle(&mut img, Rect::new(8, 0, 8, 4), Scalar::new(0.0, 0.0, 255.0, 0.0), -1, imgproc::LINE_8, 0).unwrap();
+        imgproc::rectangle(&mut img, Rect::new(8, 0, 8, 4), Scalar::new(0.0, 0.0, 255.0, 0.0), -1, imgproc::LINE_8, 0)
+            .unwrap();
         let nchw = to_input(&img, &spec(ColorOrder::Rgb, TensorLayout::Nchw, ResizeMode::Stretch)).unwrap();
         assert_eq!(dims(&nchw), vec![1, 3, 4, 8]);
         let d = nchw.data_typed::<f32>().unwrap();
@@ -201,7 +220,10 @@ mod tests {
         let r = crop_rect(BoxF { x: 10.5, y: 20.0, w: 99.0, h: 49.0 }, 0.05, 0.10, 1000, 1000).unwrap();
         // x0 = floor(10.5 - 4.95) = 5, x1 = ceil(10.5 + 99 + 4.95) = 115; y0 = floor(15.1) = 15, y1 = ceil(73.9) = 74.
         assert_eq!(r, Rect::new(5, 15, 110, 59));
-        assert_eq!(crop_rect(BoxF { x: -20.0, y: 0.0, w: 50.0, h: 10.0 }, 0.0, 0.0, 100, 100), Some(Rect::new(0, 0, 30, 10)));
+        assert_eq!(
+            crop_rect(BoxF { x: -20.0, y: 0.0, w: 50.0, h: 10.0 }, 0.0, 0.0, 100, 100),
+            Some(Rect::new(0, 0, 30, 10))
+        );
         assert_eq!(crop_rect(BoxF { x: 99.5, y: 0.0, w: 5.0, h: 10.0 }, 0.0, 0.0, 100, 100), None);
     }
 }

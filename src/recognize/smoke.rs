@@ -3,8 +3,8 @@
 //! the box. OpenCV 4.6 can load a graph and compute garbage; a model that cannot read this plate is
 //! refused.
 
-use super::{decode_image, geometry::BoxF, RecognizeError, Recognizer, View};
 use super::model::ModelError;
+use super::{decode_image, geometry::BoxF, RecognizeError, Recognizer, View};
 
 pub const SCENE_JPG: &[u8] = include_bytes!("smoke/scene.jpg");
 /// The plate text of the embedded scene.
@@ -23,7 +23,8 @@ pub fn check(r: &mut Recognizer) -> Result<(), RecognizeError> {
     let truth = plate_box();
     let ocr_path = r.ocr.spec().path.clone();
     let read = r.read_box(&scene, truth, "")?;
-    let got = read.as_ref().map(|p| p.candidates.iter().map(|c| c.text.as_str()).collect::<Vec<_>>()).unwrap_or_default();
+    let got =
+        read.as_ref().map(|p| p.candidates.iter().map(|c| c.text.as_str()).collect::<Vec<_>>()).unwrap_or_default();
     // A model computing garbage (wrong layout, size, alphabet, axis) reads nothing like the plate; a
     // working one reads it, or misses one character and still has it among its candidates. Plate text here
     // is synthetic, so naming it is harmless.
@@ -31,7 +32,9 @@ pub fn check(r: &mut Recognizer) -> Result<(), RecognizeError> {
     if !close || !got.contains(&TEXT) {
         return Err(ModelError::Smoke {
             path: ocr_path,
-            message: format!("it read the built-in test plate {TEXT} as {got:?}: wrong input layout, size or alphabet?"),
+            message: format!(
+                "it read the built-in test plate {TEXT} as {got:?}: wrong input layout, size or alphabet?"
+            ),
         }
         .into());
     }
@@ -42,7 +45,10 @@ pub fn check(r: &mut Recognizer) -> Result<(), RecognizeError> {
         if !dets.iter().any(|d| d.bbox.iou(&truth) >= 0.5) {
             return Err(ModelError::Smoke {
                 path: det_path,
-                message: format!("it did not find the plate of the built-in test scene ({} boxes, none on the plate)", dets.len()),
+                message: format!(
+                    "it did not find the plate of the built-in test scene ({} boxes, none on the plate)",
+                    dets.len()
+                ),
             }
             .into());
         }

@@ -43,7 +43,11 @@ impl Store {
     ///
     /// Refuses (and writes nothing) when the head pointer names a missing record or a record already
     /// exists where the next one would go: a damaged log is never written over.
-    pub fn audit_append(&self, count: usize, make: impl Fn(usize, u64, Option<&[u8]>) -> Result<Vec<u8>>) -> Result<u64> {
+    pub fn audit_append(
+        &self,
+        count: usize,
+        make: impl Fn(usize, u64, Option<&[u8]>) -> Result<Vec<u8>>,
+    ) -> Result<u64> {
         let first = (&self.trees.audit, &self.trees.meta)
             .transaction(|(audit, meta)| {
                 let head = head_of(meta.get(HEAD_KEY)?).map_err(|e| damaged(e.to_string()))?;

@@ -27,9 +27,13 @@ impl Store {
     /// Records the answer to command `id`; durable on return.
     pub fn record_command(&self, id: &str, done: &CommandDone) -> Result<()> {
         if id.is_empty() || id.len() > MAX_COMMAND_ID_BYTES {
-            return Err(StoreError::Decode { key: "command id".into(), reason: format!("must be 1 to {MAX_COMMAND_ID_BYTES} bytes") });
+            return Err(StoreError::Decode {
+                key: "command id".into(),
+                reason: format!("must be 1 to {MAX_COMMAND_ID_BYTES} bytes"),
+            });
         }
-        let v = serde_json::to_vec(done).map_err(|e| StoreError::Decode { key: "command".into(), reason: e.to_string() })?;
+        let v = serde_json::to_vec(done)
+            .map_err(|e| StoreError::Decode { key: "command".into(), reason: e.to_string() })?;
         self.trees.commands.insert(id.as_bytes(), v)?;
         self.trees.durable()?;
         Ok(())

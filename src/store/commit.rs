@@ -29,10 +29,8 @@ impl Committer {
     pub fn start(trees: Trees, max_batch: usize) -> Committer {
         // Bounded: a stalled disk pushes back on writers instead of queueing without limit.
         let (tx, rx) = mpsc::sync_channel::<Job>(max_batch * 4);
-        let thread = std::thread::Builder::new()
-            .name("store-commit".into())
-            .spawn(move || run(trees, rx, max_batch))
-            .ok();
+        let thread =
+            std::thread::Builder::new().name("store-commit".into()).spawn(move || run(trees, rx, max_batch)).ok();
         Committer { tx: Mutex::new(Some(tx)), thread: Mutex::new(thread) }
     }
 

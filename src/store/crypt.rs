@@ -77,7 +77,12 @@ impl Key {
         let id_full = derive(master, b"polewatch store key id v1");
         let mut id = [0u8; KEY_ID_LEN];
         id.copy_from_slice(&id_full[..KEY_ID_LEN]);
-        Key { id, aead: Aes256Gcm::new((&aes).into()), index: derive(master, b"polewatch store plate index v1"), source }
+        Key {
+            id,
+            aead: Aes256Gcm::new((&aes).into()),
+            index: derive(master, b"polewatch store plate index v1"),
+            source,
+        }
     }
 
     /// Reads a key file: 32 raw bytes or 64 hex digits (whitespace around them ignored). A file that
@@ -117,7 +122,8 @@ impl Key {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let mut master = [0u8; 32];
-        getrandom::getrandom(&mut master).map_err(|e| KeyError::Read { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+        getrandom::getrandom(&mut master)
+            .map_err(|e| KeyError::Read { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
         let hex: String = master.iter().map(|b| format!("{b:02x}")).collect();
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -125,7 +131,9 @@ impl Key {
             .mode(0o600)
             .open(path)
             .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
-        f.write_all(format!("{hex}\n").as_bytes()).and_then(|_| f.sync_all()).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })
+        f.write_all(format!("{hex}\n").as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })
     }
 
     pub fn id(&self) -> [u8; KEY_ID_LEN] {
@@ -151,7 +159,10 @@ impl Key {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::getrandom(&mut nonce).map_err(|e| CryptError::Random(e.to_string()))?;
         let aad = aad(tree, key);
-        let ct = self.aead.encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: &aad }).map_err(|_| CryptError::Seal)?;
+        let ct = self
+            .aead
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: &aad })
+            .map_err(|_| CryptError::Seal)?;
         let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
         out.push(SEALED_V1);
         out.extend_from_slice(&self.id);
@@ -163,7 +174,10 @@ impl Key {
     fn open_with(&self, tree: &[u8], key: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptError> {
         let aad = aad(tree, key);
         self.aead
-            .decrypt(Nonce::from_slice(&sealed[1 + KEY_ID_LEN..HEADER_LEN]), Payload { msg: &sealed[HEADER_LEN..], aad: &aad })
+            .decrypt(
+                Nonce::from_slice(&sealed[1 + KEY_ID_LEN..HEADER_LEN]),
+                Payload { msg: &sealed[HEADER_LEN..], aad: &aad },
+            )
             .map_err(|_| CryptError::Auth)
     }
 }

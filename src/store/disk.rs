@@ -169,7 +169,11 @@ impl Watermarks {
             l = match l {
                 DiskLevel::Full => {
                     // Leaving Full lands on the step the percentage says (no hysteresis below it).
-                    if used >= self.crops_pct { DiskLevel::NoCrops } else { DiskLevel::NoFrames }
+                    if used >= self.crops_pct {
+                        DiskLevel::NoCrops
+                    } else {
+                        DiskLevel::NoFrames
+                    }
                 }
                 DiskLevel::NoCrops => DiskLevel::NoFrames,
                 DiskLevel::NoFrames => DiskLevel::Warn,
@@ -230,7 +234,13 @@ impl DiskGuard {
             path,
             source,
             marks,
-            state: std::sync::Mutex::new(DiskState { level: DiskLevel::Ok, used_pct: 0.0, avail_bytes: 0, total_bytes: 0, error: None }),
+            state: std::sync::Mutex::new(DiskState {
+                level: DiskLevel::Ok,
+                used_pct: 0.0,
+                avail_bytes: 0,
+                total_bytes: 0,
+                error: None,
+            }),
         }
     }
 
@@ -251,7 +261,13 @@ impl DiskGuard {
             Ok(space) => {
                 let prev = st.level;
                 let level = self.marks.level(space, prev);
-                *st = DiskState { level, used_pct: space.used_pct(), avail_bytes: space.avail_bytes, total_bytes: space.total_bytes, error: None };
+                *st = DiskState {
+                    level,
+                    used_pct: space.used_pct(),
+                    avail_bytes: space.avail_bytes,
+                    total_bytes: space.total_bytes,
+                    error: None,
+                };
                 (level, (level != prev).then_some(Transition { from: prev, to: level, space }))
             }
         }

@@ -271,7 +271,8 @@ impl Store {
     pub fn open(opts: &StoreOptions) -> Result<(Store, OpenOutcome)> {
         let (trees, outcome) = open::open(opts)?;
         let committer = commit::Committer::start(trees.clone(), opts.commit_batch.max(1));
-        let disk = opts.disk.as_ref().map(|(marks, source)| disk::DiskGuard::new(opts.path.clone(), source.clone(), *marks));
+        let disk =
+            opts.disk.as_ref().map(|(marks, source)| disk::DiskGuard::new(opts.path.clone(), source.clone(), *marks));
         let store = Store {
             path: opts.path.clone(),
             queue_for_upload: opts.queue_for_upload,
@@ -358,7 +359,10 @@ impl Store {
     pub(crate) fn unseal<'a>(&self, tree: &[u8], key: &[u8], v: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>> {
         match &self.keys {
             None => Ok(std::borrow::Cow::Borrowed(v)),
-            Some(k) => k.open(tree, key, v).map(std::borrow::Cow::Owned).map_err(|reason| StoreError::Crypt { key: hex(key), reason }),
+            Some(k) => k
+                .open(tree, key, v)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|reason| StoreError::Crypt { key: hex(key), reason }),
         }
     }
 
@@ -380,7 +384,9 @@ impl Store {
             None => Ok(((index_key(plate, id), Vec::new()), Some(index_key(&reversed(plate), id)))),
             Some(k) => {
                 let key = index_key(&k.current.plate_tag(plate), id);
-                let v = k.seal(TREE_PLATE_IDX, id.as_bytes(), plate).map_err(|reason| StoreError::Crypt { key: hex(&key), reason })?;
+                let v = k
+                    .seal(TREE_PLATE_IDX, id.as_bytes(), plate)
+                    .map_err(|reason| StoreError::Crypt { key: hex(&key), reason })?;
                 Ok(((key, v), None))
             }
         }
@@ -428,7 +434,11 @@ impl Store {
             has_crop: r.crop_jpeg.is_some(),
             has_frame: r.frame_jpeg.is_some(),
         };
-        let record = self.seal(TREE_READS, id.as_bytes(), serde_json::to_vec(&stored).map_err(|e| StoreError::InvalidRead(e.to_string()))?)?;
+        let record = self.seal(
+            TREE_READS,
+            id.as_bytes(),
+            serde_json::to_vec(&stored).map_err(|e| StoreError::InvalidRead(e.to_string()))?,
+        )?;
         let (idx, rev) = self.index_entries(stored.plate.expose().as_bytes(), &id)?;
         let crop = r.crop_jpeg.map(|c| self.seal(TREE_IMAGES, &image_key(&id, ImageKind::Crop), c)).transpose()?;
         let frame = r.frame_jpeg.map(|f| self.seal(TREE_IMAGES, &image_key(&id, ImageKind::Frame), f)).transpose()?;
@@ -440,7 +450,8 @@ impl Store {
     fn admit(&self) -> Result<disk::DiskLevel> {
         let level = self.disk_level();
         if !level.accepts_reads() {
-            let st = self.disk_state().map(|s| format!("{} MiB free", s.avail_bytes / (1024 * 1024))).unwrap_or_default();
+            let st =
+                self.disk_state().map(|s| format!("{} MiB free", s.avail_bytes / (1024 * 1024))).unwrap_or_default();
             return Err(self.disk_full_error(format!("free space is below the reserve: {st}")));
         }
         Ok(level)
@@ -713,7 +724,9 @@ impl Store {
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
 
 fn encode<T: serde::Serialize>(v: &T) -> TxResult<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| ConflictableTransactionError::Abort(StoreError::Decode { key: "hold".into(), reason: e.to_string() }))
+    serde_json::to_vec(v).map_err(|e| {
+        ConflictableTransactionError::Abort(StoreError::Decode { key: "hold".into(), reason: e.to_string() })
+    })
 }
 
 /// The holds of one read, inside a transaction.

@@ -8,7 +8,10 @@ pub enum OpenOutcome {
     Created,
     Opened,
     /// The old store could not be opened as it was corrupt; it was moved to `moved_to` untouched.
-    RecoveredFromCorruption { moved_to: PathBuf, cause: String },
+    RecoveredFromCorruption {
+        moved_to: PathBuf,
+        cause: String,
+    },
 }
 
 enum Failure {
@@ -25,7 +28,9 @@ fn try_open(opts: &StoreOptions) -> std::result::Result<sled::Db, Failure> {
     // sled panics on some damaged files instead of returning an error; such a store is corrupt too.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open())) {
         Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Corruption { at, bt: _ })) => Err(Failure::Corrupt(format!("sled reports corruption at {at:?}"))),
+        Ok(Err(sled::Error::Corruption { at, bt: _ })) => {
+            Err(Failure::Corrupt(format!("sled reports corruption at {at:?}")))
+        }
         Ok(Err(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
             Err(Failure::Other(StoreError::Locked { path: opts.path.clone() }))
         }
@@ -59,7 +64,9 @@ fn try_open_waiting(opts: &StoreOptions) -> std::result::Result<sled::Db, Failur
 }
 
 fn trees(db: sled::Db, path: &Path) -> Result<Trees> {
-    let sync = std::sync::Arc::new(super::durable::Syncer::open(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?);
+    let sync = std::sync::Arc::new(
+        super::durable::Syncer::open(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?,
+    );
     Ok(Trees {
         sync,
         reads: db.open_tree("reads")?,
@@ -133,7 +140,8 @@ pub(super) fn open(opts: &StoreOptions) -> Result<(Trees, OpenOutcome)> {
         }
         Err(Failure::Corrupt(cause)) => {
             let moved_to = aside_path(&opts.path);
-            std::fs::rename(&opts.path, &moved_to).map_err(|source| StoreError::Io { path: opts.path.clone(), source })?;
+            std::fs::rename(&opts.path, &moved_to)
+                .map_err(|source| StoreError::Io { path: opts.path.clone(), source })?;
             log::error!(
                 store = opts.path.display().to_string().as_str(), moved_to = moved_to.display().to_string().as_str();
                 "store is corrupt ({cause}); moved it aside untouched and started a new one"
@@ -183,12 +191,19 @@ fn check_keys(t: &Trees, opts: &StoreOptions) -> Result<()> {
     if opts.rotating {
         if let Some(to) = &rotation_to {
             if to[..] != current[..] {
-                return refuse(format!("an unfinished key rotation goes to key id {}; resume it with that key, not {}", hex(to), ring.current.id_hex()));
+                return refuse(format!(
+                    "an unfinished key rotation goes to key id {}; resume it with that key, not {}",
+                    hex(to),
+                    ring.current.id_hex()
+                ));
             }
         }
         if let Some(id) = &meta_id {
             if !ring.all().any(|k| k.id()[..] == id[..]) {
-                return refuse(format!("is encrypted under key id {}, which is neither the configured key nor the new one", hex(id)));
+                return refuse(format!(
+                    "is encrypted under key id {}, which is neither the configured key nor the new one",
+                    hex(id)
+                ));
             }
         }
         t.meta.insert(ROTATION_KEY, &current[..])?;
@@ -214,6 +229,8 @@ fn check_keys(t: &Trees, opts: &StoreOptions) -> Result<()> {
             t.durable()?;
             Ok(())
         }
-        None => refuse("holds reads in clear text; encrypt them first with `polewatch store rotate-key --new-key FILE`".into()),
+        None => refuse(
+            "holds reads in clear text; encrypt them first with `polewatch store rotate-key --new-key FILE`".into(),
+        ),
     }
 }

@@ -130,7 +130,9 @@ impl Store {
         let swap = (&self.trees.alerts, &self.trees.outbox)
             .transaction(|(alerts, outbox)| {
                 let current = match alerts.get(id.as_bytes())? {
-                    Some(raw) => Some(decode::<AlertRecord>(id.as_bytes(), &raw).map_err(ConflictableTransactionError::Abort)?),
+                    Some(raw) => {
+                        Some(decode::<AlertRecord>(id.as_bytes(), &raw).map_err(ConflictableTransactionError::Abort)?)
+                    }
                     None => None,
                 };
                 if current.as_ref() != Some(expected) {
@@ -162,7 +164,10 @@ impl Store {
         let mut out = Vec::new();
         for e in self.trees.outbox.range((start, Unbounded)).take(limit) {
             let (k, v) = e?;
-            let key: [u8; 9] = k.as_ref().try_into().map_err(|_| StoreError::Decode { key: super::hex(&k), reason: "outbox key is not 9 bytes".into() })?;
+            let key: [u8; 9] = k
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Decode { key: super::hex(&k), reason: "outbox key is not 9 bytes".into() })?;
             let s: Stored = decode(&k, &v)?;
             out.push(OutboxMessage { key: OutboxKey(key), topic: s.topic, payload: s.payload });
         }
@@ -271,11 +276,15 @@ impl Store {
             .alerts
             .transaction(|alerts| {
                 let Some(raw) = alerts.get(id.as_bytes())? else {
-                    return Err(ConflictableTransactionError::Abort(StoreError::InvalidAlert(format!("alert {id} not found"))));
+                    return Err(ConflictableTransactionError::Abort(StoreError::InvalidAlert(format!(
+                        "alert {id} not found"
+                    ))));
                 };
                 let mut rec: AlertRecord = decode(id.as_bytes(), &raw).map_err(ConflictableTransactionError::Abort)?;
                 if rec.verification.is_some() {
-                    return Err(ConflictableTransactionError::Abort(StoreError::InvalidAlert(format!("alert {id} was already decided"))));
+                    return Err(ConflictableTransactionError::Abort(StoreError::InvalidAlert(format!(
+                        "alert {id} was already decided"
+                    ))));
                 }
                 rec.verification = Some(v.clone());
                 alerts.insert(id.as_bytes(), encode(&rec).map_err(ConflictableTransactionError::Abort)?)?;

@@ -15,7 +15,8 @@ pub struct PushedList {
 impl Store {
     /// Saves (or replaces) a pushed hotlist; durable on return.
     pub fn put_pushed_list(&self, list: &PushedList) -> Result<()> {
-        let v = serde_json::to_vec(list).map_err(|e| StoreError::Decode { key: "hotlist".into(), reason: e.to_string() })?;
+        let v = serde_json::to_vec(list)
+            .map_err(|e| StoreError::Decode { key: "hotlist".into(), reason: e.to_string() })?;
         self.trees.hotlists.insert(list.name.as_bytes(), v)?;
         self.trees.durable()?;
         Ok(())

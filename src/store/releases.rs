@@ -7,7 +7,8 @@ use crate::domain::release::Request;
 impl Store {
     /// Saves a release request (new or updated); durable on return.
     pub fn put_release(&self, r: &Request) -> Result<()> {
-        let v = serde_json::to_vec(r).map_err(|e| StoreError::Decode { key: "release".into(), reason: e.to_string() })?;
+        let v =
+            serde_json::to_vec(r).map_err(|e| StoreError::Decode { key: "release".into(), reason: e.to_string() })?;
         self.trees.releases.insert(r.id.as_bytes(), v)?;
         self.trees.durable()?;
         Ok(())

@@ -34,7 +34,10 @@ impl Store {
     /// `max_batches` batches when given (the report then says `finished: false`); the store stays
     /// consistent and the next call goes on where this one stopped.
     pub fn rotate_keys(&self, batch: usize, max_batches: Option<u32>) -> Result<RotateReport> {
-        let keys = self.keys.clone().ok_or_else(|| StoreError::Encryption { path: self.path.clone(), reason: "no key to rotate to".into() })?;
+        let keys = self
+            .keys
+            .clone()
+            .ok_or_else(|| StoreError::Encryption { path: self.path.clone(), reason: "no key to rotate to".into() })?;
         let current = keys.current.id();
         let mut rep = RotateReport::default();
         let out_of_batches = |rep: &RotateReport| max_batches.is_some_and(|m| rep.batches >= m);
@@ -76,7 +79,12 @@ impl Store {
                             continue;
                         }
                         let abort = ConflictableTransactionError::Abort;
-                        let id = ReadId::from_bytes(key.as_slice().try_into().map_err(|_| abort(StoreError::Decode { key: super::hex(key), reason: "read key is not 16 bytes".into() }))?);
+                        let id = ReadId::from_bytes(key.as_slice().try_into().map_err(|_| {
+                            abort(StoreError::Decode {
+                                key: super::hex(key),
+                                reason: "read key is not 16 bytes".into(),
+                            })
+                        })?);
                         let read = self.decode_read(key, &v).map_err(abort)?;
                         let plain = self.unseal(TREE_READS, key, &v).map_err(abort)?;
                         reads.insert(key.as_slice(), self.seal(TREE_READS, key, plain.into_owned()).map_err(abort)?)?;
@@ -86,7 +94,10 @@ impl Store {
                             if let Some(iv) = images.get(ik)? {
                                 if !self.is_current(&iv, &current) {
                                     let plain = self.unseal(TREE_IMAGES, &ik, &iv).map_err(abort)?;
-                                    images.insert(&ik[..], self.seal(TREE_IMAGES, &ik, plain.into_owned()).map_err(abort)?)?;
+                                    images.insert(
+                                        &ik[..],
+                                        self.seal(TREE_IMAGES, &ik, plain.into_owned()).map_err(abort)?,
+                                    )?;
                                     inn += 1;
                                 }
                             }
@@ -110,8 +121,14 @@ impl Store {
         }
 
         // 2. Images whose read is gone or that were missed (none in a consistent store).
-        let stale_images: Vec<(Vec<u8>, sled::IVec)> =
-            self.trees.images.iter().filter_map(|e| e.ok()).filter(|(_, v)| !self.is_current(v, &current)).map(|(k, v)| (k.to_vec(), v)).collect();
+        let stale_images: Vec<(Vec<u8>, sled::IVec)> = self
+            .trees
+            .images
+            .iter()
+            .filter_map(|e| e.ok())
+            .filter(|(_, v)| !self.is_current(v, &current))
+            .map(|(k, v)| (k.to_vec(), v))
+            .collect();
         for (k, v) in stale_images {
             let plain = self.unseal(TREE_IMAGES, &k, &v)?;
             self.trees.images.insert(&k, self.seal(TREE_IMAGES, &k, plain.into_owned())?)?;

@@ -15,9 +15,12 @@
 //! whole store (`polewatch bench store --scale`).
 
 use super::{holds_tx, image_key, ImageKind, ReadId, Result, Store, StoreError, StoredRead};
-use crate::domain::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::clock::Clock;
-use crate::retention::{check_clock, hold_binds, purge_cutoff_ms, purge_now_ms, unexpired_reads_for_small_purge, ClockDistrust, Policy, TrustAnchor, DAY_MS};
+use crate::domain::{Action, AuditSink, NewAuditEntry, Outcome};
+use crate::retention::{
+    check_clock, hold_binds, purge_cutoff_ms, purge_now_ms, unexpired_reads_for_small_purge, ClockDistrust, Policy,
+    TrustAnchor, DAY_MS,
+};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +34,11 @@ pub enum SweepOutcome {
     /// Nothing was deleted: the sweep would delete `expired` of `stored` reads, more than the policy's
     /// share; it waits for an operator's confirmation, or `left_ms` more of the daemon's running time
     /// (monotonic: setting the clock does not shorten the wait).
-    AwaitingConfirmation { expired: u64, stored: u64, left_ms: i64 },
+    AwaitingConfirmation {
+        expired: u64,
+        stored: u64,
+        left_ms: i64,
+    },
     /// Stopped early (shutdown); what was purged so far is durable.
     Stopped,
 }
@@ -74,9 +81,12 @@ impl Store {
     fn meta_i64(&self, key: &[u8]) -> Result<Option<i64>> {
         match self.trees.meta.get(key)? {
             None => Ok(None),
-            Some(v) => <[u8; 8]>::try_from(v.as_ref())
-                .map(|b| Some(i64::from_be_bytes(b)))
-                .map_err(|_| StoreError::Decode { key: format!("meta/{}", String::from_utf8_lossy(key)), reason: "not 8 bytes".into() }),
+            Some(v) => {
+                <[u8; 8]>::try_from(v.as_ref()).map(|b| Some(i64::from_be_bytes(b))).map_err(|_| StoreError::Decode {
+                    key: format!("meta/{}", String::from_utf8_lossy(key)),
+                    reason: "not 8 bytes".into(),
+                })
+            }
         }
     }
 
@@ -150,7 +160,10 @@ impl Store {
         let mut last = None;
         for entry in self.trees.reads.range((start, Excluded(end))).take(max) {
             let (k, _) = entry?;
-            let b: [u8; 16] = k.as_ref().try_into().map_err(|_| StoreError::Decode { key: super::hex(&k), reason: "read key is not 16 bytes".into() })?;
+            let b: [u8; 16] = k
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Decode { key: super::hex(&k), reason: "read key is not 16 bytes".into() })?;
             last = Some(b);
             candidates.push((ReadId::from_bytes(b), k.to_vec()));
         }
@@ -216,7 +229,9 @@ pub fn sweep(
     };
     if let Err(why) = check_clock(wall, trusted, clock.synchronised(), policy) {
         report.outcome = SweepOutcome::Refused(why);
-    } else if let Some(waiting) = large_purge_gate(store, policy, report.cutoff_ms, clock.monotonic_ms(), confirmed_by.is_some())? {
+    } else if let Some(waiting) =
+        large_purge_gate(store, policy, report.cutoff_ms, clock.monotonic_ms(), confirmed_by.is_some())?
+    {
         report.outcome = waiting;
     } else {
         if wall < trusted - policy.max_clock_lag_ms {
@@ -255,7 +270,9 @@ pub fn sweep(
         let kept_from = purge_now_ms(report.wall_ms, report.trusted_ms) - COMMAND_IDS_KEPT_DAYS * DAY_MS;
         match store.prune_commands(kept_from) {
             Ok(0) => {}
-            Ok(n) => log::info!(forgotten = n as u64; "answered command ids older than {COMMAND_IDS_KEPT_DAYS} days forgotten"),
+            Ok(n) => {
+                log::info!(forgotten = n as u64; "answered command ids older than {COMMAND_IDS_KEPT_DAYS} days forgotten")
+            }
             Err(e) => log::warn!("cannot prune answered command ids: {e}"),
         }
     }
@@ -274,7 +291,13 @@ pub fn sweep(
 /// The wait is counted in monotonic time between sweeps that find it waiting (kept in `meta`, so a
 /// restart keeps what was waited, though not the time the daemon was down), and ends after a day, or at
 /// once on an operator's confirmation.
-fn large_purge_gate(store: &Store, p: &Policy, cutoff_ms: i64, mono_ms: i64, confirmed: bool) -> Result<Option<SweepOutcome>> {
+fn large_purge_gate(
+    store: &Store,
+    p: &Policy,
+    cutoff_ms: i64,
+    mono_ms: i64,
+    confirmed: bool,
+) -> Result<Option<SweepOutcome>> {
     let expired = if p.max_purge_percent >= 100 { 0 } else { store.count_before(cutoff_ms)? };
     // The reads past the cutoff are counted only as far as it takes to show the purge is small (a
     // bounded walk from the cutoff, ≤ expired·(100 − pct)/pct keys), never the whole store: a day's
@@ -293,7 +316,8 @@ fn large_purge_gate(store: &Store, p: &Policy, cutoff_ms: i64, mono_ms: i64, con
         store.trees.meta.remove(PENDING_KEY)?;
         return Ok(None);
     }
-    let waited = store.meta_i64(PENDING_KEY)?.unwrap_or(0).max(0) + last.map_or(0, |m| mono_ms.saturating_sub(m).max(0));
+    let waited =
+        store.meta_i64(PENDING_KEY)?.unwrap_or(0).max(0) + last.map_or(0, |m| mono_ms.saturating_sub(m).max(0));
     if waited >= DAY_MS {
         *last = None;
         store.trees.meta.remove(PENDING_KEY)?;
@@ -328,7 +352,10 @@ fn record_purge(r: &SweepReport, confirmed_by: Option<&str>, audit: Option<&dyn 
         ),
     }
     match audit {
-        Some(sink) => sink.record(purge_entry(r, &cutoff, confirmed_by)).map(|_| ()).map_err(|e| StoreError::Audit(format!("the purge was not recorded: {e}"))),
+        Some(sink) => sink
+            .record(purge_entry(r, &cutoff, confirmed_by))
+            .map(|_| ())
+            .map_err(|e| StoreError::Audit(format!("the purge was not recorded: {e}"))),
         None => Ok(()),
     }
 }

@@ -24,7 +24,8 @@ impl Store {
 
     /// Inserts a user only when the name is free; false (nothing written) when it is taken.
     pub fn insert_new_user(&self, user: &User) -> Result<bool> {
-        let swapped = self.trees.users.compare_and_swap(user.username.as_bytes(), None::<&[u8]>, Some(encode(user)?))?;
+        let swapped =
+            self.trees.users.compare_and_swap(user.username.as_bytes(), None::<&[u8]>, Some(encode(user)?))?;
         if swapped.is_err() {
             return Ok(false);
         }

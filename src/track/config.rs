@@ -134,13 +134,23 @@ impl TrackerConfig {
         }
         pos_ms("gap_ms", self.gap_ms)?;
         pos_f("position_gate_widths", self.position_gate_widths)?;
-        check("gate_growth_widths_per_s", self.gate_growth_widths_per_s.is_finite() && self.gate_growth_widths_per_s >= 0.0, self.gate_growth_widths_per_s, "[0, inf)")?;
+        check(
+            "gate_growth_widths_per_s",
+            self.gate_growth_widths_per_s.is_finite() && self.gate_growth_widths_per_s >= 0.0,
+            self.gate_growth_widths_per_s,
+            "[0, inf)",
+        )?;
         pos_f("max_speed_widths_per_s", self.max_speed_widths_per_s)?;
         pos_f("max_gate_widths", self.max_gate_widths)?;
         if self.max_gate_widths < self.position_gate_widths {
             return Err(ConfigError::GateBelowBase { max: self.max_gate_widths, gate: self.position_gate_widths });
         }
-        check("max_size_ratio", self.max_size_ratio.is_finite() && self.max_size_ratio >= 1.0, self.max_size_ratio, "[1, inf)")?;
+        check(
+            "max_size_ratio",
+            self.max_size_ratio.is_finite() && self.max_size_ratio >= 1.0,
+            self.max_size_ratio,
+            "[1, inf)",
+        )?;
         unit("min_text_similarity", self.min_text_similarity)?;
         unit("confusable_cost", self.confusable_cost)?;
         check("max_tracks_per_camera", self.max_tracks_per_camera >= 1, self.max_tracks_per_camera, "1..")?;

@@ -56,5 +56,7 @@ pub mod vote;
 
 pub use config::{ConfigError, TrackerConfig};
 pub use motion::Direction;
-pub use read::{BestFrame, EarlyBasis, EarlyRead, FrameRead, PlateCandidate, Reading, TrackEvent, TrackId, VehicleRead};
+pub use read::{
+    BestFrame, EarlyBasis, EarlyRead, FrameRead, PlateCandidate, Reading, TrackEvent, TrackId, VehicleRead,
+};
 pub use tracker::{TrackStats, Tracker};

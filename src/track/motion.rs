@@ -52,7 +52,12 @@ impl Motion {
     pub fn observe(&mut self, r: Rect, at_ms: i64, still_widths: f32) {
         let dt = at_ms.saturating_sub(self.last_ms) as f32;
         if dt > 0.0 {
-            let v = [(r.cx - self.last.cx) / dt, (r.cy - self.last.cy) / dt, (r.w - self.last.w) / dt, (r.h - self.last.h) / dt];
+            let v = [
+                (r.cx - self.last.cx) / dt,
+                (r.cy - self.last.cy) / dt,
+                (r.w - self.last.w) / dt,
+                (r.h - self.last.h) / dt,
+            ];
             // Half old, half new: boxes jitter by a few pixels between frames 70 ms apart.
             self.velocity = Some(match self.velocity {
                 Some(o) => [0.5 * (o[0] + v[0]), 0.5 * (o[1] + v[1]), 0.5 * (o[2] + v[2]), 0.5 * (o[3] + v[3])],

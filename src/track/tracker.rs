@@ -172,7 +172,9 @@ impl<C: Clone> Tracker<C> {
         let mut events = Vec::new();
         let Tracker { cfg, cameras, stats, .. } = self;
         for cam in cameras.values_mut() {
-            let (mut idle, open): (Vec<_>, Vec<_>) = std::mem::take(&mut cam.open).into_iter().partition(|t| now_ms.saturating_sub(t.motion.last_ms) > cfg.gap_ms);
+            let (mut idle, open): (Vec<_>, Vec<_>) = std::mem::take(&mut cam.open)
+                .into_iter()
+                .partition(|t| now_ms.saturating_sub(t.motion.last_ms) > cfg.gap_ms);
             cam.open = open;
             idle.sort_by_key(|t| (t.motion.last_ms, t.id));
             for t in idle {
@@ -282,7 +284,11 @@ impl<C: Clone> Tracker<C> {
 /// a read like the last misread still joins.
 fn text_similarity<C>(cfg: &TrackerConfig, t: &Track<C>, r: &FrameRead<C>) -> f32 {
     let text = r.plate.expose().as_bytes();
-    similarity(text, t.lead.expose().as_bytes(), cfg.confusable_cost).max(similarity(text, t.last_text.expose().as_bytes(), cfg.confusable_cost))
+    similarity(text, t.lead.expose().as_bytes(), cfg.confusable_cost).max(similarity(
+        text,
+        t.last_text.expose().as_bytes(),
+        cfg.confusable_cost,
+    ))
 }
 
 fn size_ok(cfg: &TrackerConfig, expected: &Rect, got: &Rect) -> bool {
@@ -324,7 +330,15 @@ fn dormant_cost<C>(cfg: &TrackerConfig, t: &Track<C>, r: &FrameRead<C>, rect: &R
 const MAX_EARLY_READS: u32 = 3;
 
 /// Adds a read to its track, then raises the early read or a parked report if one is due.
-fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, watch: &Watch, t: &mut Track<C>, r: FrameRead<C>, rect: Rect, events: &mut Vec<TrackEvent<C>>) {
+fn update<C: Clone>(
+    cfg: &TrackerConfig,
+    stats: &mut TrackStats,
+    watch: &Watch,
+    t: &mut Track<C>,
+    r: FrameRead<C>,
+    rect: Rect,
+    events: &mut Vec<TrackEvent<C>>,
+) {
     let at = r.captured_at_ms;
     // A confident frame of a watched text that has had no early read yet.
     let watched = (t.reports == 0
@@ -336,7 +350,12 @@ fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, watch: &Watch, 
     t.motion.observe(rect, at, cfg.parked_motion_widths);
     t.last_frame = (r.frame_seq, at);
     t.last_text = r.plate.clone();
-    let w = t.window.get_or_insert_with(|| Window { ballot: Ballot::default(), path: Path::default(), first_seen_ms: at, last_seen_ms: at });
+    let w = t.window.get_or_insert_with(|| Window {
+        ballot: Ballot::default(),
+        path: Path::default(),
+        first_seen_ms: at,
+        last_seen_ms: at,
+    });
     w.first_seen_ms = w.first_seen_ms.min(at);
     w.last_seen_ms = w.last_seen_ms.max(at);
     w.path.push(rect);
@@ -374,11 +393,20 @@ fn update<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, watch: &Watch, 
                     (false, false) => EarlyBasis::ConfidentFrame,
                 };
                 let agreeing_frames = if agreed && !confident { agreeing } else { w.ballot.agreeing(&reading.plate) };
-                events.push(TrackEvent::Early(EarlyRead { track_id: t.id, camera_id: t.camera_id.clone(), frames, agreeing_frames, basis, reading }));
+                events.push(TrackEvent::Early(EarlyRead {
+                    track_id: t.id,
+                    camera_id: t.camera_id.clone(),
+                    frames,
+                    agreeing_frames,
+                    basis,
+                    reading,
+                }));
             }
         }
     }
-    if t.motion.still_ms() >= cfg.parked_after_ms && (t.reports == 0 || at.saturating_sub(t.last_report_ms) >= cfg.parked_repeat_ms) {
+    if t.motion.still_ms() >= cfg.parked_after_ms
+        && (t.reports == 0 || at.saturating_sub(t.last_report_ms) >= cfg.parked_repeat_ms)
+    {
         if let Ok(v) = report(cfg, stats, t, true) {
             events.push(TrackEvent::Vehicle(v));
         }
@@ -393,7 +421,12 @@ enum NoReport {
 
 /// The vehicle read of the track's window, if it qualifies: `min_frames` and `min_confidence`, or an
 /// early read already out for a first report. On success the window starts afresh.
-fn report<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C>, parked: bool) -> Result<VehicleRead<C>, NoReport> {
+fn report<C: Clone>(
+    cfg: &TrackerConfig,
+    stats: &mut TrackStats,
+    t: &mut Track<C>,
+    parked: bool,
+) -> Result<VehicleRead<C>, NoReport> {
     let w = t.window.as_ref().ok_or(NoReport::Empty)?;
     let reading = w.ballot.reading(cfg.max_candidates, cfg.confusable_cost).ok_or(NoReport::Empty)?;
     let vouched = t.reports == 0 && t.early_sent;
@@ -427,8 +460,15 @@ fn report<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, t: &mut Track<C
 }
 
 /// A track's end: its first report, or a parked car's repeat if due; then remembered if it ever reported.
-fn close<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, cam: &mut Camera<C>, mut t: Track<C>, events: &mut Vec<TrackEvent<C>>) {
-    let due = t.reports == 0 || t.window.as_ref().is_some_and(|w| w.last_seen_ms.saturating_sub(t.last_report_ms) >= cfg.parked_repeat_ms);
+fn close<C: Clone>(
+    cfg: &TrackerConfig,
+    stats: &mut TrackStats,
+    cam: &mut Camera<C>,
+    mut t: Track<C>,
+    events: &mut Vec<TrackEvent<C>>,
+) {
+    let due = t.reports == 0
+        || t.window.as_ref().is_some_and(|w| w.last_seen_ms.saturating_sub(t.last_report_ms) >= cfg.parked_repeat_ms);
     if due {
         let parked = t.motion.still_ms() >= cfg.parked_after_ms;
         match report(cfg, stats, &mut t, parked) {
@@ -441,7 +481,8 @@ fn close<C: Clone>(cfg: &TrackerConfig, stats: &mut TrackStats, cam: &mut Camera
     if t.reports > 0 {
         t.window = None;
         if cam.dormant.len() >= cfg.max_tracks_per_camera {
-            if let Some(k) = (0..cam.dormant.len()).min_by_key(|&k| (cam.dormant[k].motion.last_ms, cam.dormant[k].id)) {
+            if let Some(k) = (0..cam.dormant.len()).min_by_key(|&k| (cam.dormant[k].motion.last_ms, cam.dormant[k].id))
+            {
                 cam.dormant.remove(k);
             }
         }
@@ -498,7 +539,10 @@ mod tests {
         let evs = tr.tick(2501);
         let v = vehicles(&evs);
         assert_eq!(v.len(), 1);
-        assert_eq!((v[0].first_seen_ms, v[0].last_seen_ms, v[0].frames, v[0].report, v[0].parked), (900, 1000, 2, 0, false));
+        assert_eq!(
+            (v[0].first_seen_ms, v[0].last_seen_ms, v[0].frames, v[0].report, v[0].parked),
+            (900, 1000, 2, 0, false)
+        );
         assert_eq!(v[0].direction, Direction::Right);
         assert_eq!(tr.open_tracks(), 0);
         assert_eq!(tr.stats().vehicle_reads, 1);
@@ -519,7 +563,10 @@ mod tests {
     #[test]
     fn reads_of_one_frame_never_share_a_track() {
         let mut tr = tracker(TrackerConfig::default());
-        tr.push_frame(vec![read("a", 1, 0, [100, 100, 80, 20], "AB123", 0.8), read("a", 1, 0, [120, 100, 80, 20], "AB123", 0.8)], 0);
+        tr.push_frame(
+            vec![read("a", 1, 0, [100, 100, 80, 20], "AB123", 0.8), read("a", 1, 0, [120, 100, 80, 20], "AB123", 0.8)],
+            0,
+        );
         assert_eq!(tr.open_tracks(), 2);
         // One after the other, the same holds.
         tr.push(read("a", 2, 100, [100, 100, 80, 20], "AB123", 0.8), 100);
@@ -533,7 +580,13 @@ mod tests {
         let mut tr = tracker(TrackerConfig::default());
         for seq in 0..3 {
             let at = seq as i64 * 100;
-            tr.push_frame(vec![read("a", seq, at, [100, 100, 80, 20], "AB123", 0.8), read("b", seq, at, [100, 100, 80, 20], "AB123", 0.8)], at);
+            tr.push_frame(
+                vec![
+                    read("a", seq, at, [100, 100, 80, 20], "AB123", 0.8),
+                    read("b", seq, at, [100, 100, 80, 20], "AB123", 0.8),
+                ],
+                at,
+            );
         }
         let evs = tr.flush();
         let v = vehicles(&evs);
@@ -550,8 +603,22 @@ mod tests {
             let at = i as i64 * 100;
             let y = 100 + 15 * i;
             // Cross-misreads are the most confident frames: on the wrong track they would be its best crop.
-            let mut a = read("a", i as u64, at, [400, y, 80, 20], if i == 4 { "7ABC128" } else { "7ABC123" }, if i == 4 { 0.95 } else { 0.8 });
-            let mut b = read("a", i as u64, at, [560, y + 2, 80, 20], if i == 6 { "7ABC123" } else { "7ABC128" }, if i == 6 { 0.95 } else { 0.8 });
+            let mut a = read(
+                "a",
+                i as u64,
+                at,
+                [400, y, 80, 20],
+                if i == 4 { "7ABC128" } else { "7ABC123" },
+                if i == 4 { 0.95 } else { 0.8 },
+            );
+            let mut b = read(
+                "a",
+                i as u64,
+                at,
+                [560, y + 2, 80, 20],
+                if i == 6 { "7ABC123" } else { "7ABC128" },
+                if i == 6 { 0.95 } else { 0.8 },
+            );
             a.crop = 1000 + i as u64;
             b.crop = 2000 + i as u64;
             let frame = if i % 2 == 0 { vec![a, b] } else { vec![b, a] };
@@ -575,8 +642,10 @@ mod tests {
         let mut tr = tracker(TrackerConfig::default());
         for i in 0..12u32 {
             let at = i as i64 * 100;
-            let mut a = read("a", i as u64, at, [400, 100 + 15 * i, 80, 20], "7ABC123", if i == 5 { 0.99 } else { 0.8 });
-            let mut b = read("a", i as u64, at, [560, 400 - 15 * i, 80, 20], "7ABC123", if i == 7 { 0.99 } else { 0.8 });
+            let mut a =
+                read("a", i as u64, at, [400, 100 + 15 * i, 80, 20], "7ABC123", if i == 5 { 0.99 } else { 0.8 });
+            let mut b =
+                read("a", i as u64, at, [560, 400 - 15 * i, 80, 20], "7ABC123", if i == 7 { 0.99 } else { 0.8 });
             a.crop = 1000 + i as u64;
             b.crop = 2000 + i as u64;
             tr.push_frame(if i % 2 == 0 { vec![a, b] } else { vec![b, a] }, at);
@@ -618,15 +687,32 @@ mod tests {
     fn a_watched_text_read_confidently_raises_the_early_read_on_its_first_frame() {
         let watched = |tr: Tracker<u64>| tr.watching(|p: &Plate| p.expose() == "MUC4821" || p.expose() == "KPW5513");
         let early = |evs: &[TrackEvent<u64>]| -> Vec<(String, EarlyBasis, u32)> {
-            evs.iter().filter_map(|e| if let TrackEvent::Early(e) = e { Some((e.reading.plate.expose().to_string(), e.basis, e.frames)) } else { None }).collect()
+            evs.iter()
+                .filter_map(|e| {
+                    if let TrackEvent::Early(e) = e {
+                        Some((e.reading.plate.expose().to_string(), e.basis, e.frames))
+                    } else {
+                        None
+                    }
+                })
+                .collect()
         };
         // Defaults (3 frames before an early read): a watched text is alerted on its first confident frame.
         let mut tr = watched(tracker(TrackerConfig::default()));
         let evs = tr.push(read("a", 1, 0, [100, 100, 80, 20], "MUC4821", 0.95), 0);
         assert_eq!(early(&evs), [("MUC4821".to_string(), EarlyBasis::ConfidentFrame, 1)]);
-        assert!(early(&tr.push(read("a", 2, 100, [100, 100, 80, 20], "MUC4821", 0.97), 100)).is_empty(), "once per text");
+        assert!(
+            early(&tr.push(read("a", 2, 100, [100, 100, 80, 20], "MUC4821", 0.97), 100)).is_empty(),
+            "once per text"
+        );
         // Not watched, or watched but not confident: no early read on the first frame.
-        let evs = tr.push_frame(vec![read("b", 1, 0, [100, 100, 80, 20], "7ABC123", 0.99), read("c", 1, 0, [100, 100, 80, 20], "KPW5513", 0.6)], 200);
+        let evs = tr.push_frame(
+            vec![
+                read("b", 1, 0, [100, 100, 80, 20], "7ABC123", 0.99),
+                read("c", 1, 0, [100, 100, 80, 20], "KPW5513", 0.6),
+            ],
+            200,
+        );
         assert!(early(&evs).is_empty());
         // Without a watch the same frame waits for the vote over 3 frames.
         let mut plain = tracker(TrackerConfig::default());
@@ -646,14 +732,19 @@ mod tests {
     fn unconfident_tracks_raise_no_early_read_without_agreement() {
         let mut tr = tracker(TrackerConfig { early_agree_frames: 0, ..Default::default() });
         for i in 0..10 {
-            assert!(tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "7ABC123", 0.8), i as i64 * 100).is_empty());
+            assert!(tr
+                .push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "7ABC123", 0.8), i as i64 * 100)
+                .is_empty());
         }
         assert_eq!(tr.stats().early_reads, 0);
         // Frames that keep disagreeing, or agree on a vote below min_confidence, raise none either.
         let mut tr = tracker(TrackerConfig::default());
         for i in 0..10u64 {
             let text = ["7ABC123", "7A8C123", "7ABC1Z3"][i as usize % 3];
-            assert!(tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], text, 0.6), i as i64 * 100).iter().all(|e| !matches!(e, TrackEvent::Early(_))));
+            assert!(tr
+                .push(read("a", i, i as i64 * 100, [100, 100, 80, 20], text, 0.6), i as i64 * 100)
+                .iter()
+                .all(|e| !matches!(e, TrackEvent::Early(_))));
         }
         for i in 0..10u64 {
             tr.push(read("b", i, i as i64 * 100, [100, 100, 80, 20], "KXM4490", 0.4), i as i64 * 100);
@@ -690,11 +781,16 @@ mod tests {
         }
         assert_eq!(evs.len(), 1);
         let TrackEvent::Early(e) = &evs[0] else { panic!("expected an early read") };
-        assert_eq!((e.basis, e.frames, e.agreeing_frames, e.reading.plate.expose()), (EarlyBasis::Agreement, 3, 3, "MUC4821"));
+        assert_eq!(
+            (e.basis, e.frames, e.agreeing_frames, e.reading.plate.expose()),
+            (EarlyBasis::Agreement, 3, 3, "MUC4821")
+        );
         assert!(e.reading.confidence < 0.9);
         // A confident track says so.
         let mut tr = tracker(TrackerConfig::default());
-        let evs: Vec<_> = (0..3u64).flat_map(|i| tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "7ABC123", 0.95), i as i64 * 100)).collect();
+        let evs: Vec<_> = (0..3u64)
+            .flat_map(|i| tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "7ABC123", 0.95), i as i64 * 100))
+            .collect();
         let Some(TrackEvent::Early(e)) = evs.first() else { panic!("expected an early read") };
         assert_eq!((e.basis, e.agreeing_frames), (EarlyBasis::Confident, 3));
     }
@@ -704,7 +800,10 @@ mod tests {
         let mut tr = tracker(TrackerConfig::default());
         tr.push(read("a", 1, 0, [100, 100, 80, 20], "7ABC123", 0.9), 0);
         for i in 0..4 {
-            tr.push(read("a", 10 + i, 5000 + i as i64 * 100, [900, 100, 80, 20], "KXM4490", 0.3), 5000 + i as i64 * 100);
+            tr.push(
+                read("a", 10 + i, 5000 + i as i64 * 100, [900, 100, 80, 20], "KXM4490", 0.3),
+                5000 + i as i64 * 100,
+            );
         }
         assert!(vehicles(&tr.tick(60_000)).is_empty());
         let s = tr.stats();
@@ -773,7 +872,10 @@ mod tests {
     fn the_store_record_comes_from_the_best_frame() {
         let mut tr = tracker(TrackerConfig::default());
         let mut r = read("cam-3", 7, 1000, [100, 100, 80, 20], "7ABC123", 0.7);
-        r.candidates = vec![PlateCandidate { plate: Plate::new("7ABC123").unwrap(), confidence: 0.7 }, PlateCandidate { plate: Plate::new("7A8C123").unwrap(), confidence: 0.2 }];
+        r.candidates = vec![
+            PlateCandidate { plate: Plate::new("7ABC123").unwrap(), confidence: 0.7 },
+            PlateCandidate { plate: Plate::new("7A8C123").unwrap(), confidence: 0.2 },
+        ];
         tr.push(r, 1000);
         tr.push(read("cam-3", 8, 1100, [110, 100, 84, 21], "7ABC123", 0.9), 1100);
         tr.push(read("cam-3", 9, 1200, [120, 100, 88, 22], "7A8C123", 0.95), 1200);
@@ -781,7 +883,10 @@ mod tests {
         let TrackEvent::Vehicle(v) = evs.into_iter().next().unwrap() else { panic!("expected a vehicle read") };
         assert_eq!(v.reading.best.crop, 8);
         let n = v.into_new_read(Some(vec![0xff, 0xd8]));
-        assert_eq!((n.camera_id.as_str(), n.captured_at_ms, n.frame_seq, n.bbox), ("cam-3", 1100, 8, [110, 100, 84, 21]));
+        assert_eq!(
+            (n.camera_id.as_str(), n.captured_at_ms, n.frame_seq, n.bbox),
+            ("cam-3", 1100, 8, [110, 100, 84, 21])
+        );
         assert_eq!(n.plate.expose(), "7ABC123");
         assert_eq!(n.char_confidences.len(), 7);
         assert_eq!(n.candidates[0].text, "7ABC123");

@@ -123,7 +123,13 @@ impl<C: Clone> Ballot<C> {
                 t.score += s;
             }
         }
-        let frame = BestFrame { frame_seq: r.frame_seq, captured_at_ms: r.captured_at_ms, bbox: r.bbox, confidence: conf, crop: r.crop };
+        let frame = BestFrame {
+            frame_seq: r.frame_seq,
+            captured_at_ms: r.captured_at_ms,
+            bbox: r.bbox,
+            confidence: conf,
+            crop: r.crop,
+        };
         if let Some(t) = self.tally_mut(&r.plate) {
             t.frames += 1;
             if t.best.as_ref().is_none_or(|b| frame.confidence > b.confidence) {
@@ -157,7 +163,8 @@ impl<C: Clone> Ballot<C> {
         let mut char_confidences = Vec::with_capacity(lt.votes.len());
         for (votes, counts) in lt.votes.iter().zip(&lt.counts) {
             // Ties: more frames, then the earlier slot, so the result never depends on frame order.
-            let k = (0..SLOTS.len()).max_by(|&a, &b| votes[a].total_cmp(&votes[b]).then(counts[a].cmp(&counts[b])).then(b.cmp(&a)))?;
+            let k = (0..SLOTS.len())
+                .max_by(|&a, &b| votes[a].total_cmp(&votes[b]).then(counts[a].cmp(&counts[b])).then(b.cmp(&a)))?;
             let sum: f32 = votes.iter().sum();
             let share = if sum > 0.0 { votes[k] / sum } else { 0.0 };
             let mean = if counts[k] > 0 { votes[k] / counts[k] as f32 } else { 0.0 };
@@ -188,7 +195,15 @@ impl<C: Clone> Ballot<C> {
         let best = self
             .texts
             .iter()
-            .filter_map(|t| t.best.as_ref().map(|b| (t.plate != plate, distance(t.plate.expose().as_bytes(), plate.expose().as_bytes(), confusable_cost), b)))
+            .filter_map(|t| {
+                t.best.as_ref().map(|b| {
+                    (
+                        t.plate != plate,
+                        distance(t.plate.expose().as_bytes(), plate.expose().as_bytes(), confusable_cost),
+                        b,
+                    )
+                })
+            })
             .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(b.2.confidence.total_cmp(&a.2.confidence)))?
             .2
             .clone();
@@ -202,11 +217,7 @@ impl<C: Clone> Ballot<C> {
         others.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then_with(|| a.plate.cmp(&b.plate)));
         let mut candidates = vec![PlateCandidate { plate: plate.clone(), confidence }];
         candidates.extend(others.into_iter().take(max_candidates.saturating_sub(1)));
-        let region = self
-            .regions
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
-            .map(|(r, _)| r.clone());
+        let region = self.regions.iter().max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0))).map(|(r, _)| r.clone());
         Some(Reading { plate, confidence, char_confidences, candidates, region, best })
     }
 }
@@ -241,7 +252,12 @@ mod tests {
 
     #[test]
     fn per_position_vote_recovers_a_plate_no_frame_read() {
-        let b = ballot(vec![frame(1, "7A8C123", 0.9), frame(2, "7ABCI23", 0.8), frame(3, "TABC123", 0.85), frame(4, "7ABC1Z3", 0.7)]);
+        let b = ballot(vec![
+            frame(1, "7A8C123", 0.9),
+            frame(2, "7ABCI23", 0.8),
+            frame(3, "TABC123", 0.85),
+            frame(4, "7ABC1Z3", 0.7),
+        ]);
         let r = b.reading(5, 0.25).unwrap();
         assert_eq!(r.plate.expose(), "7ABC123");
         assert_eq!(b.leading().unwrap().0.expose(), "7ABC123");
@@ -259,7 +275,12 @@ mod tests {
 
     #[test]
     fn best_frame_is_the_most_confident_exact_one() {
-        let b = ballot(vec![frame(1, "7ABC123", 0.7), frame(2, "7ABC123", 0.95), frame(3, "7A8C123", 0.99), frame(4, "7ABC123", 0.8)]);
+        let b = ballot(vec![
+            frame(1, "7ABC123", 0.7),
+            frame(2, "7ABC123", 0.95),
+            frame(3, "7A8C123", 0.99),
+            frame(4, "7ABC123", 0.8),
+        ]);
         let r = b.reading(5, 0.25).unwrap();
         assert_eq!(r.plate.expose(), "7ABC123");
         assert_eq!(r.best.crop, 2);
@@ -280,7 +301,12 @@ mod tests {
 
     #[test]
     fn other_lengths_lower_the_confidence_but_do_not_vote_characters() {
-        let b = ballot(vec![frame(1, "7ABC123", 0.9), frame(2, "7ABC12", 0.9), frame(3, "7ABC123", 0.9), frame(4, "7ABC123", 0.9)]);
+        let b = ballot(vec![
+            frame(1, "7ABC123", 0.9),
+            frame(2, "7ABC12", 0.9),
+            frame(3, "7ABC123", 0.9),
+            frame(4, "7ABC123", 0.9),
+        ]);
         let r = b.reading(5, 0.25).unwrap();
         assert_eq!(r.plate.expose(), "7ABC123");
         assert!((r.confidence - 0.75 * 0.9).abs() < 1e-5);
@@ -340,11 +366,19 @@ mod tests {
     }
 
     fn arb_frame() -> impl Strategy<Value = FrameRead<u64>> {
-        ("[A-Z0-9]{1,9}", proptest::collection::vec(-0.5f32..1.5, 0..10), -0.5f32..1.5, proptest::collection::vec(("[A-Z0-9]{1,9}", -0.5f32..1.5), 0..4))
+        (
+            "[A-Z0-9]{1,9}",
+            proptest::collection::vec(-0.5f32..1.5, 0..10),
+            -0.5f32..1.5,
+            proptest::collection::vec(("[A-Z0-9]{1,9}", -0.5f32..1.5), 0..4),
+        )
             .prop_map(|(t, cc, c, cands)| {
                 let mut f = frame(0, &t, c);
                 f.char_confidences = cc;
-                f.candidates = cands.into_iter().map(|(t, c)| PlateCandidate { plate: Plate::new(&t).unwrap(), confidence: c }).collect();
+                f.candidates = cands
+                    .into_iter()
+                    .map(|(t, c)| PlateCandidate { plate: Plate::new(&t).unwrap(), confidence: c })
+                    .collect();
                 f
             })
     }

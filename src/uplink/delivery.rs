@@ -313,7 +313,8 @@ mod tests {
                     continue;
                 }
                 let after = self.delivery.reads_cursor();
-                let batch: Vec<u64> = self.reads.range(after.map_or(0, |a| a + 1)..).take(BATCH).map(|(s, _)| *s).collect();
+                let batch: Vec<u64> =
+                    self.reads.range(after.map_or(0, |a| a + 1)..).take(BATCH).map(|(s, _)| *s).collect();
                 // A zero age: a partial batch goes at the second look.
                 let now = Instant::now();
                 if !self.delivery.batch_due(batch.len(), BATCH, Duration::ZERO, now) {
@@ -394,7 +395,11 @@ mod tests {
                     ("o", n) => self.outbox.contains_key(&n.parse::<u64>().unwrap()),
                     (_, n) => self.reads.contains_key(&n.parse::<u64>().unwrap()),
                 };
-                assert!(stored != self.removed.contains(id), "{id}: stored {stored}, acknowledged {}", self.removed.contains(id));
+                assert!(
+                    stored != self.removed.contains(id),
+                    "{id}: stored {stored}, acknowledged {}",
+                    self.removed.contains(id)
+                );
             }
             let tracked_requests = self.requests.iter().filter(|r| r.is_some()).count();
             assert!(self.delivery.in_flight() >= tracked_requests && self.delivery.in_flight() <= WINDOW);

@@ -14,7 +14,6 @@ pub use session::{check_command, CommandHandler, Refusal, Settings, Stats, Statu
 // uplink does not read the schema.
 pub use topics::Topics;
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
     #[error("mqtt is not enabled in the configuration")]

@@ -18,6 +18,7 @@ use super::brokers::{Rotation, Wait};
 use super::delivery::{Delivery, Pending};
 use super::payload::{command_signing_bytes, AckV1, CommandV1, HealthV1, ReadsBatchV1, StatusV1};
 use super::topics::Topics;
+use crate::clock::now_ms;
 use crate::store::commands::{CommandDone, MAX_COMMAND_ID_BYTES};
 use crate::store::Store;
 use backon::BackoffBuilder;
@@ -26,7 +27,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
-use crate::clock::now_ms;
 
 #[derive(Clone)]
 pub struct Settings {
@@ -89,7 +89,15 @@ pub struct Stats {
 }
 
 /// Hands a message to the client and records it in the connection's bookkeeping.
-fn publish(client: &AsyncClient, d: &mut Delivery, topic: String, qos: QoS, retain: bool, payload: Vec<u8>, p: Pending) -> Result<(), ConnError> {
+fn publish(
+    client: &AsyncClient,
+    d: &mut Delivery,
+    topic: String,
+    qos: QoS,
+    retain: bool,
+    payload: Vec<u8>,
+    p: Pending,
+) -> Result<(), ConnError> {
     client.try_publish(topic, qos, retain, payload).map_err(|e| ConnError::Mqtt(e.to_string()))?;
     d.queued(p);
     Ok(())
@@ -120,7 +128,15 @@ enum ConnError {
 
 impl Uplink {
     pub fn new(settings: Settings, store: Arc<Store>, handler: Arc<dyn CommandHandler>) -> Uplink {
-        Uplink { settings, store, wake: Arc::new(Notify::new()), stats: Arc::new(Stats::default()), handler, commands: Arc::default(), status: None }
+        Uplink {
+            settings,
+            store,
+            wake: Arc::new(Notify::new()),
+            stats: Arc::new(Stats::default()),
+            handler,
+            commands: Arc::default(),
+            status: None,
+        }
     }
 
     /// The retained `online` status carries `source`'s health summary, sent again every `every` (zero: only
@@ -355,7 +371,9 @@ impl Uplink {
         // The clean stop, retained, then DISCONNECT so that the broker drops the will instead of publishing it
         // over this status (the event loop must send it: dropping the connection would fire the will).
         let status = self.status_payload("offline", Some(true));
-        if client.try_publish(self.settings.topics.status(), QoS::AtLeastOnce, true, status).is_ok() && client.try_disconnect().is_ok() {
+        if client.try_publish(self.settings.topics.status(), QoS::AtLeastOnce, true, status).is_ok()
+            && client.try_disconnect().is_ok()
+        {
             let _ = tokio::time::timeout(Duration::from_millis(1000), async {
                 while let Ok(e) = ev.poll().await {
                     if matches!(e, Event::Outgoing(Outgoing::Disconnect)) {
@@ -391,7 +409,8 @@ impl Uplink {
             }
         }
         // Past every alert key: the other lanes start after lane 0's largest possible key.
-        let past_alerts = crate::store::OutboxKey([crate::store::Lane::Alerts as u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let past_alerts =
+            crate::store::OutboxKey([crate::store::Lane::Alerts as u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
         Ok(self.store.outbox_peek(Some(conn.outbox_cursor().unwrap_or(&past_alerts)), 1)?.into_iter().next())
     }
 
@@ -408,7 +427,15 @@ impl Uplink {
                     conn.skipped(m.key);
                     continue;
                 }
-                publish(client, conn, s.topics.topic(&m.topic), QoS::AtLeastOnce, false, m.payload, Pending::Outbox(m.key))?;
+                publish(
+                    client,
+                    conn,
+                    s.topics.topic(&m.topic),
+                    QoS::AtLeastOnce,
+                    false,
+                    m.payload,
+                    Pending::Outbox(m.key),
+                )?;
                 self.stats.published_outbox.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -419,7 +446,8 @@ impl Uplink {
             let mut take = batch.len();
             let payload = loop {
                 let reads: Vec<_> = batch[..take].iter().map(|(_, r)| r.clone()).collect();
-                let p = serde_json::to_vec(&ReadsBatchV1::new(&s.site, &s.device, now_ms(), &reads)).unwrap_or_default();
+                let p =
+                    serde_json::to_vec(&ReadsBatchV1::new(&s.site, &s.device, now_ms(), &reads)).unwrap_or_default();
                 if p.len() + 256 <= s.max_packet_bytes || take == 1 {
                     break p;
                 }
@@ -453,7 +481,12 @@ impl Uplink {
         }
     }
 
-    fn inbound(&self, p: rumqttc::Publish, client: &AsyncClient, acks: &mpsc::Sender<(String, AckV1, rumqttc::Publish)>) {
+    fn inbound(
+        &self,
+        p: rumqttc::Publish,
+        client: &AsyncClient,
+        acks: &mpsc::Sender<(String, AckV1, rumqttc::Publish)>,
+    ) {
         let Some(name) = self.settings.topics.command_of(&p.topic) else {
             // Not a command: nothing to answer, but the broker must not keep sending it.
             let _ = client.try_ack(&p);
@@ -543,7 +576,9 @@ impl Inbound {
                 return ack;
             }
             Ok(None) => {}
-            Err(e) => return self.refuse(name, id, by, format!("cannot tell whether this command was already applied: {e}")),
+            Err(e) => {
+                return self.refuse(name, id, by, format!("cannot tell whether this command was already applied: {e}"))
+            }
         }
         let result = self.handler.handle(name, &cmd);
         if let Err(e) = &result {
@@ -567,13 +602,29 @@ pub struct Refusal {
 
 /// The checks every inbound command passes before it is looked up or applied, free of I/O: size, JSON
 /// shape, version, id, `by`, the retain flag and, with a key, the signature.
-pub fn check_command(topic: &str, payload: &[u8], retain: bool, max_bytes: usize, key: Option<&ed25519_dalek::VerifyingKey>) -> Result<CommandV1, Refusal> {
-    let refuse = |id: Option<&str>, by: Option<&str>, why: String| Refusal { id: id.map(str::to_string), by: by.map(str::to_string), why };
+pub fn check_command(
+    topic: &str,
+    payload: &[u8],
+    retain: bool,
+    max_bytes: usize,
+    key: Option<&ed25519_dalek::VerifyingKey>,
+) -> Result<CommandV1, Refusal> {
+    let refuse = |id: Option<&str>, by: Option<&str>, why: String| Refusal {
+        id: id.map(str::to_string),
+        by: by.map(str::to_string),
+        why,
+    };
     if payload.len() > max_bytes {
-        return Err(refuse(None, None, format!("command of {} bytes refused: the limit is {max_bytes} bytes", payload.len())));
+        return Err(refuse(
+            None,
+            None,
+            format!("command of {} bytes refused: the limit is {max_bytes} bytes", payload.len()),
+        ));
     }
     // serde quotes what it could not take: keep the reason (sent back and audited) to one short line.
-    let cmd: CommandV1 = serde_json::from_slice(payload).map_err(|e| refuse(None, None, format!("malformed command: {}", e.to_string().chars().take(200).collect::<String>())))?;
+    let cmd: CommandV1 = serde_json::from_slice(payload).map_err(|e| {
+        refuse(None, None, format!("malformed command: {}", e.to_string().chars().take(200).collect::<String>()))
+    })?;
     if cmd.by.len() > MAX_COMMAND_ID_BYTES {
         return Err(refuse(None, None, format!("`by` must be at most {MAX_COMMAND_ID_BYTES} bytes")));
     }
@@ -588,7 +639,11 @@ pub fn check_command(topic: &str, payload: &[u8], retain: bool, max_bytes: usize
         return Err(refuse(id, None, "`by` must name who sent the command".into()));
     }
     if retain {
-        return Err(refuse(id, by, "retained command refused: a command is applied once when sent, not again on every connect".into()));
+        return Err(refuse(
+            id,
+            by,
+            "retained command refused: a command is applied once when sent, not again on every connect".into(),
+        ));
     }
     if let Some(key) = key {
         verify_signature(key, topic, &cmd).map_err(|why| refuse(id, by, why))?;
@@ -614,7 +669,9 @@ fn verify_signature(key: &ed25519_dalek::VerifyingKey, topic: &str, cmd: &Comman
         // Signatures cover the body as canonical JSON, which only integers survive exactly.
         return Err("a signed command's body may carry integers only, no fractional numbers".into());
     }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(sig).map_err(|_| "signature is not base64".to_string())?;
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(sig).map_err(|_| "signature is not base64".to_string())?;
     let sig = ed25519_dalek::Signature::from_slice(&bytes).map_err(|_| "signature is not 64 bytes".to_string())?;
-    key.verify_strict(&command_signing_bytes(topic, cmd), &sig).map_err(|_| "bad signature: the command was not signed by the configured key, or was changed".to_string())
+    key.verify_strict(&command_signing_bytes(topic, cmd), &sig)
+        .map_err(|_| "bad signature: the command was not signed by the configured key, or was changed".to_string())
 }

@@ -50,7 +50,8 @@ pub fn client_config(ca: &Path, client: Option<(&Path, &Path)>) -> Result<Arc<ru
         Some((cert, key)) => {
             let chain = certs(cert)?;
             let data = std::fs::read(key).map_err(|source| TlsError::Read { path: key.into(), source })?;
-            let key = PrivateKeyDer::from_pem_slice(&data).map_err(|e| TlsError::BadPem { path: key.into(), reason: e.to_string() })?;
+            let key = PrivateKeyDer::from_pem_slice(&data)
+                .map_err(|e| TlsError::BadPem { path: key.into(), reason: e.to_string() })?;
             builder.with_client_auth_cert(chain, key).map_err(|e| TlsError::BadClientCert(e.to_string()))?
         }
         None => builder.with_no_client_auth(),

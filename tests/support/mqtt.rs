@@ -1,7 +1,7 @@
 //! The central server's side in tests: a subscriber on `polewatch/#` with its own client certificate.
 
-use polewatch_dev::bench::rig::Pki;
 use polewatch::uplink::tls;
+use polewatch_dev::bench::rig::Pki;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +28,9 @@ pub async fn subscriber(pki: &Pki, port: u16) -> (AsyncClient, Inbox) {
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     let _ = tx.send(()).await;
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain)),
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain))
+                }
                 Ok(_) => {}
                 Err(_) => {
                     // rumqttc reads packets in bunches: those read with the end of a connection wait in

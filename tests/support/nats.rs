@@ -58,7 +58,8 @@ impl Cluster {
         let ports: Vec<Ports> = (0..3)
             .map(|_| Ports { client: super::free_port(), cluster: super::free_port(), mqtt: super::free_port() })
             .collect();
-        let routes = ports.iter().map(|p| format!("\"nats-route://127.0.0.1:{}\"", p.cluster)).collect::<Vec<_>>().join(", ");
+        let routes =
+            ports.iter().map(|p| format!("\"nats-route://127.0.0.1:{}\"", p.cluster)).collect::<Vec<_>>().join(", ");
         let mut auth = format!(
             "  {{ user: \"{CENTRAL_USER}\", password: \"{CENTRAL_PASSWORD}\", permissions: {{ publish: [\"polewatch.>\", \"$JS.>\", \"_INBOX.>\"], subscribe: [\">\"] }} }}\n"
         );
@@ -110,7 +111,10 @@ impl Cluster {
             }
         }
         // The JetStream meta leader is elected once the routes are up.
-        while !self.nodes.iter().all(|n| n.log_text().contains("JetStream cluster new metadata leader") || n.log_text().contains("Self is new JetStream cluster metadata leader")) {
+        while !self.nodes.iter().all(|n| {
+            n.log_text().contains("JetStream cluster new metadata leader")
+                || n.log_text().contains("Self is new JetStream cluster metadata leader")
+        }) {
             assert!(Instant::now() < deadline, "no JetStream meta leader; log:\n{}", self.nodes[0].log_text());
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -138,7 +142,13 @@ impl Cluster {
 impl Node {
     fn start(&mut self, exe: &Path) {
         let log = std::fs::File::create(&self.log).unwrap();
-        let child = Command::new(exe).arg("-c").arg(&self.conf).stdout(Stdio::null()).stderr(log).spawn().expect("nats-server starts");
+        let child = Command::new(exe)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts");
         self.child = Some(child);
     }
 

@@ -15,16 +15,29 @@ pub struct Browser {
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
 }
 
 impl Browser {
     /// None when chromium or chromedriver is missing (the caller says why it skips).
     pub fn start() -> Option<Browser> {
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists())?;
-        let driver_bin = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let driver_bin = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
         let port = super::free_port();
-        let driver = Command::new(driver_bin).arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()?;
+        let driver = Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while agent().get(&format!("{base}/status")).call().is_err() {
@@ -45,7 +58,11 @@ impl Browser {
         }}});
         let mut b = Browser { driver, downloads, base, session: String::new(), _profile: profile };
         let v = b.call("POST", "/session", Some(caps));
-        b.session = v["sessionId"].as_str().or_else(|| v["value"]["sessionId"].as_str()).expect("webdriver session").to_string();
+        b.session = v["sessionId"]
+            .as_str()
+            .or_else(|| v["value"]["sessionId"].as_str())
+            .expect("webdriver session")
+            .to_string();
         Some(b)
     }
 
@@ -90,7 +107,8 @@ impl Browser {
             let mut res = agent().post(&url).send_json(json!({"using": "css selector", "value": css})).expect("find");
             let v: Value = res.body_mut().read_json().expect("json");
             if let Some(id) = v["value"][ELEMENT].as_str() {
-                let shown = self.try_call("GET", &self.s(&format!("/element/{id}/displayed")), None).unwrap_or_default();
+                let shown =
+                    self.try_call("GET", &self.s(&format!("/element/{id}/displayed")), None).unwrap_or_default();
                 if shown["value"] == true {
                     return id.to_string();
                 }
@@ -132,13 +150,20 @@ impl Browser {
 
     pub fn text(&self, css: &str) -> String {
         let id = self.find(css);
-        self.call("GET", &self.s(&format!("/element/{id}/text")), None)["value"].as_str().unwrap_or_default().to_string()
+        self.call("GET", &self.s(&format!("/element/{id}/text")), None)["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Selects an option of a `<select>` by its visible text.
     pub fn select(&self, css: &str, option_text: &str) {
         let sel = self.find(css);
-        let opts = self.call("POST", &self.s(&format!("/element/{sel}/elements")), Some(json!({"using": "css selector", "value": "option"})));
+        let opts = self.call(
+            "POST",
+            &self.s(&format!("/element/{sel}/elements")),
+            Some(json!({"using": "css selector", "value": "option"})),
+        );
         for o in opts["value"].as_array().cloned().unwrap_or_default() {
             let id = o[ELEMENT].as_str().unwrap_or_default().to_string();
             if self.call("GET", &self.s(&format!("/element/{id}/text")), None)["value"] == option_text {
@@ -154,7 +179,11 @@ impl Browser {
         loop {
             // The page may re-render the element between finding and reading it: read again.
             let id = self.find(css);
-            let t = self.try_call("GET", &self.s(&format!("/element/{id}/text")), None).ok().and_then(|v| v["value"].as_str().map(str::to_string)).unwrap_or_default();
+            let t = self
+                .try_call("GET", &self.s(&format!("/element/{id}/text")), None)
+                .ok()
+                .and_then(|v| v["value"].as_str().map(str::to_string))
+                .unwrap_or_default();
             if t.contains(needle) {
                 return t;
             }

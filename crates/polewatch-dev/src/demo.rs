@@ -28,11 +28,56 @@ pub struct Pass {
 /// The demo's passes: one after another, different styles, one at dusk, two side by side.
 pub fn passes() -> Vec<Pass> {
     vec![
-        Pass { text: "7KQX214", style: PlateStyle::Us, start_s: 0.5, duration_s: 3.5, lane: 0.38, tilt_deg: 0.0, light: 1.0, body: [150.0, 60.0, 40.0] },
-        Pass { text: "BAC4F21", style: PlateStyle::Br, start_s: 4.5, duration_s: 3.0, lane: 0.62, tilt_deg: 3.0, light: 1.0, body: [40.0, 40.0, 40.0] },
-        Pass { text: "MUC4821", style: PlateStyle::Eu, start_s: 8.0, duration_s: 3.5, lane: 0.40, tilt_deg: -2.0, light: 0.6, body: [200.0, 200.0, 200.0] },
-        Pass { text: "4TRM882", style: PlateStyle::Us, start_s: 12.0, duration_s: 3.0, lane: 0.30, tilt_deg: 1.5, light: 1.0, body: [40.0, 30.0, 160.0] },
-        Pass { text: "KPW5513", style: PlateStyle::Us, start_s: 12.2, duration_s: 3.2, lane: 0.72, tilt_deg: -1.0, light: 1.0, body: [90.0, 120.0, 60.0] },
+        Pass {
+            text: "7KQX214",
+            style: PlateStyle::Us,
+            start_s: 0.5,
+            duration_s: 3.5,
+            lane: 0.38,
+            tilt_deg: 0.0,
+            light: 1.0,
+            body: [150.0, 60.0, 40.0],
+        },
+        Pass {
+            text: "BAC4F21",
+            style: PlateStyle::Br,
+            start_s: 4.5,
+            duration_s: 3.0,
+            lane: 0.62,
+            tilt_deg: 3.0,
+            light: 1.0,
+            body: [40.0, 40.0, 40.0],
+        },
+        Pass {
+            text: "MUC4821",
+            style: PlateStyle::Eu,
+            start_s: 8.0,
+            duration_s: 3.5,
+            lane: 0.40,
+            tilt_deg: -2.0,
+            light: 0.6,
+            body: [200.0, 200.0, 200.0],
+        },
+        Pass {
+            text: "4TRM882",
+            style: PlateStyle::Us,
+            start_s: 12.0,
+            duration_s: 3.0,
+            lane: 0.30,
+            tilt_deg: 1.5,
+            light: 1.0,
+            body: [40.0, 30.0, 160.0],
+        },
+        Pass {
+            text: "KPW5513",
+            style: PlateStyle::Us,
+            start_s: 12.2,
+            duration_s: 3.2,
+            lane: 0.72,
+            tilt_deg: -1.0,
+            light: 1.0,
+            body: [90.0, 120.0, 60.0],
+        },
     ]
 }
 
@@ -61,7 +106,15 @@ pub fn frame(road: &Mat, plates: &[Mat], t: f64, seed: u64) -> Result<Mat, Rende
     visible.sort_by_key(|(_, (_, y, _))| *y);
     for (i, (x, y, pw)) in visible {
         let p = &passes[i];
-        render::put_vehicle(&mut img, &plates[i], x, y, pw, p.tilt_deg, Scalar::new(p.body[0], p.body[1], p.body[2], 0.0))?;
+        render::put_vehicle(
+            &mut img,
+            &plates[i],
+            x,
+            y,
+            pw,
+            p.tilt_deg,
+            Scalar::new(p.body[0], p.body[1], p.body[2], 0.0),
+        )?;
         light = f64::min(light, p.light);
     }
     if light < 1.0 {
@@ -97,7 +150,10 @@ pub fn write_video(out: &Path, width: i32, height: i32, fps: i32, seconds: f64) 
          ! h264parse ! mp4mux ! filesink location=\"{}\"",
         out.display()
     );
-    let pipeline = gst::parse::launch(&desc).map_err(gst_err)?.downcast::<gst::Pipeline>().map_err(|_| DemoError::Gst("not a pipeline".into()))?;
+    let pipeline = gst::parse::launch(&desc)
+        .map_err(gst_err)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| DemoError::Gst("not a pipeline".into()))?;
     let src = pipeline
         .by_name("src")
         .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
@@ -118,7 +174,9 @@ pub fn write_video(out: &Path, width: i32, height: i32, fps: i32, seconds: f64) 
     }
     src.end_of_stream().map_err(gst_err)?;
     let bus = pipeline.bus().ok_or_else(|| DemoError::Gst("no bus".into()))?;
-    let result = match bus.timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error]) {
+    let result = match bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error])
+    {
         Some(m) => match m.view() {
             gst::MessageView::Eos(_) => Ok(frames),
             gst::MessageView::Error(e) => Err(DemoError::Gst(e.error().to_string())),

@@ -298,7 +298,9 @@ fn main() -> ExitCode {
                 println!("{} frames written to {}", n, out.display());
             })
         }
-        Cmd::Debug { what: DebugCmd::RenderPlate { text, style, height, out } } => render_plate(&text, &style, height, &out),
+        Cmd::Debug { what: DebugCmd::RenderPlate { text, style, height, out } } => {
+            render_plate(&text, &style, height, &out)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -314,7 +316,8 @@ fn model_set(models: Option<&std::path::Path>, config_path: &std::path::Path) ->
     if let Some(m) = models {
         return config::load_model_set(m).map_err(|e| anyhow::anyhow!("model set invalid:\n{e}"));
     }
-    let loaded = config::load(config_path).map_err(|e| anyhow::anyhow!("configuration invalid (or pass --models):\n{e}"))?;
+    let loaded =
+        config::load(config_path).map_err(|e| anyhow::anyhow!("configuration invalid (or pass --models):\n{e}"))?;
     let r = loaded.config.recognizer;
     Ok(config::ModelSet { name: "config".into(), detector: r.detector, ocr: r.ocr })
 }
@@ -347,22 +350,50 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
                 Some(f) => config::load_formats(&f).map_err(|e| anyhow::anyhow!("--formats invalid:\n{e}"))?,
             };
             let ours = model_set(models.as_deref(), config_path)?;
-            let theirs = against.map(|a| config::load_model_set(&a).map_err(|e| anyhow::anyhow!("--against model set invalid:\n{e}"))).transpose()?;
-            bench::accuracy::run(bench::accuracy::Options { dataset: &dataset, models: &ours, against: theirs.as_ref(), threads, formats, min_read_confidence, limit, json })
+            let theirs = against
+                .map(|a| config::load_model_set(&a).map_err(|e| anyhow::anyhow!("--against model set invalid:\n{e}")))
+                .transpose()?;
+            bench::accuracy::run(bench::accuracy::Options {
+                dataset: &dataset,
+                models: &ours,
+                against: theirs.as_ref(),
+                threads,
+                formats,
+                min_read_confidence,
+                limit,
+                json,
+            })
         }
-        BenchCmd::Pipeline { models, cameras, seconds, analysis_fps, json } => bench::pipeline::run(bench::pipeline::Options {
-            models: model_set(models.as_deref(), config_path)?,
-            cameras,
-            seconds,
-            analysis_fps,
-            json,
-        }),
-        BenchCmd::Recognize { models, frames, json } => bench::recognize::run(&model_set(models.as_deref(), config_path)?, frames, json),
+        BenchCmd::Pipeline { models, cameras, seconds, analysis_fps, json } => {
+            bench::pipeline::run(bench::pipeline::Options {
+                models: model_set(models.as_deref(), config_path)?,
+                cameras,
+                seconds,
+                analysis_fps,
+                json,
+            })
+        }
+        BenchCmd::Recognize { models, frames, json } => {
+            bench::recognize::run(&model_set(models.as_deref(), config_path)?, frames, json)
+        }
         BenchCmd::Store { insert_reads, purge_sizes, dir, encrypted, search_reads, scale, scale_crop_bytes, json } => {
-            bench::store::run(&bench::store::Options { insert_reads, purge_sizes, dir, json, encrypted, search_reads, scale, scale_crop_bytes })
+            bench::store::run(&bench::store::Options {
+                insert_reads,
+                purge_sizes,
+                dir,
+                json,
+                encrypted,
+                search_reads,
+                scale,
+                scale_crop_bytes,
+            })
         }
-        BenchCmd::Alerts { models, kills, analysis_fps } => bench::alerts::run(&bench::alerts::Options { models, kills, analysis_fps }),
-        BenchCmd::Uplink { alerts, backlog, json } => bench::uplink::run(&bench::uplink::Options { alerts, backlog, json }),
+        BenchCmd::Alerts { models, kills, analysis_fps } => {
+            bench::alerts::run(&bench::alerts::Options { models, kills, analysis_fps })
+        }
+        BenchCmd::Uplink { alerts, backlog, json } => {
+            bench::uplink::run(&bench::uplink::Options { alerts, backlog, json })
+        }
         BenchCmd::Hotlist { entries, reads, json } => {
             bench::print_figures(&polewatch_dev::hotlist::bench::bench(entries, reads), json);
             Ok(())
@@ -371,9 +402,15 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
             bench::print_figures(&bench::login::bench(rounds), json);
             Ok(())
         }
-        BenchCmd::Audit { entries, json } => bench::audit::run(&bench::audit::Options { entries, json, ..Default::default() }),
+        BenchCmd::Audit { entries, json } => {
+            bench::audit::run(&bench::audit::Options { entries, json, ..Default::default() })
+        }
         BenchCmd::Crash { cycles, max_delay_ms, dir, json } => {
-            let opts = bench::crash::Options { cycles, max_delay: std::time::Duration::from_millis(max_delay_ms), ..Default::default() };
+            let opts = bench::crash::Options {
+                cycles,
+                max_delay: std::time::Duration::from_millis(max_delay_ms),
+                ..Default::default()
+            };
             crash_bench(&opts, dir.as_deref(), json)
         }
         BenchCmd::Powerloss { cycles, max_delay_ms, trust_sync_file_range, no_frames, dir, json } => {
@@ -388,14 +425,16 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
             };
             crash_bench(&opts, dir.as_deref(), json)
         }
-        BenchCmd::Outage { cameras, reads_per_s_per_camera, alert_every, outage_s, before_s, json } => bench::outage::run(&bench::outage::Options {
-            cameras,
-            reads_per_s_per_camera,
-            alert_every,
-            before: std::time::Duration::from_secs(before_s),
-            outage: std::time::Duration::from_secs(outage_s),
-            json,
-        }),
+        BenchCmd::Outage { cameras, reads_per_s_per_camera, alert_every, outage_s, before_s, json } => {
+            bench::outage::run(&bench::outage::Options {
+                cameras,
+                reads_per_s_per_camera,
+                alert_every,
+                before: std::time::Duration::from_secs(before_s),
+                outage: std::time::Duration::from_secs(outage_s),
+                json,
+            })
+        }
     }
 }
 

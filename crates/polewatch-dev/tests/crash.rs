@@ -18,11 +18,19 @@ fn sigkill_loses_no_acknowledged_read() {
 fn sigkill_loses_no_acknowledged_hold_audit_entry_or_outbox_message() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_polewatch-dev"));
-    let opts = polewatch_dev::bench::crash::Options { cycles: 20, max_delay: Duration::from_millis(500), verify_every: 5, ..Default::default() };
+    let opts = polewatch_dev::bench::crash::Options {
+        cycles: 20,
+        max_delay: Duration::from_millis(500),
+        verify_every: 5,
+        ..Default::default()
+    };
     let r = polewatch_dev::bench::crash::run(exe, dir.path(), &opts).unwrap();
     assert!(r.problems.is_empty(), "{:#?}", r.problems);
     assert_eq!(r.violations(), 0, "{r:#?}");
-    assert!(r.acknowledged_holds >= 20 && r.acknowledged_audit >= 20 && r.acknowledged_outbox >= 20, "too little was acknowledged to mean anything: {r:#?}");
+    assert!(
+        r.acknowledged_holds >= 20 && r.acknowledged_audit >= 20 && r.acknowledged_outbox >= 20,
+        "too little was acknowledged to mean anything: {r:#?}"
+    );
 }
 
 mod powercut_model {

@@ -15,7 +15,16 @@ fn deskew_levels_a_tilted_plate_and_contrast_stretch_widens_the_range() {
     plate.copy_to(&mut Mat::roi_mut(&mut canvas, Rect::new(50, 50, 200, 100)).unwrap()).unwrap();
     let m = imgproc::get_rotation_matrix_2d(Point2f::new(150.0, 100.0), 8.0, 1.0).unwrap();
     let mut tilted = Mat::default();
-    imgproc::warp_affine(&canvas, &mut tilted, &m, canvas.size().unwrap(), imgproc::INTER_LINEAR, core::BORDER_REPLICATE, Scalar::default()).unwrap();
+    imgproc::warp_affine(
+        &canvas,
+        &mut tilted,
+        &m,
+        canvas.size().unwrap(),
+        imgproc::INTER_LINEAR,
+        core::BORDER_REPLICATE,
+        Scalar::default(),
+    )
+    .unwrap();
     let a = skew_degrees(&tilted).unwrap().expect("edges found");
     assert!((a.abs() - 8.0).abs() < 2.0, "estimated {a}");
     let level = skew_degrees(&deskew(&tilted).unwrap()).unwrap().unwrap_or(0.0);
@@ -38,4 +47,3 @@ fn deskew_levels_a_tilted_plate_and_contrast_stretch_widens_the_range() {
     let (before, after) = (spread(&dim), spread(&normalize_contrast(&dim).unwrap()));
     assert!(after >= 200.0 && after > before * 2.0, "range {before} -> {after}");
 }
-

@@ -22,8 +22,10 @@ fn model_set() -> PathBuf {
 fn demo_frame(t: f64, w: i32, h: i32) -> Vec<u8> {
     use opencv::prelude::*;
     let road = polewatch_dev::recognize::render::road(w, h, 42).unwrap();
-    let plates: Vec<opencv::core::Mat> =
-        polewatch_dev::demo::passes().iter().map(|p| polewatch_dev::recognize::render::plate(p.text, p.style, 120).unwrap()).collect();
+    let plates: Vec<opencv::core::Mat> = polewatch_dev::demo::passes()
+        .iter()
+        .map(|p| polewatch_dev::recognize::render::plate(p.text, p.style, 120).unwrap())
+        .collect();
     let img = polewatch_dev::demo::frame(&road, &plates, t, 7).unwrap();
     assert_eq!((img.cols(), img.rows(), img.channels()), (w, h, 3));
     img.data_bytes().unwrap().to_vec()
@@ -33,14 +35,23 @@ fn demo_frame(t: f64, w: i32, h: i32) -> Vec<u8> {
 fn harness_passes_frames_through_and_attaches_and_posts_each_plate() {
     init();
     let (w, h) = (1280, 720);
-    let element = gst::ElementFactory::make("platerecognize").property("model-set", model_set().to_str().unwrap()).build().unwrap();
+    let element = gst::ElementFactory::make("platerecognize")
+        .property("model-set", model_set().to_str().unwrap())
+        .build()
+        .unwrap();
     let bus = gst::Bus::new();
     element.set_bus(Some(&bus));
     let mut harness = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
     harness.set_src_caps_str(&format!("video/x-raw,format=BGR,width={w},height={h},framerate=10/1"));
 
     let empty = polewatch_dev::recognize::render::road(w, h, 42).unwrap();
-    let frames = [(0.0, { use opencv::prelude::*; empty.data_bytes().unwrap().to_vec() }), (2.5, demo_frame(2.5, w, h))];
+    let frames = [
+        (0.0, {
+            use opencv::prelude::*;
+            empty.data_bytes().unwrap().to_vec()
+        }),
+        (2.5, demo_frame(2.5, w, h)),
+    ];
     let mut outs = Vec::new();
     for (i, (t, bytes)) in frames.iter().enumerate() {
         let mut buf = gst::Buffer::from_slice(bytes.clone());
@@ -73,7 +84,8 @@ fn harness_passes_frames_through_and_attaches_and_posts_each_plate() {
 #[test]
 fn a_missing_model_set_is_an_error_at_start() {
     init();
-    let element = gst::ElementFactory::make("platerecognize").property("model-set", "/nonexistent/models.toml").build().unwrap();
+    let element =
+        gst::ElementFactory::make("platerecognize").property("model-set", "/nonexistent/models.toml").build().unwrap();
     assert!(element.set_state(gst::State::Paused).is_err());
     let _ = element.set_state(gst::State::Null);
 }

@@ -127,7 +127,13 @@ mod tests {
     fn every_condition_must_hold() {
         let e = entry("alice", Action::Search, 1_000, "7ab123");
         assert!(Filter::default().matches(&e));
-        let f = Filter { user: Some("alice".into()), action: Some(Action::Search), since_ms: Some(1_000), until_ms: Some(1_001), query: Some("AB12".into()) };
+        let f = Filter {
+            user: Some("alice".into()),
+            action: Some(Action::Search),
+            since_ms: Some(1_000),
+            until_ms: Some(1_001),
+            query: Some("AB12".into()),
+        };
         assert!(f.matches(&e));
         assert!(!Filter { user: Some("ali".into()), ..f.clone() }.matches(&e), "users match exactly");
         assert!(!Filter { action: Some(Action::Export), ..f.clone() }.matches(&e));
@@ -146,7 +152,12 @@ mod tests {
 
     #[test]
     fn the_description_leaves_the_plate_to_the_query_field() {
-        let f = Filter { user: Some("bob".into()), action: Some(Action::Search), query: Some("7AB".into()), ..Filter::default() };
+        let f = Filter {
+            user: Some("bob".into()),
+            action: Some(Action::Search),
+            query: Some("7AB".into()),
+            ..Filter::default()
+        };
         let d = f.describe();
         assert!(d.contains("user=bob") && d.contains("action=search"), "{d}");
         assert!(!d.contains("7AB"), "{d}");

@@ -151,7 +151,9 @@ impl ChainHead {
     pub fn load(key_file: &Path) -> Result<Option<ChainHead>, KeyError> {
         let path = head_path(key_file);
         match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| KeyError::Malformed { path, reason: e.to_string() }),
+            Ok(b) => {
+                serde_json::from_slice(&b).map(Some).map_err(|e| KeyError::Malformed { path, reason: e.to_string() })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(KeyError::Io { path, source }),
         }
@@ -162,7 +164,8 @@ impl ChainHead {
         let path = head_path(key_file);
         let io = |source| KeyError::Io { path: path.clone(), source };
         let tmp = path.with_extension("head.tmp");
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
         f.write_all(&serde_json::to_vec(self).unwrap_or_default()).and_then(|_| f.sync_all()).map_err(io)?;
         std::fs::rename(&tmp, &path).map_err(io)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -1,6 +1,9 @@
 //! [`AuditLog`]: the chain kept in the store, as the [`AuditSink`] every access goes through.
 
-use super::{check, decode_record, encode, seal, AuditKey, Broken, ChainHead, Checkpoint, Digest, Verifier, VerifyReport, GENESIS};
+use super::{
+    check, decode_record, encode, seal, AuditKey, Broken, ChainHead, Checkpoint, Digest, Verifier, VerifyReport,
+    GENESIS,
+};
 use crate::access::{AuditError, AuditSink, NewAuditEntry};
 use crate::store::{AuditRecord, Store, StoreError};
 use std::path::{Path, PathBuf};
@@ -83,7 +86,11 @@ impl AuditLog {
                 rec.seq
             )));
         }
-        let found = self.store.audit_record(rec.seq).map_err(write_err)?.map(|bytes| decode_record(&AuditRecord { key_seq: Some(rec.seq), bytes }));
+        let found = self
+            .store
+            .audit_record(rec.seq)
+            .map_err(write_err)?
+            .map(|bytes| decode_record(&AuditRecord { key_seq: Some(rec.seq), bytes }));
         match found {
             Some(Ok(e)) if super::hex::encode(&e.hash) == rec.hash => Ok(()),
             Some(Ok(_)) => Err(AuditError::Chain(format!(
@@ -99,7 +106,9 @@ impl AuditLog {
     /// first entry says so, naming the chain that was lost and what the lost store held. Returns its seq.
     pub fn restart_chain(&self, by: &str, reason: &str, lost: &str) -> Result<u64, AuditError> {
         if !self.store.audit_is_empty().map_err(write_err)? {
-            return Err(AuditError::Chain("the audit log is not empty: a chain is restarted only over a lost one".into()));
+            return Err(AuditError::Chain(
+                "the audit log is not empty: a chain is restarted only over a lost one".into(),
+            ));
         }
         let previous = match &self.key_file {
             Some(f) => ChainHead::load(f)?,
@@ -134,7 +143,12 @@ impl AuditLog {
         if last_seq <= *recorded {
             return;
         }
-        let entry = self.store.audit_record(last_seq).ok().flatten().and_then(|bytes| decode_record(&AuditRecord { key_seq: Some(last_seq), bytes }).ok());
+        let entry = self
+            .store
+            .audit_record(last_seq)
+            .ok()
+            .flatten()
+            .and_then(|bytes| decode_record(&AuditRecord { key_seq: Some(last_seq), bytes }).ok());
         let Some(e) = entry else { return };
         let head = ChainHead { seq: last_seq, hash: super::hex::encode(&e.hash), at_ms: e.at_ms };
         match head.save(file) {
@@ -148,7 +162,11 @@ impl AuditLog {
         if head == 0 {
             return Ok(());
         }
-        let entry = self.store.audit_record(head).map_err(write_err)?.map(|bytes| decode_record(&AuditRecord { key_seq: Some(head), bytes }));
+        let entry = self
+            .store
+            .audit_record(head)
+            .map_err(write_err)?
+            .map(|bytes| decode_record(&AuditRecord { key_seq: Some(head), bytes }));
         match entry {
             Some(Ok(e)) if self.key.verify_mac(&e.hash, &e.mac) => Ok(()),
             Some(Ok(_)) => Err(AuditError::Key(format!(
@@ -164,8 +182,14 @@ impl AuditLog {
 
     /// The newest `limit` entries matching `user` and `action` (its snake_case name), newest first.
     /// Reading is not verification: `verify` checks the chain.
-    pub fn latest(&self, limit: usize, user: Option<&str>, action: Option<&str>) -> Result<Vec<super::AuditEntry>, AuditError> {
-        let action = action.map(super::filter::parse_action).transpose().map_err(|e| AuditError::Write(e.to_string()))?;
+    pub fn latest(
+        &self,
+        limit: usize,
+        user: Option<&str>,
+        action: Option<&str>,
+    ) -> Result<Vec<super::AuditEntry>, AuditError> {
+        let action =
+            action.map(super::filter::parse_action).transpose().map_err(|e| AuditError::Write(e.to_string()))?;
         let mut out = Vec::new();
         for r in self.store.audit_records_rev() {
             if out.len() >= limit {
@@ -253,7 +277,13 @@ impl AuditLog {
 /// through the running daemon alike).
 pub fn verify_summary(r: &VerifyReport) -> String {
     let mut s = match &r.head {
-        Some(h) => format!("audit log OK: {} entries; head seq {} at {} hash {}", r.entries, h.seq, h.at, super::hex::encode(&h.hash)),
+        Some(h) => format!(
+            "audit log OK: {} entries; head seq {} at {} hash {}",
+            r.entries,
+            h.seq,
+            h.at,
+            super::hex::encode(&h.hash)
+        ),
         None => "audit log OK: 0 entries".to_string(),
     };
     if let Some(seq) = r.checkpoint_seq {

@@ -50,8 +50,9 @@ pub fn decode_record(r: &AuditRecord) -> Result<AuditEntry, Unreadable> {
         return Err(Unreadable("a key that is not a sequence number".into()));
     };
     // serde_json's message can quote field values (plate text): give only the kind and position.
-    let e: AuditEntry = serde_json::from_slice(&r.bytes)
-        .map_err(|e| Unreadable(format!("entry {key} does not decode ({:?} error at column {})", e.classify(), e.column())))?;
+    let e: AuditEntry = serde_json::from_slice(&r.bytes).map_err(|e| {
+        Unreadable(format!("entry {key} does not decode ({:?} error at column {})", e.classify(), e.column()))
+    })?;
     if e.seq != key {
         return Err(Unreadable(format!("key {key} holds entry {} (moved or reordered)", e.seq)));
     }
@@ -64,7 +65,9 @@ pub enum BrokenReason {
     Unreadable(String),
     #[error("entry missing or out of order (entry {found} found in its place)")]
     OutOfSequence { found: u64 },
-    #[error("does not follow the previous entry's hash (an entry before it was deleted, inserted, reordered or edited)")]
+    #[error(
+        "does not follow the previous entry's hash (an entry before it was deleted, inserted, reordered or edited)"
+    )]
     ChainBroken,
     #[error("content does not match its hash (edited)")]
     Edited,
@@ -150,14 +153,19 @@ impl<'k> Verifier<'k> {
         let last = self.next_seq - 1;
         if let Some(cp) = &self.checkpoint {
             if cp.seq > last {
-                return Err(Broken { first_bad_seq: last + 1, reason: BrokenReason::MissingBeforeCheckpoint { checkpoint_seq: cp.seq } });
+                return Err(Broken {
+                    first_bad_seq: last + 1,
+                    reason: BrokenReason::MissingBeforeCheckpoint { checkpoint_seq: cp.seq },
+                });
             }
         }
         match head_pointer {
             Some(head) if head > last => {
                 return Err(Broken { first_bad_seq: last + 1, reason: BrokenReason::MissingBeforeHead { head } })
             }
-            Some(head) if head < last => return Err(Broken { first_bad_seq: head + 1, reason: BrokenReason::PastHead { head } }),
+            Some(head) if head < last => {
+                return Err(Broken { first_bad_seq: head + 1, reason: BrokenReason::PastHead { head } })
+            }
             _ => {}
         }
         Ok(VerifyReport { entries: last, head: self.head, checkpoint_seq: self.checkpoint.map(|c| c.seq) })
@@ -276,7 +284,10 @@ mod tests {
         for r in &records(&c) {
             v.push(decode_record(r)).unwrap();
         }
-        assert_eq!(v.finish(Some(9)).unwrap_err(), Broken { first_bad_seq: 10, reason: BrokenReason::PastHead { head: 9 } });
+        assert_eq!(
+            v.finish(Some(9)).unwrap_err(),
+            Broken { first_bad_seq: 10, reason: BrokenReason::PastHead { head: 9 } }
+        );
     }
 
     #[test]
@@ -307,7 +318,9 @@ mod tests {
         let k = key(1);
         let c = chain(2, &k);
         let mut recs = records(&c);
-        let text = String::from_utf8(recs[1].bytes.clone()).unwrap().replace("\"result_count\":2", "\"result_count\":\"7AB123\"");
+        let text = String::from_utf8(recs[1].bytes.clone())
+            .unwrap()
+            .replace("\"result_count\":2", "\"result_count\":\"7AB123\"");
         recs[1].bytes = text.into_bytes();
         let r = check(&recs, &k, None).unwrap_err();
         assert_eq!(r.first_bad_seq, 2);

@@ -22,7 +22,12 @@ struct Aiming {
 /// The camera as it runs (a reload's settings), or as configured when this process runs no cameras.
 fn aiming(s: &ApiState, id: &str) -> Option<Aiming> {
     let detector_width = s.config.recognizer.detector.as_ref().map(|d| d.input_width);
-    let of = |c: &crate::config::Camera| Aiming { band: c.plate_height_band_px, detector_width, roi: c.roi.clone(), rotate_deg: c.rotate_deg };
+    let of = |c: &crate::config::Camera| Aiming {
+        band: c.plate_height_band_px,
+        detector_width,
+        roi: c.roi.clone(),
+        rotate_deg: c.rotate_deg,
+    };
     match s.cameras.as_ref() {
         Some(set) => set.with(id, |c| of(c.config())),
         None => s.config.cameras.iter().find(|c| c.id == id).map(of),
@@ -73,20 +78,43 @@ fn snapshot_json(snaps: &crate::pipeline::snapshot::Snapshots, id: &str, a: &Aim
 /// boxes drawn, each plate's height, tilt, text and fit, and the verdict. Recorded once when opened; it
 /// ends with the session and after [`STREAM_MAX`]. While it runs the analysis keeps the frames it sees
 /// (moved, not copied), and only then.
-pub(super) async fn snapshot_stream(State(s): St, Path(id): Path<String>, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Response> {
+pub(super) async fn snapshot_stream(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+) -> Res<Response> {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let c = caller(&s, &headers, addr)?;
     let object = format!("camera {} snapshot", for_audit(&id));
     require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, &object)?;
     let base = NewAuditEntry { object: object.clone(), ..c.entry(Action::CamerasViewed) };
     let Some(snaps) = s.snapshots.clone() else {
-        return refuse(&s, base, Outcome::Error, StatusCode::SERVICE_UNAVAILABLE, "no frame analysis runs in this process".into());
+        return refuse(
+            &s,
+            base,
+            Outcome::Error,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no frame analysis runs in this process".into(),
+        );
     };
     let Some(a) = aiming(&s, &id) else {
         return refuse(&s, base, Outcome::Denied, StatusCode::NOT_FOUND, format!("no camera `{}`", for_audit(&id)));
     };
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("").to_string();
-    audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), detail: "live snapshot with boxes and plate text opened (aiming)".into(), ..base })?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    audit(
+        &s,
+        NewAuditEntry {
+            outcome: Some(Outcome::Ok),
+            detail: "live snapshot with boxes and plate text opened (aiming)".into(),
+            ..base
+        },
+    )?;
     snaps.watch(now_ms());
     let until = tokio::time::Instant::now() + STREAM_MAX;
     let start = (s.clone(), token, true);
@@ -101,8 +129,13 @@ pub(super) async fn snapshot_stream(State(s): St, Path(id): Path<String>, header
             }
             // The camera's current settings (a reload may change its band, region or rotation).
             let a = aiming(&st, &id).unwrap_or(a);
-            let data = tokio::task::spawn_blocking(move || snapshot_json(&snaps, &id, &a).to_string()).await.unwrap_or_else(|_| "{}".into());
-            Some((Ok::<Event, std::convert::Infallible>(Event::default().event("snapshot").data(data)), (st, token, false)))
+            let data = tokio::task::spawn_blocking(move || snapshot_json(&snaps, &id, &a).to_string())
+                .await
+                .unwrap_or_else(|_| "{}".into());
+            Some((
+                Ok::<Event, std::convert::Infallible>(Event::default().event("snapshot").data(data)),
+                (st, token, false),
+            ))
         }
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
@@ -120,7 +153,13 @@ pub(super) struct RoiBody {
 
 /// The TOML line for a region of interest drawn on the snapshot, checked (the console never writes the
 /// configuration). Recorded with the camera and the number of points.
-pub(super) async fn roi_snippet(State(s): St, Path(id): Path<String>, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>, Json(b): Json<RoiBody>) -> Res<Json<Value>> {
+pub(super) async fn roi_snippet(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(b): Json<RoiBody>,
+) -> Res<Json<Value>> {
     let c = caller(&s, &headers, addr)?;
     let object = format!("camera {} roi", for_audit(&id));
     require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, &object)?;
@@ -130,7 +169,14 @@ pub(super) async fn roi_snippet(State(s): St, Path(id): Path<String>, headers: H
     }
     match crate::api::roi::check(&b.points, b.width, b.height) {
         Ok(roi) => {
-            audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), detail: "region of interest drawn; TOML given".into(), ..base })?;
+            audit(
+                &s,
+                NewAuditEntry {
+                    outcome: Some(Outcome::Ok),
+                    detail: "region of interest drawn; TOML given".into(),
+                    ..base
+                },
+            )?;
             Ok(Json(json!({ "roi": roi, "toml": crate::api::roi::snippet(&id, &roi, b.width, b.height) })))
         }
         Err(e) => refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string()),

@@ -80,7 +80,12 @@ pub fn recognizer_with_formats(set: &ModelSet, formats: &[crate::config::PlateFo
 }
 
 /// Runs one model set over the labelled images.
-pub fn evaluate(rec: &mut Recognizer, name: &str, images: &[LabelledImage], min_read_confidence: f32) -> anyhow::Result<Report> {
+pub fn evaluate(
+    rec: &mut Recognizer,
+    name: &str,
+    images: &[LabelledImage],
+    min_read_confidence: f32,
+) -> anyhow::Result<Report> {
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     for li in images {
         let view = View { region: li.group.clone(), ..View::default() };
@@ -96,13 +101,15 @@ pub fn evaluate(rec: &mut Recognizer, name: &str, images: &[LabelledImage], min_
             let Some(truth) = &p.text else { continue };
             t.texts += 1;
             let t0 = Instant::now();
-            let read = rec.read_box(&frame, p.bbox, &li.group).with_context(|| format!("OCR on {}", li.path.display()))?;
+            let read =
+                rec.read_box(&frame, p.bbox, &li.group).with_context(|| format!("OCR on {}", li.path.display()))?;
             t.ocr_ms += t0.elapsed().as_secs_f64() * 1e3;
             t.ocr_calls += 1;
             t.ocr(truth, read.as_ref().map(|r| r.text.as_str()));
         }
         if rec.has_detector() {
-            let mut result = rec.recognize(&frame, &view).with_context(|| format!("recognizing {}", li.path.display()))?;
+            let mut result =
+                rec.recognize(&frame, &view).with_context(|| format!("recognizing {}", li.path.display()))?;
             t.detect_ms += result.detect_ms;
             let truth: Vec<_> = li.plates.iter().map(|p| p.bbox).collect();
             // The detector alone: every box it reported, read or rejected.

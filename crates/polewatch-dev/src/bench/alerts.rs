@@ -59,7 +59,10 @@ pub fn serve_rtsp(port: u16, file: &Path) -> Result<()> {
     server.set_address("127.0.0.1");
     server.set_service(&port.to_string());
     let factory = rtsp::RTSPMediaFactory::new();
-    factory.set_launch(&format!("( filesrc location=\"{}\" ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 )", file.display()));
+    factory.set_launch(&format!(
+        "( filesrc location=\"{}\" ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 )",
+        file.display()
+    ));
     factory.connect_media_configure(|_, media| {
         media.connect_new_state(|_, state| {
             if state == gst::State::Playing as i32 {
@@ -181,7 +184,12 @@ struct Received {
 fn received(at_ms: i64, payload: &[u8]) -> Option<Received> {
     let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
     let captured = v["read"]["captured_at"].as_str()?.parse::<jiff::Timestamp>().ok()?.as_millisecond();
-    Some(Received { at_ms, revision: v["revision"].as_u64().unwrap_or(0), entry: v["hit"]["entry"].as_str()?.to_string(), captured_ms: captured })
+    Some(Received {
+        at_ms,
+        revision: v["revision"].as_u64().unwrap_or(0),
+        entry: v["hit"]["entry"].as_str()?.to_string(),
+        captured_ms: captured,
+    })
 }
 
 /// The frames analysed so far, from a status line (`…; N frames analysed, …`).
@@ -206,10 +214,9 @@ pub fn run(o: &Options) -> Result<()> {
     let alerts: Arc<Mutex<Vec<Received>>> = Arc::default();
     {
         let mut mo = rumqttc::MqttOptions::new("bench-central", "127.0.0.1", broker.port);
-        mo.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(crate::uplink::tls::client_config(
-            &pki.ca,
-            Some((&pki.client_cert, &pki.client_key)),
-        )?)));
+        mo.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+            crate::uplink::tls::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key)))?,
+        )));
         mo.set_max_packet_size(4 << 20, 4 << 20);
         let (client, mut ev) = rumqttc::AsyncClient::new(mo, 100);
         let sink = alerts.clone();
@@ -220,7 +227,9 @@ pub fn run(o: &Options) -> Result<()> {
             let _ = client.subscribe("polewatch/#", rumqttc::QoS::AtLeastOnce).await;
             loop {
                 match ev.poll().await {
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => sub.store(true, std::sync::atomic::Ordering::Relaxed),
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        sub.store(true, std::sync::atomic::Ordering::Relaxed)
+                    }
                     Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) if p.topic.ends_with("/alerts") => {
                         if let Some(r) = received(wall_ms(), &p.payload) {
                             sink.lock().unwrap_or_else(|p| p.into_inner()).push(r);
@@ -240,24 +249,47 @@ pub fn run(o: &Options) -> Result<()> {
         }
     }
 
-    let mut server = Server { exe: exe.clone(), port: free_port()?, file: video.clone(), child: None, starts: Arc::default() };
+    let mut server =
+        Server { exe: exe.clone(), port: free_port()?, file: video.clone(), child: None, starts: Arc::default() };
     server.start()?;
     let cfg = config(&scratch.0, o, &pki, broker.port, server.port)?;
-    let mut daemon = Command::new(super::daemon_exe()?).args(["run", "--config"]).arg(&cfg).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().context("cannot start the daemon")?;
+    let mut daemon = Command::new(super::daemon_exe()?)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start the daemon")?;
     collect(daemon.stderr.take().ok_or_else(|| anyhow!("no stderr"))?, inbox.clone());
     let daemon = Proc(daemon);
 
     let start_lines = server.starts.clone();
-    let starts = |n: usize| -> Option<i64> { start_lines.lock().unwrap_or_else(|p| p.into_inner()).get(n).map(|s| s.0) };
+    let starts =
+        |n: usize| -> Option<i64> { start_lines.lock().unwrap_or_else(|p| p.into_inner()).get(n).map(|s| s.0) };
     let line_after = |needle: &str, after: i64| -> Option<i64> {
-        inbox.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(t, l)| *t >= after && l.contains(needle)).map(|(t, _)| *t)
+        inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(t, l)| *t >= after && l.contains(needle))
+            .map(|(t, _)| *t)
     };
     let wait_for = |what: &str, within: Duration, f: &dyn Fn() -> bool| -> Result<()> {
         let deadline = Instant::now() + within;
         while !f() {
             if Instant::now() > deadline {
-                let log: Vec<String> = inbox.lock().unwrap_or_else(|p| p.into_inner()).iter().rev().take(30).map(|(_, l)| l.clone()).collect();
-                return Err(anyhow!("timed out waiting for {what}; last daemon lines:\n{}", log.into_iter().rev().collect::<Vec<_>>().join("\n")));
+                let log: Vec<String> = inbox
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .rev()
+                    .take(30)
+                    .map(|(_, l)| l.clone())
+                    .collect();
+                return Err(anyhow!(
+                    "timed out waiting for {what}; last daemon lines:\n{}",
+                    log.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -284,7 +316,9 @@ pub fn run(o: &Options) -> Result<()> {
         }
         std::thread::sleep(DOWN);
         let back = server.start()?;
-        wait_for("the camera to stream again", Duration::from_secs(120), &|| line_after("camera streaming", back).is_some())?;
+        wait_for("the camera to stream again", Duration::from_secs(120), &|| {
+            line_after("camera streaming", back).is_some()
+        })?;
         if let Some(t) = line_after("camera streaming", back) {
             reconnect_ms.push((t - back) as f64);
         }
@@ -322,7 +356,13 @@ pub fn run(o: &Options) -> Result<()> {
             }
             hotlisted += 1;
             let mine: Vec<usize> = (0..alerts.len())
-                .filter(|&i| !used[i] && alerts[i].revision == 0 && alerts[i].entry == p.text && alerts[i].captured_ms >= appear - 500 && alerts[i].captured_ms <= leave + 500)
+                .filter(|&i| {
+                    !used[i]
+                        && alerts[i].revision == 0
+                        && alerts[i].entry == p.text
+                        && alerts[i].captured_ms >= appear - 500
+                        && alerts[i].captured_ms <= leave + 500
+                })
                 .collect();
             if let Some(&first) = mine.first() {
                 alerted += 1;
@@ -346,7 +386,11 @@ pub fn run(o: &Options) -> Result<()> {
         } else if !used[i] {
             false_alerts += 1;
             let play = plays.iter().rev().find(|(s, _)| *s <= a.captured_ms).map(|(s, _)| *s).unwrap_or_default();
-            eprintln!("false alert: entry {}, read captured {} ms into the play at {play}", a.entry, a.captured_ms - play);
+            eprintln!(
+                "false alert: entry {}, read captured {} ms into the play at {play}",
+                a.entry,
+                a.captured_ms - play
+            );
         }
     }
     // Hits the daemon took for a second track of a vehicle already alerted on (updates, not alerts).
@@ -367,7 +411,12 @@ pub fn run(o: &Options) -> Result<()> {
     reconnect_ms.sort_by(f64::total_cmp);
 
     // Analysed frames per second over status windows inside one play.
-    let status: Vec<(i64, u64)> = inbox.lock().unwrap_or_else(|p| p.into_inner()).iter().filter_map(|(t, l)| analysed(l).map(|n| (*t, n))).collect();
+    let status: Vec<(i64, u64)> = inbox
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(|(t, l)| analysed(l).map(|n| (*t, n)))
+        .collect();
     let (mut frames, mut secs) = (0u64, 0.0f64);
     for w in status.windows(2) {
         let ((t0, n0), (t1, n1)) = (w[0], w[1]);
@@ -382,13 +431,25 @@ pub fn run(o: &Options) -> Result<()> {
     let p99 = percentile(&latencies, 0.99);
     let (r50, rmax) = (percentile(&reconnect_ms, 0.5), reconnect_ms.last().copied().unwrap_or(f64::NAN));
     let rows: Vec<(&str, String)> = vec![
-        ("clip", format!("{WIDTH}x{HEIGHT} H.264 {FPS} fps, {CLIP_S} s, 5 passes (1 at dusk), {} hotlisted", HOTLISTED.len())),
+        (
+            "clip",
+            format!(
+                "{WIDTH}x{HEIGHT} H.264 {FPS} fps, {CLIP_S} s, 5 passes (1 at dusk), {} hotlisted",
+                HOTLISTED.len()
+            ),
+        ),
         ("plays", plays.len().to_string()),
         ("frame → alert p50", format!("{p50:.0} ms")),
         ("frame → alert p99", format!("{p99:.0} ms")),
         ("frame → alert max", format!("{:.0} ms", latencies.last().copied().unwrap_or(f64::NAN))),
-        ("… plate's first frame → alert's read frame p50 / p99", format!("{:.0} / {:.0} ms", percentile(&to_read, 0.5), percentile(&to_read, 0.99))),
-        ("… read frame (at the daemon) → alert p50 / p99", format!("{:.0} / {:.0} ms", percentile(&read_to_alert, 0.5), percentile(&read_to_alert, 0.99))),
+        (
+            "… plate's first frame → alert's read frame p50 / p99",
+            format!("{:.0} / {:.0} ms", percentile(&to_read, 0.5), percentile(&to_read, 0.99)),
+        ),
+        (
+            "… read frame (at the daemon) → alert p50 / p99",
+            format!("{:.0} / {:.0} ms", percentile(&read_to_alert, 0.5), percentile(&read_to_alert, 0.99)),
+        ),
         ("hotlisted passes", hotlisted.to_string()),
         ("alerted", alerted.to_string()),
         ("false alerts", false_alerts.to_string()),
@@ -404,7 +465,8 @@ pub fn run(o: &Options) -> Result<()> {
     for (k, v) in &rows {
         println!("| {k} | {v} |");
     }
-    let round = |x: f64| if x.is_finite() { serde_json::json!((x * 100.0).round() / 100.0) } else { serde_json::Value::Null };
+    let round =
+        |x: f64| if x.is_finite() { serde_json::json!((x * 100.0).round() / 100.0) } else { serde_json::Value::Null };
     let obj = serde_json::json!({
         "frame_to_alert_ms": {"p50": round(p50), "p99": round(p99)},
         "read_frame_to_alert_ms": {"p50": round(percentile(&read_to_alert, 0.5)), "p99": round(percentile(&read_to_alert, 0.99))},
@@ -426,7 +488,10 @@ mod tests {
 
     #[test]
     fn status_lines_give_the_frames_analysed() {
-        assert_eq!(analysed("status: store ok; cameras: lane1=streaming; 1234 frames analysed, 5 vehicle reads stored"), Some(1234));
+        assert_eq!(
+            analysed("status: store ok; cameras: lane1=streaming; 1234 frames analysed, 5 vehicle reads stored"),
+            Some(1234)
+        );
         assert_eq!(analysed("status: store ok; no frames"), None);
     }
 }

@@ -44,7 +44,8 @@ fn search(i: usize) -> NewAuditEntry {
 
 pub fn run(o: &Options) -> anyhow::Result<()> {
     let scratch = super::ScratchDir::new(o.dir.as_deref(), "bench-audit")?;
-    let (store, _) = Store::open(&StoreOptions::at(scratch.0.join("store"))).context("cannot open the scratch store")?;
+    let (store, _) =
+        Store::open(&StoreOptions::at(scratch.0.join("store"))).context("cannot open the scratch store")?;
     let (key, _) = AuditKey::generate()?;
     let log = Arc::new(AuditLog::new(Arc::new(store), key));
 

@@ -107,7 +107,12 @@ pub fn write_forever(store_dir: &Path, threads: usize, seq_start: u64, frames: b
                     std::thread::sleep(Duration::from_millis(2));
                     continue;
                 };
-                let req = HoldRequest { placed_by: "bench".into(), case_number: format!("C-{n}"), reason: "crash bench".into(), expires_at_ms: None };
+                let req = HoldRequest {
+                    placed_by: "bench".into(),
+                    case_number: format!("C-{n}"),
+                    reason: "crash bench".into(),
+                    expires_at_ms: None,
+                };
                 let hold = store.place_hold(read, req, jiff::Timestamp::now().as_millisecond())?;
                 say(&out, format_args!("hold {read} {}", hold.id))?;
                 std::thread::sleep(Duration::from_millis(3));
@@ -208,7 +213,14 @@ pub struct CrashReport {
 
 impl CrashReport {
     pub fn violations(&self) -> usize {
-        self.lost + self.damaged + self.lost_holds + self.lost_audit + self.audit_failures + self.lost_outbox + self.failed_opens + self.corrupt_recoveries
+        self.lost
+            + self.damaged
+            + self.lost_holds
+            + self.lost_audit
+            + self.audit_failures
+            + self.lost_outbox
+            + self.failed_opens
+            + self.corrupt_recoveries
     }
 
     fn problem(&mut self, p: String) {
@@ -395,7 +407,14 @@ fn sample<T: Clone>(all: &[T], checked: usize, everything: bool) -> Vec<T> {
     v
 }
 
-fn verify_reads(store: &Store, acked: &[(ReadId, u64)], frames: bool, cycle: usize, report: &mut CrashReport, f: &mut Findings) -> anyhow::Result<()> {
+fn verify_reads(
+    store: &Store,
+    acked: &[(ReadId, u64)],
+    frames: bool,
+    cycle: usize,
+    report: &mut CrashReport,
+    f: &mut Findings,
+) -> anyhow::Result<()> {
     for (id, seq) in acked {
         let read = match store.get_read(*id) {
             Ok(r) => r,
@@ -414,11 +433,17 @@ fn verify_reads(store: &Store, acked: &[(ReadId, u64)], frames: bool, cycle: usi
             }
             Some(r) => {
                 // A store error (sled: a blob file it cannot read) is damage, not the end of the bench.
-                let crop_ok = store.image(*id, ImageKind::Crop).is_ok_and(|c| c.is_some_and(|c| c == synthetic_crop(*seq, CROP_BYTES)));
-                let frame_ok = store.image(*id, ImageKind::Frame).is_ok_and(|c| c == if frames { frame_of(*seq) } else { None });
+                let crop_ok = store
+                    .image(*id, ImageKind::Crop)
+                    .is_ok_and(|c| c.is_some_and(|c| c == synthetic_crop(*seq, CROP_BYTES)));
+                let frame_ok =
+                    store.image(*id, ImageKind::Frame).is_ok_and(|c| c == if frames { frame_of(*seq) } else { None });
                 let plate = format!("T{seq:07}");
-                let indexed = store.search(&PlatePattern::parse(&plate)?, 10).is_ok_and(|v| v.iter().any(|x| x.id == *id));
-                if (r.plate.expose() != plate || r.frame_seq != *seq || !crop_ok || !frame_ok || !indexed) && f.damaged.insert(*id) {
+                let indexed =
+                    store.search(&PlatePattern::parse(&plate)?, 10).is_ok_and(|v| v.iter().any(|x| x.id == *id));
+                if (r.plate.expose() != plate || r.frame_seq != *seq || !crop_ok || !frame_ok || !indexed)
+                    && f.damaged.insert(*id)
+                {
                     report.problem(format!(
                         "cycle {cycle}: read {id} damaged (plate ok {}, crop ok {crop_ok}, frame ok {frame_ok}, indexed {indexed})",
                         r.plate.expose() == plate
@@ -432,9 +457,17 @@ fn verify_reads(store: &Store, acked: &[(ReadId, u64)], frames: bool, cycle: usi
     Ok(())
 }
 
-fn verify_holds(store: &Store, acked: &[(ReadId, String)], cycle: usize, report: &mut CrashReport, f: &mut Findings) -> anyhow::Result<()> {
+fn verify_holds(
+    store: &Store,
+    acked: &[(ReadId, String)],
+    cycle: usize,
+    report: &mut CrashReport,
+    f: &mut Findings,
+) -> anyhow::Result<()> {
     for (read, hold) in acked {
-        if !store.holds_for(*read).is_ok_and(|v| v.iter().any(|h| h.id.to_string() == *hold && h.released.is_none())) && f.lost_holds.insert(hold.clone()) {
+        if !store.holds_for(*read).is_ok_and(|v| v.iter().any(|h| h.id.to_string() == *hold && h.released.is_none()))
+            && f.lost_holds.insert(hold.clone())
+        {
             report.problem(format!("cycle {cycle}: acknowledged hold {hold} on read {read} is missing"));
         }
     }
@@ -442,7 +475,13 @@ fn verify_holds(store: &Store, acked: &[(ReadId, String)], cycle: usize, report:
     Ok(())
 }
 
-fn verify_outbox(store: &Store, acked: &HashMap<u64, u64>, cycle: usize, report: &mut CrashReport, f: &mut Findings) -> anyhow::Result<()> {
+fn verify_outbox(
+    store: &Store,
+    acked: &HashMap<u64, u64>,
+    cycle: usize,
+    report: &mut CrashReport,
+    f: &mut Findings,
+) -> anyhow::Result<()> {
     let queued: HashMap<u64, Vec<u8>> = match store.outbox_peek(None, usize::MAX) {
         Ok(v) => v.into_iter().map(|m| (m.key.seq(), m.payload)).collect(),
         Err(e) => {
@@ -461,7 +500,14 @@ fn verify_outbox(store: &Store, acked: &HashMap<u64, u64>, cycle: usize, report:
 }
 
 /// Returns the log's head after the checks.
-fn verify_audit(store: &Arc<Store>, store_dir: &Path, acked_head: u64, cycle: usize, full: bool, report: &mut CrashReport) -> Option<u64> {
+fn verify_audit(
+    store: &Arc<Store>,
+    store_dir: &Path,
+    acked_head: u64,
+    cycle: usize,
+    full: bool,
+    report: &mut CrashReport,
+) -> Option<u64> {
     let key = key_file(store_dir);
     if acked_head == 0 && !key.exists() {
         return None;
@@ -480,7 +526,10 @@ fn verify_audit(store: &Arc<Store>, store_dir: &Path, acked_head: u64, cycle: us
         Ok(head) => {
             if head < acked_head {
                 report.lost_audit += (acked_head - head) as usize;
-                report.problem(format!("cycle {cycle}: audit entries {}..={acked_head} were acknowledged but the log ends at {head}", head + 1));
+                report.problem(format!(
+                    "cycle {cycle}: audit entries {}..={acked_head} were acknowledged but the log ends at {head}",
+                    head + 1
+                ));
             }
             Some(head)
         }
@@ -499,7 +548,9 @@ fn repoint_head(store: &Store, key: &Path) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(head_path(key));
         return Ok(());
     };
-    let e = decode_record(&crate::store::AuditRecord { key_seq: Some(head), bytes }).map_err(|u| anyhow::anyhow!("{}", u.0))?;
-    ChainHead { seq: head, hash: e.hash.iter().map(|b| format!("{b:02x}")).collect::<String>(), at_ms: e.at_ms }.save(key)?;
+    let e = decode_record(&crate::store::AuditRecord { key_seq: Some(head), bytes })
+        .map_err(|u| anyhow::anyhow!("{}", u.0))?;
+    ChainHead { seq: head, hash: e.hash.iter().map(|b| format!("{b:02x}")).collect::<String>(), at_ms: e.at_ms }
+        .save(key)?;
     Ok(())
 }

@@ -7,8 +7,8 @@ pub mod audit;
 pub mod crash;
 pub mod login;
 pub mod outage;
-pub mod powercut;
 pub mod pipeline;
+pub mod powercut;
 pub mod recognize;
 pub mod rig;
 pub mod store;
@@ -70,7 +70,10 @@ pub fn daemon_exe() -> anyhow::Result<std::path::PathBuf> {
     let me = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find my own executable: {e}"))?;
     let exe = me.with_file_name("polewatch");
     if !exe.is_file() {
-        anyhow::bail!("no daemon binary at {} (build it: cargo build --release -p polewatch, or set POLEWATCH_BIN)", exe.display());
+        anyhow::bail!(
+            "no daemon binary at {} (build it: cargo build --release -p polewatch, or set POLEWATCH_BIN)",
+            exe.display()
+        );
     }
     Ok(exe)
 }

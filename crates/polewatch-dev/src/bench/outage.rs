@@ -54,7 +54,9 @@ fn hot_plate(n: u64) -> String {
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -65,7 +67,8 @@ pub fn produce(dir: &Path, port: u16, rate: f64, cameras: usize, alert_every: u6
     tls::install_crypto_provider();
     // The certificates the bench made (`pki(…, "outage", …)`).
     let pki_dir = dir.join("pki");
-    let (ca, client_cert, client_key) = (pki_dir.join("outage-ca.pem"), pki_dir.join("outage-client.pem"), pki_dir.join("outage-client.key"));
+    let (ca, client_cert, client_key) =
+        (pki_dir.join("outage-ca.pem"), pki_dir.join("outage-client.pem"), pki_dir.join("outage-client.key"));
     let settings = Settings {
         brokers: vec![("127.0.0.1".into(), port)],
         client_id: "outage-pole".into(),
@@ -162,7 +165,9 @@ impl Proxy {
                     continue;
                 }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else { continue };
-                if let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (client.try_clone(), server.try_clone(), client.try_clone(), server.try_clone()) {
+                if let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) =
+                    (client.try_clone(), server.try_clone(), client.try_clone(), server.try_clone())
+                {
                     if let Ok(mut l) = live2.lock() {
                         l.push(c3);
                         l.push(s3);
@@ -213,7 +218,14 @@ fn spawn_box(exe: &Path, dir: &Path, port: u16, o: &Options, seq_start: u64, see
         .args(["debug", "produce", "--dir"])
         .arg(dir)
         .args(["--port", &port.to_string(), "--rate", &(o.reads_per_s_per_camera * o.cameras as f64).to_string()])
-        .args(["--cameras", &o.cameras.to_string(), "--alert-every", &o.alert_every.to_string(), "--seq-start", &seq_start.to_string()])
+        .args([
+            "--cameras",
+            &o.cameras.to_string(),
+            "--alert-every",
+            &o.alert_every.to_string(),
+            "--seq-start",
+            &seq_start.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -250,7 +262,10 @@ type Inbox = Arc<Mutex<Vec<(String, Vec<u8>, Instant)>>>;
 async fn subscriber(pki: &Pki, port: u16) -> Result<(rumqttc::AsyncClient, Inbox)> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
     let mut o = MqttOptions::new(format!("central-{}", fastrand::u32(..)), "127.0.0.1", port);
-    o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls::client_config(&pki.ca, Some((&pki.client_cert, &pki.client_key)))?)));
+    o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls::client_config(
+        &pki.ca,
+        Some((&pki.client_cert, &pki.client_key)),
+    )?)));
     o.set_max_packet_size(4 << 20, 4 << 20);
     o.set_clean_session(true);
     let (client, mut ev) = AsyncClient::new(o, 1000);
@@ -355,7 +370,12 @@ async fn run_async(o: &Options) -> Result<()> {
         let got_r: HashSet<&str> = r.iter().map(|(id, _, _)| id.as_str()).collect();
         let got_a: HashSet<&str> = a.iter().map(|(id, _, _)| id.as_str()).collect();
         if want_reads.is_subset(&got_r) && want_alerts.is_subset(&got_a) {
-            let last = r.iter().filter(|(id, _, _)| want_reads.contains(id.as_str())).chain(a.iter().filter(|(id, _, _)| want_alerts.contains(id.as_str()))).map(|(_, _, t)| *t).max();
+            let last = r
+                .iter()
+                .filter(|(id, _, _)| want_reads.contains(id.as_str()))
+                .chain(a.iter().filter(|(id, _, _)| want_alerts.contains(id.as_str())))
+                .map(|(_, _, t)| *t)
+                .max();
             break last;
         }
         if Instant::now() > deadline {
@@ -389,10 +409,14 @@ async fn run_async(o: &Options) -> Result<()> {
     let dup_reads: usize = rc.values().map(|n| n - 1).sum();
     let dup_alerts: usize = ac.values().map(|n| n - 1).sum();
     // Alerts first: every alert raised during the outage arrived before the first of the outage's reads.
-    let outage_read_ids: HashSet<&str> = acked_reads.iter().filter(|(_, t)| *t >= down_at && *t < up_at).map(|(id, _)| id.as_str()).collect();
-    let outage_alert_ids: HashSet<&str> = acked_alerts.iter().filter(|(_, t)| *t >= down_at && *t < up_at).map(|(id, _)| id.as_str()).collect();
-    let first_outage_read = r.iter().filter(|(id, _, _)| outage_read_ids.contains(id.as_str())).map(|(_, i, _)| *i).min();
-    let last_outage_alert = a.iter().filter(|(id, _, _)| outage_alert_ids.contains(id.as_str())).map(|(_, i, _)| *i).max();
+    let outage_read_ids: HashSet<&str> =
+        acked_reads.iter().filter(|(_, t)| *t >= down_at && *t < up_at).map(|(id, _)| id.as_str()).collect();
+    let outage_alert_ids: HashSet<&str> =
+        acked_alerts.iter().filter(|(_, t)| *t >= down_at && *t < up_at).map(|(id, _)| id.as_str()).collect();
+    let first_outage_read =
+        r.iter().filter(|(id, _, _)| outage_read_ids.contains(id.as_str())).map(|(_, i, _)| *i).min();
+    let last_outage_alert =
+        a.iter().filter(|(id, _, _)| outage_alert_ids.contains(id.as_str())).map(|(_, i, _)| *i).max();
     let alerts_first = match (last_outage_alert, first_outage_read) {
         (Some(la), Some(fr)) => la < fr,
         _ => false,

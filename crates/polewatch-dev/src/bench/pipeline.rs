@@ -45,7 +45,10 @@ impl RtspServer {
         server.set_address("127.0.0.1");
         server.set_service(&port.to_string());
         let factory = rtsp::RTSPMediaFactory::new();
-        factory.set_launch(&format!("( filesrc location=\"{}\" ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 )", file.display()));
+        factory.set_launch(&format!(
+            "( filesrc location=\"{}\" ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 )",
+            file.display()
+        ));
         server.mount_points().context("RTSP mount points")?.add_factory("/cam", factory);
         let id = server.attach(Some(&ctx)).context("RTSP server attach")?;
         let ml = main_loop.clone();
@@ -69,7 +72,9 @@ impl Drop for RtspServer {
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -107,7 +112,11 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         let queue = Arc::new(FrameQueue::new(crate::ingest::queue::FRAMES_PER_CAMERA));
         queue.size_for_cameras(n);
         let mut cfg = crate::config::Config {
-            site: crate::config::Site { site_id: "bench".into(), device_id: "pole".into(), organisation: String::new() },
+            site: crate::config::Site {
+                site_id: "bench".into(),
+                device_id: "pole".into(),
+                organisation: String::new(),
+            },
             cameras: Vec::new(),
             recognizer: Default::default(),
             store: Default::default(),
@@ -132,18 +141,23 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         let stats = Arc::new(AnalyseStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (a_stats, a_stop, a_queue, a_sink) = (stats.clone(), stop.clone(), queue.clone(), sink.clone());
-        let analyser = std::thread::spawn(move || analyse::run(rec, settings, a_queue, a_sink, a_stats, move || a_stop.load(Ordering::Relaxed)));
-        let cams: Vec<Camera> = cfg.cameras.iter().map(|c| Camera::spawn(c, queue.clone(), Timing::default())).collect::<Result<_, _>>()?;
+        let analyser = std::thread::spawn(move || {
+            analyse::run(rec, settings, a_queue, a_sink, a_stats, move || a_stop.load(Ordering::Relaxed))
+        });
+        let cams: Vec<Camera> =
+            cfg.cameras.iter().map(|c| Camera::spawn(c, queue.clone(), Timing::default())).collect::<Result<_, _>>()?;
         // Measure after the first frames arrive, so connection set-up is not counted.
         let t0 = Instant::now();
         while stats.frames.load(Ordering::Relaxed) == 0 && t0.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(50));
         }
         let decoded0: u64 = cams.iter().map(|c| c.stats().frames_decoded.load(Ordering::Relaxed)).sum();
-        let (frames0, dropped0, cpu0, t) = (stats.frames.load(Ordering::Relaxed), queue.dropped(), cpu_s(), Instant::now());
+        let (frames0, dropped0, cpu0, t) =
+            (stats.frames.load(Ordering::Relaxed), queue.dropped(), cpu_s(), Instant::now());
         std::thread::sleep(Duration::from_secs(o.seconds));
         let secs = t.elapsed().as_secs_f64();
-        let decoded: u64 = cams.iter().map(|c| c.stats().frames_decoded.load(Ordering::Relaxed)).sum::<u64>() - decoded0;
+        let decoded: u64 =
+            cams.iter().map(|c| c.stats().frames_decoded.load(Ordering::Relaxed)).sum::<u64>() - decoded0;
         let analysed = stats.frames.load(Ordering::Relaxed) - frames0;
         let dropped = queue.dropped() - dropped0;
         let cpu = cpu_s() - cpu0;

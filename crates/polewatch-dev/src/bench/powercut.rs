@@ -140,7 +140,8 @@ impl Model {
                     stack.push(e.path());
                 } else if meta.is_file() {
                     let mode = meta.permissions().mode() & 0o777;
-                    m.nodes.insert(e.path(), Node::File { durable: std::fs::read(e.path())?, pending: Vec::new(), mode });
+                    m.nodes
+                        .insert(e.path(), Node::File { durable: std::fs::read(e.path())?, pending: Vec::new(), mode });
                 }
             }
         }
@@ -148,7 +149,11 @@ impl Model {
     }
 
     fn file(&mut self, path: &Path) -> &mut Node {
-        self.nodes.entry(path.to_path_buf()).or_insert_with(|| Node::File { durable: Vec::new(), pending: Vec::new(), mode: 0o600 })
+        self.nodes.entry(path.to_path_buf()).or_insert_with(|| Node::File {
+            durable: Vec::new(),
+            pending: Vec::new(),
+            mode: 0o600,
+        })
     }
 
     fn sync(&mut self, path: &Path) {
@@ -180,7 +185,8 @@ impl Model {
                     }
                 }
                 Op::Create { path } => {
-                    self.nodes.insert(path.clone(), Node::File { durable: Vec::new(), pending: Vec::new(), mode: 0o600 });
+                    self.nodes
+                        .insert(path.clone(), Node::File { durable: Vec::new(), pending: Vec::new(), mode: 0o600 });
                 }
                 Op::Mkdir { path } => {
                     self.nodes.insert(path.clone(), Node::Dir);
@@ -223,7 +229,9 @@ impl Model {
                 Node::File { durable, pending, mode } => {
                     let mut content = durable.clone();
                     let tear_at = match fate {
-                        Fate::Random if !pending.is_empty() && fastrand::bool() => Some(fastrand::usize(..pending.len())),
+                        Fate::Random if !pending.is_empty() && fastrand::bool() => {
+                            Some(fastrand::usize(..pending.len()))
+                        }
                         _ => None,
                     };
                     for (i, p) in pending.iter().enumerate() {

@@ -14,8 +14,13 @@ use std::time::Instant;
 pub fn scene_1080p(seed: u64) -> anyhow::Result<(Mat, Vec<crate::recognize::BoxF>)> {
     let mut scene = render::road(1920, 1080, seed)?;
     let mut boxes = Vec::new();
-    for (i, (text, style, x, y, w)) in
-        [("7KQX214", PlateStyle::Us, 420, 620, 200), ("BAC4F21", PlateStyle::Br, 1000, 520, 150), ("MUC4821", PlateStyle::Eu, 1560, 760, 170)].iter().enumerate()
+    for (i, (text, style, x, y, w)) in [
+        ("7KQX214", PlateStyle::Us, 420, 620, 200),
+        ("BAC4F21", PlateStyle::Br, 1000, 520, 150),
+        ("MUC4821", PlateStyle::Eu, 1560, 760, 170),
+    ]
+    .iter()
+    .enumerate()
     {
         let p = render::plate(text, *style, 80)?;
         let body = Scalar::new(40.0 + 50.0 * i as f64, 60.0, 120.0, 0.0);

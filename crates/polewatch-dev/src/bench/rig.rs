@@ -81,11 +81,16 @@ impl Broker {
     /// TLS without client certificates; only `user` with `password` may connect.
     pub fn start_with_password(pki: &Pki, port: u16, user: &str, password: &str) -> Result<Broker> {
         let file = pki.dir.join(format!("passwd-{port}"));
-        let status = Command::new("mosquitto_passwd").arg("-b").arg("-c").arg(&file).arg(user).arg(password).status()?;
+        let status =
+            Command::new("mosquitto_passwd").arg("-b").arg("-c").arg(&file).arg(user).arg(password).status()?;
         if !status.success() {
             return Err(anyhow!("mosquitto_passwd failed: {status}"));
         }
-        Broker::start_with(pki, port, &format!("allow_anonymous false\nrequire_certificate false\npassword_file {}\n", file.display()))
+        Broker::start_with(
+            pki,
+            port,
+            &format!("allow_anonymous false\nrequire_certificate false\npassword_file {}\n", file.display()),
+        )
     }
 
     fn start_with(pki: &Pki, port: u16, auth: &str) -> Result<Broker> {

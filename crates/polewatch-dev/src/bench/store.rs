@@ -4,8 +4,8 @@
 use crate::bench::{print_figures, synthetic_read, ScratchDir};
 use crate::clock::FixedClock;
 use crate::retention::{Policy, DAY_MS};
-use crate::store::sweeper::{sweep, SweepOutcome, SweepSettings};
 use crate::store::crypt::{Key, Keyring};
+use crate::store::sweeper::{sweep, SweepOutcome, SweepSettings};
 use crate::store::{PlatePattern, Store, StoreOptions};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -54,7 +54,12 @@ fn median_ms(runs: usize, mut f: impl FnMut(usize) -> anyhow::Result<()>) -> any
 
 /// Search at `size` reads, clear and encrypted: exact, prefix and suffix wildcard, and the walk that
 /// retroactive hotlist matching makes over every read.
-fn search_figures(o: &Options, size: usize, now: i64, figures: &mut Vec<(String, f64, &'static str)>) -> anyhow::Result<()> {
+fn search_figures(
+    o: &Options,
+    size: usize,
+    now: i64,
+    figures: &mut Vec<(String, f64, &'static str)>,
+) -> anyhow::Result<()> {
     for (tag, keys) in [("clear", None), ("encrypted", Some(random_key()?))] {
         let scratch = ScratchDir::new(o.dir.as_deref(), "bench-search")?;
         let (store, _) = Store::open(&opts(&scratch.0.join("s"), &keys))?;
@@ -65,7 +70,11 @@ fn search_figures(o: &Options, size: usize, now: i64, figures: &mut Vec<(String,
             store.put_reads((seq..seq + n).map(|s| synthetic_read(s as u64, now - DAY_MS + s as i64, 0)).collect())?;
             seq += n;
         }
-        figures.push((format!("search_{tag}_fill_{size}_reads_per_s"), size as f64 / fill.elapsed().as_secs_f64(), "reads/s"));
+        figures.push((
+            format!("search_{tag}_fill_{size}_reads_per_s"),
+            size as f64 / fill.elapsed().as_secs_f64(),
+            "reads/s",
+        ));
         let plate_of = |i: usize| format!("T{:07}", (i * 7919) % size);
         let exact = median_ms(201, |i| {
             let p = PlatePattern::parse(&plate_of(i))?;
@@ -142,7 +151,9 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     {
         let k = random_key()?;
         let r = synthetic_read(1, now, 3000);
-        let rec = serde_json::to_vec(&serde_json::json!({"camera": r.camera_id, "plate": r.plate.expose(), "c": r.char_confidences, "bbox": r.bbox}))?;
+        let rec = serde_json::to_vec(
+            &serde_json::json!({"camera": r.camera_id, "plate": r.plate.expose(), "c": r.char_confidences, "bbox": r.bbox}),
+        )?;
         let crop = r.crop_jpeg.clone().unwrap_or_default();
         let rounds = 20_000;
         let t = Instant::now();
@@ -186,7 +197,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
         }
-        figures.push(("durable_inserts_per_s_8_writers_group_commit".into(), (n / writers * writers) as f64 / t.elapsed().as_secs_f64(), "reads/s"));
+        figures.push((
+            "durable_inserts_per_s_8_writers_group_commit".into(),
+            (n / writers * writers) as f64 / t.elapsed().as_secs_f64(),
+            "reads/s",
+        ));
 
         let t = Instant::now();
         for b in 0..n / 100 {
@@ -196,11 +211,17 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             });
             store.put_reads(reads.collect())?;
         }
-        figures.push(("durable_inserts_per_s_batches_of_100".into(), (n / 100 * 100) as f64 / t.elapsed().as_secs_f64(), "reads/s"));
+        figures.push((
+            "durable_inserts_per_s_batches_of_100".into(),
+            (n / 100 * 100) as f64 / t.elapsed().as_secs_f64(),
+            "reads/s",
+        ));
     }
 
     // 2. Bytes on disk per read.
-    for (label, crop) in [("bytes_on_disk_per_read_metadata_only", 0usize), ("bytes_on_disk_per_read_with_3kb_crop", 3000)] {
+    for (label, crop) in
+        [("bytes_on_disk_per_read_metadata_only", 0usize), ("bytes_on_disk_per_read_with_3kb_crop", 3000)]
+    {
         let scratch = ScratchDir::new(o.dir.as_deref(), "bench-size")?;
         let path = scratch.0.join("s");
         let (store, _) = Store::open(&opts(&path, &keys))?;
@@ -221,7 +242,15 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     }
 
     // 3. Purge 10% of stores of different sizes: time must follow what expires, not what is stored.
-    let policy = Policy { min_days: 365, max_days: 365, max_clock_lead_ms: 30 * DAY_MS, max_clock_lag_ms: 300_000, require_clock_sync: true, max_purge_percent: 100, large_purge_min_reads: 0 };
+    let policy = Policy {
+        min_days: 365,
+        max_days: 365,
+        max_clock_lead_ms: 30 * DAY_MS,
+        max_clock_lag_ms: 300_000,
+        require_clock_sync: true,
+        max_purge_percent: 100,
+        large_purge_min_reads: 0,
+    };
     for &size in &o.purge_sizes {
         let scratch = ScratchDir::new(o.dir.as_deref(), "bench-purge")?;
         let (store, _) = Store::open(&opts(&scratch.0.join("s"), &keys))?;
@@ -246,14 +275,29 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         }
         let fill_s = fill.elapsed().as_secs_f64();
         let t = Instant::now();
-        let report = sweep(&store, &policy, &FixedClock { now, synced: Some(true) }, SweepSettings { batch_size: 500, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None)?;
+        let report = sweep(
+            &store,
+            &policy,
+            &FixedClock { now, synced: Some(true) },
+            SweepSettings { batch_size: 500, batch_pause: Duration::ZERO },
+            &AtomicBool::new(false),
+            None,
+        )?;
         let purge_s = t.elapsed().as_secs_f64();
         if report.outcome != SweepOutcome::Completed || report.purged as usize != expiring {
-            anyhow::bail!("purge of {size} reads deleted {} instead of {expiring} ({:?})", report.purged, report.outcome);
+            anyhow::bail!(
+                "purge of {size} reads deleted {} instead of {expiring} ({:?})",
+                report.purged,
+                report.outcome
+            );
         }
         let label = format!("purge_10pct_of_{size}_reads_ms");
         figures.push((label, purge_s * 1000.0, "ms"));
-        figures.push((format!("purge_10pct_of_{size}_reads_us_per_purged_read"), purge_s * 1e6 / expiring.max(1) as f64, "us"));
+        figures.push((
+            format!("purge_10pct_of_{size}_reads_us_per_purged_read"),
+            purge_s * 1e6 / expiring.max(1) as f64,
+            "us",
+        ));
         figures.push((format!("fill_{size}_reads_per_s"), size as f64 / fill_s, "reads/s"));
     }
     if o.search_reads > 0 {

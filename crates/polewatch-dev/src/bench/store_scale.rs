@@ -41,7 +41,12 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Times `f` `runs` times (or until `budget` is spent, at least `min_runs`); sorted ms.
-fn timings(runs: usize, min_runs: usize, budget: Duration, mut f: impl FnMut(usize) -> anyhow::Result<()>) -> anyhow::Result<Vec<f64>> {
+fn timings(
+    runs: usize,
+    min_runs: usize,
+    budget: Duration,
+    mut f: impl FnMut(usize) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<f64>> {
     let start = Instant::now();
     let mut t = Vec::with_capacity(runs);
     for i in 0..runs {
@@ -81,12 +86,18 @@ pub fn run(o: &ScaleOptions, now: i64, figures: &mut Figures) -> anyhow::Result<
         let mut seq = 0usize;
         while seq < size {
             let n = 1000.min(size - seq);
-            store.put_reads((seq..seq + n).map(|s| synthetic_read(s as u64, captured_at(s, size, now), o.crop_bytes)).collect())?;
+            store.put_reads(
+                (seq..seq + n).map(|s| synthetic_read(s as u64, captured_at(s, size, now), o.crop_bytes)).collect(),
+            )?;
             seq += n;
         }
         let fill_s = fill.elapsed().as_secs_f64();
         figures.push((format!("scale_{size}_fill_batches_of_1000_reads_per_s"), size as f64 / fill_s, "reads/s"));
-        figures.push((format!("scale_{size}_bytes_on_disk_per_read"), store.size_on_disk()? as f64 / size as f64, "bytes"));
+        figures.push((
+            format!("scale_{size}_bytes_on_disk_per_read"),
+            store.size_on_disk()? as f64 / size as f64,
+            "bytes",
+        ));
 
         // Durable inserts into the full store: 8 writers, each read acknowledged after its flush.
         let store = Arc::new(store);
@@ -108,7 +119,11 @@ pub fn run(o: &ScaleOptions, now: i64, figures: &mut Figures) -> anyhow::Result<
         for h in handles {
             h.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
         }
-        figures.push((format!("scale_{size}_durable_inserts_per_s_8_writers"), (writers * each) as f64 / t.elapsed().as_secs_f64(), "reads/s"));
+        figures.push((
+            format!("scale_{size}_durable_inserts_per_s_8_writers"),
+            (writers * each) as f64 / t.elapsed().as_secs_f64(),
+            "reads/s",
+        ));
 
         // Search. Plates are T + 7 digits, one read each; limit 100 as the console asks.
         let plate_of = |i: usize| format!("T{:07}", (i.wrapping_mul(7919) + 13) % size);
@@ -141,19 +156,35 @@ pub fn run(o: &ScaleOptions, now: i64, figures: &mut Figures) -> anyhow::Result<
 
         // A day's purge with the daemon's default policy (10% guard, 500 per batch), then ten days more.
         let policy = Policy::from(&crate::config::Retention::default());
-        let settings = SweepSettings { batch_size: crate::config::Retention::default().batch_size, batch_pause: Duration::ZERO };
+        let settings =
+            SweepSettings { batch_size: crate::config::Retention::default().batch_size, batch_pause: Duration::ZERO };
         let day = size.div_ceil(SPAN_DAYS as usize);
         for (label, at, days) in [("one_day", now, 1usize), ("ten_more_days", now + 10 * DAY_MS, 10)] {
             let t = Instant::now();
-            let r: SweepReport = sweep(&store, &policy, &FixedClock { now: at, synced: Some(true) }, settings, &AtomicBool::new(false), None)?;
+            let r: SweepReport = sweep(
+                &store,
+                &policy,
+                &FixedClock { now: at, synced: Some(true) },
+                settings,
+                &AtomicBool::new(false),
+                None,
+            )?;
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             anyhow::ensure!(r.outcome == SweepOutcome::Completed, "sweep at {size}: {:?}", r.outcome);
             // Each day holds size/366 reads, give or take one at the edges.
             let want = day * days;
-            anyhow::ensure!(r.purged as usize + 2 * days >= want && r.purged as usize <= want + 2 * days, "sweep at {size} purged {} instead of about {want}", r.purged);
+            anyhow::ensure!(
+                r.purged as usize + 2 * days >= want && r.purged as usize <= want + 2 * days,
+                "sweep at {size} purged {} instead of about {want}",
+                r.purged
+            );
             figures.push((format!("scale_{size}_purge_{label}_reads"), r.purged as f64, "reads"));
             figures.push((format!("scale_{size}_purge_{label}_ms"), ms, "ms"));
-            figures.push((format!("scale_{size}_purge_{label}_us_per_purged_read"), ms * 1000.0 / r.purged.max(1) as f64, "us"));
+            figures.push((
+                format!("scale_{size}_purge_{label}_us_per_purged_read"),
+                ms * 1000.0 / r.purged.max(1) as f64,
+                "us",
+            ));
         }
         match Arc::try_unwrap(store) {
             Ok(s) => s.close()?,

@@ -89,7 +89,8 @@ async fn run_async(o: &Options) -> Result<()> {
     {
         let uplink = Uplink::new(settings.clone(), store.clone(), Arc::new(NoCommands));
         let stats = uplink.stats();
-        let sink = Arc::new(ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: Some(uplink.waker()) });
+        let sink =
+            Arc::new(ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: Some(uplink.waker()) });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(uplink.run(stop_rx));
         wait("connection", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await?;
@@ -117,7 +118,8 @@ async fn run_async(o: &Options) -> Result<()> {
         for _ in 0..o.backlog {
             store.enqueue(Lane::Other, "bench", payload.clone())?;
         }
-        let reads: Vec<_> = (0..o.backlog).map(|i| synthetic_read(1_000_000 + i as u64, 1_790_000_000_000 + i as i64, 0)).collect();
+        let reads: Vec<_> =
+            (0..o.backlog).map(|i| synthetic_read(1_000_000 + i as u64, 1_790_000_000_000 + i as i64, 0)).collect();
         for chunk in reads.chunks(1000) {
             store.put_reads(chunk.to_vec())?;
         }
@@ -127,12 +129,17 @@ async fn run_async(o: &Options) -> Result<()> {
         let t = Instant::now();
         let task = tokio::spawn(uplink.run(stop_rx));
         let target = o.backlog as u64;
-        wait("message backlog", Duration::from_secs(300), || stats.outbox_acked.load(Ordering::Relaxed) >= target).await?;
+        wait("message backlog", Duration::from_secs(300), || stats.outbox_acked.load(Ordering::Relaxed) >= target)
+            .await?;
         let msg_s = t.elapsed().as_secs_f64();
         wait("read backlog", Duration::from_secs(300), || store.upload_queue_len() == 0).await?;
         let all_s = t.elapsed().as_secs_f64();
         figures.push((format!("outbox_drain_{}_messages_1kib_per_s", o.backlog), o.backlog as f64 / msg_s, "msg/s"));
-        figures.push((format!("read_backlog_drain_{}_reads_per_s", o.backlog), o.backlog as f64 / (all_s - msg_s).max(1e-6), "reads/s"));
+        figures.push((
+            format!("read_backlog_drain_{}_reads_per_s", o.backlog),
+            o.backlog as f64 / (all_s - msg_s).max(1e-6),
+            "reads/s",
+        ));
         stop.send(true)?;
         let _ = task.await;
     }

@@ -31,7 +31,9 @@ pub enum DatasetError {
 }
 
 fn is_image(p: &Path) -> bool {
-    p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
@@ -74,7 +76,8 @@ fn labelled(img: &Path, group: &str) -> Result<Option<LabelledImage>, DatasetErr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(DatasetError::Read { path: txt, source }),
     };
-    let plates = parse_labels(&text).map_err(|(line, message)| DatasetError::Label { path: txt.clone(), line, message })?;
+    let plates =
+        parse_labels(&text).map_err(|(line, message)| DatasetError::Label { path: txt.clone(), line, message })?;
     Ok(Some(LabelledImage { path: img.to_path_buf(), group: group.to_string(), plates }))
 }
 
@@ -88,14 +91,21 @@ pub fn parse_labels(text: &str) -> Result<Vec<LabelledPlate>, (usize, String)> {
         }
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() < 5 {
-            return Err((i + 1, format!("expected file, x, y, w, h and plate separated by tabs, found {} fields", f.len())));
+            return Err((
+                i + 1,
+                format!("expected file, x, y, w, h and plate separated by tabs, found {} fields", f.len()),
+            ));
         }
-        let num = |k: usize, name: &str| f[k].trim().parse::<f32>().map_err(|_| (i + 1, format!("{name} is not a number")));
+        let num =
+            |k: usize, name: &str| f[k].trim().parse::<f32>().map_err(|_| (i + 1, format!("{name} is not a number")));
         let bbox = BoxF { x: num(1, "x")?, y: num(2, "y")?, w: num(3, "w")?, h: num(4, "h")? };
         if bbox.w <= 0.0 || bbox.h <= 0.0 {
             return Err((i + 1, "the box has no area".into()));
         }
-        let raw: String = f.get(5).map(|s| s.chars().filter(|c| *c != ' ' && *c != '-').collect::<String>().to_ascii_uppercase()).unwrap_or_default();
+        let raw: String = f
+            .get(5)
+            .map(|s| s.chars().filter(|c| *c != ' ' && *c != '-').collect::<String>().to_ascii_uppercase())
+            .unwrap_or_default();
         let text = (!raw.is_empty() && raw.chars().all(|c| c.is_ascii_alphanumeric())).then_some(raw);
         out.push(LabelledPlate { bbox, text });
     }

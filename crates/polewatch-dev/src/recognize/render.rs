@@ -17,9 +17,18 @@ pub enum PlateStyle {
 }
 
 /// Fonts the renderer uses, from Debian packages (fonts-roadgeek, fonts-opendin, fonts-liberation).
-const US_FONTS: [&str; 2] = ["/usr/share/fonts/truetype/roadgeek/RG2014D.ttf", "/usr/share/fonts/truetype/liberation/LiberationSansNarrow-Bold.ttf"];
-const DIN_FONTS: [&str; 2] = ["/usr/share/fonts/truetype/opendin/OSP-DIN.ttf", "/usr/share/fonts/truetype/liberation/LiberationSansNarrow-Bold.ttf"];
-const LABEL_FONTS: [&str; 2] = ["/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"];
+const US_FONTS: [&str; 2] = [
+    "/usr/share/fonts/truetype/roadgeek/RG2014D.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSansNarrow-Bold.ttf",
+];
+const DIN_FONTS: [&str; 2] = [
+    "/usr/share/fonts/truetype/opendin/OSP-DIN.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSansNarrow-Bold.ttf",
+];
+const LABEL_FONTS: [&str; 2] = [
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -40,7 +49,14 @@ fn font(path: &Path) -> Result<core::Ptr<freetype::FreeType2>, RenderError> {
 }
 
 /// Text centred in `area`, at most `height` pixels tall and never wider than the area.
-fn centred_text(img: &mut Mat, ft: &mut core::Ptr<freetype::FreeType2>, text: &str, area: Rect, height: i32, color: Scalar) -> Result<(), RenderError> {
+fn centred_text(
+    img: &mut Mat,
+    ft: &mut core::Ptr<freetype::FreeType2>,
+    text: &str,
+    area: Rect,
+    height: i32,
+    color: Scalar,
+) -> Result<(), RenderError> {
     let mut h = height;
     let mut base = 0;
     let mut size = ft.get_text_size(text, h, -1, &mut base)?;
@@ -74,24 +90,59 @@ pub fn plate(text: &str, style: PlateStyle, height: i32) -> Result<Mat, RenderEr
             let mut main = font(&first_font(&US_FONTS)?)?;
             let red = Scalar::new(40.0, 30.0, 180.0, 0.0);
             centred_text(&mut img, &mut label, "POLEWATCH", Rect::new(0, border, w, h / 5), h / 6, red)?;
-            centred_text(&mut img, &mut main, text, Rect::new(w / 20, h / 5, w - w / 10, h * 3 / 5), h * 52 / 100, Scalar::new(90.0, 30.0, 10.0, 0.0))?;
+            centred_text(
+                &mut img,
+                &mut main,
+                text,
+                Rect::new(w / 20, h / 5, w - w / 10, h * 3 / 5),
+                h * 52 / 100,
+                Scalar::new(90.0, 30.0, 10.0, 0.0),
+            )?;
             centred_text(&mut img, &mut label, "DEMO STATE", Rect::new(0, h * 4 / 5, w, h / 5 - border), h / 8, red)?;
         }
         PlateStyle::Eu => {
             let mut main = font(&first_font(&DIN_FONTS)?)?;
             let band = w / 12;
-            imgproc::rectangle(&mut img, Rect::new(border, border, band, h - 2 * border), blue, -1, imgproc::LINE_8, 0)?;
+            imgproc::rectangle(
+                &mut img,
+                Rect::new(border, border, band, h - 2 * border),
+                blue,
+                -1,
+                imgproc::LINE_8,
+                0,
+            )?;
             let mut label = font(&first_font(&LABEL_FONTS)?)?;
             centred_text(&mut img, &mut label, "D", Rect::new(border, h / 2, band, h / 2 - border), h / 3, white)?;
-            centred_text(&mut img, &mut main, text, Rect::new(band + w / 30, border, w - band - w / 15, h - 2 * border), h * 72 / 100, black)?;
+            centred_text(
+                &mut img,
+                &mut main,
+                text,
+                Rect::new(band + w / 30, border, w - band - w / 15, h - 2 * border),
+                h * 72 / 100,
+                black,
+            )?;
         }
         PlateStyle::Br => {
             let mut main = font(&first_font(&DIN_FONTS)?)?;
             let band = h / 4;
-            imgproc::rectangle(&mut img, Rect::new(border, border, w - 2 * border, band), blue, -1, imgproc::LINE_8, 0)?;
+            imgproc::rectangle(
+                &mut img,
+                Rect::new(border, border, w - 2 * border, band),
+                blue,
+                -1,
+                imgproc::LINE_8,
+                0,
+            )?;
             let mut label = font(&first_font(&LABEL_FONTS)?)?;
             centred_text(&mut img, &mut label, "BRASIL", Rect::new(0, border, w, band), band * 7 / 10, white)?;
-            centred_text(&mut img, &mut main, text, Rect::new(w / 20, band + border, w - w / 10, h - band - 2 * border), h * 60 / 100, black)?;
+            centred_text(
+                &mut img,
+                &mut main,
+                text,
+                Rect::new(w / 20, band + border, w - w / 10, h - band - 2 * border),
+                h * 60 / 100,
+                black,
+            )?;
         }
     }
     Ok(img)
@@ -101,16 +152,38 @@ pub fn plate(text: &str, style: PlateStyle, height: i32) -> Result<Mat, RenderEr
 pub fn road(w: i32, h: i32, seed: u64) -> Result<Mat, RenderError> {
     let mut img = Mat::new_rows_cols_with_default(h, w, core::CV_8UC3, Scalar::all(90.0))?;
     // Sky/buildings band at the top, asphalt below.
-    imgproc::rectangle(&mut img, Rect::new(0, 0, w, h / 4), Scalar::new(150.0, 130.0, 110.0, 0.0), -1, imgproc::LINE_8, 0)?;
+    imgproc::rectangle(
+        &mut img,
+        Rect::new(0, 0, w, h / 4),
+        Scalar::new(150.0, 130.0, 110.0, 0.0),
+        -1,
+        imgproc::LINE_8,
+        0,
+    )?;
     for i in 0..6 {
         let x = w * i / 6 + w / 40;
-        imgproc::rectangle(&mut img, Rect::new(x, h / 12, w / 9, h / 6), Scalar::new(70.0 + 10.0 * i as f64, 80.0, 95.0, 0.0), -1, imgproc::LINE_8, 0)?;
+        imgproc::rectangle(
+            &mut img,
+            Rect::new(x, h / 12, w / 9, h / 6),
+            Scalar::new(70.0 + 10.0 * i as f64, 80.0, 95.0, 0.0),
+            -1,
+            imgproc::LINE_8,
+            0,
+        )?;
     }
     for lane in 1..4 {
         let x = w * lane / 4;
         for k in 0..8 {
             let y = h / 4 + k * h / 9;
-            imgproc::line(&mut img, Point::new(x, y), Point::new(x + w / 200, y + h / 20), Scalar::all(220.0), (w / 300).max(2), imgproc::LINE_AA, 0)?;
+            imgproc::line(
+                &mut img,
+                Point::new(x, y),
+                Point::new(x + w / 200, y + h / 20),
+                Scalar::all(220.0),
+                (w / 300).max(2),
+                imgproc::LINE_AA,
+                0,
+            )?;
         }
     }
     let mut noise = Mat::new_rows_cols_with_default(h, w, core::CV_8UC3, Scalar::all(0.0))?;
@@ -123,7 +196,15 @@ pub fn road(w: i32, h: i32, seed: u64) -> Result<Mat, RenderError> {
 
 /// Draws a vehicle (dark body, lighter window) with `plate` on its back at centre (`cx`, `cy`), the plate
 /// `plate_w` pixels wide, tilted by `angle_deg`. Returns the plate's box in the scene.
-pub fn put_vehicle(scene: &mut Mat, plate: &Mat, cx: i32, cy: i32, plate_w: i32, angle_deg: f64, body: Scalar) -> Result<Rect, RenderError> {
+pub fn put_vehicle(
+    scene: &mut Mat,
+    plate: &Mat,
+    cx: i32,
+    cy: i32,
+    plate_w: i32,
+    angle_deg: f64,
+    body: Scalar,
+) -> Result<Rect, RenderError> {
     let pw = plate_w.max(8);
     let ph = (pw as f32 * plate.rows() as f32 / plate.cols() as f32).round().max(4.0) as i32;
     let (bw, bh) = (pw * 4, pw * 3);
@@ -132,12 +213,23 @@ pub fn put_vehicle(scene: &mut Mat, plate: &Mat, cx: i32, cy: i32, plate_w: i32,
     let window = Rect::new(cx - bw * 2 / 5, cy - bh * 3 / 5, bw * 4 / 5, bh / 3);
     imgproc::rectangle(scene, window, Scalar::new(60.0, 50.0, 45.0, 0.0), -1, imgproc::LINE_AA, 0)?;
     for dx in [-bw * 2 / 5, bw * 2 / 5 - bw / 8] {
-        imgproc::rectangle(scene, Rect::new(cx + dx, cy - bh / 8, bw / 8, bh / 14), Scalar::new(30.0, 30.0, 200.0, 0.0), -1, imgproc::LINE_AA, 0)?;
+        imgproc::rectangle(
+            scene,
+            Rect::new(cx + dx, cy - bh / 8, bw / 8, bh / 14),
+            Scalar::new(30.0, 30.0, 200.0, 0.0),
+            -1,
+            imgproc::LINE_AA,
+            0,
+        )?;
     }
     let mut small = Mat::default();
     imgproc::resize(plate, &mut small, Size::new(pw, ph), 0.0, 0.0, imgproc::INTER_AREA)?;
     // Rotate the plate about its centre into the scene through a mask, so corners stay sharp.
-    let src = Vector::<Point2f>::from_slice(&[Point2f::new(0.0, 0.0), Point2f::new(pw as f32, 0.0), Point2f::new(0.0, ph as f32)]);
+    let src = Vector::<Point2f>::from_slice(&[
+        Point2f::new(0.0, 0.0),
+        Point2f::new(pw as f32, 0.0),
+        Point2f::new(0.0, ph as f32),
+    ]);
     let (s, c) = angle_deg.to_radians().sin_cos();
     let rot = |x: f32, y: f32| {
         let (dx, dy) = (x - pw as f32 / 2.0, y - ph as f32 / 2.0);
@@ -147,7 +239,15 @@ pub fn put_vehicle(scene: &mut Mat, plate: &Mat, cx: i32, cy: i32, plate_w: i32,
     let m = imgproc::get_affine_transform(&src, &dst)?;
     let size = scene.size()?;
     let mut warped = Mat::default();
-    imgproc::warp_affine(&small, &mut warped, &m, size, imgproc::INTER_LINEAR, core::BORDER_CONSTANT, Scalar::all(0.0))?;
+    imgproc::warp_affine(
+        &small,
+        &mut warped,
+        &m,
+        size,
+        imgproc::INTER_LINEAR,
+        core::BORDER_CONSTANT,
+        Scalar::all(0.0),
+    )?;
     let ones = Mat::new_rows_cols_with_default(ph, pw, core::CV_8UC1, Scalar::all(255.0))?;
     let mut mask = Mat::default();
     imgproc::warp_affine(&ones, &mut mask, &m, size, imgproc::INTER_NEAREST, core::BORDER_CONSTANT, Scalar::all(0.0))?;

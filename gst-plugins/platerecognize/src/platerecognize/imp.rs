@@ -18,8 +18,9 @@ pub const MESSAGE_NAME: &str = "polewatch-plate";
 
 const DEFAULT_DETECT_CONFIDENCE: f64 = 0.35;
 
-static CAT: LazyLock<gst::DebugCategory> =
-    LazyLock::new(|| gst::DebugCategory::new("platerecognize", gst::DebugColorFlags::empty(), Some("polewatch plate recognizer")));
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("platerecognize", gst::DebugColorFlags::empty(), Some("polewatch plate recognizer"))
+});
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -32,7 +33,13 @@ struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { model_set: DEFAULT_MODEL_SET.into(), detect_confidence: DEFAULT_DETECT_CONFIDENCE, min_confidence: 0.0, smoke_test: true, top_n: 5 }
+        Settings {
+            model_set: DEFAULT_MODEL_SET.into(),
+            detect_confidence: DEFAULT_DETECT_CONFIDENCE,
+            min_confidence: 0.0,
+            smoke_test: true,
+            top_n: 5,
+        }
     }
 }
 
@@ -107,7 +114,9 @@ impl ObjectImpl for PlateRecognize {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
         match pspec.name() {
-            "model-set" => s.model_set = value.get::<Option<String>>().ok().flatten().unwrap_or_else(|| DEFAULT_MODEL_SET.into()),
+            "model-set" => {
+                s.model_set = value.get::<Option<String>>().ok().flatten().unwrap_or_else(|| DEFAULT_MODEL_SET.into())
+            }
             "detect-confidence" => s.detect_confidence = value.get().unwrap_or(DEFAULT_DETECT_CONFIDENCE),
             "min-confidence" => s.min_confidence = value.get().unwrap_or(0.0),
             "smoke-test" => s.smoke_test = value.get().unwrap_or(true),
@@ -147,10 +156,14 @@ impl ElementImpl for PlateRecognize {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new().format_list(FORMATS.iter().map(|f| gst_video::VideoFormat::from_string(f))).build();
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(FORMATS.iter().map(|f| gst_video::VideoFormat::from_string(f)))
+                .build();
             vec![
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).expect("sink template"),
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).expect("src template"),
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
+                    .expect("sink template"),
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps)
+                    .expect("src template"),
             ]
         });
         TEMPLATES.as_ref()
@@ -168,10 +181,19 @@ impl BaseTransformImpl for PlateRecognize {
         let path = std::path::Path::new(&s.model_set);
         let set = polewatch::config::load_model_set(path)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["model set {}: {}", path.display(), e]))?;
-        let ocr = set.ocr.as_ref().ok_or_else(|| gst::error_msg!(gst::LibraryError::Settings, ["model set {} has no [ocr] model", path.display()]))?;
-        let rec = Recognizer::new(set.detector.as_ref(), ocr, DnnBackend::Cpu, s.detect_confidence as f32, &[], s.top_n as usize)
-            .and_then(|r| if s.smoke_test { r.checked() } else { Ok(r) })
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["recognizer from {}: {}", path.display(), e]))?;
+        let ocr = set.ocr.as_ref().ok_or_else(|| {
+            gst::error_msg!(gst::LibraryError::Settings, ["model set {} has no [ocr] model", path.display()])
+        })?;
+        let rec = Recognizer::new(
+            set.detector.as_ref(),
+            ocr,
+            DnnBackend::Cpu,
+            s.detect_confidence as f32,
+            &[],
+            s.top_n as usize,
+        )
+        .and_then(|r| if s.smoke_test { r.checked() } else { Ok(r) })
+        .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["recognizer from {}: {}", path.display(), e]))?;
         gst::info!(CAT, imp = self, "recognizer ready from {}", path.display());
         lock(&self.state).recognizer = Some(rec);
         Ok(())
@@ -183,7 +205,8 @@ impl BaseTransformImpl for PlateRecognize {
     }
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let info = gst_video::VideoInfo::from_caps(incaps).map_err(|_| gst::loggable_error!(CAT, "caps without video info: {incaps}"))?;
+        let info = gst_video::VideoInfo::from_caps(incaps)
+            .map_err(|_| gst::loggable_error!(CAT, "caps without video info: {incaps}"))?;
         lock(&self.state).info = Some(info);
         Ok(())
     }
@@ -203,7 +226,11 @@ impl BaseTransformImpl for PlateRecognize {
             let offset = info.offset()[0];
             let plane = map.as_slice().get(offset..).unwrap_or(&[]);
             packed_bgr(plane, info.format().to_str(), w as usize, h as usize, stride).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ["frame of {}x{} has {} bytes, {} needed", w, h, e.got, e.want]);
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    ["frame of {}x{} has {} bytes, {} needed", w, h, e.got, e.want]
+                );
                 gst::FlowError::Error
             })?
         };

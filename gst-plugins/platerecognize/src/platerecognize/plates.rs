@@ -12,7 +12,13 @@ pub struct ShortFrame {
 }
 
 /// Packed BGR rows (no padding) from one plane of `format` with `stride` bytes per row.
-pub fn packed_bgr(data: &[u8], format: &str, width: usize, height: usize, stride: usize) -> Result<Vec<u8>, ShortFrame> {
+pub fn packed_bgr(
+    data: &[u8],
+    format: &str,
+    width: usize,
+    height: usize,
+    stride: usize,
+) -> Result<Vec<u8>, ShortFrame> {
     let px = if format == "BGR" || format == "RGB" { 3 } else { 4 };
     let want = stride * height.saturating_sub(1) + width * px;
     if height == 0 || stride < width * px || data.len() < want {
