@@ -24,11 +24,15 @@ dev: deps
 # by the project's dev tool (polewatch-dev) on first use, played as the demo camera, and every vehicle read
 # is printed. Ctrl-C stops it.
 DEMO_VIDEO ?= demo-state/demo.mp4
-run: build dev
+# The demo runs on the profile `make test` builds (dev: our code unoptimised, every dependency at opt-level
+# 2, where the frame work happens), so `make test` then `make run` compiles once, not twice; `make build`, the
+# benchmarks and the Debian package are release builds.
+run: deps
+	$(CARGO) build --locked --workspace --bins
 	@mkdir -p demo-state
-	@test -s $(DEMO_VIDEO) || ./target/release/polewatch-dev demo-video --out $(DEMO_VIDEO)
-	./target/release/polewatch check-config --config $(DEMO_CONFIG)
-	./target/release/polewatch run --config $(DEMO_CONFIG)
+	@test -s $(DEMO_VIDEO) || ./target/debug/polewatch-dev demo-video --out $(DEMO_VIDEO)
+	./target/debug/polewatch check-config --config $(DEMO_CONFIG)
+	./target/debug/polewatch run --config $(DEMO_CONFIG)
 
 # Every test: unit, property, integration (real sled store, the daemon under a notify socket, kill -9).
 # TEST_DATA: a folder of real labelled plate sets read in place by the tests that take one (passed as
