@@ -80,6 +80,26 @@ fn assert_valid(v: &jsonschema::Validator, doc: &[u8]) {
     assert!(errors.is_empty(), "{errors:?}");
 }
 
+/// The committed schemas are the ones the payload types derive (regenerate with `polewatch-dev schemas`, or
+/// run this test with `POLEWATCH_WRITE_SCHEMAS=1`).
+#[test]
+fn committed_schemas_equal_the_derived_ones() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas");
+    let write = std::env::var_os("POLEWATCH_WRITE_SCHEMAS").is_some();
+    let generated = polewatch::uplink::schemas::generated();
+    assert_eq!(generated.len(), 5);
+    for (name, text) in generated {
+        if write {
+            std::fs::write(root.join(name), &text).unwrap();
+        }
+        let committed = std::fs::read_to_string(root.join(name)).unwrap();
+        assert!(
+            committed == text,
+            "config/schemas/{name} differs from what the payload types derive: run `cargo run -p polewatch-dev -- schemas`"
+        );
+    }
+}
+
 #[test]
 fn published_schemas_accept_their_examples_and_our_types() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/schemas");

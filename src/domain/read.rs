@@ -117,9 +117,12 @@ pub fn first_key_at(ms: i64) -> [u8; 16] {
     k
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Another text the recognizer considered for a read, with its confidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(extend("additionalProperties" = false))]
 pub struct Candidate {
     pub text: String,
+    #[schemars(range(min = 0, max = 1))]
     pub confidence: f32,
 }
 

@@ -4,6 +4,7 @@
 pub mod brokers;
 pub mod delivery;
 pub mod payload;
+pub mod schemas;
 pub mod session;
 pub mod tls;
 pub mod topics;

@@ -39,6 +39,11 @@ enum Cmd {
         #[command(subcommand)]
         what: BenchCmd,
     },
+    /// Write the JSON Schemas derived from the payload types (reads, alert, health, command, ack).
+    Schemas {
+        #[arg(long, default_value = "config/schemas")]
+        out: PathBuf,
+    },
     /// Tools for tests and benchmarks.
     #[command(hide = true)]
     Debug {
@@ -281,10 +286,22 @@ enum DebugCmd {
     },
 }
 
+fn write_schemas(out: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, text) in polewatch::uplink::schemas::generated() {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Bench { what } => bench_cmd(what, &cli.config),
+        Cmd::Schemas { out } => write_schemas(&out),
         Cmd::Debug { what: DebugCmd::WriteReads { store, threads, seq_start, no_frames } } => {
             bench::crash::write_forever(&store, threads, seq_start, !no_frames)
         }
