@@ -10,7 +10,7 @@ use support::rtsp::Killed;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,26 +24,6 @@ const PW: &str = "tulip-harbor-quartz";
 #[ignore = "helper process for the online audit test, not a test"]
 fn audit_online_rtsp_server_child() {
     support::rtsp::serve_file_from_env(CHILD_ENV);
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn recognizer_tables() -> String {
-    let text = std::fs::read_to_string(repo().join("models/polewatch.toml")).unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with("name"))
-        .map(|l| match l {
-            "[detector]" => "[recognizer.detector]".to_string(),
-            "[ocr]" => "[recognizer.ocr]".to_string(),
-            l if l.starts_with("path = \"") => {
-                l.replacen("path = \"", &format!("path = \"{}/models/", repo().display()), 1)
-            }
-            l => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Runs `polewatch ARGS --config CFG` with `stdin` on its standard input.
@@ -89,7 +69,7 @@ fn an_audit_verify_and_a_compliance_report_run_while_the_daemon_stores_reads() {
              [store]\npath = \"{}\"\n[store.retention]\nrequire_clock_sync = false\n\
              [api]\nenabled = true\nlisten = \"127.0.0.1:{api_port}\"\n\
              [access]\naudit_key_file = \"{}\"\ndevice_key_file = \"{}\"\n[logging]\nlevel = \"info\"\ntarget = \"stderr\"\n",
-            recognizer_tables(),
+            support::recognizer_tables(),
             dir.path().join("state/store").display(),
             dir.path().join("keys/audit.key").display(),
             dir.path().join("keys/device.key").display()

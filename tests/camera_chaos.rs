@@ -169,27 +169,6 @@ fn proc_count(pid: u32, what: &str) -> usize {
     }
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The shipped model set's tables as `[recognizer.*]` tables with absolute paths.
-fn recognizer_tables() -> String {
-    let text = std::fs::read_to_string(repo().join("models/polewatch.toml")).unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with("name"))
-        .map(|l| match l {
-            "[detector]" => "[recognizer.detector]".to_string(),
-            "[ocr]" => "[recognizer.ocr]".to_string(),
-            l if l.starts_with("path = \"") => {
-                l.replacen("path = \"", &format!("path = \"{}/models/", repo().display()), 1)
-            }
-            l => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn config(dir: &Path, a: u16, b: u16) -> PathBuf {
     let cam = |id: &str, port: u16| {
         format!("[[cameras]]\nid = \"{id}\"\nurl = \"rtsp://127.0.0.1:{port}/cam\"\ntransport = \"tcp\"\nanalysis_fps = 2.0\nmotion_gate = false\n")
@@ -202,7 +181,7 @@ fn config(dir: &Path, a: u16, b: u16) -> PathBuf {
              [access]\naudit_key_file = \"{}\"\n[logging]\nlevel = \"warn\"\ntarget = \"stderr\"\n{}\n{}{}",
             dir.join("store").display(),
             dir.join("audit.key").display(),
-            recognizer_tables(),
+            support::recognizer_tables(),
             cam("a", a),
             cam("b", b)
         ),

@@ -88,27 +88,6 @@ fn terminate(d: &mut Killed, rx: &std::sync::mpsc::Receiver<String>, log: &mut V
     }
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The shipped model set's tables as `[recognizer.*]` tables with absolute paths.
-fn recognizer_tables() -> String {
-    let text = std::fs::read_to_string(repo().join("models/polewatch.toml")).unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with("name"))
-        .map(|l| match l {
-            "[detector]" => "[recognizer.detector]".to_string(),
-            "[ocr]" => "[recognizer.ocr]".to_string(),
-            l if l.starts_with("path = \"") => {
-                l.replacen("path = \"", &format!("path = \"{}/models/", repo().display()), 1)
-            }
-            l => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn demo_video_over_rtsp_gives_one_correct_read_per_vehicle() {
     let _one = ONE_DAEMON_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -119,7 +98,7 @@ fn demo_video_over_rtsp_gives_one_correct_read_per_vehicle() {
     polewatch_dev::demo::write_video(&video, 1280, 720, 10, 20.0).expect("demo video renders");
     let (server, port) = rtsp_server(&video);
 
-    let models = recognizer_tables();
+    let models = support::recognizer_tables();
     let cfg = dir.path().join("polewatch.toml");
     std::fs::write(
         &cfg,
@@ -224,7 +203,7 @@ fn shutdown_config(
              [mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {mqtt_port}\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\nkeepalive_s = 5\n\
              [store]\npath = \"{}\"\n[store.retention]\nrequire_clock_sync = false\n\
              [access]\naudit_key_file = \"{}\"\n[logging]\nlevel = \"info\"\ntarget = \"stderr\"\n",
-            recognizer_tables(),
+            support::recognizer_tables(),
             hotlist.display(),
             pki.ca.display(),
             pki.client_cert.display(),

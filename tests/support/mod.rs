@@ -59,3 +59,22 @@ impl std::ops::Deref for Broker {
         &self.0
     }
 }
+
+/// The shipped model set's tables as `[recognizer.*]` tables with absolute paths, for a daemon
+/// configuration written by a test.
+pub fn recognizer_tables() -> String {
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(repo.join("models/polewatch.toml")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with("name"))
+        .map(|l| match l {
+            "[detector]" => "[recognizer.detector]".to_string(),
+            "[ocr]" => "[recognizer.ocr]".to_string(),
+            l if l.starts_with("path = \"") => {
+                l.replacen("path = \"", &format!("path = \"{}/models/", repo.display()), 1)
+            }
+            l => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
