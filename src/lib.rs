@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod evidence;
 pub mod hotlist;
 pub mod ingest;
 pub mod observe;

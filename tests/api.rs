@@ -113,11 +113,17 @@ fn start() -> Server {
     let device_key = DeviceKey::load_or_create(&cfg.access.device_key_file).unwrap();
     let device_key_hex = device_key.public_hex();
     let export_dir = dir.path().join("exports");
+    let limits = polewatch::access::release::Limits {
+        allowed_jurisdictions: cfg.access.allowed_jurisdictions.clone(),
+        max_range_days: i64::from(cfg.access.max_release_days),
+    };
+    let evidence = Arc::new(polewatch::evidence::Evidence::new(store.clone(), audit.clone(), limits));
     let state = Arc::new(ApiState {
         store: store.clone(),
         users,
         audit: audit.clone(),
         audit_log: audit.clone(),
+        evidence,
         config: cfg,
         device_key,
         export_dir: export_dir.clone(),

@@ -30,6 +30,8 @@ pub struct ApiState {
     pub users: Arc<UserService>,
     pub audit: Arc<dyn AuditSink>,
     pub audit_log: Arc<crate::access::audit::AuditLog>,
+    /// Holds, alert decisions and release requests: the door the MQTT commands share.
+    pub evidence: Arc<crate::evidence::Evidence>,
     pub config: Config,
     pub device_key: DeviceKey,
     /// Where export bundles are written.

@@ -18,7 +18,8 @@ use crate::access::text::{for_audit, CaseNumber, Note, Reason};
 use crate::access::users::{LoginDenied, User};
 use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::clock::now_ms;
-use crate::store::{Decision, HoldRequest, ImageKind, PlatePattern, ReadId, StoreError, StoredRead, Verification};
+use crate::evidence::{act_on, ActError, Actor, Authority, EvidenceError, HoldAsk, ReleaseDecision};
+use crate::store::{Decision, ImageKind, PlatePattern, ReadId, StoreError, StoredRead};
 use crate::uplink::payload::ReadV1;
 use aim::{roi_snippet, snapshot_stream};
 use axum::body::Bytes;
@@ -35,8 +36,8 @@ use std::sync::{Arc, Mutex};
 pub(super) struct Shared {
     api: Arc<ApiState>,
     logins: LoginGate,
-    /// Serialises check-then-act of evidence changes (alert decisions, hold releases, release decisions)
-    /// made through this API, so a check cannot go stale before its act.
+    /// Serialises check-then-act of the console's local hotlist (evidence changes have the evidence
+    /// service's own lock), so a check cannot go stale before its act.
     changes: Mutex<()>,
 }
 
@@ -188,21 +189,51 @@ async fn policy_md(State(s): St) -> impl IntoResponse {
     )
 }
 
-/// The signed-in user of a request, re-checked (lock, training) on every call.
-struct Caller {
+/// The signed-in user of a request, re-checked (lock, training) on every call: the extractor every
+/// handler that needs a session takes, so none can forget it.
+pub(super) struct Caller {
     user: User,
+    /// The client's address, as the audit log records it.
     source: String,
+    /// The session token, for streams that end with the session.
+    token: String,
 }
 
 impl Caller {
     fn entry(&self, action: Action) -> NewAuditEntry {
-        NewAuditEntry {
-            user: self.user.username.clone(),
+        self.actor().entry(action)
+    }
+
+    /// The caller as the evidence service sees them: their roles are their authority.
+    fn actor(&self) -> Actor {
+        Actor {
+            name: self.user.username.clone(),
             organisation: self.user.organisation.clone(),
             source: self.source.clone(),
-            action: Some(action),
-            ..Default::default()
+            authority: Authority::Roles(self.user.roles.clone()),
         }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+}
+
+impl axum::extract::FromRequestParts<Arc<Shared>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &Arc<Shared>) -> Res<Self> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .ok_or_else(|| err(StatusCode::INTERNAL_SERVER_ERROR, "the server gives no client address"))?;
+        let token = bearer(&parts.headers).ok_or_else(|| err(StatusCode::UNAUTHORIZED, "log in first"))?;
+        let (user, _) = off_worker(|| s.users.session_user(token, now_ms())).map_err(|e| match e {
+            UserError::Audit(_) | UserError::Store(_) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            other => err(StatusCode::UNAUTHORIZED, other.to_string()),
+        })?;
+        Ok(Caller { user, source: addr.to_string(), token: token.to_string() })
     }
 }
 
@@ -216,17 +247,31 @@ fn user_error(e: UserError) -> ApiError {
     }
 }
 
-fn caller(s: &ApiState, headers: &HeaderMap, addr: SocketAddr) -> Res<Caller> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "log in first"))?;
-    let (user, _) = s.users.session_user(token, now_ms()).map_err(|e| match e {
-        UserError::Audit(_) | UserError::Store(_) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        other => err(StatusCode::UNAUTHORIZED, other.to_string()),
-    })?;
-    Ok(Caller { user, source: addr.to_string() })
+/// The HTTP answer to an evidence service refusal.
+fn evidence_error(e: EvidenceError) -> ApiError {
+    let status = match &e {
+        EvidenceError::Forbidden(_) => StatusCode::FORBIDDEN,
+        EvidenceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        EvidenceError::NotFound(_) => StatusCode::NOT_FOUND,
+        EvidenceError::Conflict(_) => StatusCode::CONFLICT,
+        EvidenceError::Audit(a) => {
+            log::error!("audit write failed, access refused: {a}");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        EvidenceError::Store(_) | EvidenceError::NotDone(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError(status, e.to_string())
+}
+
+/// Runs `f`, which writes and syncs the audit log or the store, without holding up this async worker:
+/// on the daemon's multi-thread runtime the worker's other tasks move to another thread meanwhile
+/// (`block_in_place`), so the ~100 audited call sites stay plain code borrowing the request's state.
+fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Refuses (and audits the refusal) unless the caller's roles allow `p`.
@@ -234,22 +279,10 @@ fn require(s: &ApiState, c: &Caller, p: Permission, action: Action, object: &str
     require_any(s, c, &[p], action, object)
 }
 
-/// Refuses (and audits the refusal) unless the caller's roles allow one of `ps`.
+/// Refuses (and audits the refusal) unless the caller's roles allow one of `ps`: the evidence service's
+/// check, so both doors refuse alike.
 fn require_any(s: &ApiState, c: &Caller, ps: &[Permission], action: Action, object: &str) -> Res<()> {
-    if ps.iter().any(|p| roles::may(&c.user.roles, *p)) {
-        return Ok(());
-    }
-    let names: Vec<&str> = ps.iter().map(|p| p.as_str()).collect();
-    audit(
-        s,
-        NewAuditEntry {
-            object: for_audit(object),
-            outcome: Some(Outcome::Denied),
-            detail: format!("role lacks {}", names.join(" or ")),
-            ..c.entry(action)
-        },
-    )?;
-    Err(err(StatusCode::FORBIDDEN, format!("your role may not {}", names.join(" or ").replace('_', " "))))
+    off_worker(|| s.evidence.require(&c.actor(), ps, action, object)).map_err(evidence_error)
 }
 
 /// Writes an audit entry; if that fails, the access it records does not happen.
@@ -258,7 +291,7 @@ fn audit(s: &ApiState, e: NewAuditEntry) -> Res<u64> {
 }
 
 fn record(sink: &dyn AuditSink, e: NewAuditEntry) -> Res<u64> {
-    sink.record(e).map_err(|e| {
+    off_worker(|| sink.record(e)).map_err(|e| {
         log::error!("audit write failed, access refused: {e}");
         err(StatusCode::SERVICE_UNAVAILABLE, "the audit log cannot record this access, so it is refused")
     })
@@ -270,25 +303,12 @@ fn refuse<T>(s: &ApiState, base: NewAuditEntry, outcome: Outcome, status: Status
     Err(err(status, why))
 }
 
-/// A checked change: records `entry` as ok, then makes the change. If the store still refuses it, a
-/// second entry with outcome `error` says so and names the first as void by its seq: the log never
-/// leaves an `ok` standing alone for a change that did not happen.
-fn act<T>(s: &ApiState, entry: NewAuditEntry, change: impl FnOnce() -> Result<T, StoreError>) -> Res<T> {
-    act_on(s.audit.as_ref(), entry, change)
-}
-
-fn act_on<T>(sink: &dyn AuditSink, entry: NewAuditEntry, change: impl FnOnce() -> Result<T, StoreError>) -> Res<T> {
-    let seq = record(sink, NewAuditEntry { outcome: Some(Outcome::Ok), ..entry.clone() })?;
-    change().map_err(|e| {
-        let void = NewAuditEntry {
-            outcome: Some(Outcome::Error),
-            detail: format!("not done, entry #{seq} is void: {e}"),
-            ..entry
-        };
-        if let Err(ae) = sink.record(void) {
-            log::error!("audit: cannot record that entry #{seq} was not done: {ae}");
-        }
-        err(StatusCode::INTERNAL_SERVER_ERROR, format!("not done: {e}"))
+/// A checked change outside the evidence service (the console's local hotlist), in its order: `entry` recorded as
+/// ok, then the change; a store failure voids the entry ([`crate::evidence::act_on`]).
+fn act<T, E: std::fmt::Display>(s: &ApiState, entry: NewAuditEntry, change: impl FnOnce() -> Result<T, E>) -> Res<T> {
+    off_worker(|| act_on(s.audit.as_ref(), entry, change)).map_err(|e| match e {
+        ActError::Audit(a) => evidence_error(EvidenceError::Audit(a)),
+        ActError::NotDone(e) => err(StatusCode::INTERNAL_SERVER_ERROR, format!("not done: {e}")),
     })
 }
 
@@ -390,17 +410,12 @@ async fn logout(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     _body: Bytes,
 ) -> Res<Json<Value>> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    s.users.logout(token, &addr.to_string()).map_err(user_error)?;
+    let token = bearer(&headers).unwrap_or("");
+    off_worker(|| s.users.logout(token, &addr.to_string())).map_err(user_error)?;
     Ok(Json(json!({ "ok": true })))
 }
 
-async fn me(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn me(State(s): St, c: Caller) -> Res<Json<Value>> {
     Ok(Json(user_json(&s, &c.user)))
 }
 
@@ -451,13 +466,7 @@ struct SearchBody {
     per_page: Option<u64>,
 }
 
-async fn search(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Json(q): Json<SearchBody>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn search(State(s): St, c: Caller, Json(q): Json<SearchBody>) -> Res<Json<Value>> {
     require(&s, &c, Permission::Search, Action::Search, "")?;
     let base = NewAuditEntry { query: for_audit(&q.plate), ..c.entry(Action::Search) };
     let case = check_why(&s, &Why { purpose: q.purpose.clone(), case_number: q.case_number.clone() }, base.clone())?;
@@ -495,14 +504,7 @@ fn parse_id(id: &str) -> Option<ReadId> {
     id.parse::<uuid::Uuid>().ok().map(ReadId)
 }
 
-async fn read_detail(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    Json(why): Json<Why>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn read_detail(State(s): St, c: Caller, Path(id): Path<String>, Json(why): Json<Why>) -> Res<Json<Value>> {
     require(&s, &c, Permission::ViewRead, Action::ViewRead, &id)?;
     let base = NewAuditEntry { object: for_audit(&id), ..c.entry(Action::ViewRead) };
     let case = check_why(&s, &why, base.clone())?;
@@ -528,14 +530,7 @@ async fn read_detail(
     Ok(Json(v))
 }
 
-async fn read_crop(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    Json(why): Json<Why>,
-) -> Res<Response> {
-    let c = caller(&s, &headers, addr)?;
+async fn read_crop(State(s): St, c: Caller, Path(id): Path<String>, Json(why): Json<Why>) -> Res<Response> {
     require(&s, &c, Permission::ViewImage, Action::ViewImage, &id)?;
     let base = NewAuditEntry { object: for_audit(&id), ..c.entry(Action::ViewImage) };
     let case = check_why(&s, &why, base.clone())?;
@@ -566,44 +561,14 @@ struct HoldBody {
     expires_at: Option<jiff::Timestamp>,
 }
 
-async fn place_hold(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Json(b): Json<HoldBody>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
-    require(&s, &c, Permission::PlaceHold, Action::HoldPlaced, &b.read_id)?;
-    let base = NewAuditEntry {
-        object: for_audit(&b.read_id),
-        case_number: b.case_number.to_string(),
-        detail: b.reason.to_string(),
-        ..c.entry(Action::HoldPlaced)
+async fn place_hold(State(s): St, c: Caller, Json(b): Json<HoldBody>) -> Res<Json<Value>> {
+    let ask = HoldAsk {
+        read_id: b.read_id,
+        case_number: b.case_number,
+        reason: b.reason,
+        expires_at_ms: b.expires_at.map(|t| t.as_millisecond()),
     };
-    let Some(rid) = parse_id(&b.read_id) else {
-        return refuse(&s, base, Outcome::Error, StatusCode::BAD_REQUEST, "not a read id".into());
-    };
-    let now = now_ms();
-    let expires_at_ms = b.expires_at.map(|t| t.as_millisecond());
-    if expires_at_ms.is_some_and(|e| e <= now) {
-        return refuse(
-            &s,
-            base,
-            Outcome::Denied,
-            StatusCode::BAD_REQUEST,
-            "a hold's expiry must be in the future".into(),
-        );
-    }
-    if s.store.get_read(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.is_none() {
-        return refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such read".into());
-    }
-    let req = HoldRequest {
-        placed_by: c.user.username.clone(),
-        case_number: b.case_number.into_string(),
-        reason: b.reason.into_string(),
-        expires_at_ms,
-    };
-    let h = act(&s, base, || s.store.place_hold(rid, req, now))?;
+    let h = off_worker(|| s.evidence.place_hold(&c.actor(), ask, now_ms())).map_err(evidence_error)?;
     Ok(Json(json!({ "hold_id": h.id, "read_id": h.read_id })))
 }
 
@@ -626,8 +591,7 @@ fn disk_use(path: &std::path::Path) -> Option<(u64, u64)> {
 /// Retention and holds: every hold (in force, expired, released) with its case and expiry, the last and
 /// next retention sweep, the oldest read against the retention period, and disk use against the
 /// watermarks.
-async fn list_holds(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn list_holds(State(s): St, c: Caller) -> Res<Json<Value>> {
     require_any(&s, &c, &[Permission::PlaceHold, Permission::ReleaseHold], Action::HoldsViewed, "holds")?;
     let st = s.clone();
     let v = tokio::task::spawn_blocking(move || -> Result<Value, String> {
@@ -693,36 +657,10 @@ struct ReleaseHoldBody {
     reason: Reason,
 }
 
-async fn release_hold(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Json(b): Json<ReleaseHoldBody>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
-    require(&s, &c, Permission::ReleaseHold, Action::HoldReleased, &b.read_id)?;
-    let base = NewAuditEntry {
-        object: format!("{}/{}", for_audit(&b.read_id), b.hold_id),
-        detail: b.reason.to_string(),
-        ..c.entry(Action::HoldReleased)
-    };
-    let Some(rid) = parse_id(&b.read_id) else {
-        return refuse(&s, base, Outcome::Error, StatusCode::BAD_REQUEST, "not a read id".into());
-    };
-    let _g = s.change_lock();
-    let holds = s.store.holds_for(rid).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match holds.iter().find(|h| h.id == b.hold_id) {
-        None => refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such hold on this read".into()),
-        Some(h) if h.released.is_some() => {
-            refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, "the hold was already released".into())
-        }
-        Some(h) => {
-            let base = NewAuditEntry { case_number: h.case_number.clone(), ..base };
-            let h =
-                act(&s, base, || s.store.release_hold(rid, b.hold_id, &c.user.username, b.reason.as_str(), now_ms()))?;
-            Ok(Json(json!({ "hold_id": h.id, "released": true })))
-        }
-    }
+async fn release_hold(State(s): St, c: Caller, Json(b): Json<ReleaseHoldBody>) -> Res<Json<Value>> {
+    let h = off_worker(|| s.evidence.release_hold(&c.actor(), &b.read_id, b.hold_id, b.reason, now_ms()))
+        .map_err(evidence_error)?;
+    Ok(Json(json!({ "hold_id": h.id, "released": true })))
 }
 
 #[derive(Deserialize)]
@@ -735,32 +673,13 @@ struct AlertDecisionBody {
 
 async fn alert_decision(
     State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    c: Caller,
     Path(id): Path<uuid::Uuid>,
     Json(b): Json<AlertDecisionBody>,
 ) -> Res<Json<Value>> {
-    let action = if b.decision == Decision::Verified { Action::AlertVerified } else { Action::AlertRejected };
-    let c = caller(&s, &headers, addr)?;
-    require(&s, &c, Permission::VerifyAlert, action, &id.to_string())?;
-    let base = NewAuditEntry { object: id.to_string(), detail: b.note.to_string(), ..c.entry(action) };
-    let _g = s.change_lock();
-    match s.store.alert(id).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
-        None => refuse(&s, base, Outcome::Error, StatusCode::NOT_FOUND, "no such alert".into()),
-        Some(a) if a.verification.is_some() => {
-            refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, "the alert was already decided".into())
-        }
-        Some(_) => {
-            let v = Verification {
-                decision: b.decision,
-                by: c.user.username.clone(),
-                at_ms: now_ms(),
-                note: b.note.into_string(),
-            };
-            let rec = act(&s, base, || s.store.verify_alert(id, v))?;
-            Ok(Json(json!({ "alert": rec.id, "decision": b.decision })))
-        }
-    }
+    let rec =
+        off_worker(|| s.evidence.decide_alert(&c.actor(), id, b.decision, b.note, now_ms())).map_err(evidence_error)?;
+    Ok(Json(json!({ "alert": rec.id, "decision": b.decision })))
 }
 
 #[derive(Deserialize)]
@@ -774,13 +693,7 @@ struct AlertsQuery {
 
 /// The alert queue, newest first: each hit with the read's text, camera and time, the list entry it
 /// matched, the match kind and score, and its verification if decided.
-async fn list_alerts(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Query(q): Query<AlertsQuery>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn list_alerts(State(s): St, c: Caller, Query(q): Query<AlertsQuery>) -> Res<Json<Value>> {
     require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, "alert queue")?;
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     let st = s.clone();
@@ -827,13 +740,7 @@ async fn list_alerts(
 }
 
 /// The plate crop of an alert's read, for the officer to compare with the hit.
-async fn alert_crop(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Path(id): Path<uuid::Uuid>,
-) -> Res<Response> {
-    let c = caller(&s, &headers, addr)?;
+async fn alert_crop(State(s): St, c: Caller, Path(id): Path<uuid::Uuid>) -> Res<Response> {
     require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, &id.to_string())?;
     let base = NewAuditEntry { object: id.to_string(), detail: "crop".into(), ..c.entry(Action::AlertsViewed) };
     let Some(a) = s.store.alert(id).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? else {
@@ -861,16 +768,10 @@ const STREAM_MAX: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 /// console then reads the queue, audited) whenever an alert is raised or decided. No polling: the store's
 /// own change feed wakes it. It ends when the session does (checked every 15 s without extending it), and
 /// after [`STREAM_MAX`].
-async fn alert_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Response> {
+async fn alert_stream(State(s): St, c: Caller) -> Res<Response> {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::VerifyAlert, Action::AlertsViewed, "alert stream")?;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_string();
+    let token = c.token.clone();
     audit(
         &s,
         NewAuditEntry {
@@ -913,12 +814,7 @@ fn camera_samples(s: &ApiState) -> Vec<super::cameras::Sample> {
 }
 
 /// The cameras' state once (the Cameras page streams it: [`camera_stream`]).
-async fn list_cameras(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn list_cameras(State(s): St, c: Caller) -> Res<Json<Value>> {
     require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, "cameras")?;
     let views: Vec<_> = camera_samples(&s).into_iter().map(|x| super::cameras::view(x, None)).collect();
     audit(
@@ -935,16 +831,10 @@ async fn list_cameras(
 
 /// The cameras' state, rates and verdict every 2 s as server-sent events (`event: cameras`), recorded once
 /// when opened; it ends with the session (checked without extending it) and after [`STREAM_MAX`].
-async fn camera_stream(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Response> {
+async fn camera_stream(State(s): St, c: Caller) -> Res<Response> {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let c = caller(&s, &headers, addr)?;
     require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, "camera stream")?;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_string();
+    let token = c.token.clone();
     audit(
         &s,
         NewAuditEntry {
@@ -993,12 +883,7 @@ fn hotlists_of(s: &ApiState) -> Res<&crate::pipeline::hotlists::Hotlists> {
 /// The lists in force: name, origin (a file on the box, or pushed by the central server), when loaded
 /// (its version), entries and entries still active. Read-only: files are kept in TOML-managed paths,
 /// pushes come from the central server.
-async fn list_hotlists(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn list_hotlists(State(s): St, c: Caller) -> Res<Json<Value>> {
     require_any(&s, &c, &[Permission::VerifyAlert, Permission::ManageHotlists], Action::HotlistsViewed, "hotlists")?;
     let m = hotlists_of(&s)?.matcher();
     let now = now_ms();
@@ -1037,13 +922,7 @@ struct HotlistSearchBody {
 }
 
 /// Entries of the lists in force whose plate or pattern contains the query (at most 200).
-async fn search_hotlists(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Json(b): Json<HotlistSearchBody>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn search_hotlists(State(s): St, c: Caller, Json(b): Json<HotlistSearchBody>) -> Res<Json<Value>> {
     require_any(
         &s,
         &c,
@@ -1099,37 +978,8 @@ struct LocalEntryBody {
     reason: Reason,
 }
 
-/// Applies a checked change to the console's local list: recorded `ok` first, then put in force; should
-/// that fail, a second entry says so and voids the first (as [`act`] does for the store).
-fn apply_local(
-    s: &ApiState,
-    h: &crate::pipeline::hotlists::Hotlists,
-    entry: NewAuditEntry,
-    csv: &str,
-    by: &str,
-) -> Res<usize> {
-    let seq = audit(s, NewAuditEntry { outcome: Some(Outcome::Ok), ..entry.clone() })?;
-    h.put_local(csv, by).map_err(|e| {
-        let void = NewAuditEntry {
-            outcome: Some(Outcome::Error),
-            detail: format!("not done, entry #{seq} is void: {e}"),
-            ..entry
-        };
-        if let Err(ae) = s.audit.record(void) {
-            log::error!("audit: cannot record that entry #{seq} was not done: {ae}");
-        }
-        err(StatusCode::INTERNAL_SERVER_ERROR, format!("not done: {e}"))
-    })
-}
-
 /// Adds (or replaces) an entry of the console's local list, with a reason; audited as hotlist_changed.
-async fn add_local_entry(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Json(b): Json<LocalEntryBody>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn add_local_entry(State(s): St, c: Caller, Json(b): Json<LocalEntryBody>) -> Res<Json<Value>> {
     require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::pipeline::hotlists::LOCAL)?;
     let h = hotlists_of(&s)?;
     let base = NewAuditEntry {
@@ -1146,23 +996,17 @@ async fn add_local_entry(
         notes: b.notes.to_string(),
         source: format!("console:{}", c.user.username),
     };
-    let _ = h;
     let detail = format!("entry added ({}, priority {}); reason: {}", for_audit(&b.category), b.priority, b.reason);
-    let st = s.clone();
-    let by = c.user.username.clone();
-    let retro = tokio::task::spawn_blocking(move || -> Res<usize> {
+    let retro = off_worker(|| {
         // Check and change under one lock, so a check cannot go stale before its change.
-        let _g = st.change_lock();
-        let h = hotlists_of(&st)?;
+        let _g = s.change_lock();
         let current = h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let csv = match crate::pipeline::hotlists::local_with(current.as_deref(), &e, now_ms()) {
             Ok(t) => t,
-            Err(e) => return refuse(&st, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string()),
+            Err(e) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string()),
         };
-        apply_local(&st, h, NewAuditEntry { detail, ..base }, &csv, &by)
-    })
-    .await
-    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+        act(&s, NewAuditEntry { detail, ..base }, || h.put_local(&csv, &c.user.username))
+    })?;
     Ok(Json(json!({ "added": b.plate.trim().to_uppercase(), "retroactive_alerts": retro })))
 }
 
@@ -1174,13 +1018,7 @@ struct RemoveLocalBody {
 }
 
 /// Removes the console's local entries for a plate, with a reason; audited as hotlist_changed.
-async fn remove_local_entry(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Json(b): Json<RemoveLocalBody>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn remove_local_entry(State(s): St, c: Caller, Json(b): Json<RemoveLocalBody>) -> Res<Json<Value>> {
     require(&s, &c, Permission::ManageHotlists, Action::HotlistChanged, crate::pipeline::hotlists::LOCAL)?;
     let h = hotlists_of(&s)?;
     let base = NewAuditEntry {
@@ -1188,34 +1026,31 @@ async fn remove_local_entry(
         query: for_audit(&b.plate),
         ..c.entry(Action::HotlistChanged)
     };
-    let _g = s.change_lock();
-    let current =
-        h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.unwrap_or_default();
-    let (csv, gone) = match crate::pipeline::hotlists::local_without(&current, &b.plate) {
-        Ok(x) if x.1 > 0 => x,
-        Ok(_) => {
-            return refuse(
-                &s,
-                base,
-                Outcome::Error,
-                StatusCode::NOT_FOUND,
-                "no such entry in the console's local list (files and central lists are changed at their source)"
-                    .into(),
-            )
-        }
-        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let detail = format!("{gone} entry removed; reason: {}", b.reason);
-    apply_local(&s, h, NewAuditEntry { detail, ..base }, &csv, &c.user.username)?;
+    let gone = off_worker(|| {
+        let _g = s.change_lock();
+        let current =
+            h.local_text().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.unwrap_or_default();
+        let (csv, gone) =
+            match crate::pipeline::hotlists::local_without(&current, &b.plate) {
+                Ok(x) if x.1 > 0 => x,
+                Ok(_) => return refuse(
+                    &s,
+                    base,
+                    Outcome::Error,
+                    StatusCode::NOT_FOUND,
+                    "no such entry in the console's local list (files and central lists are changed at their source)"
+                        .into(),
+                ),
+                Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            };
+        let detail = format!("{gone} entry removed; reason: {}", b.reason);
+        act(&s, NewAuditEntry { detail, ..base }, || h.put_local(&csv, &c.user.username))?;
+        Ok(gone)
+    })?;
     Ok(Json(json!({ "removed": gone })))
 }
 
-async fn list_releases(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn list_releases(State(s): St, c: Caller) -> Res<Json<Value>> {
     require_any(&s, &c, &[Permission::RequestRelease, Permission::ApproveRelease], Action::ReleasesViewed, "")?;
     let all = s.store.releases().map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let whole = all.iter().filter(|r| r.request.scope.whole_store()).count();
@@ -1232,41 +1067,9 @@ async fn list_releases(
     Ok(Json(json!({ "requests": all })))
 }
 
-fn release_limits(s: &ApiState) -> release::Limits {
-    release::Limits {
-        allowed_jurisdictions: s.config.access.allowed_jurisdictions.clone(),
-        max_range_days: i64::from(s.config.access.max_release_days),
-    }
-}
-
-async fn request_release(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Json(b): Json<NewRequest>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
-    require(&s, &c, Permission::RequestRelease, Action::ReleaseRequested, "")?;
-    let scope = if b.scope.whole_store() { "; WHOLE STORE" } else { "" };
-    let base = NewAuditEntry {
-        purpose: for_audit(&b.purpose),
-        case_number: for_audit(&b.case_number),
-        detail: format!("{} ({}){scope}", for_audit(&b.agency), for_audit(&b.jurisdiction)),
-        ..c.entry(Action::ReleaseRequested)
-    };
-    if let Err(e) = release::check_new(&b, &release_limits(&s)) {
-        return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e.to_string());
-    }
-    let r = Request {
-        id: uuid::Uuid::now_v7(),
-        request: b,
-        entered_by: c.user.username.clone(),
-        entered_at_ms: now_ms(),
-        decision: None,
-        exports: vec![],
-    };
-    act(&s, NewAuditEntry { object: r.id.to_string(), ..base }, || s.store.put_release(&r))?;
-    Ok(Json(json!({ "id": r.id })))
+async fn request_release(State(s): St, c: Caller, Json(b): Json<NewRequest>) -> Res<Json<Value>> {
+    let id = off_worker(|| s.evidence.request_release(&c.actor(), b, now_ms())).map_err(evidence_error)?;
+    Ok(Json(json!({ "id": id })))
 }
 
 #[derive(Deserialize)]
@@ -1280,6 +1083,17 @@ struct ReleaseDecisionBody {
     confirm_whole_store: bool,
 }
 
+async fn decide_release(
+    State(s): St,
+    c: Caller,
+    Path(id): Path<uuid::Uuid>,
+    Json(b): Json<ReleaseDecisionBody>,
+) -> Res<Json<Value>> {
+    let d = ReleaseDecision { approved: b.approved, note: b.note, confirm_whole_store: b.confirm_whole_store };
+    off_worker(|| s.evidence.decide_release(&c.actor(), id, d, now_ms())).map_err(evidence_error)?;
+    Ok(Json(json!({ "id": id, "approved": b.approved })))
+}
+
 fn load_release(s: &ApiState, base: &NewAuditEntry, id: uuid::Uuid) -> Res<Request> {
     match s.store.release(id).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
         Some(r) => Ok(r),
@@ -1287,53 +1101,12 @@ fn load_release(s: &ApiState, base: &NewAuditEntry, id: uuid::Uuid) -> Res<Reque
     }
 }
 
-async fn decide_release(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Path(id): Path<uuid::Uuid>,
-    Json(b): Json<ReleaseDecisionBody>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
-    require(&s, &c, Permission::ApproveRelease, Action::ReleaseDecided, &id.to_string())?;
-    let _g = s.change_lock();
-    let base = NewAuditEntry { object: id.to_string(), ..c.entry(Action::ReleaseDecided) };
-    let mut r = load_release(&s, &base, id)?;
-    let base = NewAuditEntry { case_number: r.request.case_number.clone(), purpose: r.request.purpose.clone(), ..base };
-    if let Err(e) = release::decide_confirmed(
-        &mut r,
-        &c.user.username,
-        b.approved,
-        b.confirm_whole_store,
-        b.note.as_str(),
-        now_ms(),
-    ) {
-        return refuse(&s, base, Outcome::Denied, StatusCode::CONFLICT, e.to_string());
-    }
-    let mut detail = if b.approved { "approved".to_string() } else { "refused".to_string() };
-    if r.request.scope.whole_store() {
-        detail.push_str("; the scope is the WHOLE STORE, confirmed by the approver");
-    }
-    if !b.note.as_str().is_empty() {
-        detail.push_str(&format!("; note: {}", b.note));
-    }
-    act(&s, NewAuditEntry { detail, ..base }, || s.store.put_release(&r))?;
-    Ok(Json(json!({ "id": id, "approved": b.approved })))
-}
-
-async fn export_release(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Path(id): Path<uuid::Uuid>,
-    _body: Bytes,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn export_release(State(s): St, c: Caller, Path(id): Path<uuid::Uuid>, _body: Bytes) -> Res<Json<Value>> {
     require(&s, &c, Permission::Export, Action::Export, &id.to_string())?;
-    let mut r = load_release(&s, &NewAuditEntry { object: id.to_string(), ..c.entry(Action::Export) }, id)?;
+    let r = load_release(&s, &NewAuditEntry { object: id.to_string(), ..c.entry(Action::Export) }, id)?;
     let st = s.clone();
     let (user, org, source) = (c.user.username.clone(), c.user.organisation.clone(), c.source.clone());
-    let req = r.clone();
+    let req = r;
     let bundle = tokio::task::spawn_blocking(move || {
         let who = Exporter { user: &user, organisation: &org, source: &source };
         export(&st.store, &req, &st.device_key, &st.export_dir, &who, st.audit.as_ref(), now_ms())
@@ -1345,20 +1118,13 @@ async fn export_release(
         crate::access::export::ExportError::Audit(_) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         other => err(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     })?;
-    r.exports.push(bundle.dir.display().to_string());
-    s.store.put_release(&r).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    off_worker(|| s.evidence.note_export(id, &bundle.dir.display().to_string())).map_err(evidence_error)?;
     Ok(Json(json!({ "dir": bundle.dir, "manifest": bundle.manifest })))
 }
 
 /// The latest signed bundle of an approved request, as one tar file. The download is data leaving the box:
 /// it is recorded as an export (the compliance report checks it against the approved request like any).
-async fn release_bundle(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Path(id): Path<uuid::Uuid>,
-) -> Res<Response> {
-    let c = caller(&s, &headers, addr)?;
+async fn release_bundle(State(s): St, c: Caller, Path(id): Path<uuid::Uuid>) -> Res<Response> {
     require(&s, &c, Permission::Export, Action::Export, &id.to_string())?;
     let base = NewAuditEntry { object: id.to_string(), ..c.entry(Action::Export) };
     let r = load_release(&s, &base, id)?;
@@ -1416,13 +1182,7 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
-async fn audit_view(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Query(q): Query<AuditQuery>,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn audit_view(State(s): St, c: Caller, Query(q): Query<AuditQuery>) -> Res<Json<Value>> {
     require(&s, &c, Permission::ViewAudit, Action::AuditViewed, "")?;
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     let entries = s
@@ -1452,13 +1212,7 @@ struct AuditVerifyBody {
 
 /// The same checks as the offline `polewatch audit verify`, on the running daemon's store: nothing stops.
 /// The result (passed, or where the chain breaks) is itself recorded.
-async fn audit_verify(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    body: Bytes,
-) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn audit_verify(State(s): St, c: Caller, body: Bytes) -> Res<Json<Value>> {
     require(&s, &c, Permission::ViewAudit, Action::AuditVerified, "audit log")?;
     let base = NewAuditEntry { object: "audit log".into(), ..c.entry(Action::AuditVerified) };
     let b: AuditVerifyBody = if body.is_empty() {
@@ -1572,13 +1326,7 @@ fn compliance(
 
 /// The compliance report for a period, as JSON or a printable page. Produced while the daemon runs, and
 /// recorded with its period and the number of flags.
-async fn audit_report(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Query(q): Query<ReportQuery>,
-) -> Res<Response> {
-    let c = caller(&s, &headers, addr)?;
+async fn audit_report(State(s): St, c: Caller, Query(q): Query<ReportQuery>) -> Res<Response> {
     require(&s, &c, Permission::ViewAudit, Action::AuditReport, "compliance report")?;
     let base = NewAuditEntry { object: "compliance report".into(), ..c.entry(Action::AuditReport) };
     let html = match q.format.as_deref() {
@@ -1638,8 +1386,7 @@ fn roles_json(roles: &[Role]) -> Vec<&'static str> {
     roles.iter().map(|r| r.as_str()).collect()
 }
 
-async fn list_users(State(s): St, headers: HeaderMap, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
+async fn list_users(State(s): St, c: Caller) -> Res<Json<Value>> {
     require(&s, &c, Permission::ManageUsers, Action::UsersViewed, "")?;
     let users = s.users.list().map_err(user_error)?;
     audit(
@@ -1664,8 +1411,7 @@ async fn list_users(State(s): St, headers: HeaderMap, ConnectInfo(addr): Connect
 
 /// An administrator acting on users; the user service audits each change (and refuses it when the audit
 /// log cannot record it).
-fn admin(s: &ApiState, headers: &HeaderMap, addr: SocketAddr, object: &str) -> Res<crate::access::service::Actor> {
-    let c = caller(s, headers, addr)?;
+fn admin(s: &ApiState, c: Caller, object: &str) -> Res<crate::access::service::Actor> {
     require(s, &c, Permission::ManageUsers, Action::UserChanged, object)?;
     Ok(crate::access::service::Actor {
         user: c.user.username.clone(),
@@ -1691,13 +1437,8 @@ struct AddUserBody {
 }
 
 /// A new account: its roles wait for a second administrator and its password is temporary.
-async fn add_user(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Json(b): Json<AddUserBody>,
-) -> Res<Json<Value>> {
-    let by = admin(&s, &headers, addr, &b.username)?;
+async fn add_user(State(s): St, c: Caller, Json(b): Json<AddUserBody>) -> Res<Json<Value>> {
+    let by = admin(&s, c, &b.username)?;
     let new = crate::access::users::NewUser {
         username: b.username,
         display_name: b.display_name,
@@ -1722,18 +1463,17 @@ struct TrainingBody {
 
 async fn user_training(
     State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    c: Caller,
     Path(name): Path<String>,
     Json(b): Json<TrainingBody>,
 ) -> Res<Json<Value>> {
-    let by = admin(&s, &headers, addr, &name)?;
+    let by = admin(&s, c, &name)?;
     let t = crate::access::users::Training {
         course: b.course,
         completed_ms: b.completed.as_millisecond(),
         expires_ms: b.expires.as_millisecond(),
     };
-    let u = s.users.record_training(&by, &name, t, now_ms()).map_err(user_error)?;
+    let u = off_worker(|| s.users.record_training(&by, &name, t, now_ms())).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
 
@@ -1742,40 +1482,22 @@ struct LockBody {
     reason: String,
 }
 
-async fn user_lock(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Path(name): Path<String>,
-    Json(b): Json<LockBody>,
-) -> Res<Json<Value>> {
-    let by = admin(&s, &headers, addr, &name)?;
-    let u = s.users.admin_lock(&by, &name, &b.reason, now_ms()).map_err(user_error)?;
+async fn user_lock(State(s): St, c: Caller, Path(name): Path<String>, Json(b): Json<LockBody>) -> Res<Json<Value>> {
+    let by = admin(&s, c, &name)?;
+    let u = off_worker(|| s.users.admin_lock(&by, &name, &b.reason, now_ms())).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
 
-async fn user_unlock(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Path(name): Path<String>,
-    _body: Bytes,
-) -> Res<Json<Value>> {
-    let by = admin(&s, &headers, addr, &name)?;
-    let u = s.users.unlock(&by, &name, now_ms()).map_err(user_error)?;
+async fn user_unlock(State(s): St, c: Caller, Path(name): Path<String>, _body: Bytes) -> Res<Json<Value>> {
+    let by = admin(&s, c, &name)?;
+    let u = off_worker(|| s.users.unlock(&by, &name, now_ms())).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
 
 /// A second administrator approves the roles another granted.
-async fn user_approve(
-    State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Path(name): Path<String>,
-    _body: Bytes,
-) -> Res<Json<Value>> {
-    let by = admin(&s, &headers, addr, &name)?;
-    let u = s.users.approve_roles(&by, &name, now_ms()).map_err(user_error)?;
+async fn user_approve(State(s): St, c: Caller, Path(name): Path<String>, _body: Bytes) -> Res<Json<Value>> {
+    let by = admin(&s, c, &name)?;
+    let u = off_worker(|| s.users.approve_roles(&by, &name, now_ms())).map_err(user_error)?;
     Ok(Json(user_summary(&u)))
 }
 
@@ -1787,12 +1509,11 @@ struct PasswordBody {
 /// An administrator's reset: temporary, the user must change it at the next login.
 async fn user_password(
     State(s): St,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    c: Caller,
     Path(name): Path<String>,
     Json(b): Json<PasswordBody>,
 ) -> Res<Json<Value>> {
-    let by = admin(&s, &headers, addr, &name)?;
+    let by = admin(&s, c, &name)?;
     let st = s.clone();
     let u = tokio::task::spawn_blocking(move || st.users.reset_password(&by, &name, &b.password, now_ms()))
         .await
@@ -1804,46 +1525,6 @@ async fn user_password(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::AuditError;
-
-    #[derive(Default)]
-    struct Memory(Mutex<Vec<NewAuditEntry>>);
-
-    impl AuditSink for Memory {
-        fn record(&self, e: NewAuditEntry) -> Result<u64, AuditError> {
-            let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            v.push(e);
-            Ok(v.len() as u64 + 40)
-        }
-    }
-
-    fn entry() -> NewAuditEntry {
-        NewAuditEntry {
-            user: "olive".into(),
-            action: Some(Action::AlertVerified),
-            object: "a1".into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn a_change_that_fails_after_its_ok_entry_voids_it_by_seq() {
-        let sink = Memory::default();
-        let r: Res<()> =
-            act_on(&sink, entry(), || Err(StoreError::InvalidAlert("alert a1 was already decided".into())));
-        assert!(r.is_err());
-        let v = sink.0.lock().unwrap();
-        assert_eq!(v.iter().map(|e| e.outcome).collect::<Vec<_>>(), vec![Some(Outcome::Ok), Some(Outcome::Error)]);
-        assert!(v[1].detail.starts_with("not done, entry #41 is void:"), "{}", v[1].detail);
-        assert_eq!((v[1].action, v[1].object.as_str()), (Some(Action::AlertVerified), "a1"));
-    }
-
-    #[test]
-    fn a_change_that_works_leaves_one_ok_entry() {
-        let sink = Memory::default();
-        assert_eq!(act_on(&sink, entry(), || Ok(7)).ok(), Some(7));
-        assert_eq!(sink.0.lock().unwrap().len(), 1);
-    }
 
     #[test]
     fn the_route_list_has_each_route_once_and_exempts_only_reads_of_nothing_stored() {

@@ -1,12 +1,14 @@
-//! Inbound commands from the central server (`…/cmd/<name>`), applied to the store. Each answer goes
-//! back on `…/ack`; every command received is audited: applied ones under their action with the
-//! outcome, refused ones (malformed, unknown, retained, unsigned, over the size limit, a repeat) as
-//! `command_rejected` with why.
+//! Inbound commands from the central server (`…/cmd/<name>`). Each answer goes back on `…/ack`; every
+//! command received is audited. Holds and alert decisions go through the evidence service, as the
+//! console's do: permission, checks, the audit entry, then the change. Hotlist pushes and purge
+//! confirmations keep the same order here ([`act_on`]). Commands that cannot be read (malformed,
+//! unknown, retained, unsigned, over the size limit, a repeat) are recorded as `command_rejected`.
 
-use crate::access::text::{for_audit, CaseNumber, Note, Reason};
+use crate::access::text::{CaseNumber, Note, Reason};
 use crate::access::{Action, NewAuditEntry, Outcome};
 use crate::clock::now_ms;
-use crate::store::{Decision, HoldRequest, ReadId, Store, Verification};
+use crate::evidence::{act_on, Actor, Authority, Evidence, HoldAsk};
+use crate::store::{Decision, Store};
 use crate::uplink::payload::CommandV1;
 use crate::uplink::CommandHandler;
 use serde::Deserialize;
@@ -16,6 +18,7 @@ pub struct DaemonCommands {
     pub store: Arc<Store>,
     pub hotlists: Arc<crate::pipeline::hotlists::Hotlists>,
     pub audit: Arc<dyn crate::access::AuditSink>,
+    pub evidence: Arc<Evidence>,
 }
 
 #[derive(Deserialize)]
@@ -65,10 +68,6 @@ struct ConfirmPurge {
     reason: String,
 }
 
-fn body<T: serde::de::DeserializeOwned>(cmd: &CommandV1) -> Result<T, String> {
-    serde_json::from_value(cmd.body.clone()).map_err(|e| format!("invalid body: {e}"))
-}
-
 impl CommandHandler for DaemonCommands {
     fn handle(&self, name: &str, cmd: &CommandV1) -> Result<serde_json::Value, String> {
         if cmd.by.trim().is_empty() {
@@ -77,38 +76,88 @@ impl CommandHandler for DaemonCommands {
                 .map_err(|e| format!("{why}; and the audit log failed: {e}"))?;
             return Err(why);
         }
-        let action = match name {
-            "alert" => Action::AlertVerified,
-            "hold" => Action::HoldPlaced,
-            "release_hold" => Action::HoldReleased,
-            "hotlist" => Action::HotlistChanged,
-            "confirm_purge" => Action::PurgeConfirmed,
+        let who = Actor {
+            name: cmd.by.clone(),
+            organisation: String::new(),
+            source: format!("mqtt {}", printable(&cmd.id)),
+            authority: Authority::Central,
+        };
+        let now = now_ms();
+        match name {
+            "alert" => {
+                let rejected = cmd.body.get("decision").and_then(|d| d.as_str()) == Some("rejected");
+                let action = if rejected { Action::AlertRejected } else { Action::AlertVerified };
+                let b: AlertDecision = self.body(&who, action, cmd)?;
+                let rec =
+                    self.evidence.decide_alert(&who, b.alert_id, b.decision, b.note, now).map_err(|e| e.to_string())?;
+                log::info!(alert = rec.id.to_string().as_str(), by = cmd.by.as_str(); "alert {:?} by command", b.decision);
+                Ok(serde_json::json!({ "alert": rec.id, "decision": b.decision }))
+            }
+            "hold" => {
+                let b: PlaceHold = self.body(&who, Action::HoldPlaced, cmd)?;
+                let ask = HoldAsk {
+                    read_id: b.read_id.to_string(),
+                    case_number: b.case_number,
+                    reason: b.reason,
+                    expires_at_ms: b.expires_at.map(|t| t.as_millisecond()),
+                };
+                let h = self.evidence.place_hold(&who, ask, now).map_err(|e| e.to_string())?;
+                log::info!(read = h.read_id.to_string().as_str(), case = h.case_number.as_str(), by = cmd.by.as_str(); "evidence hold placed by command");
+                Ok(serde_json::json!({ "hold_id": h.id, "read_id": h.read_id }))
+            }
+            "release_hold" => {
+                let b: ReleaseHold = self.body(&who, Action::HoldReleased, cmd)?;
+                let h = self
+                    .evidence
+                    .release_hold(&who, &b.read_id.to_string(), b.hold_id, b.reason, now)
+                    .map_err(|e| e.to_string())?;
+                log::info!(read = h.read_id.to_string().as_str(), by = cmd.by.as_str(); "evidence hold released by command");
+                Ok(serde_json::json!({ "hold_id": h.id, "released": true }))
+            }
+            "hotlist" => {
+                let b: HotlistPush = self.body(&who, Action::HotlistChanged, cmd)?;
+                let entry = NewAuditEntry { object: printable(&b.name), ..who.entry(Action::HotlistChanged) };
+                match (b.remove, b.csv) {
+                    (true, None) => {
+                        let entry = NewAuditEntry { detail: "pushed list removed".into(), ..entry };
+                        let existed = act_on(self.audit.as_ref(), entry, || self.hotlists.remove(&b.name))
+                            .map_err(|e| e.to_string())?;
+                        log::info!(list = b.name.as_str(), by = cmd.by.as_str(); "pushed hotlist removed by command");
+                        Ok(serde_json::json!({ "list": b.name, "removed": existed }))
+                    }
+                    (false, Some(csv)) => {
+                        let entry = NewAuditEntry { detail: "list pushed whole".into(), ..entry };
+                        let (entries, retro) =
+                            act_on(self.audit.as_ref(), entry, || self.hotlists.push(&b.name, &csv, &cmd.by))
+                                .map_err(|e| e.to_string())?;
+                        log::info!(list = b.name.as_str(), entries = entries as u64, retroactive_alerts = retro as u64, by = cmd.by.as_str(); "hotlist pushed by command");
+                        Ok(serde_json::json!({ "list": b.name, "entries": entries, "retroactive_alerts": retro }))
+                    }
+                    _ => self.denied(entry, "give either `csv` or `remove: true`".into()),
+                }
+            }
+            "confirm_purge" => {
+                let b: ConfirmPurge = self.body(&who, Action::PurgeConfirmed, cmd)?;
+                let entry = NewAuditEntry {
+                    object: "retention".into(),
+                    detail: printable(&b.reason),
+                    ..who.entry(Action::PurgeConfirmed)
+                };
+                if b.reason.trim().is_empty() {
+                    return self.denied(entry, "a purge confirmation needs a reason".into());
+                }
+                let by = format!("central:{} ({})", cmd.by, b.reason);
+                act_on(self.audit.as_ref(), entry, || self.store.confirm_purge(&by)).map_err(|e| e.to_string())?;
+                log::warn!(by = cmd.by.as_str(); "the next retention sweep follows the wall clock and may purge a large share: confirmed by command");
+                Ok(serde_json::json!({ "confirmed": true }))
+            }
             other => {
                 let why = format!("unknown command `{}`", printable(other));
                 self.refused(name, Some(&cmd.id), Some(&cmd.by), &why)
                     .map_err(|e| format!("{why}; and the audit log failed: {e}"))?;
-                return Err(why);
+                Err(why)
             }
-        };
-        let result = self.apply(name, cmd);
-        // Recorded after the fact with its outcome; a command whose record cannot be written reports the
-        // failure to the server (a repeat of the id gets the same answer and is not applied again).
-        let entry = NewAuditEntry {
-            user: format!("central:{}", cmd.by),
-            source: "mqtt".into(),
-            action: Some(if name == "alert" && cmd.body.get("decision").and_then(|d| d.as_str()) == Some("rejected") {
-                Action::AlertRejected
-            } else {
-                action
-            }),
-            object: cmd.id.clone(),
-            case_number: for_audit(cmd.body.get("case_number").and_then(|c| c.as_str()).unwrap_or_default()),
-            outcome: Some(if result.is_ok() { Outcome::Ok } else { Outcome::Denied }),
-            detail: result.as_ref().err().cloned().unwrap_or_default(),
-            ..Default::default()
-        };
-        self.audit.record(entry).map_err(|e| format!("applied, but the audit log failed: {e}"))?;
-        result
+        }
     }
 
     fn refused(&self, name: &str, id: Option<&str>, by: Option<&str>, why: &str) -> Result<(), String> {
@@ -134,67 +183,20 @@ pub(crate) fn printable(s: &str) -> String {
 }
 
 impl DaemonCommands {
-    fn apply(&self, name: &str, cmd: &CommandV1) -> Result<serde_json::Value, String> {
-        match name {
-            "alert" => {
-                let b: AlertDecision = body(cmd)?;
-                let v = Verification {
-                    decision: b.decision,
-                    by: cmd.by.clone(),
-                    at_ms: now_ms(),
-                    note: b.note.into_string(),
-                };
-                let rec = self.store.verify_alert(b.alert_id, v).map_err(|e| e.to_string())?;
-                log::info!(alert = rec.id.to_string().as_str(), by = cmd.by.as_str(); "alert {:?} by command", b.decision);
-                Ok(serde_json::json!({ "alert": rec.id, "decision": b.decision }))
-            }
-            "hold" => {
-                let b: PlaceHold = body(cmd)?;
-                let req = HoldRequest {
-                    placed_by: cmd.by.clone(),
-                    case_number: b.case_number.into_string(),
-                    reason: b.reason.into_string(),
-                    expires_at_ms: b.expires_at.map(|t| t.as_millisecond()),
-                };
-                let h = self.store.place_hold(ReadId(b.read_id), req, now_ms()).map_err(|e| e.to_string())?;
-                log::info!(read = h.read_id.to_string().as_str(), case = h.case_number.as_str(), by = cmd.by.as_str(); "evidence hold placed by command");
-                Ok(serde_json::json!({ "hold_id": h.id, "read_id": h.read_id }))
-            }
-            "release_hold" => {
-                let b: ReleaseHold = body(cmd)?;
-                let h = self
-                    .store
-                    .release_hold(ReadId(b.read_id), b.hold_id, &cmd.by, b.reason.as_str(), now_ms())
-                    .map_err(|e| e.to_string())?;
-                log::info!(read = h.read_id.to_string().as_str(), by = cmd.by.as_str(); "evidence hold released by command");
-                Ok(serde_json::json!({ "hold_id": h.id, "released": true }))
-            }
-            "hotlist" => {
-                let b: HotlistPush = body(cmd)?;
-                match (b.remove, b.csv) {
-                    (true, None) => {
-                        let existed = self.hotlists.remove(&b.name).map_err(|e| e.to_string())?;
-                        log::info!(list = b.name.as_str(), by = cmd.by.as_str(); "pushed hotlist removed by command");
-                        Ok(serde_json::json!({ "list": b.name, "removed": existed }))
-                    }
-                    (false, Some(csv)) => {
-                        let (entries, retro) = self.hotlists.push(&b.name, &csv, &cmd.by).map_err(|e| e.to_string())?;
-                        log::info!(list = b.name.as_str(), entries = entries as u64, retroactive_alerts = retro as u64, by = cmd.by.as_str(); "hotlist pushed by command");
-                        Ok(serde_json::json!({ "list": b.name, "entries": entries, "retroactive_alerts": retro }))
-                    }
-                    _ => Err("give either `csv` or `remove: true`".into()),
-                }
-            }
-            "confirm_purge" => {
-                let b: ConfirmPurge = body(cmd)?;
-                if b.reason.trim().is_empty() {
-                    return Err("a purge confirmation needs a reason".into());
-                }
-                self.store.confirm_purge(&format!("central:{} ({})", cmd.by, b.reason)).map_err(|e| e.to_string())?;
-                log::warn!(by = cmd.by.as_str(); "the next retention sweep follows the wall clock and may purge a large share: confirmed by command");
-                Ok(serde_json::json!({ "confirmed": true }))
-            }
-            other => Err(format!("unknown command `{}`", printable(other))),
+    /// The command's body as `T`; one that does not fit is refused and audited under `action`.
+    fn body<T: serde::de::DeserializeOwned>(&self, who: &Actor, action: Action, cmd: &CommandV1) -> Result<T, String> {
+        serde_json::from_value(cmd.body.clone()).or_else(|e| {
+            let entry = NewAuditEntry { object: printable(&cmd.id), ..who.entry(action) };
+            self.denied(entry, format!("invalid body: {e}"))
+        })
+    }
+
+    /// Records `entry` as denied with why, and answers with why.
+    fn denied<T>(&self, entry: NewAuditEntry, why: String) -> Result<T, String> {
+        let entry = NewAuditEntry { outcome: Some(Outcome::Denied), detail: why.clone(), ..entry };
+        match self.audit.record(entry) {
+            Ok(_) => Err(why),
+            Err(e) => Err(format!("{why}; and the audit log failed: {e}")),
         }
     }
 }

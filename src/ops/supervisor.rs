@@ -171,11 +171,21 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     let sweeper = spawn_sweeper(store.clone(), audit.clone(), shared.clone());
     let (uplink_stop, uplink_stop_rx) = tokio::sync::watch::channel(false);
     let mut uplink_waker = None;
+    // One evidence service behind both doors (the HTTPS API and the central server's commands).
+    let evidence = {
+        let c = lock(&shared.config);
+        let limits = crate::access::release::Limits {
+            allowed_jurisdictions: c.access.allowed_jurisdictions.clone(),
+            max_range_days: i64::from(c.access.max_release_days),
+        };
+        Arc::new(crate::evidence::Evidence::new(store.clone(), audit.clone(), limits))
+    };
     let uplink = uplink_settings.map(|settings| {
         let handler = Arc::new(crate::ops::commands::DaemonCommands {
             store: store.clone(),
             hotlists: hotlists.clone(),
             audit: audit.clone(),
+            evidence: evidence.clone(),
         });
         crate::uplink::Uplink::new(settings, store.clone(), handler)
     });
@@ -221,16 +231,15 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     });
     let frame_drain = spawn_frame_analysis(recognizer, shared.analysis_settings.clone(), frames, sink, shared.clone());
     let api_handle = axum_server::Handle::<std::net::SocketAddr>::new();
-    let api = start_api(
-        &cfg_now,
-        &store,
-        &audit,
-        &hotlists,
-        &shared.cameras,
-        shared.analysis.snapshots.clone(),
-        api_handle.clone(),
-    )
-    .await?;
+    let parts = ApiParts {
+        store: store.clone(),
+        audit: audit.clone(),
+        evidence,
+        hotlists: hotlists.clone(),
+        cameras: shared.cameras.clone(),
+        snapshots: shared.analysis.snapshots.clone(),
+    };
+    let api = start_api(&cfg_now, parts, api_handle.clone()).await?;
     let outcome =
         supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit, &frame_drain).await;
     api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
@@ -367,15 +376,22 @@ async fn supervise(
 }
 
 /// Starts the HTTPS API and console when `[api] enabled`.
+/// What the daemon lends the HTTPS API.
+struct ApiParts {
+    store: Arc<Store>,
+    audit: Arc<AuditLog>,
+    evidence: Arc<crate::evidence::Evidence>,
+    hotlists: Arc<crate::pipeline::hotlists::Hotlists>,
+    cameras: Arc<crate::ingest::CameraSet>,
+    snapshots: Arc<crate::pipeline::snapshot::Snapshots>,
+}
+
 async fn start_api(
     cfg: &Config,
-    store: &Arc<Store>,
-    audit: &Arc<AuditLog>,
-    hotlists: &Arc<crate::pipeline::hotlists::Hotlists>,
-    cameras: &Arc<crate::ingest::CameraSet>,
-    snapshots: Arc<crate::pipeline::snapshot::Snapshots>,
+    parts: ApiParts,
     handle: axum_server::Handle<std::net::SocketAddr>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
+    let ApiParts { store, audit, evidence, hotlists, cameras, snapshots } = parts;
     if !cfg.api.enabled {
         return Ok(None);
     }
@@ -399,6 +415,7 @@ async fn start_api(
         users,
         audit: audit.clone(),
         audit_log: audit.clone(),
+        evidence,
         config: cfg.clone(),
         device_key,
         export_dir: state_dir.join("exports"),

@@ -78,14 +78,8 @@ fn snapshot_json(snaps: &crate::pipeline::snapshot::Snapshots, id: &str, a: &Aim
 /// boxes drawn, each plate's height, tilt, text and fit, and the verdict. Recorded once when opened; it
 /// ends with the session and after [`STREAM_MAX`]. While it runs the analysis keeps the frames it sees
 /// (moved, not copied), and only then.
-pub(super) async fn snapshot_stream(
-    State(s): St,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-) -> Res<Response> {
+pub(super) async fn snapshot_stream(State(s): St, Path(id): Path<String>, c: Caller) -> Res<Response> {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let c = caller(&s, &headers, addr)?;
     let object = format!("camera {} snapshot", for_audit(&id));
     require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, &object)?;
     let base = NewAuditEntry { object: object.clone(), ..c.entry(Action::CamerasViewed) };
@@ -101,12 +95,7 @@ pub(super) async fn snapshot_stream(
     let Some(a) = aiming(&s, &id) else {
         return refuse(&s, base, Outcome::Denied, StatusCode::NOT_FOUND, format!("no camera `{}`", for_audit(&id)));
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_string();
+    let token = c.token.clone();
     audit(
         &s,
         NewAuditEntry {
@@ -156,11 +145,9 @@ pub(super) struct RoiBody {
 pub(super) async fn roi_snippet(
     State(s): St,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    c: Caller,
     Json(b): Json<RoiBody>,
 ) -> Res<Json<Value>> {
-    let c = caller(&s, &headers, addr)?;
     let object = format!("camera {} roi", for_audit(&id));
     require(&s, &c, Permission::ViewCameras, Action::CamerasViewed, &object)?;
     let base = NewAuditEntry { object, result_count: Some(b.points.len() as u64), ..c.entry(Action::CamerasViewed) };
