@@ -18,10 +18,10 @@ use polewatch_dev::bench::synthetic_read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use support::snapshot;
+use tokio_util::sync::CancellationToken;
 
 const KEY: [u8; 32] = [0x42; 32];
 
@@ -406,17 +406,17 @@ fn purges_are_audited_and_never_touch_the_audit_log() {
 
     // Without a sink nothing is recorded and the log is untouched.
     let unsynced = FixedClock { now: NOW, synced: Some(false) };
-    let r = sweep(&store, &p, &unsynced, settings, &AtomicBool::new(false), None).unwrap();
+    let r = sweep(&store, &p, &unsynced, settings, &CancellationToken::new(), None).unwrap();
     assert!(matches!(r.outcome, SweepOutcome::Refused(_)));
     assert_eq!(store.audit_records().map(Result::unwrap).collect::<Vec<_>>(), before);
 
     // A refused purge is recorded as denied.
-    let r = sweep(&store, &p, &unsynced, settings, &AtomicBool::new(false), Some(&log)).unwrap();
+    let r = sweep(&store, &p, &unsynced, settings, &CancellationToken::new(), Some(&log)).unwrap();
     assert!(matches!(r.outcome, SweepOutcome::Refused(_)));
 
     // A completed purge, with its counts.
     let clock = FixedClock { now: NOW, synced: Some(true) };
-    let r = sweep(&store, &p, &clock, settings, &AtomicBool::new(false), Some(&log)).unwrap();
+    let r = sweep(&store, &p, &clock, settings, &CancellationToken::new(), Some(&log)).unwrap();
     assert_eq!((r.outcome, r.purged, r.held_kept), (SweepOutcome::Completed, 30, 1));
     assert_eq!(store.count_reads(), 2);
 
@@ -593,7 +593,7 @@ fn a_purge_that_cannot_be_recorded_is_an_error_not_silence() {
     };
     let clock = FixedClock { now: NOW, synced: None };
     let settings = SweepSettings { batch_size: 10, batch_pause: Duration::ZERO };
-    let err = sweep(&store, &p, &clock, settings, &AtomicBool::new(false), Some(&log)).unwrap_err();
+    let err = sweep(&store, &p, &clock, settings, &CancellationToken::new(), Some(&log)).unwrap_err();
     assert!(err.to_string().contains("the purge was not recorded"), "{err}");
     // Deletion past retention is required, so it went ahead; the error is what raises the alarm.
     assert_eq!(store.count_reads(), 0);

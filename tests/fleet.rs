@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::nats::{copies, queue_worker, Cluster, User};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 struct NoCommands;
 
@@ -243,7 +243,7 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
 
     // The boxes: each lists the nodes starting at a different one, as a fleet's configuration would.
     let mut boxes = Vec::new();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     let setup = Instant::now();
     for (i, id) in ids.iter().enumerate() {
@@ -272,7 +272,7 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
         let uplink = Uplink::new(settings(&ca.pem, &cert, &key, id, brokers), b.store.clone(), Arc::new(NoCommands));
         b.stats = uplink.stats();
         b.wake = uplink.waker();
-        tasks.push(tokio::spawn(uplink.run(stop_rx.clone())));
+        tasks.push(tokio::spawn(uplink.run(stop.clone())));
         boxes.push(b);
     }
     eprintln!("fleet: {boxes_n} boxes set up in {:.1?}", setup.elapsed());
@@ -404,7 +404,7 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }

@@ -9,8 +9,8 @@ use polewatch::store::{HoldRequest, ReadId, Store, StoreOptions};
 use polewatch_dev::bench::synthetic_read;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 const NOW0: i64 = 1_800_000_000_000;
 
@@ -129,7 +129,7 @@ proptest! {
             anchor = Some(a);
             let trusted_ok = check_clock(clock.wall_ms, a.trusted_ms, clock.synced, &p).is_ok();
             let before = store.count_reads();
-            let report = sweep(&store, &p, &clock, SweepSettings { batch_size: batch, batch_pause: Duration::ZERO }, &AtomicBool::new(false), None).unwrap();
+            let report = sweep(&store, &p, &clock, SweepSettings { batch_size: batch, batch_pause: Duration::ZERO }, &CancellationToken::new(), None).unwrap();
             prop_assert_eq!(report.trusted_ms, a.trusted_ms);
             if !trusted_ok {
                 prop_assert!(matches!(report.outcome, SweepOutcome::Refused(_)), "{:?}", report.outcome);
@@ -187,10 +187,10 @@ fn a_sweep_stops_when_asked_and_resumes_later() {
     store.put_read(synthetic_read(99, NOW0, 0)).unwrap();
     let clock = FixedClock { now: NOW0, synced: Some(true) };
     let settings = SweepSettings { batch_size: 5, batch_pause: Duration::ZERO };
-    let stopped = sweep(&store, &p, &clock, settings, &AtomicBool::new(true), None).unwrap();
+    let stopped = sweep(&store, &p, &clock, settings, &cancelled(), None).unwrap();
     assert_eq!(stopped.outcome, SweepOutcome::Stopped);
     assert_eq!(store.count_reads(), 51);
-    let done = sweep(&store, &p, &clock, settings, &AtomicBool::new(false), None).unwrap();
+    let done = sweep(&store, &p, &clock, settings, &CancellationToken::new(), None).unwrap();
     assert_eq!((done.outcome, done.purged, done.batches), (SweepOutcome::Completed, 50, 11));
     assert_eq!(store.count_reads(), 1);
 }
@@ -218,7 +218,7 @@ fn purging_the_newest_read_does_not_stop_the_sweep() {
         &p,
         &clock,
         SweepSettings { batch_size: 1, batch_pause: Duration::ZERO },
-        &AtomicBool::new(false),
+        &CancellationToken::new(),
         None,
     )
     .unwrap();
@@ -244,7 +244,7 @@ fn a_forward_clock_jump_purges_nothing_early_even_after_reads_are_stored_under_i
         large_purge_min_reads: 0,
     };
     let settings = SweepSettings { batch_size: 16, batch_pause: Duration::ZERO };
-    let stop = AtomicBool::new(false);
+    let stop = CancellationToken::new();
     // 196 reads over the last 364 days, and 4 past retention.
     let ages: Vec<i64> = (0..196).map(|i| i * 364 * DAY_MS / 196 + 60_000).collect();
     store.put_reads(ages.iter().enumerate().map(|(i, age)| synthetic_read(i as u64, NOW0 - age, 0)).collect()).unwrap();
@@ -312,7 +312,7 @@ fn a_purge_of_a_large_share_waits_for_confirmation_or_a_day() {
         large_purge_min_reads: 5,
     };
     let settings = SweepSettings { batch_size: 16, batch_pause: Duration::ZERO };
-    let stop = AtomicBool::new(false);
+    let stop = CancellationToken::new();
     store.put_reads((0..100).map(|i| synthetic_read(i, NOW0 - i as i64 * 60_000, 0)).collect()).unwrap();
     store.put_reads((0..5).map(|i| synthetic_read(200 + i, NOW0 - 20 * DAY_MS, 0)).collect()).unwrap();
     let mut clock = ManualClock { wall_ms: NOW0, mono_ms: 0, synced: None };
@@ -406,7 +406,7 @@ fn a_days_purge_walks_only_that_day_by_capture_time_and_keeps_holds() {
         &p,
         &clock,
         SweepSettings { batch_size: batch, batch_pause: Duration::ZERO },
-        &AtomicBool::new(false),
+        &CancellationToken::new(),
         None,
     )
     .unwrap();
@@ -434,7 +434,7 @@ fn a_days_purge_walks_only_that_day_by_capture_time_and_keeps_holds() {
             &p,
             &FixedClock { now, synced: Some(true) },
             SweepSettings { batch_size: batch, batch_pause: Duration::ZERO },
-            &AtomicBool::new(false),
+            &CancellationToken::new(),
             None,
         )
         .unwrap()
@@ -449,4 +449,11 @@ fn a_days_purge_walks_only_that_day_by_capture_time_and_keeps_holds() {
         SweepOutcome::AwaitingConfirmation { expired: 361, stored: total as u64 - 93, left_ms: DAY_MS }
     );
     assert_eq!(store.count_reads(), total - 93);
+}
+
+/// A token already cancelled: a shutdown that came before the sweep.
+fn cancelled() -> CancellationToken {
+    let t = CancellationToken::new();
+    t.cancel();
+    t
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::mqtt::{exact_hit, read_ids, subscriber, wait_until};
 use support::{free_port, pki, Broker, Pki};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 struct Echo;
 
@@ -192,8 +192,8 @@ async fn mtls_delivers_alerts_first_then_batched_reads_and_removes_acknowledged(
 
     let uplink = Uplink::new(settings(&pki, "127.0.0.1", broker.port), store.clone(), Arc::new(Echo));
     let stats = uplink.stats();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(uplink.run(stop_rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(uplink.run(stop.clone()));
 
     wait_until("all reads", Duration::from_secs(20), || read_ids(&inbox).len() >= 251).await;
     wait_until("queues drained", Duration::from_secs(10), || store.outbox_len() == 0 && store.upload_queue_len() == 0)
@@ -223,19 +223,19 @@ async fn mtls_delivers_alerts_first_then_batched_reads_and_removes_acknowledged(
     assert_eq!(stats.reads_acked.load(Ordering::Relaxed), 251);
     assert_eq!(stats.outbox_acked.load(Ordering::Relaxed), 1);
 
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }
 
 async fn refused(settings: Settings, store: Arc<Store>) -> String {
     let uplink = Uplink::new(settings, store, Arc::new(Echo));
     let stats = uplink.stats();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(uplink.run(stop_rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(uplink.run(stop.clone()));
     wait_until("a connection error", Duration::from_secs(10), || stats.last_error.lock().unwrap().is_some()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(stats.connects.load(Ordering::Relaxed), 0, "must never connect");
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     let e = stats.last_error.lock().unwrap().clone().unwrap();
     e
@@ -291,11 +291,11 @@ async fn username_and_password_over_tls() {
     s.password = Some("correct horse battery".into());
     let uplink = Uplink::new(s, store, Arc::new(Echo));
     let stats = uplink.stats();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(uplink.run(stop_rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(uplink.run(stop.clone()));
     wait_until("connected with the password", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed))
         .await;
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }
 
@@ -311,8 +311,8 @@ async fn broker_outage_and_restart_lose_nothing() {
     {
         let store = open_store(dir.path());
         let uplink = Uplink::new(settings(&pki, "127.0.0.1", port), store.clone(), Arc::new(Echo));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(uplink.run(stop_rx));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(uplink.run(stop.clone()));
         for id in
             store.put_reads((0..50).map(|i| synthetic_read(i, 1_790_000_000_000 + i as i64, 100)).collect()).unwrap()
         {
@@ -330,7 +330,7 @@ async fn broker_outage_and_restart_lose_nothing() {
             alerts.insert(alert(&store, chunk, 500).to_string());
         }
         // The process goes away during the outage, as in a power cut of the uplink's state.
-        stop_tx.send(true).unwrap();
+        stop.cancel();
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     }
     // Alert reads are reads too.
@@ -344,8 +344,8 @@ async fn broker_outage_and_restart_lose_nothing() {
         subscriber(&pki, port).await
     };
     let uplink = Uplink::new(settings(&pki, "127.0.0.1", port), store.clone(), Arc::new(Echo));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(uplink.run(stop_rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(uplink.run(stop.clone()));
     wait_until("backlog drained", Duration::from_secs(60), || store.outbox_len() == 0 && store.upload_queue_len() == 0)
         .await;
     wait_until("backlog received", Duration::from_secs(10), || {
@@ -364,7 +364,7 @@ async fn broker_outage_and_restart_lose_nothing() {
     let first_reads = msgs.iter().position(|(t, _, _)| t.ends_with("/reads")).unwrap();
     assert!(last_alert < first_reads, "the alerts go before the backlog of reads");
     assert_eq!(expected.len(), 2070);
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }
 
@@ -377,8 +377,8 @@ async fn commands_are_answered_on_the_ack_topic() {
     let store = open_store(dir.path());
     let uplink = Uplink::new(settings(&pki, "127.0.0.1", broker.port), store, Arc::new(Echo));
     let stats = uplink.stats();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(uplink.run(stop_rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(uplink.run(stop.clone()));
     wait_until("connected", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // the uplink's subscription
     let base = "polewatch/site1/pole-01/cmd";
@@ -411,7 +411,7 @@ async fn commands_are_answered_on_the_ack_topic() {
     assert_eq!(by_id(None)["ok"], false);
     assert!(by_id(None)["error"].as_str().unwrap().contains("malformed command"));
     assert_eq!(by_id(Some("c-3"))["error"], "unknown command `nosuch`");
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }
 
@@ -494,8 +494,8 @@ async fn a_retained_oversized_command_is_refused_and_the_session_stays_up() {
     s.max_command_bytes = 1024 * 1024;
     let uplink = Uplink::new(s, store.clone(), rec.clone());
     let stats = uplink.stats();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(uplink.run(stop_rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(uplink.run(stop.clone()));
 
     wait_until("both refusals answered", Duration::from_secs(20), || acks(&inbox).len() >= 2).await;
     wait_until("queues drained", Duration::from_secs(20), || store.outbox_len() == 0 && store.upload_queue_len() == 0)
@@ -526,7 +526,7 @@ async fn a_retained_oversized_command_is_refused_and_the_session_stays_up() {
     assert_eq!(sent.len(), 5, "no alert re-sent");
     assert_eq!(sent.into_iter().collect::<HashSet<_>>(), alert_ids);
     assert_eq!(read_ids(&inbox).len(), 105);
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }
 
@@ -551,14 +551,14 @@ async fn backoff_grows_while_connections_fail_at_once() {
     s.healthy_after = Duration::from_secs(10);
     let uplink = Uplink::new(s, store, Arc::new(Recorder::default()));
     let stats = uplink.stats();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(uplink.run(stop_rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(uplink.run(stop.clone()));
     tokio::time::sleep(Duration::from_secs(6)).await;
     let connects = stats.connects.load(Ordering::Relaxed);
     // Reset after every connect (the old behaviour) reconnects every 200-400 ms: 15 or more in 6 s.
     // Growing 200 ms, 400, 800, 1600, 3200 (each up to twice that with jitter) allows at most 6.
     assert!((2..=7).contains(&connects), "{connects} connects in 6 s");
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }
 
@@ -577,13 +577,14 @@ async fn commands_sent_while_offline_arrive_and_each_id_is_applied_once() {
     let run = |store: Arc<Store>| {
         let uplink = Uplink::new(s.clone(), store, rec.clone());
         let stats = uplink.stats();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        (stats, stop_tx, tokio::spawn(uplink.run(stop_rx)))
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(uplink.run(stop.clone()));
+        (stats, stop, task)
     };
-    let (stats, stop_tx, task) = run(store.clone());
+    let (stats, stop, task) = run(store.clone());
     wait_until("connected", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // the subscription
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 
     // Offline: the server sends a command.
@@ -592,7 +593,7 @@ async fn commands_sent_while_offline_arrive_and_each_id_is_applied_once() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (stats, stop_tx, task) = run(store.clone());
+    let (stats, stop, task) = run(store.clone());
     wait_until("the offline command's answer", Duration::from_secs(10), || {
         acks(&inbox).iter().any(|a| a["id"] == "off-1")
     })
@@ -628,10 +629,10 @@ async fn commands_sent_while_offline_arrive_and_each_id_is_applied_once() {
     assert!(refused.iter().any(|w| w.contains("unsupported command version 2")));
     assert!(refused.iter().any(|w| w.contains("`by` must name")));
     // The answers survive a restart of the uplink: the id is still known.
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
     assert_eq!(stats.connects.load(Ordering::Relaxed), 1);
-    let (_, stop_tx, task) = run(store.clone());
+    let (_, stop, task) = run(store.clone());
     sub.publish(format!("{base}/echo"), QoS::AtLeastOnce, false, cmd("off-1", serde_json::json!({"x": 1})))
         .await
         .unwrap();
@@ -640,7 +641,7 @@ async fn commands_sent_while_offline_arrive_and_each_id_is_applied_once() {
     })
     .await;
     assert_eq!(rec.applied.lock().unwrap().len(), 1);
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }
 
@@ -666,8 +667,8 @@ async fn with_a_key_configured_only_signed_commands_are_applied() {
     let rec = Arc::new(Recorder::default());
     let uplink = Uplink::new(s, open_store(dir.path()), rec.clone());
     let stats = uplink.stats();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(uplink.run(stop_rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(uplink.run(stop.clone()));
     wait_until("connected", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -706,7 +707,7 @@ async fn with_a_key_configured_only_signed_commands_are_applied() {
         assert!(err(id).contains("bad signature"), "{id}: {}", err(id));
     }
     assert_eq!(rec.refused.lock().unwrap().len(), 4);
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
 }
 
@@ -731,8 +732,8 @@ async fn the_connected_broker_dies_and_the_box_fails_over_to_the_next_with_nothi
     let (window, batch) = (s.max_inflight, s.reads_batch_max);
     let uplink = Uplink::new(s, store.clone(), Arc::new(Echo));
     let stats = uplink.stats();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(uplink.run(stop_rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(uplink.run(stop.clone()));
 
     let mut reads: HashSet<String> = HashSet::new();
     let mut alerts: HashSet<String> = HashSet::new();
@@ -824,6 +825,6 @@ async fn the_connected_broker_dies_and_the_box_fails_over_to_the_next_with_nothi
         reads.len(),
         alerts.len()
     );
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
 }

@@ -9,8 +9,8 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// How often the health loop runs.
 const TICK: Duration = Duration::from_secs(1);
@@ -21,7 +21,7 @@ pub struct Observer {
     pub sources: Arc<Sources>,
     server: Option<JoinHandle<()>>,
     health_loop: JoinHandle<()>,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     baselines: PathBuf,
 }
 
@@ -68,22 +68,19 @@ pub fn telemetry_params(t: &crate::config::Telemetry) -> Params {
     }
 }
 
-/// Starts the listener (when `[metrics] listen` is set) and the health loop.
-pub async fn start(cfg: &Config, sources: Arc<Sources>) -> anyhow::Result<Observer> {
+/// Starts the listener (when `[metrics] listen` is set) and the health loop; both end when `stop` is
+/// cancelled.
+pub async fn start(cfg: &Config, sources: Arc<Sources>, stop: CancellationToken) -> anyhow::Result<Observer> {
     recorder().configure_telemetry(cfg.telemetry.enabled.then(|| telemetry_params(&cfg.telemetry)));
     let baselines = baselines_path(cfg);
     if cfg.telemetry.enabled {
         restore(&baselines);
     }
-    let (stop, stop_rx) = watch::channel(false);
     let server = match cfg.metrics.listen_addr() {
         None => None,
         Some(addr) => {
             let addr = addr.map_err(anyhow::Error::msg).context("metrics.listen")?;
-            let mut rx = stop_rx.clone();
-            let stopped = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
+            let stopped = stop.clone().cancelled_owned();
             // A taken port must not keep the box from reading plates: said loudly, and the daemon runs on.
             match crate::observe::server::serve(addr, sources.clone(), stopped).await {
                 Ok(h) => {
@@ -97,14 +94,14 @@ pub async fn start(cfg: &Config, sources: Arc<Sources>) -> anyhow::Result<Observ
             }
         }
     };
-    let (src, path, mut rx) = (sources.clone(), baselines.clone(), stop_rx);
+    let (src, path, stopping) = (sources.clone(), baselines.clone(), stop.clone());
     let health_loop = tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         let mut last_save = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = rx.changed() => return,
+                _ = stopping.cancelled() => return,
             }
             // Keeps the outage clock running between health checks.
             let _ = src.uplink_down_for();
@@ -126,9 +123,9 @@ impl Observer {
         Arc::new(move || serde_json::to_value(s.health()).ok())
     }
 
-    /// Stops the listener and the loop; saves the baselines.
+    /// Waits for the listener and the loop to end (after `stop` is cancelled); saves the baselines.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         if let Some(h) = self.server {
             let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
         }

@@ -12,11 +12,13 @@ use crate::store::sweeper::{self, SweepOutcome, SweepReport, SweepSettings};
 use crate::store::{OpenOutcome, Store, StoreOptions};
 use anyhow::Context;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Longest the uplink may take on shutdown: its drain of the outbox (see `uplink::session`) plus the
 /// goodbye.
@@ -52,15 +54,34 @@ impl Health {
 struct Shared {
     config: Mutex<Config>,
     health: Mutex<Health>,
-    stop: AtomicBool,
-    /// Set at shutdown once every camera has stopped: the analysis thread then works through the frames
-    /// already decoded, closes the open tracks and ends.
-    cameras_stopped: AtomicBool,
+    /// Cancelled on SIGTERM/SIGINT: what takes requests or starts work stops (the HTTPS API, the metrics
+    /// listener and health loop, the retention sweeper, mid-sweep). A child of [`Shutdown::last`].
+    stop: CancellationToken,
+    /// Cancelled at shutdown once every camera has stopped: the analysis thread then works through the
+    /// frames already decoded, closes the open tracks and ends.
+    cameras_stopped: CancellationToken,
     uplink: Mutex<Option<Arc<crate::uplink::Stats>>>,
     hotlists: Arc<crate::pipeline::hotlists::Hotlists>,
     cameras: Arc<crate::ingest::CameraSet>,
     analysis: Arc<crate::pipeline::analyse::AnalyseStats>,
     analysis_settings: crate::pipeline::analyse::SharedSettings,
+}
+
+/// Shutdown as one token tree and one task tracker, cancelled in the order the data flows: `stop` first
+/// (SIGTERM), then, once the cameras have stopped and their frames are analysed, `last` (the uplink,
+/// which sends the outbox before it leaves). `stop` is a child of `last`, so cancelling `last` ends all.
+struct Shutdown {
+    last: CancellationToken,
+    stop: CancellationToken,
+    /// The tasks `stop` ends (the HTTPS API, the retention sweeper), waited for before the final flush.
+    tasks: TaskTracker,
+}
+
+impl Shutdown {
+    fn new() -> Shutdown {
+        let last = CancellationToken::new();
+        Shutdown { stop: last.child_token(), last, tasks: TaskTracker::new() }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -73,6 +94,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         log::warn!("config: {w}");
     }
     let cfg = loaded.config;
+    let shutdown = Shutdown::new();
     // With [store] encryption on, no key, an exposed key file or the wrong key stops start-up here.
     let mut opts = StoreOptions::for_config(&cfg.store).context("cannot load the store's encryption key")?;
     opts.queue_for_upload = cfg.mqtt.enabled;
@@ -156,8 +178,8 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         config: Mutex::new(cfg),
         health: Mutex::new(health),
-        stop: AtomicBool::new(false),
-        cameras_stopped: AtomicBool::new(false),
+        stop: shutdown.stop.clone(),
+        cameras_stopped: CancellationToken::new(),
         uplink: Mutex::new(None),
         hotlists: hotlists.clone(),
         cameras,
@@ -168,8 +190,7 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     notify::ready(&summary);
     log::info!("polewatch {} running: {summary}", env!("CARGO_PKG_VERSION"));
 
-    let sweeper = spawn_sweeper(store.clone(), audit.clone(), shared.clone());
-    let (uplink_stop, uplink_stop_rx) = tokio::sync::watch::channel(false);
+    let sweeper = shutdown.tasks.spawn(sweep_loop(store.clone(), audit.clone(), shared.clone()));
     let mut uplink_waker = None;
     // One evidence service behind both doors (the HTTPS API and the central server's commands).
     let evidence = {
@@ -206,13 +227,13 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         store.clone(),
         Duration::from_secs(cfg_now.metrics.uplink_outage_budget_s),
     ));
-    let observer = crate::ops::observer::start(&cfg_now, sources).await?;
+    let observer = crate::ops::observer::start(&cfg_now, sources, shutdown.stop.clone()).await?;
     let uplink = uplink.map(|u| {
         let every = Duration::from_secs(cfg_now.metrics.status_interval_s);
         let u = u.with_status(observer.status_source(), every, crate::observe::recorder().changed.clone());
         *lock(&shared.uplink) = Some(u.stats());
         uplink_waker = Some(u.waker());
-        tokio::spawn(u.run(uplink_stop_rx))
+        tokio::spawn(u.run(shutdown.last.clone()))
     });
     if uplink.is_some() {
         let cfg = lock(&shared.config).clone();
@@ -239,13 +260,18 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         cameras: shared.cameras.clone(),
         snapshots: shared.analysis.snapshots.clone(),
     };
-    let api = start_api(&cfg_now, parts, api_handle.clone()).await?;
+    let api = start_api(&cfg_now, parts, api_handle.clone(), &shutdown.tasks).await?;
+    {
+        // axum-server stops through its handle: the stop token drives it like everything else.
+        let stop = shutdown.stop.clone();
+        shutdown.tasks.spawn(async move {
+            stop.cancelled().await;
+            api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
+        });
+    }
     let outcome =
         supervise(&config_path, &shared, &sweeper, uplink.as_ref(), &store, api.as_ref(), &audit, &frame_drain).await;
-    api_handle.graceful_shutdown(Some(Duration::from_secs(2)));
-    if let Some(a) = api {
-        let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
-    }
+    shutdown.stop.cancel();
     observer.stop().await;
 
     // Shutdown in the order the data flows, so that nothing already seen is lost: cameras, then the
@@ -253,7 +279,6 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
     // then the uplink sends what the outbox holds, then the store is flushed. What the uplink cannot send
     // in time (broker down) stays in the outbox and goes at the next start.
     notify::stopping();
-    shared.stop.store(true, Ordering::Relaxed);
     let stop_timeout = Duration::from_secs(lock(&shared.config).service.stop_timeout_s);
     let t0 = std::time::Instant::now();
     let cams = shared.cameras.clone();
@@ -262,13 +287,13 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
         log::warn!("cameras did not stop within 10 s; abandoning them");
     }
     log::info!(ms = t0.elapsed().as_millis() as u64; "cameras stopped");
-    shared.cameras_stopped.store(true, Ordering::Relaxed);
+    shared.cameras_stopped.cancel();
     let drained = tokio::task::spawn_blocking(move || frame_drain.join());
     match tokio::time::timeout(stop_timeout, drained).await {
         Ok(_) => log::info!(ms = t0.elapsed().as_millis() as u64; "decoded frames analysed and open tracks closed"),
         Err(_) => log::warn!("frame analysis did not finish within {stop_timeout:?}; abandoning it"),
     }
-    let _ = uplink_stop.send(true);
+    shutdown.last.cancel();
     if let Some(u) = uplink {
         // The uplink sends what waits in the outbox (alerts first) within its own deadline, then leaves.
         if tokio::time::timeout(UPLINK_STOP, u).await.is_err() {
@@ -277,8 +302,9 @@ pub async fn run(config_path: PathBuf, loaded: Loaded) -> anyhow::Result<()> {
             );
         }
     }
-    if tokio::time::timeout(stop_timeout, sweeper).await.is_err() {
-        log::warn!("retention sweeper did not stop within {stop_timeout:?}; abandoning it");
+    shutdown.tasks.close();
+    if tokio::time::timeout(stop_timeout, shutdown.tasks.wait()).await.is_err() {
+        log::warn!("the HTTPS API or the retention sweeper did not stop within {stop_timeout:?}; abandoning them");
     }
     let flushed = tokio::task::spawn_blocking(move || {
         if let Err(e) = store.write_census() {
@@ -390,6 +416,7 @@ async fn start_api(
     cfg: &Config,
     parts: ApiParts,
     handle: axum_server::Handle<std::net::SocketAddr>,
+    tasks: &TaskTracker,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     let ApiParts { store, audit, evidence, hotlists, cameras, snapshots } = parts;
     if !cfg.api.enabled {
@@ -424,7 +451,7 @@ async fn start_api(
         snapshots: Some(snapshots),
     });
     log::info!(listen = cfg.api.listen.as_str(); "HTTPS console listening");
-    Ok(Some(tokio::spawn(async move {
+    Ok(Some(tasks.spawn(async move {
         if let Err(e) = crate::api::serve(state, addr, tls, handle).await {
             log::error!("HTTPS API stopped: {e}");
         }
@@ -461,7 +488,7 @@ fn spawn_frame_analysis(
     let stats = shared.analysis.clone();
     // Ends once the cameras have stopped and the frames they decoded are analysed.
     let queue = frames.clone();
-    let stopping = move || shared.cameras_stopped.load(Ordering::Relaxed) && queue.is_empty();
+    let stopping = move || shared.cameras_stopped.is_cancelled() && queue.is_empty();
     std::thread::spawn(move || match recognizer {
         Some(rec) => crate::pipeline::analyse::run(rec, settings, frames, sink, stats, stopping),
         None => {
@@ -608,54 +635,48 @@ fn reload(config_path: &std::path::Path, shared: &Shared, audit: &dyn crate::acc
     notify::ready(&summary);
 }
 
-fn spawn_sweeper(store: Arc<Store>, audit: Arc<AuditLog>, shared: Arc<Shared>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        // First sweep at start, so a box that was off past a cutoff catches up at once.
-        let mut wait = Duration::ZERO;
-        loop {
-            let step = Duration::from_millis(200);
-            let mut waited = Duration::ZERO;
-            while waited < wait {
-                if shared.stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                tokio::time::sleep(step).await;
-                waited += step;
-            }
-            let (policy, settings, interval) = {
-                let c = lock(&shared.config);
-                let r = &c.store.retention;
-                (
-                    Policy::from(r),
-                    SweepSettings { batch_size: r.batch_size, batch_pause: Duration::from_millis(r.batch_pause_ms) },
-                    Duration::from_secs(r.sweep_interval_s),
-                )
-            };
-            let (st, au, sh) = (store.clone(), audit.clone(), shared.clone());
-            let result = tokio::task::spawn_blocking(move || {
-                sweeper::sweep(&st, &policy, &SystemClock, settings, &sh.stop, Some(au.as_ref() as &dyn AuditSink))
-            })
-            .await;
-            let mut h = lock(&shared.health);
-            match result {
-                Ok(Ok(report)) => {
-                    crate::observe::recorder().swept(jiff::Timestamp::now().as_millisecond(), report.purged);
-                    h.last_sweep = Some(report);
-                    h.sweep_error = None;
-                }
-                Ok(Err(e)) => {
-                    log::error!("retention sweep failed: {e}");
-                    h.sweep_error = Some(e.to_string());
-                }
-                Err(e) => {
-                    log::error!("retention sweep task failed: {e}");
-                    h.sweep_error = Some(e.to_string());
-                }
-            }
-            let summary = h.summary(&lock(&shared.config));
-            drop(h);
-            notify::status(&summary);
-            wait = interval;
+/// Sweeps at start (a box that was off past a cutoff catches up at once), then every interval, until the
+/// stop token; a sweep under way stops at its next batch.
+async fn sweep_loop(store: Arc<Store>, audit: Arc<AuditLog>, shared: Arc<Shared>) {
+    let mut wait = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
         }
-    })
+        let (policy, settings, interval) = {
+            let c = lock(&shared.config);
+            let r = &c.store.retention;
+            (
+                Policy::from(r),
+                SweepSettings { batch_size: r.batch_size, batch_pause: Duration::from_millis(r.batch_pause_ms) },
+                Duration::from_secs(r.sweep_interval_s),
+            )
+        };
+        let (st, au, sh) = (store.clone(), audit.clone(), shared.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            sweeper::sweep(&st, &policy, &SystemClock, settings, &sh.stop, Some(au.as_ref() as &dyn AuditSink))
+        })
+        .await;
+        let mut h = lock(&shared.health);
+        match result {
+            Ok(Ok(report)) => {
+                crate::observe::recorder().swept(jiff::Timestamp::now().as_millisecond(), report.purged);
+                h.last_sweep = Some(report);
+                h.sweep_error = None;
+            }
+            Ok(Err(e)) => {
+                log::error!("retention sweep failed: {e}");
+                h.sweep_error = Some(e.to_string());
+            }
+            Err(e) => {
+                log::error!("retention sweep task failed: {e}");
+                h.sweep_error = Some(e.to_string());
+            }
+        }
+        let summary = h.summary(&lock(&shared.config));
+        drop(h);
+        notify::status(&summary);
+        wait = interval;
+    }
 }

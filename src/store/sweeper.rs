@@ -23,8 +23,8 @@ use crate::retention::{
 };
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SweepOutcome {
@@ -210,7 +210,7 @@ pub fn sweep(
     policy: &Policy,
     clock: &dyn Clock,
     s: SweepSettings,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
     audit: Option<&dyn AuditSink>,
 ) -> Result<SweepReport> {
     let started = Instant::now();
@@ -239,7 +239,7 @@ pub fn sweep(
         }
         let mut after = None;
         loop {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_cancelled() {
                 report.outcome = SweepOutcome::Stopped;
                 break;
             }

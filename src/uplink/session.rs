@@ -26,7 +26,8 @@ use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Pa
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct Settings {
@@ -188,12 +189,12 @@ impl Uplink {
         o
     }
 
-    /// Runs until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` is cancelled, then sends what the outbox holds (within [`SHUTDOWN_DRAIN`]).
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = self.backoff();
         let mut brokers = Rotation::new(self.settings.brokers.len());
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return;
             }
             let Some((host, port)) = self.settings.brokers.get(brokers.current()).cloned() else {
@@ -206,7 +207,7 @@ impl Uplink {
             }
             let (client, eventloop) = AsyncClient::new(self.options(&host, port), self.settings.max_inflight * 4 + 16);
             let mut connected_at = None;
-            let result = self.connection(&client, eventloop, &mut shutdown, &mut connected_at, &broker).await;
+            let result = self.connection(&client, eventloop, &shutdown, &mut connected_at, &broker).await;
             self.stats.connected.store(false, Ordering::Relaxed);
             match result {
                 Ok(()) => {
@@ -234,7 +235,7 @@ impl Uplink {
             };
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => {}
+                _ = shutdown.cancelled() => {}
             }
         }
     }
@@ -253,7 +254,7 @@ impl Uplink {
         &self,
         client: &AsyncClient,
         mut ev: EventLoop,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &CancellationToken,
         connected_at: &mut Option<Instant>,
         broker: &str,
     ) -> Result<(), ConnError> {
@@ -327,7 +328,7 @@ impl Uplink {
                     let payload = serde_json::to_vec(&self.health()).unwrap_or_default();
                     publish(client, &mut conn, self.settings.topics.health(), QoS::AtMostOnce, false, payload, Pending::Untracked)?;
                 }
-                _ = shutdown.changed() => {
+                _ = shutdown.cancelled() => {
                     if online {
                         self.drain_on_shutdown(client, &mut ev, &mut conn).await;
                     }

@@ -13,6 +13,7 @@
 //! disk), the box's RSS over the outage, and the time from reconnection to the backlog drained.
 
 use crate::bench::rig::{free_port, pki, Broker, Pki};
+use tokio_util::sync::CancellationToken;
 
 use crate::bench::{print_figures, synthetic_read, ScratchDir};
 use crate::pipeline::hotlists::{AlertTarget, Hotlists};
@@ -100,8 +101,8 @@ pub fn produce(dir: &Path, port: u16, rate: f64, cameras: usize, alert_every: u6
     let uplink = Uplink::new(settings, store.clone(), Arc::new(NoCommands));
     let stats = uplink.stats();
     let sink = ReadSink { store: store.clone(), hotlists, uplink: Some(uplink.waker()) };
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    rt.spawn(uplink.run(stop_rx));
+    let stop = CancellationToken::new();
+    rt.spawn(uplink.run(stop.clone()));
     let out = Arc::new(Mutex::new(()));
     {
         let (store, out) = (store.clone(), out.clone());

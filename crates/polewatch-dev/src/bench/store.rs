@@ -9,7 +9,6 @@ use crate::store::sweeper::{sweep, SweepOutcome, SweepSettings};
 use crate::store::{PlatePattern, Store, StoreOptions};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -280,7 +279,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             &policy,
             &FixedClock { now, synced: Some(true) },
             SweepSettings { batch_size: 500, batch_pause: Duration::ZERO },
-            &AtomicBool::new(false),
+            &tokio_util::sync::CancellationToken::new(),
             None,
         )?;
         let purge_s = t.elapsed().as_secs_f64();

@@ -12,7 +12,6 @@ use crate::store::crypt::Keyring;
 use crate::store::sweeper::{sweep, SweepOutcome, SweepReport, SweepSettings};
 use crate::store::{PlatePattern, Store, StoreOptions};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -166,7 +165,7 @@ pub fn run(o: &ScaleOptions, now: i64, figures: &mut Figures) -> anyhow::Result<
                 &policy,
                 &FixedClock { now: at, synced: Some(true) },
                 settings,
-                &AtomicBool::new(false),
+                &tokio_util::sync::CancellationToken::new(),
                 None,
             )?;
             let ms = t.elapsed().as_secs_f64() * 1000.0;

@@ -11,6 +11,7 @@ use anyhow::{anyhow, Result};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 pub struct Options {
     pub alerts: usize,
@@ -91,8 +92,8 @@ async fn run_async(o: &Options) -> Result<()> {
         let stats = uplink.stats();
         let sink =
             Arc::new(ReadSink { store: store.clone(), hotlists: hotlists.clone(), uplink: Some(uplink.waker()) });
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(uplink.run(stop_rx));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(uplink.run(stop.clone()));
         wait("connection", Duration::from_secs(10), || stats.connected.load(Ordering::Relaxed)).await?;
         let mut lat = Vec::with_capacity(o.alerts);
         for i in 0..o.alerts {
@@ -108,7 +109,7 @@ async fn run_async(o: &Options) -> Result<()> {
         lat.sort_by(f64::total_cmp);
         figures.push(("alert_read_to_puback_p50_ms".into(), percentile(&lat, 0.5), "ms"));
         figures.push(("alert_read_to_puback_p99_ms".into(), percentile(&lat, 0.99), "ms"));
-        stop.send(true)?;
+        stop.cancel();
         let _ = task.await;
     }
 
@@ -125,9 +126,9 @@ async fn run_async(o: &Options) -> Result<()> {
         }
         let uplink = Uplink::new(settings.clone(), store.clone(), Arc::new(NoCommands));
         let stats = uplink.stats();
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let stop = CancellationToken::new();
         let t = Instant::now();
-        let task = tokio::spawn(uplink.run(stop_rx));
+        let task = tokio::spawn(uplink.run(stop.clone()));
         let target = o.backlog as u64;
         wait("message backlog", Duration::from_secs(300), || stats.outbox_acked.load(Ordering::Relaxed) >= target)
             .await?;
@@ -140,7 +141,7 @@ async fn run_async(o: &Options) -> Result<()> {
             o.backlog as f64 / (all_s - msg_s).max(1e-6),
             "reads/s",
         ));
-        stop.send(true)?;
+        stop.cancel();
         let _ = task.await;
     }
     print_figures(&figures, o.json);
