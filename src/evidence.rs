@@ -13,7 +13,7 @@
 
 use crate::access::release::{self, NewRequest, Request};
 use crate::access::roles::{self, Permission, Role};
-use crate::access::text::{for_audit, CaseNumber, Note, Reason};
+use crate::access::text::{CaseNumber, Note, Reason, for_audit};
 use crate::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use crate::store::{AlertRecord, Decision, Hold, HoldRequest, ReadId, Store, StoreError, Verification};
 use std::sync::{Arc, Mutex};

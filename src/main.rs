@@ -227,9 +227,5 @@ fn recognize_images(images: &[PathBuf], models: Option<&std::path::Path>, config
         };
         println!("{line}");
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

@@ -25,7 +25,9 @@ pub struct Policy {
 pub enum ClockDistrust {
     #[error("the system clock is not synchronised (NTP/PTP)")]
     Unsynchronised,
-    #[error("the wall clock is {ahead_days} days ahead of the trusted time (last trusted time plus the time the daemon has been running)")]
+    #[error(
+        "the wall clock is {ahead_days} days ahead of the trusted time (last trusted time plus the time the daemon has been running)"
+    )]
     FarAheadOfTrustedTime { ahead_days: i64 },
 }
 

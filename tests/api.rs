@@ -3,16 +3,16 @@
 
 mod support;
 
+use polewatch::access::AuditSink;
 use polewatch::access::audit::AuditLog;
 use polewatch::access::export::DeviceKey;
 use polewatch::access::roles::Role;
 use polewatch::access::service::{Actor, UserService};
 use polewatch::access::users::{AccessPolicy, NewUser, Training};
-use polewatch::access::AuditSink;
 use polewatch::api::{self, ApiState};
 use polewatch::store::{Plate, Store, StoreOptions};
 use polewatch_dev::bench::synthetic_read;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -1728,12 +1728,15 @@ fn browser_auditor_verifies_the_chain_and_shows_the_compliance_report() {
     std::fs::write(dir.join("console-audit-report-phone.png"), b.screenshot_png()).unwrap();
     eprintln!("screenshots: {}/console-audit-report*.png", dir.display());
     let e = s.audit.latest(50, Some("audrey"), None).unwrap();
-    assert!(e
-        .iter()
-        .any(|x| x.action == polewatch::access::Action::AuditVerified && x.outcome == polewatch::access::Outcome::Ok));
-    assert!(e
-        .iter()
-        .any(|x| x.action == polewatch::access::Action::AuditReport && x.outcome == polewatch::access::Outcome::Ok));
+    assert!(
+        e.iter().any(
+            |x| x.action == polewatch::access::Action::AuditVerified && x.outcome == polewatch::access::Outcome::Ok
+        )
+    );
+    assert!(
+        e.iter()
+            .any(|x| x.action == polewatch::access::Action::AuditReport && x.outcome == polewatch::access::Outcome::Ok)
+    );
     b.click("#logout");
     b.find("#login-form");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -2365,9 +2368,11 @@ fn browser_supervisor_adds_and_removes_a_local_hotlist_entry() {
             && x.detail.contains("reason: BOLO 26-14 from dispatch")),
         "{e:?}"
     );
-    assert!(e
-        .iter()
-        .any(|x| x.outcome == Outcome::Ok && x.query == "7ABC123" && x.detail.contains("reason: vehicle recovered")));
+    assert!(
+        e.iter().any(|x| x.outcome == Outcome::Ok
+            && x.query == "7ABC123"
+            && x.detail.contains("reason: vehicle recovered"))
+    );
     let _ = Action::HotlistChanged;
     b.click("#logout");
     b.find("#login-form");

@@ -6,13 +6,13 @@
 mod support;
 
 use polewatch::access::audit::{
-    decode_record, encode, seal, AuditEntry, AuditKey, AuditLog, Broken, BrokenReason, ChainHead, Checkpoint, KeyError,
-    VerifyError, VerifyReport, GENESIS,
+    AuditEntry, AuditKey, AuditLog, Broken, BrokenReason, ChainHead, Checkpoint, GENESIS, KeyError, VerifyError,
+    VerifyReport, decode_record, encode, seal,
 };
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use polewatch::clock::FixedClock;
-use polewatch::retention::{Policy, DAY_MS};
-use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};
+use polewatch::retention::{DAY_MS, Policy};
+use polewatch::store::sweeper::{SweepOutcome, SweepSettings, sweep};
 use polewatch::store::{AuditRecord, HoldRequest, OnCorrupt, Store, StoreError, StoreOptions};
 use polewatch_dev::bench::synthetic_read;
 use std::os::unix::fs::PermissionsExt;

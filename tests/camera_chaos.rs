@@ -35,7 +35,9 @@ fn chaos_rtsp_server_child() {
     server.set_service(port);
     let factory = rtsp::RTSPMediaFactory::new();
     let launch = match files.split_once('|') {
-        None => format!("( filesrc location=\"{files}\" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"),
+        None => format!(
+            "( filesrc location=\"{files}\" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        ),
         Some((a, b)) => format!(
             "( concat name=c ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 \
                filesrc location=\"{a}\" ! qtdemux ! h264parse ! c. filesrc location=\"{b}\" ! qtdemux ! h264parse ! c. )"
@@ -171,7 +173,9 @@ fn proc_count(pid: u32, what: &str) -> usize {
 
 fn config(dir: &Path, a: u16, b: u16) -> PathBuf {
     let cam = |id: &str, port: u16| {
-        format!("[[cameras]]\nid = \"{id}\"\nurl = \"rtsp://127.0.0.1:{port}/cam\"\ntransport = \"tcp\"\nanalysis_fps = 2.0\nmotion_gate = false\n")
+        format!(
+            "[[cameras]]\nid = \"{id}\"\nurl = \"rtsp://127.0.0.1:{port}/cam\"\ntransport = \"tcp\"\nanalysis_fps = 2.0\nmotion_gate = false\n"
+        )
     };
     let cfg = dir.join("polewatch.toml");
     std::fs::write(

@@ -79,11 +79,20 @@ fn a_model_set_file_or_model_tables_but_not_both() {
     ))
     .unwrap();
     assert_eq!(ok.config.recognizer.ocr.unwrap().path, d.path().join("ocr.onnx"), "paths are relative to the set file");
-    let both = format!("{MINIMAL}[recognizer]\nmodel_set = \"{}\"\n[recognizer.ocr]\npath = \"{}\"\nsha256 = \"{}\"\nkind = \"ctc\"\ninput_width = 128\ninput_height = 32\nalphabet = \"AB\"\n", set.display(), d.path().join("ocr.onnx").display(), "b".repeat(64));
+    let both = format!(
+        "{MINIMAL}[recognizer]\nmodel_set = \"{}\"\n[recognizer.ocr]\npath = \"{}\"\nsha256 = \"{}\"\nkind = \"ctc\"\ninput_width = 128\ninput_height = 32\nalphabet = \"AB\"\n",
+        set.display(),
+        d.path().join("ocr.onnx").display(),
+        "b".repeat(64)
+    );
     let p = one(d.path(), &both);
     assert_eq!(p.key, "recognizer.model_set");
     assert_eq!(p.line, Some(MINIMAL.lines().count() + 2));
-    let bad = write(d.path(), "bad.toml", "[ocr]\npath = \"o\"\nsha256 = \"short\"\nkind = \"ctc\"\ninput_width = 128\ninput_height = 32\nalphabet = \"AB\"\n");
+    let bad = write(
+        d.path(),
+        "bad.toml",
+        "[ocr]\npath = \"o\"\nsha256 = \"short\"\nkind = \"ctc\"\ninput_width = 128\ninput_height = 32\nalphabet = \"AB\"\n",
+    );
     let p = one(d.path(), &format!("{MINIMAL}[recognizer]\nmodel_set = \"{}\"\n", bad.display()));
     assert!(p.message.contains("bad.toml:3: ocr.sha256: must be 64 hex digits"), "{p}");
 }
@@ -179,7 +188,9 @@ fn out_of_range_values_are_all_reported() {
     let d = tempfile::tempdir().unwrap();
     let ps = problems(
         d.path(),
-        &format!("{MINIMAL}[store]\ncache_capacity_mb = 2\n[store.retention]\nmin_days = 365\nmax_days = 30\n[api]\nsession_idle_minutes = 90\n"),
+        &format!(
+            "{MINIMAL}[store]\ncache_capacity_mb = 2\n[store.retention]\nmin_days = 365\nmax_days = 30\n[api]\nsession_idle_minutes = 90\n"
+        ),
     );
     let keys: Vec<(&str, Option<usize>)> = ps.iter().map(|p| (p.key.as_str(), p.line)).collect();
     assert_eq!(
@@ -293,7 +304,14 @@ fn drop_ins_merge_append_cameras_and_errors_name_the_drop_in() {
 fn files_the_config_uses_must_exist() {
     let d = tempfile::tempdir().unwrap();
     let ca = write(d.path(), "ca.pem", "-----BEGIN CERTIFICATE-----");
-    let p = one(d.path(), &format!("{MINIMAL}[mqtt]\nenabled = true\nhost = \"b\"\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"/nonexistent/k\"\n", ca.display(), ca.display()));
+    let p = one(
+        d.path(),
+        &format!(
+            "{MINIMAL}[mqtt]\nenabled = true\nhost = \"b\"\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"/nonexistent/k\"\n",
+            ca.display(),
+            ca.display()
+        ),
+    );
     assert_eq!((p.key.as_str(), p.line), ("mqtt.client_key", Some(9)));
     assert!(p.message.contains("/nonexistent/k does not exist"), "{}", p.message);
     // Not in use: not checked.

@@ -1,8 +1,8 @@
 //! `polewatch run` as systemd runs it: notify socket, READY/STATUS/WATCHDOG, a retention sweep at
 //! start, reload on SIGHUP (bad config keeps the old one), clean stop on SIGTERM.
 
-use polewatch::access::audit::{decode_record, AuditLog};
 use polewatch::access::Action;
+use polewatch::access::audit::{AuditLog, decode_record};
 use polewatch::retention::DAY_MS;
 use polewatch::store::{AuditRecord, HoldRequest, Store, StoreOptions};
 use polewatch_dev::bench::synthetic_read;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::mqtt::{exact_hit, read_ids, subscriber, wait_until};
-use support::{free_port, pki, Broker, Pki};
+use support::{Broker, Pki, free_port, pki};
 
 fn config(dir: &Path, pki: &Pki, port: u16) -> std::path::PathBuf {
     let cfg = dir.join("polewatch.toml");

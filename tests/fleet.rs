@@ -16,7 +16,7 @@ mod support;
 
 use polewatch::store::{Store, StoreOptions};
 use polewatch::uplink::payload::{AlertV1, CommandV1};
-use polewatch::uplink::{tls, CommandHandler, Settings, Stats, Topics, Uplink};
+use polewatch::uplink::{CommandHandler, Settings, Stats, Topics, Uplink, tls};
 use polewatch_dev::bench::synthetic_read;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::nats::{copies, queue_worker, Cluster, User};
+use support::nats::{Cluster, User, copies, queue_worker};
 use tokio_util::sync::CancellationToken;
 
 struct NoCommands;
@@ -464,15 +464,29 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
     let worker_unique: HashSet<&String> = worker_ids.iter().collect();
     let batches_at_archive = msgs.iter().filter(|(_, t, _)| t.ends_with("/reads")).count();
 
-    eprintln!("fleet figures ({boxes_n} boxes, {rate} reads/s each, 1 in 50 an alert, backlog {backlog} reads each, {seconds} s, node {} killed at {:.1?}):", cluster.nodes[killed].name, killed_at.duration_since(started));
-    eprintln!("  produced: {want_reads} reads, {want_alerts} alerts in {produced_for:.1?}; all boxes drained at {drained:.1?}");
-    eprintln!("  central archive (MQTT QoS 1, persistent): {messages} messages ({batches_at_archive} read batches), {:.0} msg/s average over {span:.1} s, peak {peak} msg/s; {:.0} reads/s average", messages as f64 / span, all_reads.len() as f64 / span);
+    eprintln!(
+        "fleet figures ({boxes_n} boxes, {rate} reads/s each, 1 in 50 an alert, backlog {backlog} reads each, {seconds} s, node {} killed at {:.1?}):",
+        cluster.nodes[killed].name,
+        killed_at.duration_since(started)
+    );
+    eprintln!(
+        "  produced: {want_reads} reads, {want_alerts} alerts in {produced_for:.1?}; all boxes drained at {drained:.1?}"
+    );
+    eprintln!(
+        "  central archive (MQTT QoS 1, persistent): {messages} messages ({batches_at_archive} read batches), {:.0} msg/s average over {span:.1} s, peak {peak} msg/s; {:.0} reads/s average",
+        messages as f64 / span,
+        all_reads.len() as f64 / span
+    );
     eprintln!(
         "  steady state before the kill: {:.0} msg/s",
         per_second(first + Duration::from_secs(5).min(killed_at.duration_since(first) / 2), killed_at)
     );
-    eprintln!("  lost: {lost_reads} reads, {lost_alerts} alerts; copies removed by id: {extra_reads} reads, {extra_alerts} alerts; unknown ids: {unknown}");
-    eprintln!("  waiting in the outboxes and upload queues of the killed node's boxes at the kill: {in_flight_at_kill} (alerts + reads, sent or not)");
+    eprintln!(
+        "  lost: {lost_reads} reads, {lost_alerts} alerts; copies removed by id: {extra_reads} reads, {extra_alerts} alerts; unknown ids: {unknown}"
+    );
+    eprintln!(
+        "  waiting in the outboxes and upload queues of the killed node's boxes at the kill: {in_flight_at_kill} (alerts + reads, sent or not)"
+    );
     eprintln!(
         "  failover of the {} boxes on the killed node: p50 {:.2?}, max {:.2?}",
         fo.len(),
@@ -483,7 +497,11 @@ async fn a_fleet_on_a_three_node_nats_cluster_loses_nothing_when_a_node_dies() {
         "  the central archive connected {} times (it moves to the next node as the boxes do)",
         central_connects.load(Ordering::Relaxed)
     );
-    eprintln!("  queue group `readers` (3 NATS workers, one per node, core NATS, at most once): {per_worker:?} batches, {} read ids, {} distinct", worker_ids.len(), worker_unique.len());
+    eprintln!(
+        "  queue group `readers` (3 NATS workers, one per node, core NATS, at most once): {per_worker:?} batches, {} read ids, {} distinct",
+        worker_ids.len(),
+        worker_unique.len()
+    );
     if !lost_on.is_empty() {
         eprintln!("  lost per box: {lost_on:?}");
     }

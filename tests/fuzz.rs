@@ -7,7 +7,7 @@
 use base64::Engine;
 use ed25519_dalek::Signer;
 use polewatch::uplink::check_command;
-use polewatch::uplink::payload::{command_signing_bytes, CommandV1};
+use polewatch::uplink::payload::{CommandV1, command_signing_bytes};
 use proptest::prelude::*;
 use std::path::Path;
 

@@ -63,10 +63,10 @@ impl<'a> Reference<'a> {
             if e.expires_at_ms.is_some_and(|x| x <= now) {
                 continue;
             }
-            if let (Some(er), Some(rr)) = (&e.region, region) {
-                if !er.eq_ignore_ascii_case(rr) {
-                    continue;
-                }
+            if let (Some(er), Some(rr)) = (&e.region, region)
+                && !er.eq_ignore_ascii_case(rr)
+            {
+                continue;
             }
             let p = e.pattern.expose().as_bytes();
             let exact = !p.contains(&b'*') && !p.contains(&b'?');

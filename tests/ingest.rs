@@ -13,8 +13,8 @@ use polewatch::ingest::camera::Timing;
 use polewatch::ingest::decoder::{self, Codec};
 use polewatch::ingest::{Camera, CameraSet, CameraState, Failure, FrameQueue};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const PORT_ENV: &str = "POLEWATCH_TEST_RTSP_PORT";
@@ -125,7 +125,9 @@ fn free_port() -> u16 {
 
 /// A camera as the config loader makes it; `extra` is more TOML for its table.
 fn camera(id: &str, url: &str, fps: f64, extra: &str) -> CameraConfig {
-    let text = format!("[site]\nsite_id = \"s\"\ndevice_id = \"d\"\n[[cameras]]\nid = \"{id}\"\nurl = \"{url}\"\nanalysis_fps = {fps}\n{extra}\n");
+    let text = format!(
+        "[site]\nsite_id = \"s\"\ndevice_id = \"d\"\n[[cameras]]\nid = \"{id}\"\nurl = \"{url}\"\nanalysis_fps = {fps}\n{extra}\n"
+    );
     polewatch::config::load_texts(&[(std::path::Path::new("t.toml"), text.as_str())]).unwrap().config.cameras.remove(0)
 }
 

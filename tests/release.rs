@@ -1,8 +1,8 @@
 //! Release requests and signed export bundles against a real store: only an approved request lets data
 //! out, the bundle holds exactly the scope, and any change to it is detected.
 
-use polewatch::access::export::{export, verify_bundle, DeviceKey, Exporter};
-use polewatch::access::release::{check_new, decide, Limits, NewRequest, Request, Scope};
+use polewatch::access::export::{DeviceKey, Exporter, export, verify_bundle};
+use polewatch::access::release::{Limits, NewRequest, Request, Scope, check_new, decide};
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use polewatch::store::{HoldRequest, Plate, Store, StoreOptions};
 use polewatch_dev::bench::synthetic_read;

@@ -3,8 +3,8 @@
 //! goes on) purges nothing early, and large purges wait.
 
 use polewatch::clock::{FixedClock, ManualClock};
-use polewatch::retention::{check_clock, purge_now_ms, ClockDistrust, Policy, TrustAnchor, DAY_MS};
-use polewatch::store::sweeper::{sweep, SweepOutcome, SweepSettings};
+use polewatch::retention::{ClockDistrust, DAY_MS, Policy, TrustAnchor, check_clock, purge_now_ms};
+use polewatch::store::sweeper::{SweepOutcome, SweepSettings, sweep};
 use polewatch::store::{HoldRequest, ReadId, Store, StoreOptions};
 use polewatch_dev::bench::synthetic_read;
 use proptest::prelude::*;

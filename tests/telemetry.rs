@@ -173,9 +173,11 @@ fn blurred_darkened_and_shifted_frames_move_the_signals_and_raise_camera_degrade
             Condition::Blurred | Condition::Darkened => {
                 assert!(reads * 2 < clear_reads, "{c:?}: the recognizer's reads drop ({reads} of {clear_reads})");
                 assert!(kinds.contains(&Kind::ReadRate), "{c:?}: camera_degraded on the read rate: {changes:?}");
-                assert!(changes
-                    .iter()
-                    .any(|ch| matches!(ch, Change::Degraded(Reason::ReadRateLow { reads: r, .. }) if *r == reads)));
+                assert!(
+                    changes
+                        .iter()
+                        .any(|ch| matches!(ch, Change::Degraded(Reason::ReadRateLow { reads: r, .. }) if *r == reads))
+                );
             }
             Condition::Shifted => {
                 assert!(!heights.is_empty(), "some plates are still read after the shift");

@@ -5,16 +5,16 @@ mod support;
 
 use polewatch::store::{Lane, Store, StoreOptions};
 use polewatch::uplink::payload::{AlertV1, CommandV1};
-use polewatch::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
+use polewatch::uplink::{CommandHandler, Settings, Topics, Uplink, tls};
 use polewatch_dev::bench::synthetic_read;
 use rumqttc::QoS;
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use support::mqtt::{exact_hit, read_ids, subscriber, wait_until};
-use support::{free_port, pki, Broker, Pki};
+use support::{Broker, Pki, free_port, pki};
 use tokio_util::sync::CancellationToken;
 
 struct Echo;
@@ -237,8 +237,8 @@ async fn refused(settings: Settings, store: Arc<Store>) -> String {
     assert_eq!(stats.connects.load(Ordering::Relaxed), 0, "must never connect");
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
-    let e = stats.last_error.lock().unwrap().clone().unwrap();
-    e
+
+    stats.last_error.lock().unwrap().clone().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

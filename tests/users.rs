@@ -1,7 +1,7 @@
 //! Users on a real store: every change and login attempt audited exactly once, a failing audit sink
 //! stops the change, lockout and training through the service, and `polewatch user …` run as a binary.
 
-use polewatch::access::service::{Actor, UserError, UserService, UNKNOWN_USER};
+use polewatch::access::service::{Actor, UNKNOWN_USER, UserError, UserService};
 use polewatch::access::session::SessionEnded;
 use polewatch::access::users::{AccessPolicy, LockKind, LoginDenied, NewUser, Training};
 use polewatch::access::{Action, AuditError, AuditSink, NewAuditEntry, Outcome, Role};

@@ -29,11 +29,11 @@ mod key;
 mod sink;
 mod verify;
 
-pub use filter::{action_name, parse_action, Filter, UnknownAction};
-pub use key::{head_path, AuditKey, ChainHead, KeyError, KeyTextError};
-pub use sink::{verify_summary, AuditLog, VerifyError};
+pub use filter::{Filter, UnknownAction, action_name, parse_action};
+pub use key::{AuditKey, ChainHead, KeyError, KeyTextError, head_path};
+pub use sink::{AuditLog, VerifyError, verify_summary};
 pub use verify::{
-    decode_record, verify, Broken, BrokenReason, Checkpoint, CheckpointError, Unreadable, Verifier, VerifyReport,
+    Broken, BrokenReason, Checkpoint, CheckpointError, Unreadable, Verifier, VerifyReport, decode_record, verify,
 };
 
 use super::{Action, NewAuditEntry, Outcome};

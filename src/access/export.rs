@@ -2,7 +2,7 @@
 //! manifest with the SHA-256 of every file, signed with the device's ed25519 key so the receiving
 //! agency and a court can check nothing was altered.
 
-use super::release::{may_export, ReleaseError, Request, Scope};
+use super::release::{ReleaseError, Request, Scope, may_export};
 use super::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use crate::store::{ImageKind, PlatePattern, Store, StoreError, StoredRead};
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};

@@ -250,11 +250,7 @@ fn hour(ms: i64, tz: &jiff::tz::TimeZone) -> Option<u8> {
 
 /// Whether `h` falls outside `start..end` (a range that wraps midnight when `start > end`).
 pub fn unusual_hour(h: u8, start: u8, end: u8) -> bool {
-    if start <= end {
-        h < start || h >= end
-    } else {
-        h < start && h >= end
-    }
+    if start <= end { h < start || h >= end } else { h < start && h >= end }
 }
 
 /// Bursts of at least `count` times (sorted) within `window_ms`; overlapping windows merge into one.
@@ -755,9 +751,9 @@ pub fn gather(
 
 #[cfg(test)]
 mod tests {
-    use super::super::audit::{seal, AuditKey, GENESIS};
-    use super::super::release::{Decision, NewRequest, Scope};
     use super::super::NewAuditEntry;
+    use super::super::audit::{AuditKey, GENESIS, seal};
+    use super::super::release::{Decision, NewRequest, Scope};
     use super::*;
 
     const MIN: i64 = 60_000;

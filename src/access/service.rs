@@ -12,7 +12,7 @@
 
 use super::password::{self, HashError, PasswordProblem};
 use super::roles::Role;
-use super::session::{Session, SessionEnded, Sessions, TokenError, MAX_SESSIONS_PER_USER};
+use super::session::{MAX_SESSIONS_PER_USER, Session, SessionEnded, Sessions, TokenError};
 use super::users::{self, AccessPolicy, ApproveError, LockKind, LoginDenied, NewUser, Training, User, UserInvalid};
 use super::{Action, AuditError, AuditSink, NewAuditEntry, Outcome};
 use crate::store::{Store, StoreError};

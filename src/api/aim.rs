@@ -53,11 +53,7 @@ pub struct CurvePoint {
 
 impl CurvePoint {
     pub fn accuracy(&self) -> f64 {
-        if self.trials == 0 {
-            0.0
-        } else {
-            self.read as f64 / self.trials as f64
-        }
+        if self.trials == 0 { 0.0 } else { self.read as f64 / self.trials as f64 }
     }
 }
 
@@ -148,9 +144,22 @@ pub fn verdict(e: &Evidence) -> Aim {
     let fix = |text: String| Aim { level: "fix", text };
     let [lo, hi] = e.band;
     match e.brightness {
-        None => return fix("no snapshot yet: waiting for an analysed frame (with the motion gate on, for something to move)".into()),
-        Some(b) if b < DARK => return fix(format!("frames too dark (mean brightness {b:.0} of 255): add infrared or light, open the iris or lengthen the exposure")),
-        Some(b) if b > BRIGHT => return fix(format!("frames too bright (mean brightness {b:.0} of 255): glare or overexposure; shorten the exposure or turn the camera from the sun")),
+        None => {
+            return fix(
+                "no snapshot yet: waiting for an analysed frame (with the motion gate on, for something to move)"
+                    .into(),
+            );
+        }
+        Some(b) if b < DARK => {
+            return fix(format!(
+                "frames too dark (mean brightness {b:.0} of 255): add infrared or light, open the iris or lengthen the exposure"
+            ));
+        }
+        Some(b) if b > BRIGHT => {
+            return fix(format!(
+                "frames too bright (mean brightness {b:.0} of 255): glare or overexposure; shorten the exposure or turn the camera from the sun"
+            ));
+        }
         _ => {}
     }
     let read: Vec<f32> = e.plates.iter().filter(|p| p.text.is_some()).map(|p| p.height_px).collect();
@@ -270,9 +279,9 @@ mod tests {
             Aim { level: "ok", text: "plates 44 px high: within the recommended 24–130 px; aimed well".into() }
         );
         // No plate on the snapshot: the last ten minutes speak.
-        assert!(verdict(&ev(&[], &[16.0, 17.0, 15.0]))
-            .text
-            .starts_with("plates 16 px high (last 10 minutes), too small"));
+        assert!(
+            verdict(&ev(&[], &[16.0, 17.0, 15.0])).text.starts_with("plates 16 px high (last 10 minutes), too small")
+        );
         assert_eq!(
             verdict(&ev(&[], &[])).text,
             "no plates in the last 10 minutes: check the aim, the focus and the region of interest"

@@ -99,7 +99,10 @@ pub fn verdict(s: &Sample, r: Option<&Rates>) -> String {
     }
     let sampled = r.analysed_fps + r.gated_fps;
     if s.analysis_fps > 0.0 && sampled < 0.5 * s.analysis_fps.min(r.decoded_fps.max(0.1)) {
-        return format!("only {sampled:.1} frames a second reach the analysis of the {:.1} configured: the stream is slower or the box cannot keep up", s.analysis_fps);
+        return format!(
+            "only {sampled:.1} frames a second reach the analysis of the {:.1} configured: the stream is slower or the box cannot keep up",
+            s.analysis_fps
+        );
     }
     format!(
         "streaming {:.1} fps, analysing {:.1} fps{}; Aim shows the snapshot with plate heights and lighting",

@@ -8,8 +8,8 @@
 //!   nosniff`; `Referrer-Policy: no-referrer`; `Strict-Transport-Security` (one year); `Cache-Control:
 //!   no-store` (tokens, search results and read details must not sit in a browser or proxy cache).
 
-use axum::http::{header, HeaderValue};
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use tower_http::set_header::SetResponseHeaderLayer;

@@ -13,11 +13,11 @@ pub mod snapshot;
 pub mod tarball;
 pub mod tls;
 
-pub use routes::{role_lines, Audit, Route, ROUTES};
+pub use routes::{Audit, ROUTES, Route, role_lines};
 
+use crate::access::AuditSink;
 use crate::access::export::DeviceKey;
 use crate::access::service::UserService;
-use crate::access::AuditSink;
 use crate::config::Config;
 use crate::store::Store;
 use std::net::SocketAddr;

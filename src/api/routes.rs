@@ -8,27 +8,27 @@
 
 mod aim;
 
-use super::gate::LoginGate;
 use super::ApiState;
-use crate::access::export::{export, Exporter};
+use super::gate::LoginGate;
+use crate::access::export::{Exporter, export};
 use crate::access::release::{self, NewRequest, Request};
 use crate::access::roles::{self, Permission, Role};
 use crate::access::service::UserError;
-use crate::access::text::{for_audit, CaseNumber, Note, Reason};
+use crate::access::text::{CaseNumber, Note, Reason, for_audit};
 use crate::access::users::{LoginDenied, User};
 use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::clock::now_ms;
-use crate::evidence::{act_on, ActError, Actor, Authority, EvidenceError, HoldAsk, ReleaseDecision};
+use crate::evidence::{ActError, Actor, Authority, EvidenceError, HoldAsk, ReleaseDecision, act_on};
 use crate::store::{Decision, ImageKind, PlatePattern, ReadId, StoreError, StoredRead};
 use crate::uplink::payload::ReadV1;
 use aim::{roi_snippet, snapshot_stream};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -1221,7 +1221,7 @@ async fn audit_verify(State(s): St, c: Caller, body: Bytes) -> Res<Json<Value>> 
         match serde_json::from_slice(&body) {
             Ok(b) => b,
             Err(e) => {
-                return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, format!("bad request body: {e}"))
+                return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, format!("bad request body: {e}"));
             }
         }
     };
@@ -1339,7 +1339,7 @@ async fn audit_report(State(s): St, c: Caller, Query(q): Query<ReportQuery>) -> 
                 Outcome::Denied,
                 StatusCode::BAD_REQUEST,
                 format!("format `{}`: json or html", for_audit(other)),
-            )
+            );
         }
     };
     let rules = match report_rules(&q) {
@@ -1355,7 +1355,7 @@ async fn audit_report(State(s): St, c: Caller, Query(q): Query<ReportQuery>) -> 
                 Outcome::Denied,
                 StatusCode::BAD_REQUEST,
                 "the period ends before it starts".into(),
-            )
+            );
         }
         (Err(e), _) | (_, Err(e)) => return refuse(&s, base, Outcome::Denied, StatusCode::BAD_REQUEST, e),
     };
@@ -1375,11 +1375,7 @@ async fn audit_report(State(s): St, c: Caller, Query(q): Query<ReportQuery>) -> 
     };
     let detail = format!("period {} to {}; {} flag(s); {chain}", report.from, report.to, report.flags.total);
     audit(&s, NewAuditEntry { outcome: Some(Outcome::Ok), result_count: Some(report.flags.total), detail, ..base })?;
-    if html {
-        Ok(Html(crate::access::report::html(&report)).into_response())
-    } else {
-        Ok(Json(report).into_response())
-    }
+    if html { Ok(Html(crate::access::report::html(&report)).into_response()) } else { Ok(Json(report).into_response()) }
 }
 
 fn roles_json(roles: &[Role]) -> Vec<&'static str> {

@@ -1,7 +1,7 @@
 //! `polewatch audit …`: verify, show and checkpoint the audit log, offline on the store.
 
 use crate::access::audit::{
-    decode_record, format_ms, parse_action, AuditEntry, AuditKey, AuditLog, Checkpoint, Filter, VerifyError,
+    AuditEntry, AuditKey, AuditLog, Checkpoint, Filter, VerifyError, decode_record, format_ms, parse_action,
 };
 use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::store::{OnCorrupt, OpenOutcome, Store, StoreOptions};
@@ -284,7 +284,10 @@ fn restart_chain(cfg: &crate::config::Config, reason: &str) -> anyhow::Result<()
     let log = AuditLog::with_key_file(store.clone(), key, key_file);
     if !empty {
         match log.check_continues() {
-            Ok(()) => anyhow::bail!("the audit log at {} is there and continues the key's chain: nothing to restart", path.display()),
+            Ok(()) => anyhow::bail!(
+                "the audit log at {} is there and continues the key's chain: nothing to restart",
+                path.display()
+            ),
             Err(e) => anyhow::bail!(
                 "{e}\nthe log is not empty: this is not a lost store but a damaged or replaced log; keep a copy and investigate (no new chain is started over entries)"
             ),

@@ -1,6 +1,6 @@
 //! `polewatch export …`: check an export bundle against the device's public key, and print that key.
 
-use crate::access::export::{verify_bundle, DeviceKey};
+use crate::access::export::{DeviceKey, verify_bundle};
 use anyhow::Context;
 use std::path::PathBuf;
 

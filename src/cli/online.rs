@@ -1,8 +1,8 @@
 //! The running daemon's local HTTPS API as a client: `polewatch audit verify --online` and `polewatch audit
 //! report` log in as a user (an auditor), ask, and log out, so an audit never stops the cameras.
 
-use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,7 +51,9 @@ pub struct Client {
 impl Client {
     pub fn login(cfg: &crate::config::Config, a: &OnlineArgs) -> anyhow::Result<Client> {
         if !cfg.api.enabled {
-            bail!("the API is not enabled in this configuration ([api] enabled = true): use the offline command with the daemon stopped");
+            bail!(
+                "the API is not enabled in this configuration ([api] enabled = true): use the offline command with the daemon stopped"
+            );
         }
         crate::uplink::tls::install_crypto_provider();
         let base = match &a.url {

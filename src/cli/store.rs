@@ -116,7 +116,9 @@ fn rotate(
             Outcome::Ok,
             format!("key rotation to key id {to} paused: {counts}; run it again to resume"),
         ))?;
-        println!("key rotation paused after {counts}; run the command again to finish (the daemon refuses to start until then)");
+        println!(
+            "key rotation paused after {counts}; run the command again to finish (the daemon refuses to start until then)"
+        );
     }
     drop(audit);
     match Arc::try_unwrap(store) {

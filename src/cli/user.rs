@@ -4,13 +4,13 @@
 //! Passwords are read from the terminal without echo (asked twice), or as one line from stdin when
 //! stdin is not a terminal (scripts, tests). They never appear in arguments, where `ps` would show them.
 
-use crate::access::service::{day, Actor, UserService};
+use crate::access::service::{Actor, UserService, day};
 use crate::access::users::{self, AccessPolicy, NewUser, Training, User};
 use crate::access::{AuditSink, Role};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::store::{OpenOutcome, Store, StoreError, StoreOptions};
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
 

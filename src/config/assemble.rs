@@ -6,9 +6,9 @@
 use super::schema::{Access, Api, Camera, Config, Retention, Store};
 use crate::access::users::AccessPolicy;
 use crate::recognize::View;
-use crate::retention::{Policy, DAY_MS};
-use crate::store::{crypt, disk, OnCorrupt, Result, StoreOptions};
-use crate::uplink::{tls, Topics, UplinkError};
+use crate::retention::{DAY_MS, Policy};
+use crate::store::{OnCorrupt, Result, StoreOptions, crypt, disk};
+use crate::uplink::{Topics, UplinkError, tls};
 use std::time::Duration;
 
 const MINUTE_MS: i64 = 60_000;
@@ -109,7 +109,9 @@ impl crate::uplink::Settings {
             return Err(UplinkError::Disabled);
         }
         let tls = if m.insecure_plaintext {
-            log::warn!("MQTT WITHOUT TLS (mqtt.insecure_plaintext = true): reads and alerts cross the network in clear text; lab use only");
+            log::warn!(
+                "MQTT WITHOUT TLS (mqtt.insecure_plaintext = true): reads and alerts cross the network in clear text; lab use only"
+            );
             None
         } else {
             let ca = m.ca_file.as_deref().ok_or(tls::TlsError::NoCertificate { path: "mqtt.ca_file".into() })?;

@@ -3,9 +3,9 @@
 //! offending key is set aside (a missing required one gets a stand-in) and the document is read again.
 //! The keys set aside are returned so that checks after this one do not judge their stand-ins.
 
+use super::Problem;
 use super::load::Merged;
 use super::schema::Config;
-use super::Problem;
 use serde_json::Value;
 
 /// No configuration has this many errors; a bound on the re-reads all the same.

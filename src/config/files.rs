@@ -2,9 +2,9 @@
 //! for secrets others on the box could read (inline passwords in a group/world-readable config file,
 //! key or credential files that are not 0600).
 
+use super::Problem;
 use super::load::Merged;
 use super::schema::Config;
-use super::Problem;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -65,10 +65,10 @@ pub fn store_key(c: &Config, merged: &Merged) -> Vec<Problem> {
     if !c.store.encryption {
         return Vec::new();
     }
-    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-        if Path::new(&dir).join(crate::store::crypt::CREDENTIAL_NAME).is_file() {
-            return Vec::new();
-        }
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY")
+        && Path::new(&dir).join(crate::store::crypt::CREDENTIAL_NAME).is_file()
+    {
+        return Vec::new();
     }
     match &c.store.key_file {
         None => vec![merged.problem(

@@ -153,7 +153,7 @@ impl Walker<'_> {
                         line: v.span().map(|s| line_of(self.text, s.start)),
                         key: path.to_string(),
                         message: "nan and inf are not allowed".to_string(),
-                    })
+                    });
                 }
             },
             toml_edit::Value::Boolean(b) => Value::Bool(*b.value()),
@@ -181,11 +181,7 @@ impl Walker<'_> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 /// `cameras[2].name` → `cameras[].name`: the schema's name of a key.
@@ -214,10 +210,10 @@ pub(crate) fn parent(path: &str) -> Option<String> {
     if path.is_empty() {
         return None;
     }
-    if path.ends_with(']') {
-        if let Some(i) = path.rfind('[') {
-            return Some(path[..i].to_string());
-        }
+    if path.ends_with(']')
+        && let Some(i) = path.rfind('[')
+    {
+        return Some(path[..i].to_string());
     }
     match path.rfind('.') {
         Some(i) => Some(path[..i].to_string()),
@@ -267,9 +263,9 @@ mod tests {
         assert_eq!((e.file, e.line, e.key.as_str()), (PathBuf::from("/c.toml"), Some(6), "cameras[0].name"));
         assert!(e.message.contains("257 bytes long; at most 256"), "{}", e.message);
         let mut m = Merged::default();
-        assert!(m
-            .add(Path::new("/c.toml"), &format!("[[cameras]]\nid = \"c1\"\nname = \"{}\"\n", "x".repeat(256)))
-            .is_ok());
+        assert!(
+            m.add(Path::new("/c.toml"), &format!("[[cameras]]\nid = \"c1\"\nname = \"{}\"\n", "x".repeat(256))).is_ok()
+        );
         assert_eq!(without_positions("a.b[12].c[3]"), "a.b[].c[]");
     }
 

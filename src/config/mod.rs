@@ -14,8 +14,8 @@ mod validate;
 
 pub use observe::{Metrics, Telemetry};
 pub use schema::*;
-pub use validate::{mqtt_brokers, parse_broker, BrokerAddrError};
-pub use validate::{parse_command_key, CommandKeyError};
+pub use validate::{BrokerAddrError, mqtt_brokers, parse_broker};
+pub use validate::{CommandKeyError, parse_command_key};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -242,18 +242,18 @@ pub fn load_formats(path: &Path) -> Result<Vec<PlateFormat>, ConfigError> {
 /// so that the line is the key's own.
 fn describe_serde_error(path: &str, message: &str) -> (String, String) {
     let path = if path == "." { String::new() } else { path.to_string() };
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some(end) = rest.find('`') {
-            let field = &rest[..end];
-            let key = if path.is_empty() {
-                field.to_string()
-            } else if path.ends_with(field) {
-                path.clone()
-            } else {
-                format!("{path}.{field}")
-            };
-            return (key, format!("unknown key `{field}`{}", &rest[end + 1..]));
-        }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some(end) = rest.find('`')
+    {
+        let field = &rest[..end];
+        let key = if path.is_empty() {
+            field.to_string()
+        } else if path.ends_with(field) {
+            path.clone()
+        } else {
+            format!("{path}.{field}")
+        };
+        return (key, format!("unknown key `{field}`{}", &rest[end + 1..]));
     }
     (path, shortened(message))
 }

@@ -128,7 +128,11 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
         let relative_file = c.url.starts_with("file:") && !c.url.starts_with("file://") && c.url.len() > 5;
         if !relative_file && (!c.url.contains("://") || !matches!(scheme, "rtsp" | "rtsps" | "file" | "http" | "https"))
         {
-            push(out, k("url"), "must start with rtsp://, rtsps://, http(s):// or file:// (or be file:PATH relative to the working directory)");
+            push(
+                out,
+                k("url"),
+                "must start with rtsp://, rtsps://, http(s):// or file:// (or be file:PATH relative to the working directory)",
+            );
         }
         if c.url.contains('@') && scheme.starts_with("rtsp") {
             push(out, k("url"), "put credentials in username/password or credentials_file, not in the URL");
@@ -250,10 +254,10 @@ fn detector_model(out: &mut Issues, at: &str, d: &DetectorModel) {
     if !(d.scale > 0.0 && d.scale <= 1.0) {
         push(out, format!("{at}.scale"), format!("{} is out of range (0, 1]", d.scale));
     }
-    if let Some(t) = d.threshold {
-        if !(t > 0.0 && t < 1.0) {
-            push(out, format!("{at}.threshold"), format!("{t} is out of range (0, 1)"));
-        }
+    if let Some(t) = d.threshold
+        && !(t > 0.0 && t < 1.0)
+    {
+        push(out, format!("{at}.threshold"), format!("{t} is out of range (0, 1)"));
     }
     if !(d.nms_iou > 0.0 && d.nms_iou <= 1.0) {
         push(out, format!("{at}.nms_iou"), format!("{} is out of range (0, 1]", d.nms_iou));
@@ -315,14 +319,14 @@ fn store(out: &mut Issues, s: &Store) {
     if s.disk_high_watermark_pct >= s.disk_full_watermark_pct {
         push(out, "store.disk_full_watermark_pct", "must be above disk_high_watermark_pct");
     }
-    if let Some(f) = s.disk_frames_watermark_pct {
-        if f < s.disk_high_watermark_pct || f > s.disk_full_watermark_pct {
-            push(
-                out,
-                "store.disk_frames_watermark_pct",
-                "must lie between disk_high_watermark_pct and disk_full_watermark_pct",
-            );
-        }
+    if let Some(f) = s.disk_frames_watermark_pct
+        && (f < s.disk_high_watermark_pct || f > s.disk_full_watermark_pct)
+    {
+        push(
+            out,
+            "store.disk_frames_watermark_pct",
+            "must lie between disk_high_watermark_pct and disk_full_watermark_pct",
+        );
     }
     range(out, "store.disk_reserve_mb", s.disk_reserve_mb, 1, 1_048_576);
     let r = &s.retention;
@@ -352,10 +356,10 @@ fn mqtt(out: &mut Issues, m: &Mqtt) {
     range(out, "mqtt.healthy_after_s", m.healthy_after_s, 1, 3600);
     range(out, "mqtt.compliance_report_day", m.compliance_report_day, 0, 28);
     range(out, "mqtt.compliance_report_hour", m.compliance_report_hour, 0, 23);
-    if let Some(k) = &m.command_public_key {
-        if let Err(e) = parse_command_key(k) {
-            push(out, "mqtt.command_public_key", e.to_string());
-        }
+    if let Some(k) = &m.command_public_key
+        && let Err(e) = parse_command_key(k)
+    {
+        push(out, "mqtt.command_public_key", e.to_string());
     }
     range(out, "mqtt.max_queued_reads", m.max_queued_reads, 1000, 100_000_000);
     if m.client_cert.is_some() != m.client_key.is_some() {

@@ -295,11 +295,7 @@ fn header(h: &csv::StringRecord, line: u64) -> Result<Vec<Field>, Vec<LineProble
             problems.push(LineProblem { line, column: None, message: format!("column `{n}` is missing") });
         }
     }
-    if problems.is_empty() {
-        Ok(columns)
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(columns) } else { Err(problems) }
 }
 
 /// One data row as an entry, or everything wrong with it.
@@ -338,11 +334,7 @@ fn row(columns: &[Field], r: &csv::StringRecord, line: u64) -> Result<Entry, Vec
             problems.push(LineProblem { line, column: Some(i + 1), message: e.to_string() });
         }
     }
-    if problems.is_empty() {
-        Ok(entry)
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(entry) } else { Err(problems) }
 }
 
 /// What is wrong with one field of a row; the text is the [`LineProblem`]'s message.
@@ -356,7 +348,9 @@ enum FieldError {
     Empty(&'static str),
     #[error("priority must be a whole number from 1 (highest) to {LOWEST_PRIORITY}")]
     Priority,
-    #[error("expiry must be empty, a date (2026-05-01, to the end of that day UTC) or an RFC 3339 time with offset (2026-05-01T18:00:00Z)")]
+    #[error(
+        "expiry must be empty, a date (2026-05-01, to the end of that day UTC) or an RFC 3339 time with offset (2026-05-01T18:00:00Z)"
+    )]
     Expiry,
 }
 
@@ -371,11 +365,7 @@ fn region(v: &str) -> Result<Option<String>, FieldError> {
 }
 
 fn required(name: &'static str, v: &str) -> Result<String, FieldError> {
-    if v.is_empty() {
-        Err(FieldError::Empty(name))
-    } else {
-        Ok(v.to_string())
-    }
+    if v.is_empty() { Err(FieldError::Empty(name)) } else { Ok(v.to_string()) }
 }
 
 fn priority(v: &str) -> Result<u8, FieldError> {

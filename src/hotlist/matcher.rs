@@ -38,8 +38,8 @@
 
 use super::entry::MAX_PLATE_LEN;
 use super::{Entry, Hotlist};
-use crate::domain::confusion::{canonical_char, substitutions};
 use crate::domain::Plate;
+use crate::domain::confusion::{canonical_char, substitutions};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -185,11 +185,7 @@ impl Matcher {
             let suffix = c.iter().rev().take_while(|b| !wild(b)).count();
             let len = if c.contains(&b'*') { 0 } else { c.len() };
             if prefix == 0 && suffix == 0 {
-                if len == 0 {
-                    None
-                } else {
-                    Key::new(Anchor::Length, len, &[])
-                }
+                if len == 0 { None } else { Key::new(Anchor::Length, len, &[]) }
             } else if suffix > prefix {
                 self.suffix_lens |= 1 << suffix.min(31);
                 Key::new(Anchor::Suffix, len, &c[c.len() - suffix..])

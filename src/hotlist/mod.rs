@@ -12,7 +12,7 @@
 pub mod entry;
 pub mod matcher;
 
-pub use entry::{parse_csv, Entry, GlobError, LineProblem, PlateGlob};
+pub use entry::{Entry, GlobError, LineProblem, PlateGlob, parse_csv};
 pub use matcher::{EntryId, Hit, MatchKind, MatchedText, Matcher};
 
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ use super::decoder::{self, Chain, Codec};
 use super::motion::MotionGate;
 use super::sampler::Sampler;
 use super::settings::{self, Transport};
-use super::state::{classify_error, CameraState, Failure, LogLimit};
+use super::state::{CameraState, Failure, LogLimit, classify_error};
 use super::{Frame, FrameQueue};
 use crate::clock::now_ms;
 use gstreamer as gst;

@@ -220,11 +220,7 @@ fn element_name_ok(s: &str) -> bool {
 /// The `decoder` setting's form, without GStreamer: `auto`, `software` or an element name.
 pub fn check_setting(setting: &str) -> Result<(), SettingError> {
     // `auto` and `software` are element-name shaped too.
-    if element_name_ok(setting) {
-        Ok(())
-    } else {
-        Err(SettingError::BadName(setting.to_string()))
-    }
+    if element_name_ok(setting) { Ok(()) } else { Err(SettingError::BadName(setting.to_string())) }
 }
 
 /// A named decoder (not `auto` or `software`) must be installed and classed as a decoder: asks

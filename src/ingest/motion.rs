@@ -49,7 +49,7 @@ impl MotionGate {
                     .iter()
                     .zip(&grid.grey)
                     .zip(&p.mask)
-                    .filter(|(_, &m)| m)
+                    .filter(|&(_, &m)| m)
                     .fold((0u32, 0u32), |(c, n), ((a, b), _)| (c + u32::from(a.abs_diff(*b) > PIXEL_DELTA), n + 1));
                 inside == 0 || f64::from(changed) >= self.threshold * f64::from(inside)
             }

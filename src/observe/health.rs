@@ -108,14 +108,15 @@ pub fn evaluate(i: &Input) -> Summary {
         ready = false;
         reasons.push(format!("the store refuses new reads: disk {}", i.disk_level.as_deref().unwrap_or("full")));
     }
-    if let Some(u) = &i.uplink {
-        if !u.connected && u.down_for_s >= u.outage_budget_s {
-            ready = false;
-            reasons.push(format!(
-                "MQTT uplink down for {:.0} s, over its outage budget of {:.0} s",
-                u.down_for_s, u.outage_budget_s
-            ));
-        }
+    if let Some(u) = &i.uplink
+        && !u.connected
+        && u.down_for_s >= u.outage_budget_s
+    {
+        ready = false;
+        reasons.push(format!(
+            "MQTT uplink down for {:.0} s, over its outage budget of {:.0} s",
+            u.down_for_s, u.outage_budget_s
+        ));
     }
     let cameras: Vec<CameraSummary> = i
         .cameras

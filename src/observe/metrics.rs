@@ -6,15 +6,15 @@
 //! the [`Collector`] below. Labels carry camera ids, classes and reasons, never plate text.
 
 use super::health::{self, CameraInput, UplinkInput};
-use super::recorder::{recorder, CameraLabel};
+use super::recorder::{CameraLabel, recorder};
 use crate::ingest::{CameraSet, CameraState};
-use crate::store::census::Census;
 use crate::store::Store;
+use crate::store::census::Census;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -103,10 +103,10 @@ impl Sources {
     /// The store counted, at most [`CENSUS_MAX_AGE`] old. Blocking (walks sled trees).
     pub fn census(&self) -> Option<Census> {
         let mut c = lock(&self.census);
-        if let Some((at, census)) = c.as_ref() {
-            if at.elapsed() < CENSUS_MAX_AGE {
-                return Some(census.clone());
-            }
+        if let Some((at, census)) = c.as_ref()
+            && at.elapsed() < CENSUS_MAX_AGE
+        {
+            return Some(census.clone());
         }
         match self.store.census() {
             Ok(census) => {
@@ -381,7 +381,10 @@ impl Collector for Scrape {
                 e,
                 "polewatch_mqtt_published",
                 "Messages published from the outbox (alerts: alerts and other outbox messages; reads: reads in batches)",
-                vec![(vec![("class", "alerts".into())], u.published_outbox.load(Ordering::Relaxed)), (vec![("class", "reads".into())], u.published_reads.load(Ordering::Relaxed))],
+                vec![
+                    (vec![("class", "alerts".into())], u.published_outbox.load(Ordering::Relaxed)),
+                    (vec![("class", "reads".into())], u.published_reads.load(Ordering::Relaxed)),
+                ],
             )?;
             counters(
                 e,

@@ -15,4 +15,4 @@ pub mod recorder;
 pub mod server;
 pub mod telemetry;
 
-pub use recorder::{recorder, Recorder};
+pub use recorder::{Recorder, recorder};

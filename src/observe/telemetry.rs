@@ -254,23 +254,23 @@ impl Camera {
             Some(h) if now_ms < h.start_ms + HOUR_MS => return changes,
             _ => {}
         }
-        if let Some(h) = self.hour.take() {
-            if h.covered() {
-                let slot = slot_of(h.start_ms);
-                let low = match self.baseline.expected(slot, p) {
-                    Some(expected) if expected >= p.min_expected_reads_per_hour => ((h.reads as f64)
-                        < p.rate_drop_ratio * expected)
-                        .then_some(Reason::ReadRateLow { reads: h.reads, expected }),
-                    // Not judged: nothing to say about the rate.
-                    _ => None,
-                };
-                let judged = self.baseline.expected(slot, p).is_some_and(|e| e >= p.min_expected_reads_per_hour);
-                if low.is_none() {
-                    self.baseline.fold(slot, h.reads, p.learn_weeks);
-                }
-                if judged || low.is_some() {
-                    changes.extend(self.set(Kind::ReadRate, low));
-                }
+        if let Some(h) = self.hour.take()
+            && h.covered()
+        {
+            let slot = slot_of(h.start_ms);
+            let low = match self.baseline.expected(slot, p) {
+                Some(expected) if expected >= p.min_expected_reads_per_hour => ((h.reads as f64)
+                    < p.rate_drop_ratio * expected)
+                    .then_some(Reason::ReadRateLow { reads: h.reads, expected }),
+                // Not judged: nothing to say about the rate.
+                _ => None,
+            };
+            let judged = self.baseline.expected(slot, p).is_some_and(|e| e >= p.min_expected_reads_per_hour);
+            if low.is_none() {
+                self.baseline.fold(slot, h.reads, p.learn_weeks);
+            }
+            if judged || low.is_some() {
+                changes.extend(self.set(Kind::ReadRate, low));
             }
         }
         self.hour = Some(Hour::at(now_ms));
@@ -283,11 +283,7 @@ impl Camera {
                 let was = self.degraded.insert(kind, r.clone());
                 // A new reason of a kind already raised is news only when it changes its nature (low → high).
                 let same = was.as_ref().is_some_and(|w| std::mem::discriminant(w) == std::mem::discriminant(&r));
-                if same {
-                    Vec::new()
-                } else {
-                    vec![Change::Degraded(r)]
-                }
+                if same { Vec::new() } else { vec![Change::Degraded(r)] }
             }
             None => match self.degraded.remove(&kind) {
                 Some(_) => vec![Change::Recovered(kind)],
@@ -304,11 +300,7 @@ fn median(v: &VecDeque<f32>) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    if n % 2 == 1 {
-        s[n / 2] as f64
-    } else {
-        (s[n / 2 - 1] as f64 + s[n / 2] as f64) / 2.0
-    }
+    if n % 2 == 1 { s[n / 2] as f64 } else { (s[n / 2 - 1] as f64 + s[n / 2] as f64) / 2.0 }
 }
 
 /// Every camera's telemetry, by camera id.

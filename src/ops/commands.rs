@@ -7,10 +7,10 @@
 use crate::access::text::{CaseNumber, Note, Reason};
 use crate::access::{Action, NewAuditEntry, Outcome};
 use crate::clock::now_ms;
-use crate::evidence::{act_on, Actor, Authority, Evidence, HoldAsk};
+use crate::evidence::{Actor, Authority, Evidence, HoldAsk, act_on};
 use crate::store::{Decision, Store};
-use crate::uplink::payload::CommandV1;
 use crate::uplink::CommandHandler;
+use crate::uplink::payload::CommandV1;
 use serde::Deserialize;
 use std::sync::Arc;
 

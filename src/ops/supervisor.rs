@@ -1,8 +1,8 @@
 //! `polewatch run`: start-up order, the supervisor loop (watchdog, status, retention sweeps), reload on
 //! SIGHUP and clean shutdown on SIGTERM/SIGINT.
 
-use crate::access::audit::AuditLog;
 use crate::access::AuditSink;
+use crate::access::audit::AuditLog;
 use crate::clock::SystemClock;
 use crate::config::{self, Config, Loaded};
 use crate::ops::watchdog::{self, CameraSilence, Verdict};
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

@@ -14,8 +14,8 @@ use crate::uplink::payload::{AlertStage, CertaintyV1, FinalReadV1, HitV1};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Counters for STATUS= and the benchmarks.
@@ -395,11 +395,11 @@ impl Events<'_> {
                 Err(e) => log::error!(alert = id.to_string().as_str(); "alert not read back: {e}"),
             }
         }
-        if !fresh.is_empty() {
-            if let Some(stored) = self.store_only(read, ms) {
-                alerts.extend(self.raise_fresh(&stored, fresh, AlertStage::Provisional, &certainty, track, ms, true));
-                vehicle_read = Some(stored);
-            }
+        if !fresh.is_empty()
+            && let Some(stored) = self.store_only(read, ms)
+        {
+            alerts.extend(self.raise_fresh(&stored, fresh, AlertStage::Provisional, &certainty, track, ms, true));
+            vehicle_read = Some(stored);
         }
         if let Some(read) = vehicle_read {
             log::info!(track = track.to_string().as_str(), alerts = alerts.len() as u64; "early read of a second track of an alerted vehicle: folded into its alerts");

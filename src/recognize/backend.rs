@@ -47,7 +47,9 @@ impl Offer {
         match (self.built_with_cuda, self.dnn_cuda_target) {
             (_, true) => None,
             (false, false) => Some("this OpenCV was built without CUDA"),
-            (true, false) => Some("this OpenCV was built with CUDA but its DNN module offers no CUDA target (built without OPENCV_DNN_CUDA/cuDNN, or no CUDA device is visible)"),
+            (true, false) => Some(
+                "this OpenCV was built with CUDA but its DNN module offers no CUDA target (built without OPENCV_DNN_CUDA/cuDNN, or no CUDA device is visible)",
+            ),
         }
     }
 }
@@ -108,7 +110,10 @@ mod tests {
     fn cuda_insists_and_cpu_and_openvino_are_taken_as_they_are() {
         assert_eq!(choose(DnnBackend::Cuda, JETSON).unwrap().backend, DnnBackend::Cuda);
         let e = choose(DnnBackend::Cuda, NONE).unwrap_err();
-        assert_eq!(e.to_string(), "[recognizer] backend = \"cuda\", but this OpenCV was built without CUDA; use \"auto\" to fall back to the CPU");
+        assert_eq!(
+            e.to_string(),
+            "[recognizer] backend = \"cuda\", but this OpenCV was built without CUDA; use \"auto\" to fall back to the CPU"
+        );
         assert!(choose(DnnBackend::Cuda, BUILT_NO_DNN).is_err());
         for offer in [NONE, BUILT_NO_DNN, JETSON] {
             assert_eq!(choose(DnnBackend::Cpu, offer), Ok(Choice { backend: DnnBackend::Cpu, cpu_because: None }));
@@ -119,8 +124,12 @@ mod tests {
     #[test]
     fn build_information_is_read_for_cuda() {
         // As OpenCV 4.6 prints it (Debian's, then JetPack's OpenCV built with CUDA).
-        assert!(!built_with_cuda("  Other third-party libraries:\n    Lapack:                      NO\n\n  NVIDIA CUDA:                   NO\n"));
-        assert!(built_with_cuda("  NVIDIA CUDA:                   YES (ver 11.4, CUFFT CUBLAS FAST_MATH)\n\n  cuDNN:                         YES (ver 8.6.0)\n"));
+        assert!(!built_with_cuda(
+            "  Other third-party libraries:\n    Lapack:                      NO\n\n  NVIDIA CUDA:                   NO\n"
+        ));
+        assert!(built_with_cuda(
+            "  NVIDIA CUDA:                   YES (ver 11.4, CUFFT CUBLAS FAST_MATH)\n\n  cuDNN:                         YES (ver 8.6.0)\n"
+        ));
         assert!(!built_with_cuda(""));
         assert!(!built_with_cuda("  NVIDIA GPU arch:               87\n"));
     }

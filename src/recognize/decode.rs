@@ -165,12 +165,12 @@ pub fn decode_ctc_beam(
             }
         }
         let mut v: Vec<(Vec<usize>, Entry)> = next.into_iter().collect();
-        v.sort_by(|a, b| (b.1 .0 + b.1 .1).total_cmp(&(a.1 .0 + a.1 .1)));
+        v.sort_by(|a, b| (b.1.0 + b.1.1).total_cmp(&(a.1.0 + a.1.1)));
         v.truncate(beam_width.max(1));
         beams = v.into_iter().collect();
     }
     let mut v: Vec<(Vec<usize>, Entry)> = beams.into_iter().filter(|(p, _)| !p.is_empty()).collect();
-    v.sort_by(|a, b| (b.1 .0 + b.1 .1).total_cmp(&(a.1 .0 + a.1 .1)));
+    v.sort_by(|a, b| (b.1.0 + b.1.1).total_cmp(&(a.1.0 + a.1.1)));
     v.into_iter()
         .take(top_n.max(1))
         .map(|(prefix, (pb, pnb, confs))| Reading {

@@ -1,7 +1,7 @@
 //! Plate detectors behind one trait: an ONNX network through OpenCV DNN (letterboxed input, YOLO-style
 //! or anchor-free output, threshold, NMS) and an OpenCV cascade (LBP/Haar XML).
 
-use super::geometry::{nms, BoxF, Letterbox};
+use super::geometry::{BoxF, Letterbox, nms};
 use super::model::{self, ModelError, ShapeError};
 use super::settings::{ColorOrder, DetectorKind, DetectorModel, DetectorOutput, DnnBackend};
 use opencv::core::{self, Mat, Rect, Scalar, Size, Vector};

@@ -89,10 +89,10 @@ impl Formats {
 fn best_fit(patterns: &[&str], r: &Reading) -> (Candidate, f32) {
     let mut best: Option<(String, u32, &str)> = None;
     for p in patterns {
-        if let Some((text, fixed)) = fit(p, &r.text) {
-            if best.as_ref().is_none_or(|b| fixed < b.1) {
-                best = Some((text, fixed, p));
-            }
+        if let Some((text, fixed)) = fit(p, &r.text)
+            && best.as_ref().is_none_or(|b| fixed < b.1)
+        {
+            best = Some((text, fixed, p));
         }
     }
     match best {

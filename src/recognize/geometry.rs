@@ -29,11 +29,7 @@ impl BoxF {
         let y1 = (self.y + self.h).min(o.y + o.h);
         let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
         let union = self.area() + o.area() - inter;
-        if union <= 0.0 {
-            0.0
-        } else {
-            inter / union
-        }
+        if union <= 0.0 { 0.0 } else { inter / union }
     }
 
     /// The part inside a `width` × `height` image; `None` when nothing is left.

@@ -4,7 +4,7 @@
 //! refused.
 
 use super::model::ModelError;
-use super::{decode_image, geometry::BoxF, RecognizeError, Recognizer, View};
+use super::{RecognizeError, Recognizer, View, decode_image, geometry::BoxF};
 
 pub const SCENE_JPG: &[u8] = include_bytes!("smoke/scene.jpg");
 /// The plate text of the embedded scene.

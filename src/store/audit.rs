@@ -6,9 +6,9 @@
 //! sled transactions cannot scan, so an append finds the chain head through the head pointer, read and
 //! written inside the transaction: concurrent appends touch the same key and sled serialises them.
 
-use super::{tx_err, Result, Store, StoreError};
-use sled::transaction::ConflictableTransactionError;
+use super::{Result, Store, StoreError, tx_err};
 use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
 
 const HEAD_KEY: &[u8] = b"audit_head";
 
@@ -90,7 +90,7 @@ impl Store {
     }
 
     /// Records newest first, for views of the latest entries.
-    pub fn audit_records_rev(&self) -> impl Iterator<Item = Result<AuditRecord>> {
+    pub fn audit_records_rev(&self) -> impl Iterator<Item = Result<AuditRecord>> + use<> {
         self.trees.audit.iter().rev().map(|e| {
             let (k, v) = e?;
             Ok(AuditRecord { key_seq: <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes), bytes: v.to_vec() })
@@ -98,7 +98,7 @@ impl Store {
     }
 
     /// Every record in key order, whatever its key.
-    pub fn audit_records(&self) -> impl Iterator<Item = Result<AuditRecord>> {
+    pub fn audit_records(&self) -> impl Iterator<Item = Result<AuditRecord>> + use<> {
         self.trees.audit.iter().map(|e| {
             let (k, v) = e?;
             Ok(AuditRecord { key_seq: <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes), bytes: v.to_vec() })

@@ -1,7 +1,7 @@
 //! Inbound commands already answered (`commands` tree: command id → JSON [`CommandDone`]), so a command
 //! delivered twice (QoS 1 redelivery, a server's retry) is acknowledged again but applied once.
 
-use super::{decode, Result, Store, StoreError};
+use super::{Result, Store, StoreError, decode};
 use serde::{Deserialize, Serialize};
 
 /// The longest command id kept (bytes); longer ones are refused before anything is looked up.

@@ -3,8 +3,8 @@
 //! next one, so throughput grows with concurrency while each caller still waits for its own flush.
 
 use super::{Prepared, Result, Store, StoreError, Trees};
-use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 /// Why a group was not committed (cloned to every caller of the group).

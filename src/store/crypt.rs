@@ -46,7 +46,9 @@ pub enum KeyError {
     Exposed { path: PathBuf, mode: u32 },
     #[error("store key {} must hold 32 random bytes, raw or as 64 hex digits (found {len} bytes)", path.display())]
     Malformed { path: PathBuf, len: usize },
-    #[error("store.encryption is on but there is no key: set store.key_file, or give the systemd credential {CREDENTIAL_NAME} (LoadCredentialEncrypted=)")]
+    #[error(
+        "store.encryption is on but there is no key: set store.key_file, or give the systemd credential {CREDENTIAL_NAME} (LoadCredentialEncrypted=)"
+    )]
     Missing,
 }
 

@@ -56,8 +56,12 @@ impl DiskLevel {
             DiskLevel::Ok => "disk use is below the high watermark; everything is kept",
             DiskLevel::Warn => "disk use is above the high watermark; everything is still kept",
             DiskLevel::NoFrames => "disk use is above the frames watermark; full frames are no longer kept",
-            DiskLevel::NoCrops => "disk use is above the full watermark; plate crops and full frames are no longer kept, only read metadata",
-            DiskLevel::Full => "the disk is full (free space below the reserve); new reads are refused, stored reads are kept",
+            DiskLevel::NoCrops => {
+                "disk use is above the full watermark; plate crops and full frames are no longer kept, only read metadata"
+            }
+            DiskLevel::Full => {
+                "the disk is full (free space below the reserve); new reads are refused, stored reads are kept"
+            }
         }
     }
 }
@@ -169,11 +173,7 @@ impl Watermarks {
             l = match l {
                 DiskLevel::Full => {
                     // Leaving Full lands on the step the percentage says (no hysteresis below it).
-                    if used >= self.crops_pct {
-                        DiskLevel::NoCrops
-                    } else {
-                        DiskLevel::NoFrames
-                    }
+                    if used >= self.crops_pct { DiskLevel::NoCrops } else { DiskLevel::NoFrames }
                 }
                 DiskLevel::NoCrops => DiskLevel::NoFrames,
                 DiskLevel::NoFrames => DiskLevel::Warn,

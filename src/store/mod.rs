@@ -39,7 +39,7 @@ pub mod sweeper;
 mod users;
 
 pub use audit::AuditRecord;
-pub use census::{read_census, Census};
+pub use census::{Census, read_census};
 // The read records are ground-floor types; `store::model` stays their name here.
 pub use crate::domain::read as model;
 pub use crate::domain::read::*;
@@ -48,8 +48,8 @@ pub use outbox::{AlertRecord, Decision, Lane, OutboxKey, OutboxMessage, Swap, Ve
 pub use pattern::{PatternError, PlatePattern};
 pub use pushed::PushedList;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::{Path, PathBuf};
 
 /// Newest layout this build reads and writes.

@@ -1,6 +1,6 @@
 //! Opening the sled database: lock and corruption handling, schema version.
 
-use super::{OnCorrupt, Result, StoreError, StoreOptions, Trees, SCHEMA_VERSION};
+use super::{OnCorrupt, Result, SCHEMA_VERSION, StoreError, StoreOptions, Trees};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,22 +189,22 @@ fn check_keys(t: &Trees, opts: &StoreOptions) -> Result<()> {
     };
     let current = ring.current.id();
     if opts.rotating {
-        if let Some(to) = &rotation_to {
-            if to[..] != current[..] {
-                return refuse(format!(
-                    "an unfinished key rotation goes to key id {}; resume it with that key, not {}",
-                    hex(to),
-                    ring.current.id_hex()
-                ));
-            }
+        if let Some(to) = &rotation_to
+            && to[..] != current[..]
+        {
+            return refuse(format!(
+                "an unfinished key rotation goes to key id {}; resume it with that key, not {}",
+                hex(to),
+                ring.current.id_hex()
+            ));
         }
-        if let Some(id) = &meta_id {
-            if !ring.all().any(|k| k.id()[..] == id[..]) {
-                return refuse(format!(
-                    "is encrypted under key id {}, which is neither the configured key nor the new one",
-                    hex(id)
-                ));
-            }
+        if let Some(id) = &meta_id
+            && !ring.all().any(|k| k.id()[..] == id[..])
+        {
+            return refuse(format!(
+                "is encrypted under key id {}, which is neither the configured key nor the new one",
+                hex(id)
+            ));
         }
         t.meta.insert(ROTATION_KEY, &current[..])?;
         t.durable()?;

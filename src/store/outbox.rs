@@ -7,10 +7,10 @@
 //!
 //! Entries leave only when the broker acknowledged them (PUBACK), matched by the caller.
 
-use super::{decode, tx_err, ReadId, Result, Store, StoreError, StoredRead};
+use super::{ReadId, Result, Store, StoreError, StoredRead, decode, tx_err};
 use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]

@@ -1,7 +1,7 @@
 //! Hotlists pushed by the central server, kept so they survive a restart, and reads by time for
 //! retroactive matching.
 
-use super::{decode, first_key_at, Result, Store, StoreError, StoredRead};
+use super::{Result, Store, StoreError, StoredRead, decode, first_key_at};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Release requests on file (`releases` tree: request id → JSON). They are records of the department
 //! and are never purged by read retention.
 
-use super::{decode, Result, Store, StoreError};
+use super::{Result, Store, StoreError, decode};
 use crate::domain::release::Request;
 
 impl Store {
@@ -31,12 +31,11 @@ impl Store {
         for e in self.trees.holds.iter() {
             let (k, v) = e?;
             let holds: Vec<super::Hold> = decode(&k, &v)?;
-            if holds.iter().any(|h| h.case_number == case_number && crate::retention::hold_binds(h, now_ms)) {
-                if let Some(h) = holds.first() {
-                    if let Some(r) = self.get_read(h.read_id)? {
-                        out.push(r);
-                    }
-                }
+            if holds.iter().any(|h| h.case_number == case_number && crate::retention::hold_binds(h, now_ms))
+                && let Some(h) = holds.first()
+                && let Some(r) = self.get_read(h.read_id)?
+            {
+                out.push(r);
             }
         }
         Ok(out)

@@ -8,11 +8,11 @@
 //! under one of the two keys (each value names its key id); running the command again skips what is
 //! already under the new key. At the end `meta/enc_key_id` names the new key and the marker goes.
 
-use super::crypt::{key_id_of, KEY_ID_LEN};
+use super::crypt::{KEY_ID_LEN, key_id_of};
 use super::open::{KEY_ID_KEY, ROTATION_KEY};
-use super::{image_key, tx_err, ImageKind, ReadId, Result, Store, StoreError, TREE_IMAGES, TREE_READS};
-use sled::transaction::ConflictableTransactionError;
+use super::{ImageKind, ReadId, Result, Store, StoreError, TREE_IMAGES, TREE_READS, image_key, tx_err};
 use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RotateReport {
@@ -91,15 +91,13 @@ impl Store {
                         rn += 1;
                         for kind in [ImageKind::Crop, ImageKind::Frame] {
                             let ik = image_key(&id, kind);
-                            if let Some(iv) = images.get(ik)? {
-                                if !self.is_current(&iv, &current) {
-                                    let plain = self.unseal(TREE_IMAGES, &ik, &iv).map_err(abort)?;
-                                    images.insert(
-                                        &ik[..],
-                                        self.seal(TREE_IMAGES, &ik, plain.into_owned()).map_err(abort)?,
-                                    )?;
-                                    inn += 1;
-                                }
+                            if let Some(iv) = images.get(ik)?
+                                && !self.is_current(&iv, &current)
+                            {
+                                let plain = self.unseal(TREE_IMAGES, &ik, &iv).map_err(abort)?;
+                                images
+                                    .insert(&ik[..], self.seal(TREE_IMAGES, &ik, plain.into_owned()).map_err(abort)?)?;
+                                inn += 1;
                             }
                         }
                         let plate = read.plate.expose().as_bytes();

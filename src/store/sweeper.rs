@@ -14,15 +14,15 @@
 //! counts the expired reads and at most a bounded number past the cutoff. Nothing in a sweep walks the
 //! whole store (`polewatch bench store --scale`).
 
-use super::{holds_tx, image_key, ImageKind, ReadId, Result, Store, StoreError, StoredRead};
+use super::{ImageKind, ReadId, Result, Store, StoreError, StoredRead, holds_tx, image_key};
 use crate::clock::Clock;
 use crate::domain::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::retention::{
-    check_clock, hold_binds, purge_cutoff_ms, purge_now_ms, unexpired_reads_for_small_purge, ClockDistrust, Policy,
-    TrustAnchor, DAY_MS,
+    ClockDistrust, DAY_MS, Policy, TrustAnchor, check_clock, hold_binds, purge_cutoff_ms, purge_now_ms,
+    unexpired_reads_for_small_purge,
 };
-use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -375,7 +375,10 @@ fn purge_entry(r: &SweepReport, cutoff: &str, confirmed_by: Option<&str>) -> New
     let (outcome, detail) = match &r.outcome {
         SweepOutcome::AwaitingConfirmation { expired, stored, left_ms } => (
             Outcome::Denied,
-            format!("waiting: would delete {expired} of {stored} reads at once; confirm_purge, or it goes ahead after {} more minutes of running time; {counts}", left_ms / 60_000),
+            format!(
+                "waiting: would delete {expired} of {stored} reads at once; confirm_purge, or it goes ahead after {} more minutes of running time; {counts}",
+                left_ms / 60_000
+            ),
         ),
         SweepOutcome::Completed => (Outcome::Ok, format!("completed: {counts}")),
         SweepOutcome::Stopped => (Outcome::Ok, format!("stopped early (shutdown): {counts}")),

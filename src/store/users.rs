@@ -1,6 +1,6 @@
 //! The `users` tree: username → JSON [`User`]. Writes are durable (flushed) on return.
 
-use super::{decode, Result, Store, StoreError};
+use super::{Result, Store, StoreError, decode};
 use crate::domain::user::User;
 
 fn encode(u: &User) -> Result<Vec<u8>> {

@@ -126,11 +126,7 @@ impl TrackerConfig {
             check(key, (0.0..=1.0).contains(&v), v, "0..=1")
         }
         fn check(key: &'static str, ok: bool, v: impl ToString, range: &'static str) -> Result<(), ConfigError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError::OutOfRange { key, value: v.to_string(), range })
-            }
+            if ok { Ok(()) } else { Err(ConfigError::OutOfRange { key, value: v.to_string(), range }) }
         }
         pos_ms("gap_ms", self.gap_ms)?;
         pos_f("position_gate_widths", self.position_gate_widths)?;

@@ -177,11 +177,7 @@ impl Path {
         if dx.hypot(dy) < min_travel_widths {
             Direction::Stationary
         } else if dx.abs() >= dy.abs() {
-            if dx > 0.0 {
-                Direction::Right
-            } else {
-                Direction::Left
-            }
+            if dx > 0.0 { Direction::Right } else { Direction::Left }
         } else if dy > 0.0 {
             Direction::Down
         } else {

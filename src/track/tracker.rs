@@ -381,35 +381,34 @@ fn update<C: Clone>(
             && 2 * agreeing > frames
             && frames >= cfg.min_frames
             && confidence >= cfg.min_confidence;
-        if confident || agreed || watched.is_some() {
-            if let Some(reading) = w.ballot.reading(cfg.max_candidates, cfg.confusable_cost) {
-                t.early_sent = true;
-                t.early_text = Some(reading.plate.clone());
-                t.earlies += 1;
-                stats.early_reads += 1;
-                let basis = match (confident, agreed) {
-                    (true, _) => EarlyBasis::Confident,
-                    (false, true) => EarlyBasis::Agreement,
-                    (false, false) => EarlyBasis::ConfidentFrame,
-                };
-                let agreeing_frames = if agreed && !confident { agreeing } else { w.ballot.agreeing(&reading.plate) };
-                events.push(TrackEvent::Early(EarlyRead {
-                    track_id: t.id,
-                    camera_id: t.camera_id.clone(),
-                    frames,
-                    agreeing_frames,
-                    basis,
-                    reading,
-                }));
-            }
+        if (confident || agreed || watched.is_some())
+            && let Some(reading) = w.ballot.reading(cfg.max_candidates, cfg.confusable_cost)
+        {
+            t.early_sent = true;
+            t.early_text = Some(reading.plate.clone());
+            t.earlies += 1;
+            stats.early_reads += 1;
+            let basis = match (confident, agreed) {
+                (true, _) => EarlyBasis::Confident,
+                (false, true) => EarlyBasis::Agreement,
+                (false, false) => EarlyBasis::ConfidentFrame,
+            };
+            let agreeing_frames = if agreed && !confident { agreeing } else { w.ballot.agreeing(&reading.plate) };
+            events.push(TrackEvent::Early(EarlyRead {
+                track_id: t.id,
+                camera_id: t.camera_id.clone(),
+                frames,
+                agreeing_frames,
+                basis,
+                reading,
+            }));
         }
     }
     if t.motion.still_ms() >= cfg.parked_after_ms
         && (t.reports == 0 || at.saturating_sub(t.last_report_ms) >= cfg.parked_repeat_ms)
+        && let Ok(v) = report(cfg, stats, t, true)
     {
-        if let Ok(v) = report(cfg, stats, t, true) {
-            events.push(TrackEvent::Vehicle(v));
-        }
+        events.push(TrackEvent::Vehicle(v));
     }
 }
 
@@ -480,11 +479,10 @@ fn close<C: Clone>(
     }
     if t.reports > 0 {
         t.window = None;
-        if cam.dormant.len() >= cfg.max_tracks_per_camera {
-            if let Some(k) = (0..cam.dormant.len()).min_by_key(|&k| (cam.dormant[k].motion.last_ms, cam.dormant[k].id))
-            {
-                cam.dormant.remove(k);
-            }
+        if cam.dormant.len() >= cfg.max_tracks_per_camera
+            && let Some(k) = (0..cam.dormant.len()).min_by_key(|&k| (cam.dormant[k].motion.last_ms, cam.dormant[k].id))
+        {
+            cam.dormant.remove(k);
         }
         cam.dormant.push(t);
     }
@@ -732,19 +730,20 @@ mod tests {
     fn unconfident_tracks_raise_no_early_read_without_agreement() {
         let mut tr = tracker(TrackerConfig { early_agree_frames: 0, ..Default::default() });
         for i in 0..10 {
-            assert!(tr
-                .push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "7ABC123", 0.8), i as i64 * 100)
-                .is_empty());
+            assert!(
+                tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "7ABC123", 0.8), i as i64 * 100).is_empty()
+            );
         }
         assert_eq!(tr.stats().early_reads, 0);
         // Frames that keep disagreeing, or agree on a vote below min_confidence, raise none either.
         let mut tr = tracker(TrackerConfig::default());
         for i in 0..10u64 {
             let text = ["7ABC123", "7A8C123", "7ABC1Z3"][i as usize % 3];
-            assert!(tr
-                .push(read("a", i, i as i64 * 100, [100, 100, 80, 20], text, 0.6), i as i64 * 100)
-                .iter()
-                .all(|e| !matches!(e, TrackEvent::Early(_))));
+            assert!(
+                tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], text, 0.6), i as i64 * 100)
+                    .iter()
+                    .all(|e| !matches!(e, TrackEvent::Early(_)))
+            );
         }
         for i in 0..10u64 {
             tr.push(read("b", i, i as i64 * 100, [100, 100, 80, 20], "KXM4490", 0.4), i as i64 * 100);

@@ -32,11 +32,7 @@ const MAX_TEXTS: usize = 64;
 
 /// A confidence as given, clamped to 0..=1, NaN as 0: one bad value must not poison a sum.
 pub(crate) fn unit(x: f32) -> f32 {
-    if x.is_nan() {
-        0.0
-    } else {
-        x.clamp(0.0, 1.0)
-    }
+    if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) }
 }
 
 #[derive(Debug, Clone)]

@@ -42,11 +42,7 @@ impl Rotation {
         }
         self.failures += 1;
         self.current = (self.current + 1) % self.len;
-        if self.failures.is_multiple_of(self.len) {
-            Wait::Backoff
-        } else {
-            Wait::NextBroker
-        }
+        if self.failures.is_multiple_of(self.len) { Wait::Backoff } else { Wait::NextBroker }
     }
 }
 

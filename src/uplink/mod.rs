@@ -9,7 +9,7 @@ pub mod session;
 pub mod tls;
 pub mod topics;
 
-pub use session::{check_command, CommandHandler, Refusal, Settings, Stats, StatusSource, Uplink};
+pub use session::{CommandHandler, Refusal, Settings, Stats, StatusSource, Uplink, check_command};
 
 // `Settings::from_config` (from `[mqtt]` and `[site]`) is in `config::assemble`: config assembles, the
 // uplink does not read the schema.

@@ -16,17 +16,17 @@
 
 use super::brokers::{Rotation, Wait};
 use super::delivery::{Delivery, Pending};
-use super::payload::{command_signing_bytes, AckV1, CommandV1, HealthV1, ReadsBatchV1, StatusV1};
+use super::payload::{AckV1, CommandV1, HealthV1, ReadsBatchV1, StatusV1, command_signing_bytes};
 use super::topics::Topics;
 use crate::clock::now_ms;
-use crate::store::commands::{CommandDone, MAX_COMMAND_ID_BYTES};
 use crate::store::Store;
+use crate::store::commands::{CommandDone, MAX_COMMAND_ID_BYTES};
 use backon::BackoffBuilder;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, Transport};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
@@ -240,7 +240,7 @@ impl Uplink {
         }
     }
 
-    fn backoff(&self) -> impl Iterator<Item = Duration> {
+    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
         backon::ExponentialBuilder::default()
             .with_min_delay(self.settings.backoff_min)
             .with_max_delay(self.settings.backoff_max)
@@ -354,11 +354,11 @@ impl Uplink {
                     conn.sent(pkid);
                 }
                 Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                    if let Some(p) = conn.acked(ack.pkid) {
-                        if let Err(e) = self.acknowledged(p) {
-                            log::warn!("cannot record an acknowledgement while stopping: {e}");
-                            break;
-                        }
+                    if let Some(p) = conn.acked(ack.pkid)
+                        && let Err(e) = self.acknowledged(p)
+                    {
+                        log::warn!("cannot record an acknowledgement while stopping: {e}");
+                        break;
                     }
                     if let Err(e) = self.fill(client, conn) {
                         log::warn!("cannot send the outbox while stopping: {e}");
@@ -404,10 +404,10 @@ impl Uplink {
     /// The next outbox message this connection has not published: an alert first, even one queued after a
     /// message of another lane went out; then the other lanes in order.
     fn next_outbox(&self, conn: &Delivery) -> Result<Option<crate::store::OutboxMessage>, ConnError> {
-        if let Some(m) = self.store.outbox_peek(conn.alerts_cursor(), 1)?.into_iter().next() {
-            if m.key.0[0] == crate::store::Lane::Alerts as u8 {
-                return Ok(Some(m));
-            }
+        if let Some(m) = self.store.outbox_peek(conn.alerts_cursor(), 1)?.into_iter().next()
+            && m.key.0[0] == crate::store::Lane::Alerts as u8
+        {
+            return Ok(Some(m));
         }
         // Past every alert key: the other lanes start after lane 0's largest possible key.
         let past_alerts =
@@ -471,10 +471,10 @@ impl Uplink {
                     conn.sent(pkid);
                 }
                 Event::Incoming(Packet::PubAck(ack)) => {
-                    if let Some(p) = conn.acked(ack.pkid) {
-                        if let Err(e) = self.acknowledged(p) {
-                            log::warn!("cannot record an acknowledgement after a failed connection: {e}");
-                        }
+                    if let Some(p) = conn.acked(ack.pkid)
+                        && let Err(e) = self.acknowledged(p)
+                    {
+                        log::warn!("cannot record an acknowledgement after a failed connection: {e}");
                     }
                 }
                 _ => {}
@@ -578,7 +578,7 @@ impl Inbound {
             }
             Ok(None) => {}
             Err(e) => {
-                return self.refuse(name, id, by, format!("cannot tell whether this command was already applied: {e}"))
+                return self.refuse(name, id, by, format!("cannot tell whether this command was already applied: {e}"));
             }
         }
         let result = self.handler.handle(name, &cmd);

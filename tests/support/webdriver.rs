@@ -1,6 +1,6 @@
 //! A minimal W3C WebDriver client for Debian's chromedriver driving headless Chromium.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -34,7 +34,7 @@ fn sigkill_loses_no_acknowledged_hold_audit_entry_or_outbox_message() {
 }
 
 mod powercut_model {
-    use polewatch_dev::bench::powercut::{parse_journal, Fate, Model, SyncFileRange};
+    use polewatch_dev::bench::powercut::{Fate, Model, SyncFileRange, parse_journal};
 
     fn rec(kind: u8, path: &str, a: u64, data: &[u8]) -> Vec<u8> {
         let mut v = vec![kind];

@@ -43,11 +43,7 @@ impl Filter {
             // The query itself goes in the entry's own `query` field.
             parts.push("query=(see query)".into());
         }
-        if parts.is_empty() {
-            "all entries".into()
-        } else {
-            parts.join(" ")
-        }
+        if parts.is_empty() { "all entries".into() } else { parts.join(" ") }
     }
 }
 
@@ -112,7 +108,7 @@ pub fn parse_action(s: &str) -> Result<Action, UnknownAction> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::sample;
-    use super::super::{seal, AuditKey, GENESIS};
+    use super::super::{AuditKey, GENESIS, seal};
     use super::*;
 
     fn entry(user: &str, action: Action, at_ms: i64, query: &str) -> AuditEntry {

@@ -1,8 +1,8 @@
 //! [`AuditLog`]: the chain kept in the store, as the [`AuditSink`] every access goes through.
 
 use super::{
-    check, decode_record, encode, seal, AuditKey, Broken, ChainHead, Checkpoint, Digest, Verifier, VerifyReport,
-    GENESIS,
+    AuditKey, Broken, ChainHead, Checkpoint, Digest, GENESIS, Verifier, VerifyReport, check, decode_record, encode,
+    seal,
 };
 use crate::access::{AuditError, AuditSink, NewAuditEntry};
 use crate::store::{AuditRecord, Store, StoreError};
@@ -98,7 +98,10 @@ impl AuditLog {
                 rec.seq
             ))),
             Some(Err(u)) => Err(AuditError::Chain(format!("entry {} cannot be read: {}", rec.seq, u.0))),
-            None => Err(AuditError::Chain(format!("entry {}, the last one the audit key wrote (at {at}), is missing ({restart})", rec.seq))),
+            None => Err(AuditError::Chain(format!(
+                "entry {}, the last one the audit key wrote (at {at}), is missing ({restart})",
+                rec.seq
+            ))),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Checking a chain: every entry in order against its predecessor, its content and the key, optionally
 //! against a checkpoint and the store's head pointer. Stops at, and reports, the first bad entry.
 
-use super::{entry_hash, format_ms, hex32, AuditEntry, AuditKey, Digest, GENESIS};
+use super::{AuditEntry, AuditKey, Digest, GENESIS, entry_hash, format_ms, hex32};
 use crate::store::AuditRecord;
 use serde::{Deserialize, Serialize};
 
@@ -132,10 +132,11 @@ impl<'k> Verifier<'k> {
         if !self.key.verify_mac(&e.hash, &e.mac) {
             return bad(BrokenReason::KeyMismatch);
         }
-        if let Some(cp) = &self.checkpoint {
-            if cp.seq == seq && (cp.hash != e.hash || cp.mac != e.mac) {
-                return bad(BrokenReason::CheckpointDiffers);
-            }
+        if let Some(cp) = &self.checkpoint
+            && cp.seq == seq
+            && (cp.hash != e.hash || cp.mac != e.mac)
+        {
+            return bad(BrokenReason::CheckpointDiffers);
         }
         self.prev_hash = e.hash;
         self.next_seq += 1;
@@ -151,20 +152,20 @@ impl<'k> Verifier<'k> {
     /// Ends the walk; `head_pointer` is the store's record of the last sequence number written.
     pub fn finish(self, head_pointer: Option<u64>) -> Result<VerifyReport, Broken> {
         let last = self.next_seq - 1;
-        if let Some(cp) = &self.checkpoint {
-            if cp.seq > last {
-                return Err(Broken {
-                    first_bad_seq: last + 1,
-                    reason: BrokenReason::MissingBeforeCheckpoint { checkpoint_seq: cp.seq },
-                });
-            }
+        if let Some(cp) = &self.checkpoint
+            && cp.seq > last
+        {
+            return Err(Broken {
+                first_bad_seq: last + 1,
+                reason: BrokenReason::MissingBeforeCheckpoint { checkpoint_seq: cp.seq },
+            });
         }
         match head_pointer {
             Some(head) if head > last => {
-                return Err(Broken { first_bad_seq: last + 1, reason: BrokenReason::MissingBeforeHead { head } })
+                return Err(Broken { first_bad_seq: last + 1, reason: BrokenReason::MissingBeforeHead { head } });
             }
             Some(head) if head < last => {
-                return Err(Broken { first_bad_seq: head + 1, reason: BrokenReason::PastHead { head } })
+                return Err(Broken { first_bad_seq: head + 1, reason: BrokenReason::PastHead { head } });
             }
             _ => {}
         }

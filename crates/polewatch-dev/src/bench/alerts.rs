@@ -14,9 +14,9 @@
 //! - reconnect: `--kills N` kills the RTSP server (SIGKILL) at the end of a play N times, restarts it a
 //!   second later, and times the restart to the daemon's "camera streaming" line.
 
-use crate::bench::rig::{free_port, pki, Broker};
 use crate::bench::ScratchDir;
-use anyhow::{anyhow, Context, Result};
+use crate::bench::rig::{Broker, free_port, pki};
+use anyhow::{Context, Result, anyhow};
 use gstreamer as gst;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;

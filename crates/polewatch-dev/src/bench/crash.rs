@@ -542,7 +542,7 @@ fn verify_audit(
 }
 
 fn repoint_head(store: &Store, key: &Path) -> anyhow::Result<()> {
-    use crate::access::audit::{decode_record, head_path, ChainHead};
+    use crate::access::audit::{ChainHead, decode_record, head_path};
     let head = store.audit_head_seq()?;
     let Some(bytes) = store.audit_record(head)? else {
         let _ = std::fs::remove_file(head_path(key));

@@ -1,7 +1,7 @@
 //! `polewatch-dev bench login`: the time of one argon2id password hash and one login verification with
 //! the daemon's parameters ([`crate::access::password`]).
 
-use crate::access::password::{hash_password, verify_password, ARGON2_M_KIB, ARGON2_P, ARGON2_T};
+use crate::access::password::{ARGON2_M_KIB, ARGON2_P, ARGON2_T, hash_password, verify_password};
 
 /// Figures: the parameters in use, then one hash and one verification in ms (a release build).
 pub fn bench(rounds: usize) -> Vec<(String, f64, &'static str)> {

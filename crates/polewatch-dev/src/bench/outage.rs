@@ -12,15 +12,15 @@
 //! outage's alerts arrived before its reads, the backlog at reconnection (outbox, upload queue, store on
 //! disk), the box's RSS over the outage, and the time from reconnection to the backlog drained.
 
-use crate::bench::rig::{free_port, pki, Broker, Pki};
+use crate::bench::rig::{Broker, Pki, free_port, pki};
 use tokio_util::sync::CancellationToken;
 
-use crate::bench::{print_figures, synthetic_read, ScratchDir};
+use crate::bench::{ScratchDir, print_figures, synthetic_read};
 use crate::pipeline::hotlists::{AlertTarget, Hotlists};
 use crate::pipeline::reads::ReadSink;
 use crate::store::{Plate, Store, StoreOptions};
-use crate::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
-use anyhow::{anyhow, Context, Result};
+use crate::uplink::{CommandHandler, Settings, Topics, Uplink, tls};
+use anyhow::{Context, Result, anyhow};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -106,17 +106,19 @@ pub fn produce(dir: &Path, port: u16, rate: f64, cameras: usize, alert_every: u6
     let out = Arc::new(Mutex::new(()));
     {
         let (store, out) = (store.clone(), out.clone());
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(1));
-            let _g = out.lock();
-            println!(
-                "status {} {} {} {} {}",
-                rss_kib(),
-                store.outbox_len(),
-                store.upload_queue_len(),
-                store.size_on_disk().unwrap_or(0),
-                u8::from(stats.connected.load(Ordering::Relaxed))
-            );
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let _g = out.lock();
+                println!(
+                    "status {} {} {} {} {}",
+                    rss_kib(),
+                    store.outbox_len(),
+                    store.upload_queue_len(),
+                    store.size_on_disk().unwrap_or(0),
+                    u8::from(stats.connected.load(Ordering::Relaxed))
+                );
+            }
         });
     }
     let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
@@ -183,11 +185,9 @@ impl Proxy {
 
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
-        if !up {
-            if let Ok(mut l) = self.live.lock() {
-                for s in l.drain(..) {
-                    let _ = s.shutdown(Shutdown::Both);
-                }
+        if !up && let Ok(mut l) = self.live.lock() {
+            for s in l.drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
             }
         }
     }
@@ -311,10 +311,10 @@ fn arrivals(inbox: &Inbox) -> (Vec<Arrival>, Vec<Arrival>) {
                     reads.push((id.to_string(), i, *at));
                 }
             }
-        } else if topic.ends_with("/alerts") {
-            if let Some(id) = v["id"].as_str() {
-                alerts.push((id.to_string(), i, *at));
-            }
+        } else if topic.ends_with("/alerts")
+            && let Some(id) = v["id"].as_str()
+        {
+            alerts.push((id.to_string(), i, *at));
         }
     }
     (reads, alerts)

@@ -4,7 +4,7 @@
 //! frame-to-stored-read latency (capture of a pass's best frame to the durable read; it includes the
 //! rest of the pass and the tracker's closing gap).
 
-use crate::bench::{print_figures, ScratchDir};
+use crate::bench::{ScratchDir, print_figures};
 use crate::config::ModelSet;
 use crate::ingest::camera::Timing;
 use crate::ingest::{Camera, FrameQueue};
@@ -16,8 +16,8 @@ use anyhow::Context;
 use gstreamer as gst;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Options {

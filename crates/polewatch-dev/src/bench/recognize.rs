@@ -4,8 +4,8 @@
 
 use crate::bench::print_figures;
 use crate::config::ModelSet;
-use crate::recognize::render::{self, PlateStyle};
 use crate::recognize::View;
+use crate::recognize::render::{self, PlateStyle};
 use anyhow::Context;
 use opencv::core::{Mat, Scalar};
 use std::time::Instant;

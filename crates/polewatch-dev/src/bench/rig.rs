@@ -1,7 +1,7 @@
 //! A local MQTT rig for tests and `polewatch-dev bench uplink`: certificates made here (rcgen) and a real
 //! mosquitto broker with TLS on a free 127.0.0.1 port.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result, anyhow};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

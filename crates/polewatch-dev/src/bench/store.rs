@@ -1,11 +1,11 @@
 //! `polewatch-dev bench store`: durable insert rate, bytes on disk per read, purge time against store size;
 //! with `--scale`, the year's-scale figures of [`super::store_scale`] instead.
 
-use crate::bench::{print_figures, synthetic_read, ScratchDir};
+use crate::bench::{ScratchDir, print_figures, synthetic_read};
 use crate::clock::FixedClock;
-use crate::retention::{Policy, DAY_MS};
+use crate::retention::{DAY_MS, Policy};
 use crate::store::crypt::{Key, Keyring};
-use crate::store::sweeper::{sweep, SweepOutcome, SweepSettings};
+use crate::store::sweeper::{SweepOutcome, SweepSettings, sweep};
 use crate::store::{PlatePattern, Store, StoreOptions};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

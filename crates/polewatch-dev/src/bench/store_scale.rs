@@ -5,11 +5,11 @@
 //! batches) purging the one day past retention and then ten more days. Purge time per purged read
 //! should not grow with N: the sweep walks only the expired front of the time-ordered `reads` tree.
 
-use crate::bench::{synthetic_read, ScratchDir};
+use crate::bench::{ScratchDir, synthetic_read};
 use crate::clock::FixedClock;
-use crate::retention::{Policy, DAY_MS};
+use crate::retention::{DAY_MS, Policy};
 use crate::store::crypt::Keyring;
-use crate::store::sweeper::{sweep, SweepOutcome, SweepReport, SweepSettings};
+use crate::store::sweeper::{SweepOutcome, SweepReport, SweepSettings, sweep};
 use crate::store::{PlatePattern, Store, StoreOptions};
 use std::path::Path;
 use std::sync::Arc;

@@ -1,15 +1,15 @@
 //! `polewatch-dev bench uplink`: vehicle read → alert PUBACK latency through a local mosquitto with TLS,
 //! and how fast a backlog drains after an outage.
 
-use crate::bench::rig::{free_port, pki, Broker};
-use crate::bench::{print_figures, synthetic_read, ScratchDir};
+use crate::bench::rig::{Broker, free_port, pki};
+use crate::bench::{ScratchDir, print_figures, synthetic_read};
 use crate::pipeline::hotlists::{AlertTarget, Hotlists};
 use crate::pipeline::reads::ReadSink;
 use crate::store::{Lane, Plate, Store, StoreOptions};
-use crate::uplink::{tls, CommandHandler, Settings, Topics, Uplink};
-use anyhow::{anyhow, Result};
-use std::sync::atomic::Ordering;
+use crate::uplink::{CommandHandler, Settings, Topics, Uplink, tls};
+use anyhow::{Result, anyhow};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 

@@ -43,11 +43,7 @@ pub struct Figures {
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        a as f64 / b as f64
-    }
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 impl Tally {

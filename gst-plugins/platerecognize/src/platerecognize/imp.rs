@@ -1,4 +1,4 @@
-use super::plates::{packed_bgr, pixel_box, FORMATS};
+use super::plates::{FORMATS, packed_bgr, pixel_box};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
