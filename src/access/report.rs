@@ -714,6 +714,15 @@ pub fn html(r: &Report) -> String {
     o
 }
 
+/// Why a report could not be gathered (a broken chain is not one: the report says so).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read the audit log: {0}")]
+    Audit(#[from] super::AuditError),
+    #[error("cannot read the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
 /// Gathers what [`build`] needs from the store and the audit log (the whole chain verified) and builds the
 /// report for `from_ms`..`to_ms` (exclusive). Shared by the console's report and the monthly one over MQTT.
 pub fn gather(
@@ -724,15 +733,15 @@ pub fn gather(
     from_ms: i64,
     to_ms: i64,
     rules: &Rules,
-) -> Result<Report, String> {
+) -> Result<Report, ReportError> {
     let chain = match audit_log.verify(None) {
         Ok(r) => ChainResult { ok: true, entries: r.entries, head_seq: r.head.map(|h| h.seq), problem: None },
         Err(e) => ChainResult { ok: false, entries: 0, head_seq: None, problem: Some(e.to_string()) },
     };
-    let entries = audit_log.entries().map_err(|e| e.to_string())?;
-    let releases = store.releases().map_err(|e| e.to_string())?;
-    let holds = store.all_holds().map_err(|e| e.to_string())?;
-    let users = store.list_users().map_err(|e| e.to_string())?;
+    let entries = audit_log.entries()?;
+    let releases = store.releases()?;
+    let holds = store.all_holds()?;
+    let users = store.list_users()?;
     Ok(build(&Inputs {
         from_ms,
         to_ms,
@@ -741,7 +750,7 @@ pub fn gather(
         releases: &releases,
         holds: &holds,
         users: &users,
-        oldest_read_ms: store.oldest_read_ms().map_err(|e| e.to_string())?,
+        oldest_read_ms: store.oldest_read_ms()?,
         retention_days,
         sweep_interval_s,
         chain,

@@ -1153,7 +1153,7 @@ async fn release_bundle(State(s): St, c: Caller, Path(id): Path<uuid::Uuid>) -> 
     .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let (count, bytes) = match tar {
         Ok(t) => t,
-        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     audit(
         &s,
@@ -1311,7 +1311,7 @@ fn compliance(
     from_ms: i64,
     to_ms: i64,
     rules: &crate::access::report::Rules,
-) -> Result<crate::access::report::Report, String> {
+) -> Result<crate::access::report::Report, crate::access::report::ReportError> {
     let r = &s.config.store.retention;
     crate::access::report::gather(
         &s.store,
@@ -1366,7 +1366,7 @@ async fn audit_report(State(s): St, c: Caller, Query(q): Query<ReportQuery>) -> 
         .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let report = match report {
         Ok(r) => r,
-        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return refuse(&s, base, Outcome::Error, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let chain = if report.chain.ok {
         "chain verified".to_string()

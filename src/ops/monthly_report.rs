@@ -12,6 +12,7 @@ use crate::access::audit::AuditLog;
 use crate::access::report::{self, Report, Rules};
 use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
 use crate::store::{Lane, Store};
+use anyhow::Context;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
@@ -31,7 +32,7 @@ pub fn compliance(
     from_ms: i64,
     to_ms: i64,
     rules: &Rules,
-) -> Result<Report, String> {
+) -> Result<Report, report::ReportError> {
     report::gather(
         store,
         audit_log,
@@ -129,29 +130,24 @@ pub struct Monthly {
 
 impl Monthly {
     /// Queues the month's report unless the audit log shows it queued already. Returns whether it queued.
-    pub fn send_if_due(&self, now: &jiff::ZonedDateTime) -> Result<Option<Date>, String> {
+    pub fn send_if_due(&self, now: &jiff::ZonedDateTime) -> anyhow::Result<Option<Date>> {
         let m = &self.config.mqtt;
         let Some(month) = due_month(now, m.compliance_report_day, m.compliance_report_hour) else { return Ok(None) };
         let object = audit_object(month);
-        let done =
-            self.audit_log.latest(usize::MAX, Some("system"), Some("audit_report")).map_err(|e| e.to_string())?;
+        let done = self
+            .audit_log
+            .latest(usize::MAX, Some("system"), Some("audit_report"))
+            .context("cannot read the audit log for reports already queued")?;
         if done.iter().any(|e| e.object == object && e.outcome == Outcome::Ok) {
             return Ok(None);
         }
         let tz = now.time_zone().clone();
-        let start = |d: Date| {
-            d.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_millisecond()).map_err(|e| e.to_string())
-        };
-        let next = month.checked_add(jiff::Span::new().months(1)).map_err(|e| e.to_string())?;
+        let start = |d: Date| d.to_zoned_datetime(tz.clone()).map(|z| z.timestamp().as_millisecond());
+        let next = month.checked_add(jiff::Span::new().months(1))?;
         let rules = Rules { tz: tz.clone(), ..Rules::default() };
-        let r = compliance(
-            &self.store,
-            &self.audit_log,
-            &self.config.store.retention,
-            start(month)?,
-            start(next)?,
-            &rules,
-        )?;
+        let r =
+            compliance(&self.store, &self.audit_log, &self.config.store.retention, start(month)?, start(next)?, &rules)
+                .context("cannot gather the report")?;
         let flags = r.flags.total;
         let body = payload(
             &self.config.site.site_id,
@@ -160,7 +156,7 @@ impl Monthly {
             r,
             (m.max_packet_kib as usize * 1024).saturating_sub(512),
         )
-        .map_err(|e| e.to_string())?;
+        .context("cannot build the report's payload")?;
         let entry = NewAuditEntry {
             user: "system".into(),
             source: "daemon".into(),
@@ -172,8 +168,8 @@ impl Monthly {
             ..Default::default()
         };
         // Recorded first: a report the log does not show was never sent.
-        self.audit_log.record(entry).map_err(|e| e.to_string())?;
-        self.store.enqueue(Lane::Other, TOPIC, body).map_err(|e| e.to_string())?;
+        self.audit_log.record(entry).context("cannot record the report in the audit log")?;
+        self.store.enqueue(Lane::Other, TOPIC, body).context("cannot queue the report")?;
         if let Some(w) = &self.uplink {
             w.notify_one();
         }
@@ -194,7 +190,7 @@ impl Monthly {
                     log::info!(period = label(month).as_str(); "monthly compliance report queued for the central server")
                 }
                 Ok(Ok(None)) => {}
-                Ok(Err(e)) => log::error!("monthly compliance report not sent: {e}"),
+                Ok(Err(e)) => log::error!("monthly compliance report not sent: {e:#}"),
                 Err(e) => log::error!("monthly compliance report task failed: {e}"),
             }
             tokio::time::sleep(CHECK_EVERY).await;
