@@ -203,6 +203,19 @@ fn out_of_range_values_are_all_reported() {
     );
 }
 
+/// A region of interest that crosses itself (a figure of eight) is refused at load with the crossing edges,
+/// as the console's Aim page refuses it: the recognizer would keep plates in the wrong part of the frame.
+#[test]
+fn a_region_of_interest_that_crosses_itself_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let cam = "[[cameras]]\nid = \"c\"\nurl = \"rtsp://h/s\"\n";
+    let p = one(d.path(), &format!("{MINIMAL}{cam}roi = [[0, 0], [100, 100], [100, 0], [0, 100]]\n"));
+    assert_eq!((p.key.as_str(), p.line), ("cameras[0].roi", Some(7)));
+    assert!(p.message.contains("edges 1 and 3 cross"), "{}", p.message);
+    let ok = write(d.path(), "ok.toml", &format!("{MINIMAL}{cam}roi = [[0, 0], [100, 0], [100, 100], [0, 100]]\n"));
+    assert_eq!(config::load(&ok).unwrap().config.cameras[0].roi.len(), 4);
+}
+
 #[test]
 fn syntax_error_names_line() {
     let d = tempfile::tempdir().unwrap();

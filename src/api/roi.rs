@@ -37,40 +37,6 @@ pub fn area(p: &[[u32; 2]]) -> f64 {
     twice_area(&f).abs() / 2.0
 }
 
-fn orient(a: [f64; 2], b: [f64; 2], c: [f64; 2]) -> f64 {
-    (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
-}
-
-fn on_segment(a: [f64; 2], b: [f64; 2], p: [f64; 2]) -> bool {
-    p[0] >= a[0].min(b[0]) && p[0] <= a[0].max(b[0]) && p[1] >= a[1].min(b[1]) && p[1] <= a[1].max(b[1])
-}
-
-/// Whether segments `ab` and `cd` meet (crossing, touching or overlapping).
-pub fn segments_meet(a: [f64; 2], b: [f64; 2], c: [f64; 2], d: [f64; 2]) -> bool {
-    let (o1, o2, o3, o4) = (orient(a, b, c), orient(a, b, d), orient(c, d, a), orient(c, d, b));
-    if o1 * o2 < 0.0 && o3 * o4 < 0.0 {
-        return true;
-    }
-    (o1 == 0.0 && on_segment(a, b, c))
-        || (o2 == 0.0 && on_segment(a, b, d))
-        || (o3 == 0.0 && on_segment(c, d, a))
-        || (o4 == 0.0 && on_segment(c, d, b))
-}
-
-/// The first pair of non-adjacent edges that meet (edge i runs from point i to point i + 1).
-pub fn crossing(p: &[[f64; 2]]) -> Option<(usize, usize)> {
-    let n = p.len();
-    for i in 0..n {
-        for j in i + 1..n {
-            let adjacent = j == i + 1 || (i == 0 && j == n - 1);
-            if !adjacent && segments_meet(p[i], p[(i + 1) % n], p[j], p[(j + 1) % n]) {
-                return Some((i, j));
-            }
-        }
-    }
-    None
-}
-
 /// The drawn points (frame pixels, as the page measured them) as the region to configure: rounded to
 /// whole pixels, repeated points dropped, checked.
 pub fn check(points: &[[f64; 2]], width: u32, height: u32) -> Result<Vec<[u32; 2]>, RoiError> {
@@ -99,7 +65,7 @@ pub fn check(points: &[[f64; 2]], width: u32, height: u32) -> Result<Vec<[u32; 2
         return Err(RoiError::Points(out.len()));
     }
     let f: Vec<[f64; 2]> = out.iter().map(|q| [q[0] as f64, q[1] as f64]).collect();
-    if let Some((i, j)) = crossing(&f) {
+    if let Some((i, j)) = crate::recognize::geometry::crossing(&f) {
         return Err(RoiError::Crossing(i + 1, j + 1));
     }
     let share = area(&out) / (width as f64 * height as f64).max(1.0);

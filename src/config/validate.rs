@@ -150,6 +150,14 @@ fn cameras(out: &mut Issues, cams: &[Camera]) {
         }
         if !c.roi.is_empty() && c.roi.len() < 3 {
             push(out, k("roi"), "a region of interest needs at least 3 points (or none for the whole frame)");
+        } else if let Some((i, j)) = crate::recognize::geometry::crossing(
+            &c.roi.iter().map(|[x, y]| [f64::from(*x), f64::from(*y)]).collect::<Vec<_>>(),
+        ) {
+            push(
+                out,
+                k("roi"),
+                format!("edges {} and {} cross: give the outline once around, without a figure of eight", i + 1, j + 1),
+            );
         }
         if let Some([lo, hi]) = c.plate_height_band_px.filter(|[lo, hi]| *lo < 4 || lo >= hi || *hi > 4000) {
             push(
