@@ -105,6 +105,7 @@ pub fn snippet(camera_id: &str, roi: &[[u32; 2]], width: u32, height: u32) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recognize::geometry::segments_meet;
 
     #[test]
     fn a_drawn_outline_becomes_whole_pixels_inside_the_frame() {
