@@ -8,10 +8,11 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
+use opencv::prelude::{MatTraitConst, MatTraitConstManual};
 use polewatch::config::Camera as CameraConfig;
 use polewatch::ingest::camera::Timing;
 use polewatch::ingest::decoder::{self, Codec};
-use polewatch::ingest::{Camera, CameraSet, CameraState, Failure, FrameQueue};
+use polewatch::ingest::{Camera, CameraSet, CameraState, Failure, FrameQueue, PixelFormat};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -162,15 +163,24 @@ fn skip(element: &str) -> bool {
 }
 
 #[test]
-fn samples_at_the_analysis_rate_into_bgr_frames_with_the_chosen_decoder() {
+fn samples_at_the_analysis_rate_into_i420_frames_with_the_chosen_decoder() {
     let server = Server::start(free_port());
     let queue = Arc::new(FrameQueue::new(64));
     let cam = Camera::spawn(&camera("north", &server.url("/cam"), 5.0, ""), queue.clone(), timing()).unwrap();
     wait("streaming", Duration::from_secs(20), || cam.state() == CameraState::Streaming && sampled(&cam) >= 3);
     let f = queue.pop(Duration::from_secs(1)).expect("a frame");
-    assert_eq!((f.width, f.height, f.camera.as_ref(), f.data.len()), (320, 240, "north", 320 * 240 * 3));
-    // videotestsrc's ball: a black background with a white ball, so both extremes appear in BGR.
-    assert!(f.data.iter().any(|&b| b < 20) && f.data.iter().any(|&b| b > 235));
+    assert_eq!(
+        (f.width, f.height, f.camera.as_ref(), f.format, f.data.len()),
+        (320, 240, "north", PixelFormat::I420, 320 * 240 * 3 / 2)
+    );
+    // videotestsrc's ball: a black background with a white ball, so both ends of the video range (16 and
+    // 235) appear in the Y plane, and both extremes in BGR, as the analysis sees it.
+    let luma = &f.data[..320 * 240];
+    assert!(luma.iter().any(|&b| b < 20) && luma.iter().any(|&b| b > 230));
+    let bgr = polewatch::pipeline::analyse::frame_to_bgr(&f).unwrap();
+    assert_eq!((bgr.cols(), bgr.rows(), bgr.channels()), (320, 240, 3));
+    let bytes = bgr.data_bytes().unwrap();
+    assert!(bytes.iter().any(|&b| b < 20) && bytes.iter().any(|&b| b > 235));
 
     // The decoder is the one `auto` picks among what is installed here, chosen for the stream's codec.
     let chain = cam.decoder().expect("a decoder chain");
@@ -380,7 +390,7 @@ fn h265_and_mjpeg_streams_decode() {
         let chain = cam.decoder().unwrap();
         assert_eq!((chain.codec, chain.decoder.as_str()), (codec, decoder));
         let f = q.pop(Duration::ZERO).unwrap();
-        assert_eq!((f.width, f.height, f.data.len()), (320, 240, 320 * 240 * 3));
+        assert_eq!((f.width, f.height, f.data.len()), (320, 240, 320 * 240 * 3 / 2));
         cam.stop();
         checked += 1;
     }

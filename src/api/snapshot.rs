@@ -128,7 +128,15 @@ mod tests {
         let scene = crate::recognize::decode_image(crate::recognize::smoke::SCENE_JPG).unwrap();
         let (w, h) = (scene.cols() as u32, scene.rows() as u32);
         let data = scene.data_bytes().unwrap().to_vec();
-        let frame = Frame { camera: "c".into(), seq: 1, captured_at_ms: 5, width: w, height: h, data };
+        let frame = Frame {
+            camera: "c".into(),
+            seq: 1,
+            captured_at_ms: 5,
+            width: w,
+            height: h,
+            format: crate::ingest::PixelFormat::Bgr,
+            data,
+        };
         let plate = crate::recognize::smoke::plate_box();
         let other = BoxF { x: 10.0, y: 10.0, w: 30.0, h: 12.0 };
         let shot = Shot {

@@ -6,7 +6,7 @@
 //! rtsp://   rtspsrc ─(pad-added: RTP caps)─► depay ! parse ! decoder ┐
 //! other     urisourcebin ! parsebin ─(pad-added: elementary caps)─► decoder ┤
 //!             sampler (probe on the decoder's output: unsampled frames dropped here) ◄┘
-//!             ─► queue (leaky, 1 frame) ! videoconvert ! video/x-raw,format=BGR ! appsink (max-buffers=1, drop)
+//!             ─► queue (leaky, 1 frame) ! videoconvert ! video/x-raw,format=I420 ! appsink (max-buffers=1, drop)
 //!             ─► motion gate (optional) ─► FrameQueue
 //! ```
 
@@ -16,7 +16,7 @@ use super::motion::MotionGate;
 use super::sampler::Sampler;
 use super::settings::{self, Transport};
 use super::state::{CameraState, Failure, LogLimit, classify_error};
-use super::{Frame, FrameQueue};
+use super::{Frame, FrameQueue, PixelFormat};
 use crate::clock::now_ms;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct CameraStats {
     pub frames_decoded: AtomicU64,
-    /// Frames the sampler took and converted to BGR (the analysis rate).
+    /// Frames the sampler took (the analysis rate).
     pub frames_sampled: AtomicU64,
     /// Of the sampled frames, those the motion gate skipped; the rest went to the queue.
     pub frames_gated: AtomicU64,
@@ -295,7 +295,7 @@ fn build(
     // queue drops the oldest frame when conversion falls behind.
     let leaky = if file { "no" } else { "downstream" };
     let tail = format!(
-        "queue name=tail max-size-buffers=1 leaky={leaky} ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop={} sync={file}",
+        "queue name=tail max-size-buffers=1 leaky={leaky} ! videoconvert ! video/x-raw,format=I420 ! appsink name=sink max-buffers=1 drop={} sync={file}",
         !file
     );
     let desc = if rtp {
@@ -496,7 +496,7 @@ fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), PipelineError
     pad.link(&sp).map(|_| ()).map_err(PipelineError::PadLink)
 }
 
-/// Converted frames to [`Frame`]s (tightly packed BGR), through the motion gate, into the queue.
+/// Decoded frames to [`Frame`]s (tightly packed I420), through the motion gate, into the queue.
 fn appsink_callbacks(
     id: Arc<str>,
     q: Arc<FrameQueue>,
@@ -518,12 +518,20 @@ fn appsink_callbacks(
             let (Ok(w), Ok(h)) = (s0.get::<i32>("width"), s0.get::<i32>("height")) else { return Ok(gst::FlowSuccess::Ok) };
             let (w, h) = (w.max(0) as usize, h.max(0) as usize);
             let Ok(map) = buffer.map_readable() else { return Ok(gst::FlowSuccess::Ok) };
-            let Some(data) = tight_bgr(map.as_slice(), w, h) else {
-                log::debug!(camera = id.as_ref(); "frame of {} bytes is too short for {w}x{h} BGR; skipped", map.size());
+            let Some((data, w, h)) = tight_i420(map.as_slice(), w, h) else {
+                log::debug!(camera = id.as_ref(); "frame of {} bytes is too short for {w}x{h} I420; skipped", map.size());
                 return Ok(gst::FlowSuccess::Ok);
             };
             st.frames_sampled.fetch_add(1, Ordering::Relaxed);
-            let frame = Frame { camera: id.clone(), seq, captured_at_ms: now_ms(), width: w as u32, height: h as u32, data };
+            let frame = Frame {
+                camera: id.clone(),
+                seq,
+                captured_at_ms: now_ms(),
+                width: w as u32,
+                height: h as u32,
+                format: PixelFormat::I420,
+                data,
+            };
             if gate.as_mut().is_some_and(|g| !g.should_analyse(&frame)) {
                 st.frames_gated.fetch_add(1, Ordering::Relaxed);
                 return Ok(gst::FlowSuccess::Ok);
@@ -534,21 +542,28 @@ fn appsink_callbacks(
         .build()
 }
 
-/// GStreamer's BGR rows are padded to 4 bytes; the frame's are not.
-fn tight_bgr(src: &[u8], w: usize, h: usize) -> Option<Vec<u8>> {
-    let row = w * 3;
-    let stride = (row + 3) & !3;
-    if h == 0 || src.len() < stride * (h - 1) + row {
+/// GStreamer's I420 layout (no video meta is negotiated, so the default one: each plane's rows padded to
+/// 4 bytes, chroma planes of the rounded-up half size) to the frame's tight one, cut to even width and
+/// height (the last column or row of an odd-sized picture is dropped, so the chroma planes stay whole).
+fn tight_i420(src: &[u8], w: usize, h: usize) -> Option<(Vec<u8>, usize, usize)> {
+    let round4 = |n: usize| (n + 3) & !3;
+    let (y_stride, c_stride) = (round4(w), round4(w.div_ceil(2)));
+    let (c_rows, u_at) = (h.div_ceil(2), round4(w) * h.div_ceil(2) * 2);
+    let v_at = u_at + c_stride * c_rows;
+    let (ow, oh) = (w & !1, h & !1);
+    if ow == 0 || oh == 0 || src.len() < v_at + c_stride * (c_rows - 1) + ow / 2 {
         return None;
     }
-    if stride == row {
-        return Some(src[..row * h].to_vec());
+    let mut out = Vec::with_capacity(PixelFormat::I420.len(ow as u32, oh as u32));
+    for y in 0..oh {
+        out.extend_from_slice(&src[y * y_stride..y * y_stride + ow]);
     }
-    let mut out = Vec::with_capacity(row * h);
-    for y in 0..h {
-        out.extend_from_slice(&src[y * stride..y * stride + row]);
+    for at in [u_at, v_at] {
+        for y in 0..oh / 2 {
+            out.extend_from_slice(&src[at + y * c_stride..at + y * c_stride + ow / 2]);
+        }
     }
-    Some(out)
+    Some((out, ow, oh))
 }
 
 /// Plays the pipeline until it fails or `stop`; returns why it ended (None: asked to stop).
@@ -634,11 +649,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn padded_bgr_rows_are_packed() {
-        // 2×2 BGR: rows of 6 bytes padded to 8.
-        let src = [1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12, 0, 0];
-        assert_eq!(tight_bgr(&src, 2, 2), Some(vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]));
-        assert_eq!(tight_bgr(&src[..12], 2, 2), None);
-        assert_eq!(tight_bgr(&[9; 12], 4, 1), Some(vec![9; 12]));
+    fn padded_i420_planes_are_packed_and_odd_sizes_cut_to_even() {
+        // 2×2: Y rows of 2 padded to 4, U and V one row of 1 padded to 4; the planes start at 8 and 12.
+        let src = [1, 2, 0, 0, 3, 4, 0, 0, 5, 0, 0, 0, 6, 0, 0, 0];
+        assert_eq!(tight_i420(&src, 2, 2), Some((vec![1, 2, 3, 4, 5, 6], 2, 2)));
+        assert_eq!(tight_i420(&src[..12], 2, 2), None);
+        // 3×3: Y rows of 3 padded to 4 (4 rows: the height rounds up to even), chroma 2×2 rows padded to 4;
+        // the frame keeps the top-left 2×2.
+        let mut odd = vec![0u8; 4 * 4 + 4 * 2 * 2];
+        odd[..12].copy_from_slice(&[1, 2, 3, 0, 4, 5, 6, 0, 7, 8, 9, 0]);
+        odd[16] = 10; // U (0, 0)
+        odd[24] = 11; // V (0, 0)
+        assert_eq!(tight_i420(&odd, 3, 3), Some((vec![1, 2, 4, 5, 10, 11], 2, 2)));
+        assert_eq!(tight_i420(&[9; 6], 2, 1), None);
     }
 }

@@ -24,7 +24,31 @@ pub use queue::FrameQueue;
 pub use set::CameraSet;
 pub use state::{CameraState, Failure};
 
-/// One analysed frame: the only frames that are colour-converted.
+/// How a [`Frame`]'s pixels are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// Packed BGR, 3 bytes each, rows `width * 3` bytes apart (no padding), top row first:
+    /// `data.len() == width * height * 3`. OpenCV's `CV_8UC3` layout.
+    Bgr,
+    /// Planar YUV 4:2:0 as the decoders give it, tightly packed: the Y plane (`width * height`), then U and
+    /// V (`width/2 * height/2` each); width and height even. Half the bytes of BGR, and no full-size
+    /// colour conversion in the camera's pipeline: the analysis converts one frame at a time into one
+    /// reused image, and the motion gate reads the Y plane as it is.
+    I420,
+}
+
+impl PixelFormat {
+    /// Bytes of a `width` × `height` frame in this format.
+    pub fn len(self, width: u32, height: u32) -> usize {
+        let (w, h) = (width as usize, height as usize);
+        match self {
+            PixelFormat::Bgr => w * h * 3,
+            PixelFormat::I420 => w * h + 2 * (w / 2) * (h / 2),
+        }
+    }
+}
+
+/// One analysed frame, as the camera's pipeline hands it over.
 #[derive(Debug, Clone)]
 pub struct Frame {
     pub camera: std::sync::Arc<str>,
@@ -35,7 +59,7 @@ pub struct Frame {
     pub captured_at_ms: i64,
     pub width: u32,
     pub height: u32,
-    /// Pixels as packed BGR, 3 bytes each, rows `width * 3` bytes apart (no padding), top row first:
-    /// `data.len() == width * height * 3`. OpenCV's `CV_8UC3` layout.
+    pub format: PixelFormat,
+    /// `format.len(width, height)` bytes.
     pub data: Vec<u8>,
 }

@@ -9,7 +9,8 @@
 //! The camera applies it before queueing (`motion_gate = true`), so the recognizer sees only frames worth
 //! analysing; skipped frames are counted in `CameraStats::frames_gated`.
 
-use super::Frame;
+use super::{Frame, PixelFormat};
+use crate::recognize::geometry::in_polygon;
 
 /// Grey levels (0–255) a cell must move by to count as changed: above sensor noise and compression
 /// flicker, below a plate or car entering the cell.
@@ -70,7 +71,7 @@ impl MotionGate {
 impl Grid {
     fn of(f: &Frame) -> Option<Grid> {
         let (w, h) = (f.width, f.height);
-        if w == 0 || h == 0 || f.data.len() < (w as usize) * (h as usize) * 3 {
+        if w == 0 || h == 0 || f.data.len() < f.format.len(w, h) {
             return None;
         }
         let (cols, rows) = if w >= h {
@@ -87,9 +88,19 @@ impl Grid {
                         // Sample points spread evenly inside the cell.
                         let x = ((c * SAMPLES + sx) * 2 + 1) * w / (cols * SAMPLES * 2);
                         let y = ((r * SAMPLES + sy) * 2 + 1) * h / (rows * SAMPLES * 2);
-                        let i = (y as usize * w as usize + x as usize) * 3;
-                        let (b, g, r) = (u32::from(f.data[i]), u32::from(f.data[i + 1]), u32::from(f.data[i + 2]));
-                        sum += (29 * b + 150 * g + 77 * r) >> 8;
+                        let i = y as usize * w as usize + x as usize;
+                        sum += match f.format {
+                            // The Y plane is the grey level already.
+                            PixelFormat::I420 => u32::from(f.data[i]),
+                            PixelFormat::Bgr => {
+                                let (b, g, r) = (
+                                    u32::from(f.data[3 * i]),
+                                    u32::from(f.data[3 * i + 1]),
+                                    u32::from(f.data[3 * i + 2]),
+                                );
+                                (29 * b + 150 * g + 77 * r) >> 8
+                            }
+                        };
                     }
                 }
                 grey.push((sum / (SAMPLES * SAMPLES)) as u8);
@@ -105,7 +116,7 @@ impl Grid {
             for c in 0..self.cols {
                 let x = (f64::from(c) + 0.5) * w / f64::from(self.cols);
                 let y = (f64::from(r) + 0.5) * h / f64::from(self.rows);
-                mask.push(roi.len() < 3 || inside(roi, x, y));
+                mask.push(roi.len() < 3 || in_polygon(roi, x as f32, y as f32));
             }
         }
         // A region smaller than one cell would never see motion: gate on the whole frame instead.
@@ -114,21 +125,6 @@ impl Grid {
         }
         mask
     }
-}
-
-/// Even-odd rule point-in-polygon.
-fn inside(poly: &[[u32; 2]], x: f64, y: f64) -> bool {
-    let mut odd = false;
-    let mut j = poly.len() - 1;
-    for i in 0..poly.len() {
-        let (xi, yi) = (f64::from(poly[i][0]), f64::from(poly[i][1]));
-        let (xj, yj) = (f64::from(poly[j][0]), f64::from(poly[j][1]));
-        if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
-            odd = !odd;
-        }
-        j = i;
-    }
-    odd
 }
 
 #[cfg(test)]
@@ -150,7 +146,25 @@ mod tests {
                 data[i..i + 3].copy_from_slice(&[v, v, v]);
             }
         }
-        Frame { camera: "c".into(), seq: 0, captured_at_ms: 0, width: w, height: h, data }
+        Frame { camera: "c".into(), seq: 0, captured_at_ms: 0, width: w, height: h, format: PixelFormat::Bgr, data }
+    }
+
+    /// The same grey scene as the cameras hand it over: Y is the grey level, U and V neutral.
+    fn as_i420(f: Frame) -> Frame {
+        let mut data: Vec<u8> = f.data.iter().step_by(3).copied().collect();
+        data.resize(PixelFormat::I420.len(f.width, f.height), 128);
+        Frame { format: PixelFormat::I420, data, ..f }
+    }
+
+    #[test]
+    fn an_i420_frame_is_gated_as_its_bgr_twin() {
+        let scenes = [(None, 0), (None, 6), (Some((10, 10)), 0), (Some((10, 10)), 0), (Some((200, 150)), 0)];
+        let mut bgr = MotionGate::new(0.01, &[]);
+        let mut yuv = MotionGate::new(0.01, &[]);
+        let a: Vec<bool> = scenes.iter().map(|&(b, n)| bgr.should_analyse(&frame(b, n))).collect();
+        let b: Vec<bool> = scenes.iter().map(|&(b, n)| yuv.should_analyse(&as_i420(frame(b, n)))).collect();
+        assert_eq!(a, vec![true, false, true, false, true]);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -84,7 +84,15 @@ mod tests {
     use super::*;
 
     fn frame(seq: u64) -> Frame {
-        Frame { camera: "c".into(), seq, captured_at_ms: 0, width: 1, height: 1, data: vec![0; 3] }
+        Frame {
+            camera: "c".into(),
+            seq,
+            captured_at_ms: 0,
+            width: 1,
+            height: 1,
+            format: crate::ingest::PixelFormat::Bgr,
+            data: vec![0; 3],
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::reads::ReadSink;
 use super::recent::Recent;
-use crate::ingest::{Frame, FrameQueue};
+use crate::ingest::{Frame, FrameQueue, PixelFormat};
 use crate::recognize::{PlateRead, Recognizer, View};
 use crate::store::{AlertRecord, Plate, StoredRead};
 use crate::track::{
@@ -59,43 +59,73 @@ pub struct Images {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    #[error("frame of {width}x{height} has {got} bytes, expected {want} (packed BGR)")]
+    #[error("frame of {width}x{height} has {got} bytes, expected {want} (or odd sides for I420)")]
     Size { width: u32, height: u32, got: usize, want: usize },
     #[error("OpenCV: {0}")]
     Cv(#[from] opencv::Error),
 }
 
-/// The frame (packed BGR, as ingest delivers it) as an owned OpenCV image.
-pub fn frame_to_bgr(f: &Frame) -> Result<Mat, FrameError> {
-    let (w, h) = (f.width as usize, f.height as usize);
-    let want = w * h * 3;
-    if f.data.len() != want || w < 2 || h < 2 {
+/// The frame's bytes checked against its size and format (I420 needs even sides).
+fn checked(f: &Frame) -> Result<(i32, i32), FrameError> {
+    let want = f.format.len(f.width, f.height);
+    let even = f.format == PixelFormat::Bgr || (f.width.is_multiple_of(2) && f.height.is_multiple_of(2));
+    if f.data.len() != want || f.width < 2 || f.height < 2 || !even {
         return Err(FrameError::Size { width: f.width, height: f.height, got: f.data.len(), want });
     }
-    let m = Mat::new_rows_cols_with_data(h as i32, (w * 3) as i32, &f.data[..])?;
-    Ok(m.reshape(3, h as i32)?.try_clone()?)
+    Ok((f.width as i32, f.height as i32))
 }
 
-/// Runs `f` on the frame (packed BGR) as an OpenCV image over the frame's own bytes: no copy of a
-/// multi-megabyte frame for each analysis.
-pub fn with_bgr<R>(fr: &Frame, f: impl FnOnce(&Mat) -> R) -> Result<R, FrameError> {
-    let (w, h) = (fr.width as usize, fr.height as usize);
-    let want = w * h * 3;
-    if fr.data.len() != want || w < 2 || h < 2 {
-        return Err(FrameError::Size { width: fr.width, height: fr.height, got: fr.data.len(), want });
+/// An OpenCV header over the frame's own bytes: `CV_8UC3` for BGR, the `height * 3/2` rows of one byte
+/// that OpenCV's I420 conversions read.
+///
+/// # Safety
+/// The header borrows `f.data` without a lifetime: it must be dropped before the frame, and used only as
+/// an input (OpenCV's const inputs).
+unsafe fn header(f: &Frame, (w, h): (i32, i32)) -> opencv::Result<Mat> {
+    let (rows, typ) = match f.format {
+        PixelFormat::Bgr => (h, opencv::core::CV_8UC3),
+        PixelFormat::I420 => (h * 3 / 2, opencv::core::CV_8UC1),
+    };
+    // SAFETY: the size and type match the length `checked` verified; the caller keeps the frame alive.
+    unsafe { Mat::new_rows_cols_with_data_unsafe_def(rows, w, typ, f.data.as_ptr().cast_mut().cast()) }
+}
+
+/// The frame as an owned BGR image.
+pub fn frame_to_bgr(f: &Frame) -> Result<Mat, FrameError> {
+    let size = checked(f)?;
+    // SAFETY: the header is dropped at the end of this function, before the frame; it is only read.
+    let img = unsafe { header(f, size) }?;
+    match f.format {
+        PixelFormat::Bgr => Ok(img.try_clone()?),
+        PixelFormat::I420 => {
+            let mut out = Mat::default();
+            opencv::imgproc::cvt_color(&img, &mut out, opencv::imgproc::COLOR_YUV2BGR_I420, 0)?;
+            Ok(out)
+        }
     }
-    // SAFETY: the header points into `fr.data`, which outlives it: the image is dropped at the end of this
-    // function and `f` only gets a shared reference to it (OpenCV's const inputs; crops and JPEGs copy).
-    // Its size and type match the checked length above.
-    let img = unsafe {
-        Mat::new_rows_cols_with_data_unsafe_def(
-            h as i32,
-            w as i32,
-            opencv::core::CV_8UC3,
-            fr.data.as_ptr().cast_mut().cast(),
-        )
-    }?;
-    Ok(f(&img))
+}
+
+thread_local! {
+    /// This thread's BGR image for I420 frames, reused frame after frame: a fresh 6 MiB image per 1080p
+    /// frame would be mapped and faulted in each time.
+    static BGR: std::cell::RefCell<Mat> = std::cell::RefCell::new(Mat::default());
+}
+
+/// Runs `f` on the frame as a BGR image without a copy per analysis: a BGR frame's own bytes, or an I420
+/// frame converted into this thread's one reused image. `f` must copy what it keeps (crops and JPEGs do).
+pub fn with_bgr<R>(fr: &Frame, f: impl FnOnce(&Mat) -> R) -> Result<R, FrameError> {
+    let size = checked(fr)?;
+    // SAFETY: the header is dropped at the end of this function, before the frame; `f` gets a shared
+    // reference to it (BGR) or only the converted copy (I420).
+    let img = unsafe { header(fr, size) }?;
+    match fr.format {
+        PixelFormat::Bgr => Ok(f(&img)),
+        PixelFormat::I420 => BGR.with(|bgr| {
+            let mut bgr = bgr.borrow_mut();
+            opencv::imgproc::cvt_color(&img, &mut *bgr, opencv::imgproc::COLOR_YUV2BGR_I420, 0)?;
+            Ok(f(&bgr))
+        }),
+    }
 }
 
 /// The frame reads of one frame, for the tracker: crops JPEG-encoded from the frame itself so that a
@@ -830,7 +860,7 @@ mod tests {
     }
 
     fn frame(w: u32, h: u32, data: Vec<u8>) -> Frame {
-        Frame { camera: "c".into(), seq: 0, captured_at_ms: 0, width: w, height: h, data }
+        Frame { camera: "c".into(), seq: 0, captured_at_ms: 0, width: w, height: h, format: PixelFormat::Bgr, data }
     }
 
     #[test]
@@ -840,5 +870,23 @@ mod tests {
         assert_eq!(*bgr.at_2d::<opencv::core::Vec3b>(1, 1).unwrap(), opencv::core::Vec3b::from([15, 16, 17]));
         assert!(matches!(frame_to_bgr(&frame(4, 2, vec![0; 23])), Err(FrameError::Size { .. })));
         assert!(matches!(frame_to_bgr(&frame(1, 1, vec![0; 3])), Err(FrameError::Size { .. })));
+    }
+
+    /// Grey I420 (U = V = 128) becomes grey in BGR, video range expanded as decoders' I420 is
+    /// (Y 200 -> (200 - 16) * 255 / 219 = 214, what videoconvert gave before), through both the owned image
+    /// and the reused one; odd sides are refused.
+    #[test]
+    fn i420_becomes_bgr_and_odd_sides_are_errors() {
+        let mut data = vec![200u8; 4 * 2];
+        data.extend([128u8; 4]);
+        let f = Frame { format: PixelFormat::I420, ..frame(4, 2, data) };
+        let owned = frame_to_bgr(&f).unwrap();
+        assert_eq!((owned.cols(), owned.rows(), owned.channels()), (4, 2, 3));
+        let px = *owned.at_2d::<opencv::core::Vec3b>(1, 3).unwrap();
+        assert!(px.iter().all(|&c| c.abs_diff(214) <= 1), "{px:?}");
+        let same = with_bgr(&f, |m| *m.at_2d::<opencv::core::Vec3b>(1, 3).unwrap()).unwrap();
+        assert_eq!(same, px);
+        let odd = Frame { format: PixelFormat::I420, ..frame(3, 2, vec![0; 3 * 2 + 2]) };
+        assert!(matches!(with_bgr(&odd, |_| ()), Err(FrameError::Size { .. })));
     }
 }

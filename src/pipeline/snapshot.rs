@@ -138,7 +138,15 @@ mod tests {
     use super::*;
 
     fn frame(cam: &str, at: i64) -> Frame {
-        Frame { camera: cam.into(), seq: 0, captured_at_ms: at, width: 2, height: 2, data: vec![0; 12] }
+        Frame {
+            camera: cam.into(),
+            seq: 0,
+            captured_at_ms: at,
+            width: 2,
+            height: 2,
+            format: crate::ingest::PixelFormat::Bgr,
+            data: vec![0; 12],
+        }
     }
 
     fn plate(h: f32) -> ShotBox {
