@@ -5,7 +5,7 @@ CARGO ?= cargo
 DEMO_CONFIG ?= config/demo.toml
 
 .PHONY: all deps build dev run test lint deb man broker bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data \
-	ocr-ctx-data train-ocr-ctx train-ocr-resume ocr-report
+	ocr-ctx-data train-ocr-ctx train-ocr-resume train-ocr-stage2 ocr-report
 
 all: build
 
@@ -201,6 +201,16 @@ train-ocr-resume: need-data
 	test -s training/out/ocr_ctx/real_val.npz || $(MAKE) ocr-ctx-data DATA=$(DATA)
 	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_CTX_ARGS) \
 		--resume $$(test -s training/out/ocr_ctx_run/last.pt && echo out/ocr_ctx_run/last.pt || echo checkpoints/ocr_ctx.pt)
+
+# Stage 2 of the context OCR (sixth session): from the committed end of stage 1, a lower peak learning rate,
+# real crops at 40 % of each batch, a new seed; best real-val checkpoint exported (the checkpoint rule of
+# training/README.md). --resume out/ocr_ctx_s2/last.pt continues it after a stop.
+train-ocr-stage2: need-data
+	test -s training/out/ocr_ctx/real_val.npz || $(MAKE) ocr-ctx-data DATA=$(DATA)
+	$(TRUN) nice -n 19 $(TPY) train_ocr.py --data-dir out/ocr_ctx --out out/ocr_ctx_s2 --steps 4000 --lr 4e-4 \
+		--real-frac 0.4 --hard-frac 0.15 --seed 22 --eval-every 500 --context --widths 16,32,64,96,128 \
+		--threads $(OCR_THREADS) --init checkpoints/ocr_ctx.pt --freeze-bn
+	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_ctx_s2/best.pt --out ../models/plate-ocr.onnx --data $(DATA_DIR)
 
 # The error report (confusion pairs, by region/width/length) on the training sets' held-out crops, and on EVAL
 # (one or more evaluation sets, reported only).
