@@ -314,32 +314,7 @@ impl Hotlists {
         {
             return Err(HotlistsError::BadName);
         }
-        let now = now_ms();
-        let full = format!("{PUSHED_PREFIX}{name}");
-        let list = hotlist::parse_csv(&full, csv, now)?;
-        let old: HashSet<(String, Option<String>)> = self
-            .matcher()
-            .lists()
-            .iter()
-            .filter(|l| l.name == full)
-            .flat_map(|l| l.entries.iter().map(|e| (e.pattern.expose().to_string(), e.region.clone())))
-            .collect();
-        let added: Vec<_> = list
-            .entries
-            .iter()
-            .filter(|e| !old.contains(&(e.pattern.expose().to_string(), e.region.clone())))
-            .cloned()
-            .collect();
-        let entries = list.entries.len();
-        self.store.put_pushed_list(&PushedList {
-            name: name.to_string(),
-            csv: csv.to_string(),
-            pushed_by: by.to_string(),
-            pushed_at_ms: now,
-        })?;
-        self.rebuild()?;
-        let retro = self.retroactive(Hotlist { name: full, entries: added, loaded_at_ms: now }, now)?;
-        Ok((entries, retro))
+        self.install(&format!("{PUSHED_PREFIX}{name}"), name, csv, by)
     }
 
     /// Removes a pushed list; returns whether it existed. The console's local list is not the central
@@ -361,13 +336,20 @@ impl Hotlists {
     /// Puts a new local list in force (checked by [`local_with`] / [`local_without`]) and checks its new
     /// entries against recent reads; returns the retroactive alerts raised.
     pub fn put_local(&self, csv: &str, by: &str) -> Result<usize, HotlistsError> {
+        self.install(LOCAL, LOCAL, csv, by).map(|(_, retro)| retro)
+    }
+
+    /// Parses `csv` as the list `full` (rejected whole on any problem), stores it under `stored` and puts
+    /// it in force, then checks its entries that the list in force did not have against recent reads.
+    /// Returns (entries, retroactive alerts).
+    fn install(&self, full: &str, stored: &str, csv: &str, by: &str) -> Result<(usize, usize), HotlistsError> {
         let now = now_ms();
-        let list = hotlist::parse_csv(LOCAL, csv, now)?;
+        let list = hotlist::parse_csv(full, csv, now)?;
         let old: HashSet<(String, Option<String>)> = self
             .matcher()
             .lists()
             .iter()
-            .filter(|l| l.name == LOCAL)
+            .filter(|l| l.name == full)
             .flat_map(|l| l.entries.iter().map(|e| (e.pattern.expose().to_string(), e.region.clone())))
             .collect();
         let added: Vec<_> = list
@@ -376,14 +358,16 @@ impl Hotlists {
             .filter(|e| !old.contains(&(e.pattern.expose().to_string(), e.region.clone())))
             .cloned()
             .collect();
+        let entries = list.entries.len();
         self.store.put_pushed_list(&PushedList {
-            name: LOCAL.to_string(),
+            name: stored.to_string(),
             csv: csv.to_string(),
             pushed_by: by.to_string(),
             pushed_at_ms: now,
         })?;
         self.rebuild()?;
-        self.retroactive(Hotlist { name: LOCAL.to_string(), entries: added, loaded_at_ms: now }, now)
+        let retro = self.retroactive(Hotlist { name: full.to_string(), entries: added, loaded_at_ms: now }, now)?;
+        Ok((entries, retro))
     }
 
     /// Checks reads of the last `retroactive_days` days against just these (new) entries. At most
