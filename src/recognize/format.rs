@@ -23,6 +23,19 @@ pub struct Candidate {
     pub fixed: u32,
 }
 
+impl Candidate {
+    /// The reading as the network read it: no pattern fitted, nothing changed.
+    fn as_read(r: &Reading) -> Candidate {
+        Candidate {
+            text: r.text.clone(),
+            char_confidences: r.char_confidences.clone(),
+            confidence: r.confidence,
+            pattern: None,
+            fixed: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Formats {
     by_region: Vec<(String, Vec<String>)>,
@@ -53,20 +66,8 @@ impl Formats {
         let patterns = self.patterns(region);
         let mut out: Vec<(f32, Candidate)> = Vec::new();
         for r in readings {
-            let (cand, weight) = if patterns.is_empty() {
-                (
-                    Candidate {
-                        text: r.text.clone(),
-                        char_confidences: r.char_confidences.clone(),
-                        confidence: r.confidence,
-                        pattern: None,
-                        fixed: 0,
-                    },
-                    1.0,
-                )
-            } else {
-                best_fit(&patterns, r)
-            };
+            let (cand, weight) =
+                if patterns.is_empty() { (Candidate::as_read(r), 1.0) } else { best_fit(&patterns, r) };
             // Two readings fixed into the same text are one candidate holding both probabilities.
             if let Some((w, c)) = out.iter_mut().find(|(_, c)| c.text == cand.text) {
                 c.confidence += cand.confidence;
@@ -106,16 +107,7 @@ fn best_fit(patterns: &[&str], r: &Reading) -> (Candidate, f32) {
             },
             if fixed == 0 { 1.0 } else { FIXED_WEIGHT },
         ),
-        None => (
-            Candidate {
-                text: r.text.clone(),
-                char_confidences: r.char_confidences.clone(),
-                confidence: r.confidence,
-                pattern: None,
-                fixed: 0,
-            },
-            UNMATCHED_WEIGHT,
-        ),
+        None => (Candidate::as_read(r), UNMATCHED_WEIGHT),
     }
 }
 
