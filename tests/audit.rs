@@ -1,5 +1,5 @@
 //! The audit log on a real store: a clean log verifies; edits, deletions, reorders, truncation and a
-//! chain rebuilt with another key, made directly in sled as an intruder would, are reported at the right
+//! chain rebuilt with another key, made directly in the store's redb file as an intruder would, are reported at the right
 //! sequence number; writes on a damaged log fail; purges are audited and never touch the log; and
 //! `polewatch audit` exits as scripts expect.
 
@@ -81,30 +81,44 @@ fn broken(dir: &Path, cp: Option<Checkpoint>) -> Broken {
     }
 }
 
-/// Changes the sled trees directly, as someone with the store's files (but not the key) could.
-fn tamper(dir: &Path, f: impl FnOnce(&sled::Tree, &sled::Tree)) {
-    // sled lets go of its lock a moment after the store is closed.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    let db = loop {
-        match sled::open(store_path(dir)) {
-            Ok(db) => break db,
-            Err(e) if std::time::Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("cannot open the store to tamper with it: {e}"),
-        }
-    };
-    f(&db.open_tree("audit").unwrap(), &db.open_tree("meta").unwrap());
-    db.flush().unwrap();
+/// One tree of the store's redb file, opened raw inside a tamperer's write transaction.
+struct RawTree<'a> {
+    tx: &'a redb::WriteTransaction,
+    def: redb::TableDefinition<'static, &'static [u8], &'static [u8]>,
+}
+
+impl RawTree<'_> {
+    fn get(&self, k: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, redb::Error> {
+        use redb::ReadableTable;
+        Ok(self.tx.open_table(self.def)?.get(k.as_ref())?.map(|v| v.value().to_vec()))
+    }
+
+    fn insert(&self, k: impl AsRef<[u8]>, v: impl AsRef<[u8]>) -> Result<(), redb::Error> {
+        self.tx.open_table(self.def)?.insert(k.as_ref(), v.as_ref())?;
+        Ok(())
+    }
+
+    fn remove(&self, k: impl AsRef<[u8]>) -> Result<(), redb::Error> {
+        self.tx.open_table(self.def)?.remove(k.as_ref())?;
+        Ok(())
+    }
+}
+
+/// Changes the store's trees directly, as someone with the store's files (but not the key) could.
+fn tamper(dir: &Path, f: impl FnOnce(&RawTree, &RawTree)) {
+    let db = redb::Database::create(store_path(dir).join("store.redb")).expect("open the store's file to tamper with it");
+    let tx = db.begin_write().unwrap();
+    let tree = |name: &'static str| RawTree { tx: &tx, def: redb::TableDefinition::new(name) };
+    f(&tree("audit"), &tree("meta"));
+    tx.commit().unwrap();
 }
 
 fn k(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-fn stored(audit: &sled::Tree, seq: u64) -> AuditEntry {
-    let bytes = audit.get(k(seq)).unwrap().unwrap().to_vec();
+fn stored(audit: &RawTree, seq: u64) -> AuditEntry {
+    let bytes = audit.get(k(seq)).unwrap().unwrap();
     decode_record(&AuditRecord { key_seq: Some(seq), bytes }).unwrap()
 }
 
@@ -683,7 +697,7 @@ fn verify_never_modifies_a_corrupt_store_and_restart_chain_is_explicit_and_repor
         drop(log);
         Arc::try_unwrap(store).ok().unwrap().close().unwrap();
     }
-    std::fs::write(store_path(d.path()).join("conf"), b"this is not a sled config file\0\x01\x02").unwrap();
+    std::fs::write(store_path(d.path()).join("store.redb"), b"this is not a redb file\0\x01\x02").unwrap();
     let before = snapshot(d.path());
 
     for args in [&["verify"][..], &["show"][..], &["checkpoint"][..]] {

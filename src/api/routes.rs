@@ -792,9 +792,9 @@ async fn alert_stream(State(s): St, c: Caller) -> Res<Response> {
             if tokio::time::Instant::now() >= until {
                 return None;
             }
-            match tokio::time::timeout(std::time::Duration::from_secs(15), &mut sub).await {
-                Ok(Some(ev)) => {
-                    let id = <[u8; 16]>::try_from(ev.key().as_ref())
+            match tokio::time::timeout(std::time::Duration::from_secs(15), sub.next()).await {
+                Ok(Some(key)) => {
+                    let id = <[u8; 16]>::try_from(key.as_slice())
                         .map(|b| uuid::Uuid::from_bytes(b).to_string())
                         .unwrap_or_default();
                     return Some((Ok(Event::default().event("alert").data(id)), (sub, st, token)));

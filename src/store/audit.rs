@@ -3,12 +3,10 @@
 //! - `meta/audit_head`: the last sequence number written (u64 BE).
 //!
 //! Append-only: nothing here rewrites or removes an entry, and retention never opens this tree.
-//! sled transactions cannot scan, so an append finds the chain head through the head pointer, read and
-//! written inside the transaction: concurrent appends touch the same key and sled serialises them.
+//! An append finds the chain head through the head pointer, read and written inside its write
+//! transaction; redb runs one write transaction at a time, so concurrent appends are serialised.
 
-use super::{Result, Store, StoreError, tx_err};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
+use super::{Result, Store, StoreError};
 
 const HEAD_KEY: &[u8] = b"audit_head";
 
@@ -20,26 +18,26 @@ pub struct AuditRecord {
     pub bytes: Vec<u8>,
 }
 
-fn damaged(msg: String) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(StoreError::Audit(msg))
+fn damaged(msg: String) -> StoreError {
+    StoreError::Audit(msg)
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("damaged: the head pointer is not 8 bytes")]
 struct DamagedHead;
 
-fn head_of(v: Option<sled::IVec>) -> std::result::Result<u64, DamagedHead> {
+fn head_of(v: Option<Vec<u8>>) -> std::result::Result<u64, DamagedHead> {
     match v {
         None => Ok(0),
-        Some(v) => <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).map_err(|_| DamagedHead),
+        Some(v) => <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).map_err(|_| DamagedHead),
     }
 }
 
 impl Store {
     /// Appends `count` records after the chain head in one transaction and makes them durable before
     /// returning the first new sequence number. `make(i, seq, prev)` builds record `i` of the batch for
-    /// `seq` from the bytes of the record before it (None for seq 1). sled may run the transaction again
-    /// on a conflict, so `make` must have no side effects.
+    /// `seq` from the bytes of the record before it (None for seq 1); it must have no side effects (an
+    /// error after it ran writes nothing).
     ///
     /// Refuses (and writes nothing) when the head pointer names a missing record or a record already
     /// exists where the next one would go: a damaged log is never written over.
@@ -48,28 +46,27 @@ impl Store {
         count: usize,
         make: impl Fn(usize, u64, Option<&[u8]>) -> Result<Vec<u8>>,
     ) -> Result<u64> {
-        let first = (&self.trees.audit, &self.trees.meta)
-            .transaction(|(audit, meta)| {
-                let head = head_of(meta.get(HEAD_KEY)?).map_err(|e| damaged(e.to_string()))?;
-                let mut prev = match head {
-                    0 => None,
-                    n => match audit.get(n.to_be_bytes())? {
-                        Some(v) => Some(v.to_vec()),
-                        None => return Err(damaged(format!("damaged: entry {n}, the chain head, is missing"))),
-                    },
-                };
-                for i in 0..count {
-                    let seq = head + 1 + i as u64;
-                    let record = make(i, seq, prev.as_deref()).map_err(ConflictableTransactionError::Abort)?;
-                    if audit.insert(&seq.to_be_bytes()[..], record.as_slice())?.is_some() {
-                        return Err(damaged(format!("damaged: entry {seq} already exists past the chain head {head}")));
-                    }
-                    prev = Some(record);
+        let t = &self.trees;
+        let first = t.db.transaction(|tx| {
+            let head = head_of(tx.get(&t.meta, HEAD_KEY)?).map_err(|e| damaged(e.to_string()))?;
+            let mut prev = match head {
+                0 => None,
+                n => match tx.get(&t.audit, n.to_be_bytes())? {
+                    Some(v) => Some(v),
+                    None => return Err(damaged(format!("damaged: entry {n}, the chain head, is missing"))),
+                },
+            };
+            for i in 0..count {
+                let seq = head + 1 + i as u64;
+                let record = make(i, seq, prev.as_deref())?;
+                if tx.insert(&t.audit, seq.to_be_bytes(), &record)?.is_some() {
+                    return Err(damaged(format!("damaged: entry {seq} already exists past the chain head {head}")));
                 }
-                meta.insert(HEAD_KEY, &(head + count as u64).to_be_bytes()[..])?;
-                Ok(head + 1)
-            })
-            .map_err(tx_err)?;
+                prev = Some(record);
+            }
+            tx.insert(&t.meta, HEAD_KEY, (head + count as u64).to_be_bytes())?;
+            Ok(head + 1)
+        })?;
         // Durable before the access it records goes ahead.
         self.trees.durable()?;
         Ok(first)
@@ -82,18 +79,18 @@ impl Store {
 
     /// True when no audit entry was ever written (no records and no head pointer).
     pub fn audit_is_empty(&self) -> Result<bool> {
-        Ok(self.trees.audit.is_empty() && self.audit_head_seq()? == 0)
+        Ok(self.trees.audit.is_empty()? && self.audit_head_seq()? == 0)
     }
 
     pub fn audit_record(&self, seq: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self.trees.audit.get(seq.to_be_bytes())?.map(|v| v.to_vec()))
+        Ok(self.trees.audit.get(seq.to_be_bytes())?)
     }
 
     /// Records newest first, for views of the latest entries.
     pub fn audit_records_rev(&self) -> impl Iterator<Item = Result<AuditRecord>> + use<> {
         self.trees.audit.iter().rev().map(|e| {
             let (k, v) = e?;
-            Ok(AuditRecord { key_seq: <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes), bytes: v.to_vec() })
+            Ok(AuditRecord { key_seq: <[u8; 8]>::try_from(k.as_slice()).ok().map(u64::from_be_bytes), bytes: v })
         })
     }
 
@@ -101,7 +98,7 @@ impl Store {
     pub fn audit_records(&self) -> impl Iterator<Item = Result<AuditRecord>> + use<> {
         self.trees.audit.iter().map(|e| {
             let (k, v) = e?;
-            Ok(AuditRecord { key_seq: <[u8; 8]>::try_from(k.as_ref()).ok().map(u64::from_be_bytes), bytes: v.to_vec() })
+            Ok(AuditRecord { key_seq: <[u8; 8]>::try_from(k.as_slice()).ok().map(u64::from_be_bytes), bytes: v })
         })
     }
 }

@@ -52,18 +52,18 @@ pub fn read_census(store: &Path) -> Option<Census> {
 }
 
 impl Store {
-    /// Counts what the store holds. Walks the reads: O(n), for start, stop and tools.
+    /// Counts what the store holds (redb keeps each tree's count).
     pub fn census(&self) -> Result<Census> {
         let t = &self.trees;
         Ok(Census {
             at_ms: jiff::Timestamp::now().as_millisecond(),
-            reads: t.reads.len() as u64,
-            reads_with_holds: t.holds.len() as u64,
-            users: t.users.len() as u64,
-            pushed_hotlists: t.hotlists.len() as u64,
-            release_requests: t.releases.len() as u64,
-            outbox_messages: t.outbox.len() as u64,
-            reads_waiting_upload: t.upload_queue.len() as u64,
+            reads: t.reads.len()?,
+            reads_with_holds: t.holds.len()?,
+            users: t.users.len()?,
+            pushed_hotlists: t.hotlists.len()?,
+            release_requests: t.releases.len()?,
+            outbox_messages: t.outbox.len()?,
+            reads_waiting_upload: t.upload_queue.len()?,
             audit_head: self.audit_head_seq()?,
         })
     }

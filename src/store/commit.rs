@@ -89,12 +89,12 @@ fn run(trees: Trees, rx: Receiver<Job>, max_batch: usize) {
 }
 
 fn is_enospc(e: &StoreError) -> bool {
-    match e {
-        StoreError::Db(sled::Error::Io(io)) | StoreError::Io { source: io, .. } => {
-            io.raw_os_error() == Some(libc::ENOSPC) || io.kind() == std::io::ErrorKind::StorageFull
-        }
-        _ => false,
-    }
+    let io = match e {
+        StoreError::Db(e) => e.io(),
+        StoreError::Io { source, .. } => Some(source),
+        _ => None,
+    };
+    io.is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC) || io.kind() == std::io::ErrorKind::StorageFull)
 }
 
 fn write_group(trees: &Trees, jobs: &[Job]) -> Result<()> {

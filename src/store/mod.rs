@@ -1,4 +1,5 @@
-//! The embedded store (sled 0.34). All sled use in the project stays inside this module.
+//! The embedded store: one redb file (`store.redb`) in the store directory, reached only through this
+//! module ([`kv`] says why redb and what it guarantees).
 //!
 //! Trees:
 //! - `reads`: ReadId (UUIDv7, time-ordered) → JSON [`StoredRead`]
@@ -28,7 +29,7 @@ pub mod commands;
 mod commit;
 pub mod crypt;
 pub mod disk;
-mod durable;
+pub(crate) mod kv;
 mod open;
 pub mod outbox;
 pub mod pattern;
@@ -48,8 +49,6 @@ pub use outbox::{AlertRecord, Decision, Lane, OutboxKey, OutboxMessage, Swap, Ve
 pub use pattern::{PatternError, PlatePattern};
 pub use pushed::PushedList;
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::{Path, PathBuf};
 
 /// Newest layout this build reads and writes.
@@ -62,7 +61,7 @@ pub enum StoreError {
     #[error("store {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("store database error: {0}")]
-    Db(#[from] sled::Error),
+    Db(#[from] kv::KvError),
     #[error("store {} has schema version {found}; this polewatch understands up to {supported}", path.display())]
     NewerSchema { path: PathBuf, found: u32, supported: u32 },
     #[error("stored record {key} cannot be decoded: {reason}")]
@@ -84,6 +83,12 @@ pub enum StoreError {
         path.display()
     )]
     Corrupt { path: PathBuf, cause: String },
+    /// A store written by polewatch before the move to redb (sled's `conf` and `db` files).
+    #[error(
+        "store {} is in the sled format of earlier polewatch versions; convert it with `polewatch store migrate-sled` (the daemon stopped) before starting",
+        path.display()
+    )]
+    SledFormat { path: PathBuf },
     #[error("no store at {}", path.display())]
     Missing { path: PathBuf },
     #[error("commit failed, nothing of this batch is acknowledged: {0}")]
@@ -122,13 +127,13 @@ pub struct StoreOptions {
     pub commit_batch: usize,
     /// Queue every stored read for the uplink (in the read's own transaction).
     pub queue_for_upload: bool,
-    /// What to do with a store sled reports corrupt.
+    /// What to do with a store that cannot be opened as it is damaged.
     pub on_corrupt: OnCorrupt,
     /// Create the store when there is none; false for tools that only look at one.
     pub create: bool,
 }
 
-/// What opening does with a store sled reports corrupt.
+/// What opening does with a damaged store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnCorrupt {
     /// Fail with [`StoreError::Corrupt`]; nothing is moved, written or deleted. The daemon and every
@@ -158,37 +163,80 @@ impl StoreOptions {
 
 #[derive(Clone)]
 pub(crate) struct Trees {
-    pub db: sled::Db,
-    pub reads: sled::Tree,
-    pub images: sled::Tree,
-    pub plate_idx: sled::Tree,
-    pub plate_rev_idx: sled::Tree,
-    pub holds: sled::Tree,
-    pub meta: sled::Tree,
-    pub outbox: sled::Tree,
-    pub upload_queue: sled::Tree,
-    pub alerts: sled::Tree,
-    pub hotlists: sled::Tree,
+    pub db: kv::Db,
+    pub reads: kv::Tree,
+    pub images: kv::Tree,
+    pub plate_idx: kv::Tree,
+    pub plate_rev_idx: kv::Tree,
+    pub holds: kv::Tree,
+    pub meta: kv::Tree,
+    pub outbox: kv::Tree,
+    pub upload_queue: kv::Tree,
+    pub alerts: kv::Tree,
+    pub hotlists: kv::Tree,
     /// Append-only audit log (access::audit); never touched by retention.
-    pub audit: sled::Tree,
+    pub audit: kv::Tree,
     /// Users (access::users).
-    pub users: sled::Tree,
+    pub users: kv::Tree,
     /// Release requests (access::release).
-    pub releases: sled::Tree,
+    pub releases: kv::Tree,
     /// Inbound commands already answered, by id (`commands`).
-    pub commands: sled::Tree,
-    /// What sled's flush leaves unsynced (see `durable`).
-    pub sync: std::sync::Arc<durable::Syncer>,
+    pub commands: kv::Tree,
 }
 
 impl Trees {
-    /// sled's flush, then the log file and new blob files synced: durable through a power cut. Every
-    /// write the store acknowledges as durable goes through here.
-    pub fn durable(&self) -> sled::Result<usize> {
-        let n = self.db.flush()?;
-        self.sync.sync()?;
-        Ok(n)
+    pub fn new(db: kv::Db) -> Trees {
+        Trees {
+            reads: db.tree("reads"),
+            images: db.tree("images"),
+            plate_idx: db.tree("plate_idx"),
+            plate_rev_idx: db.tree("plate_rev_idx"),
+            holds: db.tree("holds"),
+            meta: db.tree("meta"),
+            outbox: db.tree("outbox"),
+            upload_queue: db.tree("upload_queue"),
+            alerts: db.tree("alerts"),
+            hotlists: db.tree("hotlists"),
+            audit: db.tree("audit"),
+            users: db.tree("users"),
+            releases: db.tree("releases"),
+            commands: db.tree("commands"),
+            db,
+        }
     }
+
+    pub fn all(&self) -> [&kv::Tree; 14] {
+        [
+            &self.reads,
+            &self.images,
+            &self.plate_idx,
+            &self.plate_rev_idx,
+            &self.holds,
+            &self.meta,
+            &self.outbox,
+            &self.upload_queue,
+            &self.alerts,
+            &self.hotlists,
+            &self.audit,
+            &self.users,
+            &self.releases,
+            &self.commands,
+        ]
+    }
+
+    /// Makes every write so far durable (one synced commit). Every write the store acknowledges as
+    /// durable goes through here.
+    pub fn durable(&self) -> Result<()> {
+        Ok(self.db.durable()?)
+    }
+}
+
+/// An entry count for tools and status; a database error is logged and counts as none.
+fn count(tree: &kv::Tree) -> usize {
+    tree.len().map(|n| n as usize).unwrap_or_else(|e| {
+        log::error!("store: cannot count entries: {e}");
+        0
+    })
 }
 
 pub struct Store {
@@ -204,7 +252,8 @@ pub struct Store {
     keys: Option<std::sync::Arc<crypt::Keyring>>,
     /// Disk watermarks (None: not watched).
     disk: Option<disk::DiskGuard>,
-    /// sled met ENOSPC: it refuses every write from then on, until the store is opened again.
+    /// The disk refused a write (ENOSPC): redb refuses every write from then on, until the store is
+    /// opened again.
     enospc: std::sync::atomic::AtomicBool,
     /// Where watermark changes are audited (set by the daemon once the audit log is open).
     audit_sink: std::sync::Mutex<Option<std::sync::Arc<dyn crate::domain::AuditSink>>>,
@@ -241,13 +290,6 @@ fn hex(b: &[u8]) -> String {
     ::hex::encode(b)
 }
 
-fn tx_err(e: TransactionError<StoreError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Db(e),
-    }
-}
-
 /// Forward index (key, value) and the reversed index key, when one is kept.
 type IndexEntries = ((Vec<u8>, Vec<u8>), Option<Vec<u8>>);
 
@@ -266,7 +308,7 @@ pub(crate) struct Prepared {
 }
 
 impl Store {
-    /// Opens (or creates) the store. A store sled reports corrupt is moved aside and a new one made;
+    /// Opens (or creates) the store. A damaged store is refused, or (on an operator's action) moved aside and a new one made;
     /// the outcome says so, and the caller must raise it as an alert.
     pub fn open(opts: &StoreOptions) -> Result<(Store, OpenOutcome)> {
         let (trees, outcome) = open::open(opts)?;
@@ -345,7 +387,7 @@ impl Store {
         }
     }
 
-    /// True once sled met ENOSPC (it then refuses every write until reopened) and the disk has room
+    /// True once a write met ENOSPC (redb then refuses every write until reopened) and the disk has room
     /// again: the daemon restarts to reopen the store. False while the disk is still full.
     pub fn needs_reopen(&self) -> bool {
         self.enospc.load(std::sync::atomic::Ordering::SeqCst) && self.disk_level().accepts_reads()
@@ -491,27 +533,25 @@ impl Store {
     }
 
     pub(crate) fn write_prepared(t: &Trees, batch: &[Prepared]) -> Result<()> {
-        (&t.reads, &t.images, &t.plate_idx, &t.plate_rev_idx, &t.upload_queue)
-            .transaction(|(reads, images, idx, rev, queue)| {
-                for p in batch {
-                    reads.insert(&p.id.as_bytes()[..], p.record.as_slice())?;
-                    if let Some(c) = &p.crop {
-                        images.insert(&image_key(&p.id, ImageKind::Crop)[..], c.as_slice())?;
-                    }
-                    if let Some(f) = &p.frame {
-                        images.insert(&image_key(&p.id, ImageKind::Frame)[..], f.as_slice())?;
-                    }
-                    idx.insert(p.idx.0.as_slice(), p.idx.1.as_slice())?;
-                    if let Some(r) = &p.rev {
-                        rev.insert(r.as_slice(), &[][..])?;
-                    }
-                    if let Some(seq) = p.queue_seq {
-                        queue.insert(&seq.to_be_bytes()[..], &p.id.as_bytes()[..])?;
-                    }
+        t.db.transaction(|tx| {
+            for p in batch {
+                tx.insert(&t.reads, p.id.as_bytes(), &p.record)?;
+                if let Some(c) = &p.crop {
+                    tx.insert(&t.images, image_key(&p.id, ImageKind::Crop), c)?;
                 }
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(tx_err)
+                if let Some(f) = &p.frame {
+                    tx.insert(&t.images, image_key(&p.id, ImageKind::Frame), f)?;
+                }
+                tx.insert(&t.plate_idx, &p.idx.0, &p.idx.1)?;
+                if let Some(r) = &p.rev {
+                    tx.insert(&t.plate_rev_idx, r, [])?;
+                }
+                if let Some(seq) = p.queue_seq {
+                    tx.insert(&t.upload_queue, seq.to_be_bytes(), p.id.as_bytes())?;
+                }
+            }
+            Ok(())
+        })
     }
 
     pub fn get_read(&self, id: ReadId) -> Result<Option<StoredRead>> {
@@ -625,11 +665,11 @@ impl Store {
 
     /// Counts reads by walking the tree: O(n), for tools and tests, not for hot paths.
     pub fn count_reads(&self) -> usize {
-        self.trees.reads.len()
+        count(&self.trees.reads)
     }
 
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.trees.db.size_on_disk()?)
+        self.trees.db.size_on_disk().map_err(|source| StoreError::Io { path: self.path.clone(), source })
     }
 
     /// Places an evidence hold on a read; durable on return.
@@ -650,42 +690,38 @@ impl Store {
             expires_at_ms: req.expires_at_ms,
             released: None,
         };
-        // All holds of a read live under the read's key, so this transaction and a purge of the read
-        // touch the same keys and sled serialises them: a hold never lands on a read being purged.
-        (&self.trees.reads, &self.trees.holds)
-            .transaction(|(reads, holds)| {
-                if reads.get(read.as_bytes())?.is_none() {
-                    return Err(ConflictableTransactionError::Abort(StoreError::ReadNotFound(read)));
-                }
-                let mut list = holds_tx(holds, &read)?;
-                list.push(hold.clone());
-                holds.insert(&read.as_bytes()[..], encode(&list)?)?;
-                Ok(())
-            })
-            .map_err(tx_err)?;
+        // Existence and the new hold are checked and written in one write transaction; redb runs one
+        // at a time, so a hold never lands on a read being purged.
+        let t = &self.trees;
+        t.db.transaction(|tx| {
+            if tx.get(&t.reads, read.as_bytes())?.is_none() {
+                return Err(StoreError::ReadNotFound(read));
+            }
+            let mut list = holds_tx(tx, &t.holds, &read)?;
+            list.push(hold.clone());
+            tx.insert(&t.holds, read.as_bytes(), encode(&list)?)?;
+            Ok(())
+        })?;
         self.trees.durable()?;
         Ok(hold)
     }
 
     /// Releases a hold (the record stays, marked released); durable on return.
     pub fn release_hold(&self, read: ReadId, hold: uuid::Uuid, by: &str, reason: &str, now_ms: i64) -> Result<Hold> {
-        let released = self
-            .trees
-            .holds
-            .transaction(|holds| {
-                let mut list = holds_tx(holds, &read)?;
-                let Some(h) = list.iter_mut().find(|h| h.id == hold) else {
-                    return Err(ConflictableTransactionError::Abort(StoreError::HoldNotFound { read, hold }));
-                };
-                if h.released.is_some() {
-                    return Err(ConflictableTransactionError::Abort(StoreError::HoldAlreadyReleased(hold)));
-                }
-                h.released = Some(Release { by: by.to_string(), at_ms: now_ms, reason: reason.to_string() });
-                let out = h.clone();
-                holds.insert(&read.as_bytes()[..], encode(&list)?)?;
-                Ok(out)
-            })
-            .map_err(tx_err)?;
+        let t = &self.trees;
+        let released = t.db.transaction(|tx| {
+            let mut list = holds_tx(tx, &t.holds, &read)?;
+            let Some(h) = list.iter_mut().find(|h| h.id == hold) else {
+                return Err(StoreError::HoldNotFound { read, hold });
+            };
+            if h.released.is_some() {
+                return Err(StoreError::HoldAlreadyReleased(hold));
+            }
+            h.released = Some(Release { by: by.to_string(), at_ms: now_ms, reason: reason.to_string() });
+            let out = h.clone();
+            tx.insert(&t.holds, read.as_bytes(), encode(&list)?)?;
+            Ok(out)
+        })?;
         self.trees.durable()?;
         Ok(released)
     }
@@ -721,18 +757,14 @@ impl Store {
     }
 }
 
-type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
-
-fn encode<T: serde::Serialize>(v: &T) -> TxResult<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| {
-        ConflictableTransactionError::Abort(StoreError::Decode { key: "hold".into(), reason: e.to_string() })
-    })
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Decode { key: "hold".into(), reason: e.to_string() })
 }
 
 /// The holds of one read, inside a transaction.
-pub(crate) fn holds_tx(holds: &sled::transaction::TransactionalTree, read: &ReadId) -> TxResult<Vec<Hold>> {
-    match holds.get(read.as_bytes())? {
-        Some(v) => decode(read.as_bytes(), &v).map_err(ConflictableTransactionError::Abort),
+pub(crate) fn holds_tx(tx: &kv::Tx, holds: &kv::Tree, read: &ReadId) -> Result<Vec<Hold>> {
+    match tx.get(holds, read.as_bytes())? {
+        Some(v) => decode(read.as_bytes(), &v),
         None => Ok(Vec::new()),
     }
 }

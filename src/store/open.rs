@@ -1,6 +1,6 @@
-//! Opening the sled database: lock and corruption handling, schema version.
+//! Opening the store's database: lock and corruption handling, schema version.
 
-use super::{OnCorrupt, Result, SCHEMA_VERSION, StoreError, StoreOptions, Trees};
+use super::{OnCorrupt, Result, SCHEMA_VERSION, StoreError, StoreOptions, Trees, kv};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,39 +19,21 @@ enum Failure {
     Other(StoreError),
 }
 
-fn try_open(opts: &StoreOptions) -> std::result::Result<sled::Db, Failure> {
-    let cfg = sled::Config::new()
-        .path(&opts.path)
-        .cache_capacity(opts.cache_capacity_bytes)
-        .mode(sled::Mode::LowSpace)
-        .flush_every_ms(Some(1000));
-    // sled panics on some damaged files instead of returning an error; such a store is corrupt too.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cfg.open())) {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Corruption { at, bt: _ })) => {
-            Err(Failure::Corrupt(format!("sled reports corruption at {at:?}")))
-        }
-        Ok(Err(sled::Error::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
-            Err(Failure::Other(StoreError::Locked { path: opts.path.clone() }))
-        }
-        Ok(Err(sled::Error::Io(e))) => Err(Failure::Other(StoreError::Io { path: opts.path.clone(), source: e })),
-        Ok(Err(e @ sled::Error::ReportableBug(_))) => Err(Failure::Corrupt(e.to_string())),
-        Ok(Err(e)) => Err(Failure::Other(StoreError::Db(e))),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(Failure::Corrupt(format!("sled panicked while opening: {msg}")))
-        }
+fn try_open(opts: &StoreOptions) -> std::result::Result<kv::Db, Failure> {
+    std::fs::create_dir_all(&opts.path)
+        .map_err(|source| Failure::Other(StoreError::Io { path: opts.path.clone(), source }))?;
+    match kv::Db::open(&opts.path, opts.cache_capacity_bytes) {
+        Ok(db) => Ok(db),
+        Err(kv::OpenError::Locked) => Err(Failure::Other(StoreError::Locked { path: opts.path.clone() })),
+        Err(kv::OpenError::Corrupt(cause)) => Err(Failure::Corrupt(cause)),
+        Err(kv::OpenError::Io(source)) => Err(Failure::Other(StoreError::Io { path: opts.path.clone(), source })),
     }
 }
 
-/// sled releases its file lock from background threads a moment after the last handle is dropped, so a
-/// store closed and reopened in one process can find it still locked: wait a little before calling it
-/// taken. Another process holding it still gets `Locked`.
-fn try_open_waiting(opts: &StoreOptions) -> std::result::Result<sled::Db, Failure> {
+/// A store closed and reopened at once in one process can find the file still held by the handle being
+/// dropped on another thread: wait a little before calling it taken. Another process holding it still
+/// gets `Locked`.
+fn try_open_waiting(opts: &StoreOptions) -> std::result::Result<kv::Db, Failure> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {
         match try_open(opts) {
@@ -63,28 +45,16 @@ fn try_open_waiting(opts: &StoreOptions) -> std::result::Result<sled::Db, Failur
     }
 }
 
-fn trees(db: sled::Db, path: &Path) -> Result<Trees> {
-    let sync = std::sync::Arc::new(
-        super::durable::Syncer::open(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?,
-    );
-    Ok(Trees {
-        sync,
-        reads: db.open_tree("reads")?,
-        images: db.open_tree("images")?,
-        plate_idx: db.open_tree("plate_idx")?,
-        plate_rev_idx: db.open_tree("plate_rev_idx")?,
-        holds: db.open_tree("holds")?,
-        meta: db.open_tree("meta")?,
-        outbox: db.open_tree("outbox")?,
-        upload_queue: db.open_tree("upload_queue")?,
-        alerts: db.open_tree("alerts")?,
-        hotlists: db.open_tree("hotlists")?,
-        audit: db.open_tree("audit")?,
-        users: db.open_tree("users")?,
-        releases: db.open_tree("releases")?,
-        commands: db.open_tree("commands")?,
-        db,
-    })
+/// The store's trees. A store being created gets them all in one commit; a tool that only looks
+/// writes nothing and finds them or calls the store damaged.
+fn trees(db: kv::Db, opts: &StoreOptions) -> Result<Trees> {
+    let t = Trees::new(db);
+    if opts.create {
+        t.db.create_trees(&t.all())?;
+    } else if let Some(missing) = t.db.missing_trees(&t.all())? {
+        return Err(StoreError::Corrupt { path: opts.path.clone(), cause: format!("it has no `{missing}` tree") });
+    }
+    Ok(t)
 }
 
 /// Reads or writes the schema version; refuses a store written by a newer polewatch.
@@ -120,7 +90,10 @@ fn aside_path(path: &Path) -> PathBuf {
 }
 
 pub(super) fn open(opts: &StoreOptions) -> Result<(Trees, OpenOutcome)> {
-    let existed = opts.path.join("conf").exists() || opts.path.join("db").exists();
+    let existed = opts.path.join(kv::FILE_NAME).exists();
+    if !existed && (opts.path.join("conf").exists() || opts.path.join("db").exists()) {
+        return Err(StoreError::SledFormat { path: opts.path.clone() });
+    }
     if !existed && !opts.create {
         return Err(StoreError::Missing { path: opts.path.clone() });
     }
@@ -154,7 +127,7 @@ pub(super) fn open(opts: &StoreOptions) -> Result<(Trees, OpenOutcome)> {
             db
         }
     };
-    let t = trees(db, &opts.path)?;
+    let t = trees(db, opts)?;
     // A tool that only looks never writes the schema version of a store that lacks one.
     if !opts.create && t.meta.get("schema_version")?.is_none() {
         return Err(StoreError::Corrupt { path: opts.path.clone(), cause: "it has no schema version".into() });
@@ -224,7 +197,7 @@ fn check_keys(t: &Trees, opts: &StoreOptions) -> Result<()> {
             ring.current.id_hex(),
             hex(&id)
         )),
-        None if t.reads.is_empty() && t.images.is_empty() => {
+        None if t.reads.is_empty()? && t.images.is_empty()? => {
             t.meta.insert(KEY_ID_KEY, &current[..])?;
             t.durable()?;
             Ok(())

@@ -7,10 +7,8 @@
 //!
 //! Entries leave only when the broker acknowledged them (PUBACK), matched by the caller.
 
-use super::{ReadId, Result, Store, StoreError, StoredRead, decode, tx_err};
+use super::{ReadId, Result, Store, StoreError, StoredRead, decode, kv};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -107,13 +105,12 @@ impl Store {
         let key = OutboxKey::new(Lane::Alerts, self.trees.db.generate_id()?);
         let record = encode(alert)?;
         let msg = encode(&Stored { topic: topic.to_string(), payload })?;
-        (&self.trees.alerts, &self.trees.outbox)
-            .transaction(|(alerts, outbox)| {
-                alerts.insert(alert.id.as_bytes(), record.as_slice())?;
-                outbox.insert(&key.0[..], msg.as_slice())?;
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(tx_err)?;
+        let t = &self.trees;
+        t.db.transaction(|tx| {
+            tx.insert(&t.alerts, alert.id.as_bytes(), &record)?;
+            tx.insert(&t.outbox, key.0, &msg)?;
+            Ok::<(), StoreError>(())
+        })?;
         self.trees.durable()?;
         Ok(key)
     }
@@ -127,22 +124,19 @@ impl Store {
         let key = OutboxKey::new(Lane::Alerts, self.trees.db.generate_id()?);
         let record = encode(new)?;
         let msg = encode(&Stored { topic: topic.to_string(), payload })?;
-        let swap = (&self.trees.alerts, &self.trees.outbox)
-            .transaction(|(alerts, outbox)| {
-                let current = match alerts.get(id.as_bytes())? {
-                    Some(raw) => {
-                        Some(decode::<AlertRecord>(id.as_bytes(), &raw).map_err(ConflictableTransactionError::Abort)?)
-                    }
-                    None => None,
-                };
-                if current.as_ref() != Some(expected) {
-                    return Ok(Swap::Changed(current.map(Box::new)));
-                }
-                alerts.insert(id.as_bytes(), record.as_slice())?;
-                outbox.insert(&key.0[..], msg.as_slice())?;
-                Ok::<Swap, ConflictableTransactionError<StoreError>>(Swap::Done(key.clone()))
-            })
-            .map_err(tx_err)?;
+        let t = &self.trees;
+        let swap = t.db.transaction(|tx| {
+            let current = match tx.get(&t.alerts, id.as_bytes())? {
+                Some(raw) => Some(decode::<AlertRecord>(id.as_bytes(), &raw)?),
+                None => None,
+            };
+            if current.as_ref() != Some(expected) {
+                return Ok(Swap::Changed(current.map(Box::new)));
+            }
+            tx.insert(&t.alerts, id.as_bytes(), &record)?;
+            tx.insert(&t.outbox, key.0, &msg)?;
+            Ok::<Swap, StoreError>(Swap::Done(key.clone()))
+        })?;
         if matches!(swap, Swap::Done(_)) {
             self.trees.durable()?;
         }
@@ -165,7 +159,7 @@ impl Store {
         for e in self.trees.outbox.range((start, Unbounded)).take(limit) {
             let (k, v) = e?;
             let key: [u8; 9] = k
-                .as_ref()
+                .as_slice()
                 .try_into()
                 .map_err(|_| StoreError::Decode { key: super::hex(&k), reason: "outbox key is not 9 bytes".into() })?;
             let s: Stored = decode(&k, &v)?;
@@ -180,7 +174,7 @@ impl Store {
     }
 
     pub fn outbox_len(&self) -> usize {
-        self.trees.outbox.len()
+        super::count(&self.trees.outbox)
     }
 
     /// Oldest reads waiting for upload, after `after` (a queue key from an earlier peek).
@@ -193,7 +187,7 @@ impl Store {
                 break;
             }
             let (k, v) = e?;
-            let (Ok(seq), Ok(id)) = (<[u8; 8]>::try_from(k.as_ref()), <[u8; 16]>::try_from(v.as_ref())) else {
+            let (Ok(seq), Ok(id)) = (<[u8; 8]>::try_from(k.as_slice()), <[u8; 16]>::try_from(v.as_slice())) else {
                 return Err(StoreError::Decode { key: super::hex(&k), reason: "malformed upload queue entry".into() });
             };
             match self.get_read(ReadId::from_bytes(id))? {
@@ -209,7 +203,7 @@ impl Store {
 
     /// Queue entries the broker acknowledged; they leave the queue.
     pub fn upload_queue_remove(&self, seqs: &[u64]) -> Result<()> {
-        let mut b = sled::Batch::default();
+        let mut b = kv::Batch::default();
         for s in seqs {
             b.remove(&s.to_be_bytes()[..]);
         }
@@ -226,14 +220,13 @@ impl Store {
         }
     }
 
-    /// O(n): for status and tests.
     pub fn upload_queue_len(&self) -> usize {
-        self.trees.upload_queue.len()
+        super::count(&self.trees.upload_queue)
     }
 
     /// Drops the oldest `n` entries of the upload queue (the reads stay stored); returns how many went.
     pub fn upload_queue_drop_oldest(&self, n: usize) -> Result<usize> {
-        let mut b = sled::Batch::default();
+        let mut b = kv::Batch::default();
         let mut dropped = 0;
         for e in self.trees.upload_queue.iter().take(n) {
             b.remove(e?.0);
@@ -255,8 +248,8 @@ impl Store {
     }
 
     /// Changes to the alerts (one raised or decided), for the console's live queue.
-    pub fn watch_alerts(&self) -> sled::Subscriber {
-        self.trees.alerts.watch_prefix(Vec::<u8>::new())
+    pub fn watch_alerts(&self) -> kv::Watch {
+        self.trees.db.watch(&self.trees.alerts)
     }
 
     pub fn alert(&self, id: uuid::Uuid) -> Result<Option<AlertRecord>> {
@@ -271,26 +264,19 @@ impl Store {
         if v.by.trim().is_empty() {
             return Err(StoreError::InvalidAlert("a verification needs the name of who made it".into()));
         }
-        let rec = self
-            .trees
-            .alerts
-            .transaction(|alerts| {
-                let Some(raw) = alerts.get(id.as_bytes())? else {
-                    return Err(ConflictableTransactionError::Abort(StoreError::InvalidAlert(format!(
-                        "alert {id} not found"
-                    ))));
-                };
-                let mut rec: AlertRecord = decode(id.as_bytes(), &raw).map_err(ConflictableTransactionError::Abort)?;
-                if rec.verification.is_some() {
-                    return Err(ConflictableTransactionError::Abort(StoreError::InvalidAlert(format!(
-                        "alert {id} was already decided"
-                    ))));
-                }
-                rec.verification = Some(v.clone());
-                alerts.insert(id.as_bytes(), encode(&rec).map_err(ConflictableTransactionError::Abort)?)?;
-                Ok(rec)
-            })
-            .map_err(tx_err)?;
+        let t = &self.trees;
+        let rec = t.db.transaction(|tx| {
+            let Some(raw) = tx.get(&t.alerts, id.as_bytes())? else {
+                return Err(StoreError::InvalidAlert(format!("alert {id} not found")));
+            };
+            let mut rec: AlertRecord = decode(id.as_bytes(), &raw)?;
+            if rec.verification.is_some() {
+                return Err(StoreError::InvalidAlert(format!("alert {id} was already decided")));
+            }
+            rec.verification = Some(v.clone());
+            tx.insert(&t.alerts, id.as_bytes(), encode(&rec)?)?;
+            Ok(rec)
+        })?;
         self.trees.durable()?;
         Ok(rec)
     }

@@ -10,9 +10,7 @@
 
 use super::crypt::{KEY_ID_LEN, key_id_of};
 use super::open::{KEY_ID_KEY, ROTATION_KEY};
-use super::{ImageKind, ReadId, Result, Store, StoreError, TREE_IMAGES, TREE_READS, image_key, tx_err};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
+use super::{ImageKind, ReadId, Result, Store, StoreError, TREE_IMAGES, TREE_READS, image_key};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RotateReport {
@@ -50,16 +48,16 @@ impl Store {
                 return Ok(rep);
             }
             let range = match &after {
-                None => self.trees.reads.range::<Vec<u8>, _>(..),
+                None => self.trees.reads.iter(),
                 Some(a) => self.trees.reads.range((std::ops::Bound::Excluded(a.clone()), std::ops::Bound::Unbounded)),
             };
             let mut todo: Vec<Vec<u8>> = Vec::new();
             let mut last = None;
             for e in range {
                 let (k, v) = e?;
-                last = Some(k.to_vec());
+                last = Some(k.clone());
                 if !self.is_current(&v, &current) {
-                    todo.push(k.to_vec());
+                    todo.push(k);
                     if todo.len() >= batch {
                         break;
                     }
@@ -70,48 +68,42 @@ impl Store {
             }
             after = last;
             let t = &self.trees;
-            let (reads_n, images_n) = (&t.reads, &t.images, &t.plate_idx, &t.plate_rev_idx)
-                .transaction(|(reads, images, idx, rev)| {
-                    let (mut rn, mut inn) = (0u64, 0u64);
-                    for key in &todo {
-                        let Some(v) = reads.get(key)? else { continue };
-                        if self.is_current(&v, &current) {
-                            continue;
-                        }
-                        let abort = ConflictableTransactionError::Abort;
-                        let id = ReadId::from_bytes(key.as_slice().try_into().map_err(|_| {
-                            abort(StoreError::Decode {
-                                key: super::hex(key),
-                                reason: "read key is not 16 bytes".into(),
-                            })
-                        })?);
-                        let read = self.decode_read(key, &v).map_err(abort)?;
-                        let plain = self.unseal(TREE_READS, key, &v).map_err(abort)?;
-                        reads.insert(key.as_slice(), self.seal(TREE_READS, key, plain.into_owned()).map_err(abort)?)?;
-                        rn += 1;
-                        for kind in [ImageKind::Crop, ImageKind::Frame] {
-                            let ik = image_key(&id, kind);
-                            if let Some(iv) = images.get(ik)?
-                                && !self.is_current(&iv, &current)
-                            {
-                                let plain = self.unseal(TREE_IMAGES, &ik, &iv).map_err(abort)?;
-                                images
-                                    .insert(&ik[..], self.seal(TREE_IMAGES, &ik, plain.into_owned()).map_err(abort)?)?;
-                                inn += 1;
-                            }
-                        }
-                        let plate = read.plate.expose().as_bytes();
-                        let (old_fwd, old_rev) = self.all_index_keys(plate, &id);
-                        for k in old_fwd {
-                            idx.remove(k)?;
-                        }
-                        rev.remove(old_rev)?;
-                        let ((k, v), _) = self.index_entries(plate, &id).map_err(abort)?;
-                        idx.insert(k, v)?;
+            let (reads_n, images_n) = t.db.transaction(|tx| {
+                let (mut rn, mut inn) = (0u64, 0u64);
+                for key in &todo {
+                    let Some(v) = tx.get(&t.reads, key)? else { continue };
+                    if self.is_current(&v, &current) {
+                        continue;
                     }
-                    Ok((rn, inn))
-                })
-                .map_err(tx_err)?;
+                    let id = ReadId::from_bytes(key.as_slice().try_into().map_err(|_| StoreError::Decode {
+                        key: super::hex(key),
+                        reason: "read key is not 16 bytes".into(),
+                    })?);
+                    let read = self.decode_read(key, &v)?;
+                    let plain = self.unseal(TREE_READS, key, &v)?;
+                    tx.insert(&t.reads, key, self.seal(TREE_READS, key, plain.into_owned())?)?;
+                    rn += 1;
+                    for kind in [ImageKind::Crop, ImageKind::Frame] {
+                        let ik = image_key(&id, kind);
+                        if let Some(iv) = tx.get(&t.images, ik)?
+                            && !self.is_current(&iv, &current)
+                        {
+                            let plain = self.unseal(TREE_IMAGES, &ik, &iv)?;
+                            tx.insert(&t.images, ik, self.seal(TREE_IMAGES, &ik, plain.into_owned())?)?;
+                            inn += 1;
+                        }
+                    }
+                    let plate = read.plate.expose().as_bytes();
+                    let (old_fwd, old_rev) = self.all_index_keys(plate, &id);
+                    for k in old_fwd {
+                        tx.remove(&t.plate_idx, k)?;
+                    }
+                    tx.remove(&t.plate_rev_idx, old_rev)?;
+                    let ((k, v), _) = self.index_entries(plate, &id)?;
+                    tx.insert(&t.plate_idx, k, v)?;
+                }
+                Ok::<_, StoreError>((rn, inn))
+            })?;
             self.trees.durable()?;
             rep.reads += reads_n;
             rep.images += images_n;
@@ -119,13 +111,12 @@ impl Store {
         }
 
         // 2. Images whose read is gone or that were missed (none in a consistent store).
-        let stale_images: Vec<(Vec<u8>, sled::IVec)> = self
+        let stale_images: Vec<(Vec<u8>, Vec<u8>)> = self
             .trees
             .images
             .iter()
             .filter_map(|e| e.ok())
             .filter(|(_, v)| !self.is_current(v, &current))
-            .map(|(k, v)| (k.to_vec(), v))
             .collect();
         for (k, v) in stale_images {
             let plain = self.unseal(TREE_IMAGES, &k, &v)?;
@@ -133,7 +124,7 @@ impl Store {
             rep.images += 1;
         }
         // 3. Index entries not under the current key: every live read got its new entry in 1.
-        let stale_idx: Vec<sled::IVec> = self
+        let stale_idx: Vec<Vec<u8>> = self
             .trees
             .plate_idx
             .iter()
@@ -145,7 +136,7 @@ impl Store {
             self.trees.plate_idx.remove(k)?;
             rep.index_removed += 1;
         }
-        let rev: Vec<sled::IVec> = self.trees.plate_rev_idx.iter().keys().filter_map(|k| k.ok()).collect();
+        let rev: Vec<Vec<u8>> = self.trees.plate_rev_idx.iter().keys().filter_map(|k| k.ok()).collect();
         for k in rev {
             self.trees.plate_rev_idx.remove(k)?;
             rep.index_removed += 1;

@@ -21,8 +21,6 @@ use crate::retention::{
     ClockDistrust, DAY_MS, Policy, TrustAnchor, check_clock, hold_binds, purge_cutoff_ms, purge_now_ms,
     unexpired_reads_for_small_purge,
 };
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -161,38 +159,36 @@ impl Store {
         for entry in self.trees.reads.range((start, Excluded(end))).take(max) {
             let (k, _) = entry?;
             let b: [u8; 16] = k
-                .as_ref()
+                .as_slice()
                 .try_into()
                 .map_err(|_| StoreError::Decode { key: super::hex(&k), reason: "read key is not 16 bytes".into() })?;
             last = Some(b);
-            candidates.push((ReadId::from_bytes(b), k.to_vec()));
+            candidates.push((ReadId::from_bytes(b), k));
         }
         let t = &self.trees;
-        let (purged, held) = (&t.reads, &t.images, &t.plate_idx, &t.plate_rev_idx, &t.holds)
-            .transaction(|(reads, images, idx, rev, holds)| {
-                let (mut purged, mut held) = (0u64, 0u64);
-                for (id, key) in &candidates {
-                    // Holds are read inside the transaction: one placed after the scan wins.
-                    if holds_tx(holds, id)?.iter().any(|h| hold_binds(h, now_ms)) {
-                        held += 1;
-                        continue;
-                    }
-                    let Some(v) = reads.get(key)? else { continue };
-                    let read: StoredRead = self.decode_read(key, &v).map_err(ConflictableTransactionError::Abort)?;
-                    reads.remove(key.as_slice())?;
-                    images.remove(&image_key(id, ImageKind::Crop)[..])?;
-                    images.remove(&image_key(id, ImageKind::Frame)[..])?;
-                    let (fwd, rev_key) = self.all_index_keys(read.plate.expose().as_bytes(), id);
-                    for k in fwd {
-                        idx.remove(k)?;
-                    }
-                    rev.remove(rev_key)?;
-                    holds.remove(key.as_slice())?;
-                    purged += 1;
+        let (purged, held) = t.db.transaction(|tx| {
+            let (mut purged, mut held) = (0u64, 0u64);
+            for (id, key) in &candidates {
+                // Holds are read inside the transaction: one placed after the scan wins.
+                if holds_tx(tx, &t.holds, id)?.iter().any(|h| hold_binds(h, now_ms)) {
+                    held += 1;
+                    continue;
                 }
-                Ok((purged, held))
-            })
-            .map_err(super::tx_err)?;
+                let Some(v) = tx.get(&t.reads, key)? else { continue };
+                let read: StoredRead = self.decode_read(key, &v)?;
+                tx.remove(&t.reads, key)?;
+                tx.remove(&t.images, image_key(id, ImageKind::Crop))?;
+                tx.remove(&t.images, image_key(id, ImageKind::Frame))?;
+                let (fwd, rev_key) = self.all_index_keys(read.plate.expose().as_bytes(), id);
+                for k in fwd {
+                    tx.remove(&t.plate_idx, k)?;
+                }
+                tx.remove(&t.plate_rev_idx, rev_key)?;
+                tx.remove(&t.holds, key)?;
+                purged += 1;
+            }
+            Ok::<_, StoreError>((purged, held))
+        })?;
         self.trees.durable()?;
         let next = if candidates.len() >= max { last } else { None };
         Ok(Batch { purged, held, next })

@@ -24,9 +24,16 @@ impl Store {
 
     /// Inserts a user only when the name is free; false (nothing written) when it is taken.
     pub fn insert_new_user(&self, user: &User) -> Result<bool> {
-        let swapped =
-            self.trees.users.compare_and_swap(user.username.as_bytes(), None::<&[u8]>, Some(encode(user)?))?;
-        if swapped.is_err() {
+        let t = &self.trees;
+        let v = encode(user)?;
+        let inserted = t.db.transaction(|tx| {
+            if tx.get(&t.users, user.username.as_bytes())?.is_some() {
+                return Ok::<_, StoreError>(false);
+            }
+            tx.insert(&t.users, user.username.as_bytes(), &v)?;
+            Ok(true)
+        })?;
+        if !inserted {
             return Ok(false);
         }
         self.trees.durable()?;
