@@ -1,4 +1,5 @@
-//! The sled store on a real temp dir: round trip, search, holds, reopen, corruption, locking.
+//! The store (redb) on a real temp dir: round trip, search, holds, reopen, corruption, locking, and the
+//! conversion of a store left by the sled layout of earlier versions.
 
 mod support;
 
@@ -131,7 +132,7 @@ fn a_second_process_cannot_open_a_store_in_use() {
     let d = tempfile::tempdir().unwrap();
     let (s, _) = open(d.path());
     s.put_read(read("LOCK1", T0)).unwrap();
-    // sled's lock is an flock on the directory: a second process is refused (same process would share).
+    // redb locks its file: a second process is refused.
     // The second process is this test binary running `second_process_writes_reads` (the writer of the
     // kill -9 harness, which used to be the daemon's `debug write-reads`).
     let out = std::process::Command::new(std::env::current_exe().unwrap())
@@ -168,9 +169,9 @@ fn a_corrupt_store_is_refused_untouched_and_moved_aside_only_on_request() {
     let (s, _) = open(d.path());
     s.put_read(read("OLD1", T0)).unwrap();
     s.close().unwrap();
-    let conf = d.path().join("store/conf");
-    let garbage = b"this is not a sled config file\0\x01\x02".to_vec();
-    std::fs::write(&conf, &garbage).unwrap();
+    let file = d.path().join("store/store.redb");
+    let garbage = b"this is not a redb file\0\x01\x02".to_vec();
+    std::fs::write(&file, &garbage).unwrap();
     let before = snapshot(d.path());
 
     match Store::open(&StoreOptions::at(d.path().join("store"))) {
@@ -194,8 +195,7 @@ fn a_corrupt_store_is_refused_untouched_and_moved_aside_only_on_request() {
     };
     assert!(!cause.is_empty());
     assert!(moved_to.file_name().unwrap().to_string_lossy().starts_with("store.corrupt-"));
-    assert_eq!(std::fs::read(moved_to.join("conf")).unwrap(), garbage, "the old store is kept byte for byte");
-    assert!(moved_to.join("db").exists());
+    assert_eq!(std::fs::read(moved_to.join("store.redb")).unwrap(), garbage, "the old store is kept byte for byte");
     assert_eq!(s.count_reads(), 0);
     s.put_read(read("NEW1", T0)).unwrap();
 }
@@ -204,9 +204,12 @@ fn a_corrupt_store_is_refused_untouched_and_moved_aside_only_on_request() {
 fn a_store_from_a_newer_polewatch_is_refused_not_touched() {
     let d = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(d.path().join("store")).unwrap();
-        db.open_tree("meta").unwrap().insert("schema_version", &99u32.to_be_bytes()).unwrap();
-        db.flush().unwrap();
+        std::fs::create_dir(d.path().join("store")).unwrap();
+        let db = redb::Database::create(d.path().join("store/store.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        let meta: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("meta");
+        tx.open_table(meta).unwrap().insert(&b"schema_version"[..], &99u32.to_be_bytes()[..]).unwrap();
+        tx.commit().unwrap();
     }
     match Store::open(&StoreOptions::at(d.path().join("store"))) {
         Err(StoreError::NewerSchema { found: 99, supported, .. }) => assert_eq!(supported, SCHEMA_VERSION),
@@ -236,4 +239,73 @@ fn concurrent_writers_all_land() {
         assert!(s.get_read(*id).unwrap().is_some());
     }
     assert_eq!(s.count_reads(), 400);
+}
+
+/// A store in the sled layout of earlier versions, made here by copying a real store's trees into sled:
+/// the daemon refuses it with the command to run, and `migrate-sled` brings every entry across (reads,
+/// images, index, holds, queued messages) with the sled store kept beside it.
+#[test]
+fn a_sled_store_is_refused_then_migrated_entry_for_entry() {
+    use redb::{ReadableDatabase, ReadableTable, TableHandle};
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("made");
+    let (s, _) = Store::open(&StoreOptions::at(&src)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let mut r = read(&format!("MIG{i:03}"), T0 + i * 1000);
+        r.crop_jpeg = Some(vec![0xFF, 0xD8, i as u8]);
+        ids.push(s.put_read(r).unwrap());
+    }
+    let req = HoldRequest { placed_by: "sgt".into(), case_number: "C-9".into(), reason: "case".into(), expires_at_ms: None };
+    let hold = s.place_hold(ids[3], req, T0).unwrap();
+    let queued = s.enqueue(Lane::Other, "status", b"hello".to_vec()).unwrap();
+    s.close().unwrap();
+
+    let sled_path = d.path().join("store");
+    let mut copied = 0usize;
+    {
+        let from = redb::Database::create(src.join("store.redb")).unwrap();
+        let r = from.begin_read().unwrap();
+        let to = sled::open(&sled_path).unwrap();
+        for h in r.list_tables().unwrap() {
+            let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(h.name());
+            let t = r.open_table(def).unwrap();
+            let tree = to.open_tree(h.name()).unwrap();
+            for e in t.iter().unwrap() {
+                let (k, v) = e.unwrap();
+                tree.insert(k.value(), v.value()).unwrap();
+                copied += 1;
+            }
+        }
+        to.flush().unwrap();
+    }
+    match Store::open(&StoreOptions::at(&sled_path)) {
+        Err(e @ StoreError::SledFormat { .. }) => assert!(e.to_string().contains("migrate-sled"), "{e}"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a sled store must not be opened as if new"),
+    }
+    assert!(!sled_path.join("store.redb").exists(), "refusing writes nothing");
+
+    let m = polewatch::store::migrate::migrate_sled(&sled_path).unwrap();
+    assert!(m.entries() as usize >= copied - 1, "{m:?} vs {copied}");
+    assert!(m.trees.contains(&("reads", 40)) && m.trees.contains(&("holds", 1)), "{m:?}");
+    assert!(m.sled_kept_at.join("conf").exists(), "the sled store is kept");
+    assert!(matches!(polewatch::store::migrate::migrate_sled(&sled_path), Err(StoreError::NotSled { .. })));
+
+    let (s, outcome) = Store::open(&StoreOptions::at(&sled_path)).unwrap();
+    assert_eq!(outcome, OpenOutcome::Opened);
+    assert_eq!(s.count_reads(), 40);
+    for (i, id) in ids.iter().enumerate() {
+        let r = s.get_read(*id).unwrap().expect("every read is there");
+        assert_eq!(r.plate.expose(), format!("MIG{i:03}"));
+        assert_eq!(s.image(*id, ImageKind::Crop).unwrap(), Some(vec![0xFF, 0xD8, i as u8]));
+    }
+    let found = s.search(&PlatePattern::parse("MIG01*").unwrap(), 100).unwrap();
+    assert_eq!(found.len(), 10, "the plate index came across");
+    assert_eq!(s.holds_for(ids[3]).unwrap(), vec![hold]);
+    let waiting = s.outbox_peek(None, 10).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].key, queued);
+    let next = s.enqueue(Lane::Other, "status", b"again".to_vec()).unwrap();
+    assert!(next.seq() > queued.seq(), "the id counter goes on past the copied messages");
 }

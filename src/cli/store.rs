@@ -1,4 +1,4 @@
-//! `polewatch store …`: the encryption key of the store, offline (the daemon must be stopped).
+//! `polewatch store …`: the encryption key and the layout of the store, offline (the daemon must be stopped).
 
 use crate::access::audit::AuditLog;
 use crate::access::{Action, AuditSink, NewAuditEntry, Outcome};
@@ -34,13 +34,56 @@ pub enum StoreCmd {
         #[arg(long, hide = true)]
         max_batches: Option<u32>,
     },
+    /// Convert a store written by polewatch before the move to redb (sled's `conf` and `db` files) into
+    /// the current layout. Every entry is copied and counted again; the sled store is kept beside it as
+    /// `<store>.sled-<time>`. Audited in the store's own log once it is converted.
+    #[command(name = "migrate-sled")]
+    MigrateSled,
 }
 
 pub fn run(cfg: &crate::config::Config, args: StoreArgs) -> anyhow::Result<()> {
     match args.command {
         StoreCmd::GenKey { file } => gen_key(&file),
         StoreCmd::RotateKey { new_key, batch, max_batches } => rotate(cfg, &new_key, batch, max_batches),
+        StoreCmd::MigrateSled => migrate(cfg),
     }
+}
+
+fn migrate(cfg: &crate::config::Config) -> anyhow::Result<()> {
+    let path = &cfg.store.path;
+    let m = crate::store::migrate::migrate_sled(path)
+        .with_context(|| format!("cannot migrate the sled store at {}", path.display()))?;
+    let per_tree: Vec<String> = m.trees.iter().filter(|(_, n)| *n > 0).map(|(t, n)| format!("{t} {n}")).collect();
+    let detail = format!(
+        "store converted from sled to redb: {} entries copied and counted again ({}); the sled store is kept at {}",
+        m.entries(),
+        per_tree.join(", "),
+        m.sled_kept_at.display()
+    );
+    // The chain was copied with everything else: the conversion is its next entry.
+    let mut opts = StoreOptions::from_config(&cfg.store);
+    opts.create = false;
+    opts.disk = None;
+    let (store, _) = Store::open(&opts).with_context(|| format!("cannot open the converted store at {}", path.display()))?;
+    let store = Arc::new(store);
+    let audit =
+        AuditLog::open_verified(store.clone(), &cfg.access.audit_key_file).context("cannot open the audit log")?;
+    audit.record(NewAuditEntry {
+        user: super::audit::operator(),
+        source: "cli".into(),
+        action: Some(Action::StoreMigrated),
+        object: "store".into(),
+        outcome: Some(Outcome::Ok),
+        detail: detail.clone(),
+        ..NewAuditEntry::default()
+    })?;
+    drop(audit);
+    match Arc::try_unwrap(store) {
+        Ok(s) => s.close()?,
+        Err(s) => s.flush()?,
+    }
+    println!("{detail}");
+    Ok(())
 }
 
 pub fn gen_key(file: &std::path::Path) -> anyhow::Result<()> {

@@ -59,6 +59,8 @@ pub enum Action {
     DiskWatermark,
     /// The store's encryption key was rotated, or a rotation started or resumed (`polewatch store rotate-key`).
     StoreKeyRotated,
+    /// The store was converted from the sled layout of earlier versions (`polewatch store migrate-sled`).
+    StoreMigrated,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -191,6 +191,20 @@ impl Db {
         Ok(id)
     }
 
+    /// Hands out ids from `next` on (a migrated store's counter); never moves the counter back.
+    pub fn continue_ids_from(&self, next: u64) -> KvResult<()> {
+        self.transaction(|tx| {
+            let at = match tx.get_def(IDS_TABLE, b"next")? {
+                Some(v) => <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).unwrap_or(0),
+                None => 0,
+            };
+            tx.insert_def(IDS_TABLE, b"next", &at.max(next).to_be_bytes())?;
+            Ok::<_, KvError>(())
+        })?;
+        *self.0.ids.lock().unwrap_or_else(|e| e.into_inner()) = (0, 0);
+        Ok(())
+    }
+
     /// Size of the database file.
     pub fn size_on_disk(&self) -> std::io::Result<u64> {
         Ok(std::fs::metadata(&self.0.path)?.len())

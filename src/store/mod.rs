@@ -30,6 +30,7 @@ mod commit;
 pub mod crypt;
 pub mod disk;
 pub(crate) mod kv;
+pub mod migrate;
 mod open;
 pub mod outbox;
 pub mod pattern;
@@ -89,6 +90,8 @@ pub enum StoreError {
         path.display()
     )]
     SledFormat { path: PathBuf },
+    #[error("store {} is already in the redb layout: nothing to migrate", path.display())]
+    NotSled { path: PathBuf },
     #[error("no store at {}", path.display())]
     Missing { path: PathBuf },
     #[error("commit failed, nothing of this batch is acknowledged: {0}")]

@@ -100,6 +100,7 @@ pub fn parse_action(s: &str) -> Result<Action, UnknownAction> {
             Action::CamerasViewed,
             Action::DiskWatermark,
             Action::StoreKeyRotated,
+            Action::StoreMigrated,
         ];
         UnknownAction { given: s.to_string(), known: ALL.iter().map(|a| action_name(*a)).collect() }
     })
