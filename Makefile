@@ -34,7 +34,7 @@ run: deps
 	./target/debug/polewatch check-config --config $(DEMO_CONFIG)
 	./target/debug/polewatch run --config $(DEMO_CONFIG)
 
-# Every test: unit, property, integration (real sled store, the daemon under a notify socket, kill -9).
+# Every test: unit, property, integration (real redb store, the daemon under a notify socket, kill -9).
 # TEST_DATA: a folder of real labelled plate sets read in place by the tests that take one (passed as
 # POLEWATCH_TEST_DATA; those tests skip without it). Here it is the development folder next to the checkout,
 # when there is one; nothing from it is copied or used outside the tests.

@@ -106,7 +106,8 @@ impl RawTree<'_> {
 
 /// Changes the store's trees directly, as someone with the store's files (but not the key) could.
 fn tamper(dir: &Path, f: impl FnOnce(&RawTree, &RawTree)) {
-    let db = redb::Database::create(store_path(dir).join("store.redb")).expect("open the store's file to tamper with it");
+    let db =
+        redb::Database::create(store_path(dir).join("store.redb")).expect("open the store's file to tamper with it");
     let tx = db.begin_write().unwrap();
     let tree = |name: &'static str| RawTree { tx: &tx, def: redb::TableDefinition::new(name) };
     f(&tree("audit"), &tree("meta"));
@@ -183,7 +184,7 @@ fn entries_deleted_from_the_middle_and_renumbered_are_reported_at_the_first() {
         for seq in 45..=50u64 {
             audit.remove(k(seq)).unwrap();
         }
-        meta.insert("audit_head", &44u64.to_be_bytes()).unwrap();
+        meta.insert("audit_head", 44u64.to_be_bytes()).unwrap();
     });
     assert_eq!(broken(d.path(), None).first_bad_seq, 20);
 }
@@ -229,7 +230,7 @@ fn a_truncated_tail_is_caught_by_the_checkpoint_and_by_the_head_pointer_unless_r
 
     // Head pointer rewritten too: a valid shorter chain, caught only with the checkpoint.
     tamper(d.path(), |_, meta| {
-        meta.insert("audit_head", &40u64.to_be_bytes()).unwrap();
+        meta.insert("audit_head", 40u64.to_be_bytes()).unwrap();
     });
     assert_eq!(verify(d.path(), None).unwrap().entries, 40);
     let b = broken(d.path(), Some(cp.clone()));
@@ -541,7 +542,7 @@ fn cli_verify_checkpoint_and_show() {
         for seq in 21..=40u64 {
             audit.remove(k(seq)).unwrap();
         }
-        meta.insert("audit_head", &20u64.to_be_bytes()).unwrap();
+        meta.insert("audit_head", 20u64.to_be_bytes()).unwrap();
     });
     // The chain itself is intact; the record beside the key (written by checkpoint and show) notices.
     let (code, out, err) = polewatch(&cfg, &["verify"]);

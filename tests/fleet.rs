@@ -1,6 +1,6 @@
 //! Issue 17 part 4: a fleet of boxes on a 3-node `nats-server` cluster (Debian's 2.9, MQTT on
 //! JetStream replicated on all three nodes). Many simulated boxes run in this one process (the uplink
-//! and the durable outbox only: each its own sled store, MQTT client id and TLS client certificate,
+//! and the durable outbox only: each its own store, MQTT client id and TLS client certificate,
 //! mapped by the cluster to a user that may publish only under its own topics), at a production rate,
 //! with a backlog as after an outage of the central link. In the middle one node is killed (SIGKILL).
 //! The central side: a durable MQTT consumer (persistent session, QoS 1) that dedupes by id, and NATS

@@ -256,7 +256,8 @@ fn a_sled_store_is_refused_then_migrated_entry_for_entry() {
         r.crop_jpeg = Some(vec![0xFF, 0xD8, i as u8]);
         ids.push(s.put_read(r).unwrap());
     }
-    let req = HoldRequest { placed_by: "sgt".into(), case_number: "C-9".into(), reason: "case".into(), expires_at_ms: None };
+    let req =
+        HoldRequest { placed_by: "sgt".into(), case_number: "C-9".into(), reason: "case".into(), expires_at_ms: None };
     let hold = s.place_hold(ids[3], req, T0).unwrap();
     let queued = s.enqueue(Lane::Other, "status", b"hello".to_vec()).unwrap();
     s.close().unwrap();

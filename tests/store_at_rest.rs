@@ -1,4 +1,4 @@
-//! Issue 16 §2 and §3 on a real sled store: encryption at rest (nothing readable on disk, search and
+//! Issue 16 §2 and §3 on a real store: encryption at rest (nothing readable on disk, search and
 //! retroactive matching still work, wrong keys refused, rotation interrupted and resumed) and disk
 //! watermarks (each step, a full disk refusing reads, recovery) on a fake free-space source and on a
 //! real small tmpfs.
@@ -417,7 +417,7 @@ fn a_real_small_filesystem_filled_through_every_step_to_enospc() {
     }
     let _m = Mount(mnt.clone());
     let filler = mnt.join("filler");
-    // sled's segments and the reserve must fit: thresholds low enough for a 48 MiB disk.
+    // The database and the reserve must fit: thresholds low enough for a 48 MiB disk.
     let wm = Watermarks { warn_pct: 55.0, frames_pct: 65.0, crops_pct: 75.0, reserve_bytes: 4 * MIB };
     let mut o = StoreOptions::at(mnt.join("store"));
     o.keys = Some(Arc::new(Keyring::single(key(9))));
@@ -587,11 +587,11 @@ fn the_binary_checks_the_key_rotates_resumably_with_audit_and_refuses_a_wrong_ke
     assert!(shown.contains("paused") && shown.contains("completed"), "{shown}");
 }
 
-/// Past the reserve: a disk filled by something else until sled itself meets ENOSPC. The write is
+/// Past the reserve: a disk filled by something else until the database itself meets ENOSPC. The write is
 /// refused as `DiskFull`, nothing of it is acknowledged, every acknowledged read is there, and once space
 /// returns the store (reopened, as the daemon's restart does) takes reads again.
 #[test]
-fn sled_meeting_enospc_acknowledges_nothing_and_the_store_recovers() {
+fn the_database_meeting_enospc_acknowledges_nothing_and_the_store_recovers() {
     let d = tempfile::tempdir().unwrap();
     let mnt = d.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
@@ -607,7 +607,7 @@ fn sled_meeting_enospc_acknowledges_nothing_and_the_store_recovers() {
     }
     let _m = Mount(mnt.clone());
     let filler = mnt.join("filler");
-    // No reserve: nothing stops the write before sled does (as when something else eats the reserve
+    // No reserve: nothing stops the write before the database does (as when something else eats the reserve
     // between the check and the write).
     let wm = Watermarks { warn_pct: 99.0, frames_pct: 99.0, crops_pct: 99.0, reserve_bytes: 0 };
     let mut o = StoreOptions::at(mnt.join("store"));
@@ -621,7 +621,7 @@ fn sled_meeting_enospc_acknowledges_nothing_and_the_store_recovers() {
     let _ = fill_to(&filler, &mnt, 110.0).expect_err("the tmpfs fills up");
     let mut refused = 0;
     let mut i = 100;
-    // Big reads so sled must write soon; stop at the first refusal after a few tries.
+    // Big reads so the database must write soon; stop at the first refusal after a few tries.
     while refused == 0 && i < 400 {
         let mut r = read(i);
         r.crop_jpeg = Some(vec![0x33; 200_000]);
@@ -636,10 +636,10 @@ fn sled_meeting_enospc_acknowledges_nothing_and_the_store_recovers() {
         }
         i += 1;
     }
-    assert_eq!(refused, 1, "sled met ENOSPC");
+    assert_eq!(refused, 1, "the database met ENOSPC");
     assert_eq!(s.disk_state().unwrap().level, DiskLevel::Full);
     std::fs::remove_file(&filler).unwrap();
-    // sled refuses every write after ENOSPC until reopened; the store says so once space is back, and the
+    // redb refuses every write after ENOSPC until reopened; the store says so once space is back, and the
     // daemon restarts on it.
     assert!(s.put_read(read(998)).is_err());
     assert!(s.needs_reopen());

@@ -2,7 +2,7 @@
 //! users with roles and training, sessions, the tamper-evident audit log, release requests.
 //!
 //! - [`roles`]: who may do what: one table.
-//! - [`audit`]: append-only, hash-chained, MACed audit log (its own sled tree, never purged by retention).
+//! - [`audit`]: append-only, hash-chained, MACed audit log (its own tree in the store, never purged by retention).
 //! - [`users`]: users, training, lockout, inactivity (pure rules).
 //! - [`password`]: password rules and argon2id hashing; [`session`]: console sessions in memory.
 //! - [`service`]: [`service::UserService`], the user rules on the store, every change audited.

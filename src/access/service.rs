@@ -66,8 +66,8 @@ pub struct UserService {
     policy: AccessPolicy,
     audit: Arc<dyn AuditSink>,
     sessions: Sessions,
-    /// Serialises read-modify-write of users (a login counting a failure, an admin locking): sled
-    /// allows one process, so a lock in this one is enough.
+    /// Serialises read-modify-write of users (a login counting a failure, an admin locking): the
+    /// store allows one process, so a lock in this one is enough.
     write: Mutex<()>,
 }
 

@@ -1,4 +1,4 @@
-//! Subcommands that work offline on the store (the daemon must not be running: sled allows one process),
+//! Subcommands that work offline on the store (the daemon must not be running: the store allows one process),
 //! and [`online`], the client of the running daemon's API (`audit verify --online`, `audit report`).
 
 pub mod audit;

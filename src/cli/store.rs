@@ -64,7 +64,8 @@ fn migrate(cfg: &crate::config::Config) -> anyhow::Result<()> {
     let mut opts = StoreOptions::from_config(&cfg.store);
     opts.create = false;
     opts.disk = None;
-    let (store, _) = Store::open(&opts).with_context(|| format!("cannot open the converted store at {}", path.display()))?;
+    let (store, _) =
+        Store::open(&opts).with_context(|| format!("cannot open the converted store at {}", path.display()))?;
     let store = Arc::new(store);
     let audit =
         AuditLog::open_verified(store.clone(), &cfg.access.audit_key_file).context("cannot open the audit log")?;

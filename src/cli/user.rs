@@ -1,5 +1,5 @@
 //! `polewatch user add|passwd|train|lock|unlock|list`: user administration offline on the store, the
-//! way the first administrator is made. The daemon must be stopped (sled allows one process).
+//! way the first administrator is made. The daemon must be stopped (the store allows one process).
 //!
 //! Passwords are read from the terminal without echo (asked twice), or as one line from stdin when
 //! stdin is not a terminal (scripts, tests). They never appear in arguments, where `ps` would show them.

@@ -78,7 +78,7 @@ pub use crate::recognize::settings::{
 pub struct Store {
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
-    /// sled page cache; sled's own default (1 GiB) is far too much for a 4 GB board.
+    /// The store's page cache (redb); its own default (1 GiB) is far too much for a 4 GB board.
     #[serde(default = "default_cache_mb")]
     pub cache_capacity_mb: u64,
     /// Most reads made durable by one flush (group commit: reads queued while a flush runs share the next).
@@ -94,7 +94,7 @@ pub struct Store {
     /// high and the full watermark).
     #[serde(default)]
     pub disk_frames_watermark_pct: Option<u8>,
-    /// Free space (MiB) kept for read metadata, the audit log and sled; below it new reads are refused.
+    /// Free space (MiB) kept for read metadata, the audit log and the database's own bookkeeping; below it new reads are refused.
     #[serde(default = "default_reserve_mb")]
     pub disk_reserve_mb: u64,
     /// Encrypt reads, crops, frames and the plate index with AES-256-GCM (needs the key: the systemd

@@ -100,7 +100,7 @@ impl Sources {
         Some((false, t.elapsed()))
     }
 
-    /// The store counted, at most [`CENSUS_MAX_AGE`] old. Blocking (walks sled trees).
+    /// The store counted, at most [`CENSUS_MAX_AGE`] old. Blocking (reads the store's tree counts).
     pub fn census(&self) -> Option<Census> {
         let mut c = lock(&self.census);
         if let Some((at, census)) = c.as_ref()

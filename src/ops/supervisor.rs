@@ -362,7 +362,7 @@ async fn supervise(
                 } else if api.is_some_and(|a| a.is_finished()) {
                     log::error!("HTTPS API task has died; withholding watchdog ping");
                 } else if reopen {
-                    // sled met ENOSPC and refuses writes until reopened; space is back: exit non-zero so
+                    // the store met ENOSPC and refuses writes until reopened; space is back: exit non-zero so
                     // systemd (Restart=) starts the daemon again, which reopens the store.
                     log::error!("the store met a full disk and must be reopened now that space is back: restarting");
                     return Err(anyhow::anyhow!("store write failed on a full disk; restart to reopen it"));

@@ -8,8 +8,8 @@
 //! | `no_crops` | ≥ `disk_full_watermark_pct` (95)         | stops keeping plate crops too            |
 //! | `full`     | free space < `disk_reserve_mb` (64 MiB)  | refuses new reads ([`StoreError::DiskFull`](super::StoreError)) |
 //!
-//! Read metadata and the audit log are kept to the last: the reserve is left for them (and for sled's
-//! own bookkeeping), so a read is refused before sled could meet ENOSPC half-way through a write.
+//! Read metadata and the audit log are kept to the last: the reserve is left for them (and for the database's
+//! own bookkeeping), so a read is refused before the database could meet ENOSPC half-way through a write.
 //! Nothing is ever purged to make room: retention alone deletes. A step down needs the use to fall
 //! [`HYSTERESIS_PCT`] below the threshold, so a disk hovering at a threshold does not flap.
 

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+type Watchers = Vec<(&'static str, tokio::sync::broadcast::Sender<Vec<u8>>)>;
+type Guarded = (redb::OwnedAccessGuard<&'static [u8]>, redb::OwnedAccessGuard<&'static [u8]>);
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 
 /// A redb failure, whatever call it came from.
@@ -52,13 +54,7 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(
-    redb::StorageError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);
+from_redb!(redb::StorageError, redb::TransactionError, redb::TableError, redb::CommitError, redb::SetDurabilityError);
 
 type KvResult<T> = std::result::Result<T, KvError>;
 
@@ -76,7 +72,7 @@ pub(crate) struct Inner {
     /// Next id to hand out and the end of the reserved block.
     ids: std::sync::Mutex<(u64, u64)>,
     /// Writers of watched trees (the console's live alert queue): keys changed, after their commit.
-    watch: std::sync::Mutex<Vec<(&'static str, tokio::sync::broadcast::Sender<Vec<u8>>)>>,
+    watch: std::sync::Mutex<Watchers>,
 }
 
 /// The database: cheap to clone.
@@ -113,12 +109,7 @@ impl Db {
             }
             Err(e) => return Err(OpenError::Corrupt(e.to_string())),
         };
-        let inner = Inner {
-            db,
-            path,
-            ids: std::sync::Mutex::new((0, 0)),
-            watch: std::sync::Mutex::new(Vec::new()),
-        };
+        let inner = Inner { db, path, ids: std::sync::Mutex::new((0, 0)), watch: std::sync::Mutex::new(Vec::new()) };
         Ok(Db(Arc::new(inner)))
     }
 
@@ -148,7 +139,10 @@ impl Db {
 
     /// Runs `f` in one write transaction: all of its writes land together or (on `Err`) none do.
     /// Visible at once, durable with the next [`Db::durable`].
-    pub fn transaction<T, E: From<KvError>>(&self, f: impl FnOnce(&Tx) -> std::result::Result<T, E>) -> std::result::Result<T, E> {
+    pub fn transaction<T, E: From<KvError>>(
+        &self,
+        f: impl FnOnce(&Tx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let mut w = self.0.db.begin_write().map_err(|e| E::from(e.into()))?;
         w.set_durability(Durability::None).map_err(|e| E::from(e.into()))?;
         let tx = Tx { w, changed: std::cell::RefCell::new(Vec::new()), watched: self.watched() };
@@ -433,7 +427,7 @@ impl Iter {
         self.map(|e| e.map(|(k, _)| k))
     }
 
-    fn item(e: std::result::Result<(redb::OwnedAccessGuard<&'static [u8]>, redb::OwnedAccessGuard<&'static [u8]>), redb::StorageError>) -> KvResult<Entry> {
+    fn item(e: std::result::Result<Guarded, redb::StorageError>) -> KvResult<Entry> {
         let (k, v) = e?;
         Ok((k.value().to_vec(), v.value().to_vec()))
     }

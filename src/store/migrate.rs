@@ -29,7 +29,9 @@ const CHUNK: usize = 2_000;
 
 fn sled_err(path: &Path, e: sled::Error) -> StoreError {
     match e {
-        sled::Error::Io(source) if source.to_string().contains("lock") => StoreError::Locked { path: path.to_path_buf() },
+        sled::Error::Io(source) if source.to_string().contains("lock") => {
+            StoreError::Locked { path: path.to_path_buf() }
+        }
         sled::Error::Io(source) => StoreError::Io { path: path.to_path_buf(), source },
         e => StoreError::Corrupt { path: path.to_path_buf(), cause: format!("sled: {e}") },
     }

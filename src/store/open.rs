@@ -69,8 +69,8 @@ fn check_schema(t: &Trees, path: &Path) -> Result<()> {
         }
         Some(_) => Err(StoreError::Decode { key: "meta/schema_version".into(), reason: "not 4 bytes".into() }),
         None => {
-            t.meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-            t.meta.insert("created_at_ms", &jiff::Timestamp::now().as_millisecond().to_be_bytes())?;
+            t.meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes())?;
+            t.meta.insert("created_at_ms", jiff::Timestamp::now().as_millisecond().to_be_bytes())?;
             t.durable()?;
             Ok(())
         }

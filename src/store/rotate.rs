@@ -111,13 +111,8 @@ impl Store {
         }
 
         // 2. Images whose read is gone or that were missed (none in a consistent store).
-        let stale_images: Vec<(Vec<u8>, Vec<u8>)> = self
-            .trees
-            .images
-            .iter()
-            .filter_map(|e| e.ok())
-            .filter(|(_, v)| !self.is_current(v, &current))
-            .collect();
+        let stale_images: Vec<(Vec<u8>, Vec<u8>)> =
+            self.trees.images.iter().filter_map(|e| e.ok()).filter(|(_, v)| !self.is_current(v, &current)).collect();
         for (k, v) in stale_images {
             let plain = self.unseal(TREE_IMAGES, &k, &v)?;
             self.trees.images.insert(&k, self.seal(TREE_IMAGES, &k, plain.into_owned())?)?;

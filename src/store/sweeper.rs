@@ -102,7 +102,7 @@ impl Store {
         let anchor = anchor.advance(wall, mono, confirmed, p);
         *g = Some(anchor);
         if persisted.is_none_or(|m| anchor.trusted_ms > m) {
-            self.trees.meta.insert(TRUSTED_KEY, &anchor.trusted_ms.to_be_bytes())?;
+            self.trees.meta.insert(TRUSTED_KEY, anchor.trusted_ms.to_be_bytes())?;
         }
         Ok(anchor.trusted_ms)
     }
@@ -320,7 +320,7 @@ fn large_purge_gate(
         return Ok(None);
     }
     *last = Some(mono_ms);
-    store.trees.meta.insert(PENDING_KEY, &waited.to_be_bytes())?;
+    store.trees.meta.insert(PENDING_KEY, waited.to_be_bytes())?;
     Ok(Some(SweepOutcome::AwaitingConfirmation { expired, stored, left_ms: DAY_MS - waited }))
 }
 

@@ -5,7 +5,7 @@
 //! rumqttc's `publish()` returns when queued, and a broker that lost the session drops unacknowledged
 //! publishes; so each connection gets a fresh client and fresh bookkeeping ([`super::delivery`]: packet
 //! ids paired with our FIFO of requests, the cursors over the outbox and the upload queue), and whatever
-//! was not acknowledged when a connection ends is sent again from sled on the next. PUBACKs already
+//! was not acknowledged when a connection ends is sent again from the store on the next. PUBACKs already
 //! read when a connection fails are still applied, so what was acknowledged is not sent again.
 //!
 //! Inbound commands: a persistent session (clean session off, the stable client id) so QoS 1 commands

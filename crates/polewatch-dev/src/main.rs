@@ -205,10 +205,10 @@ enum BenchCmd {
         cycles: usize,
         #[arg(long, default_value_t = 600)]
         max_delay_ms: u64,
-        /// Count sled's sync_file_range as durable as fsync (what sled assumes; its man page says not).
+        /// Count sync_file_range as durable as fsync (what sled assumed; its man page says not).
         #[arg(long)]
         trust_sync_file_range: bool,
-        /// No full frames (sled blob files) among the reads.
+        /// No full frames among the reads.
         #[arg(long)]
         no_frames: bool,
         #[arg(long)]
@@ -280,7 +280,7 @@ enum DebugCmd {
         threads: usize,
         #[arg(long, default_value_t = 0)]
         seq_start: u64,
-        /// No full frames (no sled blob files).
+        /// No full frames.
         #[arg(long)]
         no_frames: bool,
     },

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const CROP_BYTES: usize = 3000;
-/// Every FRAME_EVERY-th read also stores a full frame of FRAME_BYTES: above sled's inline limit (128 KiB
-/// with its default segment size), so it is written as a separate blob file.
+/// Every FRAME_EVERY-th read also stores a full frame of FRAME_BYTES: a value spanning many pages (sled,
+/// before redb, wrote values over 128 KiB to separate blob files that it never synced).
 pub const FRAME_EVERY: u64 = 16;
 pub const FRAME_BYTES: usize = 160_000;
 const OUTBOX_TOPIC: &str = "crash/outbox";
@@ -173,7 +173,7 @@ pub struct Options {
     /// Full audit verification every this many cycles (and after the last); the other cycles open the
     /// log as the daemon does (continuity with the key's recorded head, head entry readable).
     pub verify_every: usize,
-    /// Every FRAME_EVERY-th read with a full frame (a sled blob file).
+    /// Every FRAME_EVERY-th read with a full frame (a large value).
     pub frames: bool,
 }
 
@@ -432,7 +432,7 @@ fn verify_reads(
                 }
             }
             Some(r) => {
-                // A store error (sled: a blob file it cannot read) is damage, not the end of the bench.
+                // A store error (a value it cannot read) is damage, not the end of the bench.
                 let crop_ok = store
                     .image(*id, ImageKind::Crop)
                     .is_ok_and(|c| c.is_some_and(|c| c == synthetic_crop(*seq, CROP_BYTES)));

@@ -75,7 +75,7 @@ pub fn parse_journal(b: &[u8]) -> Vec<Op> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncFileRange {
-    /// As durable as fsync (what sled assumes).
+    /// As durable as fsync (what sled assumed).
     Durable,
     /// No guarantee (what the man page says).
     NotDurable,

@@ -233,7 +233,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             store.put_reads(reads.collect())?;
         }
         store.close()?;
-        // Reopen so sled has written its snapshot; then count what is allocated.
+        // Reopen so everything is committed; then count what is allocated.
         let (store, _) = Store::open(&opts(&path, &keys))?;
         store.close()?;
         let used = disk_bytes(&path).saturating_sub(empty);

@@ -147,7 +147,7 @@ pub fn run(o: &ScaleOptions, now: i64, figures: &mut Figures) -> anyhow::Result<
         push_p(figures, format!("scale_{size}_suffix_wildcard_search"), &suffix);
 
         // What the large-purge guard cost each sweep before it counted only up to its bound: a walk of
-        // every stored read (sled's `len`).
+        // every stored read (the tree's `len`).
         let t = Instant::now();
         let walked = store.count_reads();
         figures.push((format!("scale_{size}_whole_store_count_ms"), t.elapsed().as_secs_f64() * 1000.0, "ms"));
