@@ -106,6 +106,9 @@ pub enum EarlyBasis {
     /// (see [`Tracker::watching`](super::Tracker::watching)); fewer than `early_min_frames` frames, or
     /// a vote not yet that sure.
     ConfidentFrame,
+    /// The per-position vote over `early_min_frames` frames is a watched text and reached
+    /// `min_confidence`, though no frame need have read it exactly (frames each misread in other places).
+    Vote,
 }
 
 impl EarlyBasis {
@@ -114,6 +117,7 @@ impl EarlyBasis {
             EarlyBasis::Confident => "confident",
             EarlyBasis::Agreement => "agreement",
             EarlyBasis::ConfidentFrame => "confident-frame",
+            EarlyBasis::Vote => "vote",
         }
     }
 }

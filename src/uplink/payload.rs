@@ -146,9 +146,10 @@ impl AlertStage {
 pub struct CertaintyV1 {
     /// confident: the vote over the first frames was sure; confident-frame: one frame read a hotlisted plate
     /// with the early confidence and the vote so far is that plate; agreement: several frames, most of the
-    /// pass so far, read the same text though none was sure; pass: the vote over the whole pass; stored: a
-    /// stored read (retroactive checks).
-    #[schemars(extend("enum" = ["confident", "confident-frame", "agreement", "pass", "stored"]))]
+    /// pass so far, read the same text though none was sure; vote: the per-position vote over several
+    /// frames is a hotlisted plate though no frame need have read it exactly; pass: the vote over the
+    /// whole pass; stored: a stored read (retroactive checks).
+    #[schemars(extend("enum" = ["confident", "confident-frame", "agreement", "vote", "pass", "stored"]))]
     pub basis: String,
     /// Frames the read votes over (1 for a stored read).
     pub frames: u32,
