@@ -44,6 +44,7 @@ impl Pass {
             candidates: vec![],
             region: None,
             crop: (self.car, seq),
+            weak: false,
         }
     }
 }

@@ -235,6 +235,7 @@ mod tests {
             candidates: vec![],
             region: None,
             crop: seq,
+            weak: false,
         }
     }
 

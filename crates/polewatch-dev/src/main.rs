@@ -96,6 +96,9 @@ enum BenchCmd {
         /// The camera's analysis_fps.
         #[arg(long, default_value_t = 10.0)]
         analysis_fps: f64,
+        /// Run the daemon at debug level and write its per-frame reads (plate text) to this file.
+        #[arg(long)]
+        frame_reads: Option<PathBuf>,
     },
     /// Vehicle read → alert PUBACK latency and backlog drain through a local mosquitto with TLS.
     Uplink {
@@ -405,8 +408,8 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
                 scale_crop_bytes,
             })
         }
-        BenchCmd::Alerts { models, kills, analysis_fps } => {
-            bench::alerts::run(&bench::alerts::Options { models, kills, analysis_fps })
+        BenchCmd::Alerts { models, kills, analysis_fps, frame_reads } => {
+            bench::alerts::run(&bench::alerts::Options { models, kills, analysis_fps, frame_reads })
         }
         BenchCmd::Uplink { alerts, backlog, json } => {
             bench::uplink::run(&bench::uplink::Options { alerts, backlog, json })

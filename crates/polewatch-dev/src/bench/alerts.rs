@@ -31,6 +31,8 @@ pub struct Options {
     pub models: PathBuf,
     pub kills: usize,
     pub analysis_fps: f64,
+    /// Write the daemon's per-frame reads (its debug lines: plate text) to this file.
+    pub frame_reads: Option<PathBuf>,
 }
 
 /// The clip: the demo scene at this size and rate.
@@ -158,7 +160,7 @@ fn config(dir: &Path, o: &Options, pki: &crate::bench::rig::Pki, mqtt_port: u16,
              [hotlists]\nfiles = [\"{}\"]\n\
              [mqtt]\nenabled = true\nhost = \"127.0.0.1\"\nport = {mqtt_port}\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n\
              [store]\npath = \"{}\"\n[store.retention]\nrequire_clock_sync = false\n\
-             [access]\naudit_key_file = \"{}\"\n[logging]\nlevel = \"info\"\ntarget = \"stderr\"\n\
+             [access]\naudit_key_file = \"{}\"\n[logging]\nlevel = \"{}\"\ntarget = \"stderr\"\n\
              [service]\nstatus_log_interval_s = 2\n",
             o.analysis_fps,
             models.display(),
@@ -168,6 +170,7 @@ fn config(dir: &Path, o: &Options, pki: &crate::bench::rig::Pki, mqtt_port: u16,
             pki.client_key.display(),
             dir.join("store").display(),
             dir.join("audit.key").display(),
+            if o.frame_reads.is_some() { "debug" } else { "info" },
         ),
     )?;
     Ok(cfg)
@@ -392,6 +395,13 @@ pub fn run(o: &Options) -> Result<()> {
                 a.captured_ms - play
             );
         }
+    }
+    if let Some(path) = &o.frame_reads {
+        let lines = inbox.lock().unwrap_or_else(|p| p.into_inner());
+        let reads: Vec<String> =
+            lines.iter().filter(|(_, l)| l.contains("frame read ")).map(|(at, l)| format!("{at} {l}")).collect();
+        std::fs::write(path, reads.join("\n") + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("{} frame reads written to {} (the play starts are in the lines above)", reads.len(), path.display());
     }
     // Hits the daemon took for a second track of a vehicle already alerted on (updates, not alerts).
     let folded: Vec<i64> = inbox
