@@ -347,6 +347,15 @@ fn update<C: Clone>(
     events: &mut Vec<TrackEvent<C>>,
 ) {
     let at = r.captured_at_ms;
+    if r.weak {
+        // Evidence only: a weak read moves nothing the tracker associates or reports by (position, last
+        // text, seen times), so a misread can neither pull a track onto another car nor keep it open.
+        if let Some(w) = t.window.as_mut() {
+            w.all.add(r);
+            early_vote(cfg, stats, watch, t, events);
+        }
+        return;
+    }
     // A confident frame of a watched text that has had no early read yet.
     let watched = (t.reports == 0
         && t.earlies < MAX_EARLY_READS
@@ -367,13 +376,8 @@ fn update<C: Clone>(
     w.first_seen_ms = w.first_seen_ms.min(at);
     w.last_seen_ms = w.last_seen_ms.max(at);
     w.path.push(rect);
-    let weak = r.weak;
-    if weak {
-        w.all.add(r);
-    } else {
-        w.all.add(r.clone());
-        w.ballot.add(r);
-    }
+    w.all.add(r.clone());
+    w.ballot.add(r);
     let confidence = match w.ballot.leading() {
         Some((lead, confidence)) => {
             t.lead = lead;
@@ -418,11 +422,29 @@ fn update<C: Clone>(
             }));
         }
     }
+    early_vote(cfg, stats, watch, t, events);
+    if t.motion.still_ms() >= cfg.parked_after_ms
+        && (t.reports == 0 || at.saturating_sub(t.last_report_ms) >= cfg.parked_repeat_ms)
+        && let Ok(v) = report(cfg, stats, t, true)
+    {
+        events.push(TrackEvent::Vehicle(v));
+    }
+}
+
+/// The early read on the vote over every frame of the window, weak reads included (basis `vote`).
+fn early_vote<C: Clone>(
+    cfg: &TrackerConfig,
+    stats: &mut TrackStats,
+    watch: &Watch,
+    t: &mut Track<C>,
+    events: &mut Vec<TrackEvent<C>>,
+) {
     // The per-position vote over every frame, weak reads included, is a watched text and as sure as a
     // vehicle read must be, though no frame need have read it exactly or surely: a dusk plate misread one
     // character at a time is voted right after a few frames (the demo's dusk plate: at its third frame,
     // where exact agreement waited 1.2 s). Only for watched texts, and only a provisional alert, which a
     // person verifies and the pass's own vote confirms, changes or withdraws.
+    let Some(w) = t.window.as_ref() else { return };
     if t.reports == 0
         && t.earlies < MAX_EARLY_READS
         && let Some((lead, confidence)) = w.all.leading()
@@ -444,12 +466,6 @@ fn update<C: Clone>(
             basis: EarlyBasis::Vote,
             reading,
         }));
-    }
-    if t.motion.still_ms() >= cfg.parked_after_ms
-        && (t.reports == 0 || at.saturating_sub(t.last_report_ms) >= cfg.parked_repeat_ms)
-        && let Ok(v) = report(cfg, stats, t, true)
-    {
-        events.push(TrackEvent::Vehicle(v));
     }
 }
 

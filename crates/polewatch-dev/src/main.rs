@@ -96,7 +96,7 @@ enum BenchCmd {
         /// The camera's analysis_fps.
         #[arg(long, default_value_t = 10.0)]
         analysis_fps: f64,
-        /// Run the daemon at debug level and write its per-frame reads (plate text) to this file.
+        /// Run the daemon at debug level and write its log (per-frame reads: plate text) to this file.
         #[arg(long)]
         frame_reads: Option<PathBuf>,
     },

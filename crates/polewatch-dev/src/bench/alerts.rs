@@ -195,6 +195,16 @@ fn received(at_ms: i64, payload: &[u8]) -> Option<Received> {
     })
 }
 
+/// The daemon's threads, open file descriptors and resident memory (KiB), from /proc.
+fn resources(pid: u32) -> Option<(u64, u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    Some((field("Threads:")?, fds, field("VmRSS:")?))
+}
+
 /// The frames analysed so far, from a status line (`…; N frames analysed, …`).
 fn analysed(line: &str) -> Option<u64> {
     let i = line.find(" frames analysed")?;
@@ -302,6 +312,8 @@ pub fn run(o: &Options) -> Result<()> {
     // Plays: each from its START to its end (a kill, or the clip's end for the last).
     let mut plays: Vec<(i64, i64)> = Vec::new();
     let mut reconnect_ms: Vec<f64> = Vec::new();
+    let pid = daemon.0.id();
+    let mut samples: Vec<(u64, u64, u64)> = Vec::new();
     for k in 0..=o.kills {
         wait_for("the clip to start playing", Duration::from_secs(120), &|| starts(k).is_some())?;
         let start = starts(k).unwrap_or_default();
@@ -310,6 +322,7 @@ pub fn run(o: &Options) -> Result<()> {
         if wait > 0 {
             std::thread::sleep(Duration::from_millis(wait as u64));
         }
+        samples.extend(resources(pid));
         server.kill();
         plays.push((start, wall_ms()));
         if k == o.kills {
@@ -340,6 +353,38 @@ pub fn run(o: &Options) -> Result<()> {
     drop(daemon);
     server.kill();
     drop(broker);
+
+    // Every pass of every whole play stored once: the reads of the daemon's store by plate and time.
+    let (mut pass_count, mut stored_once, mut stored_more, mut not_exact) = (0usize, 0usize, 0usize, 0usize);
+    {
+        let mut opts = polewatch::store::StoreOptions::at(scratch.0.join("store"));
+        opts.create = false;
+        let (store, _) = polewatch::store::Store::open(&opts).context("opening the daemon's store after it stopped")?;
+        let mut reads: Vec<(String, i64)> = Vec::new();
+        store.for_each_read_since(0, |r| {
+            reads.push((r.plate.expose().to_string(), r.captured_at_ms));
+            true
+        })?;
+        for &(start, end) in &plays {
+            for p in &passes {
+                let appear = start + (p.start_s * 1000.0) as i64;
+                let leave = start + ((p.start_s + p.duration_s) * 1000.0) as i64;
+                if leave > end {
+                    continue;
+                }
+                pass_count += 1;
+                match reads.iter().filter(|(t, at)| t == p.text && (appear..=leave + 500).contains(at)).count() {
+                    0 => not_exact += 1,
+                    1 => stored_once += 1,
+                    _ => stored_more += 1,
+                }
+            }
+        }
+    }
+    let span = |f: fn(&(u64, u64, u64)) -> u64| match (samples.first(), samples.iter().map(f).max()) {
+        (Some(first), Some(max)) => format!("{} → {} (max {max})", f(first), samples.last().map(f).unwrap_or_default()),
+        _ => "–".into(),
+    };
 
     // Score the alerts against the passes of each play.
     let alerts = std::mem::take(&mut *alerts.lock().unwrap_or_else(|p| p.into_inner()));
@@ -398,10 +443,9 @@ pub fn run(o: &Options) -> Result<()> {
     }
     if let Some(path) = &o.frame_reads {
         let lines = inbox.lock().unwrap_or_else(|p| p.into_inner());
-        let reads: Vec<String> =
-            lines.iter().filter(|(_, l)| l.contains("frame read ")).map(|(at, l)| format!("{at} {l}")).collect();
-        std::fs::write(path, reads.join("\n") + "\n").with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("{} frame reads written to {} (the play starts are in the lines above)", reads.len(), path.display());
+        let all: Vec<String> = lines.iter().map(|(at, l)| format!("{at} {l}")).collect();
+        std::fs::write(path, all.join("\n") + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("the daemon's {} lines (debug: frame reads) written to {}", all.len(), path.display());
     }
     // Hits the daemon took for a second track of a vehicle already alerted on (updates, not alerts).
     let folded: Vec<i64> = inbox
@@ -470,6 +514,14 @@ pub fn run(o: &Options) -> Result<()> {
         ("back after restart p50", format!("{r50:.0} ms")),
         ("back after restart max", format!("{rmax:.0} ms")),
         ("daemon exit after SIGTERM", format!("{stop_ms} ms")),
+        ("passes of whole plays (all 5 plates)", pass_count.to_string()),
+        (
+            "… stored once with the exact text / more than once / not with the exact text",
+            format!("{stored_once} / {stored_more} / {not_exact}"),
+        ),
+        ("daemon threads, first play → last (max)", span(|s| s.0)),
+        ("daemon open fds, first play → last (max)", span(|s| s.1)),
+        ("daemon RSS MiB, first play → last (max)", span(|s| s.2 / 1024)),
     ];
     println!("| figure | value |\n|---|---|");
     for (k, v) in &rows {
@@ -487,6 +539,10 @@ pub fn run(o: &Options) -> Result<()> {
         "target_fps": o.analysis_fps,
         "reconnect_ms": {"p50": round(r50), "max": round(rmax)},
         "kills": o.kills,
+        "passes": {"total": pass_count, "stored_once": stored_once, "stored_more": stored_more, "not_exact": not_exact},
+        "threads": samples.iter().map(|s| s.0).collect::<Vec<_>>(),
+        "fds": samples.iter().map(|s| s.1).collect::<Vec<_>>(),
+        "rss_mib": samples.iter().map(|s| s.2 / 1024).collect::<Vec<_>>(),
     });
     println!("{obj}");
     Ok(())
