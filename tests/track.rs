@@ -44,7 +44,6 @@ impl Pass {
             candidates: vec![],
             region: None,
             crop: (self.car, seq),
-            weak: false,
         }
     }
 }

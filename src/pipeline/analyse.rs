@@ -135,9 +135,9 @@ fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) ->
     // One encoding of the full frame, shared by every plate in it.
     let mut full: Option<Option<std::sync::Arc<Vec<u8>>>> = None;
     for r in reads {
-        // Below the gate a read is weak: it may join a vehicle's track as evidence for a watched plate's
-        // provisional alert, but opens none and never votes in the stored read.
-        let weak = r.confidence < s.min_read_confidence;
+        if r.confidence < s.min_read_confidence {
+            continue;
+        }
         let Ok(plate) = Plate::new(&r.text) else { continue };
         let crop = crate::recognize::prepare::crop(img, r.bbox, 0.1, 0.2)
             .ok()
@@ -149,7 +149,7 @@ fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) ->
             .iter()
             .filter_map(|c| Plate::new(&c.text).ok().map(|p| PlateCandidate { plate: p, confidence: c.confidence }))
             .collect();
-        let frame_jpeg = if !weak && s.full_frames.contains(&*frame.camera) {
+        let frame_jpeg = if s.full_frames.contains(&*frame.camera) {
             full.get_or_insert_with(|| crate::recognize::encode_jpeg(img, s.crop_quality).ok().map(std::sync::Arc::new))
                 .clone()
         } else {
@@ -159,11 +159,10 @@ fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) ->
         // late or missed alert is traced back to.
         log::debug!(
             camera = &*frame.camera, frame_seq = frame.seq, captured_at_ms = frame.captured_at_ms;
-            "frame read {} confidence {:.3} width {:.0} px{}",
+            "frame read {} confidence {:.3} width {:.0} px",
             plate.expose(),
             r.confidence,
-            r.bbox.w,
-            if weak { " (weak)" } else { "" }
+            r.bbox.w
         );
         out.push(FrameRead {
             camera_id: frame.camera.to_string(),
@@ -176,7 +175,6 @@ fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) ->
             candidates,
             region: None,
             crop: Images { crop, frame: frame_jpeg },
-            weak,
         });
     }
     out

@@ -24,10 +24,6 @@ pub struct FrameRead<C> {
     pub candidates: Vec<PlateCandidate>,
     pub region: Option<String>,
     pub crop: C,
-    /// Below the recognizer's `min_read_confidence`: it joins an open track with a similar text and
-    /// counts towards a watched plate's provisional alert (basis `vote`), but never opens a track and
-    /// never votes in a vehicle read.
-    pub weak: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -110,8 +106,8 @@ pub enum EarlyBasis {
     /// (see [`Tracker::watching`](super::Tracker::watching)); fewer than `early_min_frames` frames, or
     /// a vote not yet that sure.
     ConfidentFrame,
-    /// The per-position vote over `early_min_frames` frames, weak reads included, is a watched text and
-    /// reached `min_confidence`, though no frame need have read it exactly or surely.
+    /// The per-position vote over `early_min_frames` frames is a watched text and reached
+    /// `min_confidence`, though no frame need have read it exactly (frames each misread in other places).
     Vote,
 }
 

@@ -235,7 +235,6 @@ mod tests {
             candidates: vec![],
             region: None,
             crop: seq,
-            weak: false,
         }
     }
 
