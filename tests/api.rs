@@ -8,7 +8,7 @@ use polewatch::access::audit::AuditLog;
 use polewatch::access::export::DeviceKey;
 use polewatch::access::roles::Role;
 use polewatch::access::service::{Actor, UserService};
-use polewatch::access::users::{AccessPolicy, NewUser, Training};
+use polewatch::access::users::AccessPolicy;
 use polewatch::api::{self, ApiState};
 use polewatch::store::{Plate, Store, StoreOptions};
 use polewatch_dev::bench::synthetic_read;
@@ -44,14 +44,7 @@ fn now() -> i64 {
 }
 
 fn config(dir: &Path) -> polewatch::config::Config {
-    let text = format!(
-        "[site]\nsite_id = \"s1\"\ndevice_id = \"pole-01\"\norganisation = \"Auburn PD\"\n[store]\npath = \"{}\"\n[access]\naudit_key_file = \"{}\"\ndevice_key_file = \"{}\"\ncustodian = \"Records\"\n\
-         [[cameras]]\nid = \"lane1\"\nurl = \"file:///nonexistent.mp4\"\n",
-        dir.join("store").display(),
-        dir.join("keys/audit.key").display(),
-        dir.join("keys/device.key").display()
-    );
-    polewatch::config::load_texts(&[(Path::new("t.toml"), text.as_str())]).unwrap().config
+    support::site_config(dir)
 }
 
 fn start() -> Server {
@@ -74,24 +67,7 @@ fn start() -> Server {
         ("ada", Role::Admin, true),
         ("ian", Role::Installer, true),
     ] {
-        let nu = NewUser {
-            username: name.into(),
-            display_name: name.into(),
-            organisation: "Auburn PD".into(),
-            job_title: "Officer".into(),
-            roles: vec![role],
-        };
-        users.add_user(&admin, nu, PW, t).unwrap();
-        if trained {
-            users
-                .record_training(
-                    &admin,
-                    name,
-                    Training { course: "ALPR operator".into(), completed_ms: t - DAY, expires_ms: t + 365 * DAY },
-                    t,
-                )
-                .unwrap();
-        }
+        support::add_officer(&users, &admin, name, role, PW, trained, t);
     }
     for (i, p) in ["7ABC123", "7ABC123", "8XY0001"].iter().enumerate() {
         let mut r = synthetic_read(i as u64, t - (i as i64 + 1) * 60_000, 600);

@@ -12,6 +12,8 @@ use polewatch::uplink::payload::{CommandV1, command_signing_bytes};
 use proptest::prelude::*;
 use std::path::Path;
 
+mod support;
+
 const TOPIC: &str = "polewatch/site1/pole-01/cmd/hold";
 const MAX: usize = 4096;
 
@@ -266,13 +268,12 @@ mod api_rig {
     use polewatch::access::export::DeviceKey;
     use polewatch::access::roles::Role;
     use polewatch::access::service::{Actor, UserService};
-    use polewatch::access::users::{AccessPolicy, NewUser, Training};
+    use polewatch::access::users::AccessPolicy;
     use polewatch::api::ApiState;
     use polewatch::store::{Plate, Store, StoreOptions};
     use std::sync::{Arc, OnceLock};
 
     pub const PW: &str = "tulip-harbor-quartz";
-    const DAY: i64 = 86_400_000;
 
     pub struct Rig {
         pub router: axum::Router,
@@ -292,14 +293,7 @@ mod api_rig {
     fn build() -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let text = format!(
-            "[site]\nsite_id = \"s1\"\ndevice_id = \"pole-01\"\norganisation = \"Auburn PD\"\n[store]\npath = \"{}\"\n[access]\naudit_key_file = \"{}\"\ndevice_key_file = \"{}\"\ncustodian = \"Records\"\n\
-             [[cameras]]\nid = \"lane1\"\nurl = \"file:///nonexistent.mp4\"\n",
-            d.join("store").display(),
-            d.join("keys/audit.key").display(),
-            d.join("keys/device.key").display()
-        );
-        let cfg = polewatch::config::load_texts(&[(std::path::Path::new("t.toml"), text.as_str())]).unwrap().config;
+        let cfg = super::support::site_config(d);
         let store = Arc::new(Store::open(&StoreOptions::at(d.join("store"))).unwrap().0);
         let audit = Arc::new(AuditLog::open(store.clone(), &cfg.access.audit_key_file).unwrap());
         let policy = AccessPolicy::from_config(&cfg.access, &cfg.api);
@@ -315,16 +309,7 @@ mod api_rig {
         ];
         let mut tokens = Vec::new();
         for (tag, name, role) in people.into_iter().chain([("", "victor", Role::Operator)]) {
-            let nu = NewUser {
-                username: name.into(),
-                display_name: name.into(),
-                organisation: "Auburn PD".into(),
-                job_title: "Officer".into(),
-                roles: vec![role],
-            };
-            users.add_user(&admin, nu, PW, t).unwrap();
-            let course = Training { course: "ALPR operator".into(), completed_ms: t - DAY, expires_ms: t + 365 * DAY };
-            users.record_training(&admin, name, course, t).unwrap();
+            super::support::add_officer(&users, &admin, name, role, PW, true, t);
             if !tag.is_empty() {
                 tokens.push((tag, users.login(name, PW, "127.0.0.1:1", t).unwrap().1.token));
             }

@@ -78,3 +78,43 @@ pub fn recognizer_tables() -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Adds an officer of Auburn PD with `role` and password `pw` (as the test administrator `admin`);
+/// `trained`: with an ALPR course that is current at `now_ms`.
+pub fn add_officer(
+    users: &polewatch::access::service::UserService,
+    admin: &polewatch::access::service::Actor,
+    name: &str,
+    role: polewatch::access::roles::Role,
+    pw: &str,
+    trained: bool,
+    now_ms: i64,
+) {
+    use polewatch::access::users::{NewUser, Training};
+    const DAY: i64 = 86_400_000;
+    let nu = NewUser {
+        username: name.into(),
+        display_name: name.into(),
+        organisation: "Auburn PD".into(),
+        job_title: "Officer".into(),
+        roles: vec![role],
+    };
+    users.add_user(admin, nu, pw, now_ms).unwrap();
+    if trained {
+        let course =
+            Training { course: "ALPR operator".into(), completed_ms: now_ms - DAY, expires_ms: now_ms + 365 * DAY };
+        users.record_training(admin, name, course, now_ms).unwrap();
+    }
+}
+
+/// A one-camera site of Auburn PD whose store and keys live under `dir` (the API tests' configuration).
+pub fn site_config(dir: &Path) -> polewatch::config::Config {
+    let text = format!(
+        "[site]\nsite_id = \"s1\"\ndevice_id = \"pole-01\"\norganisation = \"Auburn PD\"\n[store]\npath = \"{}\"\n[access]\naudit_key_file = \"{}\"\ndevice_key_file = \"{}\"\ncustodian = \"Records\"\n\
+         [[cameras]]\nid = \"lane1\"\nurl = \"file:///nonexistent.mp4\"\n",
+        dir.join("store").display(),
+        dir.join("keys/audit.key").display(),
+        dir.join("keys/device.key").display()
+    );
+    polewatch::config::load_texts(&[(Path::new("t.toml"), text.as_str())]).unwrap().config
+}
