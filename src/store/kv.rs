@@ -88,6 +88,18 @@ pub(crate) enum OpenError {
     Io(std::io::Error),
 }
 
+impl OpenError {
+    /// The store's error for the store at `path`.
+    pub fn store_error(self, path: &Path) -> super::StoreError {
+        let path = path.to_path_buf();
+        match self {
+            OpenError::Locked => super::StoreError::Locked { path },
+            OpenError::Corrupt(cause) => super::StoreError::Corrupt { path, cause },
+            OpenError::Io(source) => super::StoreError::Io { path, source },
+        }
+    }
+}
+
 impl Db {
     /// Opens or creates `<dir>/store.redb`. After an unclean stop redb repairs on open (quick repair:
     /// the allocator state is saved with each durable commit).
@@ -170,10 +182,7 @@ impl Db {
             // The reservation is written before any id of the block is used: a write that carries one
             // of its ids is a later commit, so it cannot be durable without the reservation.
             let next = self.transaction(|tx| {
-                let from = match tx.get_def(IDS_TABLE, b"next")? {
-                    Some(v) => <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).unwrap_or(0),
-                    None => 0,
-                };
+                let from = tx.next_id()?;
                 let to = from.saturating_add(ID_BLOCK);
                 tx.insert_def(IDS_TABLE, b"next", &to.to_be_bytes())?;
                 Ok::<_, KvError>((from, to))
@@ -188,10 +197,7 @@ impl Db {
     /// Hands out ids from `next` on (a migrated store's counter); never moves the counter back.
     pub fn continue_ids_from(&self, next: u64) -> KvResult<()> {
         self.transaction(|tx| {
-            let at = match tx.get_def(IDS_TABLE, b"next")? {
-                Some(v) => <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).unwrap_or(0),
-                None => 0,
-            };
+            let at = tx.next_id()?;
             tx.insert_def(IDS_TABLE, b"next", &at.max(next).to_be_bytes())?;
             Ok::<_, KvError>(())
         })?;
@@ -262,6 +268,14 @@ impl Tx {
         if let Some(n) = self.watched.iter().find(|n| **n == def.name()) {
             self.changed.borrow_mut().push((n, key.to_vec()));
         }
+    }
+
+    /// The first id not yet reserved (0 in a new store).
+    fn next_id(&self) -> KvResult<u64> {
+        Ok(self
+            .get_def(IDS_TABLE, b"next")?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes))
     }
 
     fn get_def(&self, def: Def, key: &[u8]) -> KvResult<Option<Vec<u8>>> {

@@ -56,12 +56,7 @@ pub fn migrate_sled(path: &Path) -> Result<Migrated> {
         std::fs::remove_dir_all(&staging).map_err(|source| StoreError::Io { path: staging.clone(), source })?;
     }
     std::fs::create_dir_all(&staging).map_err(|source| StoreError::Io { path: staging.clone(), source })?;
-    let open_new = || match kv::Db::open(&staging, 64 << 20) {
-        Ok(db) => Ok(Trees::new(db)),
-        Err(kv::OpenError::Io(source)) => Err(StoreError::Io { path: staging.clone(), source }),
-        Err(kv::OpenError::Locked) => Err(StoreError::Locked { path: staging.clone() }),
-        Err(kv::OpenError::Corrupt(cause)) => Err(StoreError::Corrupt { path: staging.clone(), cause }),
-    };
+    let open_new = || kv::Db::open(&staging, 64 << 20).map(Trees::new).map_err(|e| e.store_error(&staging));
     let mut counts = Vec::new();
     {
         let new = open_new()?;

@@ -22,12 +22,10 @@ enum Failure {
 fn try_open(opts: &StoreOptions) -> std::result::Result<kv::Db, Failure> {
     std::fs::create_dir_all(&opts.path)
         .map_err(|source| Failure::Other(StoreError::Io { path: opts.path.clone(), source }))?;
-    match kv::Db::open(&opts.path, opts.cache_capacity_bytes) {
-        Ok(db) => Ok(db),
-        Err(kv::OpenError::Locked) => Err(Failure::Other(StoreError::Locked { path: opts.path.clone() })),
-        Err(kv::OpenError::Corrupt(cause)) => Err(Failure::Corrupt(cause)),
-        Err(kv::OpenError::Io(source)) => Err(Failure::Other(StoreError::Io { path: opts.path.clone(), source })),
-    }
+    kv::Db::open(&opts.path, opts.cache_capacity_bytes).map_err(|e| match e {
+        kv::OpenError::Corrupt(cause) => Failure::Corrupt(cause),
+        e => Failure::Other(e.store_error(&opts.path)),
+    })
 }
 
 /// A store closed and reopened at once in one process can find the file still held by the handle being
@@ -49,10 +47,13 @@ fn try_open_waiting(opts: &StoreOptions) -> std::result::Result<kv::Db, Failure>
 /// writes nothing and finds them or calls the store damaged.
 fn trees(db: kv::Db, opts: &StoreOptions) -> Result<Trees> {
     let t = Trees::new(db);
-    if opts.create {
-        t.db.create_trees(&t.all())?;
-    } else if let Some(missing) = t.db.missing_trees(&t.all())? {
-        return Err(StoreError::Corrupt { path: opts.path.clone(), cause: format!("it has no `{missing}` tree") });
+    match t.db.missing_trees(&t.all())? {
+        None => {}
+        // Only a new store (or one from a build with fewer trees): an open finds them and writes nothing.
+        Some(_) if opts.create => t.db.create_trees(&t.all())?,
+        Some(missing) => {
+            return Err(StoreError::Corrupt { path: opts.path.clone(), cause: format!("it has no `{missing}` tree") });
+        }
     }
     Ok(t)
 }

@@ -385,7 +385,11 @@ fn update<C: Clone>(
         // be, though no frame need have read it exactly: a dusk plate misread one character at a time
         // is voted right after a few frames (bench alerts: 0.3 s in, where the exact-agreement rule
         // waited 1.2 s). Only for watched texts: what it costs is a provisional alert a person checks.
-        let voted = due && frames >= cfg.early_min_frames && confidence >= cfg.min_confidence && watch.hits(&t.lead);
+        let voted = !(confident || agreed || watched.is_some())
+            && due
+            && frames >= cfg.early_min_frames
+            && confidence >= cfg.min_confidence
+            && watch.hits(&t.lead);
         if (confident || agreed || watched.is_some() || voted)
             && let Some(reading) = w.ballot.reading(cfg.max_candidates, cfg.confusable_cost)
         {
@@ -764,9 +768,9 @@ mod tests {
         let mut plain = tracker(TrackerConfig::default());
         assert!(run(&mut plain).is_empty(), "unwatched: no frame agrees, no vote is sure");
         // A vote below min_confidence is not enough, watched or not.
-        let mut weak = tracker(TrackerConfig { min_confidence: 0.95, ..Default::default() })
+        let mut strict = tracker(TrackerConfig { min_confidence: 0.95, ..Default::default() })
             .watching(|p: &Plate| p.expose() == "MUC4821");
-        assert!(run(&mut weak).is_empty());
+        assert!(run(&mut strict).is_empty());
     }
 
     #[test]

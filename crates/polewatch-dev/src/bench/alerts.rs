@@ -195,16 +195,6 @@ fn received(at_ms: i64, payload: &[u8]) -> Option<Received> {
     })
 }
 
-/// The daemon's threads, open file descriptors and resident memory (KiB), from /proc.
-fn resources(pid: u32) -> Option<(u64, u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-    };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
-    Some((field("Threads:")?, fds, field("VmRSS:")?))
-}
-
 /// The frames analysed so far, from a status line (`…; N frames analysed, …`).
 fn analysed(line: &str) -> Option<u64> {
     let i = line.find(" frames analysed")?;
@@ -322,7 +312,7 @@ pub fn run(o: &Options) -> Result<()> {
         if wait > 0 {
             std::thread::sleep(Duration::from_millis(wait as u64));
         }
-        samples.extend(resources(pid));
+        samples.extend(super::proc_stats(&pid.to_string()));
         server.kill();
         plays.push((start, wall_ms()));
         if k == o.kills {

@@ -63,6 +63,22 @@ pub fn print_figures(figures: &[(String, f64, &str)], json: bool) {
 
 /// The daemon binary the benchmarks start (`polewatch run`): `$POLEWATCH_BIN`, else the `polewatch` beside
 /// this executable (cargo puts both in `target/<profile>/`).
+/// A process's threads, open file descriptors and resident memory (KiB), from `/proc/<pid>` (`"self"`
+/// for this one).
+pub fn proc_stats(pid: &str) -> Option<(u64, u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    Some((field("Threads:")?, fds, field("VmRSS:")?))
+}
+
+/// This process's resident memory in KiB (0 where /proc cannot tell).
+pub fn rss_kib() -> u64 {
+    proc_stats("self").map_or(0, |s| s.2)
+}
+
 pub fn daemon_exe() -> anyhow::Result<std::path::PathBuf> {
     if let Some(p) = std::env::var_os("POLEWATCH_BIN") {
         return Ok(p.into());

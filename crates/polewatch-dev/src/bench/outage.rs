@@ -52,15 +52,6 @@ fn hot_plate(n: u64) -> String {
     format!("HOT{:04}", n % 10_000)
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// The child: the daemon's store, sink, hotlists and uplink in `dir`, reads at `rate` per second from
 /// `cameras` cameras, until killed. Prints `read <id>` and `alert <id>` once durable, and every second
 /// `status <rss KiB> <outbox> <upload queue> <store bytes> <connected 0/1>`.
@@ -112,7 +103,7 @@ pub fn produce(dir: &Path, port: u16, rate: f64, cameras: usize, alert_every: u6
                 let _g = out.lock();
                 println!(
                     "status {} {} {} {} {}",
-                    rss_kib(),
+                    super::rss_kib(),
                     store.outbox_len(),
                     store.upload_queue_len(),
                     store.size_on_disk().unwrap_or(0),

@@ -69,15 +69,6 @@ impl Drop for RtspServer {
     }
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn cpu_s() -> f64 {
     // SAFETY: getrusage fills the struct we own.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
@@ -101,7 +92,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     crate::demo::write_video(&video, 1920, 1080, fps, (o.seconds + 5) as f64)?;
     let server = RtspServer::start(&video)?;
     // What the process holds before any camera or model: per-camera RSS is measured against it.
-    let rss_base = rss_kib();
+    let rss_base = super::rss_kib();
     let mut figures: Vec<(String, f64, &str)> = Vec::new();
     for &n in &o.cameras {
         let store = Arc::new(Store::open(&StoreOptions::at(scratch.0.join(format!("store-{n}"))))?.0);
@@ -161,7 +152,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         let analysed = stats.frames.load(Ordering::Relaxed) - frames0;
         let dropped = queue.dropped() - dropped0;
         let cpu = cpu_s() - cpu0;
-        let rss = rss_kib();
+        let rss = super::rss_kib();
         for c in cams {
             c.stop();
         }
