@@ -326,3 +326,55 @@ fn readings_outside_the_plate_length_are_not_plates() {
         r.rejected.len()
     );
 }
+
+/// A plate in a box far looser than a labelled one: `pad` of its width left and right, twice that of its
+/// height above and below, the whole card dimmed to `light` (dusk).
+fn loose_card(text: &str, style: PlateStyle, height: i32, pad: f32, light: f64) -> Mat {
+    let p = render::plate(text, style, height).unwrap();
+    let (px, py) = ((p.cols() as f32 * pad) as i32, (p.rows() as f32 * pad * 2.0) as i32);
+    let mut card =
+        Mat::new_rows_cols_with_default(p.rows() + 2 * py, p.cols() + 2 * px, opencv::core::CV_8UC3, Scalar::all(90.0))
+            .unwrap();
+    p.copy_to(&mut Mat::roi_mut(&mut card, Rect::new(px, py, p.cols(), p.rows())).unwrap()).unwrap();
+    let mut dim = Mat::default();
+    card.convert_to(&mut dim, -1, light, 0.0).unwrap();
+    dim
+}
+
+#[test]
+fn a_weak_read_of_a_loose_box_gets_a_second_look_on_a_tighter_one() {
+    let set = shipped();
+    let ocr = set.ocr.clone().expect("an OCR model");
+    assert!(ocr.second_look_below > 0.0, "the shipped OCR takes a second look");
+    // No detector: the whole card is the box, as a loose detection would be.
+    let one = ModelSet { detector: None, ocr: Some(config::OcrModel { second_look_below: 0.0, ..ocr.clone() }), ..set.clone() };
+    let two = ModelSet { detector: None, ocr: Some(ocr), ..set };
+    let (mut one, mut two) = (recognizer(&one), recognizer(&two));
+    let (mut weak, mut helped) = (0, 0);
+    for (text, style) in [
+        ("MUC4821", PlateStyle::Eu),
+        ("KAR3170", PlateStyle::Eu),
+        ("7KQX214", PlateStyle::Us),
+        ("4TRM882", PlateStyle::Us),
+        ("BAC4F21", PlateStyle::Br),
+    ] {
+        for (pad, light) in [(0.15, 0.6), (0.25, 0.6), (0.25, 1.0)] {
+            let card = loose_card(text, style, 40, pad, light);
+            let best = |r: &mut Recognizer| {
+                r.recognize(&card, &View::default()).unwrap().reads.first().map(|p| (p.text.clone(), p.confidence))
+            };
+            let (a, b) = (best(&mut one), best(&mut two));
+            let (ca, cb) = (a.as_ref().map_or(0.0, |r| r.1), b.as_ref().map_or(0.0, |r| r.1));
+            assert!(cb >= ca, "{text} pad {pad} light {light}: one look {a:?}, two {b:?}");
+            if ca < 0.9 {
+                weak += 1;
+                helped += usize::from(cb > ca);
+            }
+            if ca >= 0.9 {
+                assert_eq!(a, b, "a confident first read is not read again");
+            }
+        }
+    }
+    eprintln!("{weak} weak first reads, {helped} read more surely on the second look");
+    assert!(weak > 0 && helped > 0, "{weak} weak first reads, {helped} helped");
+}

@@ -290,6 +290,15 @@ fn ocr_model(out: &mut Issues, at: &str, o: &OcrModel) {
             push(out, format!("{at}.{k}"), format!("{v} is out of range 0..=0.5"));
         }
     }
+    if !(0.0..=1.0).contains(&o.second_look_below) {
+        push(out, format!("{at}.second_look_below"), format!("{} is out of range 0..=1", o.second_look_below));
+    }
+    // Each side drawn in by under a quarter: the box keeps at least half its width and height.
+    for (k, v) in [("second_look_inset_x", o.second_look_inset_x), ("second_look_inset_y", o.second_look_inset_y)] {
+        if !(0.0..0.25).contains(&v) {
+            push(out, format!("{at}.{k}"), format!("{v} is out of range 0..0.25"));
+        }
+    }
     let mut seen = HashSet::new();
     if o.alphabet.is_empty()
         || !o.alphabet.chars().all(|c| c.is_ascii_graphic())

@@ -159,9 +159,11 @@ fn frame_reads(frame: &Frame, img: &Mat, reads: Vec<PlateRead>, s: &Settings) ->
         // late or missed alert is traced back to.
         log::debug!(
             camera = &*frame.camera, frame_seq = frame.seq, captured_at_ms = frame.captured_at_ms;
-            "frame read {} confidence {:.3} width {:.0} px",
+            "frame read {} confidence {:.3} at ({:.0}, {:.0}) width {:.0} px",
             plate.expose(),
             r.confidence,
+            r.bbox.x,
+            r.bbox.y,
             r.bbox.w
         );
         out.push(FrameRead {
@@ -229,6 +231,17 @@ fn final_read_of<C>(r: &Reading<C>, frames: u32) -> FinalReadV1 {
 impl Events<'_> {
     fn handle(&mut self, events: Vec<TrackEvent<Images>>) {
         for e in events {
+            // Which track each frame read went to is what a missed or late alert is traced back to.
+            match &e {
+                TrackEvent::Early(r) => log::debug!(
+                    track = r.track_id.to_string().as_str(), frames = r.frames, basis = r.basis.as_str();
+                    "early read"
+                ),
+                TrackEvent::Vehicle(v) => log::debug!(
+                    track = v.track_id.to_string().as_str(), frames = v.frames, report = v.report;
+                    "vehicle read"
+                ),
+            }
             match e {
                 TrackEvent::Early(early) if self.early_alerts => self.early(early),
                 TrackEvent::Early(_) => {}
@@ -614,7 +627,16 @@ pub fn run(
         .and_then(|r| r);
         match result {
             Ok((reads, seen)) => {
+                let (opened, resumed) = (tracker.stats().tracks_opened, tracker.stats().tracks_resumed);
                 events.handle(tracker.push_frame(reads, frame.captured_at_ms));
+                let st = tracker.stats();
+                if st.tracks_opened > opened || st.tracks_resumed > resumed {
+                    log::debug!(
+                        camera = &*frame.camera, frame_seq = frame.seq, opened = st.tracks_opened - opened,
+                        resumed = st.tracks_resumed - resumed;
+                        "tracks started"
+                    );
+                }
                 stats.snapshots.record(frame, rotate, seen);
             }
             Err(e) => {

@@ -201,7 +201,7 @@ impl Recognizer {
         let t1 = Instant::now();
         let (mut reads, mut rejected) = (Vec::new(), Vec::new());
         for d in &dets {
-            match self.read_at(frame, d, &view.region)? {
+            match self.read_at(frame, d, &view.region, true)? {
                 Some(r) => reads.push(r),
                 None => rejected.push(d.bbox),
             }
@@ -213,13 +213,29 @@ impl Recognizer {
     /// reading is plate-like.
     pub fn read_box(&mut self, frame: &Mat, bbox: BoxF, region: &str) -> Result<Option<PlateRead>, RecognizeError> {
         let owned = prepared(frame, 0.0)?;
-        self.read_at(owned.as_ref().unwrap_or(frame), &Detection { bbox, score: 1.0 }, region)
+        self.read_at(owned.as_ref().unwrap_or(frame), &Detection { bbox, score: 1.0 }, region, false)
     }
 
-    fn read_at(&mut self, frame: &Mat, d: &Detection, region: &str) -> Result<Option<PlateRead>, RecognizeError> {
-        let readings = self.ocr.read_box(frame, d.bbox, self.top_n)?;
-        let mut candidates = self.formats.apply(region, &readings);
-        candidates.retain(|c| self.plate_chars.contains(&c.text.chars().count()));
+    /// `second_look`: a detector's box, which the model's second look may draw in (a labelled box is
+    /// already tight).
+    fn read_at(
+        &mut self,
+        frame: &Mat,
+        d: &Detection,
+        region: &str,
+        second_look: bool,
+    ) -> Result<Option<PlateRead>, RecognizeError> {
+        let mut candidates = self.candidates(frame, d.bbox, region)?;
+        let spec = self.ocr.spec();
+        let below = spec.second_look_below as f32;
+        let weak = candidates.first().is_none_or(|best| best.confidence < below);
+        if second_look && weak && below > 0.0 {
+            let inset = d.bbox.with_margin(-(spec.second_look_inset_x as f32), -(spec.second_look_inset_y as f32));
+            let second = self.candidates(frame, inset, region)?;
+            if second.first().map(|c| c.confidence) > candidates.first().map(|c| c.confidence) {
+                candidates = second;
+            }
+        }
         let Some(best) = candidates.first().cloned() else {
             return Ok(None);
         };
@@ -232,6 +248,14 @@ impl Recognizer {
             pattern: best.pattern,
             candidates: candidates.into_iter().take(self.top_n).collect(),
         }))
+    }
+
+    /// The plate-like readings of the box, best first, after the region's formats.
+    fn candidates(&mut self, frame: &Mat, bbox: BoxF, region: &str) -> Result<Vec<Candidate>, RecognizeError> {
+        let readings = self.ocr.read_box(frame, bbox, self.top_n)?;
+        let mut candidates = self.formats.apply(region, &readings);
+        candidates.retain(|c| self.plate_chars.contains(&c.text.chars().count()));
+        Ok(candidates)
     }
 }
 

@@ -181,6 +181,9 @@ mod tests {
             beam_width: 1,
             normalize_contrast: false,
             deskew: false,
+            second_look_below: 0.0,
+            second_look_inset_x: 0.0,
+            second_look_inset_y: 0.0,
         }
     }
 

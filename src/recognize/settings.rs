@@ -109,6 +109,17 @@ pub struct OcrModel {
     /// Straighten the crop by the angle of the plate's edges before the network.
     #[serde(default)]
     pub deskew: bool,
+    /// A plate read with less confidence than this is read once more on the detector's box drawn in by
+    /// `second_look_inset_x` / `_y` (a share of its width / height, each side), and the more confident
+    /// of the two readings is kept. Detector boxes are looser than the crops an OCR learns from (the
+    /// whole plate with an EU band or a frame, at dusk), and a tighter crop often reads what the loose one
+    /// could not. 0 (the default): one look. Costs one more OCR pass for each such plate only.
+    #[serde(default)]
+    pub second_look_below: f64,
+    #[serde(default = "default_second_look_inset_x")]
+    pub second_look_inset_x: f64,
+    #[serde(default = "default_second_look_inset_y")]
+    pub second_look_inset_y: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -245,6 +256,12 @@ fn default_margin_x() -> f64 {
 }
 fn default_margin_y() -> f64 {
     0.10
+}
+fn default_second_look_inset_x() -> f64 {
+    0.08
+}
+fn default_second_look_inset_y() -> f64 {
+    0.06
 }
 fn default_max_plate_chars() -> u32 {
     10

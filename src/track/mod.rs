@@ -11,8 +11,8 @@
 //! - [`tracker`]: assignment of frame reads to tracks, closing, parked cars, early reads.
 //! - [`config`]: [`TrackerConfig`] and its defaults for 8–15 analysed frames per second.
 //!
-//! **Grouping.** Per camera, each frame read is scored against every open track (and every recently
-//! closed track that reported, see parked cars below). A pair is allowed only if the read lands near the
+//! **Grouping.** Per camera, each frame read is scored against every open track (and, after all of
+//! those, every recently closed parked track that reported, see parked cars below). A pair is allowed only if the read lands near the
 //! box predicted from the track's last velocity (distance between centres in plate widths, the gate
 //! widening with the time since the track was last seen), its width is within `max_size_ratio` of the
 //! prediction, and its text is similar to the track's leading text or last text (confusion-aware edit
@@ -32,9 +32,12 @@
 //!
 //! **Parked cars.** A track whose box has stayed within `parked_motion_widths` for `parked_after_ms`
 //! reports at once, without waiting to close, and then again only every `parked_repeat_ms` while it
-//! stays, each report voting over the frames since the last. A track that has reported is remembered
-//! for `parked_repeat_ms` after its last frame: a read at the same spot with a similar text resumes it
-//! (same track id), so an occluded or motion-gated parked car is not a new pass after every gap.
+//! stays, each report voting over the frames since the last. A track that has reported and was parked
+//! when last seen is remembered for `parked_repeat_ms` after its last frame: a read at the same spot with
+//! a similar text that no open track takes resumes it (same track id), so an occluded or motion-gated
+//! parked car is not a new pass after every gap. A moving car's track is not remembered: the next car on
+//! its path, or the same car round the block, is a new pass (remembering every track let a replayed pass
+//! wake the last one's track frame by frame, and a hotlisted plate went unalerted).
 //!
 //! **Early reads.** Once per track, before the first report, an [`EarlyRead`] goes out for hotlist
 //! alerts when the vote over at least `early_min_frames` frames reaches `early_confidence`

@@ -64,8 +64,8 @@ struct Track<C> {
 #[derive(Debug)]
 struct Camera<C> {
     open: Vec<Track<C>>,
-    /// Closed tracks that reported, kept `parked_repeat_ms` after their last frame so that a read at the
-    /// same spot resumes them. They hold no frames (no crops).
+    /// Closed tracks of parked cars that reported, kept `parked_repeat_ms` after their last frame so that
+    /// a read at the same spot resumes them. They hold no frames (no crops).
     dormant: Vec<Track<C>>,
 }
 
@@ -323,8 +323,12 @@ fn dormant_cost<C>(cfg: &TrackerConfig, t: &Track<C>, r: &FrameRead<C>, rect: &R
         return None;
     }
     let sim = text_similarity(cfg, t, r);
-    (sim >= cfg.min_text_similarity).then_some(dist / cfg.parked_motion_widths + (1.0 - sim))
+    // After every open pair: a read that continues a pass in view never wakes a remembered one.
+    (sim >= cfg.min_text_similarity).then_some(DORMANT_COST + dist / cfg.parked_motion_widths + (1.0 - sim))
 }
+
+/// Added to every dormant pair's cost; above any open pair's (at most 1 + 1).
+const DORMANT_COST: f32 = 4.0;
 
 /// Early reads per track at most (one per distinct voted text).
 const MAX_EARLY_READS: u32 = 3;
@@ -468,7 +472,8 @@ fn report<C: Clone>(
     Ok(v)
 }
 
-/// A track's end: its first report, or a parked car's repeat if due; then remembered if it ever reported.
+/// A track's end: its first report, or a parked car's repeat if due; then remembered if it reported and
+/// was parked when last seen.
 fn close<C: Clone>(
     cfg: &TrackerConfig,
     stats: &mut TrackStats,
@@ -487,7 +492,9 @@ fn close<C: Clone>(
             Err(_) => {}
         }
     }
-    if t.reports > 0 {
+    // Only a parked car is remembered: a moving car's pass is over when its track closes, and the next
+    // car along the same path (or the same car going round the block) is a new pass, whatever its text.
+    if t.reports > 0 && t.motion.still_ms() >= cfg.parked_after_ms {
         t.window = None;
         if cam.dormant.len() >= cfg.max_tracks_per_camera
             && let Some(k) = (0..cam.dormant.len()).min_by_key(|&k| (cam.dormant[k].motion.last_ms, cam.dormant[k].id))
@@ -872,15 +879,22 @@ mod tests {
     }
 
     #[test]
-    fn a_reported_track_resumes_only_in_place_and_with_a_similar_text() {
+    fn a_parked_track_resumes_only_in_place_and_with_a_similar_text() {
         let mut tr = tracker(TrackerConfig::default());
-        for i in 0..3 {
-            tr.push(read("a", i, i as i64 * 100, [100, 100, 80, 20], "7ABC123", 0.9), i as i64 * 100);
+        // Parked: the same spot for longer than parked_after_ms (it reports while in view).
+        let mut reported = Vec::new();
+        for i in 0..=16 {
+            let at = i * 1_000;
+            let evs = tr.push(read("a", i as u64, at, [100, 100, 80, 20], "7ABC123", 0.9), at);
+            reported.extend(vehicles(&evs).iter().map(|v| (v.track_id, v.parked)));
         }
-        let first = vehicles(&tr.tick(5000))[0].track_id;
+        reported.extend(vehicles(&tr.tick(20_000)).iter().map(|v| (v.track_id, v.parked)));
+        assert_eq!(reported.len(), 1, "{reported:?}");
+        let (first, parked) = reported[0];
+        assert!(parked);
         // One frame, three plates: elsewhere with the same text, in place with another text (two new
         // passes), and in place with a misread of the same plate (resumed).
-        for (seq, at, dx) in [(100, 10_000, 4), (101, 10_100, 2)] {
+        for (seq, at, dx) in [(100, 25_000, 4), (101, 25_100, 2)] {
             tr.push_frame(
                 vec![
                     read("a", seq, at, [600, 100, 80, 20], "7ABC123", 0.9),
@@ -892,14 +906,41 @@ mod tests {
         }
         assert_eq!(tr.stats().tracks_resumed, 1);
         // Not reported again before the repeat is due.
-        let evs = tr.tick(20_000);
+        let evs = tr.tick(35_000);
         let v = vehicles(&evs);
         assert_eq!(v.len(), 2, "the two new passes, not the resumed one");
         assert!(v.iter().all(|v| v.track_id != first));
         // Forgotten after parked_repeat_ms without a frame.
-        tr.tick(10_100 + 300_001);
+        tr.tick(25_100 + 300_001);
         tr.push(read("a", 200, 400_000, [100, 100, 80, 20], "7ABC123", 0.9), 400_000);
         assert_eq!(tr.stats().tracks_resumed, 1);
+    }
+
+    #[test]
+    fn a_moving_car_that_passed_is_not_resumed_by_the_next_pass_on_its_path() {
+        // Two passes of the same plate along the same path, 17 s apart (the same car round the block,
+        // or a replayed clip): each is its own track, with its own early read and vehicle read. The second
+        // pass's last frames land where the first pass's track was last seen; they must not wake it.
+        for watching in [false, true] {
+            let t = Tracker::new(TrackerConfig::default()).unwrap();
+            let mut t = if watching { t.watching(|p: &Plate| p.expose() == "MUC4821") } else { t };
+            let (mut earlies, mut passes) = (0, Vec::new());
+            for pass in 0..2i64 {
+                let t0 = pass * 17_000;
+                for i in 0..20i64 {
+                    let at = t0 + i * 100;
+                    // The same jittered boxes each pass, as a replayed clip gives.
+                    let box_ = [800 + 12 * (i % 2) as u32, (350 + 25 * i) as u32, 110, 30];
+                    let evs = t.push(read("a", (pass * 100 + i) as u64, at, box_, "MUC4821", 0.95), at);
+                    earlies += evs.iter().filter(|e| matches!(e, TrackEvent::Early(_))).count();
+                }
+                passes.extend(vehicles(&t.tick(t0 + 5_000)).iter().map(|v| (v.track_id, v.frames)));
+            }
+            assert_eq!(passes.len(), 2, "one vehicle read per pass: {passes:?}");
+            assert!(passes[0].0 != passes[1].0 && passes.iter().all(|p| p.1 == 20), "{passes:?}");
+            assert_eq!(t.stats().tracks_resumed, 0);
+            assert_eq!(earlies, 2, "an early read per pass (watching: {watching})");
+        }
     }
 
     #[test]
