@@ -249,7 +249,7 @@ fn a_running_daemon_serves_metrics_health_and_readiness_without_plate_data() {
     // No plate text in anything served, nor in the log lines about telemetry.
     let served = format!("{text}\n{body}\n{}", get(metrics_port, "/healthz").unwrap().1);
     for pass in polewatch_dev::demo::passes() {
-        assert!(!served.contains(pass.text), "plate {} leaked into metrics or health", pass.text);
+        assert!(!served.contains(&pass.text), "plate {} leaked into metrics or health", pass.text);
     }
 
     unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) };

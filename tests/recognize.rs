@@ -347,7 +347,11 @@ fn a_weak_read_of_a_loose_box_gets_a_second_look_on_a_tighter_one() {
     let ocr = set.ocr.clone().expect("an OCR model");
     assert!(ocr.second_look_below > 0.0, "the shipped OCR takes a second look");
     // No detector: the whole card is the box, as a loose detection would be.
-    let one = ModelSet { detector: None, ocr: Some(config::OcrModel { second_look_below: 0.0, ..ocr.clone() }), ..set.clone() };
+    let one = ModelSet {
+        detector: None,
+        ocr: Some(config::OcrModel { second_look_below: 0.0, ..ocr.clone() }),
+        ..set.clone()
+    };
     let two = ModelSet { detector: None, ocr: Some(ocr), ..set };
     let (mut one, mut two) = (recognizer(&one), recognizer(&two));
     let (mut weak, mut helped) = (0, 0);

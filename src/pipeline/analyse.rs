@@ -30,8 +30,11 @@ pub struct AnalyseStats {
     pub alert_updates: AtomicU64,
     /// Sum of frame-to-stored-read latency (capture of the best frame to durable store), ms.
     pub latency_ms_sum: AtomicU64,
-    /// The most recent latencies (at most [`LATENCY_KEPT`]), for percentiles.
+    /// The most recent latencies of reads stored when their pass closed (at most [`LATENCY_KEPT`]), for
+    /// percentiles: they include the rest of the pass after its best frame and the tracker's closing gap.
     pub latencies_ms: std::sync::Mutex<std::collections::VecDeque<u32>>,
+    /// The same for reads stored on an early read that hit a hotlist, while the vehicle was in view.
+    pub early_latencies_ms: std::sync::Mutex<std::collections::VecDeque<u32>>,
     /// The Cameras page's live snapshot and recent plate heights.
     pub snapshots: Arc<super::snapshot::Snapshots>,
 }
@@ -392,7 +395,7 @@ impl Events<'_> {
             }
         } else if !fresh.is_empty() {
             // Entries not alerted on yet: this track's read is stored and alerted on for them.
-            if let Some(stored) = self.store_only(read, ms) {
+            if let Some(stored) = self.store_only(read, ms, false) {
                 self.raise_fresh(&stored, fresh, AlertStage::Confirmed, &certainty, track, last, false);
             }
         }
@@ -448,7 +451,7 @@ impl Events<'_> {
             }
         }
         if !fresh.is_empty()
-            && let Some(stored) = self.store_only(read, ms)
+            && let Some(stored) = self.store_only(read, ms, true)
         {
             alerts.extend(self.raise_fresh(&stored, fresh, AlertStage::Provisional, &certainty, track, ms, true));
             vehicle_read = Some(stored);
@@ -513,10 +516,10 @@ impl Events<'_> {
     }
 
     /// Stores a read without matching it; counts it and its latency.
-    fn store_only(&mut self, new_read: crate::store::NewRead, best_ms: i64) -> Option<StoredRead> {
+    fn store_only(&mut self, new_read: crate::store::NewRead, best_ms: i64, early: bool) -> Option<StoredRead> {
         match self.sink.store_only(new_read) {
             Ok(stored) => {
-                self.count(best_ms);
+                self.count(best_ms, early);
                 log::info!(read = stored.id.to_string().as_str(); "vehicle read stored");
                 Some(stored)
             }
@@ -528,11 +531,12 @@ impl Events<'_> {
         }
     }
 
-    fn count(&self, best_ms: i64) {
+    fn count(&self, best_ms: i64, early: bool) {
         self.stats.vehicle_reads.fetch_add(1, Ordering::Relaxed);
         let latency = (jiff::Timestamp::now().as_millisecond() - best_ms).max(0) as u64;
         self.stats.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
-        let mut kept = self.stats.latencies_ms.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = if early { &self.stats.early_latencies_ms } else { &self.stats.latencies_ms };
+        let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
         if kept.len() >= LATENCY_KEPT {
             kept.pop_front();
         }
@@ -549,7 +553,7 @@ impl Events<'_> {
     ) -> Option<(StoredRead, Vec<AlertRecord>)> {
         match self.sink.accept_as(new_read, Some((stage, &certainty))) {
             Ok((stored, alerts)) => {
-                self.count(best_ms);
+                self.count(best_ms, stage == AlertStage::Provisional);
                 log::info!(read = stored.id.to_string().as_str(), alerts = alerts.len() as u64; "vehicle read stored");
                 Some((stored, alerts))
             }

@@ -57,8 +57,8 @@ pub struct TrackerConfig {
     pub parked_after_ms: i64,
     /// "Stays put": the box centre moves less than this, in plate widths. 0.5.
     pub parked_motion_widths: f32,
-    /// A parked car is reported again at most this often; a parked car's track that reported is
-    /// remembered this long after its last frame so that it can resume. 300000 (5 minutes).
+    /// A parked car is reported again at most this often; a track that reported and stood still
+    /// when last seen is remembered this long after its last frame so that it can resume. 300000 (5 minutes).
     pub parked_repeat_ms: i64,
     /// Direction: a box that grows (shrinks) by this fraction over the pass is approaching (receding).
     /// 0.15.

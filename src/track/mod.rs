@@ -32,10 +32,10 @@
 //!
 //! **Parked cars.** A track whose box has stayed within `parked_motion_widths` for `parked_after_ms`
 //! reports at once, without waiting to close, and then again only every `parked_repeat_ms` while it
-//! stays, each report voting over the frames since the last. A track that has reported and was parked
-//! when last seen is remembered for `parked_repeat_ms` after its last frame: a read at the same spot with
-//! a similar text that no open track takes resumes it (same track id), so an occluded or motion-gated
-//! parked car is not a new pass after every gap. A moving car's track is not remembered: the next car on
+//! stays, each report voting over the frames since the last. A track that has reported and stood still
+//! when last seen (0.75 s within `parked_motion_widths`) is remembered for `parked_repeat_ms` after its
+//! last frame: a read at the same spot with a similar text that no open track takes resumes it (same
+//! track id), so an occluded or motion-gated parked car is not a new pass after every gap. A moving car's track is not remembered: the next car on
 //! its path, or the same car round the block, is a new pass (remembering every track let a replayed pass
 //! wake the last one's track frame by frame, and a hotlisted plate went unalerted).
 //!

@@ -64,8 +64,8 @@ struct Track<C> {
 #[derive(Debug)]
 struct Camera<C> {
     open: Vec<Track<C>>,
-    /// Closed tracks of parked cars that reported, kept `parked_repeat_ms` after their last frame so that
-    /// a read at the same spot resumes them. They hold no frames (no crops).
+    /// Closed tracks that reported and stood still when last seen, kept `parked_repeat_ms` after their
+    /// last frame so that a read at the same spot resumes them. They hold no frames (no crops).
     dormant: Vec<Track<C>>,
 }
 
@@ -327,6 +327,11 @@ fn dormant_cost<C>(cfg: &TrackerConfig, t: &Track<C>, r: &FrameRead<C>, rect: &R
     (sim >= cfg.min_text_similarity).then_some(DORMANT_COST + dist / cfg.parked_motion_widths + (1.0 - sim))
 }
 
+/// A track whose box stayed within `parked_motion_widths` for this long before it was lost stood
+/// there: 6–11 frames at 8–15 fps, longer than a moving car stays within half a plate width (a car
+/// crossing the picture at walking pace moves over a plate width a second).
+const STOOD_MS: i64 = 750;
+
 /// Added to every dormant pair's cost; above any open pair's (at most 1 + 1).
 const DORMANT_COST: f32 = 4.0;
 
@@ -473,7 +478,7 @@ fn report<C: Clone>(
 }
 
 /// A track's end: its first report, or a parked car's repeat if due; then remembered if it reported and
-/// was parked when last seen.
+/// stood still when last seen.
 fn close<C: Clone>(
     cfg: &TrackerConfig,
     stats: &mut TrackStats,
@@ -492,9 +497,10 @@ fn close<C: Clone>(
             Err(_) => {}
         }
     }
-    // Only a parked car is remembered: a moving car's pass is over when its track closes, and the next
-    // car along the same path (or the same car going round the block) is a new pass, whatever its text.
-    if t.reports > 0 && t.motion.still_ms() >= cfg.parked_after_ms {
+    // Only a car that stood when last seen is remembered (parked, or stopped and then motion-gated): a
+    // moving car's pass is over when its track closes, and the next car along the same path (or the same
+    // car going round the block) is a new pass, whatever its text.
+    if t.reports > 0 && t.motion.still_ms() >= STOOD_MS {
         t.window = None;
         if cam.dormant.len() >= cfg.max_tracks_per_camera
             && let Some(k) = (0..cam.dormant.len()).min_by_key(|&k| (cam.dormant[k].motion.last_ms, cam.dormant[k].id))

@@ -13,7 +13,7 @@ use std::path::Path;
 /// One vehicle's pass through the picture.
 #[derive(Debug, Clone)]
 pub struct Pass {
-    pub text: &'static str,
+    pub text: String,
     pub style: PlateStyle,
     pub start_s: f64,
     pub duration_s: f64,
@@ -29,7 +29,7 @@ pub struct Pass {
 pub fn passes() -> Vec<Pass> {
     vec![
         Pass {
-            text: "7KQX214",
+            text: "7KQX214".into(),
             style: PlateStyle::Us,
             start_s: 0.5,
             duration_s: 3.5,
@@ -39,7 +39,7 @@ pub fn passes() -> Vec<Pass> {
             body: [150.0, 60.0, 40.0],
         },
         Pass {
-            text: "BAC4F21",
+            text: "BAC4F21".into(),
             style: PlateStyle::Br,
             start_s: 4.5,
             duration_s: 3.0,
@@ -49,7 +49,7 @@ pub fn passes() -> Vec<Pass> {
             body: [40.0, 40.0, 40.0],
         },
         Pass {
-            text: "MUC4821",
+            text: "MUC4821".into(),
             style: PlateStyle::Eu,
             start_s: 8.0,
             duration_s: 3.5,
@@ -59,7 +59,7 @@ pub fn passes() -> Vec<Pass> {
             body: [200.0, 200.0, 200.0],
         },
         Pass {
-            text: "4TRM882",
+            text: "4TRM882".into(),
             style: PlateStyle::Us,
             start_s: 12.0,
             duration_s: 3.0,
@@ -69,7 +69,7 @@ pub fn passes() -> Vec<Pass> {
             body: [40.0, 30.0, 160.0],
         },
         Pass {
-            text: "KPW5513",
+            text: "KPW5513".into(),
             style: PlateStyle::Us,
             start_s: 12.2,
             duration_s: 3.2,
@@ -94,12 +94,85 @@ pub fn plate_at(p: &Pass, t: f64, w: i32, h: i32) -> Option<(i32, i32, i32)> {
     Some((x as i32, y as i32, plate_w as i32))
 }
 
+/// Other traffic for benchmarks that need several cameras, each with its own clip: passes every 2–4 s
+/// (now and then two side by side) over `seconds`, US, EU and Brazilian plates with random texts in
+/// their issued shapes, lanes, tilts and colours from `seed`. The clip is lit by [`Clip::light`].
+pub fn traffic(seed: u64, seconds: f64) -> Vec<Pass> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    // Letters as US and EU series issue them: no I, O or Q.
+    const LETTERS: &[u8] = b"ABCDEFGHJKLMNPRSTUVWXYZ";
+    let letter = |rng: &mut fastrand::Rng| LETTERS[rng.usize(..LETTERS.len())] as char;
+    let digit = |rng: &mut fastrand::Rng| char::from(b'0' + rng.u8(0..10));
+    let (mut out, mut start) = (Vec::new(), 0.5);
+    while start + 2.5 < seconds {
+        let style = [PlateStyle::Us, PlateStyle::Us, PlateStyle::Eu, PlateStyle::Br][rng.usize(..4)];
+        let text: String = match style {
+            PlateStyle::Us => {
+                let mut t = String::from(digit(&mut rng));
+                (0..3).for_each(|_| t.push(letter(&mut rng)));
+                (0..3).for_each(|_| t.push(digit(&mut rng)));
+                t
+            }
+            PlateStyle::Eu => {
+                let mut t: String = (0..3).map(|_| letter(&mut rng)).collect();
+                (0..4).for_each(|_| t.push(digit(&mut rng)));
+                t
+            }
+            _ => {
+                let mut t: String = (0..3).map(|_| letter(&mut rng)).collect();
+                t.push(digit(&mut rng));
+                t.push(letter(&mut rng));
+                (0..2).for_each(|_| t.push(digit(&mut rng)));
+                t
+            }
+        };
+        let lane = [0.30, 0.40, 0.62, 0.72][rng.usize(..4)];
+        out.push(Pass {
+            text,
+            style,
+            start_s: start,
+            duration_s: 2.5 + rng.f64() * 1.5,
+            lane,
+            tilt_deg: rng.f64() * 6.0 - 3.0,
+            light: 1.0,
+            body: [rng.f64() * 220.0, rng.f64() * 220.0, rng.f64() * 220.0],
+        });
+        // Now and then a second car beside the first, in the other half of the road.
+        start += if rng.u8(0..5) == 0 && out.len() % 2 == 1 { 0.2 } else { 2.0 + rng.f64() * 2.0 };
+        if let [.., a, b] = out.as_mut_slice()
+            && (b.start_s - a.start_s) < 0.5
+        {
+            b.lane = if a.lane < 0.5 { 0.66 } else { 0.34 };
+        }
+    }
+    out
+}
+
+/// What a clip shows: its passes, and the light over the whole scene (1.0 day, lower at night).
+#[derive(Debug, Clone)]
+pub struct Clip {
+    pub passes: Vec<Pass>,
+    pub light: f64,
+}
+
+impl Clip {
+    /// The demo's own passes in daylight (one of them at dusk).
+    pub fn demo() -> Clip {
+        Clip { passes: passes(), light: 1.0 }
+    }
+}
+
 /// Frame at time `t` of the demo, `w` × `h`, on a pre-rendered `road`.
 pub fn frame(road: &Mat, plates: &[Mat], t: f64, seed: u64) -> Result<Mat, RenderError> {
+    frame_of(&Clip::demo(), road, plates, t, seed)
+}
+
+/// Frame at time `t` of `clip`; `plates` are its passes' rendered plates, in order.
+pub fn frame_of(clip: &Clip, road: &Mat, plates: &[Mat], t: f64, seed: u64) -> Result<Mat, RenderError> {
     let (w, h) = (road.cols(), road.rows());
     let mut img = road.try_clone()?;
-    let mut light = 1.0;
-    let passes = passes();
+    let mut light = clip.light;
+    let passes = &clip.passes;
     // Farther cars first, so nearer ones cover them.
     let mut visible: Vec<(usize, (i32, i32, i32))> =
         passes.iter().enumerate().filter_map(|(i, p)| plate_at(p, t, w, h).map(|at| (i, at))).collect();
@@ -141,9 +214,15 @@ fn gst_err(e: impl std::fmt::Display) -> DemoError {
 
 /// Renders the demo and encodes it to `out` (H.264 in MP4). Returns the number of frames.
 pub fn write_video(out: &Path, width: i32, height: i32, fps: i32, seconds: f64) -> Result<u64, DemoError> {
+    write_clip(&Clip::demo(), out, width, height, fps, seconds)
+}
+
+/// Renders `clip` and encodes it to `out` (H.264 in MP4). Returns the number of frames.
+pub fn write_clip(clip: &Clip, out: &Path, width: i32, height: i32, fps: i32, seconds: f64) -> Result<u64, DemoError> {
     gst::init().map_err(gst_err)?;
     let road = render::road(width, height, 42)?;
-    let plates: Vec<Mat> = passes().iter().map(|p| render::plate(p.text, p.style, 120)).collect::<Result<_, _>>()?;
+    let plates: Vec<Mat> =
+        clip.passes.iter().map(|p| render::plate(&p.text, p.style, 120)).collect::<Result<_, _>>()?;
     let desc = format!(
         "appsrc name=src format=time caps=video/x-raw,format=BGR,width={width},height={height},framerate={fps}/1 \
          ! videoconvert ! video/x-raw,format=I420 ! x264enc speed-preset=veryfast key-int-max={fps} bitrate=3000 \
@@ -162,7 +241,7 @@ pub fn write_video(out: &Path, width: i32, height: i32, fps: i32, seconds: f64) 
     let frames = (seconds * fps as f64).round() as u64;
     for i in 0..frames {
         let t = i as f64 / fps as f64;
-        let img = frame(&road, &plates, t, i)?;
+        let img = frame_of(clip, &road, &plates, t, i)?;
         let bytes = img.data_bytes()?.to_vec();
         let mut buf = gst::Buffer::from_mut_slice(bytes);
         {

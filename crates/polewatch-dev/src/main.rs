@@ -173,9 +173,15 @@ enum BenchCmd {
     Pipeline {
         #[arg(long)]
         models: Option<PathBuf>,
+        /// A second model set (the reference's detector and OCR) run on the same cameras and clips.
+        #[arg(long)]
+        against: Option<PathBuf>,
         /// Camera counts to measure, one run each.
         #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
         cameras: Vec<usize>,
+        /// The clips' frame rate.
+        #[arg(long, default_value_t = 25)]
+        source_fps: i32,
         /// Measured seconds per run.
         #[arg(long, default_value_t = 30)]
         seconds: u64,
@@ -384,10 +390,16 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
                 json,
             })
         }
-        BenchCmd::Pipeline { models, cameras, seconds, analysis_fps, json } => {
+        BenchCmd::Pipeline { models, against, cameras, source_fps, seconds, analysis_fps, json } => {
             bench::pipeline::run(bench::pipeline::Options {
                 models: model_set(models.as_deref(), config_path)?,
+                against: against
+                    .map(|a| {
+                        config::load_model_set(&a).map_err(|e| anyhow::anyhow!("--against model set invalid:\n{e}"))
+                    })
+                    .transpose()?,
                 cameras,
+                source_fps,
                 seconds,
                 analysis_fps,
                 json,

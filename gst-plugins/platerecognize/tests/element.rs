@@ -24,7 +24,7 @@ fn demo_frame(t: f64, w: i32, h: i32) -> Vec<u8> {
     let road = polewatch_dev::recognize::render::road(w, h, 42).unwrap();
     let plates: Vec<opencv::core::Mat> = polewatch_dev::demo::passes()
         .iter()
-        .map(|p| polewatch_dev::recognize::render::plate(p.text, p.style, 120).unwrap())
+        .map(|p| polewatch_dev::recognize::render::plate(&p.text, p.style, 120).unwrap())
         .collect();
     let img = polewatch_dev::demo::frame(&road, &plates, t, 7).unwrap();
     assert_eq!((img.cols(), img.rows(), img.channels()), (w, h, 3));

@@ -363,7 +363,7 @@ pub fn run(o: &Options) -> Result<()> {
                     continue;
                 }
                 pass_count += 1;
-                match reads.iter().filter(|(t, at)| t == p.text && (appear..=leave + 500).contains(at)).count() {
+                match reads.iter().filter(|(t, at)| *t == p.text && (appear..=leave + 500).contains(at)).count() {
                     0 => not_exact += 1,
                     1 => stored_once += 1,
                     _ => stored_more += 1,
@@ -386,7 +386,7 @@ pub fn run(o: &Options) -> Result<()> {
     let (mut hotlisted, mut alerted, mut false_alerts, mut updates) = (0usize, 0usize, 0usize, 0usize);
     let mut used = vec![false; alerts.len()];
     for &(start, end) in &plays {
-        for p in passes.iter().filter(|p| HOTLISTED.contains(&p.text)) {
+        for p in passes.iter().filter(|p| HOTLISTED.contains(&p.text.as_str())) {
             let appear = start + (p.start_s * 1000.0) as i64;
             let leave = start + ((p.start_s + p.duration_s) * 1000.0) as i64;
             if leave > end {
