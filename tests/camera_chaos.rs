@@ -210,10 +210,14 @@ fn camera_b_killed_stalled_garbled_and_resized_while_camera_a_is_analysed() {
     let short = dir.path().join("short.mp4");
     let small = dir.path().join("small.mp4");
     polewatch_dev::demo::write_video(&big, 640, 360, 10, 20.0).expect("video renders");
+    // Camera a's stream must outlast the test: a 20 s clip ends (a live source's end-of-stream, then a
+    // reconnect) while b's faults are played, and a status taken then shows a in back-off.
+    let long = dir.path().join("long.mp4");
+    polewatch_dev::demo::write_video(&long, 640, 360, 10, 150.0).expect("video renders");
     polewatch_dev::demo::write_video(&short, 640, 360, 10, 3.0).expect("video renders");
     polewatch_dev::demo::write_video(&small, 320, 240, 10, 60.0).expect("video renders");
     let (pa, pb) = (support::free_port(), support::free_port());
-    let mut server_a = Some(server(pa, &big.display().to_string()));
+    let mut server_a = Some(server(pa, &long.display().to_string()));
     let mut server_b = Some(server(pb, &big.display().to_string()));
 
     let sock = dir.path().join("notify.sock");
