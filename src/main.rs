@@ -42,7 +42,7 @@ enum Cmd {
     },
     /// Find and read the plates in images; prints one JSON object per image.
     Recognize {
-        /// Images (JPEG, PNG, …).
+        /// Images (JPEG or PNG).
         #[arg(required = true)]
         images: Vec<PathBuf>,
         /// A model set file (`[detector]`, `[ocr]`); default: the configuration's `[recognizer]`.

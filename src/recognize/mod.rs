@@ -6,6 +6,7 @@
 //! image; the renderer that drew it, labelled sets and accuracy counting are in the polewatch-dev crate.
 
 pub mod backend;
+pub mod codec;
 pub mod decode;
 pub mod detect;
 pub mod format;
@@ -39,6 +40,8 @@ pub enum RecognizeError {
     NoOcr,
     #[error("OpenCV: {0}")]
     Cv(#[from] opencv::Error),
+    #[error("image: {0}")]
+    Image(String),
     #[error(transparent)]
     Backend(#[from] backend::CudaMissing),
 }
@@ -307,20 +310,12 @@ fn to_bgr(frame: &Mat) -> Result<Option<Mat>, RecognizeError> {
     Ok(Some(out))
 }
 
-/// Decodes an encoded image (JPEG, PNG, …) into BGR.
+/// Decodes a JPEG or PNG into BGR.
 pub fn decode_image(bytes: &[u8]) -> Result<Mat, RecognizeError> {
-    let buf = opencv::core::Vector::<u8>::from_slice(bytes);
-    let m = opencv::imgcodecs::imdecode(&buf, opencv::imgcodecs::IMREAD_COLOR)?;
-    if m.empty() {
-        return Err(RecognizeError::EmptyImage);
-    }
-    Ok(m)
+    codec::decode(bytes)
 }
 
 /// JPEG of an image (crops for the store).
 pub fn encode_jpeg(img: &Mat, quality: i32) -> Result<Vec<u8>, RecognizeError> {
-    let mut buf = opencv::core::Vector::<u8>::new();
-    let params = opencv::core::Vector::<i32>::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, quality]);
-    opencv::imgcodecs::imencode(".jpg", img, &mut buf, &params)?;
-    Ok(buf.to_vec())
+    codec::encode_jpeg(img, quality)
 }
