@@ -175,7 +175,8 @@ pub fn choose(codec: Codec, setting: &str, rtp: bool, installed: &dyn ElementReg
             .map(|hw| chain_with(hw, true))
             .find(|c| complete(c))
             .unwrap_or_else(|| chain_with(codec.software(), false)),
-        named => chain_with(named, !named.starts_with("avdec_") && named != "jpegdec"),
+        // Hardware only when it is one of the hardware decoders `auto` knows: `openh264dec` is software.
+        named => chain_with(named, codec.hardware().contains(&named)),
     };
     if let Some(missing) = chain.elements().into_iter().find(|e| !installed.has(e)) {
         return Err(ChoiceError::Missing { codec, element: missing.to_string() });
@@ -336,6 +337,10 @@ mod tests {
         assert_eq!(choose(Codec::H264, "software", true, &only(hw)).unwrap().decoder, "avdec_h264");
         let c = choose(Codec::H264, "vaapih264dec", true, &only(hw)).unwrap();
         assert_eq!((c.decoder.as_str(), c.hardware), ("vaapih264dec", true));
+        // A named software decoder other than libav's is logged as software.
+        let c = choose(Codec::H264, "openh264dec", true, &only(&["rtph264depay", "h264parse", "openh264dec"])).unwrap();
+        assert_eq!((c.decoder.as_str(), c.hardware), ("openh264dec", false));
+        assert!(c.to_string().ends_with("(software)"), "{c}");
         // A file or HTTP stream comes out of parsebin already parsed: no depayloader, no parser.
         assert_eq!(choose(Codec::Jpeg, "auto", false, &only(SOFT)).unwrap().elements(), ["jpegdec"]);
     }
