@@ -38,12 +38,15 @@ fn sha256(p: &Path) -> String {
 
 /// A plate of `text` on a plain background with room around it, and the plate's box.
 fn plate_on_card(text: &str, style: PlateStyle, height: i32) -> (Mat, BoxF) {
-    let p = render::plate(text, style, height).unwrap();
-    let (w, h) = (p.cols() + 40, p.rows() + 30);
-    let mut card = Mat::new_rows_cols_with_default(h, w, opencv::core::CV_8UC3, Scalar::all(70.0)).unwrap();
-    let r = Rect::new(20, 15, p.cols(), p.rows());
-    p.copy_to(&mut Mat::roi_mut(&mut card, r).unwrap()).unwrap();
-    (card, BoxF { x: 20.0, y: 15.0, w: p.cols() as f32, h: p.rows() as f32 })
+    card(&render::plate(text, style, height).unwrap(), 20, 15, 70.0)
+}
+
+/// `plate` on a card of grey `background`, `px` and `py` pixels from its sides; and the plate's box.
+fn card(plate: &Mat, px: i32, py: i32, background: f64) -> (Mat, BoxF) {
+    let (w, h) = (plate.cols() + 2 * px, plate.rows() + 2 * py);
+    let mut card = Mat::new_rows_cols_with_default(h, w, opencv::core::CV_8UC3, Scalar::all(background)).unwrap();
+    plate.copy_to(&mut Mat::roi_mut(&mut card, Rect::new(px, py, plate.cols(), plate.rows())).unwrap()).unwrap();
+    (card, BoxF { x: px as f32, y: py as f32, w: plate.cols() as f32, h: plate.rows() as f32 })
 }
 
 /// At most one character wrong: the pipeline is wired right (a wrong layout, size or alphabet reads
@@ -336,12 +339,8 @@ fn readings_outside_the_plate_length_are_not_plates() {
 fn loose_card(text: &str, style: PlateStyle, height: i32, pad: f32, light: f64) -> Mat {
     let p = render::plate(text, style, height).unwrap();
     let (px, py) = ((p.cols() as f32 * pad) as i32, (p.rows() as f32 * pad * 2.0) as i32);
-    let mut card =
-        Mat::new_rows_cols_with_default(p.rows() + 2 * py, p.cols() + 2 * px, opencv::core::CV_8UC3, Scalar::all(90.0))
-            .unwrap();
-    p.copy_to(&mut Mat::roi_mut(&mut card, Rect::new(px, py, p.cols(), p.rows())).unwrap()).unwrap();
     let mut dim = Mat::default();
-    card.convert_to(&mut dim, -1, light, 0.0).unwrap();
+    card(&p, px, py, 90.0).0.convert_to(&mut dim, -1, light, 0.0).unwrap();
     dim
 }
 

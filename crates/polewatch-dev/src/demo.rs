@@ -104,29 +104,20 @@ pub fn traffic(seed: u64, seconds: f64) -> Vec<Pass> {
     let letter = |rng: &mut fastrand::Rng| LETTERS[rng.usize(..LETTERS.len())] as char;
     let digit = |rng: &mut fastrand::Rng| char::from(b'0' + rng.u8(0..10));
     let (mut out, mut start) = (Vec::new(), 0.5);
+    // The lane of the car the next one drives beside, if it does.
+    let mut beside: Option<f64> = None;
     while start + 2.5 < seconds {
         let style = [PlateStyle::Us, PlateStyle::Us, PlateStyle::Eu, PlateStyle::Br][rng.usize(..4)];
-        let text: String = match style {
-            PlateStyle::Us => {
-                let mut t = String::from(digit(&mut rng));
-                (0..3).for_each(|_| t.push(letter(&mut rng)));
-                (0..3).for_each(|_| t.push(digit(&mut rng)));
-                t
-            }
-            PlateStyle::Eu => {
-                let mut t: String = (0..3).map(|_| letter(&mut rng)).collect();
-                (0..4).for_each(|_| t.push(digit(&mut rng)));
-                t
-            }
-            _ => {
-                let mut t: String = (0..3).map(|_| letter(&mut rng)).collect();
-                t.push(digit(&mut rng));
-                t.push(letter(&mut rng));
-                (0..2).for_each(|_| t.push(digit(&mut rng)));
-                t
-            }
+        // `@` a letter, `#` a digit: 7KQX214, MUC4821, BAC4F21.
+        let shape = match style {
+            PlateStyle::Us => "#@@@###",
+            PlateStyle::Eu => "@@@####",
+            _ => "@@@#@##",
         };
+        let text = shape.bytes().map(|c| if c == b'@' { letter(&mut rng) } else { digit(&mut rng) }).collect();
         let lane = [0.30, 0.40, 0.62, 0.72][rng.usize(..4)];
+        // Beside another car: in the other half of the road.
+        let lane = beside.map_or(lane, |other| if other < 0.5 { 0.66 } else { 0.34 });
         out.push(Pass {
             text,
             style,
@@ -137,13 +128,10 @@ pub fn traffic(seed: u64, seconds: f64) -> Vec<Pass> {
             light: 1.0,
             body: [rng.f64() * 220.0, rng.f64() * 220.0, rng.f64() * 220.0],
         });
-        // Now and then a second car beside the first, in the other half of the road.
-        start += if rng.u8(0..5) == 0 && out.len() % 2 == 1 { 0.2 } else { 2.0 + rng.f64() * 2.0 };
-        if let [.., a, b] = out.as_mut_slice()
-            && (b.start_s - a.start_s) < 0.5
-        {
-            b.lane = if a.lane < 0.5 { 0.66 } else { 0.34 };
-        }
+        // Now and then a second car 0.2 s after the first.
+        let next_beside = rng.u8(0..5) == 0 && out.len() % 2 == 1;
+        beside = next_beside.then_some(lane);
+        start += if next_beside { 0.2 } else { 2.0 + rng.f64() * 2.0 };
     }
     out
 }

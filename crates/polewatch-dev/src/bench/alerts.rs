@@ -144,11 +144,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn config(dir: &Path, o: &Options, pki: &crate::bench::rig::Pki, mqtt_port: u16, rtsp_port: u16) -> Result<PathBuf> {
     let hot = dir.join("hot.csv");
-    let mut csv = String::from("plate,region,category,priority,source,expiry,notes\n");
-    for p in HOTLISTED {
-        csv.push_str(&format!("{p},,stolen vehicle,1,bench,,\n"));
-    }
-    std::fs::write(&hot, csv)?;
+    super::write_hotlist(&hot, HOTLISTED)?;
     let models = o.models.canonicalize().with_context(|| format!("model set {}", o.models.display()))?;
     let cfg = dir.join("polewatch.toml");
     std::fs::write(

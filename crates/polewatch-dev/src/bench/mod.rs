@@ -61,8 +61,6 @@ pub fn print_figures(figures: &[(String, f64, &str)], json: bool) {
     }
 }
 
-/// The daemon binary the benchmarks start (`polewatch run`): `$POLEWATCH_BIN`, else the `polewatch` beside
-/// this executable (cargo puts both in `target/<profile>/`).
 /// A process's threads, open file descriptors and resident memory (KiB), from `/proc/<pid>` (`"self"`
 /// for this one).
 pub fn proc_stats(pid: &str) -> Option<(u64, u64, u64)> {
@@ -79,6 +77,20 @@ pub fn rss_kib() -> u64 {
     proc_stats("self").map_or(0, |s| s.2)
 }
 
+/// A hotlist file (the daemon's CSV) listing `plates` as stolen vehicles.
+pub fn write_hotlist<T: std::fmt::Display>(
+    path: &std::path::Path,
+    plates: impl IntoIterator<Item = T>,
+) -> std::io::Result<()> {
+    let mut csv = String::from("plate,region,category,priority,source,expiry,notes\n");
+    for p in plates {
+        csv.push_str(&format!("{p},,stolen vehicle,1,bench,,\n"));
+    }
+    std::fs::write(path, csv)
+}
+
+/// The daemon binary the benchmarks start (`polewatch run`): `$POLEWATCH_BIN`, else the `polewatch` beside
+/// this executable (cargo puts both in `target/<profile>/`).
 pub fn daemon_exe() -> anyhow::Result<std::path::PathBuf> {
     if let Some(p) = std::env::var_os("POLEWATCH_BIN") {
         return Ok(p.into());

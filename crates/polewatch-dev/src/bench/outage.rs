@@ -321,11 +321,7 @@ async fn run_async(o: &Options) -> Result<()> {
     let scratch = ScratchDir::new(None, "bench-outage")?;
     let dir: PathBuf = scratch.0.clone();
     let pki = pki(&dir.join("pki"), "outage", &["127.0.0.1"], false)?;
-    let mut list = String::from("plate,region,category,priority,source,expiry,notes\n");
-    for n in 0..10_000 {
-        list.push_str(&format!("{},,stolen vehicle,1,bench,,\n", hot_plate(n)));
-    }
-    std::fs::write(dir.join("hot.csv"), list)?;
+    super::write_hotlist(&dir.join("hot.csv"), (0..10_000).map(hot_plate))?;
     let broker = Broker::start(&pki, free_port()?)?;
     let proxy = Proxy::start(broker.port)?;
     let (_central, inbox) = subscriber(&pki, broker.port).await?;

@@ -259,11 +259,7 @@ fn run_one(
     // Every second pass of each clip on a hotlist (alerts on the first confident read, the read stored
     // then); the others are stored when their pass closes.
     let hot = dir.join(format!("hot-{label}-{n}.csv"));
-    let mut csv = String::from("plate,region,category,priority,source,expiry,notes\n");
-    for p in clips[..n].iter().flat_map(|c| c.passes.iter().skip(1).step_by(2)) {
-        csv.push_str(&format!("{},,stolen vehicle,1,bench,,\n", p.text));
-    }
-    std::fs::write(&hot, csv)?;
+    super::write_hotlist(&hot, clips[..n].iter().flat_map(|c| c.passes.iter().skip(1).step_by(2)).map(|p| &p.text))?;
     let target = AlertTarget { site: "bench".into(), device: "pole".into(), max_packet_bytes: 1 << 20 };
     let hotlists = Arc::new(Hotlists::load(store.clone(), &[hot], 14, target)?);
     let sink = Arc::new(ReadSink { store: store.clone(), hotlists, uplink: None });

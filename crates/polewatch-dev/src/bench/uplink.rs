@@ -81,7 +81,7 @@ async fn run_async(o: &Options) -> Result<()> {
     opts.queue_for_upload = true;
     let store = Arc::new(Store::open(&opts)?.0);
     let list = scratch.0.join("hot.csv");
-    std::fs::write(&list, "plate,region,category,priority,source,expiry,notes\nHOT1234,,stolen vehicle,1,bench,,\n")?;
+    super::write_hotlist(&list, ["HOT1234"])?;
     let target = AlertTarget { site: "bench".into(), device: "pole".into(), max_packet_bytes: 1 << 20 };
     let hotlists = Arc::new(Hotlists::load(store.clone(), &[list], 14, target)?);
     let mut figures: Vec<(String, f64, &str)> = Vec::new();
