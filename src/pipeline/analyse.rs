@@ -35,6 +35,9 @@ pub struct AnalyseStats {
     pub latencies_ms: std::sync::Mutex<std::collections::VecDeque<u32>>,
     /// The same for reads stored on an early read that hit a hotlist, while the vehicle was in view.
     pub early_latencies_ms: std::sync::Mutex<std::collections::VecDeque<u32>>,
+    /// For reads stored when their pass closed: the vehicle's last frame (its last sight in the view) to
+    /// the read's handling done (stored and alerted), ms.
+    pub gone_latencies_ms: std::sync::Mutex<std::collections::VecDeque<u32>>,
     /// The Cameras page's live snapshot and recent plate heights.
     pub snapshots: Arc<super::snapshot::Snapshots>,
 }
@@ -258,9 +261,13 @@ impl Events<'_> {
                             continue;
                         }
                     }
-                    let first = v.first_seen_ms;
+                    let (first, last, pass) = (v.first_seen_ms, v.last_seen_ms, v.report == 0 && !v.parked);
                     self.vehicle(v);
                     self.recent.forget(first);
+                    if pass {
+                        let gone = (jiff::Timestamp::now().as_millisecond() - last).max(0) as u64;
+                        keep(&self.stats.gone_latencies_ms, gone);
+                    }
                 }
             }
         }
@@ -535,12 +542,7 @@ impl Events<'_> {
         self.stats.vehicle_reads.fetch_add(1, Ordering::Relaxed);
         let latency = (jiff::Timestamp::now().as_millisecond() - best_ms).max(0) as u64;
         self.stats.latency_ms_sum.fetch_add(latency, Ordering::Relaxed);
-        let kept = if early { &self.stats.early_latencies_ms } else { &self.stats.latencies_ms };
-        let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() >= LATENCY_KEPT {
-            kept.pop_front();
-        }
-        kept.push_back(latency.min(u32::MAX as u64) as u32);
+        keep(if early { &self.stats.early_latencies_ms } else { &self.stats.latencies_ms }, latency);
     }
 
     /// Stores a read and raises its alerts; counts it and its latency.
@@ -564,6 +566,15 @@ impl Events<'_> {
             }
         }
     }
+}
+
+/// Adds a latency to a window of the most recent [`LATENCY_KEPT`].
+fn keep(kept: &std::sync::Mutex<std::collections::VecDeque<u32>>, ms: u64) {
+    let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+    if kept.len() >= LATENCY_KEPT {
+        kept.pop_front();
+    }
+    kept.push_back(ms.min(u32::MAX as u64) as u32);
 }
 
 /// Runs until `stop`: frames from the queue through the recognizer and tracker into the sink. Open
@@ -631,6 +642,8 @@ pub fn run(
         .and_then(|r| r);
         match result {
             Ok((reads, seen)) => {
+                // Boxes are in the rotated frame's pixels, as is the region of interest.
+                tracker.set_view(&frame.camera, frame.width, frame.height, &view.roi);
                 let (opened, resumed) = (tracker.stats().tracks_opened, tracker.stats().tracks_resumed);
                 events.handle(tracker.push_frame(reads, frame.captured_at_ms));
                 let st = tracker.stats();

@@ -28,6 +28,8 @@ pub struct TrackStats {
     pub dropped_low_confidence: u64,
     /// Tracks closed early because their camera had `max_tracks_per_camera` open.
     pub evicted: u64,
+    /// Tracks closed `exit_gap_ms` after their last frame because their box had driven out of the view.
+    pub left_view: u64,
 }
 
 /// The frames since a track's last report: what its next report votes over.
@@ -102,10 +104,29 @@ impl std::fmt::Debug for Watch {
     }
 }
 
+/// What a camera's analysis sees: its frame and region of interest (frame pixels; empty: the whole frame).
+/// A plate whose centre is outside is never read, so a track carried out of it has left.
+#[derive(Debug, Clone, PartialEq)]
+struct Bounds {
+    width: f32,
+    height: f32,
+    roi: Vec<[u32; 2]>,
+}
+
+impl Bounds {
+    fn holds(&self, r: &Rect) -> bool {
+        (0.0..self.width).contains(&r.cx)
+            && (0.0..self.height).contains(&r.cy)
+            && crate::recognize::geometry::in_polygon(&self.roi, r.cx, r.cy)
+    }
+}
+
 #[derive(Debug)]
 pub struct Tracker<C> {
     cfg: TrackerConfig,
     cameras: BTreeMap<String, Camera<C>>,
+    /// Per camera, from [`Tracker::set_view`]; a camera without one closes on `gap_ms` only.
+    views: BTreeMap<String, Bounds>,
     next_id: u64,
     stats: TrackStats,
     watch: Watch,
@@ -114,7 +135,7 @@ pub struct Tracker<C> {
 impl<C: Clone> Tracker<C> {
     pub fn new(cfg: TrackerConfig) -> Result<Tracker<C>, ConfigError> {
         cfg.validate()?;
-        Ok(Tracker { cfg, cameras: BTreeMap::new(), next_id: 1, stats: TrackStats::default(), watch: Watch::default() })
+        Ok(Tracker { cfg, cameras: BTreeMap::new(), views: BTreeMap::new(), next_id: 1, stats: TrackStats::default(), watch: Watch::default() })
     }
 
     /// Texts to watch for: the first frame of a track that reads one of them with `early_confidence`
@@ -125,6 +146,20 @@ impl<C: Clone> Tracker<C> {
     pub fn watching(mut self, watched: impl Fn(&Plate) -> bool + Send + 'static) -> Tracker<C> {
         self.watch = Watch(Some(Box::new(watched)));
         self
+    }
+
+    /// The camera's frame size and region of interest (empty: the whole frame), in the pixels of its
+    /// reads' boxes. With it, a track whose box has moved out of that view at its last velocity closes
+    /// after `exit_gap_ms` instead of `gap_ms`. Cheap to call for every frame.
+    pub fn set_view(&mut self, camera: &str, width: u32, height: u32, roi: &[[u32; 2]]) {
+        let (width, height) = (width as f32, height as f32);
+        match self.views.get_mut(camera) {
+            Some(b) if b.width == width && b.height == height && b.roi == roi => {}
+            Some(b) => *b = Bounds { width, height, roi: roi.to_vec() },
+            None => {
+                self.views.insert(camera.to_string(), Bounds { width, height, roi: roi.to_vec() });
+            }
+        }
     }
 
     pub fn config(&self) -> &TrackerConfig {
@@ -166,15 +201,23 @@ impl<C: Clone> Tracker<C> {
         events
     }
 
-    /// Closes the tracks not seen for `gap_ms` (reporting or dropping each) and forgets remembered
-    /// tracks older than `parked_repeat_ms`.
+    /// Closes the tracks not seen for `gap_ms`, or for `exit_gap_ms` when they have driven out of the
+    /// camera's view (reporting or dropping each), and forgets remembered tracks older than
+    /// `parked_repeat_ms`.
     pub fn tick(&mut self, now_ms: i64) -> Vec<TrackEvent<C>> {
         let mut events = Vec::new();
-        let Tracker { cfg, cameras, stats, .. } = self;
-        for cam in cameras.values_mut() {
-            let (mut idle, open): (Vec<_>, Vec<_>) = std::mem::take(&mut cam.open)
-                .into_iter()
-                .partition(|t| now_ms.saturating_sub(t.motion.last_ms) > cfg.gap_ms);
+        let Tracker { cfg, cameras, stats, views, .. } = self;
+        for (id, cam) in cameras.iter_mut() {
+            let view = views.get(id);
+            let (mut idle, open): (Vec<_>, Vec<_>) = std::mem::take(&mut cam.open).into_iter().partition(|t| {
+                let unseen = now_ms.saturating_sub(t.motion.last_ms);
+                if unseen > cfg.gap_ms {
+                    return true;
+                }
+                let left = view.is_some_and(|v| left_view(cfg, t, v, now_ms, unseen));
+                stats.left_view += u64::from(left);
+                left
+            });
             cam.open = open;
             idle.sort_by_key(|t| (t.motion.last_ms, t.id));
             for t in idle {
@@ -202,7 +245,7 @@ impl<C: Clone> Tracker<C> {
     }
 
     fn assign(&mut self, camera: String, reads: Vec<FrameRead<C>>, events: &mut Vec<TrackEvent<C>>) {
-        let Tracker { cfg, cameras, next_id, stats, watch } = self;
+        let Tracker { cfg, cameras, next_id, stats, watch, .. } = self;
         stats.frames += reads.len() as u64;
         let cam = cameras.entry(camera.clone()).or_default();
         let rects: Vec<Rect> = reads.iter().map(|r| Rect::from_bbox(r.bbox)).collect();
@@ -313,6 +356,17 @@ fn open_cost<C>(cfg: &TrackerConfig, t: &Track<C>, r: &FrameRead<C>, rect: &Rect
     }
     let sim = text_similarity(cfg, t, r);
     (sim >= cfg.min_text_similarity).then_some(dist / gate + (1.0 - sim))
+}
+
+/// Whether track `t`, unseen for `unseen` ms, has driven out of `view`: its box, carried on at its last
+/// velocity, is outside by now. A track without velocity (one frame) or standing still stays until
+/// `gap_ms`: nothing says where it went.
+fn left_view<C>(cfg: &TrackerConfig, t: &Track<C>, view: &Bounds, now_ms: i64, unseen: i64) -> bool {
+    cfg.exit_gap_ms > 0
+        && unseen >= cfg.exit_gap_ms
+        && t.motion.has_velocity()
+        && t.motion.still_ms() < STOOD_MS
+        && !view.holds(&t.motion.predict(now_ms, cfg.gap_ms))
 }
 
 /// The cost of resuming remembered track `t` with read `r`: only where it stood, with a similar text.
@@ -947,6 +1001,91 @@ mod tests {
             assert_eq!(t.stats().tracks_resumed, 0);
             assert_eq!(earlies, 2, "an early read per pass (watching: {watching})");
         }
+    }
+
+    /// A car driving down a 1920x1080 frame at 100 ms a frame, 40 px a frame, its plate read in frames
+    /// `0..n` from y = `y0`; then frames without reads until `until_ms`. Returns when each vehicle read
+    /// came out (the `now` of the frame that closed it).
+    fn drive(tr: &mut Tracker<u64>, y0: u32, n: u32, until_ms: i64) -> Vec<i64> {
+        let mut closed = Vec::new();
+        let mut at = 0;
+        while at <= until_ms {
+            let i = (at / 100) as u32;
+            tr.set_view("a", 1920, 1080, &[]);
+            let reads = if i < n { vec![read("a", i as u64, at, [900, y0 + 40 * i, 120, 30], "7ABC123", 0.9)] } else { vec![] };
+            if !vehicles(&tr.push_frame(reads, at)).is_empty() {
+                closed.push(at);
+            }
+            at += 100;
+        }
+        closed
+    }
+
+    #[test]
+    fn a_car_that_drives_out_of_the_frame_is_reported_without_waiting_the_gap() {
+        // Last read at y = 1010 (centre 1025) moving down 400 px/s: carried on, it is out of the
+        // frame 300 ms later, so the pass closes on the frame at exit_gap_ms, not at gap_ms.
+        let mut tr = tracker(TrackerConfig::default());
+        let closed = drive(&mut tr, 650, 10, 3000);
+        assert_eq!(closed, vec![900 + 300], "closed at exit_gap_ms after the last read");
+        assert_eq!(tr.stats().left_view, 1);
+        // Off: only the gap closes it.
+        let mut tr = tracker(TrackerConfig { exit_gap_ms: 0, ..Default::default() });
+        assert_eq!(drive(&mut tr, 650, 10, 3000), vec![900 + 1600]);
+        assert_eq!(tr.stats().left_view, 0);
+    }
+
+    #[test]
+    fn a_car_lost_in_the_middle_of_the_frame_keeps_its_track_for_the_gap() {
+        // The same car lost at y = 410: carried on for the whole gap it is still in the frame (a missed
+        // detection, an occlusion), so its track stays open and a later read joins it.
+        let mut tr = tracker(TrackerConfig::default());
+        assert_eq!(drive(&mut tr, 50, 10, 3000), vec![900 + 1600]);
+        assert_eq!(tr.stats().left_view, 0);
+        let mut tr = tracker(TrackerConfig::default());
+        drive(&mut tr, 50, 10, 1400);
+        tr.push(read("a", 15, 1500, [900, 650, 120, 30], "7ABC123", 0.9), 1500);
+        assert_eq!((tr.open_tracks(), tr.stats().tracks_opened), (1, 1), "the read after the miss joins the track");
+    }
+
+    #[test]
+    fn leaving_the_region_of_interest_is_leaving_the_view() {
+        // The region of interest ends at y = 700 (a lane's stretch of road): a car carried past it has
+        // left, though the frame goes on.
+        let roi = [[0, 0], [1920, 0], [1920, 700], [0, 700]];
+        let mut tr = tracker(TrackerConfig::default());
+        for i in 0..10u32 {
+            let at = i as i64 * 100;
+            tr.set_view("a", 1920, 1080, &roi);
+            tr.push_frame(vec![read("a", i as u64, at, [900, 300 + 40 * i, 120, 30], "7ABC123", 0.9)], at);
+        }
+        let closed: Vec<i64> = (10..30)
+            .map(|i| i * 100)
+            .filter(|&at| !vehicles(&tr.push_frame(vec![], at)).is_empty())
+            .collect();
+        assert_eq!(closed, vec![1200]);
+        // A camera without a view set closes on the gap only.
+        let mut tr = tracker(TrackerConfig::default());
+        for i in 0..10u32 {
+            let at = i as i64 * 100;
+            tr.push_frame(vec![read("b", i as u64, at, [900, 650 + 40 * i, 120, 30], "7ABC123", 0.9)], at);
+        }
+        assert!((10..24).all(|i| tr.push_frame(vec![], i * 100).is_empty()));
+        assert_eq!(vehicles(&tr.push_frame(vec![], 2500)).len(), 1);
+    }
+
+    #[test]
+    fn a_car_that_stopped_at_the_edge_is_not_closed_as_gone() {
+        // A car that drove to the bottom edge and stood there 1 s: no velocity worth carrying on.
+        let mut tr = tracker(TrackerConfig::default());
+        for i in 0..20u32 {
+            let at = i as i64 * 100;
+            let y = 650 + 40 * i.min(8);
+            tr.set_view("a", 1920, 1080, &[]);
+            tr.push_frame(vec![read("a", i as u64, at, [900, y, 120, 30], "7ABC123", 0.9)], at);
+        }
+        assert!((20..35).all(|i| tr.push_frame(vec![], i * 100).is_empty()), "stood still: the gap applies");
+        assert_eq!(tr.stats().left_view, 0);
     }
 
     #[test]

@@ -167,6 +167,8 @@ struct Row {
     unmatched_reads: usize,
     read_p50: f64,
     read_p99: f64,
+    gone_p50: f64,
+    gone_p99: f64,
     alert_p50: f64,
     alert_p99: f64,
     alerts: usize,
@@ -218,6 +220,8 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         figures.push((k("reads_matching_no_pass"), r.unmatched_reads as f64, "reads"));
         figures.push((k("frame_to_stored_read_p50_ms"), r.read_p50, "ms"));
         figures.push((k("frame_to_stored_read_p99_ms"), r.read_p99, "ms"));
+        figures.push((k("last_sight_to_stored_read_p50_ms"), r.gone_p50, "ms"));
+        figures.push((k("last_sight_to_stored_read_p99_ms"), r.gone_p99, "ms"));
         figures.push((k("alerts"), r.alerts as f64, "alerts"));
         figures.push((k("frame_to_alert_p50_ms"), r.alert_p50, "ms"));
         figures.push((k("frame_to_alert_p99_ms"), r.alert_p99, "ms"));
@@ -322,6 +326,9 @@ fn run_one(
     let _ = analyser.join();
     let mut lat: Vec<u32> = stats.latencies_ms.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
     lat.sort_unstable();
+    let mut gone: Vec<u32> =
+        stats.gone_latencies_ms.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+    gone.sort_unstable();
 
     // Passes that had left the picture a second before the cameras stopped, against what was stored.
     let mut reads: Vec<(String, String)> = Vec::new();
@@ -361,6 +368,8 @@ fn run_one(
         unmatched_reads: unmatched,
         read_p50: percentile(&lat, 0.5),
         read_p99: percentile(&lat, 0.99),
+        gone_p50: percentile(&gone, 0.5),
+        gone_p99: percentile(&gone, 0.99),
         alert_p50: percentile(&alert_lat, 0.5),
         alert_p99: percentile(&alert_lat, 0.99),
         alerts: alerts.len(),
@@ -380,13 +389,13 @@ fn print_table(rows: &[Row], decode_fps: f64, o: &Options) {
     );
     println!(
         "| pipeline | cameras | analysed fps per camera (decoded) | analysed frames per core-s | dropped | passes exact | \
-         reads matching no pass | frame → read p50 / p99 ms | frame → alert p50 / p99 ms (alerts) | CPU % of a core | \
+         reads matching no pass | frame → read p50 / p99 ms | last sight → read p50 / p99 ms | frame → alert p50 / p99 ms (alerts) | CPU % of a core | \
          RSS MiB (per camera) | threads / fds |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {:.2} ({:.1}) | {:.1} | {} | {} / {} ({:.0} %) | {} | {:.0} / {:.0} | {:.0} / {:.0} ({}) | {:.0} | {:.0} \
+            "| {} | {} | {:.2} ({:.1}) | {:.1} | {} | {} / {} ({:.0} %) | {} | {:.0} / {:.0} | {:.0} / {:.0} | {:.0} / {:.0} ({}) | {:.0} | {:.0} \
              ({:.0}) | {} / {} |",
             r.label,
             r.cameras,
@@ -400,6 +409,8 @@ fn print_table(rows: &[Row], decode_fps: f64, o: &Options) {
             r.unmatched_reads,
             r.read_p50,
             r.read_p99,
+            r.gone_p50,
+            r.gone_p99,
             r.alert_p50,
             r.alert_p99,
             r.alerts,
