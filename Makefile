@@ -5,7 +5,7 @@ CARGO ?= cargo
 DEMO_CONFIG ?= config/demo.toml
 
 .PHONY: all deps build dev run test lint deb man broker bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data \
-	ocr-ctx-data train-ocr-ctx train-ocr-resume train-ocr-stage2 ocr-report
+	ocr-ctx-data train-ocr-ctx train-ocr-resume train-ocr-stage2 train-ocr-stage3 ocr-report
 
 all: build
 
@@ -184,8 +184,8 @@ ocr-ctx-data: need-data
 		--hand-labels labels/openimages_gplates.tsv --real-jitter 0.11 --p-stroke 0.3 --p-emblem 0.1 $(GEN_CTX) & \
 	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx --shard 11 --count 12000 --p-stroke 0.4 \
 		--p-emblem 0.2 $(GEN_CTX); wait
-	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx_more --shard 12 --count 12000 --p-stroke 0.5 $(GEN_CTX) & \
-	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx_more --shard 13 --count 12000 --p-stroke 0.2 \
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx_more --shard 12 --count 10000 --p-stroke 0.5 $(GEN_CTX) & \
+	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_ctx_more --shard 13 --count 10000 --p-stroke 0.2 \
 		--p-emblem 0.3 $(GEN_CTX); wait
 
 # Stage 1 starts from the shipped conv-only OCR (run 11), its weights read back from the ONNX file, with the
@@ -211,6 +211,17 @@ train-ocr-stage2: need-data
 		--real-frac 0.4 --hard-frac 0.15 --seed 22 --eval-every 500 --context --widths 16,32,64,96,128 \
 		--threads $(OCR_THREADS) --init checkpoints/ocr_ctx.pt --freeze-bn
 	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_ctx_s2/best.pt --out ../models/plate-ocr.onnx --data $(DATA_DIR)
+
+# Stage 3 (ninth session): stage 2's best checkpoint (shipped) on 20,000 more synthetic plates (shards 12 and
+# 13 of ocr-ctx-data, 10,000 each: half of shard 12 in the stroke font's look-alike glyphs, shard 13 with
+# emblems) beside stage 1's data; same checkpoint rule. --resume out/ocr_ctx_s3/last.pt continues it.
+train-ocr-stage3: need-data
+	test -s training/out/ocr_ctx/real_val.npz || $(MAKE) ocr-ctx-data DATA=$(DATA)
+	test -s training/out/ocr_ctx_more/syn_13.npz || $(MAKE) ocr-ctx-data DATA=$(DATA)
+	$(TRUN) nice -n 19 $(TPY) train_ocr.py --data-dir out/ocr_ctx --extra-shards 'out/ocr_ctx_more/syn_*.npz' \
+		--out out/ocr_ctx_s3 --steps 4000 --lr 4e-4 --real-frac 0.4 --hard-frac 0.15 --seed 23 --eval-every 500 \
+		--context --widths 16,32,64,96,128 --threads $(OCR_THREADS) --init checkpoints/ocr_ctx_s2_best.pt --freeze-bn
+	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_ctx_s3/best.pt --out ../models/plate-ocr.onnx --data $(DATA_DIR)
 
 # The error report (confusion pairs, by region/width/length) on the training sets' held-out crops, and on EVAL
 # (one or more evaluation sets, reported only).

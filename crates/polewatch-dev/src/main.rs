@@ -150,6 +150,10 @@ enum BenchCmd {
         /// name is its region.
         #[arg(long)]
         formats: Option<PathBuf>,
+        /// Each image's region is its group and the letters its file name starts with (`us/ca123.jpg`:
+        /// `us-ca`), for sets whose file names give the state or country.
+        #[arg(long)]
+        region_from_name: bool,
         /// Drop reads below this confidence before detection and end-to-end counting, as the daemon's
         /// `[recognizer] min_read_confidence` does (default 0: the recognizer's output; OCR-only keeps all).
         #[arg(long, default_value_t = 0.0)]
@@ -370,7 +374,17 @@ fn render_plate(text: &str, style: &str, height: i32, out: &std::path::Path) -> 
 
 fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()> {
     match what {
-        BenchCmd::Accuracy { dataset, models, against, threads, formats, min_read_confidence, limit, json } => {
+        BenchCmd::Accuracy {
+            dataset,
+            models,
+            against,
+            threads,
+            formats,
+            region_from_name,
+            min_read_confidence,
+            limit,
+            json,
+        } => {
             let formats = match formats {
                 None => Vec::new(),
                 Some(f) => config::load_formats(&f).map_err(|e| anyhow::anyhow!("--formats invalid:\n{e}"))?,
@@ -385,6 +399,7 @@ fn bench_cmd(what: BenchCmd, config_path: &std::path::Path) -> anyhow::Result<()
                 against: theirs.as_ref(),
                 threads,
                 formats,
+                region_from_name,
                 min_read_confidence,
                 limit,
                 json,

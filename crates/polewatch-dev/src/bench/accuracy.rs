@@ -19,6 +19,9 @@ pub struct Options<'a> {
     pub threads: u32,
     /// Plate formats for both sets; each image's group name is its region (`us`, `eu`, `br`, …).
     pub formats: Vec<crate::config::PlateFormat>,
+    /// Each image's region is its group and the letters its file name starts with (`us/ca123.jpg`:
+    /// `us-ca`), for sets named by state or country, so that a state's formats apply to its plates.
+    pub region_from_name: bool,
     /// Reads below this are dropped before detection and end-to-end counting, as the daemon drops them.
     pub min_read_confidence: f32,
     pub limit: Option<usize>,
@@ -79,16 +82,25 @@ pub fn recognizer_with_formats(set: &ModelSet, formats: &[crate::config::PlateFo
     rec.checked().with_context(|| format!("start-up check of model set {}", set.name))
 }
 
+/// `group-xx` from an image `group/xx….jpg` whose name starts with letters; the group alone otherwise.
+fn region_from(li: &LabelledImage) -> String {
+    let stem = li.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let letters: String = stem.chars().take_while(char::is_ascii_alphabetic).collect();
+    if letters.is_empty() { li.group.clone() } else { format!("{}-{}", li.group, letters.to_ascii_lowercase()) }
+}
+
 /// Runs one model set over the labelled images.
 pub fn evaluate(
     rec: &mut Recognizer,
     name: &str,
     images: &[LabelledImage],
     min_read_confidence: f32,
+    region_from_name: bool,
 ) -> anyhow::Result<Report> {
     let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
     for li in images {
-        let view = View { region: li.group.clone(), ..View::default() };
+        let region = if region_from_name { region_from(li) } else { li.group.clone() };
+        let view = View { region: region.clone(), ..View::default() };
         let t = groups.entry(li.group.clone()).or_default();
         let frame = opencv::imgcodecs::imread(&li.path, opencv::imgcodecs::IMREAD_COLOR)
             .with_context(|| format!("reading {}", li.path.display()))?;
@@ -102,7 +114,7 @@ pub fn evaluate(
             t.texts += 1;
             let t0 = Instant::now();
             let read =
-                rec.read_box(&frame, p.bbox, &li.group).with_context(|| format!("OCR on {}", li.path.display()))?;
+                rec.read_box(&frame, p.bbox, &region).with_context(|| format!("OCR on {}", li.path.display()))?;
             t.ocr_ms += t0.elapsed().as_secs_f64() * 1e3;
             t.ocr_calls += 1;
             t.ocr(truth, read.as_ref().map(|r| r.text.as_str()));
@@ -197,9 +209,9 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     }
     let mut ours = recognizer_with_formats(o.models, &o.formats)?;
     let mut theirs = o.against.map(|s| recognizer_with_formats(s, &o.formats)).transpose()?;
-    let a = evaluate(&mut ours, &o.models.name, &images, o.min_read_confidence)?;
+    let a = evaluate(&mut ours, &o.models.name, &images, o.min_read_confidence, o.region_from_name)?;
     let b = match (&mut theirs, o.against) {
-        (Some(r), Some(set)) => Some(evaluate(r, &set.name, &images, o.min_read_confidence)?),
+        (Some(r), Some(set)) => Some(evaluate(r, &set.name, &images, o.min_read_confidence, o.region_from_name)?),
         _ => None,
     };
     print_table(&a, b.as_ref());
