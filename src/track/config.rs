@@ -31,8 +31,8 @@ pub struct TrackerConfig {
     /// A read's width may differ from the predicted width by at most this factor. 2.0.
     pub max_size_ratio: f32,
     /// A read joins a track only if its text is at least this similar (1 − distance / longer length)
-    /// to the track's leading or last text. 0.5: two misread characters of seven still join; different
-    /// plates (most characters different) do not.
+    /// to the track's leading or last text. 0.5: up to three misread characters of seven still join
+    /// (1 − 3/7 ≥ 0.5); different plates (most characters different) do not.
     pub min_text_similarity: f32,
     /// Cost of substituting characters of one confusion group (`0 O D Q`, `1 I 7`, `8 B`, `5 S`, `2 Z`,
     /// `6 G`); other substitutions, insertions and deletions cost 1. 0.25.
