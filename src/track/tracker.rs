@@ -135,7 +135,14 @@ pub struct Tracker<C> {
 impl<C: Clone> Tracker<C> {
     pub fn new(cfg: TrackerConfig) -> Result<Tracker<C>, ConfigError> {
         cfg.validate()?;
-        Ok(Tracker { cfg, cameras: BTreeMap::new(), views: BTreeMap::new(), next_id: 1, stats: TrackStats::default(), watch: Watch::default() })
+        Ok(Tracker {
+            cfg,
+            cameras: BTreeMap::new(),
+            views: BTreeMap::new(),
+            next_id: 1,
+            stats: TrackStats::default(),
+            watch: Watch::default(),
+        })
     }
 
     /// Texts to watch for: the first frame of a track that reads one of them with `early_confidence`
@@ -1012,7 +1019,8 @@ mod tests {
         while at <= until_ms {
             let i = (at / 100) as u32;
             tr.set_view("a", 1920, 1080, &[]);
-            let reads = if i < n { vec![read("a", i as u64, at, [900, y0 + 40 * i, 120, 30], "7ABC123", 0.9)] } else { vec![] };
+            let reads =
+                if i < n { vec![read("a", i as u64, at, [900, y0 + 40 * i, 120, 30], "7ABC123", 0.9)] } else { vec![] };
             if !vehicles(&tr.push_frame(reads, at)).is_empty() {
                 closed.push(at);
             }
@@ -1059,10 +1067,8 @@ mod tests {
             tr.set_view("a", 1920, 1080, &roi);
             tr.push_frame(vec![read("a", i as u64, at, [900, 300 + 40 * i, 120, 30], "7ABC123", 0.9)], at);
         }
-        let closed: Vec<i64> = (10..30)
-            .map(|i| i * 100)
-            .filter(|&at| !vehicles(&tr.push_frame(vec![], at)).is_empty())
-            .collect();
+        let closed: Vec<i64> =
+            (10..30).map(|i| i * 100).filter(|&at| !vehicles(&tr.push_frame(vec![], at)).is_empty()).collect();
         assert_eq!(closed, vec![1200]);
         // A camera without a view set closes on the gap only.
         let mut tr = tracker(TrackerConfig::default());
