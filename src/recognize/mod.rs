@@ -98,6 +98,10 @@ impl View {
     }
 }
 
+/// How likely, against the best reading, a plate-like alternative must be to stand in for a best reading
+/// that is not plate-like (the formats' rule: a fitting reading wins unless four times less likely).
+const STAND_IN: f32 = 0.25;
+
 pub struct Recognizer {
     detector: Option<Box<dyn Detector>>,
     /// The ONNX detector's file, for the start-up check (none for a cascade).
@@ -253,11 +257,18 @@ impl Recognizer {
         }))
     }
 
-    /// The plate-like readings of the box, best first, after the region's formats.
+    /// The plate-like readings of the box, best first, after the region's formats. When the best reading
+    /// is not plate-like, an alternative stands in for it only if it is at least [`STAND_IN`] as likely:
+    /// the beam's far-fetched alternatives (one more character at 1e-5) do not make a box a plate.
     fn candidates(&mut self, frame: &Mat, bbox: BoxF, region: &str) -> Result<Vec<Candidate>, RecognizeError> {
         let readings = self.ocr.read_box(frame, bbox, self.top_n)?;
         let mut candidates = self.formats.apply(region, &readings);
-        candidates.retain(|c| self.plate_chars.contains(&c.text.chars().count()));
+        let plate_like = |c: &Candidate| self.plate_chars.contains(&c.text.chars().count());
+        let best = candidates.first().map(|c| (plate_like(c), c.confidence));
+        candidates.retain(plate_like);
+        if let Some((false, best)) = best {
+            candidates.retain(|c| c.confidence >= STAND_IN * best);
+        }
         Ok(candidates)
     }
 }
