@@ -255,7 +255,12 @@ async function choose(i) {
   $("alert-msg").textContent = "";
   $("alert-crop").removeAttribute("src");
   if (a.has_crop) {
-    try { $("alert-crop").src = URL.createObjectURL(await api("/api/alerts/" + encodeURIComponent(a.id) + "/crop")); } catch (err) { $("alert-msg").textContent = err.message; }
+    // Choices can overtake each other (arrow keys held down): a crop that arrives after another alert
+    // was chosen is dropped, never shown under the wrong plate.
+    try {
+      const crop = await api("/api/alerts/" + encodeURIComponent(a.id) + "/crop");
+      if (current && current.id === a.id) $("alert-crop").src = URL.createObjectURL(crop);
+    } catch (err) { if (current && current.id === a.id) $("alert-msg").textContent = err.message; }
   }
 }
 
