@@ -2098,6 +2098,8 @@ fn browser_admins_manage_users_with_a_second_admin_approving_roles() {
     b.wait_text("#users-msg", "Unlocked");
     b.type_into("#ua-password", "fresh-harbor-words");
     b.click("#ua-reset");
+    // dana already had to change her first password: wait for the reset's own answer.
+    b.wait_text("#users-msg", "Temporary password set");
     b.wait_text("#users tr[data-name=dana] .status", "must change password");
     b.click("#ua-approve");
     b.wait_text("#users-msg", "may not");

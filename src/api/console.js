@@ -512,9 +512,13 @@ async function loadUsers() {
   }).join("");
 }
 
+// Only the latest action's outcome is shown: an earlier request that answers late must not overwrite it.
+let usersSeq = 0;
 async function usersDo(f, done) {
-  $("users-msg").textContent = "";
-  try { await f(); $("users-msg").textContent = done; await loadUsers(); } catch (err) { $("users-msg").textContent = err.message; }
+  const seq = ++usersSeq;
+  const say = (m) => { if (seq === usersSeq) $("users-msg").textContent = m; };
+  say("");
+  try { await f(); say(done); await loadUsers(); } catch (err) { say(err.message); }
 }
 
 $("users-load").addEventListener("click", () => usersDo(async () => {}, ""));
