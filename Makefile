@@ -231,7 +231,7 @@ train-ocr-stage3: need-data
 # models/MODELS.md). Each writes its ONNX under training/out/ for `make ocr-report OCR_MODEL=...`; the shipped
 # model is untouched. Stage 4: stage 3's model on 20,000 more rendered plates (shards 14, 15: fewer in the
 # stroke font). Wide: stage 3 widened 1.5x per layer (training/widen.py, same function at the start) and
-# trained on all shards. Both use both cores.
+# trained on all shards, then a second, gentler stage. Both use both cores.
 OCR_MORE_SHARDS = 'out/ocr_ctx_more*/syn_*.npz'
 OCR_S4_ARGS = --data-dir out/ocr_ctx --extra-shards $(OCR_MORE_SHARDS) --steps 4000 --lr 4e-4 --real-frac 0.4 \
 	--hard-frac 0.15 --eval-every 500 --context --threads 2 --freeze-bn
@@ -248,7 +248,9 @@ train-ocr-wide: need-data
 	$(TRUN) $(TPY) widen.py --ckpt checkpoints/ocr_ctx_s3_best.pt --widths 24,48,96,144,192 --out out/ocr_wide_init.pt
 	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_S4_ARGS) --out out/ocr_wide --seed 31 --widths 24,48,96,144,192 \
 		--init out/ocr_wide_init.pt
-	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_wide/best.pt --out out/plate-ocr-wide.onnx --data $(DATA_DIR)
+	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_S4_ARGS) --out out/ocr_wide2 --seed 37 --widths 24,48,96,144,192 \
+		--init out/ocr_wide/best.pt --steps 3000 --lr 2e-4
+	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_wide2/best.pt --out out/plate-ocr-wide.onnx --data $(DATA_DIR)
 
 # The error report (confusion pairs, by region/width/length) on the training sets' held-out crops, and on EVAL
 # (one or more evaluation sets, reported only).
