@@ -2103,6 +2103,12 @@ fn browser_admins_manage_users_with_a_second_admin_approving_roles() {
     b.wait_text("#users tr[data-name=dana] .status", "must change password");
     b.click("#ua-approve");
     b.wait_text("#users-msg", "may not");
+    // A status line keeps its latest action's outcome when an earlier request answers after it.
+    let shown = b.execute(
+        "const line = statusLine('users-msg'); const first = line(); const second = line(); \
+         second('second answer'); first('first answer, late'); return document.getElementById('users-msg').textContent",
+    );
+    assert_eq!(shown, json!("second answer"), "a late answer overwrote the newer one");
     let unlabelled = b.execute("return [...document.querySelectorAll('input, select')].filter(i => !i.labels || i.labels.length === 0).map(i => i.id)");
     assert_eq!(unlabelled, json!([]), "every input has a label");
     std::fs::write(Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-users.png"), b.screenshot_png()).unwrap();

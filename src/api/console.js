@@ -430,11 +430,20 @@ $("aim-stop").addEventListener("click", stopAiming);
 
 // ---- Release requests ----
 
+// A screen's status line shows its latest action's outcome: an earlier request that answers late (a quick
+// second click) must not overwrite it. Each action takes a `say` from its screen's line.
+function statusLine(id) {
+  let seq = 0;
+  return () => { const mine = ++seq; return (m) => { if (mine === seq) $(id).textContent = m; }; };
+}
+const releaseStatus = statusLine("release-msg");
+
 function day(ms) { return ms == null ? "" : new Date(ms).toISOString().slice(0, 16).replace("T", " "); }
 
 $("release-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  $("release-msg").textContent = "";
+  const say = releaseStatus();
+  say("");
   const kind = $("rel-scope").value;
   const scope = kind === "held_for_case" ? { kind, case_number: $("rel-case").value }
     : { kind, plates: $("rel-plates").value.split(/[\s,]+/).filter(Boolean),
@@ -443,9 +452,9 @@ $("release-form").addEventListener("submit", async (e) => {
   try {
     const r = await post("/api/releases", { agency: $("rel-agency").value, jurisdiction: $("rel-jurisdiction").value,
       requester_name: $("rel-requester").value, purpose: $("rel-purpose").value, case_number: $("rel-case").value, scope });
-    $("release-msg").textContent = "Request entered (" + r.id + "): a second person must approve it.";
+    say("Request entered (" + r.id + "): a second person must approve it.");
     await loadReleases();
-  } catch (err) { $("release-msg").textContent = err.message; }
+  } catch (err) { say(err.message); }
 });
 
 async function loadReleases() {
@@ -478,25 +487,26 @@ $("releases").addEventListener("click", async (e) => {
   const b = e.target.closest("button");
   if (!b) return;
   const id = b.dataset.id;
-  $("release-msg").textContent = "";
+  const say = releaseStatus();
+  say("");
   try {
     if (b.classList.contains("rel-approve") || b.classList.contains("rel-deny")) {
       const note = document.querySelector(".rel-note[data-id=\"" + CSS.escape(id) + "\"]").value;
       await post("/api/releases/" + encodeURIComponent(id) + "/decision", { approved: b.classList.contains("rel-approve"), note });
-      $("release-msg").textContent = "Decision recorded.";
+      say("Decision recorded.");
     } else if (b.classList.contains("rel-export")) {
       const r = await post("/api/releases/" + encodeURIComponent(id) + "/export", {});
-      $("release-msg").textContent = "Exported: " + r.manifest.reads + " read(s), signed.";
+      say("Exported: " + r.manifest.reads + " read(s), signed.");
     } else if (b.classList.contains("rel-download")) {
       const blob = await api("/api/releases/" + encodeURIComponent(id) + "/bundle");
       const a = document.createElement("a");
       a.href = URL.createObjectURL(blob); a.download = "polewatch-export-" + id + ".tar";
       document.body.appendChild(a); a.click(); a.remove();
-      $("release-msg").textContent = "Bundle downloaded.";
+      say("Bundle downloaded.");
       return;
     }
     await loadReleases();
-  } catch (err) { $("release-msg").textContent = err.message; }
+  } catch (err) { say(err.message); }
 });
 
 // ---- Users (administrators) ----
@@ -512,11 +522,9 @@ async function loadUsers() {
   }).join("");
 }
 
-// Only the latest action's outcome is shown: an earlier request that answers late must not overwrite it.
-let usersSeq = 0;
+const usersStatus = statusLine("users-msg");
 async function usersDo(f, done) {
-  const seq = ++usersSeq;
-  const say = (m) => { if (seq === usersSeq) $("users-msg").textContent = m; };
+  const say = usersStatus();
   say("");
   try { await f(); say(done); await loadUsers(); } catch (err) { say(err.message); }
 }
@@ -567,16 +575,19 @@ async function loadHolds() {
   }).join("");
 }
 
+const holdsStatus = statusLine("holds-msg");
 $("holds-load").addEventListener("click", () => loadHolds().catch((err) => { $("holds-msg").textContent = err.message; }));
 $("holds").addEventListener("click", async (e) => {
   const b = e.target.closest("button.hold-release");
   if (!b) return;
   const reason = document.querySelector(".hold-reason[data-id=\"" + CSS.escape(b.dataset.id) + "\"]").value;
+  const say = holdsStatus();
+  say("");
   try {
     await post("/api/holds/release", { read_id: b.dataset.read, hold_id: b.dataset.id, reason });
-    $("holds-msg").textContent = "Hold released.";
+    say("Hold released.");
     await loadHolds();
-  } catch (err) { $("holds-msg").textContent = err.message; }
+  } catch (err) { say(err.message); }
 });
 
 // ---- Hotlists (read-only) ----
