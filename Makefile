@@ -5,7 +5,7 @@ CARGO ?= cargo
 DEMO_CONFIG ?= config/demo.toml
 
 .PHONY: all deps build dev run test lint deb man broker bench check-config clean train-deps ocr-data train-ocr train-detector eval-models need-data \
-	ocr-ctx-data train-ocr-ctx train-ocr-resume train-ocr-stage2 train-ocr-stage3 train-ocr-stage4 train-ocr-wide ocr-report
+	ocr-ctx-data train-ocr-ctx train-ocr-resume train-ocr-stage2 train-ocr-stage3 ocr-more2-data train-ocr-stage4 train-ocr-wide ocr-report
 
 all: build
 
@@ -233,23 +233,23 @@ train-ocr-stage3: need-data
 # stroke font). Wide: stage 3 widened 1.5x per layer (training/widen.py, same function at the start) and
 # trained on all shards, then a second, gentler stage. Both use both cores.
 OCR_MORE_SHARDS = 'out/ocr_ctx_more*/syn_*.npz'
-OCR_S4_ARGS = --data-dir out/ocr_ctx --extra-shards $(OCR_MORE_SHARDS) --steps 4000 --lr 4e-4 --real-frac 0.4 \
-	--hard-frac 0.15 --eval-every 500 --context --threads 2 --freeze-bn
-train-ocr-stage4: need-data
+OCR_S4_ARGS = --data-dir out/ocr_ctx --extra-shards $(OCR_MORE_SHARDS) --real-frac 0.4 --hard-frac 0.15 \
+	--eval-every 500 --context --threads 2 --freeze-bn
+ocr-more2-data: need-data
 	test -s training/out/ocr_ctx/real_val.npz || $(MAKE) ocr-ctx-data DATA=$(DATA)
 	test -s training/out/ocr_ctx_more2/syn_15.npz || $(MAKE) ocr-ctx-data DATA=$(DATA)
-	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_S4_ARGS) --out out/ocr_ctx_s4 --seed 29 --widths 16,32,64,96,128 \
-		--init checkpoints/ocr_ctx_s3_best.pt
+
+train-ocr-stage4: ocr-more2-data
+	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_S4_ARGS) --out out/ocr_ctx_s4 --steps 4000 --lr 4e-4 --seed 29 \
+		--widths 16,32,64,96,128 --init checkpoints/ocr_ctx_s3_best.pt
 	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_ctx_s4/best.pt --out out/plate-ocr-s4.onnx --data $(DATA_DIR)
 
-train-ocr-wide: need-data
-	test -s training/out/ocr_ctx/real_val.npz || $(MAKE) ocr-ctx-data DATA=$(DATA)
-	test -s training/out/ocr_ctx_more2/syn_15.npz || $(MAKE) ocr-ctx-data DATA=$(DATA)
+train-ocr-wide: ocr-more2-data
 	$(TRUN) $(TPY) widen.py --ckpt checkpoints/ocr_ctx_s3_best.pt --widths 24,48,96,144,192 --out out/ocr_wide_init.pt
-	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_S4_ARGS) --out out/ocr_wide --seed 31 --widths 24,48,96,144,192 \
-		--init out/ocr_wide_init.pt
-	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_S4_ARGS) --out out/ocr_wide2 --seed 37 --widths 24,48,96,144,192 \
-		--init out/ocr_wide/best.pt --steps 3000 --lr 2e-4
+	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_S4_ARGS) --out out/ocr_wide --steps 4000 --lr 4e-4 --seed 31 \
+		--widths 24,48,96,144,192 --init out/ocr_wide_init.pt
+	$(TRUN) nice -n 19 $(TPY) train_ocr.py $(OCR_S4_ARGS) --out out/ocr_wide2 --steps 3000 --lr 2e-4 --seed 37 \
+		--widths 24,48,96,144,192 --init out/ocr_wide/best.pt
 	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_wide2/best.pt --out out/plate-ocr-wide.onnx --data $(DATA_DIR)
 
 # The error report (confusion pairs, by region/width/length) on the training sets' held-out crops, and on EVAL

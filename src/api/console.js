@@ -27,6 +27,13 @@ function post(path, body) { return api(path, { method: "POST", body: JSON.string
 
 function text(s) { const d = document.createElement("span"); d.textContent = s == null ? "" : String(s); return d.innerHTML; }
 
+// A screen's status line shows its latest action's outcome: an earlier request that answers late (a quick
+// second click) must not overwrite it. Each action takes a `say` from its screen's line.
+function statusLine(id) {
+  let seq = 0;
+  return () => { const mine = ++seq; return (m) => { if (mine === seq) $(id).textContent = m; }; };
+}
+
 function show(user) {
   me = user;
   $("who").textContent = user.username + " (" + user.roles.join(", ") + ")";
@@ -430,12 +437,6 @@ $("aim-stop").addEventListener("click", stopAiming);
 
 // ---- Release requests ----
 
-// A screen's status line shows its latest action's outcome: an earlier request that answers late (a quick
-// second click) must not overwrite it. Each action takes a `say` from its screen's line.
-function statusLine(id) {
-  let seq = 0;
-  return () => { const mine = ++seq; return (m) => { if (mine === seq) $(id).textContent = m; }; };
-}
 const releaseStatus = statusLine("release-msg");
 
 function day(ms) { return ms == null ? "" : new Date(ms).toISOString().slice(0, 16).replace("T", " "); }
