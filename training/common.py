@@ -10,7 +10,10 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # class i+1; class 0 is the C
 NUM_CLASSES = len(ALPHABET) + 1
 
 # OCR contract (documented in models/MODELS.md; the runtime must do exactly this).
-OCR_H, OCR_W = 32, 128
+# POLEWATCH_OCR_INPUT=HxW (e.g. 64x128) trains, generates and evaluates a taller-input variant (an
+# experiment: ocr_model.PlateCRNN pools the extra height away after its first layer); the default is the
+# shipped contract.
+OCR_H, OCR_W = (int(v) for v in os.environ.get("POLEWATCH_OCR_INPUT", "32x128").split("x"))
 OCR_MARGIN_X, OCR_MARGIN_Y = 0.05, 0.10
 
 # Detector contract.

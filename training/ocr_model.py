@@ -63,15 +63,23 @@ class PlateCRNN(nn.Module):
             *cbr(c4, c5),
         )
         t = 2 * OCR_W // 4
+        # A taller input (OCR_H 64: a 2:1 plate keeps its aspect, a glyph's flag or foot keeps its pixels) is
+        # read by the first layer at full height and pooled to the 32 rows the rest of the network was
+        # trained on; the parameters (and a checkpoint's keys) are the same as at 32.
+        assert OCR_H in (32, 64), OCR_H
+        self.stem_pool = nn.MaxPool2d((OCR_H // 32, 1)) if OCR_H > 32 else None
         if context:
             self.ctx = nn.Sequential(*[DilatedRes(c5, d) for d in (1, 2, 4, 8, 16)], TokenMix(t))
         self.seq = nn.Sequential(*cbr(c5, c5, (1, 3), (0, 1)), *cbr(c5, c5, (1, 3), (0, 1)), nn.Dropout(0.1))
         self.head = nn.Conv2d(c5, NUM_CLASSES, 1)
 
     def forward(self, x):
-        """x: [B, 1, 32, 128] raw grey 0..255. Training: log-probs [T, B, K] for CTC. Export: probs [1, T, K]."""
+        """x: [B, 1, OCR_H, OCR_W] raw grey 0..255 (32x128 shipped). Training: log-probs [T, B, K] for CTC. Export: probs [1, T, K]."""
         x = x * (1.0 / 127.5) - 1.0
-        f = self.backbone(x)
+        if self.stem_pool is None:
+            f = self.backbone(x)
+        else:
+            f = self.backbone[3:](self.stem_pool(self.backbone[:3](x)))
         f = torch.cat([f[:, :, 0:1, :], f[:, :, 1:2, :]], dim=3)  # [B, C, 1, 2*W/4]
         if self.context:
             f = self.ctx(f)
