@@ -256,29 +256,24 @@ train-ocr-wide: ocr-more2-data
 # the noise; see models/MODELS.md): a 64x128 input (a 2:1 plate keeps its aspect), read by the first layer at
 # full height and pooled to 32 rows (training/ocr_model.py), from stage 3's weights on 20,000 new plates and
 # the real crops, all cut at 64x128. `make ocr-report` needs the same POLEWATCH_OCR_INPUT for its ONNX.
-OCR_TALL = POLEWATCH_OCR_INPUT=64x128
+TALL_INPUT ?= 64x128
+TALL_DIR ?= ocr_tall
+TALL_RUN = cd training && OMP_NUM_THREADS=1 POLEWATCH_OCR_INPUT=$(TALL_INPUT)
 ocr-tall-data: need-data
-	$(TRUN) $(OCR_TALL) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_tall --shard 20 --count 10000 --real-copies 30 \
+	$(TALL_RUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/$(TALL_DIR) --shard 20 --count 10000 --real-copies 30 \
 		--hand-labels labels/openimages_gplates.tsv --real-jitter 0.11 --p-stroke 0.3 --p-emblem 0.1 $(GEN_CTX) & \
-	$(TRUN) $(OCR_TALL) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_tall --shard 21 --count 10000 --p-stroke 0.4 \
+	$(TALL_RUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/$(TALL_DIR) --shard 21 --count 10000 --p-stroke 0.4 \
 		--p-emblem 0.2 $(GEN_CTX); wait
 
 train-ocr-tall: ocr-tall-data
-	$(TRUN) $(OCR_TALL) nice -n 10 $(TPY) train_ocr.py --data-dir out/ocr_tall --out out/ocr_tall_run --steps 3000 --lr 4e-4 \
-		--real-frac 0.4 --hard-frac 0.15 --seed 41 --eval-every 500 --context --widths 16,32,64,96,128 --threads 2 \
-		--init checkpoints/ocr_ctx_s3_best.pt --freeze-bn
-	$(TRUN) $(OCR_TALL) $(TPY) export_ocr.py --ckpt out/ocr_tall_run/best.pt --out out/plate-ocr-tall.onnx --data $(DATA_DIR)
+	$(TALL_RUN) nice -n 10 $(TPY) train_ocr.py --data-dir out/$(TALL_DIR) --out out/$(TALL_DIR)_run --steps 3000 \
+		--lr 4e-4 --real-frac 0.4 --hard-frac 0.15 --seed 41 --eval-every 500 --context --widths 16,32,64,96,128 \
+		--threads 2 --init checkpoints/ocr_ctx_s3_best.pt --freeze-bn
+	$(TALL_RUN) $(TPY) export_ocr.py --ckpt out/$(TALL_DIR)_run/best.pt --out out/plate-$(TALL_DIR).onnx --data $(DATA_DIR)
 
 # Its control: the same shards, seeds, steps and start, cut at the shipped 32x128 (the input is the only change).
 train-ocr-tall-control: need-data
-	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_tall32 --shard 20 --count 10000 --real-copies 30 \
-		--hand-labels labels/openimages_gplates.tsv --real-jitter 0.11 --p-stroke 0.3 --p-emblem 0.1 $(GEN_CTX) & \
-	$(TRUN) $(TPY) gen_ocr.py --data $(DATA_DIR) --out out/ocr_tall32 --shard 21 --count 10000 --p-stroke 0.4 \
-		--p-emblem 0.2 $(GEN_CTX); wait
-	$(TRUN) nice -n 10 $(TPY) train_ocr.py --data-dir out/ocr_tall32 --out out/ocr_tall32_run --steps 3000 --lr 4e-4 \
-		--real-frac 0.4 --hard-frac 0.15 --seed 41 --eval-every 500 --context --widths 16,32,64,96,128 --threads 2 \
-		--init checkpoints/ocr_ctx_s3_best.pt --freeze-bn
-	$(TRUN) $(TPY) export_ocr.py --ckpt out/ocr_tall32_run/best.pt --out out/plate-ocr-ctl32.onnx --data $(DATA_DIR)
+	$(MAKE) train-ocr-tall DATA=$(DATA) TALL_INPUT=32x128 TALL_DIR=ocr_tall32
 
 # The error report (confusion pairs, by region/width/length) on the training sets' held-out crops, and on EVAL
 # (one or more evaluation sets, reported only).

@@ -13,7 +13,11 @@ NUM_CLASSES = len(ALPHABET) + 1
 # POLEWATCH_OCR_INPUT=HxW (e.g. 64x128) trains, generates and evaluates a taller-input variant (an
 # experiment: ocr_model.PlateCRNN pools the extra height away after its first layer); the default is the
 # shipped contract.
-OCR_H, OCR_W = (int(v) for v in os.environ.get("POLEWATCH_OCR_INPUT", "32x128").split("x"))
+_ocr_input = os.environ.get("POLEWATCH_OCR_INPUT", "32x128")
+try:
+    OCR_H, OCR_W = (int(v) for v in _ocr_input.split("x"))
+except ValueError:
+    raise SystemExit(f"POLEWATCH_OCR_INPUT={_ocr_input!r}: expected HEIGHTxWIDTH, e.g. 64x128") from None
 OCR_MARGIN_X, OCR_MARGIN_Y = 0.05, 0.10
 
 # Detector contract.

@@ -66,8 +66,9 @@ class PlateCRNN(nn.Module):
         # A taller input (OCR_H 64: a 2:1 plate keeps its aspect, a glyph's flag or foot keeps its pixels) is
         # read by the first layer at full height and pooled to the 32 rows the rest of the network was
         # trained on; the parameters (and a checkpoint's keys) are the same as at 32.
-        assert OCR_H in (32, 64), OCR_H
-        self.stem_pool = nn.MaxPool2d((OCR_H // 32, 1)) if OCR_H > 32 else None
+        if OCR_H not in (32, 64):
+            raise ValueError(f"OCR input height {OCR_H}: the network reads 32 or 64 rows")
+        self.stem_pool = nn.MaxPool2d((2, 1)) if OCR_H == 64 else None
         if context:
             self.ctx = nn.Sequential(*[DilatedRes(c5, d) for d in (1, 2, 4, 8, 16)], TokenMix(t))
         self.seq = nn.Sequential(*cbr(c5, c5, (1, 3), (0, 1)), *cbr(c5, c5, (1, 3), (0, 1)), nn.Dropout(0.1))
